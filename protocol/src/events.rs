@@ -1,0 +1,402 @@
+//! The chat's events: what a client sends (each answered by an ack), what the server pushes,
+//! and the ack envelope. `docs/PROTOCOL.md` is the prose version of this file.
+//!
+//! Every request is one Socket.IO EVENT whose single argument is the request object. Its ack
+//! carries one object: `{"ok":true, ...reply fields}` or
+//! `{"ok":false,"error":{"code":"...","message":"..."}}` ([`Reply`]).
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+/// Event names, client to server.
+pub mod client {
+    pub const JOIN: &str = "join";
+    pub const LEAVE: &str = "leave";
+    pub const MESSAGE: &str = "message";
+    pub const DM: &str = "dm";
+    pub const NICK: &str = "nick";
+    pub const ROOMS: &str = "rooms";
+    pub const WHO: &str = "who";
+    pub const TOPIC: &str = "topic";
+    pub const HISTORY: &str = "history";
+    /// Volatile, no ack.
+    pub const TYPING: &str = "typing";
+    /// Answered at once with the server time; clients use it to measure lag.
+    pub const PING: &str = "ping";
+}
+
+/// Event names, server to client.
+pub mod server {
+    pub const MESSAGE: &str = "message";
+    pub const DM: &str = "dm";
+    pub const PRESENCE: &str = "presence";
+    pub const ROOM: &str = "room";
+    pub const TOPIC: &str = "topic";
+    pub const NOTICE: &str = "notice";
+    pub const TYPING: &str = "typing";
+}
+
+// ---- CONNECT auth payload ----
+
+/// The CONNECT payload of every namespace. `nick` is required on a connection's first
+/// namespace; later namespaces of the same connection may omit it (or repeat the same nick).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Auth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    /// Reserved for the nick's own password (durable-identity issue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Reserved for a signed token (durable-identity issue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The namespace's shared key, for namespaces that require one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Per room, the last `seq` the client already has (catch-up seam).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<std::collections::BTreeMap<String, u64>>,
+}
+
+/// `data` of a CONNECT_ERROR sent by the chat application: a stable code beside the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectErrorData {
+    pub code: ErrorCode,
+}
+
+// ---- the ack envelope ----
+
+/// Stable error codes, in acks and in CONNECT_ERROR data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request object was missing or had the wrong shape.
+    BadRequest,
+    /// A room, nick or namespace name broke the name rules.
+    InvalidName,
+    /// The message text was empty or too long.
+    InvalidText,
+    /// The nick is in use by another connected user.
+    NickTaken,
+    /// A nick is required to connect.
+    NickRequired,
+    /// The request needs membership of a room the socket has not joined.
+    NotInRoom,
+    /// The DM recipient is not connected.
+    UserOffline,
+    /// A namespace key or token is missing or wrong.
+    Forbidden,
+    /// The event is not part of the protocol.
+    UnknownEvent,
+    /// The server failed; the details are in its log.
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// A decoded ack: `Ok(reply)` or the server's error.
+pub type Reply<T> = Result<T, ErrorBody>;
+
+/// Builds `{"ok":true, ...fields of reply}`.
+pub fn ok_reply<T: Serialize>(reply: &T) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("ok".into(), Value::Bool(true));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(reply) {
+        map.extend(fields);
+    }
+    Value::Object(map)
+}
+
+/// Builds `{"ok":false,"error":{"code":...,"message":...}}`.
+pub fn error_reply(code: ErrorCode, message: impl Into<String>) -> Value {
+    serde_json::json!({"ok": false, "error": ErrorBody { code, message: message.into() }})
+}
+
+/// Reads an ack object back into a typed reply. A malformed ack becomes a `BadRequest` error.
+pub fn parse_reply<T: DeserializeOwned>(value: &Value) -> Reply<T> {
+    let malformed = |why: String| ErrorBody {
+        code: ErrorCode::BadRequest,
+        message: format!("malformed reply: {why}"),
+    };
+    match value.get("ok").and_then(Value::as_bool) {
+        Some(true) => T::deserialize(value).map_err(|e| malformed(e.to_string())),
+        Some(false) => Err(value
+            .get("error")
+            .and_then(|e| ErrorBody::deserialize(e).ok())
+            .unwrap_or_else(|| malformed("no error body".into()))),
+        None => Err(malformed("no ok field".into())),
+    }
+}
+
+// ---- shared shapes ----
+
+/// A stored room message, as pushed in `message` events and returned in history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Unique id (server-wide).
+    pub id: String,
+    pub room: String,
+    /// Per-room sequence number: 1, 2, 3, ... with no gaps.
+    pub seq: u64,
+    pub from: String,
+    pub text: String,
+    /// Server time, milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// A `/me` action.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub action: bool,
+}
+
+/// A direct message, pushed to its recipient as `dm` and returned to its sender in the ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectMessage {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub ts: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub action: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub room: String,
+    pub members: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+// ---- client requests and their replies ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub room: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinReply {
+    pub room: String,
+    /// Nicks of the members, the joiner included, sorted.
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// The most recent messages, oldest first.
+    pub history: Vec<ChatMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveRequest {
+    pub room: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveReply {
+    pub room: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRequest {
+    pub room: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub action: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageReply {
+    /// The message as stored; the sender gets it here and not as a `message` event.
+    pub message: ChatMessage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmRequest {
+    pub to: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub action: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DmReply {
+    pub message: DirectMessage,
+    /// True when it reached a connected recipient.
+    pub delivered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NickRequest {
+    pub nick: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NickReply {
+    pub nick: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomsRequest {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomsReply {
+    pub rooms: Vec<RoomInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoRequest {
+    pub room: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoReply {
+    pub room: String,
+    pub members: Vec<String>,
+}
+
+/// Without `topic` it asks for the current topic; with it, sets the topic (an empty string
+/// clears it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRequest {
+    pub room: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicReply {
+    pub room: String,
+    #[serde(default)]
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRequest {
+    pub room: String,
+    /// Only messages with a smaller `seq`; absent means the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryReply {
+    pub room: String,
+    /// Oldest first.
+    pub messages: Vec<ChatMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingRequest {
+    pub room: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingReply {
+    /// Server time, milliseconds since the Unix epoch.
+    pub ts: i64,
+}
+
+// ---- server events ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceAction {
+    /// Joined the room.
+    Join,
+    /// Left the room with `leave`.
+    Leave,
+    /// Disconnected.
+    Quit,
+    /// Changed nick; `previous` holds the old one.
+    Nick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub room: String,
+    pub nick: String,
+    pub action: PresenceAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomAction {
+    Created,
+    Deleted,
+}
+
+/// A room appeared (first member joined) or vanished (last member left) in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomChange {
+    pub action: RoomAction,
+    pub room: String,
+}
+
+/// A room's topic changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicChange {
+    pub room: String,
+    #[serde(default)]
+    pub topic: Option<String>,
+    pub by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typing {
+    pub room: String,
+    pub nick: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_envelope_round_trips() {
+        let v = ok_reply(&LeaveReply { room: "a".into() });
+        assert_eq!(v.to_string(), r#"{"ok":true,"room":"a"}"#);
+        assert_eq!(
+            parse_reply::<LeaveReply>(&v),
+            Ok(LeaveReply { room: "a".into() })
+        );
+        let e = error_reply(ErrorCode::NotInRoom, "not in a");
+        assert_eq!(
+            e.to_string(),
+            r#"{"ok":false,"error":{"code":"not_in_room","message":"not in a"}}"#
+        );
+        assert_eq!(
+            parse_reply::<LeaveReply>(&e).unwrap_err().code,
+            ErrorCode::NotInRoom
+        );
+        assert_eq!(
+            parse_reply::<LeaveReply>(&Value::Null).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+    }
+
+    #[test]
+    fn presence_wire_shape() {
+        let p = Presence {
+            room: "r".into(),
+            nick: "n".into(),
+            action: PresenceAction::Nick,
+            previous: Some("o".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"room":"r","nick":"n","action":"nick","previous":"o"}"#
+        );
+    }
+}

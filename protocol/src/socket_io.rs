@@ -1,0 +1,321 @@
+//! Socket.IO v5 packets: `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`, carried in
+//! Engine.IO message packets. The namespace `/` is left out on the wire.
+//!
+//! Binary data never sits inside a `serde_json::Value`: a binary packet keeps its
+//! `{"_placeholder":true,"num":N}` markers in `data` and carries the attachments beside it
+//! (see [`BinaryAssembler`] for the receiving side).
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::DecodeError;
+
+/// Event names an application may not use (the official clients reserve them).
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Longest ack id accepted: the official parser uses JavaScript numbers; u64 is plenty.
+const MAX_ACK_DIGITS: usize = 19;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketKind {
+    Connect,
+    Disconnect,
+    Event,
+    Ack,
+    ConnectError,
+    BinaryEvent,
+    BinaryAck,
+}
+
+impl PacketKind {
+    pub fn digit(self) -> char {
+        match self {
+            PacketKind::Connect => '0',
+            PacketKind::Disconnect => '1',
+            PacketKind::Event => '2',
+            PacketKind::Ack => '3',
+            PacketKind::ConnectError => '4',
+            PacketKind::BinaryEvent => '5',
+            PacketKind::BinaryAck => '6',
+        }
+    }
+
+    fn from_digit(c: char) -> Option<PacketKind> {
+        Some(match c {
+            '0' => PacketKind::Connect,
+            '1' => PacketKind::Disconnect,
+            '2' => PacketKind::Event,
+            '3' => PacketKind::Ack,
+            '4' => PacketKind::ConnectError,
+            '5' => PacketKind::BinaryEvent,
+            '6' => PacketKind::BinaryAck,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PacketKind::Connect => "CONNECT",
+            PacketKind::Disconnect => "DISCONNECT",
+            PacketKind::Event => "EVENT",
+            PacketKind::Ack => "ACK",
+            PacketKind::ConnectError => "CONNECT_ERROR",
+            PacketKind::BinaryEvent => "BINARY_EVENT",
+            PacketKind::BinaryAck => "BINARY_ACK",
+        }
+    }
+
+    pub fn is_binary(self) -> bool {
+        matches!(self, PacketKind::BinaryEvent | PacketKind::BinaryAck)
+    }
+}
+
+/// One Socket.IO packet (text part). For binary kinds `attachments` says how many binary
+/// frames follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    pub kind: PacketKind,
+    pub nsp: String,
+    pub id: Option<u64>,
+    pub data: Option<Value>,
+    pub attachments: usize,
+}
+
+impl Packet {
+    /// A client's CONNECT, with an optional auth object.
+    pub fn connect(nsp: &str, auth: Option<Value>) -> Packet {
+        Packet::new(PacketKind::Connect, nsp, None, auth)
+    }
+
+    /// The server's answer to a successful CONNECT: exactly `{"sid":...}`.
+    pub fn connect_ok(nsp: &str, sid: &str) -> Packet {
+        let mut map = serde_json::Map::new();
+        map.insert("sid".into(), Value::String(sid.to_owned()));
+        Packet::new(PacketKind::Connect, nsp, None, Some(Value::Object(map)))
+    }
+
+    /// A refusal: `{"message":...}` plus `data` when given.
+    pub fn connect_error(nsp: &str, message: &str, data: Option<Value>) -> Packet {
+        let mut map = serde_json::Map::new();
+        map.insert("message".into(), Value::String(message.to_owned()));
+        if let Some(data) = data {
+            map.insert("data".into(), data);
+        }
+        Packet::new(
+            PacketKind::ConnectError,
+            nsp,
+            None,
+            Some(Value::Object(map)),
+        )
+    }
+
+    pub fn disconnect(nsp: &str) -> Packet {
+        Packet::new(PacketKind::Disconnect, nsp, None, None)
+    }
+
+    /// An EVENT (or BINARY_EVENT when `attachments > 0`): `[event, ...args]`.
+    pub fn event(nsp: &str, event: &str, args: Vec<Value>, id: Option<u64>) -> Packet {
+        let mut data = Vec::with_capacity(args.len() + 1);
+        data.push(Value::String(event.to_owned()));
+        data.extend(args);
+        Packet::new(PacketKind::Event, nsp, id, Some(Value::Array(data)))
+    }
+
+    /// An ACK (or BINARY_ACK when `attachments > 0`) carrying `args`.
+    pub fn ack(nsp: &str, id: u64, args: Vec<Value>) -> Packet {
+        Packet::new(PacketKind::Ack, nsp, Some(id), Some(Value::Array(args)))
+    }
+
+    fn new(kind: PacketKind, nsp: &str, id: Option<u64>, data: Option<Value>) -> Packet {
+        Packet {
+            kind,
+            nsp: nsp.to_owned(),
+            id,
+            data,
+            attachments: 0,
+        }
+    }
+
+    /// Marks the packet as carrying `n` binary attachments (turning EVENT/ACK into
+    /// BINARY_EVENT/BINARY_ACK when `n > 0`).
+    pub fn with_attachments(mut self, n: usize) -> Packet {
+        self.attachments = n;
+        self.kind = match (self.kind, n > 0) {
+            (PacketKind::Event, true) => PacketKind::BinaryEvent,
+            (PacketKind::Ack, true) => PacketKind::BinaryAck,
+            (PacketKind::BinaryEvent, false) => PacketKind::Event,
+            (PacketKind::BinaryAck, false) => PacketKind::Ack,
+            (k, _) => k,
+        };
+        self
+    }
+
+    /// The event name of an EVENT/BINARY_EVENT packet.
+    pub fn event_name(&self) -> Option<&str> {
+        match (&self.kind, &self.data) {
+            (PacketKind::Event | PacketKind::BinaryEvent, Some(Value::Array(a))) => {
+                a.first()?.as_str()
+            }
+            _ => None,
+        }
+    }
+
+    /// The Socket.IO text form (without the Engine.IO `4`).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The whole WebSocket text frame: Engine.IO `4` followed by the Socket.IO text form.
+    pub fn encode_frame(&self) -> String {
+        let mut out = String::from("4");
+        self.encode_into(&mut out);
+        out
+    }
+
+    fn encode_into(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push(self.kind.digit());
+        if self.kind.is_binary() {
+            let _ = write!(out, "{}-", self.attachments);
+        }
+        if self.nsp != "/" && !self.nsp.is_empty() {
+            out.push_str(&self.nsp);
+            out.push(',');
+        }
+        if let Some(id) = self.id {
+            let _ = write!(out, "{id}");
+        }
+        if let Some(data) = &self.data {
+            // A Value always serialises.
+            out.push_str(&serde_json::to_string(data).unwrap_or_default());
+        }
+    }
+
+    /// Decodes and validates the Socket.IO text form.
+    pub fn decode(text: &str) -> Result<Packet, DecodeError> {
+        let mut rest = text;
+        let first = rest.chars().next().ok_or(DecodeError::Empty)?;
+        let kind = PacketKind::from_digit(first).ok_or(DecodeError::UnknownType(first))?;
+        rest = &rest[first.len_utf8()..];
+
+        let mut attachments = 0;
+        if kind.is_binary() {
+            let dash = rest.find('-').ok_or(DecodeError::BadAttachments)?;
+            let digits = &rest[..dash];
+            if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(DecodeError::BadAttachments);
+            }
+            attachments = digits.parse().map_err(|_| DecodeError::BadAttachments)?;
+            rest = &rest[dash + 1..];
+        }
+
+        let mut nsp = "/".to_owned();
+        if rest.starts_with('/') {
+            let end = rest.find(',').unwrap_or(rest.len());
+            nsp = rest[..end].to_owned();
+            rest = if end < rest.len() {
+                &rest[end + 1..]
+            } else {
+                ""
+            };
+        }
+
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let mut id = None;
+        if digits > 0 {
+            if digits > MAX_ACK_DIGITS {
+                return Err(DecodeError::BadAckId);
+            }
+            id = Some(rest[..digits].parse().map_err(|_| DecodeError::BadAckId)?);
+            rest = &rest[digits..];
+        }
+
+        let data = if rest.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::from_str::<Value>(rest)
+                    .map_err(|e| DecodeError::BadJson(e.to_string()))?,
+            )
+        };
+
+        let packet = Packet {
+            kind,
+            nsp,
+            id,
+            data,
+            attachments,
+        };
+        packet.validate()?;
+        Ok(packet)
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        let bad = || DecodeError::BadPayload(self.kind.name());
+        match (self.kind, &self.data) {
+            (PacketKind::Connect, None | Some(Value::Object(_))) => {}
+            (PacketKind::Disconnect, None) => {}
+            (PacketKind::ConnectError, Some(Value::Object(_) | Value::String(_))) => {}
+            (PacketKind::Event | PacketKind::BinaryEvent, Some(Value::Array(args))) => {
+                match args.first() {
+                    Some(Value::String(name)) if RESERVED_EVENTS.contains(&name.as_str()) => {
+                        return Err(DecodeError::ReservedEvent(name.clone()));
+                    }
+                    Some(Value::String(_)) => {}
+                    _ => return Err(bad()),
+                }
+            }
+            (PacketKind::Ack | PacketKind::BinaryAck, Some(Value::Array(_)))
+                if self.id.is_some() => {}
+            _ => return Err(bad()),
+        }
+        Ok(())
+    }
+}
+
+/// The marker that stands for attachment `num` inside a binary packet's JSON.
+pub fn placeholder(num: usize) -> Value {
+    serde_json::json!({"_placeholder": true, "num": num})
+}
+
+/// Collects the binary frames that follow a BINARY_EVENT or BINARY_ACK.
+#[derive(Debug)]
+pub struct BinaryAssembler {
+    packet: Packet,
+    attachments: Vec<Bytes>,
+}
+
+impl BinaryAssembler {
+    /// Starts collecting for a decoded binary packet.
+    pub fn new(packet: Packet) -> BinaryAssembler {
+        let expected = packet.attachments;
+        BinaryAssembler {
+            packet,
+            attachments: Vec::with_capacity(expected.min(16)),
+        }
+    }
+
+    /// Adds one binary frame; returns the packet and its attachments once all have arrived.
+    pub fn push(mut self, frame: Bytes) -> Result<(Packet, Vec<Bytes>), BinaryAssembler> {
+        self.attachments.push(frame);
+        if self.attachments.len() >= self.packet.attachments {
+            Ok((self.packet, self.attachments))
+        } else {
+            Err(self)
+        }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.packet.attachments - self.attachments.len()
+    }
+}
