@@ -1,0 +1,17 @@
+# Tasks for the chat workspace. Install just with `cargo install just --locked` or `pip install rust-just`.
+
+# Start the chat server on 127.0.0.1:7878 with the default store.
+server *ARGS:
+    cargo run --release -p chat-server --bin chat-server -- {{ARGS}}
+
+# Start the terminal client.
+client *ARGS:
+    cargo run --release -p chat-client --bin chat -- {{ARGS}}
+
+# Every test: unit, integration, and the interop tests with the official Socket.IO clients.
+test:
+    bash scripts/test.sh
+
+# A scripted demonstration: a server and three headless clients.
+demo:
+    bash scripts/demo.sh
