@@ -1,0 +1,91 @@
+// Smoke test: the official socket.io-client (npm) against the real `chat-server` binary,
+// WebSocket transport only. Run through tests/interop/run.sh, which sets CHAT_URL.
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Client,
+  SETTLE_MS,
+  emitWithAckArgs,
+  nextEvent,
+  requireUrl,
+  sleep,
+  token,
+  waitConnectError,
+} from "./helpers.mjs";
+
+const TEST_TIMEOUT = { timeout: 20_000 };
+const url = requireUrl("CHAT_URL");
+const run = token();
+const opened = [];
+after(() => {
+  for (const client of opened) client.close();
+});
+
+function client(nick) {
+  const c = new Client(nick, url, { auth: { nick } });
+  opened.push(c);
+  return c;
+}
+
+describe("socket.io-client against chat-server", () => {
+  test("join, message: the ack carries the message, the other member gets it, the sender does not", TEST_TIMEOUT, async () => {
+    const alice = await client(`alice${run}`).connect(["/"]);
+    const bob = await client(`bob${run}`).connect(["/"]);
+    const room = `interop-${run}`;
+
+    const [aliceJoin] = await emitWithAckArgs(alice.sockets["/"], "join", { room });
+    assert.deepEqual(aliceJoin, { ok: true, room, members: [alice.name], topic: null, history: [] });
+    const [bobJoin] = await emitWithAckArgs(bob.sockets["/"], "join", { room });
+    assert.deepEqual(bobJoin, {
+      ok: true,
+      room,
+      members: [alice.name, bob.name].sort(),
+      topic: null,
+      history: [],
+    });
+
+    const bobGets = nextEvent(bob.sockets["/"], "message");
+    const before = Date.now();
+    const text = `hello from node ${run} ✓`;
+    const [ack] = await emitWithAckArgs(alice.sockets["/"], "message", { room, text });
+    assert.equal(ack.ok, true, `message ack: ${JSON.stringify(ack)}`);
+    const message = ack.message;
+    assert.deepEqual(Object.keys(message).sort(), ["from", "id", "room", "seq", "text", "ts"]);
+    assert.equal(typeof message.id, "string");
+    assert.ok(message.id.length > 0);
+    assert.equal(message.room, room);
+    assert.equal(message.seq, 1, "first message of a fresh room");
+    assert.equal(message.from, alice.name);
+    assert.equal(message.text, text);
+    assert.ok(Number.isInteger(message.ts), "ts is integer milliseconds");
+    assert.ok(Math.abs(message.ts - before) < 60_000, `ts ${message.ts} is near now ${before}`);
+
+    assert.deepEqual(await bobGets, [message], "bob receives exactly the acked message");
+    await sleep(SETTLE_MS);
+    assert.deepEqual(alice.eventsNamed("message"), [], "the sender gets its message in the ack only");
+    assert.equal(bob.eventsNamed("message").length, 1, "bob gets it once");
+
+    // A second message: seq goes up by one.
+    const [ack2] = await emitWithAckArgs(bob.sockets["/"], "message", { room, text: "reply" });
+    assert.equal(ack2.ok, true);
+    assert.equal(ack2.message.seq, 2);
+    assert.equal(ack2.message.from, bob.name);
+    await sleep(SETTLE_MS);
+    assert.deepEqual(
+      alice.eventsNamed("message").map((r) => r.args),
+      [[ack2.message]],
+    );
+    assert.equal(bob.eventsNamed("message").length, 1, "bob does not get his own message");
+  });
+
+  test("a duplicate nick gets CONNECT_ERROR with data.code nick_taken", TEST_TIMEOUT, async () => {
+    const nick = `carol${run}`;
+    await client(nick).connect(["/"]);
+    const dup = client(nick);
+    const err = await waitConnectError(dup.socket("/"));
+    assert.equal(typeof err.message, "string");
+    assert.ok(err.message.length > 0);
+    assert.equal(err.data?.code, "nick_taken", `CONNECT_ERROR data: ${JSON.stringify(err.data)}`);
+    assert.equal(dup.sockets["/"].connected, false);
+  });
+});

@@ -1,0 +1,81 @@
+"""Smoke test: the official python-socketio AsyncClient against the real `chat-server`
+binary, WebSocket transport only. Run through tests/interop/run.sh, which sets CHAT_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import socketio
+
+from helpers import SETTLE, Client, require_url, token
+
+
+@pytest.fixture
+async def opened():
+    clients: list[Client] = []
+    yield clients
+    await asyncio.gather(*(c.close() for c in clients))
+
+
+def _client(opened: list[Client], nick: str) -> Client:
+    c = Client(nick, require_url("CHAT_URL"), ["/"], auth={"nick": nick})
+    opened.append(c)
+    return c
+
+
+async def test_join_and_message(opened):
+    run = token()
+    alice = await _client(opened, f"pyalice{run}").connect()
+    bob = await _client(opened, f"pybob{run}").connect()
+    room = f"pyinterop-{run}"
+
+    assert await alice.call("/", "join", {"room": room}) == [
+        {"ok": True, "room": room, "members": [alice.name], "topic": None, "history": []}
+    ]
+    assert await bob.call("/", "join", {"room": room}) == [
+        {
+            "ok": True,
+            "room": room,
+            "members": sorted([alice.name, bob.name]),
+            "topic": None,
+            "history": [],
+        }
+    ]
+
+    before = time.time() * 1000
+    text = f"hello from python {run} ✓"
+    [ack] = await alice.call("/", "message", {"room": room, "text": text})
+    assert ack["ok"] is True, ack
+    message = ack["message"]
+    assert sorted(message) == ["from", "id", "room", "seq", "text", "ts"]
+    assert isinstance(message["id"], str) and message["id"]
+    assert message["room"] == room
+    assert message["seq"] == 1, "first message of a fresh room"
+    assert message["from"] == alice.name
+    assert message["text"] == text
+    assert isinstance(message["ts"], int)
+    assert abs(message["ts"] - before) < 60_000
+
+    assert await bob.wait_event("/", "message") == [message]
+    await asyncio.sleep(SETTLE)
+    assert alice.events_named("message") == [], "the sender gets its message in the ack only"
+    assert len(bob.events_named("message")) == 1
+
+    [ack2] = await bob.call("/", "message", {"room": room, "text": "reply"})
+    assert ack2["ok"] is True and ack2["message"]["seq"] == 2
+    await asyncio.sleep(SETTLE)
+    assert [args for _, _, args in alice.events_named("message")] == [[ack2["message"]]]
+    assert len(bob.events_named("message")) == 1, "bob does not get his own message"
+
+
+async def test_duplicate_nick(opened):
+    nick = f"pycarol{token()}"
+    await _client(opened, nick).connect()
+    dup = _client(opened, nick)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await dup.connect()
+    [error] = dup.connect_errors["/"]
+    assert isinstance(error.get("message"), str) and error["message"]
+    assert error.get("data", {}).get("code") == "nick_taken", error
