@@ -305,17 +305,20 @@ impl BinaryAssembler {
         }
     }
 
-    /// Adds one binary frame; returns the packet and its attachments once all have arrived.
-    pub fn push(mut self, frame: Bytes) -> Result<(Packet, Vec<Bytes>), BinaryAssembler> {
+    /// Adds one binary frame; true once every attachment has arrived.
+    pub fn push(&mut self, frame: Bytes) -> bool {
         self.attachments.push(frame);
-        if self.attachments.len() >= self.packet.attachments {
-            Ok((self.packet, self.attachments))
-        } else {
-            Err(self)
-        }
+        self.remaining() == 0
+    }
+
+    /// The packet and its attachments.
+    pub fn finish(self) -> (Packet, Vec<Bytes>) {
+        (self.packet, self.attachments)
     }
 
     pub fn remaining(&self) -> usize {
-        self.packet.attachments - self.attachments.len()
+        self.packet
+            .attachments
+            .saturating_sub(self.attachments.len())
     }
 }

@@ -1,1 +1,65 @@
-//! placeholder
+//! `chat-server`: a Socket.IO v5 compatible realtime engine and the chat application on it.
+//!
+//! Modules:
+//! - [`engine`]: the generic realtime layer (listener, connections, namespaces, rooms,
+//!   broadcast, acks, the `Adapter` seam). It knows nothing about chat.
+//! - [`chat`]: the chat application: nicks, rooms, messages, DMs, topics, presence, built on
+//!   engine handlers; its storage sits behind the [`chat::store::Store`] trait.
+//! - [`config`]: the server configuration (flags, environment, TOML file, defaults).
+//!
+//! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).
+//! Where to add things: a new chat event goes in `chat/handlers.rs` (and `chat-protocol`);
+//! a protocol-level behaviour goes in `engine/connection.rs`.
+
+pub mod chat;
+pub mod config;
+pub mod engine;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::{NamespaceConfig, ServerConfig};
+pub use engine::{Engine, EngineConfig};
+
+/// A server running on this process.
+pub struct RunningServer {
+    addr: SocketAddr,
+    engine: Engine,
+    accept: JoinHandle<()>,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Stops accepting, closes every connection with code 1001 and waits for them.
+    pub async fn shutdown(self) {
+        self.engine.shutdown().await;
+        let _ = self.accept.await;
+    }
+}
+
+/// Binds `config.listen` and serves the chat application on it.
+pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
+    let engine = chat::build(&config).map_err(std::io::Error::other)?;
+    serve_engine(engine, config.listen).await
+}
+
+/// Binds `addr` and serves any engine on it (the examples use this).
+pub async fn serve_engine(engine: Engine, addr: SocketAddr) -> std::io::Result<RunningServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let accept = tokio::spawn(engine::listener::serve(engine.clone(), listener));
+    Ok(RunningServer {
+        addr,
+        engine,
+        accept,
+    })
+}

@@ -1,1 +1,94 @@
-fn main() {}
+//! `chat-server`: parses flags (and their environment variables), reads the optional config
+//! file, sets up logging, and runs the server until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chat_server::config::{FileConfig, Overrides, ServerConfig};
+use clap::Parser;
+use tracing::info;
+
+/// A Socket.IO v5 compatible chat server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "CHAT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// TOML config file (namespaces, keys, limits).
+    #[arg(long, env = "CHAT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Milliseconds between server pings.
+    #[arg(long, env = "CHAT_PING_INTERVAL_MS")]
+    ping_interval_ms: Option<u64>,
+    /// Milliseconds a client has to answer a ping.
+    #[arg(long, env = "CHAT_PING_TIMEOUT_MS")]
+    ping_timeout_ms: Option<u64>,
+    /// Milliseconds a new connection has to connect to a namespace.
+    #[arg(long, env = "CHAT_CONNECT_TIMEOUT_MS")]
+    connect_timeout_ms: Option<u64>,
+    /// Milliseconds a client has to send its HTTP upgrade request.
+    #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT_MS")]
+    handshake_timeout_ms: Option<u64>,
+    /// Largest message in bytes (larger ones close the connection with code 1009).
+    #[arg(long, env = "CHAT_MAX_PAYLOAD")]
+    max_payload: Option<usize>,
+    /// Packets queued per connection before a slow client is disconnected.
+    #[arg(long, env = "CHAT_OUTBOX_CAPACITY")]
+    outbox_capacity: Option<usize>,
+    /// Open connections at most.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let flags = Overrides {
+        listen: args.listen,
+        ping_interval_ms: args.ping_interval_ms,
+        ping_timeout_ms: args.ping_timeout_ms,
+        connect_timeout_ms: args.connect_timeout_ms,
+        handshake_timeout_ms: args.handshake_timeout_ms,
+        max_payload: args.max_payload,
+        outbox_capacity: args.outbox_capacity,
+        max_connections: args.max_connections,
+    };
+    let config = ServerConfig::resolve(flags, file)?;
+    let server = chat_server::start(config.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    info!("listening on {}", server.local_addr());
+    shutdown_signal().await;
+    info!("shutting down");
+    server.shutdown().await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

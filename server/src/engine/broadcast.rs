@@ -1,0 +1,72 @@
+//! The broadcast operator: choose targets (`to`, `except`, `volatile`), then `emit`, which
+//! encodes the packet once and hands it to the namespace's adapter.
+
+use bytes::Bytes;
+use chat_protocol::socket_io::Packet;
+use serde_json::Value;
+
+use super::adapter::BroadcastOptions;
+use super::namespace::Namespace;
+use super::outbox::EncodedPacket;
+use super::{Room, Sid};
+
+#[derive(Clone)]
+pub struct BroadcastOperator {
+    ns: Namespace,
+    opts: BroadcastOptions,
+}
+
+impl BroadcastOperator {
+    pub(crate) fn new(ns: Namespace) -> BroadcastOperator {
+        BroadcastOperator {
+            ns,
+            opts: BroadcastOptions::default(),
+        }
+    }
+
+    /// Leaves out the sender (through its own-id room).
+    pub(crate) fn from_socket(ns: Namespace, sid: &Sid) -> BroadcastOperator {
+        BroadcastOperator::new(ns).except(sid.as_str())
+    }
+
+    /// Adds a target room (targets are a union; each socket receives once).
+    pub fn to(mut self, room: impl Into<Room>) -> Self {
+        self.opts.rooms.push(room.into());
+        self
+    }
+
+    /// Leaves out every socket in this room.
+    pub fn except(mut self, room: impl Into<Room>) -> Self {
+        self.opts.except.push(room.into());
+        self
+    }
+
+    /// Lets the packet be dropped for a client that cannot take it now.
+    pub fn volatile(mut self) -> Self {
+        self.opts.volatile = true;
+        self
+    }
+
+    pub fn options(&self) -> &BroadcastOptions {
+        &self.opts
+    }
+
+    /// Emits `event` with `args`; returns how many local sockets took it.
+    pub fn emit(&self, event: &str, args: Vec<Value>) -> usize {
+        self.emit_binary(event, args, Vec::new())
+    }
+
+    /// Emits with binary attachments (`args` hold the placeholders).
+    pub fn emit_binary(&self, event: &str, args: Vec<Value>, attachments: Vec<Bytes>) -> usize {
+        let packet = EncodedPacket::new(
+            Packet::event(self.ns.name(), event, args, None),
+            attachments,
+        );
+        self.ns.adapter().broadcast(packet, &self.opts)
+    }
+
+    /// The sockets this operator currently targets.
+    pub fn sockets(&self) -> Vec<Sid> {
+        self.ns.adapter().sockets(&self.opts)
+    }
+}

@@ -1,0 +1,411 @@
+//! One WebSocket connection: the Engine.IO session and the Socket.IO packets on it.
+//!
+//! Two tasks per connection. This one reads: one `select!` over inbound frames, the
+//! heartbeat/connect-timeout timer, the connection's close signal and the server's shutdown;
+//! it runs handlers one at a time, so a client's events are handled, and their acks and
+//! broadcasts queued, in arrival order. The writer task owns the sink: it takes everything
+//! queued, feeds it, and flushes once.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chat_protocol::engine_io::{self, OpenPayload};
+use chat_protocol::socket_io::{BinaryAssembler, Packet, PacketKind};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tracing::{debug, warn};
+
+use super::Engine;
+use super::namespace::{ConnectError, ConnectRequest, ConnectionInfo, Event, Extensions};
+use super::outbox::{CloseReason, EncodedPacket, Outbox, OutboxReceiver, outbox};
+use super::socket::{AckResponse, AckSender, Socket};
+
+/// How long the writer may spend sending the close frame to a peer that does not read.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most frames fed before one flush.
+const MAX_BATCH: usize = 256;
+
+/// Serves one upgraded connection until it closes.
+pub(crate) async fn serve<S>(engine: Engine, ws: WebSocketStream<S>, info: Arc<ConnectionInfo>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = engine.config().clone();
+    let (sink, stream) = ws.split();
+    let (outbox, rx) = outbox(config.outbox_capacity);
+
+    let open = engine_io::Packet::Open(OpenPayload {
+        sid: info.id.to_string(),
+        upgrades: Vec::new(),
+        ping_interval: config.ping_interval.as_millis() as u64,
+        ping_timeout: config.ping_timeout.as_millis() as u64,
+        max_payload: config.max_payload as u64,
+    });
+    // The queue is empty, so the open packet is the first frame.
+    let _ = outbox.send(EncodedPacket::raw(open.encode()), false);
+    let writer = tokio::spawn(write_loop(sink, rx));
+
+    let mut conn = Connection {
+        engine: engine.clone(),
+        info,
+        outbox: outbox.clone(),
+        extensions: Extensions::default(),
+        sockets: HashMap::new(),
+        pending: None,
+    };
+    let reason = conn.read_loop(stream).await;
+    outbox.close(reason.clone());
+    // The Socket.IO disconnect reason the handlers see.
+    let why = if reason == CloseReason::NORMAL {
+        "transport close"
+    } else {
+        reason.reason
+    };
+    for (_, socket) in conn.sockets.drain() {
+        socket.close(why).await;
+    }
+    let _ = writer.await;
+    debug!(id = %conn.info.id, code = reason.code, reason = reason.reason, "connection closed");
+}
+
+struct Connection {
+    engine: Engine,
+    info: Arc<ConnectionInfo>,
+    outbox: Outbox,
+    extensions: Extensions,
+    /// The sockets of this connection, by namespace name.
+    sockets: HashMap<String, Socket>,
+    /// A binary packet waiting for its attachments.
+    pending: Option<BinaryAssembler>,
+}
+
+/// What ends the read loop early: the close reason to send.
+type Close = CloseReason;
+
+impl Connection {
+    async fn read_loop<S>(&mut self, mut stream: S) -> CloseReason
+    where
+        S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+    {
+        let config = self.engine.config().clone();
+        let shutdown = self.engine.shutdown_token();
+        let closer = self.outbox_closer();
+        let opened = Instant::now();
+        let mut next_ping = opened + config.ping_interval;
+        let mut pong_deadline: Option<Instant> = None;
+        let mut connect_deadline = Some(opened + config.connect_timeout);
+
+        loop {
+            let timer = [
+                pong_deadline.unwrap_or(next_ping),
+                connect_deadline.unwrap_or(next_ping),
+            ]
+            .into_iter()
+            .min()
+            .unwrap_or(next_ping);
+            tokio::select! {
+                biased;
+                // Closed from elsewhere: a slow-consumer verdict or `Socket` code.
+                _ = closer.cancelled() => return CloseReason::FORCED,
+                // Server shutdown: 1001 and no Socket.IO DISCONNECT, so clients reconnect.
+                _ = shutdown.cancelled() => return CloseReason::GOING_AWAY,
+                // Inbound frames, handled to completion one at a time.
+                frame = stream.next() => {
+                    let result = match frame {
+                        None => return CloseReason { code: 1006, reason: "transport close" },
+                        Some(Err(tungstenite::Error::Capacity(_))) => return CloseReason::TOO_BIG,
+                        Some(Err(e)) => {
+                            debug!(id = %self.info.id, error = %e, "read error");
+                            return CloseReason { code: 1006, reason: "transport error" };
+                        }
+                        Some(Ok(message)) => self.on_frame(message, &mut pong_deadline, &mut next_ping).await,
+                    };
+                    if let Err(close) = result {
+                        return close;
+                    }
+                    if connect_deadline.is_some() && !self.sockets.is_empty() {
+                        connect_deadline = None;
+                    }
+                }
+                // Heartbeat and connect timeout.
+                _ = sleep_until(timer) => {
+                    let now = Instant::now();
+                    if connect_deadline.is_some_and(|d| now >= d) {
+                        if self.sockets.is_empty() {
+                            return CloseReason::CONNECT_TIMEOUT;
+                        }
+                        connect_deadline = None;
+                    }
+                    if pong_deadline.is_some_and(|d| now >= d) {
+                        return CloseReason::PING_TIMEOUT;
+                    }
+                    if pong_deadline.is_none() && now >= next_ping {
+                        let _ = self.outbox.send(EncodedPacket::raw(engine_io::Packet::Ping(String::new()).encode()), false);
+                        pong_deadline = Some(now + config.ping_timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    fn outbox_closer(&self) -> tokio_util::sync::CancellationToken {
+        // `Outbox::close` cancels this token; the read loop watches it.
+        self.outbox.closer_token()
+    }
+
+    async fn on_frame(
+        &mut self,
+        message: Message,
+        pong_deadline: &mut Option<Instant>,
+        next_ping: &mut Instant,
+    ) -> Result<(), Close> {
+        match message {
+            Message::Text(text) => {
+                if self.pending.is_some() {
+                    return Err(CloseReason::PROTOCOL);
+                }
+                match engine_io::Packet::decode(text.as_str())
+                    .map_err(|_| CloseReason::PARSE_ERROR)?
+                {
+                    engine_io::Packet::Message(data) => {
+                        let packet = Packet::decode(&data).map_err(|e| {
+                            debug!(id = %self.info.id, error = %e, "bad Socket.IO packet");
+                            CloseReason::PARSE_ERROR
+                        })?;
+                        self.on_packet(packet).await
+                    }
+                    engine_io::Packet::Pong(_) => {
+                        if pong_deadline.take().is_some() {
+                            *next_ping = Instant::now() + self.engine.config().ping_interval;
+                        }
+                        Ok(())
+                    }
+                    engine_io::Packet::Close => Err(CloseReason::NORMAL),
+                    engine_io::Packet::Noop => Ok(()),
+                    // In v4 only the server pings; an open or upgrade makes no sense here.
+                    engine_io::Packet::Ping(_)
+                    | engine_io::Packet::Open(_)
+                    | engine_io::Packet::Upgrade => Err(CloseReason::PROTOCOL),
+                }
+            }
+            Message::Binary(bytes) => {
+                let assembler = self.pending.as_mut().ok_or(CloseReason::PROTOCOL)?;
+                if !assembler.push(bytes) {
+                    return Ok(());
+                }
+                let (packet, attachments) =
+                    self.pending.take().ok_or(CloseReason::PROTOCOL)?.finish();
+                self.on_complete(packet, attachments).await
+            }
+            Message::Close(_) => Err(CloseReason::NORMAL),
+            // WebSocket-level pings are answered by tungstenite itself.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+        }
+    }
+
+    async fn on_packet(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet.kind {
+            PacketKind::Connect => self.on_connect(packet).await,
+            PacketKind::Disconnect => {
+                let socket = self
+                    .sockets
+                    .remove(&packet.nsp)
+                    .ok_or(CloseReason::PROTOCOL)?;
+                socket.close("client namespace disconnect").await;
+                Ok(())
+            }
+            PacketKind::BinaryEvent | PacketKind::BinaryAck if packet.attachments > 0 => {
+                self.pending = Some(BinaryAssembler::new(packet));
+                Ok(())
+            }
+            PacketKind::Event
+            | PacketKind::Ack
+            | PacketKind::BinaryEvent
+            | PacketKind::BinaryAck => self.on_complete(packet, Vec::new()).await,
+            PacketKind::ConnectError => Err(CloseReason::PROTOCOL),
+        }
+    }
+
+    /// An EVENT or ACK with all its attachments.
+    async fn on_complete(&mut self, packet: Packet, attachments: Vec<Bytes>) -> Result<(), Close> {
+        let socket = match self.sockets.get(&packet.nsp) {
+            Some(s) if s.is_connected() => s.clone(),
+            // Disconnected by the server a moment ago: packets already in flight are dropped.
+            Some(_) => {
+                self.sockets.remove(&packet.nsp);
+                return Ok(());
+            }
+            None => return Err(CloseReason::PROTOCOL),
+        };
+        let Some(Value::Array(mut args)) = packet.data else {
+            return Err(CloseReason::PROTOCOL);
+        };
+        if matches!(packet.kind, PacketKind::Ack | PacketKind::BinaryAck) {
+            if let Some(id) = packet.id {
+                socket.resolve_ack(id, AckResponse { args, attachments });
+            }
+            return Ok(());
+        }
+        let name = match args.remove(0) {
+            Value::String(name) => name,
+            _ => return Err(CloseReason::PROTOCOL),
+        };
+        let Some(handler) = socket.namespace().handlers().event_handler(&name).cloned() else {
+            return Ok(());
+        };
+        let ack = packet
+            .id
+            .map(|id| AckSender::new(self.outbox.clone(), &packet.nsp, id));
+        let event = Event {
+            name,
+            args,
+            attachments,
+            ack,
+        };
+        if AssertUnwindSafe(handler(socket, event))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            warn!(id = %self.info.id, "event handler panicked; closing the connection");
+            return Err(CloseReason {
+                code: 1011,
+                reason: "internal error",
+            });
+        }
+        Ok(())
+    }
+
+    async fn on_connect(&mut self, packet: Packet) -> Result<(), Close> {
+        let nsp = packet.nsp;
+        if self.sockets.contains_key(&nsp) {
+            return Err(CloseReason::PROTOCOL);
+        }
+        let Some(ns) = self.engine.resolve_namespace(&nsp) else {
+            self.send(Packet::connect_error(&nsp, "Invalid namespace", None));
+            return Ok(());
+        };
+        let auth = packet
+            .data
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let request = ConnectRequest {
+            namespace: ns.clone(),
+            auth: auth.clone(),
+            conn: self.info.clone(),
+            extensions: self.extensions.clone(),
+        };
+        for middleware in ns.handlers().middleware.clone() {
+            match AssertUnwindSafe(middleware(request.clone()))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(ConnectError { message, data })) => {
+                    self.send(Packet::connect_error(&nsp, &message, data));
+                    return Ok(());
+                }
+                Err(_) => {
+                    warn!(id = %self.info.id, "connect middleware panicked");
+                    self.send(Packet::connect_error(&nsp, "internal error", None));
+                    return Ok(());
+                }
+            }
+        }
+        let socket = Socket::new(
+            ns.clone(),
+            self.outbox.clone(),
+            self.info.clone(),
+            self.extensions.clone(),
+        );
+        ns.add_socket(&socket);
+        self.send(Packet::connect_ok(&nsp, socket.sid().as_str()));
+        self.sockets.insert(nsp, socket.clone());
+        if let Some(on_connect) = ns.handlers().on_connect.clone() {
+            if AssertUnwindSafe(on_connect(socket, auth))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                warn!(id = %self.info.id, "connect handler panicked; closing the connection");
+                return Err(CloseReason {
+                    code: 1011,
+                    reason: "internal error",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&self, packet: Packet) {
+        let _ = self
+            .outbox
+            .send(EncodedPacket::new(packet, Vec::new()), false);
+    }
+}
+
+/// Drains the queue into the sink: everything queued is fed, then one flush. On close it
+/// sends the close frame (bounded by [`CLOSE_GRACE`]) and ends.
+async fn write_loop<S>(mut sink: S, mut rx: OutboxReceiver)
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    let closer = rx.closer.clone();
+    loop {
+        tokio::select! {
+            biased;
+            _ = closer.cancelled() => break,
+            first = rx.rx.recv() => {
+                let Some(first) = first else { break };
+                let batch = write_batch(&mut sink, &mut rx, first);
+                tokio::select! {
+                    _ = closer.cancelled() => break,
+                    result = batch => if result.is_err() {
+                        rx.set_reason(CloseReason { code: 1006, reason: "transport error" });
+                        closer.cancel();
+                        return;
+                    },
+                }
+            }
+        }
+    }
+    let reason = rx.reason().unwrap_or(CloseReason::NORMAL);
+    if reason.code != 1006 {
+        let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(reason.frame())))).await;
+    }
+    let _ = timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+async fn write_batch<S>(
+    sink: &mut S,
+    rx: &mut OutboxReceiver,
+    first: EncodedPacket,
+) -> Result<(), tungstenite::Error>
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    feed(sink, first).await?;
+    for _ in 1..MAX_BATCH {
+        match rx.rx.try_recv() {
+            Ok(packet) => feed(sink, packet).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
+async fn feed<S>(sink: &mut S, packet: EncodedPacket) -> Result<(), tungstenite::Error>
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    sink.feed(Message::Text(packet.text)).await?;
+    for attachment in packet.attachments.iter() {
+        sink.feed(Message::Binary(attachment.clone())).await?;
+    }
+    Ok(())
+}

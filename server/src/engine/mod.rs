@@ -1,0 +1,241 @@
+//! The realtime engine: a Socket.IO v5 server over WebSocket, independent of the chat.
+//!
+//! One layer per file:
+//! - [`listener`]: accepts TCP, validates the HTTP upgrade (`/socket.io/?EIO=4&transport=websocket`),
+//!   answers anything else with HTTP 400 JSON, spawns one connection task each.
+//! - [`connection`]: the only code that touches a WebSocket: the Engine.IO session (open
+//!   packet, heartbeat, connect timeout), Socket.IO packet dispatch in arrival order, and the
+//!   writer that drains the bounded outgoing queue.
+//! - [`namespace`]: static and pattern-matched namespaces, their handlers and connect middleware.
+//! - [`socket`]: the per-namespace socket handle (emit, acks, join/leave, broadcast from it).
+//! - [`adapter`]: the fan-out seam: rooms and broadcast delivery; [`adapter::LocalAdapter`]
+//!   is the in-memory implementation.
+//! - [`broadcast`]: the operator (`to`, `except`, `volatile`) that encodes once and hands the
+//!   bytes to the adapter.
+//! - [`outbox`]: encoded packets and each connection's bounded queue with the slow-consumer rule.
+//!
+//! Which errors end a connection: any undecodable frame, a packet for a namespace the client
+//! has not joined, a second CONNECT, a client ping, a message over `max_payload` (close 1009),
+//! a missed pong, no CONNECT within `connect_timeout`, and a full outgoing queue for a
+//! non-volatile packet. Each closes that connection only, with a WebSocket close reason.
+
+pub mod adapter;
+pub mod broadcast;
+pub mod connection;
+pub mod listener;
+pub mod namespace;
+pub mod outbox;
+pub mod socket;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use regex::Regex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use adapter::{
+    Adapter, AdapterContext, BroadcastOptions, LocalAdapter, RoomEvent, RoomEventKind,
+};
+pub use broadcast::BroadcastOperator;
+pub use namespace::{ConnectError, ConnectRequest, Event, Handlers, Namespace};
+pub use outbox::EncodedPacket;
+pub use socket::{AckError, AckResponse, AckSender, Socket};
+
+/// A session or socket id: 20 random URL-safe characters. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sid(Arc<str>);
+
+impl Sid {
+    pub fn random() -> Sid {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut rng = rand::rng();
+        let s: String = (0..20)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
+        Sid(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Sid {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sid({})", self.0)
+    }
+}
+
+/// A room name. Every socket is also in the room named by its own sid.
+pub type Room = String;
+
+/// Protocol timings and limits. The defaults are the reference Socket.IO ones.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How often the server pings (the first ping comes one interval after the open packet).
+    pub ping_interval: Duration,
+    /// How long the client has to answer a ping with a pong.
+    pub ping_timeout: Duration,
+    /// The largest message (and frame) accepted, in bytes; above it the connection is closed
+    /// with code 1009.
+    pub max_payload: usize,
+    /// How long a new connection may go without connecting to any namespace.
+    pub connect_timeout: Duration,
+    /// How long a client may take to send its HTTP upgrade request.
+    pub handshake_timeout: Duration,
+    /// Packets queued per connection before a non-volatile packet closes it (slow consumer).
+    pub outbox_capacity: usize,
+    /// Open connections at most; further ones wait in the accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            max_payload: 1_000_000,
+            connect_timeout: Duration::from_millis(45_000),
+            handshake_timeout: Duration::from_millis(10_000),
+            outbox_capacity: 1024,
+            max_connections: 20_000,
+        }
+    }
+}
+
+type AdapterFactory = Arc<dyn Fn(AdapterContext) -> Arc<dyn Adapter> + Send + Sync>;
+
+/// The engine: configuration, the namespace registry and the shutdown signal. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    config: EngineConfig,
+    namespaces: RwLock<HashMap<String, Namespace>>,
+    dynamic: RwLock<Vec<(Regex, Arc<Handlers>)>>,
+    adapter_factory: AdapterFactory,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Engine {
+    /// An engine with the in-memory adapter.
+    pub fn new(config: EngineConfig) -> Engine {
+        Engine::with_adapter(config, |ctx| Arc::new(LocalAdapter::new(ctx)))
+    }
+
+    /// An engine whose namespaces each get an adapter made by `factory`.
+    pub fn with_adapter<F>(config: EngineConfig, factory: F) -> Engine
+    where
+        F: Fn(AdapterContext) -> Arc<dyn Adapter> + Send + Sync + 'static,
+    {
+        Engine {
+            inner: Arc::new(EngineInner {
+                config,
+                namespaces: RwLock::new(HashMap::new()),
+                dynamic: RwLock::new(Vec::new()),
+                adapter_factory: Arc::new(factory),
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Registers (or replaces the handlers of) a static namespace and returns its handle.
+    pub fn namespace(&self, name: &str, handlers: Handlers) -> Namespace {
+        let ns = self.make_namespace(name, Arc::new(handlers));
+        write(&self.inner.namespaces).insert(name.to_owned(), ns.clone());
+        ns
+    }
+
+    /// Namespaces whose name matches `pattern` are created on first CONNECT with `handlers`.
+    /// A static namespace of the same name wins; patterns are tried in registration order.
+    pub fn dynamic_namespace(&self, pattern: Regex, handlers: Handlers) {
+        write(&self.inner.dynamic).push((pattern, Arc::new(handlers)));
+    }
+
+    /// The namespace of that name, if it exists (static or already created dynamically).
+    pub fn get_namespace(&self, name: &str) -> Option<Namespace> {
+        read(&self.inner.namespaces).get(name).cloned()
+    }
+
+    /// Every existing namespace.
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        read(&self.inner.namespaces).values().cloned().collect()
+    }
+
+    /// Finds or creates (from a pattern) the namespace a CONNECT names.
+    pub(crate) fn resolve_namespace(&self, name: &str) -> Option<Namespace> {
+        if let Some(ns) = self.get_namespace(name) {
+            return Some(ns);
+        }
+        let handlers = read(&self.inner.dynamic)
+            .iter()
+            .find(|(re, _)| re.is_match(name))
+            .map(|(_, h)| h.clone())?;
+        let mut map = write(&self.inner.namespaces);
+        // Another connection may have created it between the two locks.
+        let ns = map
+            .entry(name.to_owned())
+            .or_insert_with(|| self.make_namespace(name, handlers))
+            .clone();
+        Some(ns)
+    }
+
+    fn make_namespace(&self, name: &str, handlers: Arc<Handlers>) -> Namespace {
+        Namespace::new(name, handlers, &self.inner.adapter_factory)
+    }
+
+    /// The signal every connection watches; cancelled by [`Engine::shutdown`].
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    pub(crate) fn tracker(&self) -> &TaskTracker {
+        &self.inner.tracker
+    }
+
+    /// Closes every connection with code 1001 (no Socket.IO DISCONNECT, so clients reconnect)
+    /// and waits for the connection tasks to end.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+}
+
+/// Locks that are only held for short sections and never across an `.await`; a poisoned lock
+/// (a panic while held) still holds consistent data for these maps, so it is taken over.
+pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
