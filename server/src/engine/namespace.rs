@@ -230,6 +230,11 @@ impl Namespace {
         &self.inner.handlers
     }
 
+    /// Targets every socket of the namespace (narrow it with `to`, `except`, `volatile`).
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone())
+    }
+
     /// Targets a room.
     pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
         BroadcastOperator::new(self.clone()).to(room)
