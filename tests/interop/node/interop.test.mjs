@@ -228,6 +228,32 @@ describe("socket.io-client against the interop example", () => {
     secure.disconnect();
   });
 
+  test("DISCONNECT from one namespace leaves the others of the connection alone", TEST_TIMEOUT, async () => {
+    const client = await new Client("G", url).connect(NAMESPACES);
+    try {
+      const { A } = clients;
+      const engine = client.manager.engine;
+      client.sockets["/admin"].disconnect();
+      assert.deepEqual(await emitWithAckArgs(client.sockets["/"], "echo-ack", "root"), ["root"]);
+      assert.equal(client.manager.engine, engine, "same Engine.IO connection");
+      assert.equal(engine.readyState, "open");
+      // G is gone from /admin (no delivery there) but still in / (delivery on /).
+      const event = freshEvent();
+      assert.deepEqual(await emitWithAckArgs(A.sockets["/admin"], "broadcast", { event, data: 1 }), ["done"]);
+      const event2 = freshEvent();
+      assert.deepEqual(await emitWithAckArgs(A.sockets["/"], "broadcast", { event: event2, data: 2 }), ["done"]);
+      await sleep(SETTLE_MS);
+      assert.deepEqual(receiversOf([client], event), []);
+      assert.deepEqual(receiversOf([client], event2), ["G"]);
+      // And /admin can be CONNECTed again on the same connection.
+      client.sockets["/admin"].connect();
+      await waitConnect(client.sockets["/admin"]);
+      assert.deepEqual(await emitWithAckArgs(client.sockets["/admin"], "echo-ack", "back"), ["back"]);
+    } finally {
+      client.close();
+    }
+  });
+
   test("CONNECT_ERROR for an unknown namespace", TEST_TIMEOUT, async () => {
     const client = new Client("E", url);
     try {
