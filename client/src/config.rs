@@ -1,0 +1,238 @@
+//! Command-line arguments and the config file, merged into [`Settings`]. Flags win over the
+//! file, the file over the defaults.
+//!
+//! The file is TOML, by default `<config dir>/chat/config.toml` (`dirs::config_dir()`):
+//!
+//! ```toml
+//! server = "ws://127.0.0.1:7878"
+//! nick = "alice"
+//! theme = "light"   # or "dark"
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::theme::ThemeName;
+
+pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:7878";
+
+/// `chat`: a terminal client for the chat server (Socket.IO over WebSocket).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chat", version, about)]
+pub struct Args {
+    /// Server address [default: ws://127.0.0.1:7878]
+    #[arg(long, value_name = "ws://HOST:PORT")]
+    pub server: Option<String>,
+    /// Your nick [default: the config file's, else $USER]
+    #[arg(long)]
+    pub nick: Option<String>,
+    /// Password for your nick; `--password` alone asks for it
+    #[arg(
+        long,
+        env = "CHAT_PASSWORD",
+        hide_env_values = true,
+        num_args = 0..=1,
+        default_missing_value = ""
+    )]
+    pub password: Option<String>,
+    /// Signed token for namespaces that require one
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Namespace to open at start (repeatable; `/ops=KEY` gives its key) [default: /]
+    #[arg(long = "ns", value_name = "NAMESPACE")]
+    pub namespaces: Vec<String>,
+    /// Config file [default: <config dir>/chat/config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Colours for a dark or a light terminal
+    #[arg(long, value_enum)]
+    pub theme: Option<ThemeName>,
+    /// Headless: run the lines of FILE (`-` for stdin) and print events as plain lines
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<String>,
+    /// How long a script's `/expect` waits (e.g. 5s, 500ms)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub expect_timeout: Duration,
+    /// Log file [default: <state or cache dir>/chat/chat.log]
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+/// The config file's keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: Option<String>,
+    pub nick: Option<String>,
+    pub theme: Option<ThemeName>,
+}
+
+/// Everything the client runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: String,
+    pub nick: String,
+    /// `Some("")` means: ask on the terminal.
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub namespaces: Vec<(String, Option<String>)>,
+    pub theme: ThemeName,
+    pub script: Option<String>,
+    pub expect_timeout: Duration,
+    pub log: Option<PathBuf>,
+}
+
+/// `5s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 5s or 500ms)"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("not a duration: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(value * mult))
+}
+
+/// The default config file path.
+pub fn default_config_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("chat").join("config.toml"))
+}
+
+/// Reads the config file: the one named (which must exist), else the default one if present.
+pub fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let (path, required) = match path {
+        Some(p) => (p.clone(), true),
+        None => match default_config_path() {
+            Some(p) => (p, false),
+            None => return Ok(FileConfig::default()),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("in {}", path.display())),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(FileConfig::default())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Merges flags, file and defaults.
+pub fn resolve(args: Args, file: FileConfig) -> anyhow::Result<Settings> {
+    let nick = args
+        .nick
+        .or(file.nick)
+        .or_else(|| {
+            std::env::var("USER")
+                .ok()
+                .filter(|u| chat_protocol::names::validate_nick(u).is_ok())
+        })
+        .unwrap_or_else(|| "guest".to_owned());
+    if let Err(e) = chat_protocol::names::validate_nick(&nick) {
+        bail!("--nick {nick:?}: {e}");
+    }
+    let mut namespaces = Vec::new();
+    for spec in &args.namespaces {
+        let (name, key) = match spec.split_once('=') {
+            Some((n, k)) => (n, Some(k.to_owned())),
+            None => (spec.as_str(), None),
+        };
+        let name = if name.starts_with('/') {
+            name.to_owned()
+        } else {
+            format!("/{name}")
+        };
+        if let Err(e) = chat_protocol::names::validate_namespace(&name) {
+            bail!("--ns {spec:?}: {e}");
+        }
+        namespaces.push((name, key));
+    }
+    if namespaces.is_empty() {
+        namespaces.push(("/".to_owned(), None));
+    }
+    Ok(Settings {
+        server: args
+            .server
+            .or(file.server)
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+        nick,
+        password: args.password,
+        token: args.token,
+        namespaces,
+        theme: args.theme.or(file.theme).unwrap_or_default(),
+        script: args.script,
+        expect_timeout: args.expect_timeout,
+        log: args.log,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        let mut v = vec!["chat"];
+        v.extend_from_slice(list);
+        Args::parse_from(v)
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: FileConfig =
+            toml::from_str("server = \"ws://h:1\"\nnick = \"filenick\"\ntheme = \"light\"\n")
+                .unwrap_or_default();
+        let s = resolve(args(&["--nick", "bob"]), file.clone()).map_err(|e| e.to_string());
+        let s = s.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.nick, "bob");
+        assert_eq!(s.server, "ws://h:1");
+        assert_eq!(s.theme, ThemeName::Light);
+        assert_eq!(s.namespaces, vec![("/".to_owned(), None)]);
+        let s = resolve(
+            args(&["--ns", "ops=k", "--ns", "/x", "--theme", "dark"]),
+            file,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.namespaces,
+            vec![
+                ("/ops".to_owned(), Some("k".to_owned())),
+                ("/x".to_owned(), None)
+            ]
+        );
+        assert_eq!(s.theme, ThemeName::Dark);
+    }
+
+    #[test]
+    fn bad_names_are_refused_early() {
+        assert!(resolve(args(&["--nick", "2bad"]), FileConfig::default()).is_err());
+        assert!(resolve(args(&["--ns", "/a,b"]), FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn password_flag_alone_means_prompt() {
+        assert_eq!(args(&["--password"]).password, Some(String::new()));
+        assert_eq!(args(&["--password", "pw"]).password, Some("pw".into()));
+    }
+}
