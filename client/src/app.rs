@@ -1137,6 +1137,9 @@ impl App {
                 );
             }
         } else {
+            // A room the user asked for becomes the active window before its history is
+            // shown, so that history does not count as unread.
+            self.switch_to(i);
             self.info(
                 i,
                 format!("you joined #{} ({} members)", j.room, j.members.len()),
@@ -1147,9 +1150,6 @@ impl App {
         }
         for m in fresh {
             self.show_message(i, m);
-        }
-        if !automatic && !existed {
-            self.switch_to(i);
         }
     }
 

@@ -108,13 +108,13 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "wait",
         usage: "/wait <ms>",
-        help: "scripts: pause, still receiving",
+        help: "pause, still receiving",
         script_only: true,
     },
     CommandInfo {
         name: "expect",
         usage: "/expect <text>",
-        help: "scripts: wait until a shown line contains text",
+        help: "wait until a shown line contains the text",
         script_only: true,
     },
 ];

@@ -1,0 +1,377 @@
+//! Rendering tests: the pure view drawn into ratatui's `TestBackend` and compared with the
+//! text snapshots in `tests/snapshots/` (one row per line, `|` marks the right edge).
+//! `UPDATE_SNAPSHOTS=1 cargo test -p chat-client --test render` rewrites them; a missing
+//! snapshot is written on first run.
+
+use std::time::Duration;
+
+use chat_client::app::{App, Clock, Event};
+use chat_client::net::{NetEvent, Reply, Request, ServerEvent};
+use chat_client::theme::Theme;
+use chat_client::view::view;
+use chat_protocol::events::{ChatMessage, DirectMessage, JoinReply};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use unicode_width::UnicodeWidthStr;
+
+const T0: i64 = (9 * 3600 + 30 * 60) * 1000;
+
+fn msg(room: &str, seq: u64, from: &str, text: &str) -> ChatMessage {
+    ChatMessage {
+        id: format!("{room}-{seq}"),
+        room: room.into(),
+        seq,
+        from: from.into(),
+        text: text.into(),
+        ts: T0 + seq as i64 * 60_000,
+        action: false,
+    }
+}
+
+fn net(app: &mut App, ev: NetEvent) {
+    app.update(Event::Net(ev));
+}
+
+fn join(app: &mut App, nsp: &str, room: &str, members: &[&str], history: Vec<ChatMessage>) {
+    net(
+        app,
+        NetEvent::Reply {
+            nsp: nsp.into(),
+            request: Request::Join { room: room.into() },
+            result: Ok(Reply::Join(JoinReply {
+                room: room.into(),
+                members: members.iter().map(|m| m.to_string()).collect(),
+                topic: Some("Rust and friends".into()).filter(|_| room == "general"),
+                history,
+            })),
+            automatic: false,
+        },
+    );
+}
+
+/// A client with two namespaces, three rooms, a DM, unread and mention counts.
+fn fixture() -> App {
+    let namespaces = vec![("/".to_owned(), None), ("/ops".to_owned(), None)];
+    let mut app = App::new("ws://127.0.0.1:7878", "alice", &namespaces, Theme::dark());
+    app.clock = Clock::Fixed(T0);
+    app.take_commands();
+    net(&mut app, NetEvent::Up);
+    for nsp in ["/", "/ops"] {
+        net(
+            &mut app,
+            NetEvent::NsConnected {
+                nsp: nsp.into(),
+                resumed: false,
+            },
+        );
+    }
+    net(&mut app, NetEvent::Lag(Duration::from_millis(12)));
+    join(&mut app, "/ops", "deploy", &["alice", "carol"], vec![]);
+    join(&mut app, "/", "random", &["alice", "bob"], vec![]);
+    join(
+        &mut app,
+        "/",
+        "general",
+        &["alice", "bob", "carol", "李"],
+        vec![
+            msg("general", 1, "bob", "hello everyone"),
+            msg(
+                "general",
+                2,
+                "carol",
+                "日本語のテキストも大丈夫 😀 and emoji",
+            ),
+            msg(
+                "general",
+                3,
+                "bob",
+                "a long line that has to wrap across several rows of the message pane, \
+                 because the pane is only so wide and words should not be cut",
+            ),
+        ],
+    );
+    for (seq, text) in [(1, "deploying now"), (2, "alice: can you check?")] {
+        net(
+            &mut app,
+            NetEvent::Server {
+                nsp: "/ops".into(),
+                event: ServerEvent::Message(msg("deploy", seq, "carol", text)),
+            },
+        );
+    }
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Dm(DirectMessage {
+                id: "d1".into(),
+                from: "bob".into(),
+                to: "alice".into(),
+                text: "psst".into(),
+                ts: T0 + 240_000,
+                action: false,
+            }),
+        },
+    );
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Message(msg("random", 1, "bob", "anyone here?")),
+        },
+    );
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Message(ChatMessage {
+                action: true,
+                ..msg("general", 4, "carol", "waves at 李")
+            }),
+        },
+    );
+    app.take_journal();
+    app
+}
+
+/// The buffer as text: wide characters once, `|` at the right edge of each row.
+fn buffer_text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in area.top()..area.bottom() {
+        let mut skip = 0;
+        for x in area.left()..area.right() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let symbol = buf[(x, y)].symbol();
+            out.push_str(symbol);
+            skip = symbol.width().saturating_sub(1);
+        }
+        out.push_str("|\n");
+    }
+    out
+}
+
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    match std::fs::read_to_string(&path) {
+        Ok(expected) if !update => {
+            if expected != actual {
+                panic!(
+                    "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept)\n--- expected\n{expected}\n--- actual\n{actual}"
+                );
+            }
+        }
+        _ => {
+            std::fs::create_dir_all(path.parent().expect("snapshot dir")).expect("mkdir");
+            std::fs::write(&path, actual).expect("write snapshot");
+        }
+    }
+}
+
+fn draw(app: &App, w: u16, h: u16) -> (String, Terminal<TestBackend>) {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    terminal.draw(|f| view(app, f)).expect("draw");
+    let text = buffer_text(terminal.backend().buffer());
+    (text, terminal)
+}
+
+#[test]
+fn screen_80x24() {
+    let mut app = fixture();
+    app.update(Event::Resize(80, 24));
+    let (text, _) = draw(&app, 80, 24);
+    assert_snapshot("screen_80x24", &text);
+    assert!(text.contains("#general (4 members) - Rust and friends"));
+    assert!(text.contains("online | alice | ns / | lag 12 ms"));
+}
+
+#[test]
+fn screen_120x40() {
+    let mut app = fixture();
+    app.update(Event::Resize(120, 40));
+    app.submit("/help");
+    let (text, _) = draw(&app, 120, 40);
+    assert_snapshot("screen_120x40", &text);
+    assert!(text.contains("/ns <namespace> [key]"));
+}
+
+#[test]
+fn resize_redraws_cleanly() {
+    let mut app = fixture();
+    app.update(Event::Resize(120, 40));
+    let (_, mut terminal) = draw(&app, 120, 40);
+    app.update(Event::Resize(80, 24));
+    terminal.backend_mut().resize(80, 24);
+    terminal
+        .resize(ratatui::layout::Rect::new(0, 0, 80, 24))
+        .expect("resize");
+    terminal.draw(|f| view(&app, f)).expect("draw");
+    let after = buffer_text(terminal.backend().buffer());
+    let (fresh, _) = draw(&app, 80, 24);
+    assert_eq!(after, fresh, "a resized screen equals a fresh one");
+    assert_snapshot("after_resize_80x24", &after);
+    // Tiny terminals do not panic.
+    for (w, h) in [(20, 5), (1, 1), (0, 0), (40, 3)] {
+        app.update(Event::Resize(w, h));
+        let _ = draw(&app, w, h);
+    }
+}
+
+#[test]
+fn unread_and_mention_counts_in_the_room_list() {
+    let app = fixture();
+    let (text, _) = draw(&app, 80, 24);
+    let rows: Vec<&str> = text.lines().collect();
+    let deploy = rows
+        .iter()
+        .find(|r| r.contains("#deploy"))
+        .expect("deploy row");
+    assert!(deploy.contains(" 2 @1"), "{deploy}");
+    let dm = rows.iter().find(|r| r.contains("@bob")).expect("dm row");
+    assert!(dm.contains(" 1 @1"), "{dm}");
+    let random = rows.iter().find(|r| r.contains("#random")).expect("row");
+    assert!(random.contains(" 1") && !random.contains('@'), "{random}");
+}
+
+#[test]
+fn read_marker_when_switching_to_a_room_with_unread() {
+    let mut app = fixture();
+    let deploy = app
+        .windows
+        .iter()
+        .position(|w| w.title() == "#deploy")
+        .expect("deploy");
+    app.update(Event::Key(KeyEvent::new(
+        KeyCode::Char(char::from(b'1' + deploy as u8)),
+        KeyModifiers::ALT,
+    )));
+    assert_eq!(app.active, deploy);
+    let (text, _) = draw(&app, 80, 24);
+    assert_snapshot("read_marker_80x24", &text);
+    let marker = text
+        .lines()
+        .position(|l| l.contains("── new ─"))
+        .expect("marker");
+    let first = text
+        .lines()
+        .position(|l| l.contains("deploying now"))
+        .expect("msg");
+    assert_eq!(marker + 1, first);
+}
+
+#[test]
+fn scrollback_with_page_up_and_down() {
+    let mut app = fixture();
+    for seq in 5..60 {
+        net(
+            &mut app,
+            NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Message(msg("general", seq, "bob", &format!("line {seq}"))),
+            },
+        );
+    }
+    app.update(Event::Resize(80, 24));
+    let (bottom, _) = draw(&app, 80, 24);
+    assert!(bottom.contains("line 59") && !bottom.contains("line 30 "));
+    app.update(Event::Key(KeyEvent::new(
+        KeyCode::PageUp,
+        KeyModifiers::NONE,
+    )));
+    let (up, _) = draw(&app, 80, 24);
+    assert!(!up.contains("line 59"), "{up}");
+    assert!(up.contains("scrolled up"));
+    for _ in 0..20 {
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::PageUp,
+            KeyModifiers::NONE,
+        )));
+    }
+    let (top, _) = draw(&app, 80, 24);
+    assert!(top.contains("hello everyone"), "{top}");
+    for _ in 0..30 {
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::PageDown,
+            KeyModifiers::NONE,
+        )));
+    }
+    let (back, _) = draw(&app, 80, 24);
+    assert_eq!(back, bottom);
+}
+
+#[test]
+fn input_line_with_emoji_and_cjk_places_the_cursor_by_columns() {
+    let mut app = fixture();
+    for c in "héllo 日本 😀!".chars() {
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )));
+    }
+    let (text, mut terminal) = draw(&app, 80, 24);
+    let input_row = text.lines().nth(23).expect("row");
+    assert!(
+        input_row.starts_with("[#general] héllo 日本 😀!"),
+        "{input_row}"
+    );
+    // "[#general] " = 11 columns, "héllo 日本 😀!" = 6 + 4 + 1 + 2 + 1 = 14.
+    let pos = terminal.get_cursor_position().expect("cursor");
+    assert_eq!((pos.x, pos.y), (11 + 14, 23));
+    // Two steps left: before the emoji; a backspace removes the space before it.
+    app.update(Event::Key(KeyEvent::new(KeyCode::Left, KeyModifiers::NONE)));
+    app.update(Event::Key(KeyEvent::new(KeyCode::Left, KeyModifiers::NONE)));
+    app.update(Event::Key(KeyEvent::new(
+        KeyCode::Backspace,
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.input.text(), "héllo 日本😀!");
+    terminal.draw(|f| view(&app, f)).expect("draw");
+    let pos = terminal.get_cursor_position().expect("cursor");
+    assert_eq!(pos.x, 11 + 10);
+    // A line longer than the row scrolls so the cursor stays visible.
+    app.update(Event::Key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE)));
+    for _ in 0..40 {
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::Char('字'),
+            KeyModifiers::NONE,
+        )));
+    }
+    terminal.draw(|f| view(&app, f)).expect("draw");
+    let pos = terminal.get_cursor_position().expect("cursor");
+    assert!(pos.x < 80 && pos.x >= 77, "{pos:?}");
+}
+
+#[test]
+fn light_theme_and_nick_colours() {
+    let mut app = fixture();
+    app.theme = Theme::light();
+    let (text, terminal) = draw(&app, 80, 24);
+    let buf = terminal.backend().buffer();
+    let (x, y) = find(&text, "<bob>").expect("bob's line");
+    assert_eq!(buf[(x + 1, y)].fg, app.theme.nick_color("bob"));
+    let (x, y) = find(&text, "<carol>").expect("carol's line");
+    assert_eq!(buf[(x + 1, y)].fg, app.theme.nick_color("carol"));
+}
+
+#[test]
+fn multi_line_paste_prompt_in_status_line() {
+    let mut app = fixture();
+    app.update(Event::Paste("one\ntwo\nthree".into()));
+    let (text, _) = draw(&app, 80, 24);
+    assert!(text.contains("paste 3 lines into #general? y = send, n = discard"));
+}
+
+/// Column and row of `needle` in the text form of a buffer (ASCII rows only).
+fn find(text: &str, needle: &str) -> Option<(u16, u16)> {
+    text.lines()
+        .enumerate()
+        .find_map(|(y, l)| l.find(needle).map(|b| (l[..b].width() as u16, y as u16)))
+}
