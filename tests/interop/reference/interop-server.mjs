@@ -51,7 +51,8 @@ function setup(nsp) {
     });
     socket.on("server-ack", ({ event, data }, ack) => {
       socket.timeout(2000).emit(event, data, (err, ...clientArgs) => {
-        socket.emit("server-ack-result", err ? { error: "timeout" } : clientArgs);
+        if (err) socket.emit("server-ack-result", { error: "timeout" });
+        else socket.emit("server-ack-result", ...clientArgs);
       });
       ackDone(ack);
     });
@@ -68,7 +69,7 @@ secure.use((socket, next) => {
   err.data = { reason: "bad token" };
   next(err);
 });
-setup(secure);
+// /secure has no event handlers of its own.
 
 httpServer.listen(port, "127.0.0.1", () => {
   console.log(`listening on 127.0.0.1:${httpServer.address().port}`);
