@@ -26,8 +26,9 @@ use super::namespace::{ConnectError, ConnectRequest, ConnectionInfo, Event, Exte
 use super::outbox::{CloseReason, EncodedPacket, Outbox, OutboxReceiver, outbox};
 use super::socket::{AckResponse, AckSender, Socket};
 
-/// How long the writer may spend sending the close frame to a peer that does not read.
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the writer may spend sending the close frame to a peer that is not reading (it
+/// must first drain what the kernel already buffered for it).
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Most frames fed before one flush.
 const MAX_BATCH: usize = 256;
 

@@ -1,0 +1,982 @@
+//! Engine integration tests: a real server on 127.0.0.1:0 driven by a raw WebSocket client.
+//! The test app exposes every broadcast operator as a client event (like the `interop`
+//! example) and records every broadcast that reaches the adapter.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat_protocol::socket_io::{Packet, PacketKind, placeholder};
+use chat_server::engine::{
+    Adapter, AdapterContext, BroadcastOptions, ConnectError, EncodedPacket, Engine, EngineConfig,
+    Event, Handlers, LocalAdapter, Room, RoomEvent, RoomEventKind, Sid, Socket,
+};
+use chat_server::{RunningServer, serve_engine};
+use common::{Client, Seen};
+use regex::Regex;
+use serde_json::{Value, json};
+
+/// Records what every broadcast handed to the adapter, then delegates to the local adapter.
+struct RecordingAdapter {
+    inner: LocalAdapter,
+    log: Arc<Mutex<Vec<(BroadcastOptions, String)>>>,
+}
+
+impl Adapter for RecordingAdapter {
+    fn join(&self, sid: &Sid, rooms: &[Room]) {
+        self.inner.join(sid, rooms)
+    }
+    fn leave(&self, sid: &Sid, room: &str) {
+        self.inner.leave(sid, room)
+    }
+    fn leave_all(&self, sid: &Sid) {
+        self.inner.leave_all(sid)
+    }
+    fn rooms_of(&self, sid: &Sid) -> Vec<Room> {
+        self.inner.rooms_of(sid)
+    }
+    fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+        self.inner.sockets(opts)
+    }
+    fn rooms(&self) -> Vec<(Room, usize)> {
+        self.inner.rooms()
+    }
+    fn broadcast(&self, packet: EncodedPacket, opts: &BroadcastOptions) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .push((opts.clone(), packet.text.to_string()));
+        self.inner.broadcast(packet, opts)
+    }
+}
+
+struct TestServer {
+    server: RunningServer,
+    broadcasts: Arc<Mutex<Vec<(BroadcastOptions, String)>>>,
+    room_events: Arc<Mutex<Vec<(String, RoomEvent)>>>,
+}
+
+impl TestServer {
+    fn addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Broadcasts recorded so far whose text contains `needle`.
+    fn recorded(&self, needle: &str) -> Vec<BroadcastOptions> {
+        self.broadcasts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, t)| t.contains(needle))
+            .map(|(o, _)| o.clone())
+            .collect()
+    }
+}
+
+fn arg(event: &Event) -> Value {
+    event.args.first().cloned().unwrap_or(Value::Null)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn done(event: Event) {
+    if let Some(ack) = event.ack {
+        ack.send(vec![json!("done")]).unwrap();
+    }
+}
+
+fn handlers(tag: &'static str, room_events: Arc<Mutex<Vec<(String, RoomEvent)>>>) -> Handlers {
+    Handlers::new()
+        .on_connect(move |socket: Socket, auth| async move {
+            let _ = socket.emit("hello", vec![json!({"tag": tag, "auth": auth})]);
+        })
+        .on_room_event(move |ns, event| {
+            room_events
+                .lock()
+                .unwrap()
+                .push((ns.name().to_owned(), event.clone()))
+        })
+        .on("join", |socket: Socket, event| async move {
+            socket.join(arg(&event)["room"].as_str().unwrap_or("").to_owned());
+            done(event);
+        })
+        .on("leave", |socket: Socket, event| async move {
+            socket.leave(arg(&event)["room"].as_str().unwrap_or(""));
+            done(event);
+        })
+        .on("to-rooms", |socket: Socket, event| async move {
+            let a = arg(&event);
+            let op = strings(&a["rooms"])
+                .into_iter()
+                .fold(socket.namespace().broadcast(), |op, r| op.to(r));
+            let op = strings(&a["except"])
+                .into_iter()
+                .fold(op, |op, r| op.except(r));
+            let op = if a["volatile"] == json!(true) {
+                op.volatile()
+            } else {
+                op
+            };
+            op.emit(a["event"].as_str().unwrap_or("x"), vec![a["data"].clone()]);
+            done(event);
+        })
+        .on("broadcast-room", |socket: Socket, event| async move {
+            let a = arg(&event);
+            socket
+                .to(a["room"].as_str().unwrap_or("").to_owned())
+                .emit(a["event"].as_str().unwrap_or("x"), vec![a["data"].clone()]);
+            done(event);
+        })
+        .on("broadcast", |socket: Socket, event| async move {
+            let a = arg(&event);
+            socket
+                .broadcast()
+                .emit(a["event"].as_str().unwrap_or("x"), vec![a["data"].clone()]);
+            done(event);
+        })
+        .on("echo-ack", |_socket, event| async move {
+            if let Some(ack) = event.ack {
+                ack.send_binary(event.args, event.attachments).unwrap();
+            }
+        })
+        .on("echo", |socket: Socket, event| async move {
+            let _ = socket.emit_binary("echo-back", event.args, event.attachments);
+        })
+        .on("server-ack", |socket: Socket, event| async move {
+            let a = arg(&event);
+            let wait = socket.emit_with_ack(
+                "question",
+                vec![a["data"].clone()],
+                Duration::from_millis(a["timeout"].as_u64().unwrap_or(2000)),
+            );
+            tokio::spawn(async move {
+                let result = match wait.await {
+                    Ok(r) => json!({"args": r.args}),
+                    Err(e) => json!({"error": e.to_string()}),
+                };
+                let _ = socket.emit("answer", vec![result]);
+            });
+            done(event);
+        })
+        .on("flood", |socket: Socket, event| async move {
+            // Queues `count` packets of `size` bytes for this socket's room `victims`.
+            let a = arg(&event);
+            let blob = "x".repeat(a["size"].as_u64().unwrap_or(1000) as usize);
+            let mut reached = 0;
+            for _ in 0..a["count"].as_u64().unwrap_or(10) {
+                reached = socket
+                    .namespace()
+                    .to("victims")
+                    .emit("blob", vec![json!(blob)]);
+            }
+            if let Some(ack) = event.ack {
+                ack.send(vec![json!(reached)]).unwrap();
+            }
+        })
+        .on("kick", |socket: Socket, event| async move {
+            done(event);
+            socket.disconnect().await;
+        })
+        .on("panic", |_socket, _event| async move {
+            panic!("handler panicked on purpose");
+        })
+}
+
+async fn start(config: EngineConfig) -> TestServer {
+    let broadcasts = Arc::new(Mutex::new(Vec::new()));
+    let room_events = Arc::new(Mutex::new(Vec::new()));
+    let log = broadcasts.clone();
+    let engine = Engine::with_adapter(config, move |ctx: AdapterContext| {
+        Arc::new(RecordingAdapter {
+            inner: LocalAdapter::new(ctx),
+            log: log.clone(),
+        }) as Arc<dyn Adapter>
+    });
+    engine.namespace("/", handlers("root", room_events.clone()));
+    engine.namespace("/admin", handlers("admin", room_events.clone()));
+    engine.namespace("/team-1", handlers("static", room_events.clone()));
+    engine.dynamic_namespace(
+        Regex::new(r"^/team-\d+$").unwrap(),
+        handlers("dynamic", room_events.clone()),
+    );
+    let secure =
+        handlers("secure", room_events.clone())
+            .middleware(|req| async move {
+                if req.auth.get("user").is_none() {
+                    return Err(ConnectError::new("who are you?"));
+                }
+                Ok(())
+            })
+            .middleware(|req| async move {
+                match req.auth.get("token").and_then(Value::as_str) {
+                    Some("letmein") => Ok(()),
+                    _ => Err(ConnectError::new("not authorized")
+                        .with_data(json!({"reason": "bad token"}))),
+                }
+            });
+    engine.namespace("/secure", secure);
+    let server = serve_engine(engine, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    TestServer {
+        server,
+        broadcasts,
+        room_events,
+    }
+}
+
+async fn start_default() -> TestServer {
+    start(EngineConfig::default()).await
+}
+
+/// A client connected to `/` that has consumed its `hello`.
+async fn client(addr: SocketAddr) -> (Client, String) {
+    let mut c = Client::connect(addr).await;
+    let sid = c.join_ns("/", None).await;
+    c.wait_event("hello").await;
+    (c, sid)
+}
+
+/// Events (name, data) that reached `c` before a barrier round trip.
+async fn received(c: &mut Client, nsp: &str) -> Vec<(String, Value)> {
+    c.drain(nsp, "echo-ack")
+        .await
+        .into_iter()
+        .map(|(_, n, v)| (n, v))
+        .collect()
+}
+
+// ---------------------------------------------------------------- handshake
+
+#[tokio::test]
+async fn open_packet_has_the_reference_shape() {
+    let s = start_default().await;
+    let c = Client::connect(s.addr()).await;
+    let keys: Vec<&String> = c.open.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "sid",
+            "upgrades",
+            "pingInterval",
+            "pingTimeout",
+            "maxPayload"
+        ]
+    );
+    assert_eq!(c.open["upgrades"], json!([]));
+    assert_eq!(c.open["pingInterval"], 25000);
+    assert_eq!(c.open["pingTimeout"], 20000);
+    assert_eq!(c.open["maxPayload"], 1_000_000);
+    assert_eq!(c.open["sid"].as_str().unwrap().len(), 20);
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(common::RECV_TIMEOUT, tcp.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn plain_http_requests_get_400_json() {
+    let s = start_default().await;
+    let r = http_get(s.addr(), "/socket.io/?EIO=4&transport=polling").await;
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(
+        r.ends_with(r#"{"code":0,"message":"Transport unknown"}"#),
+        "{r}"
+    );
+    let r = http_get(s.addr(), "/socket.io/?EIO=3&transport=websocket").await;
+    assert!(
+        r.ends_with(r#"{"code":5,"message":"Unsupported protocol version"}"#),
+        "{r}"
+    );
+    let r = http_get(s.addr(), "/socket.io/?EIO=4&transport=websocket").await;
+    assert!(r.ends_with(r#"{"code":3,"message":"Bad request"}"#), "{r}");
+    // The server still serves WebSocket clients.
+    client(s.addr()).await;
+}
+
+#[tokio::test]
+async fn slowloris_handshake_is_dropped_after_the_handshake_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(EngineConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    tcp.write_all(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(common::RECV_TIMEOUT, tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "connection closed without a response");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+// ---------------------------------------------------------------- heartbeat and timeouts
+
+#[tokio::test]
+async fn server_pings_after_one_interval_and_closes_on_missed_pong() {
+    let s = start(EngineConfig {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let mut c = Client::connect(s.addr()).await;
+    let opened = Instant::now();
+    c.join_ns("/", None).await;
+    c.auto_pong = false;
+    c.wait_event("hello").await;
+    // The first ping comes one interval after the open packet, not at once.
+    assert_eq!(c.recv_text().await, "2");
+    assert!(
+        opened.elapsed() >= Duration::from_millis(280),
+        "first ping too early: {:?}",
+        opened.elapsed()
+    );
+    c.send("3").await;
+    assert_eq!(c.recv_text().await, "2");
+    // No pong this time: the server gives up after pingTimeout.
+    let close = c.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1011);
+    assert_eq!(close.reason.as_str(), "ping timeout");
+}
+
+#[tokio::test]
+async fn connect_timeout_closes_a_connection_that_never_connects() {
+    let s = start(EngineConfig {
+        connect_timeout: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let mut c = Client::connect(s.addr()).await;
+    let close = c.expect_close().await.expect("close frame");
+    assert_eq!(close.reason.as_str(), "connect timeout");
+    // A connected client is not affected.
+    let (mut ok, _) = client(s.addr()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ok.call("/", "echo-ack", vec![json!(1)]).await;
+}
+
+#[tokio::test]
+async fn client_ping_is_a_protocol_violation() {
+    let s = start_default().await;
+    let (mut c, _) = client(s.addr()).await;
+    c.send("2").await;
+    assert_eq!(u16::from(c.expect_close().await.unwrap().code), 1002);
+}
+
+// ---------------------------------------------------------------- namespaces and middleware
+
+#[tokio::test]
+async fn unknown_namespace_is_refused_and_the_connection_stays() {
+    let s = start_default().await;
+    let (mut c, _) = client(s.addr()).await;
+    let p = c.connect_ns("/nope", None).await;
+    assert_eq!(p.encode(), r#"4/nope,{"message":"Invalid namespace"}"#);
+    c.call("/", "echo-ack", vec![json!(1)]).await;
+}
+
+#[tokio::test]
+async fn middleware_chain_refuses_with_message_and_data_in_order() {
+    let s = start_default().await;
+    let mut c = Client::connect(s.addr()).await;
+    let p = c
+        .connect_ns("/secure", Some(json!({"token": "letmein"})))
+        .await;
+    assert_eq!(p.encode(), r#"4/secure,{"message":"who are you?"}"#);
+    let p = c
+        .connect_ns("/secure", Some(json!({"user": "u", "token": "nope"})))
+        .await;
+    assert_eq!(
+        p.encode(),
+        r#"4/secure,{"message":"not authorized","data":{"reason":"bad token"}}"#
+    );
+    let sid = c
+        .join_ns("/secure", Some(json!({"user": "u", "token": "letmein"})))
+        .await;
+    assert_eq!(sid.len(), 20);
+    let hello = c.wait_event("hello").await;
+    assert_eq!(hello["auth"], json!({"user": "u", "token": "letmein"}));
+}
+
+#[tokio::test]
+async fn dynamic_namespaces_match_a_pattern_and_static_wins() {
+    let s = start_default().await;
+    let mut c = Client::connect(s.addr()).await;
+    c.join_ns("/team-42", None).await;
+    assert_eq!(c.wait_event("hello").await["tag"], "dynamic");
+    c.join_ns("/team-1", None).await;
+    assert_eq!(c.wait_event("hello").await["tag"], "static");
+    let p = c.connect_ns("/team-x", None).await;
+    assert_eq!(p.kind, PacketKind::ConnectError);
+}
+
+#[tokio::test]
+async fn namespaces_are_multiplexed_and_separate() {
+    let s = start_default().await;
+    let mut a = Client::connect(s.addr()).await;
+    let root_sid = a.join_ns("/", None).await;
+    let admin_sid = a.join_ns("/admin", None).await;
+    assert_ne!(root_sid, admin_sid, "each namespace socket has its own id");
+    let mut b = Client::connect(s.addr()).await;
+    b.join_ns("/", None).await;
+    b.join_ns("/admin", None).await;
+    for c in [&mut a, &mut b] {
+        c.call("/", "join", vec![json!({"room": "r"})]).await;
+        c.call("/admin", "join", vec![json!({"room": "r"})]).await;
+    }
+    a.call(
+        "/admin",
+        "broadcast-room",
+        vec![json!({"room": "r", "event": "only-admin", "data": 1})],
+    )
+    .await;
+    let seen = b.drain("/", "echo-ack").await;
+    let admin_only: Vec<_> = seen.iter().filter(|(_, n, _)| n == "only-admin").collect();
+    assert_eq!(admin_only.len(), 1);
+    assert_eq!(
+        admin_only[0].0, "/admin",
+        "delivered on the /admin namespace only"
+    );
+
+    // Leaving the last namespace keeps the Engine.IO connection (and its heartbeat).
+    a.send_packet(&Packet::disconnect("/")).await;
+    a.send_packet(&Packet::disconnect("/admin")).await;
+    a.join_ns("/", None).await;
+    a.call("/", "echo-ack", vec![json!("still here")]).await;
+}
+
+// ---------------------------------------------------------------- broadcast operators
+
+/// Four clients on `/`: a in r1, b in r2, c in r1 and r2, d in none.
+async fn four(s: &TestServer) -> [Client; 4] {
+    let mut out = Vec::new();
+    for rooms in [vec!["r1"], vec!["r2"], vec!["r1", "r2"], vec![]] {
+        let (mut c, _) = client(s.addr()).await;
+        for r in rooms {
+            c.call("/", "join", vec![json!({"room": r})]).await;
+        }
+        out.push(c);
+    }
+    out.try_into().ok().unwrap()
+}
+
+async fn receivers(clients: &mut [Client; 4], event: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let n = received(c, "/")
+            .await
+            .iter()
+            .filter(|(name, _)| name == event)
+            .count();
+        if n > 0 {
+            out.push((i, n));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn to_rooms_is_a_union_and_each_socket_receives_once() {
+    let s = start_default().await;
+    let mut cs = four(&s).await;
+    cs[3]
+        .call(
+            "/",
+            "to-rooms",
+            vec![json!({"rooms": ["r1", "r2"], "event": "u", "data": 1})],
+        )
+        .await;
+    assert_eq!(receivers(&mut cs, "u").await, [(0, 1), (1, 1), (2, 1)]);
+    // Sender included when in the rooms (namespace-level operator): it gets it before its ack.
+    let (_, before_ack) = cs[0]
+        .call(
+            "/",
+            "to-rooms",
+            vec![json!({"rooms": ["r1"], "event": "v", "data": 1})],
+        )
+        .await;
+    assert_eq!(
+        before_ack
+            .iter()
+            .filter(|p| p.event_name() == Some("v"))
+            .count(),
+        1
+    );
+    assert_eq!(receivers(&mut cs, "v").await, [(2, 1)]);
+    // Everyone, the sender included.
+    let (_, before_ack) = cs[0]
+        .call(
+            "/",
+            "to-rooms",
+            vec![json!({"rooms": [], "event": "w", "data": 1})],
+        )
+        .await;
+    assert_eq!(
+        before_ack
+            .iter()
+            .filter(|p| p.event_name() == Some("w"))
+            .count(),
+        1
+    );
+    assert_eq!(receivers(&mut cs, "w").await, [(1, 1), (2, 1), (3, 1)]);
+}
+
+#[tokio::test]
+async fn except_leaves_out_every_socket_in_those_rooms() {
+    let s = start_default().await;
+    let mut cs = four(&s).await;
+    cs[3]
+        .call(
+            "/",
+            "to-rooms",
+            vec![json!({"rooms": ["r1", "r2"], "except": ["r2"], "event": "e", "data": 1})],
+        )
+        .await;
+    assert_eq!(receivers(&mut cs, "e").await, [(0, 1)]);
+    cs[0]
+        .call(
+            "/",
+            "to-rooms",
+            vec![json!({"rooms": [], "except": ["r1"], "event": "f", "data": 1})],
+        )
+        .await;
+    assert_eq!(receivers(&mut cs, "f").await, [(1, 1), (3, 1)]);
+}
+
+#[tokio::test]
+async fn socket_broadcasts_exclude_the_sender() {
+    let s = start_default().await;
+    let mut cs = four(&s).await;
+    cs[0]
+        .call(
+            "/",
+            "broadcast-room",
+            vec![json!({"room": "r1", "event": "s", "data": 1})],
+        )
+        .await;
+    assert_eq!(receivers(&mut cs, "s").await, [(2, 1)]);
+    cs[2]
+        .call("/", "broadcast", vec![json!({"event": "t", "data": 1})])
+        .await;
+    assert_eq!(receivers(&mut cs, "t").await, [(0, 1), (1, 1), (3, 1)]);
+}
+
+#[tokio::test]
+async fn every_broadcast_goes_through_the_adapter_as_bytes_rooms_and_except() {
+    let s = start_default().await;
+    let (mut a, a_sid) = client(s.addr()).await;
+    a.call(
+        "/",
+        "to-rooms",
+        vec![json!({"rooms": ["r1", "r2"], "except": ["r3"], "event": "rec1", "data": 1})],
+    )
+    .await;
+    a.call(
+        "/",
+        "to-rooms",
+        vec![json!({"rooms": [], "volatile": true, "event": "rec2", "data": 1})],
+    )
+    .await;
+    a.call(
+        "/",
+        "broadcast-room",
+        vec![json!({"room": "r1", "event": "rec3", "data": 1})],
+    )
+    .await;
+    a.call("/", "broadcast", vec![json!({"event": "rec4", "data": 1})])
+        .await;
+    let one = |needle| {
+        let v = s.recorded(needle);
+        assert_eq!(v.len(), 1, "{needle} recorded once");
+        v[0].clone()
+    };
+    assert_eq!(
+        one("rec1"),
+        BroadcastOptions {
+            rooms: vec!["r1".into(), "r2".into()],
+            except: vec!["r3".into()],
+            volatile: false
+        }
+    );
+    assert_eq!(
+        one("rec2"),
+        BroadcastOptions {
+            rooms: vec![],
+            except: vec![],
+            volatile: true
+        }
+    );
+    assert_eq!(
+        one("rec3"),
+        BroadcastOptions {
+            rooms: vec!["r1".into()],
+            except: vec![a_sid.clone()],
+            volatile: false
+        }
+    );
+    assert_eq!(
+        one("rec4"),
+        BroadcastOptions {
+            rooms: vec![],
+            except: vec![a_sid],
+            volatile: false
+        }
+    );
+    // The encoded text is the wire frame, encoded once.
+    let text = s
+        .broadcasts
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, t)| t.contains("rec4"))
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(text, r#"42["rec4",1]"#);
+}
+
+#[tokio::test]
+async fn room_lifecycle_events_are_observable() {
+    let s = start_default().await;
+    let (mut a, a_sid) = client(s.addr()).await;
+    let (mut b, b_sid) = client(s.addr()).await;
+    a.call("/", "join", vec![json!({"room": "lobby"})]).await;
+    b.call("/", "join", vec![json!({"room": "lobby"})]).await;
+    a.call("/", "leave", vec![json!({"room": "lobby"})]).await;
+    b.close().await;
+    a.call("/", "echo-ack", vec![]).await;
+    // Wait (bounded) for b's disconnect to be processed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lobby = loop {
+        let v: Vec<(RoomEventKind, String)> = s
+            .room_events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(ns, e)| ns == "/" && e.room == "lobby")
+            .map(|(_, e)| (e.kind, e.sid.to_string()))
+            .collect();
+        if v.len() >= 6 || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        lobby,
+        [
+            (RoomEventKind::Created, a_sid.clone()),
+            (RoomEventKind::Joined, a_sid.clone()),
+            (RoomEventKind::Joined, b_sid.clone()),
+            (RoomEventKind::Left, a_sid),
+            (RoomEventKind::Left, b_sid.clone()),
+            (RoomEventKind::Deleted, b_sid),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- acks, binary, order
+
+#[tokio::test]
+async fn acks_in_both_directions_with_timeout() {
+    let s = start_default().await;
+    let (mut c, _) = client(s.addr()).await;
+    let (args, _) = c
+        .call(
+            "/",
+            "echo-ack",
+            vec![json!({"3": [true]}), json!("x"), json!(null)],
+        )
+        .await;
+    assert_eq!(args, vec![json!({"3": [true]}), json!("x"), json!(null)]);
+
+    // The question is queued before the ack of the request that caused it.
+    let (_, before_ack) = c.call("/", "server-ack", vec![json!({"data": "q1"})]).await;
+    let p = before_ack
+        .into_iter()
+        .find(|p| p.event_name() == Some("question"))
+        .expect("question");
+    assert_eq!(p.data, Some(json!(["question", "q1"])));
+    let id = p.id.expect("the server asks for an ack");
+    c.send_packet(&Packet::ack("/", id, vec![json!("a1"), json!(2)]))
+        .await;
+    assert_eq!(c.wait_event("answer").await, json!({"args": ["a1", 2]}));
+
+    c.call(
+        "/",
+        "server-ack",
+        vec![json!({"data": "q2", "timeout": 200})],
+    )
+    .await;
+    assert_eq!(
+        c.wait_event("answer").await,
+        json!({"error": "no acknowledgement within the timeout"})
+    );
+}
+
+#[tokio::test]
+async fn binary_events_and_acks_keep_their_attachments() {
+    let s = start_default().await;
+    let (mut c, _) = client(s.addr()).await;
+    let p = Packet::event(
+        "/",
+        "echo",
+        vec![json!("x"), placeholder(0), json!({"b": placeholder(1)})],
+        None,
+    )
+    .with_attachments(2);
+    c.send_packet(&p).await;
+    c.send_binary(&[1, 2, 3]).await;
+    c.send_binary(&[4]).await;
+    assert_eq!(
+        c.recv_text().await,
+        r#"452-["echo-back","x",{"_placeholder":true,"num":0},{"b":{"_placeholder":true,"num":1}}]"#
+    );
+    assert!(matches!(c.next().await, Seen::Binary(b) if b == [1, 2, 3]));
+    assert!(matches!(c.next().await, Seen::Binary(b) if b == [4]));
+
+    let p = Packet::event("/", "echo-ack", vec![placeholder(0)], Some(9)).with_attachments(1);
+    c.send_packet(&p).await;
+    c.send_binary(b"zz").await;
+    assert_eq!(
+        c.recv_text().await,
+        r#"461-9[{"_placeholder":true,"num":0}]"#
+    );
+    assert!(matches!(c.next().await, Seen::Binary(b) if b == b"zz"));
+}
+
+#[tokio::test]
+async fn events_are_handled_and_answered_in_arrival_order() {
+    let s = start_default().await;
+    let (mut a, _) = client(s.addr()).await;
+    let (mut b, _) = client(s.addr()).await;
+    b.call("/", "join", vec![json!({"room": "o"})]).await;
+    const N: u64 = 300;
+    for i in 0..N {
+        a.send_packet(&Packet::event(
+            "/",
+            "broadcast-room",
+            vec![json!({"room": "o", "event": "n", "data": i})],
+            Some(i),
+        ))
+        .await;
+    }
+    for i in 0..N {
+        let p = a.recv_packet().await;
+        assert_eq!(
+            (p.kind, p.id),
+            (PacketKind::Ack, Some(i)),
+            "acks leave in arrival order"
+        );
+    }
+    let got: Vec<u64> = received(&mut b, "/")
+        .await
+        .into_iter()
+        .filter(|(n, _)| n == "n")
+        .map(|(_, v)| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        (0..N).collect::<Vec<_>>(),
+        "broadcasts arrive in order, none lost or repeated"
+    );
+}
+
+#[tokio::test]
+async fn server_side_disconnect_sends_disconnect_and_keeps_the_connection() {
+    let s = start_default().await;
+    let (mut c, _) = client(s.addr()).await;
+    c.join_ns("/admin", None).await;
+    c.wait_event("hello").await;
+    c.call("/admin", "kick", vec![]).await;
+    assert_eq!(c.recv_text().await, "41/admin,");
+    c.call("/", "echo-ack", vec![json!(1)]).await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_closes_only_its_connection() {
+    let s = start_default().await;
+    let (mut a, _) = client(s.addr()).await;
+    let (mut b, _) = client(s.addr()).await;
+    a.send_packet(&Packet::event("/", "panic", vec![], None))
+        .await;
+    let close = a.expect_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1011);
+    b.call("/", "echo-ack", vec![json!(1)]).await;
+}
+
+// ---------------------------------------------------------------- hostile input
+
+#[tokio::test]
+async fn malformed_packets_close_that_connection_only() {
+    let s = start(EngineConfig {
+        max_payload: 10_000,
+        ..Default::default()
+    })
+    .await;
+    let (mut bystander, _) = client(s.addr()).await;
+    bystander
+        .call("/", "join", vec![json!({"room": "r"})])
+        .await;
+    let big = format!("42[\"echo-ack\",\"{}\"]", "x".repeat(20_000));
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("empty frame", String::new(), 1002),
+        ("unknown engine.io type", "9".into(), 1002),
+        ("client open", "0{}".into(), 1002),
+        ("unknown socket.io type", "49".into(), 1002),
+        ("invalid json", "42[\"a\"".into(), 1002),
+        ("event not an array", "42{}".into(), 1002),
+        ("empty event array", "42[]".into(), 1002),
+        ("event name not a string", "42[1]".into(), 1002),
+        ("reserved event name", "42[\"connect\"]".into(), 1002),
+        ("ack without id", "43[]".into(), 1002),
+        ("connect with array", "40[]".into(), 1002),
+        ("disconnect with data", "41{}".into(), 1002),
+        ("binary without count", "45[\"a\"]".into(), 1002),
+        (
+            "connect_error from client",
+            "44{\"message\":\"x\"}".into(),
+            1002,
+        ),
+        (
+            "event for unjoined namespace",
+            "42/admin,[\"echo-ack\"]".into(),
+            1002,
+        ),
+        ("second connect", "40".into(), 1002),
+        ("bad ack id", format!("42{}[\"a\"]", "9".repeat(25)), 1002),
+        ("oversized message", big, 1009),
+    ];
+    for (name, frame, code) in cases {
+        let (mut c, _) = client(s.addr()).await;
+        c.send(&frame).await;
+        let close = c
+            .expect_close()
+            .await
+            .unwrap_or_else(|| panic!("{name}: no close frame"));
+        assert_eq!(u16::from(close.code), code, "{name}");
+        bystander.call("/", "echo-ack", vec![json!(name)]).await;
+    }
+    // Binary frames: unexpected, and text where an attachment was due.
+    let (mut c, _) = client(s.addr()).await;
+    c.send_binary(&[1]).await;
+    assert_eq!(u16::from(c.expect_close().await.unwrap().code), 1002);
+    let (mut c, _) = client(s.addr()).await;
+    c.send(r#"451-["echo",{"_placeholder":true,"num":0}]"#)
+        .await;
+    c.send("42[\"echo\"]").await;
+    assert_eq!(u16::from(c.expect_close().await.unwrap().code), 1002);
+    // Invalid UTF-8 in a text frame fails at the WebSocket layer.
+    bystander.call("/", "echo-ack", vec![json!("done")]).await;
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_closed_and_others_keep_their_messages() {
+    let s = start(EngineConfig {
+        outbox_capacity: 8,
+        ..Default::default()
+    })
+    .await;
+    let mut slow = Client::connect(s.addr()).await;
+    slow.join_ns("/", None).await;
+    slow.call("/", "join", vec![json!({"room": "victims"})])
+        .await;
+    let (mut fast, _) = client(s.addr()).await;
+    let (mut sender, _) = client(s.addr()).await;
+    fast.call("/", "join", vec![json!({"room": "victims"})])
+        .await;
+    // `slow` stops reading; 400 x 64 KiB cannot all sit in socket buffers and an 8-slot queue.
+    // `fast` reads concurrently so it keeps up.
+    let reader = tokio::spawn(async move {
+        let mut blobs = 0;
+        while blobs < 4 * 300 {
+            let p = fast.recv_packet().await;
+            if p.event_name() == Some("blob") {
+                blobs += 1;
+            }
+        }
+        blobs
+    });
+    // Four at a time, so a client that reads never has more than half its queue waiting;
+    // until the slow one has been dropped (the last blob reached only `fast`).
+    let mut sent = 0;
+    for _ in 0..300 {
+        let (reached, _) = sender
+            .call("/", "flood", vec![json!({"count": 4, "size": 65536})])
+            .await;
+        sent += 4;
+        if reached == [json!(1)] {
+            break;
+        }
+    }
+    assert!(sent < 4 * 300, "the slow consumer was never dropped");
+    // Keep `fast` busy until it has everything, with the rest of the 300 rounds.
+    for _ in sent / 4..300 {
+        sender
+            .call("/", "flood", vec![json!({"count": 4, "size": 16})])
+            .await;
+    }
+    let mut frames = 0;
+    let close = loop {
+        match slow.next().await {
+            Seen::Close(f) => break f,
+            _ => frames += 1,
+        }
+    };
+    let close = close.unwrap_or_else(|| panic!("close frame after {frames} frames"));
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "slow consumer: outgoing queue full");
+    assert_eq!(
+        reader.await.unwrap(),
+        4 * 300,
+        "the reading client got every message"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_1001_and_no_disconnect_packet() {
+    let s = start_default().await;
+    let (mut c, _) = client(s.addr()).await;
+    let server = s.server;
+    let stop = tokio::spawn(server.shutdown());
+    loop {
+        match c.next().await {
+            Seen::Close(f) => {
+                assert_eq!(u16::from(f.expect("close frame").code), 1001);
+                break;
+            }
+            Seen::Text(t) => assert!(
+                !t.starts_with("41"),
+                "no Socket.IO DISCONNECT on shutdown: {t}"
+            ),
+            Seen::Binary(_) => {}
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(5), stop)
+        .await
+        .expect("shutdown finishes")
+        .unwrap();
+}
