@@ -2,6 +2,8 @@
 //! The test app exposes every broadcast operator as a client event (like the `interop`
 //! example) and records every broadcast that reaches the adapter.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! Test helpers: a raw Socket.IO-over-WebSocket client with a timeout on every receive.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
