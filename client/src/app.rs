@@ -7,7 +7,7 @@
 //! The same `update` serves the terminal (keys, paste, mouse) and scripts
 //! ([`Event::Line`]), so a script exercises exactly the code a person does.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chat_protocol::events::{self, ErrorCode, PresenceAction, RoomAction};
@@ -92,8 +92,10 @@ pub struct Window {
     pub scroll: usize,
     pub topic: Option<String>,
     pub members: Vec<String>,
-    /// Room seqs already shown, so history replayed after a reconnect is not shown twice.
-    seen: HashSet<u64>,
+    /// Room seqs already shown (with the message id), so history replayed after a
+    /// reconnect is not shown twice. The id guards against a server that restarted with an
+    /// empty store and counts from 1 again: same seq, different id, a new message.
+    seen: HashMap<u64, String>,
 }
 
 impl Window {
@@ -109,7 +111,7 @@ impl Window {
             scroll: 0,
             topic: None,
             members: Vec::new(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
         }
     }
 
@@ -1126,7 +1128,7 @@ impl App {
             let w = &self.windows[i];
             j.history
                 .into_iter()
-                .filter(|m| !w.seen.contains(&m.seq))
+                .filter(|m| w.seen.get(&m.seq) != Some(&m.id))
                 .collect()
         };
         if automatic || existed {
@@ -1158,9 +1160,10 @@ impl App {
         let Some(w) = self.windows.get_mut(i) else {
             return;
         };
-        if !w.seen.insert(m.seq) {
+        if w.seen.get(&m.seq) == Some(&m.id) {
             return;
         }
+        w.seen.insert(m.seq, m.id.clone());
         let mention = m.from != self.nick && mentions(&m.text, &self.nick);
         self.push_line(
             i,

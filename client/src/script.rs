@@ -27,6 +27,9 @@ const DRAIN: Duration = Duration::from_secs(3);
 pub enum ScriptSource {
     Lines(VecDeque<String>),
     Stdin(tokio::io::Lines<BufReader<tokio::io::Stdin>>),
+    /// Lines fed by another task (tests drive a client this way); ends when the sender is
+    /// dropped.
+    Channel(mpsc::UnboundedReceiver<String>),
 }
 
 impl std::fmt::Debug for ScriptSource {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for ScriptSource {
         match self {
             ScriptSource::Lines(l) => write!(f, "Lines({})", l.len()),
             ScriptSource::Stdin(_) => write!(f, "Stdin"),
+            ScriptSource::Channel(_) => write!(f, "Channel"),
         }
     }
 }
@@ -59,6 +63,7 @@ impl ScriptSource {
         match self {
             ScriptSource::Lines(lines) => lines.pop_front(),
             ScriptSource::Stdin(lines) => lines.next_line().await.ok().flatten(),
+            ScriptSource::Channel(rx) => rx.recv().await,
         }
     }
 }

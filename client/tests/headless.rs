@@ -1,0 +1,230 @@
+//! Headless mode against an in-process server: the same command parser and `update` as the
+//! TUI, driven by script lines; plus the real `chat` binary's `--script` exit codes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Proxy, closed_port, start_server, start_server_at};
+
+fn url(addr: std::net::SocketAddr) -> String {
+    format!("ws://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_broadcast_dm_and_leave() {
+    let server = start_server(&[]).await;
+    let server_url = url(server.local_addr());
+    let alice = Client::start(&server_url, "alice", &[]);
+    let bob = Client::start(&server_url, "bob", &[]);
+
+    alice.line("/join #general");
+    alice.wait_for("[/ #general] -- you joined #general").await;
+    bob.line("/join general");
+    alice.wait_for("bob joined #general").await;
+    alice.line("hello bob 日本 😀");
+    bob.wait_for("[/ #general] <alice> hello bob 日本 😀").await;
+    bob.line("/me waves");
+    alice.wait_for("[/ #general] * bob waves").await;
+    bob.line("/msg alice psst");
+    alice.wait_for("[/ @bob] <bob> psst").await;
+    bob.wait_for("[/ @alice] <bob> psst").await;
+    alice.line("/who");
+    alice.wait_for("#general has 2 members: alice, bob").await;
+    bob.line("/topic Rust talk");
+    alice
+        .wait_for("bob set the topic of #general: Rust talk")
+        .await;
+    bob.line("/rooms");
+    bob.wait_for("#general (2 members): Rust talk").await;
+    bob.line("/leave");
+    bob.wait_for("[/] -- you left #general").await;
+    alice.wait_for("bob left #general").await;
+    alice.line("/frobnicate");
+    alice
+        .wait_for("!! unknown command /frobnicate (try /help)")
+        .await;
+    alice.line("/join #bad room");
+    alice.wait_for("!! usage: /join <room>").await;
+
+    let (ok_a, _) = alice.finish().await;
+    let (ok_b, out_b) = bob.finish().await;
+    assert!(ok_a && ok_b, "{out_b}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_multiplexed_and_protected_namespace_refused_then_accepted() {
+    let server = start_server(&[("/ops", Some("s3cret"))]).await;
+    let server_url = url(server.local_addr());
+    let alice = Client::start(&server_url, "alice", &[]);
+    alice.wait_for("connected to / as alice").await;
+    alice.line("/ns /ops");
+    alice
+        .wait_for("[/ops] !! /ops refused the connection")
+        .await;
+    // A refusal of a later namespace is shown, not fatal.
+    alice.line("/ns /ops wrong");
+    alice.wait_for("wrong key").await;
+    alice.line("/ns /ops s3cret");
+    alice.wait_for("[/ops] -- connected to /ops as alice").await;
+    alice.line("/join deploy");
+    alice.wait_for("[/ops #deploy] -- you joined #deploy").await;
+    alice.line("/ns /");
+    alice.line("/join deploy");
+    alice.wait_for("[/ #deploy] -- you joined #deploy").await;
+    alice.line("same room name, other namespace");
+    let (ok, out) = alice.finish().await;
+    assert!(ok, "{out}");
+    assert!(out.contains("[/ #deploy] <alice> same room name, other namespace"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_first_namespace_fails_the_script() {
+    let server = start_server(&[]).await;
+    let server_url = url(server.local_addr());
+    let first = Client::start(&server_url, "alice", &[]);
+    first.wait_for("connected to / as alice").await;
+    let clash = Client::start(&server_url, "alice", &[]);
+    clash.line("/wait 3000");
+    let (ok, out) = clash.finish().await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("is in use"), "{out}");
+    let (ok, _) = first.finish().await;
+    assert!(ok);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_fails_the_script() {
+    let client = Client::start(&url(closed_port()), "alice", &[]);
+    client.line("/wait 3000");
+    let (ok, out) = client.finish().await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("!! cannot connect"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmet_expectation_fails_the_script() {
+    let server = start_server(&[]).await;
+    let client = Client::start(&url(server.local_addr()), "alice", &[]);
+    client.line("/expect something that never comes");
+    let (ok, out) = client.finish().await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("!! expectation not met within 5.0 s"), "{out}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_server_restart_and_rejoins() {
+    let server = start_server(&[]).await;
+    let addr = server.local_addr();
+    let alice = Client::start(&url(addr), "alice", &[]);
+    let bob = Client::start(&url(addr), "bob", &[]);
+    alice.line("/join lobby");
+    alice.wait_for("you joined #lobby").await;
+    bob.line("/join lobby");
+    alice.wait_for("bob joined #lobby").await;
+
+    server.shutdown().await;
+    alice
+        .wait_for("disconnected from the server (the server is going away)")
+        .await;
+    bob.wait_for("disconnected from the server").await;
+    let server = start_server_at(addr, &[]).await;
+    alice.wait_for("reconnected to / as alice").await;
+    bob.wait_for("reconnected to / as bob").await;
+    // Both rejoined #lobby by themselves.
+    alice.wait_for("bob joined #lobby").await;
+    alice.line("back again");
+    bob.wait_for("[/ #lobby] <alice> back again").await;
+    let (ok_a, out_a) = alice.finish().await;
+    let (ok_b, _) = bob.finish().await;
+    assert!(ok_a && ok_b, "{out_a}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_after_a_lost_connection_without_duplicates() {
+    let server = start_server(&[]).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let alice = Client::start(&url(proxy.addr), "alice", &[]);
+    let bob = Client::start(&url(server.local_addr()), "bob", &[]);
+    alice.line("/join r");
+    alice.wait_for("you joined #r").await;
+    bob.line("/join r");
+    alice.wait_for("bob joined #r").await;
+    bob.line("one");
+    alice.wait_for("<bob> one").await;
+
+    proxy.cut();
+    alice.wait_for("disconnected from the server").await;
+    bob.wait_for("alice quit").await;
+    bob.line("two");
+    bob.line("three");
+    bob.wait_for("[/ #r] <bob> three").await;
+    proxy.resume();
+    alice.wait_for("2 new message(s) while you were away").await;
+    alice.wait_for("<bob> three").await;
+    bob.line("four");
+    alice.wait_for("<bob> four").await;
+
+    let (ok, out) = alice.finish().await;
+    assert!(ok, "{out}");
+    for text in ["one", "two", "three", "four"] {
+        let n = out
+            .lines()
+            .filter(|l| *l == format!("[/ #r] <bob> {text}"))
+            .count();
+        assert_eq!(n, 1, "{text} shown {n} times:\n{out}");
+    }
+    bob.finish().await;
+    server.shutdown().await;
+}
+
+/// The real binary: `--script FILE` exits 0 when every expectation holds, 1 otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_script_exit_codes() {
+    let server = start_server(&[]).await;
+    let dir = std::env::temp_dir().join(format!("chat-headless-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let script = dir.join("ok.chat");
+    std::fs::write(
+        &script,
+        "# a comment\n/join #lobby\n/expect you joined #lobby\nhello\n/expect <carol> hello\n/quit\n",
+    )
+    .expect("write script");
+    let run = |server: String, script: std::path::PathBuf| {
+        let log = dir.join("chat.log");
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_chat"))
+                    .args(["--server", &server, "--nick", "carol", "--script"])
+                    .arg(&script)
+                    .arg("--log")
+                    .arg(log)
+                    .arg("--expect-timeout")
+                    .arg("2s")
+                    .output(),
+            )
+            .await
+            .expect("chat ended in time")
+            .expect("chat ran")
+        }
+    };
+    let out = run(url(server.local_addr()), script.clone()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("> /join #lobby"));
+    assert!(stdout.contains("[/ #lobby] <carol> hello"));
+
+    let out = run(url(closed_port()), script.clone()).await;
+    assert_eq!(out.status.code(), Some(1));
+
+    std::fs::write(&script, "/expect never\n").expect("write script");
+    let out = run(url(server.local_addr()), script).await;
+    assert_eq!(out.status.code(), Some(1));
+    server.shutdown().await;
+}
