@@ -29,15 +29,17 @@ pub async fn start_server_at(
     addr: SocketAddr,
     namespaces: &[(&str, Option<&str>)],
 ) -> chat_server::RunningServer {
-    let mut config = chat_server::ServerConfig::default();
-    config.listen = addr;
-    config.namespaces = namespaces
-        .iter()
-        .map(|(name, key)| chat_server::NamespaceConfig {
-            name: (*name).to_owned(),
-            key: key.map(str::to_owned),
-        })
-        .collect();
+    let config = chat_server::ServerConfig {
+        listen: addr,
+        namespaces: namespaces
+            .iter()
+            .map(|(name, key)| chat_server::NamespaceConfig {
+                name: (*name).to_owned(),
+                key: key.map(str::to_owned),
+            })
+            .collect(),
+        ..chat_server::ServerConfig::default()
+    };
     chat_server::start(config).await.expect("start server")
 }
 
