@@ -78,6 +78,26 @@ describe("socket.io-client against chat-server", () => {
     assert.equal(bob.eventsNamed("message").length, 1, "bob does not get his own message");
   });
 
+  test("heartbeat: the server pings, the client pongs, the connection stays up", TEST_TIMEOUT, async () => {
+    // run.sh starts chat-server with a short ping interval (CHAT_TEST_PING_INTERVAL_MS).
+    const interval = Number(process.env.CHAT_TEST_PING_INTERVAL_MS || 0);
+    if (!interval) return; // the default 25 s interval is too long to watch here
+    const dave = await client(`dave${run}`).connect(["/"]);
+    const engine = dave.manager.engine;
+    let pings = 0;
+    dave.manager.on("ping", () => pings++);
+    const start = Date.now();
+    await sleep(interval * 3 + interval / 2);
+    const elapsed = Date.now() - start;
+    // No ping right after the open packet; then one per interval.
+    assert.ok(pings >= 2 && pings <= Math.ceil(elapsed / interval), `${pings} pings in ${elapsed} ms`);
+    assert.equal(dave.manager.engine, engine, "same Engine.IO connection");
+    assert.equal(engine.readyState, "open");
+    assert.ok(dave.sockets["/"].connected);
+    const [ack] = await emitWithAckArgs(dave.sockets["/"], "join", { room: `beat-${run}` });
+    assert.equal(ack.ok, true);
+  });
+
   test("a duplicate nick gets CONNECT_ERROR with data.code nick_taken", TEST_TIMEOUT, async () => {
     const nick = `carol${run}`;
     await client(nick).connect(["/"]);

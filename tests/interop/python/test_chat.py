@@ -4,6 +4,7 @@ binary, WebSocket transport only. Run through tests/interop/run.sh, which sets C
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -79,3 +80,19 @@ async def test_duplicate_nick(opened):
     [error] = dup.connect_errors["/"]
     assert isinstance(error.get("message"), str) and error["message"]
     assert error.get("data", {}).get("code") == "nick_taken", error
+
+
+async def test_heartbeat_keeps_the_connection(opened):
+    """run.sh starts chat-server with a short ping interval: after several intervals the
+    python client (which answers the pings, and drops a connection whose pings stop) is still
+    connected on the same Engine.IO session."""
+    interval = int(os.environ.get("CHAT_TEST_PING_INTERVAL_MS", "0")) / 1000
+    if not interval:
+        pytest.skip("chat-server runs with the default 25 s ping interval")
+    dave = await _client(opened, f"pydave{token()}").connect()
+    sid = dave.sio.eio.sid
+    await asyncio.sleep(interval * 3.5)
+    assert dave.sio.connected and dave.sio.eio.state == "connected"
+    assert dave.sio.eio.sid == sid
+    [ack] = await dave.call("/", "join", {"room": f"pybeat-{token()}"})
+    assert ack["ok"] is True

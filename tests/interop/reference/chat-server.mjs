@@ -10,9 +10,15 @@ import { Server } from "socket.io";
 const args = process.argv.slice(2);
 const listenIdx = args.indexOf("--listen");
 const [host, port] = (listenIdx >= 0 ? args[listenIdx + 1] : "127.0.0.1:7878").split(":");
+const flag = (name, dflt) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
 
 const httpServer = createServer();
-const io = new Server(httpServer, { transports: ["websocket"], serveClient: false });
+const io = new Server(httpServer, {
+  transports: ["websocket"],
+  serveClient: false,
+  pingInterval: flag("--ping-interval-ms", 25000),
+  pingTimeout: flag("--ping-timeout-ms", 20000),
+});
 const nicks = new Set();
 const seqs = new Map();
 
