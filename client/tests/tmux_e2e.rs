@@ -1,0 +1,204 @@
+//! End to end in a real terminal: the `chat` binary runs inside tmux (a private server
+//! socket, `tmux -L <unique>`), keys are typed with `send-keys`, the screen is read with
+//! `capture-pane -p`. A headless client in this process is the other side of the chat.
+//! Skipped, with a printed reason, when tmux is not installed.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Client, start_server};
+
+/// A tmux server of our own, killed on drop whatever happens.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn new() -> Tmux {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        Tmux {
+            socket: format!("chat-e2e-{}-{nanos}", std::process::id()),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-u", "-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn start(&self, width: u16, height: u16, command: &str) {
+        let out = self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "chat",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            command,
+        ]);
+        assert!(out.status.success(), "tmux: {out:?}");
+        // Keep the pane after the program exits, to check how it ended.
+        self.run(&["set-option", "-t", "chat", "remain-on-exit", "on"]);
+    }
+
+    /// Types text literally (no key names).
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "chat", "-l", text]);
+    }
+
+    /// Presses keys by name (`Enter`, `M-1`, `PageUp`, ...).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "chat"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    fn line(&self, text: &str) {
+        self.type_text(text);
+        self.keys(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "chat"]).stdout)
+            .into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        String::from_utf8_lossy(
+            &self
+                .run(&["display-message", "-p", "-t", "chat", format])
+                .stdout,
+        )
+        .trim()
+        .to_owned()
+    }
+
+    /// Polls the screen until `pred` holds; panics with the screen after the deadline.
+    async fn wait_screen(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("screen never showed {what}:\n{screen}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_text(&self, text: &str) -> String {
+        self.wait_screen(text, |s| s.contains(text)).await
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_a_real_terminal() {
+    if !Tmux::available() {
+        println!("SKIPPED chat_in_a_real_terminal: tmux is not installed");
+        return;
+    }
+    let server = start_server(&[("/ops", Some("s3cret"))]).await;
+    let url = format!("ws://{}", server.local_addr());
+    let bob = Client::start(&url, "bob", &[]);
+    bob.line("/join lobby");
+    bob.wait_for("you joined #lobby").await;
+
+    let log = std::env::temp_dir().join(format!("chat-e2e-{}.log", std::process::id()));
+    let tmux = Tmux::new();
+    let command = format!(
+        "{} --server {url} --nick alice --log {}",
+        env!("CARGO_BIN_EXE_chat"),
+        log.display()
+    );
+    tmux.start(100, 30, &command);
+
+    // Connected; the status line says so.
+    tmux.wait_text("connected to / as alice").await;
+    tmux.wait_text("online | alice | ns /").await;
+
+    // /join shows the room in the list and as the title.
+    tmux.line("/join #lobby");
+    let screen = tmux.wait_text("you joined #lobby (2 members)").await;
+    assert!(screen.contains(" #lobby (2 members)"), "{screen}");
+    assert!(screen.contains("2  #lobby"), "{screen}");
+
+    // A message with wide characters goes out; bob receives it.
+    tmux.line("hello from tmux 日本 😀");
+    tmux.wait_text("<alice> hello from tmux 日本 😀").await;
+    bob.wait_for("[/ #lobby] <alice> hello from tmux 日本 😀")
+        .await;
+
+    // Bob answers; it appears on the screen.
+    bob.line("hi alice, welcome");
+    tmux.wait_text("<bob> hi alice, welcome").await;
+
+    // Editing with cursor keys over wide characters: type, move left over the emoji,
+    // delete the CJK character before it, send.
+    tmux.type_text("ab日😀");
+    tmux.keys(&["Left", "BSpace", "Enter"]);
+    bob.wait_for("<alice> ab😀").await;
+
+    // /msg: a direct message to bob.
+    tmux.line("/msg bob psst");
+    bob.wait_for("[/ @alice] <alice> psst").await;
+    tmux.wait_text("@bob").await;
+
+    // /ns: a protected namespace is refused without its key, then connected with it.
+    tmux.line("/ns /ops");
+    tmux.wait_text("/ops refused the connection").await;
+    tmux.line("/ns /ops s3cret");
+    let screen = tmux.wait_text("connected to /ops as alice").await;
+    assert!(screen.contains("ns /ops"), "{screen}");
+
+    // Alt+2 switches back to #lobby (window 2 in the list).
+    tmux.keys(&["M-2"]);
+    tmux.wait_screen("#lobby as the active window", |s| {
+        s.lines().next().is_some_and(|l| l.contains("#lobby"))
+    })
+    .await;
+
+    // Bob's next message while #lobby is active; then /quit ends the program cleanly.
+    bob.line("bye now");
+    tmux.wait_text("<bob> bye now").await;
+    tmux.line("/quit");
+    tmux.wait_screen("the program to exit", |_| {
+        tmux.display("#{pane_dead}") == "1"
+    })
+    .await;
+    assert_eq!(tmux.display("#{pane_dead_status}"), "0");
+    // The terminal was restored: the chat screen (alternate screen) is gone.
+    let after = tmux.screen();
+    assert!(!after.contains("online | alice"), "{after}");
+
+    let (ok, out) = bob.finish().await;
+    assert!(ok, "{out}");
+    server.shutdown().await;
+    let _ = std::fs::remove_file(log);
+}
