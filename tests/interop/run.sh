@@ -122,7 +122,7 @@ INTEROP_PID=$!
 PIDS+=("$INTEROP_PID")
 INTEROP_PORT="$(wait_for_line "$INTEROP_PID" "$INTEROP_LOG" 'listening on 127\.0\.0\.1:([0-9]+)')" || {
   show_log interop "$INTEROP_LOG"
-  die "the interop example did not print 'listening on 127.0.0.1:PORT' within ${START_TIMEOUT}s"
+  die "the interop example exited, or did not print 'listening on 127.0.0.1:PORT' within ${START_TIMEOUT}s"
 }
 
 CHAT_PORT="$(free_port)"
@@ -137,7 +137,7 @@ CHAT_PID=$!
 PIDS+=("$CHAT_PID")
 wait_for_line "$CHAT_PID" "$CHAT_LOG" "(listening) on .*${CHAT_PORT}" >/dev/null || {
   show_log chat-server "$CHAT_LOG"
-  die "chat-server did not log 'listening on ...:$CHAT_PORT' within ${START_TIMEOUT}s"
+  die "chat-server exited, or did not log 'listening on ...:$CHAT_PORT' within ${START_TIMEOUT}s"
 }
 
 export INTEROP_URL="http://127.0.0.1:$INTEROP_PORT"

@@ -180,6 +180,17 @@ describe("socket.io-client against the interop example", () => {
     assert.deepEqual(await Promise.all(pending), [...Array(10).keys()].map((i) => [i]));
   });
 
+  test("binary: echo-ack returns binary attachments (BINARY_EVENT -> BINARY_ACK)", TEST_TIMEOUT, async () => {
+    const { A } = clients;
+    const args = [{ blob: Buffer.from([0, 1, 2, 255]), list: [Buffer.from("xyz")] }, "text", Buffer.alloc(0)];
+    const echoed = await emitWithAckArgs(A.sockets["/admin"], "echo-ack", ...args);
+    assert.equal(echoed.length, 3);
+    assert.deepEqual(Buffer.from(echoed[0].blob), args[0].blob);
+    assert.deepEqual(Buffer.from(echoed[0].list[0]), args[0].list[0]);
+    assert.equal(echoed[1], "text");
+    assert.deepEqual(Buffer.from(echoed[2]), args[2]);
+  });
+
   test("server->client ack: the server gets the client's ack arguments", TEST_TIMEOUT, async () => {
     const { B } = clients;
     for (const nsp of NAMESPACES) {

@@ -145,6 +145,12 @@ async def test_client_to_server_ack(world: World):
     assert results == [[i] for i in range(10)]
 
 
+async def test_binary_echo_ack(world: World):
+    a = world.clients["A"]
+    args = [{"blob": b"\x00\x01\x02\xff", "list": [b"xyz"]}, "text", b""]
+    assert await a.call("/admin", "echo-ack", *args) == args
+
+
 async def test_server_to_client_ack(world: World):
     b = world.clients["B"]
     for nsp in NAMESPACES:
