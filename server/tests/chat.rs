@@ -1151,3 +1151,52 @@ async fn shutdown_closes_with_1001_and_no_disconnect_packet() {
     .expect("connect attempt ends");
     assert!(refused.is_err(), "the server stopped accepting");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_join_race_probe() {
+    let (_server, addr) = start().await;
+    let mut sender = user(addr, "sender").await;
+    join(&mut sender, "/", "r").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut n = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            // pipeline a few without waiting, to keep the room busy
+            n += 1;
+            say(&mut sender, "/", "r", &format!("m{n}")).await;
+        }
+        n
+    });
+    let mut joiner = user(addr, "joiner").await;
+    let mut gaps = 0;
+    let mut dups = 0;
+    for _ in 0..300 {
+        let (reply, skipped) = call(&mut joiner, "/", "join", json!({ "room": "r" })).await;
+        let joined: JoinReply = ok(&reply);
+        let mut seqs: Vec<u64> = joined.history.iter().map(|m| m.seq).collect();
+        let before_ack: Vec<u64> = skipped
+            .iter()
+            .filter(|(n, _)| n == "message")
+            .map(|(_, a)| decode::<ChatMessage>(a).seq)
+            .collect();
+        seqs.extend(before_ack);
+        let next = decode::<ChatMessage>(&joiner.wait_event("message").await).seq;
+        seqs.push(next);
+        if seqs.windows(2).any(|w| w[1] > w[0] + 1) {
+            gaps += 1;
+            eprintln!("gap: {:?}", &seqs[seqs.len().saturating_sub(6)..]);
+        }
+        if seqs.windows(2).any(|w| w[1] <= w[0]) {
+            dups += 1;
+            eprintln!("dup: hist {:?} skipped {:?} next {next}", joined.history.iter().map(|m| m.seq).collect::<Vec<_>>().last(), skipped.iter().map(|(n,a)| (n.clone(), a.get("seq").cloned())).collect::<Vec<_>>());
+        }
+        let (_reply, _) = call(&mut joiner, "/", "leave", json!({ "room": "r" })).await;
+        let late: Vec<(String, Value)> = pending(&mut joiner).await;
+        if count(&late, "message") > 0 { eprintln!("after leave: {late:?}"); }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = task.await.unwrap();
+    eprintln!("sent {n}, gaps {gaps}, dups {dups}");
+    assert_eq!((gaps, dups), (0, 0));
+}

@@ -816,6 +816,9 @@ async fn server_side_disconnect_sends_disconnect_and_keeps_the_connection() {
     c.call("/admin", "kick", vec![]).await;
     assert_eq!(c.recv_text().await, "41/admin,");
     c.call("/", "echo-ack", vec![json!(1)]).await;
+    // The client may connect that namespace again.
+    c.join_ns("/admin", None).await;
+    c.call("/admin", "echo-ack", vec![json!(2)]).await;
 }
 
 #[tokio::test]

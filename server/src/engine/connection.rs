@@ -285,8 +285,13 @@ impl Connection {
 
     async fn on_connect(&mut self, packet: Packet) -> Result<(), Close> {
         let nsp = packet.nsp;
-        if self.sockets.contains_key(&nsp) {
-            return Err(CloseReason::PROTOCOL);
+        match self.sockets.get(&nsp) {
+            Some(socket) if socket.is_connected() => return Err(CloseReason::PROTOCOL),
+            // Disconnected by the server: the client may connect it again.
+            Some(_) => {
+                self.sockets.remove(&nsp);
+            }
+            None => {}
         }
         let Some(ns) = self.engine.resolve_namespace(&nsp) else {
             self.send(Packet::connect_error(&nsp, "Invalid namespace", None));
