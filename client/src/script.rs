@@ -1,14 +1,15 @@
 //! Headless mode (`chat --script FILE`, `-` for stdin): the lines of the script go through
 //! the same [`App::update`] as typed lines ([`Event::Line`]); every line the screen would
 //! show is printed to stdout instead. Two script-only commands steer it: `/wait <ms>` keeps
-//! receiving for a while, `/expect <text>` waits until a shown line contains the text.
+//! receiving for a while, `/expect <text>` waits until a shown line contains the text (any
+//! line shown since the start that no earlier `/expect` matched).
 //! Blank lines and lines starting with `#` are skipped; each script line is echoed as
 //! `> line`.
 //!
 //! The outcome is `false` (exit code 1) when an expectation is not met in time, when the
 //! first namespace refuses the connection, or when the server cannot be reached.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::time::Duration;
 
@@ -76,8 +77,8 @@ struct Runner<'a, W: Write> {
     out: &'a mut W,
     /// Every line shown so far.
     shown: Vec<String>,
-    /// `/expect` searches from here (just past the previous match).
-    expect_from: usize,
+    /// Lines that already satisfied an `/expect`: each line satisfies one at most.
+    matched: HashSet<usize>,
 }
 
 impl<W: Write> Runner<'_, W> {
@@ -121,13 +122,18 @@ impl<W: Write> Runner<'_, W> {
         }
     }
 
+    /// Looks for a shown line with `text` that no earlier `/expect` used. Lines shown
+    /// before the `/expect` count too, so two clients' events may arrive in either order.
     fn find(&mut self, text: &str) -> bool {
-        match self.shown[self.expect_from..]
+        let found = self
+            .shown
             .iter()
-            .position(|l| l.contains(text))
-        {
+            .enumerate()
+            .find(|(i, l)| !self.matched.contains(i) && l.contains(text))
+            .map(|(i, _)| i);
+        match found {
             Some(i) => {
-                self.expect_from += i + 1;
+                self.matched.insert(i);
                 true
             }
             None => false,
@@ -158,7 +164,7 @@ pub async fn run<W: Write>(
         net_rx,
         out,
         shown: Vec::new(),
-        expect_from: 0,
+        matched: HashSet::new(),
     };
     let ok = loop {
         r.flush()?;
