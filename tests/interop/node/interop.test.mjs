@@ -152,6 +152,29 @@ describe("socket.io-client against the interop example", () => {
     assert.deepEqual(await broadcast(D, "/", "broadcast", {}), ["A", "B", "C"]);
   });
 
+  test("order: one client's events are handled, acked and broadcast in the order sent", TEST_TIMEOUT, async () => {
+    const { A, B } = clients;
+    const event = freshEvent();
+    const ackOrder = [];
+    const pending = [];
+    for (let i = 0; i < 50; i++) {
+      pending.push(
+        emitWithAckArgs(A.sockets["/"], "broadcast-room", { room: room("r1"), event, data: i }).then(
+          (ack) => {
+            assert.deepEqual(ack, ["done"]);
+            ackOrder.push(i);
+          },
+        ),
+      );
+    }
+    await Promise.all(pending);
+    await sleep(SETTLE_MS);
+    const range = [...Array(50).keys()];
+    assert.deepEqual(ackOrder, range, "acks in order");
+    assert.deepEqual(B.eventsNamed(event).map((r) => r.args[0]), range, "broadcasts in order, once each");
+    assert.deepEqual(receiversOf(all(), event), Array(50).fill("B"));
+  });
+
   test("leave: a socket that left a room no longer receives its broadcasts", TEST_TIMEOUT, async () => {
     const { B, D } = clients;
     assert.deepEqual(await emitWithAckArgs(B.sockets["/"], "leave", { room: room("r1") }), ["done"]);

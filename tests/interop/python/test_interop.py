@@ -121,6 +121,30 @@ async def test_sender_excluded(world: World):
     assert await world.broadcast("D", "/", "broadcast", {}) == ["A", "B", "C"]
 
 
+async def test_order(world: World):
+    """One client's events are handled, acked and broadcast in the order it sent them."""
+    a, b = world.clients["A"], world.clients["B"]
+    event = world.fresh_event()
+    ack_order = []
+
+    async def send(i):
+        ack = await a.call("/", "broadcast-room", {"room": world.room("r1"), "event": event, "data": i})
+        assert ack == ["done"]
+        ack_order.append(i)
+
+    # Emitted one after the other (python-socketio's emit is not meant to be used
+    # concurrently), acks awaited together.
+    tasks = []
+    for i in range(50):
+        tasks.append(asyncio.create_task(send(i)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(SETTLE)
+    assert ack_order == list(range(50))
+    assert [args[0] for _, _, args in b.events_named(event)] == list(range(50))
+    assert receivers_of(world.all(), event) == ["B"] * 50
+
+
 async def test_leave(world: World):
     r = world.room
     assert await world.clients["B"].call("/", "leave", {"room": r("r1")}) == ["done"]
