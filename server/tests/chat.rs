@@ -8,6 +8,8 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chat_protocol::events::{
     self, ChatMessage, ConnectErrorData, DmReply, ErrorBody, ErrorCode, HistoryReply, JoinReply,
@@ -264,6 +266,7 @@ fn ops_config(dynamic: bool) -> ServerConfig {
         namespaces: vec![NamespaceConfig {
             name: "/ops".into(),
             key: Some("k".into()),
+            token: false,
         }],
         dynamic_namespaces: dynamic,
         ..config()
@@ -725,6 +728,102 @@ async fn rooms_of_different_namespaces_are_separate() {
     assert_eq!(texts, vec!["in root"]);
 }
 
+/// Keeps `c` (a member of `room`) sending until `stop` is set; the task returns the count.
+fn keep_sending(
+    mut c: Client,
+    room: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut sent = 0;
+        while !stop.load(Ordering::Relaxed) {
+            sent += 1;
+            say(&mut c, "/", room, &format!("m{sent}")).await;
+        }
+        sent
+    })
+}
+
+async fn stop_sending(stop: &AtomicBool, traffic: tokio::task::JoinHandle<u64>) -> u64 {
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::timeout(RECV_TIMEOUT, traffic)
+        .await
+        .expect("sender stops")
+        .expect("sender task")
+}
+
+/// The `seq`s of the `message` events among `events`.
+fn message_seqs(events: &[(String, Value)]) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|(n, _)| n == events::server::MESSAGE)
+        .map(|(_, a)| decode::<ChatMessage>(a).seq)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "BUG: join reads history before joining the room; a message sent in between is lost"]
+async fn a_join_during_traffic_misses_no_message() {
+    const JOINS: usize = 300;
+    let (_server, addr) = start().await;
+    let mut sender = user(addr, "sender").await;
+    join(&mut sender, "/", "r").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = keep_sending(sender, "r", stop.clone());
+    let mut joiner = user(addr, "joiner").await;
+    let mut gaps = Vec::new();
+    for _ in 0..JOINS {
+        let (reply, early) = call(&mut joiner, "/", "join", json!({ "room": "r" })).await;
+        let joined: JoinReply = ok(&reply);
+        // What the joiner has: the history, the messages that came before the ack, and the
+        // first one after it. Without history the room's first message is 1. (Sorted and
+        // deduplicated: a message of the previous membership may arrive late, see
+        // `no_message_arrives_after_leaving_a_room`.)
+        let mut seqs: Vec<u64> = joined.history.iter().map(|m| m.seq).collect();
+        if seqs.is_empty() {
+            seqs.push(0);
+        }
+        seqs.extend(message_seqs(&early));
+        seqs.push(decode::<ChatMessage>(&joiner.wait_event(events::server::MESSAGE).await).seq);
+        seqs.sort_unstable();
+        seqs.dedup();
+        if !seqs.windows(2).all(|w| w[1] == w[0] + 1) {
+            gaps.push(seqs[seqs.len().saturating_sub(4)..].to_vec());
+        }
+        let _: Value = ok(&joiner.request("/", "leave", json!({ "room": "r" })).await);
+        pending(&mut joiner).await;
+    }
+    let sent = stop_sending(&stop, traffic).await;
+    assert!(
+        gaps.is_empty(),
+        "{} of {JOINS} joins (during {sent} messages) missed a message: {gaps:?}",
+        gaps.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "BUG: a room message can arrive after the leave ack (delivered to targets chosen before the leave)"]
+async fn no_message_arrives_after_leaving_a_room() {
+    let (_server, addr) = start().await;
+    let mut sender = user(addr, "sender").await;
+    join(&mut sender, "/", "r").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = keep_sending(sender, "r", stop.clone());
+    let mut joiner = user(addr, "joiner").await;
+    let mut late = Vec::new();
+    for _ in 0..1000 {
+        join(&mut joiner, "/", "r").await;
+        joiner.wait_event(events::server::MESSAGE).await;
+        let _: Value = ok(&joiner.request("/", "leave", json!({ "room": "r" })).await);
+        late.extend(message_seqs(&pending(&mut joiner).await));
+    }
+    let sent = stop_sending(&stop, traffic).await;
+    assert!(
+        late.is_empty(),
+        "messages arrived after the leave ack (of {sent}): {late:?}"
+    );
+}
+
 // ---- direct messages ----
 
 #[tokio::test]
@@ -736,7 +835,7 @@ async fn a_dm_reaches_its_recipient_only() {
     let reply = alice
         .request("/", "dm", json!({ "to": "bob", "text": "psst" }))
         .await;
-    let DmReply { message, delivered } = ok(&reply);
+    let DmReply { message, delivered, .. } = ok(&reply);
     assert!(delivered);
     assert_eq!(
         (
@@ -1150,53 +1249,4 @@ async fn shutdown_closes_with_1001_and_no_disconnect_packet() {
     .await
     .expect("connect attempt ends");
     assert!(refused.is_err(), "the server stopped accepting");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zz_join_race_probe() {
-    let (_server, addr) = start().await;
-    let mut sender = user(addr, "sender").await;
-    join(&mut sender, "/", "r").await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let task = tokio::spawn(async move {
-        let mut n = 0u64;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            // pipeline a few without waiting, to keep the room busy
-            n += 1;
-            say(&mut sender, "/", "r", &format!("m{n}")).await;
-        }
-        n
-    });
-    let mut joiner = user(addr, "joiner").await;
-    let mut gaps = 0;
-    let mut dups = 0;
-    for _ in 0..300 {
-        let (reply, skipped) = call(&mut joiner, "/", "join", json!({ "room": "r" })).await;
-        let joined: JoinReply = ok(&reply);
-        let mut seqs: Vec<u64> = joined.history.iter().map(|m| m.seq).collect();
-        let before_ack: Vec<u64> = skipped
-            .iter()
-            .filter(|(n, _)| n == "message")
-            .map(|(_, a)| decode::<ChatMessage>(a).seq)
-            .collect();
-        seqs.extend(before_ack);
-        let next = decode::<ChatMessage>(&joiner.wait_event("message").await).seq;
-        seqs.push(next);
-        if seqs.windows(2).any(|w| w[1] > w[0] + 1) {
-            gaps += 1;
-            eprintln!("gap: {:?}", &seqs[seqs.len().saturating_sub(6)..]);
-        }
-        if seqs.windows(2).any(|w| w[1] <= w[0]) {
-            dups += 1;
-            eprintln!("dup: hist {:?} skipped {:?} next {next}", joined.history.iter().map(|m| m.seq).collect::<Vec<_>>().last(), skipped.iter().map(|(n,a)| (n.clone(), a.get("seq").cloned())).collect::<Vec<_>>());
-        }
-        let (_reply, _) = call(&mut joiner, "/", "leave", json!({ "room": "r" })).await;
-        let late: Vec<(String, Value)> = pending(&mut joiner).await;
-        if count(&late, "message") > 0 { eprintln!("after leave: {late:?}"); }
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let n = task.await.unwrap();
-    eprintln!("sent {n}, gaps {gaps}, dups {dups}");
-    assert_eq!((gaps, dups), (0, 0));
 }
