@@ -263,11 +263,11 @@ async fn a_nick_is_free_again_after_its_user_disconnects() {
 
 fn ops_config(dynamic: bool) -> ServerConfig {
     ServerConfig {
-        namespaces: vec![NamespaceConfig {
-            name: "/ops".into(),
-            key: Some("k".into()),
-            token: false,
-        }],
+        // Built as the config file would be, so fields added later keep their defaults.
+        namespaces: vec![
+            serde_json::from_value::<NamespaceConfig>(json!({ "name": "/ops", "key": "k" }))
+                .expect("namespace config"),
+        ],
         dynamic_namespaces: dynamic,
         ..config()
     }
@@ -490,6 +490,85 @@ async fn join_rejects_invalid_room_names() {
         join(&mut alice, "/", &"r".repeat(64)).await.members,
         vec!["alice"]
     );
+}
+
+#[tokio::test]
+async fn leave_is_acked_and_announced() {
+    let (_server, addr) = start().await;
+    let mut alice = user(addr, "alice").await;
+    let mut bob = user(addr, "bob").await;
+    join(&mut alice, "/", "r").await;
+    join(&mut bob, "/", "r").await;
+    let reply = alice.request("/", "leave", json!({ "room": "r" })).await;
+    assert_eq!(reply, json!({ "ok": true, "room": "r" }));
+    let left: Presence = decode(&bob.wait_event(events::server::PRESENCE).await);
+    assert_eq!(
+        (left.room.as_str(), left.nick.as_str(), left.action),
+        ("r", "alice", PresenceAction::Leave)
+    );
+    let who: WhoReply = ok(&bob.request("/", "who", json!({ "room": "r" })).await);
+    assert_eq!(who.members, vec!["bob"]);
+    // alice hears nothing more of the room.
+    say(&mut bob, "/", "r", "still here?").await;
+    assert_eq!(
+        count(&pending(&mut alice).await, events::server::MESSAGE),
+        0
+    );
+    assert_eq!(
+        code(&alice.request("/", "leave", json!({ "room": "r" })).await),
+        ErrorCode::NotInRoom
+    );
+    assert_eq!(
+        code(&alice.request("/", "leave", json!({ "room": "#r" })).await),
+        ErrorCode::InvalidName
+    );
+}
+
+#[tokio::test]
+async fn leaving_a_namespace_quits_its_rooms_and_the_last_one_frees_the_nick() {
+    let (_server, addr) = start().await;
+    let mut alice = user(addr, "alice").await;
+    alice.join_ns("/other", None).await;
+    let mut bob = user(addr, "bob").await;
+    bob.join_ns("/other", None).await;
+    for nsp in ["/", "/other"] {
+        join(&mut alice, nsp, "r").await;
+        join(&mut bob, nsp, "r").await;
+    }
+
+    alice.send_packet(&Packet::disconnect("/other")).await;
+    let (nsp, name, args) = bob.recv_event().await;
+    assert_eq!(
+        (nsp.as_str(), name.as_str()),
+        ("/other", events::server::PRESENCE)
+    );
+    let quit: Presence = decode(&args[0]);
+    assert_eq!(
+        (quit.nick.as_str(), quit.action),
+        ("alice", PresenceAction::Quit)
+    );
+    // Still connected to `/`, so the nick is still hers.
+    let mut c = Client::connect(addr).await;
+    let p = c.connect_ns("/", Some(json!({ "nick": "alice" }))).await;
+    assert_eq!(refused(&p).1, Some(ErrorCode::NickTaken));
+    let who: WhoReply = ok(&alice.request("/", "who", json!({ "room": "r" })).await);
+    assert_eq!(who.members, vec!["alice", "bob"]);
+
+    // Leaving the last namespace releases the nick. (bob's quit presence is sent by the same
+    // disconnect handler, on this single-threaded runtime before the test runs again.)
+    alice.send_packet(&Packet::disconnect("/")).await;
+    let quit: Presence = decode(&bob.wait_event(events::server::PRESENCE).await);
+    assert_eq!(quit.action, PresenceAction::Quit);
+    c.join_ns("/", Some(json!({ "nick": "alice" }))).await;
+    join(&mut c, "/", "r").await;
+    // The old connection cannot take it back now.
+    let p = alice.connect_ns("/", None).await;
+    assert_eq!(refused(&p).1, Some(ErrorCode::NickTaken));
+    // But a connection whose nick is still free takes it back on its next namespace.
+    bob.send_packet(&Packet::disconnect("/")).await;
+    bob.send_packet(&Packet::disconnect("/other")).await;
+    bob.join_ns("/", None).await;
+    assert_eq!(join(&mut bob, "/", "r").await.members, vec!["alice", "bob"]);
 }
 
 // ---- messages ----
@@ -835,7 +914,9 @@ async fn a_dm_reaches_its_recipient_only() {
     let reply = alice
         .request("/", "dm", json!({ "to": "bob", "text": "psst" }))
         .await;
-    let DmReply { message, delivered, .. } = ok(&reply);
+    let DmReply {
+        message, delivered, ..
+    } = ok(&reply);
     assert!(delivered);
     assert_eq!(
         (
