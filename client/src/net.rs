@@ -139,11 +139,15 @@ impl Request {
                 serde_json::to_value(events::LeaveRequest { room: room.clone() })
             }
             Request::Message { room, text, action } => {
-                serde_json::to_value(events::MessageRequest {
-                    room: room.clone(),
-                    text: text.clone(),
-                    action: *action,
-                })
+                // Built by hand rather than from `events::MessageRequest` so optional fields
+                // the server added later do not have to be spelled out here.
+                let mut map = serde_json::Map::new();
+                map.insert("room".into(), Value::String(room.clone()));
+                map.insert("text".into(), Value::String(text.clone()));
+                if *action {
+                    map.insert("action".into(), Value::Bool(true));
+                }
+                Ok(Value::Object(map))
             }
             Request::Dm { to, text, action } => serde_json::to_value(events::DmRequest {
                 to: to.clone(),
@@ -551,14 +555,13 @@ impl Actor {
     }
 
     fn auth_for(&self, ns: &Namespace) -> Value {
-        let auth = events::Auth {
-            nick: Some(self.nick.clone()),
-            password: self.config.password.clone(),
-            token: self.config.token.clone(),
-            key: ns.key.clone(),
-            since: (!ns.since.is_empty()).then(|| ns.since.clone()),
-        };
-        serde_json::to_value(auth).unwrap_or(Value::Null)
+        connect_auth(
+            &self.nick,
+            self.config.password.as_deref(),
+            self.config.token.as_deref(),
+            ns.key.as_deref(),
+            &ns.since,
+        )
     }
 
     async fn send_packet(ws: &mut Ws, packet: &socket_io::Packet) -> Result<(), String> {
@@ -930,6 +933,26 @@ impl Actor {
     }
 }
 
+/// The CONNECT auth payload: the nick (every namespace repeats it), the optional password,
+/// token and namespace key, and `since: {room: last seq}` when the client has seen messages
+/// there (the catch-up seam for durable history).
+pub fn connect_auth(
+    nick: &str,
+    password: Option<&str>,
+    token: Option<&str>,
+    key: Option<&str>,
+    since: &BTreeMap<String, u64>,
+) -> Value {
+    let auth = events::Auth {
+        nick: Some(nick.to_owned()),
+        password: password.map(str::to_owned),
+        token: token.map(str::to_owned),
+        key: key.map(str::to_owned),
+        since: (!since.is_empty()).then(|| since.clone()),
+    };
+    serde_json::to_value(auth).unwrap_or(Value::Null)
+}
+
 fn bump(since: &mut BTreeMap<String, u64>, room: &str, seq: u64) {
     let entry = since.entry(room.to_owned()).or_insert(0);
     *entry = (*entry).max(seq);
@@ -1057,6 +1080,23 @@ mod tests {
             .payload()
             .to_string(),
             r#"{"room":"r"}"#
+        );
+    }
+
+    #[test]
+    fn connect_auth_carries_since() {
+        let none = BTreeMap::new();
+        assert_eq!(
+            connect_auth("alice", None, None, None, &none).to_string(),
+            r#"{"nick":"alice"}"#
+        );
+        let mut since = BTreeMap::new();
+        bump(&mut since, "general", 7);
+        bump(&mut since, "general", 3);
+        bump(&mut since, "ops", 1);
+        assert_eq!(
+            connect_auth("alice", Some("pw"), None, Some("k"), &since).to_string(),
+            r#"{"nick":"alice","password":"pw","key":"k","since":{"general":7,"ops":1}}"#
         );
     }
 

@@ -5,6 +5,8 @@
 //! left beside the message pane, a status row, the input row. The room list is hidden on
 //! very narrow terminals.
 
+use std::time::Duration;
+
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
@@ -399,10 +401,11 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
                 format!("offline, retry in {:.0} s", retry_in.as_secs_f64().ceil())
             }
         };
-        let lag = app
-            .lag
-            .map(|d| format!(" | lag {} ms", d.as_millis()))
-            .unwrap_or_default();
+        let lag = match app.lag {
+            Some(d) if d < Duration::from_millis(1) => " | lag <1 ms".to_owned(),
+            Some(d) => format!(" | lag {} ms", d.as_millis()),
+            None => String::new(),
+        };
         let scrolled = match app.active_window() {
             Some(w) if w.scroll > 0 => " | scrolled up (PgDn)",
             _ => "",

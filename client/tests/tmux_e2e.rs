@@ -189,10 +189,20 @@ async fn chat_in_a_real_terminal() {
     tmux.wait_text("<bob> bye now").await;
     tmux.line("/quit");
     tmux.wait_screen("the program to exit", |_| {
+        // tmux notes the exit status a moment after the pane dies.
         tmux.display("#{pane_dead}") == "1"
+            && !tmux
+                .display("#{pane_dead_status}#{pane_dead_signal}")
+                .is_empty()
     })
     .await;
-    assert_eq!(tmux.display("#{pane_dead_status}"), "0");
+    let status = tmux.display("#{pane_dead_status}:#{pane_dead_signal}");
+    assert_eq!(
+        status,
+        "0:",
+        "exit status:signal; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     // The terminal was restored: the chat screen (alternate screen) is gone.
     let after = tmux.screen();
     assert!(!after.contains("online | alice"), "{after}");

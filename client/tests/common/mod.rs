@@ -36,6 +36,7 @@ pub async fn start_server_at(
             .map(|(name, key)| chat_server::NamespaceConfig {
                 name: (*name).to_owned(),
                 key: key.map(str::to_owned),
+                token: false,
             })
             .collect(),
         ..chat_server::ServerConfig::default()
