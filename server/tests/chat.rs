@@ -950,6 +950,31 @@ async fn a_dm_to_an_offline_nick_fails() {
     assert_eq!(code(&reply), ErrorCode::InvalidName);
 }
 
+#[tokio::test]
+async fn a_dm_goes_to_the_senders_namespace_else_to_slash() {
+    let (_server, addr) = start().await;
+    let mut bob = user(addr, "bob").await;
+    bob.join_ns("/other", None).await;
+    bob.wait_event(events::server::NOTICE).await;
+    let mut alice = user_in(addr, "/other", "alice").await;
+    alice.join_ns("/x", None).await;
+    let send = json!({ "to": "bob", "text": "here" });
+    let reply: DmReply = ok(&alice.request("/other", "dm", send).await);
+    assert!(reply.delivered);
+    let (nsp, name, args) = bob.recv_event().await;
+    assert_eq!(
+        (nsp.as_str(), name.as_str()),
+        ("/other", events::server::DM)
+    );
+    assert_eq!(args[0]["text"], "here");
+    // bob is not in /x: the DM goes to his `/` socket.
+    let send = json!({ "to": "bob", "text": "there" });
+    let _: DmReply = ok(&alice.request("/x", "dm", send).await);
+    let (nsp, name, args) = bob.recv_event().await;
+    assert_eq!((nsp.as_str(), name.as_str()), ("/", events::server::DM));
+    assert_eq!(args[0]["text"], "there");
+}
+
 // ---- nick ----
 
 #[tokio::test]
@@ -1003,6 +1028,48 @@ async fn a_nick_change_is_announced_to_shared_rooms() {
         .request("/", "dm", json!({ "to": "alicia", "text": "x" }))
         .await);
     assert!(dm.delivered);
+}
+
+#[tokio::test]
+async fn a_nick_change_reaches_rooms_in_every_namespace() {
+    let (_server, addr) = start().await;
+    let mut alice = user(addr, "alice").await;
+    alice.join_ns("/other", None).await;
+    let mut bob = user(addr, "bob").await;
+    let mut carol = user_in(addr, "/other", "carol").await;
+    join(&mut alice, "/", "r").await;
+    join(&mut bob, "/", "r").await;
+    join(&mut alice, "/other", "s").await;
+    join(&mut carol, "/other", "s").await;
+    // Asked on `/`, seen in `/other` too.
+    let _: NickReply = ok(&alice.request("/", "nick", json!({ "nick": "ally" })).await);
+    for (c, nsp, room) in [(&mut bob, "/", "r"), (&mut carol, "/other", "s")] {
+        let (got_nsp, name, args) = c.recv_event().await;
+        assert_eq!(
+            (got_nsp.as_str(), name.as_str()),
+            (nsp, events::server::PRESENCE)
+        );
+        let p: Presence = decode(&args[0]);
+        assert_eq!(
+            (
+                p.room.as_str(),
+                p.nick.as_str(),
+                p.action,
+                p.previous.as_deref()
+            ),
+            (room, "ally", PresenceAction::Nick, Some("alice"))
+        );
+    }
+    let who: WhoReply = ok(&carol.request("/other", "who", json!({ "room": "s" })).await);
+    assert_eq!(who.members, vec!["ally", "carol"]);
+    // A change of case only is a change too.
+    let reply: NickReply = ok(&alice.request("/", "nick", json!({ "nick": "Ally" })).await);
+    assert_eq!(reply.nick, "Ally");
+    let p: Presence = decode(&bob.wait_event(events::server::PRESENCE).await);
+    assert_eq!(
+        (p.nick.as_str(), p.previous.as_deref()),
+        ("Ally", Some("ally"))
+    );
 }
 
 // ---- who, rooms, topic, history ----
@@ -1175,6 +1242,62 @@ async fn history_pages_backwards_with_before_and_limit() {
         code(&bob.request("/", "history", json!({ "room": "r" })).await),
         ErrorCode::NotInRoom
     );
+}
+
+#[tokio::test]
+async fn members_are_sorted_without_regard_to_case() {
+    let (_server, addr) = start().await;
+    let mut clients = Vec::new();
+    for nick in ["carol", "Bob", "alice", "Dave"] {
+        let mut c = user(addr, nick).await;
+        join(&mut c, "/", "r").await;
+        clients.push(c);
+    }
+    let who: WhoReply = ok(&clients[0].request("/", "who", json!({ "room": "r" })).await);
+    assert_eq!(who.members, vec!["alice", "Bob", "carol", "Dave"]);
+}
+
+#[tokio::test]
+async fn history_limit_is_kept_within_1_to_200() {
+    let (_server, addr) = start().await;
+    let mut alice = user(addr, "alice").await;
+    join(&mut alice, "/", "r").await;
+    for i in 1..=205 {
+        say(&mut alice, "/", "r", &format!("m{i}")).await;
+    }
+    let mut seqs = async |req: Value| -> Vec<u64> {
+        let h: HistoryReply = ok(&alice.request("/", "history", req).await);
+        h.messages.iter().map(|m| m.seq).collect()
+    };
+    assert_eq!(
+        seqs(json!({ "room": "r" })).await,
+        (156..=205).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(json!({ "room": "r", "limit": 1000 })).await,
+        (6..=205).collect::<Vec<_>>()
+    );
+    assert_eq!(seqs(json!({ "room": "r", "limit": 0 })).await, vec![205]);
+}
+
+#[tokio::test]
+async fn a_room_keeps_its_newest_messages_up_to_the_capacity() {
+    let (_server, addr) = serve(ServerConfig {
+        room_capacity: 5,
+        ..config()
+    })
+    .await;
+    let mut alice = user(addr, "alice").await;
+    join(&mut alice, "/", "r").await;
+    for i in 1..=8 {
+        assert_eq!(say(&mut alice, "/", "r", &format!("m{i}")).await.seq, i);
+    }
+    let h: HistoryReply = ok(&alice.request("/", "history", json!({ "room": "r" })).await);
+    let seqs: Vec<u64> = h.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![4, 5, 6, 7, 8]);
+    let mut bob = user(addr, "bob").await;
+    let joined = join(&mut bob, "/", "r").await;
+    assert_eq!(joined.history, h.messages);
 }
 
 // ---- typing ----
