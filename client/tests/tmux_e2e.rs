@@ -54,7 +54,7 @@ impl Tmux {
             command,
         ]);
         assert!(out.status.success(), "tmux: {out:?}");
-        // Keep the pane after the program exits, to check how it ended.
+        // Keep the pane after the program exits, to read the restored screen.
         self.run(&["set-option", "-t", "chat", "remain-on-exit", "on"]);
     }
 
@@ -99,7 +99,9 @@ impl Tmux {
                 return screen;
             }
             if Instant::now() > deadline {
-                panic!("screen never showed {what}:\n{screen}");
+                let pane =
+                    self.display("dead=#{pane_dead} status=#{pane_dead_status} pid=#{pane_pid}");
+                panic!("screen never showed {what} ({pane}):\n{screen}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -132,10 +134,14 @@ async fn chat_in_a_real_terminal() {
 
     let log = std::env::temp_dir().join(format!("chat-e2e-{}.log", std::process::id()));
     let tmux = Tmux::new();
+    let status_file = std::env::temp_dir().join(format!("chat-e2e-{}.status", std::process::id()));
+    let _ = std::fs::remove_file(&status_file);
+    // The shell records the exit status (tmux's own #{pane_dead_status} is not reliable).
     let command = format!(
-        "{} --server {url} --nick alice --log {}",
+        "{} --server {url} --nick alice --log {}; echo $? > {}",
         env!("CARGO_BIN_EXE_chat"),
-        log.display()
+        log.display(),
+        status_file.display()
     );
     tmux.start(100, 30, &command);
 
@@ -188,27 +194,30 @@ async fn chat_in_a_real_terminal() {
     bob.line("bye now");
     tmux.wait_text("<bob> bye now").await;
     tmux.line("/quit");
-    tmux.wait_screen("the program to exit", |_| {
-        // tmux notes the exit status a moment after the pane dies.
-        tmux.display("#{pane_dead}") == "1"
-            && !tmux
-                .display("#{pane_dead_status}#{pane_dead_signal}")
-                .is_empty()
-    })
-    .await;
-    let status = tmux.display("#{pane_dead_status}:#{pane_dead_signal}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match std::fs::read_to_string(&status_file) {
+            Ok(s) if !s.trim().is_empty() => break s.trim().to_owned(),
+            _ if Instant::now() > deadline => panic!("chat did not exit:\n{}", tmux.screen()),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
     assert_eq!(
         status,
-        "0:",
-        "exit status:signal; log:\n{}",
+        "0",
+        "exit status; log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     // The terminal was restored: the chat screen (alternate screen) is gone.
     let after = tmux.screen();
-    assert!(!after.contains("online | alice"), "{after}");
+    assert!(
+        !after.contains("online | alice") && !after.contains("[#lobby]"),
+        "{after}"
+    );
 
     let (ok, out) = bob.finish().await;
     assert!(ok, "{out}");
     server.shutdown().await;
     let _ = std::fs::remove_file(log);
+    let _ = std::fs::remove_file(status_file);
 }
