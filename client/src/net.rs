@@ -11,6 +11,8 @@
 //! - remembers joined rooms and the last `seq` seen per room, and after a lost connection
 //!   reconnects with capped, jittered exponential backoff, re-CONNECTs its namespaces with
 //!   `since: {room: seq}` in the auth and rejoins the rooms;
+//! - sends every chat message with a client id (`cid`) and, when the connection drops before
+//!   the ack, sends it again after the reconnect with the same `cid` (stored once);
 //! - measures the round-trip lag with the `ping` event every few seconds.
 //!
 //! A Socket.IO DISCONNECT sent by the server means: do not reconnect that namespace.
@@ -335,6 +337,8 @@ pub fn spawn(config: NetConfig) -> (NetHandle, mpsc::UnboundedReceiver<NetEvent>
         cmd_rx,
         ev_tx,
         ever_connected: false,
+        cid_prefix: random_u64(),
+        cid_counter: 0,
     };
     let task = tokio::spawn(actor.run());
     (NetHandle { tx: cmd_tx }, ev_rx, task)
@@ -366,8 +370,15 @@ struct Namespace {
     rooms: BTreeSet<String>,
     /// Last seq seen per room, sent as `since` in the CONNECT auth.
     since: BTreeMap<String, u64>,
-    /// Requests waiting for the CONNECT answer.
-    queue: Vec<Request>,
+    /// Requests waiting for the CONNECT answer (and messages to re-send after a reconnect).
+    queue: Vec<Queued>,
+}
+
+/// A request waiting for its namespace, with the client message id of a chat message.
+#[derive(Debug)]
+struct Queued {
+    request: Request,
+    cid: Option<String>,
 }
 
 #[derive(Debug)]
@@ -376,6 +387,9 @@ struct Pending {
     request: Request,
     sent: Instant,
     automatic: bool,
+    /// The `cid` sent with a chat message: a re-send after a reconnect carries the same
+    /// one, so the server stores the message once.
+    cid: Option<String>,
 }
 
 type Ws =
@@ -397,9 +411,17 @@ struct Actor {
     cmd_rx: mpsc::UnboundedReceiver<NetCommand>,
     ev_tx: mpsc::UnboundedSender<NetEvent>,
     ever_connected: bool,
+    /// Random per process run; with a counter it makes the `cid` of each chat message.
+    cid_prefix: u64,
+    cid_counter: u64,
 }
 
 impl Actor {
+    fn new_cid(&mut self) -> String {
+        self.cid_counter += 1;
+        format!("{:016x}-{}", self.cid_prefix, self.cid_counter)
+    }
+
     fn emit(&self, event: NetEvent) {
         // The application may be gone during shutdown; nothing to do then.
         let _ = self.ev_tx.send(event);
@@ -455,9 +477,23 @@ impl Actor {
     /// Forgets the session: fails the requests in flight and marks live namespaces to be
     /// connected again.
     fn connection_lost(&mut self) {
-        let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        for p in pending {
+        let mut pending: Vec<(u64, Pending)> = self.pending.drain().collect();
+        pending.sort_by_key(|(id, _)| *id);
+        let mut resend: Vec<(String, Queued)> = Vec::new();
+        for (_, p) in pending {
             if p.automatic || p.request == Request::Ping {
+                continue;
+            }
+            // Chat messages (with their cid) and joins are sent again after the reconnect:
+            // both are safe to repeat. Anything else is reported as lost.
+            if matches!(p.request, Request::Message { .. } | Request::Join { .. }) {
+                resend.push((
+                    p.nsp,
+                    Queued {
+                        request: p.request,
+                        cid: p.cid,
+                    },
+                ));
                 continue;
             }
             self.emit(NetEvent::Reply {
@@ -466,6 +502,13 @@ impl Actor {
                 result: Err(Failure::Local("connection lost before the answer".into())),
                 automatic: false,
             });
+        }
+        for (i, (nsp, queued)) in resend.into_iter().enumerate() {
+            if let Some(ns) = self.ns_mut(&nsp) {
+                // Before anything queued later, in the order they were first sent.
+                let at = i.min(ns.queue.len());
+                ns.queue.insert(at, queued);
+            }
         }
         for ns in &mut self.namespaces {
             match ns.state {
@@ -540,7 +583,7 @@ impl Actor {
                 NsState::Refused { retry_at: None } => format!("not connected to {nsp}"),
                 NsState::Closed => format!("the server closed {nsp}"),
                 _ => {
-                    ns.queue.push(request);
+                    ns.queue.push(Queued { request, cid: None });
                     return;
                 }
             },
@@ -600,11 +643,22 @@ impl Actor {
         nsp: &str,
         request: Request,
         automatic: bool,
+        cid: Option<String>,
     ) -> Result<(), String> {
         let id = self.next_ack;
         self.next_ack += 1;
-        let packet =
-            socket_io::Packet::event(nsp, request.event(), vec![request.payload()], Some(id));
+        let mut payload = request.payload();
+        let cid = match &request {
+            Request::Message { .. } => {
+                let cid = cid.unwrap_or_else(|| self.new_cid());
+                if let Value::Object(map) = &mut payload {
+                    map.insert("cid".into(), Value::String(cid.clone()));
+                }
+                Some(cid)
+            }
+            _ => None,
+        };
+        let packet = socket_io::Packet::event(nsp, request.event(), vec![payload], Some(id));
         self.pending.insert(
             id,
             Pending {
@@ -612,6 +666,7 @@ impl Actor {
                 request,
                 sent: Instant::now(),
                 automatic,
+                cid,
             },
         );
         Self::send_packet(ws, &packet).await
@@ -672,7 +727,7 @@ impl Actor {
                     .iter()
                     .any(|n| n.name == nsp && n.state == NsState::Connected);
                 if connected {
-                    self.send_request(ws, &nsp, request, false).await?;
+                    self.send_request(ws, &nsp, request, false, None).await?;
                 } else {
                     self.queue_or_fail(nsp, request);
                 }
@@ -727,7 +782,8 @@ impl Actor {
                 && !self.pending.values().any(|p| p.request == Request::Ping)
             {
                 *last_lag = now;
-                self.send_request(ws, &nsp, Request::Ping, true).await?;
+                self.send_request(ws, &nsp, Request::Ping, true, None)
+                    .await?;
             }
         }
         Ok(())
@@ -794,11 +850,11 @@ impl Actor {
                     resumed,
                 });
                 for room in rooms {
-                    self.send_request(ws, &nsp, Request::Join { room }, true)
+                    self.send_request(ws, &nsp, Request::Join { room }, true, None)
                         .await?;
                 }
-                for request in queued {
-                    self.send_request(ws, &nsp, request, false).await?;
+                for q in queued {
+                    self.send_request(ws, &nsp, q.request, false, q.cid).await?;
                 }
             }
             K::ConnectError => {
@@ -823,10 +879,10 @@ impl Actor {
                         code,
                     });
                 }
-                for request in queued {
+                for q in queued {
                     self.emit(NetEvent::Reply {
                         nsp: nsp.clone(),
-                        request,
+                        request: q.request,
                         result: Err(Failure::Local(format!("{nsp} refused: {message}"))),
                         automatic: false,
                     });
@@ -1007,8 +1063,8 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter: f64) -> Dura
     exp.min(cap).mul_f64(jitter.clamp(0.5, 1.0))
 }
 
-/// A random factor in `[0.5, 1.0)`, from the std hasher's random keys (no extra crate).
-fn jitter() -> f64 {
+/// A random number from the std hasher's random keys and the clock (no extra crate).
+fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -1017,7 +1073,12 @@ fn jitter() -> f64 {
             .map(|d| d.as_nanos())
             .unwrap_or_default(),
     );
-    0.5 + (h.finish() % 1000) as f64 / 2000.0
+    h.finish()
+}
+
+/// A random factor in `[0.5, 1.0)`.
+fn jitter() -> f64 {
+    0.5 + (random_u64() % 1000) as f64 / 2000.0
 }
 
 #[cfg(test)]

@@ -164,9 +164,13 @@ async fn catch_up_after_a_lost_connection_without_duplicates() {
     bob.line("two");
     bob.line("three");
     bob.wait_for("[/ #r] <bob> three").await;
+    // Typed while offline: queued, sent once the connection is back.
+    alice.line("typed while offline");
     proxy.resume();
     alice.wait_for("2 new message(s) while you were away").await;
     alice.wait_for("<bob> three").await;
+    bob.wait_for("[/ #r] <alice> typed while offline").await;
+    alice.wait_for("[/ #r] <alice> typed while offline").await;
     bob.line("four");
     alice.wait_for("<bob> four").await;
 
@@ -179,7 +183,12 @@ async fn catch_up_after_a_lost_connection_without_duplicates() {
             .count();
         assert_eq!(n, 1, "{text} shown {n} times:\n{out}");
     }
-    bob.finish().await;
+    let (_, out_b) = bob.finish().await;
+    let n = out_b
+        .lines()
+        .filter(|l| *l == "[/ #r] <alice> typed while offline")
+        .count();
+    assert_eq!(n, 1, "{out_b}");
     server.shutdown().await;
 }
 

@@ -29,16 +29,22 @@ pub async fn start_server_at(
     addr: SocketAddr,
     namespaces: &[(&str, Option<&str>)],
 ) -> chat_server::RunningServer {
+    // Read through the config file's own format, so fields the server adds later keep
+    // their defaults here.
+    let namespaces = namespaces
+        .iter()
+        .map(|(name, key)| {
+            let mut table = toml::Table::new();
+            table.insert("name".into(), toml::Value::String((*name).to_owned()));
+            if let Some(key) = key {
+                table.insert("key".into(), toml::Value::String((*key).to_owned()));
+            }
+            table.try_into().expect("namespace config")
+        })
+        .collect();
     let config = chat_server::ServerConfig {
         listen: addr,
-        namespaces: namespaces
-            .iter()
-            .map(|(name, key)| chat_server::NamespaceConfig {
-                name: (*name).to_owned(),
-                key: key.map(str::to_owned),
-                token: false,
-            })
-            .collect(),
+        namespaces,
         ..chat_server::ServerConfig::default()
     };
     chat_server::start(config).await.expect("start server")
