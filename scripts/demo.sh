@@ -36,9 +36,10 @@ name = "/ops"
 key = "s3cret"
 EOF
 
-# Port 0: the server picks a free port and logs `listening on 127.0.0.1:PORT`.
-RUST_LOG=info "$server_bin" --listen 127.0.0.1:0 --config "$work/server.toml" \
-    >"$work/server.log" 2>&1 &
+# Port 0: the server picks a free port and logs `listening on 127.0.0.1:PORT`. A fresh
+# database in the work directory (CHAT_DATA), so earlier runs leave no history behind.
+RUST_LOG=info CHAT_DATA="$work/chat.db" "$server_bin" --listen 127.0.0.1:0 \
+    --config "$work/server.toml" >"$work/server.log" 2>&1 &
 server_pid=$!
 addr=""
 for _ in $(seq 1 100); do
