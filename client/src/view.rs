@@ -85,8 +85,10 @@ impl Widget for &App {
         let areas = layout(area);
         render_title(self, areas.title, buf);
         render_sidebar(self, areas.sidebar, buf);
-        for y in areas.separator.top()..areas.separator.bottom() {
-            buf.set_string(areas.separator.x, y, "│", self.theme.separator);
+        if areas.separator.width > 0 {
+            for y in areas.separator.top()..areas.separator.bottom() {
+                buf.set_string(areas.separator.x, y, "│", self.theme.separator);
+            }
         }
         render_messages(self, areas.messages, buf);
         render_status(self, areas.status, buf);

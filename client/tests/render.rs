@@ -226,6 +226,15 @@ fn resize_redraws_cleanly() {
 }
 
 #[test]
+fn narrow_terminal_hides_the_room_list() {
+    let mut app = fixture();
+    app.update(Event::Resize(50, 12));
+    let (text, _) = draw(&app, 50, 12);
+    assert_snapshot("narrow_50x12", &text);
+    assert!(!text.contains('│'), "{text}");
+}
+
+#[test]
 fn unread_and_mention_counts_in_the_room_list() {
     let app = fixture();
     let (text, _) = draw(&app, 80, 24);
