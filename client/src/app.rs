@@ -882,7 +882,10 @@ impl App {
             NetEvent::Connecting { attempt } => {
                 self.conn = ConnState::Connecting { attempt };
                 if attempt > 0 {
-                    self.info_servers(format!("reconnecting to {} ...", self.server));
+                    self.push_to_servers(
+                        LineKind::Info(format!("reconnecting to {} ...", self.server)),
+                        false,
+                    );
                 }
             }
             NetEvent::Up => self.conn = ConnState::Online,
@@ -914,7 +917,9 @@ impl App {
                     },
                     retry_in.as_secs_f64()
                 );
-                self.error_servers(text);
+                // Losing the connection is news everywhere; another failed retry only in
+                // the server windows (the status line shows the state too).
+                self.push_to_servers(LineKind::Error(text), was_online);
             }
             NetEvent::NsConnected { nsp, resumed } => {
                 if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
@@ -926,7 +931,13 @@ impl App {
                 } else {
                     format!("connected to {nsp} as {}", self.nick)
                 };
-                self.info(i, text);
+                self.info(i, text.clone());
+                if resumed && self.active != i && self.current_ns() == nsp {
+                    // The journal already has this line once.
+                    let before = self.journal.len();
+                    self.info(self.active, text);
+                    self.journal.truncate(before);
+                }
             }
             NetEvent::NsRefused { nsp, message, code } => {
                 if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
@@ -969,16 +980,8 @@ impl App {
         }
     }
 
-    /// A line in every namespace's server window (and the active window).
-    fn info_servers(&mut self, text: String) {
-        self.push_to_servers(LineKind::Info(text));
-    }
-
-    fn error_servers(&mut self, text: String) {
-        self.push_to_servers(LineKind::Error(text));
-    }
-
-    fn push_to_servers(&mut self, kind: LineKind) {
+    /// A line in every namespace's server window (and the active window when asked).
+    fn push_to_servers(&mut self, kind: LineKind, and_active: bool) {
         let now = self.clock.now_ms();
         let mut targets: Vec<usize> = self
             .windows
@@ -987,7 +990,7 @@ impl App {
             .filter(|(_, w)| w.kind == WindowKind::Server)
             .map(|(i, _)| i)
             .collect();
-        if !targets.contains(&self.active) {
+        if and_active && !targets.contains(&self.active) {
             targets.push(self.active);
         }
         let Some((&first, rest)) = targets.split_first() else {
