@@ -6,6 +6,7 @@
 //! (ratatui's hook, plus ours for bracketed paste and mouse capture).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossterm::event::{
@@ -29,7 +30,15 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Whether the terminal is in raw mode on the alternate screen. Restoring twice would
+/// leave the alternate screen twice, and the second time moves the cursor back over
+/// whatever was printed in between (a panic message, say).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
 fn restore_terminal() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let mut out = std::io::stdout();
     let _ = crossterm::execute!(out, DisableMouseCapture, DisableBracketedPaste);
     ratatui::restore();
@@ -42,14 +51,19 @@ fn init_terminal() -> anyhow::Result<DefaultTerminal> {
     // which leaves raw mode and the alternate screen first.
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = crossterm::execute!(
-            std::io::stdout(),
-            DisableMouseCapture,
-            DisableBracketedPaste
-        );
+        // Runs after ratatui's hook has left raw mode and the alternate screen; marking the
+        // terminal restored keeps the drop guard from doing it again while unwinding.
+        if ACTIVE.swap(false, Ordering::SeqCst) {
+            let _ = crossterm::execute!(
+                std::io::stdout(),
+                DisableMouseCapture,
+                DisableBracketedPaste
+            );
+        }
         previous(info);
     }));
     let terminal = ratatui::init();
+    ACTIVE.store(true, Ordering::SeqCst);
     crossterm::execute!(std::io::stdout(), EnableBracketedPaste, EnableMouseCapture)?;
     Ok(terminal)
 }
