@@ -850,8 +850,9 @@ impl App {
             }
             return out;
         }
+        // Nicks seen anywhere in this namespace: members, DM partners, recent senders.
         let mut nicks: BTreeSet<String> = BTreeSet::new();
-        if let Some(w) = self.active_window() {
+        for w in self.windows.iter().filter(|w| w.nsp == nsp) {
             nicks.extend(w.members.iter().cloned());
             if let WindowKind::Dm(n) = &w.kind {
                 nicks.insert(n.clone());
@@ -1471,6 +1472,11 @@ mod tests {
         app.input.set("hi #r");
         app.update(key(KeyCode::Tab));
         assert_eq!(app.input.text(), "hi #rust ");
+        // From the server window too, for /msg.
+        app.switch_to(0);
+        app.input.set("/msg b");
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "/msg bob ");
     }
 
     #[test]

@@ -223,6 +223,21 @@ mod tests {
     }
 
     #[test]
+    fn config_file_is_read_and_a_missing_named_one_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("chat-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let path = dir.join("config.toml");
+        std::fs::write(&path, "server = \"ws://x:1\"\ntheme = \"light\"\n").unwrap_or_default();
+        let file = load_file(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(file.server.as_deref(), Some("ws://x:1"));
+        assert_eq!(file.theme, Some(ThemeName::Light));
+        std::fs::write(&path, "colour = 1\n").unwrap_or_default();
+        assert!(load_file(Some(&path)).is_err(), "unknown keys are refused");
+        assert!(load_file(Some(&dir.join("missing.toml"))).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));

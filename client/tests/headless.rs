@@ -37,9 +37,12 @@ async fn rooms_broadcast_dm_and_leave() {
         .await;
     bob.line("/rooms");
     bob.wait_for("#general (2 members): Rust talk").await;
+    bob.line("/nick robert");
+    bob.wait_for("you are now known as robert (was bob)").await;
+    alice.wait_for("bob is now known as robert").await;
     bob.line("/leave");
     bob.wait_for("[/] -- you left #general").await;
-    alice.wait_for("bob left #general").await;
+    alice.wait_for("robert left #general").await;
     alice.line("/frobnicate");
     alice
         .wait_for("!! unknown command /frobnicate (try /help)")
@@ -235,5 +238,33 @@ async fn binary_script_exit_codes() {
     std::fs::write(&script, "/expect never\n").expect("write script");
     let out = run(url(server.local_addr()), script).await;
     assert_eq!(out.status.code(), Some(1));
+
+    // `--script -` reads the lines from stdin.
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(["--server", &url(server.local_addr()), "--nick", "dave"])
+        .args(["--script", "-", "--log"])
+        .arg(dir.join("stdin.log"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn chat");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"/join #piped\n/expect you joined #piped\n")
+        .await
+        .expect("write stdin");
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("chat ended in time")
+        .expect("chat ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("[/ #piped] -- you joined #piped"),
+        "{stdout}"
+    );
     server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
