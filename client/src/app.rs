@@ -458,18 +458,16 @@ impl App {
         if i >= self.windows.len() {
             return;
         }
-        let nsp = self.windows[i].nsp.clone();
-        self.windows.remove(i);
-        if self.active > i || self.active >= self.windows.len() {
-            self.active = self.active.saturating_sub(1);
+        let was_active = self.active == i;
+        let nsp = self.windows.remove(i).nsp;
+        if self.active > i {
+            self.active -= 1;
         }
-        if self.active == i {
-            // The removed window was active: go to its namespace's server window.
-            if let Some(s) = self.find_window(&nsp, &WindowKind::Server) {
-                self.switch_to(s);
-            } else {
-                self.switch_to(self.active);
-            }
+        if was_active && !self.windows.is_empty() {
+            // The window being read is gone: go to its namespace's server window.
+            let target = self.find_window(&nsp, &WindowKind::Server).unwrap_or(0);
+            self.active = target;
+            self.enter(target);
         }
     }
 
@@ -483,7 +481,14 @@ impl App {
             old.marker = None;
         }
         self.active = i;
-        let w = &mut self.windows[i];
+        self.enter(i);
+    }
+
+    /// Marks window `i` as being read: the marker goes above its first unread line.
+    fn enter(&mut self, i: usize) {
+        let Some(w) = self.windows.get_mut(i) else {
+            return;
+        };
         w.marker = (w.read_upto < w.lines.len() && w.unread > 0).then_some(w.read_upto);
         w.unread = 0;
         w.mentions = 0;
@@ -1494,6 +1499,30 @@ mod tests {
         assert_eq!(app.take_commands().len(), 2);
         app.update(Event::Paste("single".into()));
         assert_eq!(app.input.text(), "single");
+    }
+
+    #[test]
+    fn leaving_a_room_keeps_or_moves_the_active_window_sensibly() {
+        let mut app = app();
+        joined(&mut app, "a", vec![], false);
+        joined(&mut app, "b", vec![], false);
+        let title = |app: &App| app.active_window().map(Window::title);
+        assert_eq!(title(&app), Some("#b".into()));
+        let left = |app: &mut App, room: &str| {
+            app.update(Event::Net(NetEvent::Reply {
+                nsp: "/".into(),
+                request: Request::Leave { room: room.into() },
+                result: Ok(Reply::Leave(events::LeaveReply { room: room.into() })),
+                automatic: false,
+            }));
+        };
+        // Leaving another room keeps #b active.
+        left(&mut app, "a");
+        assert_eq!(title(&app), Some("#b".into()));
+        // Leaving the active room goes to the namespace window.
+        left(&mut app, "b");
+        assert_eq!(title(&app), Some("/".into()));
+        assert_eq!(app.windows.len(), 1);
     }
 
     #[test]
