@@ -509,10 +509,20 @@ impl App {
         let journal = self.journal_line(i, &kind);
         self.journal.push(journal);
         let active = i == self.active;
+        let line = Line { ts, kind };
+        // Rows the new line takes, to keep a scrolled-up view still.
+        let scrolled = self.windows.get(i).is_some_and(|w| w.scroll > 0);
+        let rows = if active && scrolled {
+            let areas = view::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+            view::line_height(self, &line, areas.messages.width)
+        } else {
+            0
+        };
         let Some(w) = self.windows.get_mut(i) else {
             return;
         };
-        if let LineKind::Message { mention, .. } = &kind
+        let kind = &line.kind;
+        if let LineKind::Message { mention, .. } = kind
             && !active
         {
             w.unread += 1;
@@ -520,13 +530,11 @@ impl App {
                 w.mentions += 1;
             }
         }
-        w.lines.push(Line { ts, kind });
+        w.lines.push(line);
         if active {
             w.read_upto = w.lines.len();
-            if w.scroll > 0 {
-                // Keep the view where the reader is; the new row appears below it.
-                w.scroll += 1;
-            }
+            // Keep the view where the reader is; the new rows appear below it.
+            w.scroll += rows;
         }
         if w.lines.len() > SCROLLBACK_MAX {
             let drop = w.lines.len() - SCROLLBACK_MAX;
@@ -683,7 +691,17 @@ impl App {
             },
             Command::Leave(room) => match room.or(current_room) {
                 Some(room) => self.request(&nsp, Request::Leave { room }),
-                None => self.error_active("which room? /leave <room>"),
+                None => {
+                    if matches!(
+                        self.active_window().map(|w| &w.kind),
+                        Some(WindowKind::Dm(_))
+                    ) {
+                        // Closing a conversation is local.
+                        self.remove_window(self.active);
+                    } else {
+                        self.error_active("which room? /leave <room>");
+                    }
+                }
             },
             Command::Namespace { name, key } => {
                 if let Err(e) = names::validate_namespace(&name) {
@@ -1251,7 +1269,12 @@ impl App {
                         }
                     }
                 }
-                tracing::debug!(nsp, room = %r.room, action = ?r.action, "room change");
+                let i = self.window(nsp, WindowKind::Server);
+                let what = match r.action {
+                    RoomAction::Created => "created",
+                    RoomAction::Deleted => "deleted",
+                };
+                self.info(i, format!("room #{} {what}", r.room));
             }
             ServerEvent::Topic(t) => {
                 let i = self.window(nsp, WindowKind::Room(t.room.clone()));
@@ -1523,6 +1546,36 @@ mod tests {
         left(&mut app, "b");
         assert_eq!(title(&app), Some("/".into()));
         assert_eq!(app.windows.len(), 1);
+    }
+
+    #[test]
+    fn mouse_wheel_scrolls_and_new_lines_keep_the_view() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        for seq in 1..50 {
+            app.update(Event::Net(NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Message(msg("r", seq, "bob", "text")),
+            }));
+        }
+        let wheel = |kind| {
+            Event::Mouse(MouseEvent {
+                kind,
+                column: 30,
+                row: 5,
+                modifiers: KeyModifiers::NONE,
+            })
+        };
+        app.update(wheel(MouseEventKind::ScrollUp));
+        assert_eq!(app.windows[app.active].scroll, WHEEL_ROWS);
+        app.update(Event::Net(NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Message(msg("r", 50, "bob", "new")),
+        }));
+        assert_eq!(app.windows[app.active].scroll, WHEEL_ROWS + 1);
+        app.update(wheel(MouseEventKind::ScrollDown));
+        app.update(wheel(MouseEventKind::ScrollDown));
+        assert_eq!(app.windows[app.active].scroll, 0);
     }
 
     #[test]

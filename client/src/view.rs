@@ -274,6 +274,11 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
+/// How many rows one line takes in a message pane `width` columns wide.
+pub fn line_height(app: &App, line: &app::Line, width: u16) -> usize {
+    line_rows(app, line, usize::from(width)).len()
+}
+
 /// The rows one line of a window takes at `width` columns.
 fn line_rows(app: &App, line: &app::Line, width: usize) -> Vec<Line<'static>> {
     let theme = &app.theme;
