@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use chat_protocol::events::{self, ErrorCode, PresenceAction, RoomAction};
+use chat_protocol::events::{self, PresenceAction, RoomAction};
 use chat_protocol::names;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 
@@ -968,9 +968,15 @@ impl App {
                     ns.status = NsStatus::Refused(message.clone());
                 }
                 let i = self.window(&nsp, WindowKind::Server);
-                let hint = match code {
-                    Some(ErrorCode::NickTaken) => " (choose another with /nick <nick>)",
-                    Some(ErrorCode::Forbidden) => " (a key: /ns <namespace> <key>)",
+                let hint = match code.as_deref() {
+                    Some("nick_taken") => " (choose another with /nick <nick>)",
+                    Some("forbidden") => " (a key: /ns <namespace> <key>)",
+                    Some("wrong_password" | "nick_claimed") => {
+                        " (a registered nick: start with --password, or /nick <other>)"
+                    }
+                    Some("token_required" | "token_invalid" | "token_expired") => {
+                        " (start with --token <token>)"
+                    }
                     _ => "",
                 };
                 self.error(i, format!("{nsp} refused the connection: {message}{hint}"));
@@ -1414,7 +1420,7 @@ mod tests {
         app.update(Event::Net(NetEvent::NsRefused {
             nsp: "/ops".into(),
             message: "wrong key".into(),
-            code: Some(ErrorCode::Forbidden),
+            code: Some("forbidden".into()),
         }));
         let journal = app.take_journal();
         assert_eq!(
@@ -1433,7 +1439,7 @@ mod tests {
         app.update(Event::Net(NetEvent::NsRefused {
             nsp: "/".into(),
             message: "nick 'alice' is in use".into(),
-            code: Some(ErrorCode::NickTaken),
+            code: Some("nick_taken".into()),
         }));
         assert!(app.failure.is_some());
     }

@@ -292,7 +292,9 @@ pub enum NetEvent {
     NsRefused {
         nsp: String,
         message: String,
-        code: Option<ErrorCode>,
+        /// The `data.code` string (`nick_taken`, `forbidden`, ...), kept as text so codes
+        /// newer than this client still reach the screen.
+        code: Option<String>,
     },
     /// The server sent a Socket.IO DISCONNECT: the namespace is not reconnected.
     NsClosed { nsp: String },
@@ -859,7 +861,7 @@ impl Actor {
             }
             K::ConnectError => {
                 let (message, code) = connect_error_details(packet.data.as_ref());
-                let nick_taken = code == Some(ErrorCode::NickTaken);
+                let nick_taken = code.as_deref() == Some("nick_taken");
                 let Some(ns) = self.ns_mut(&nsp) else {
                     return Ok(());
                 };
@@ -1015,7 +1017,7 @@ fn bump(since: &mut BTreeMap<String, u64>, room: &str, seq: u64) {
 }
 
 /// The message and code of a CONNECT_ERROR payload (`{"message":..,"data":{"code":..}}`).
-pub fn connect_error_details(data: Option<&Value>) -> (String, Option<ErrorCode>) {
+pub fn connect_error_details(data: Option<&Value>) -> (String, Option<String>) {
     match data {
         Some(Value::String(s)) => (s.clone(), None),
         Some(v) => {
@@ -1027,14 +1029,13 @@ pub fn connect_error_details(data: Option<&Value>) -> (String, Option<ErrorCode>
             let code = v
                 .get("data")
                 .and_then(|d| d.get("code"))
-                .and_then(|c| ErrorCode::deserialize(c).ok());
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             (message, code)
         }
         None => ("refused".to_owned(), None),
     }
 }
-
-use serde::Deserialize as _;
 
 /// Opens the WebSocket and reads the Engine.IO open packet.
 async fn open(url: &str) -> Result<(Ws, engine_io::OpenPayload), String> {
@@ -1166,7 +1167,7 @@ mod tests {
         let v = serde_json::json!({"message":"nick 'x' is in use","data":{"code":"nick_taken"}});
         assert_eq!(
             connect_error_details(Some(&v)),
-            ("nick 'x' is in use".into(), Some(ErrorCode::NickTaken))
+            ("nick 'x' is in use".into(), Some("nick_taken".into()))
         );
         let v = serde_json::json!({"message":"Invalid namespace"});
         assert_eq!(
