@@ -522,9 +522,7 @@ impl App {
             return;
         };
         let kind = &line.kind;
-        if let LineKind::Message { mention, .. } = kind
-            && !active
-        {
+        if let (LineKind::Message { mention, .. }, false) = (kind, active) {
             w.unread += 1;
             if *mention {
                 w.mentions += 1;
@@ -589,8 +587,8 @@ impl App {
     /// it is open, else the active window when it is in that namespace, else the
     /// namespace's server window.
     fn target(&mut self, nsp: &str, room: Option<&str>) -> usize {
-        if let Some(room) = room
-            && let Some(i) = self.find_window(nsp, &WindowKind::Room(room.to_owned()))
+        if let Some(i) =
+            room.and_then(|room| self.find_window(nsp, &WindowKind::Room(room.to_owned())))
         {
             return i;
         }
@@ -1112,8 +1110,10 @@ impl App {
             }
             Reply::Who(w) => {
                 let i = self.target(nsp, Some(&w.room));
-                if let Some(win) = self.windows.get_mut(i)
-                    && win.room() == Some(w.room.as_str())
+                if let Some(win) = self
+                    .windows
+                    .get_mut(i)
+                    .filter(|win| win.room() == Some(w.room.as_str()))
                 {
                     win.members = w.members.clone();
                 }
@@ -1129,8 +1129,10 @@ impl App {
             }
             Reply::Topic(t) => {
                 let i = self.target(nsp, Some(&t.room));
-                if let Some(win) = self.windows.get_mut(i)
-                    && win.room() == Some(t.room.as_str())
+                if let Some(win) = self
+                    .windows
+                    .get_mut(i)
+                    .filter(|win| win.room() == Some(t.room.as_str()))
                 {
                     win.topic = t.topic.clone();
                 }

@@ -764,9 +764,7 @@ impl Actor {
         // Namespaces refused for a nick clash during a reconnect get another try.
         let mut retry = false;
         for ns in &mut self.namespaces {
-            if let NsState::Refused { retry_at: Some(at) } = ns.state
-                && at <= now
-            {
+            if matches!(ns.state, NsState::Refused { retry_at: Some(at) } if at <= now) {
                 ns.state = NsState::Wanted;
                 retry = true;
             }
@@ -780,9 +778,8 @@ impl Actor {
                 .iter()
                 .find(|n| n.state == NsState::Connected)
                 .map(|n| n.name.clone());
-            if let Some(nsp) = first
-                && !self.pending.values().any(|p| p.request == Request::Ping)
-            {
+            let ping_in_flight = self.pending.values().any(|p| p.request == Request::Ping);
+            if let (Some(nsp), false) = (first, ping_in_flight) {
                 *last_lag = now;
                 self.send_request(ws, &nsp, Request::Ping, true, None)
                     .await?;
@@ -920,10 +917,10 @@ impl Actor {
                 let name = args.first().and_then(Value::as_str).unwrap_or_default();
                 let arg = args.get(1).cloned().unwrap_or(Value::Null);
                 let event = ServerEvent::decode(name, &arg);
-                if let ServerEvent::Message(m) = &event
-                    && let Some(ns) = self.ns_mut(&nsp)
-                {
-                    bump(&mut ns.since, &m.room, m.seq);
+                if let ServerEvent::Message(m) = &event {
+                    if let Some(ns) = self.ns_mut(&nsp) {
+                        bump(&mut ns.since, &m.room, m.seq);
+                    }
                 }
                 if let ServerEvent::Unknown(what) = &event {
                     tracing::warn!(%what, "unknown server event");
