@@ -206,20 +206,21 @@ fn render_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
         if active {
             fill_row(buf, Rect::new(area.x, y, area.width, 1), style);
         }
-        let name_w = name.width();
         buf.set_string(area.x, y, &name, style);
-        let mut x = area.x + (width - counts_w) as u16;
-        if name_w > width - counts_w {
-            x = area.x + name_w as u16;
-        }
+        // Counts flush right (cut on a very narrow list).
+        let mut x = area.x + width.saturating_sub(counts_w) as u16;
         for span in counts {
             let s = if active {
                 span.style.patch(style)
             } else {
                 span.style
             };
-            buf.set_string(x, y, span.content.as_ref(), s);
-            x += span.content.width() as u16;
+            if x >= area.right() {
+                break;
+            }
+            let room = usize::from(area.right() - x);
+            buf.set_stringn(x, y, span.content.as_ref(), room, s);
+            x = x.saturating_add(span.content.width() as u16);
         }
     }
 }
