@@ -226,6 +226,28 @@ fn resize_redraws_cleanly() {
 }
 
 #[test]
+fn any_size_renders_without_panicking() {
+    let mut app = fixture();
+    app.submit("/help");
+    for c in "a very long input line with 日本語 and 😀 in it".chars() {
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )));
+    }
+    for w in (0..=130).step_by(7) {
+        for h in (0..=40).step_by(3) {
+            app.update(Event::Resize(w, h));
+            app.update(Event::Key(KeyEvent::new(
+                KeyCode::PageUp,
+                KeyModifiers::NONE,
+            )));
+            let _ = draw(&app, w, h);
+        }
+    }
+}
+
+#[test]
 fn narrow_terminal_hides_the_room_list() {
     let mut app = fixture();
     app.update(Event::Resize(50, 12));
