@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Proxy, closed_port, start_server, start_server_at};
+use common::{Client, Proxy, closed_port, start_server, start_server_at, start_server_with};
 
 fn url(addr: std::net::SocketAddr) -> String {
     format!("ws://{addr}")
@@ -271,4 +271,38 @@ async fn binary_script_exit_codes() {
     );
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The Engine.IO heartbeat: the client answers pings (it stays connected across many), and a
+/// server that goes silent is detected by the client's own watchdog and reconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_pongs_and_silent_server_detection() {
+    let server = start_server_with("127.0.0.1:0".parse().expect("addr"), &[], |c| {
+        c.engine.ping_interval = Duration::from_millis(100);
+        c.engine.ping_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let alice = Client::start(&url(proxy.addr), "alice", &[]);
+    alice.line("/join r");
+    alice.wait_for("you joined #r").await;
+    // Ten ping intervals later, still connected: every ping got its pong.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        !alice.output().contains("disconnected"),
+        "{}",
+        alice.output()
+    );
+
+    // The connection goes silent (no close, no data): the watchdog notices.
+    proxy.freeze();
+    alice
+        .wait_for("disconnected from the server (ping timeout: the server went silent)")
+        .await;
+    alice.wait_for("reconnected to / as alice").await;
+    alice.line("still here");
+    alice.wait_for("[/ #r] <alice> still here").await;
+    let (ok, out) = alice.finish().await;
+    assert!(ok, "{out}");
+    server.shutdown().await;
 }

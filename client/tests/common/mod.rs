@@ -29,6 +29,15 @@ pub async fn start_server_at(
     addr: SocketAddr,
     namespaces: &[(&str, Option<&str>)],
 ) -> chat_server::RunningServer {
+    start_server_with(addr, namespaces, |_| {}).await
+}
+
+/// A server whose config `tweak` may change (ping interval, ...).
+pub async fn start_server_with(
+    addr: SocketAddr,
+    namespaces: &[(&str, Option<&str>)],
+    tweak: impl FnOnce(&mut chat_server::ServerConfig),
+) -> chat_server::RunningServer {
     // Read through the config file's own format, so fields the server adds later keep
     // their defaults here.
     let namespaces = namespaces
@@ -42,11 +51,12 @@ pub async fn start_server_at(
             table.try_into().expect("namespace config")
         })
         .collect();
-    let config = chat_server::ServerConfig {
+    let mut config = chat_server::ServerConfig {
         listen: addr,
         namespaces,
         ..chat_server::ServerConfig::default()
     };
+    tweak(&mut config);
     chat_server::start(config).await.expect("start server")
 }
 
@@ -155,10 +165,12 @@ impl Client {
 }
 
 /// A TCP proxy in front of the server: `cut()` drops every proxied connection, and while
-/// paused new connections are closed at once.
+/// paused new connections are closed at once; `freeze()` makes the open connections go
+/// silent (nothing forwarded, nothing closed).
 pub struct Proxy {
     pub addr: SocketAddr,
     kill: broadcast::Sender<()>,
+    freeze: broadcast::Sender<()>,
     paused: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
@@ -168,8 +180,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let (kill, _) = broadcast::channel(4);
+        let (freeze, _) = broadcast::channel(4);
         let paused = Arc::new(AtomicBool::new(false));
-        let (kill2, paused2) = (kill.clone(), paused.clone());
+        let (kill2, freeze2, paused2) = (kill.clone(), freeze.clone(), paused.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if paused2.load(Ordering::SeqCst) {
@@ -177,6 +190,7 @@ impl Proxy {
                     continue;
                 }
                 let mut kill_rx = kill2.subscribe();
+                let mut freeze_rx = freeze2.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(upstream).await else {
                         return;
@@ -184,13 +198,19 @@ impl Proxy {
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = kill_rx.recv() => {}
+                        _ = freeze_rx.recv() => {
+                            // Hold both sockets open and say nothing, until cut or dropped.
+                            let _ = kill_rx.recv().await;
+                        }
                     }
+                    drop((inbound, outbound));
                 });
             }
         });
         Proxy {
             addr,
             kill,
+            freeze,
             paused,
             task,
         }
@@ -200,6 +220,11 @@ impl Proxy {
     pub fn cut(&self) {
         self.paused.store(true, Ordering::SeqCst);
         let _ = self.kill.send(());
+    }
+
+    /// The open connections stop forwarding but stay open; new ones work.
+    pub fn freeze(&self) {
+        let _ = self.freeze.send(());
     }
 
     pub fn resume(&self) {
