@@ -222,7 +222,7 @@ async fn binary_script_exit_codes() {
                     .arg("--log")
                     .arg(log)
                     .arg("--expect-timeout")
-                    .arg("2s")
+                    .arg("5s")
                     .output(),
             )
             .await
