@@ -22,6 +22,8 @@ use crate::view;
 
 /// Lines kept per window; older ones are dropped.
 const SCROLLBACK_MAX: usize = 5000;
+/// Messages asked for per older-history request.
+const HISTORY_PAGE: u32 = 50;
 /// Rows the mouse wheel scrolls.
 const WHEEL_ROWS: usize = 3;
 
@@ -92,6 +94,12 @@ pub struct Window {
     pub scroll: usize,
     pub topic: Option<String>,
     pub members: Vec<String>,
+    /// An older-history request is on its way.
+    history_pending: bool,
+    /// A `leave` for this room is on its way (a `/join` now must go to the server).
+    leaving: bool,
+    /// The server has no older messages for this room.
+    history_done: bool,
     /// Room seqs already shown (with the message id), so history replayed after a
     /// reconnect is not shown twice. The id guards against a server that restarted with an
     /// empty store and counts from 1 again: same seq, different id, a new message.
@@ -111,6 +119,9 @@ impl Window {
             scroll: 0,
             topic: None,
             members: Vec::new(),
+            history_pending: false,
+            history_done: false,
+            leaving: false,
             seen: HashMap::new(),
         }
     }
@@ -401,8 +412,79 @@ impl App {
         let Some(w) = self.windows.get_mut(self.active) else {
             return;
         };
+        let before = w.scroll;
         w.scroll = w.scroll.saturating_add_signed(rows);
         self.clamp_scroll();
+        // Scrolling up against the top of a room asks the server for older messages.
+        if rows > 0
+            && self
+                .windows
+                .get(self.active)
+                .is_some_and(|w| w.scroll == before)
+        {
+            self.fetch_older();
+        }
+    }
+
+    /// Requests the messages before the oldest one shown in the active room.
+    fn fetch_older(&mut self) {
+        let Some(w) = self.windows.get_mut(self.active) else {
+            return;
+        };
+        let (Some(room), false, false) = (w.room(), w.history_pending, w.history_done) else {
+            return;
+        };
+        let Some(oldest) = w.seen.keys().min().copied() else {
+            return;
+        };
+        if oldest <= 1 {
+            w.history_done = true;
+            return;
+        }
+        let request = Request::History {
+            room: room.to_owned(),
+            before: Some(oldest),
+            limit: HISTORY_PAGE,
+        };
+        w.history_pending = true;
+        let nsp = w.nsp.clone();
+        self.request(&nsp, request);
+    }
+
+    /// Puts older messages above everything in a room window (they are not news: no
+    /// unread count, no journal line).
+    fn prepend_history(&mut self, nsp: &str, reply: events::HistoryReply) {
+        let Some(i) = self.find_window(nsp, &WindowKind::Room(reply.room.clone())) else {
+            return;
+        };
+        let nick = self.nick.clone();
+        let w = &mut self.windows[i];
+        w.history_pending = false;
+        if reply.messages.len() < HISTORY_PAGE as usize {
+            w.history_done = true;
+        }
+        let mut older = Vec::new();
+        for m in reply.messages {
+            if w.seen.get(&m.seq) == Some(&m.id) {
+                continue;
+            }
+            w.seen.insert(m.seq, m.id.clone());
+            let mention = m.from != nick && mentions(&m.text, &nick);
+            older.push(Line {
+                ts: m.ts,
+                kind: LineKind::Message {
+                    from: m.from,
+                    text: m.text,
+                    action: m.action,
+                    seq: Some(m.seq),
+                    mention,
+                },
+            });
+        }
+        let n = older.len();
+        w.lines.splice(0..0, older);
+        w.read_upto += n;
+        w.marker = w.marker.map(|m| m + n);
     }
 
     fn clamp_scroll(&mut self) {
@@ -679,16 +761,18 @@ impl App {
         match cmd {
             Command::Join(room) => match names::validate_room(&room) {
                 Err(e) => self.error_active(e.to_string()),
-                Ok(()) => {
-                    if let Some(i) = self.find_window(&nsp, &WindowKind::Room(room.clone())) {
-                        self.switch_to(i);
-                    } else {
-                        self.request(&nsp, Request::Join { room });
-                    }
-                }
+                Ok(()) => match self.find_window(&nsp, &WindowKind::Room(room.clone())) {
+                    Some(i) if !self.windows[i].leaving => self.switch_to(i),
+                    _ => self.request(&nsp, Request::Join { room }),
+                },
             },
             Command::Leave(room) => match room.or(current_room) {
-                Some(room) => self.request(&nsp, Request::Leave { room }),
+                Some(room) => {
+                    if let Some(i) = self.find_window(&nsp, &WindowKind::Room(room.clone())) {
+                        self.windows[i].leaving = true;
+                    }
+                    self.request(&nsp, Request::Leave { room });
+                }
                 None => {
                     if matches!(
                         self.active_window().map(|w| &w.kind),
@@ -1036,7 +1120,12 @@ impl App {
     fn on_failure(&mut self, nsp: &str, request: &Request, failure: &Failure) {
         let (what, room) = match request {
             Request::Join { room } => (format!("cannot join #{room}"), None),
-            Request::Leave { room } => (format!("cannot leave #{room}"), Some(room.as_str())),
+            Request::Leave { room } => {
+                if let Some(i) = self.find_window(nsp, &WindowKind::Room(room.clone())) {
+                    self.windows[i].leaving = false;
+                }
+                (format!("cannot leave #{room}"), Some(room.as_str()))
+            }
             Request::Message { room, .. } => {
                 (format!("message to #{room} not sent"), Some(room.as_str()))
             }
@@ -1046,6 +1135,12 @@ impl App {
             Request::Who { room } => (format!("cannot list #{room}"), Some(room.as_str())),
             Request::Topic { room, .. } => {
                 (format!("topic of #{room} unchanged"), Some(room.as_str()))
+            }
+            Request::History { room, .. } => {
+                if let Some(i) = self.find_window(nsp, &WindowKind::Room(room.clone())) {
+                    self.windows[i].history_pending = false;
+                }
+                (format!("no older messages of #{room}"), Some(room.as_str()))
             }
             Request::Ping => return,
         };
@@ -1144,6 +1239,7 @@ impl App {
                 };
                 self.info(i, text);
             }
+            Reply::History(h) => self.prepend_history(nsp, h),
             Reply::Pong { rtt } => self.lag = Some(rtt),
         }
     }
@@ -1584,6 +1680,91 @@ mod tests {
         app.update(wheel(MouseEventKind::ScrollDown));
         app.update(wheel(MouseEventKind::ScrollDown));
         assert_eq!(app.windows[app.active].scroll, 0);
+    }
+
+    #[test]
+    fn scrolling_past_the_top_fetches_older_history() {
+        let mut app = app();
+        app.update(Event::Resize(80, 24));
+        let history = (60..70).map(|seq| msg("r", seq, "bob", "recent")).collect();
+        joined(&mut app, "r", history, false);
+        app.take_commands();
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::PageUp,
+            KeyModifiers::NONE,
+        )));
+        assert_eq!(
+            app.take_commands(),
+            vec![NetCommand::Request {
+                nsp: "/".into(),
+                request: Request::History {
+                    room: "r".into(),
+                    before: Some(60),
+                    limit: HISTORY_PAGE
+                }
+            }]
+        );
+        // A second PgUp while waiting does not ask again.
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::PageUp,
+            KeyModifiers::NONE,
+        )));
+        assert!(app.take_commands().is_empty());
+        app.update(Event::Net(NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::History {
+                room: "r".into(),
+                before: Some(60),
+                limit: HISTORY_PAGE,
+            },
+            result: Ok(Reply::History(events::HistoryReply {
+                room: "r".into(),
+                messages: (1..60).map(|seq| msg("r", seq, "bob", "old")).collect(),
+            })),
+            automatic: false,
+        }));
+        let w = &app.windows[app.active];
+        let seqs: Vec<u64> = w
+            .lines
+            .iter()
+            .filter_map(|l| match &l.kind {
+                LineKind::Message { seq, .. } => *seq,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, (1..70).collect::<Vec<u64>>());
+        assert_eq!(w.unread, 0);
+        // Seq 1 is there: nothing older to ask for.
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::PageUp,
+            KeyModifiers::NONE,
+        )));
+        for _ in 0..40 {
+            app.update(Event::Key(KeyEvent::new(
+                KeyCode::PageUp,
+                KeyModifiers::NONE,
+            )));
+        }
+        assert!(app.take_commands().is_empty());
+    }
+
+    #[test]
+    fn join_right_after_leave_goes_to_the_server() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        app.submit("/leave");
+        app.submit("/join r");
+        let cmds = app.take_commands();
+        assert_eq!(cmds.len(), 2, "{cmds:?}");
+        app.update(Event::Net(NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::Leave { room: "r".into() },
+            result: Ok(Reply::Leave(events::LeaveReply { room: "r".into() })),
+            automatic: false,
+        }));
+        joined(&mut app, "r", vec![], false);
+        assert_eq!(app.active_window().map(Window::title), Some("#r".into()));
     }
 
     #[test]

@@ -112,6 +112,12 @@ pub enum Request {
         room: String,
         topic: Option<String>,
     },
+    /// Older messages of a room (scrolling up past the top).
+    History {
+        room: String,
+        before: Option<u64>,
+        limit: u32,
+    },
     Ping,
 }
 
@@ -127,6 +133,7 @@ impl Request {
             Request::Rooms => c::ROOMS,
             Request::Who { .. } => c::WHO,
             Request::Topic { .. } => c::TOPIC,
+            Request::History { .. } => c::HISTORY,
             Request::Ping => c::PING,
         }
     }
@@ -163,6 +170,15 @@ impl Request {
             Request::Who { room } => {
                 serde_json::to_value(events::WhoRequest { room: room.clone() })
             }
+            Request::History {
+                room,
+                before,
+                limit,
+            } => serde_json::to_value(events::HistoryRequest {
+                room: room.clone(),
+                before: *before,
+                limit: Some(*limit),
+            }),
             Request::Topic { room, topic } => serde_json::to_value(events::TopicRequest {
                 room: room.clone(),
                 topic: topic.clone(),
@@ -184,6 +200,7 @@ impl Request {
             Request::Rooms => Reply::Rooms(parse_reply(ack)?),
             Request::Who { .. } => Reply::Who(parse_reply(ack)?),
             Request::Topic { .. } => Reply::Topic(parse_reply(ack)?),
+            Request::History { .. } => Reply::History(parse_reply(ack)?),
             Request::Ping => {
                 let _: events::PingReply = parse_reply(ack)?;
                 Reply::Pong { rtt }
@@ -203,6 +220,7 @@ pub enum Reply {
     Rooms(events::RoomsReply),
     Who(events::WhoReply),
     Topic(events::TopicReply),
+    History(events::HistoryReply),
     Pong { rtt: Duration },
 }
 

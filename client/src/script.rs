@@ -4,7 +4,8 @@
 //! receiving for a while, `/expect <text>` waits until a shown line contains the text (any
 //! line shown since the start that no earlier `/expect` matched).
 //! Blank lines and lines starting with `#` are skipped; each script line is echoed as
-//! `> line`.
+//! `> line`. After each line the runner waits (up to 3 s) for the answers to the requests it
+//! made, as a person would look at the screen before typing on.
 //!
 //! The outcome is `false` (exit code 1) when an expectation is not met in time, when the
 //! first namespace refuses the connection, or when the server cannot be reached.
@@ -21,7 +22,8 @@ use crate::app::{App, Event};
 use crate::command::{self, Command, Input};
 use crate::net::{NetCommand, NetEvent, NetHandle};
 
-/// How long the end of a script (or `/quit`) waits for answers still in flight.
+/// How long a script line (and the end of a script, and `/quit`) waits for the answers to
+/// its requests before going on.
 const DRAIN: Duration = Duration::from_secs(3);
 
 /// Where the script's lines come from.
@@ -216,7 +218,12 @@ pub async fn run<W: Write>(
                 r.drain().await?;
                 r.app.update(Event::Line(line));
             }
-            _ => r.app.update(Event::Line(line)),
+            _ => {
+                r.app.update(Event::Line(line));
+                // Like a person watching the screen, wait for the answer before typing on:
+                // a message right after `/join` then goes to the joined room.
+                r.drain().await?;
+            }
         }
     };
     r.flush()?;

@@ -13,7 +13,7 @@ use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
     EventStream,
 };
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
 
@@ -93,6 +93,24 @@ pub async fn run(
     result
 }
 
+/// Reads the terminal's events into a channel, so the main loop can drain what is queued
+/// without polling the stream half-way (a dropped poll loses crossterm's wake-up).
+fn spawn_input() -> (
+    mpsc::UnboundedReceiver<std::io::Result<crossterm::event::Event>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut input = EventStream::new();
+        while let Some(ev) = input.next().await {
+            if tx.send(ev).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, task)
+}
+
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     app: &mut App,
@@ -101,50 +119,59 @@ async fn event_loop(
 ) -> anyhow::Result<()> {
     let size = terminal.size()?;
     app.update(Event::Resize(size.width, size.height));
-    let mut input = EventStream::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut net_open = true;
-    loop {
-        for cmd in app.take_commands() {
-            net.send(cmd);
-        }
-        // The journal is for scripts; the screen shows the same lines.
-        app.take_journal();
-        if app.quit {
-            return Ok(());
-        }
-        terminal.draw(|frame| view(app, frame))?;
+    let (mut input, input_task) = spawn_input();
+    let result = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut net_open = true;
+        loop {
+            for cmd in app.take_commands() {
+                net.send(cmd);
+            }
+            // The journal is for scripts; the screen shows the same lines.
+            app.take_journal();
+            if app.quit {
+                return Ok(());
+            }
+            terminal.draw(|frame| view(app, frame))?;
 
-        tokio::select! {
-            // Keys, paste, mouse, resize.
-            ev = input.next() => match ev {
-                Some(Ok(ev)) => {
-                    if let Some(ev) = from_crossterm(ev) {
-                        app.update(ev);
-                    }
-                }
-                Some(Err(e)) => return Err(e.into()),
-                None => return Ok(()),
-            },
-            // Whatever the network actor reports.
-            ev = net_rx.recv(), if net_open => match ev {
-                Some(ev) => app.update(Event::Net(ev)),
-                None => net_open = false,
-            },
-            // The clock in the status line.
-            _ = tick.tick() => app.update(Event::Tick),
-        }
+            tokio::select! {
+                // Keys, paste, mouse, resize.
+                ev = input.recv() => match ev {
+                    Some(ev) => on_terminal_event(app, ev)?,
+                    None => return Ok(()),
+                },
+                // Whatever the network actor reports.
+                ev = net_rx.recv(), if net_open => match ev {
+                    Some(ev) => app.update(Event::Net(ev)),
+                    None => net_open = false,
+                },
+                // The clock in the status line.
+                _ = tick.tick() => app.update(Event::Tick),
+            }
 
-        // Drain everything already queued before drawing again.
-        while let Ok(ev) = net_rx.try_recv() {
-            app.update(Event::Net(ev));
-        }
-        while let Some(Some(Ok(ev))) = input.next().now_or_never() {
-            if let Some(ev) = from_crossterm(ev) {
-                app.update(ev);
+            // Drain everything already queued before drawing again, in arrival order per
+            // source.
+            while let Ok(ev) = input.try_recv() {
+                on_terminal_event(app, ev)?;
+            }
+            while let Ok(ev) = net_rx.try_recv() {
+                app.update(Event::Net(ev));
             }
         }
     }
+    .await;
+    input_task.abort();
+    result
+}
+
+fn on_terminal_event(
+    app: &mut App,
+    ev: std::io::Result<crossterm::event::Event>,
+) -> anyhow::Result<()> {
+    if let Some(ev) = from_crossterm(ev?) {
+        app.update(ev);
+    }
+    Ok(())
 }
 
 /// Asks for a password on the terminal without echoing it.
