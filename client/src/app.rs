@@ -680,6 +680,16 @@ impl App {
         self.window(nsp, WindowKind::Server)
     }
 
+    /// Where the answer to a command about `room` goes: the active window when it is in
+    /// that namespace (where it was asked), else the room's window or the server window.
+    fn answer_window(&mut self, nsp: &str, room: &str) -> usize {
+        if self.current_ns() == nsp {
+            self.active
+        } else {
+            self.target(nsp, Some(room))
+        }
+    }
+
     fn open_namespace(&mut self, name: &str, key: Option<String>) {
         if self.ns_info(name).is_none() {
             self.namespaces.push(NsInfo {
@@ -1204,14 +1214,10 @@ impl App {
                 }
             }
             Reply::Who(w) => {
-                let i = self.target(nsp, Some(&w.room));
-                if let Some(win) = self
-                    .windows
-                    .get_mut(i)
-                    .filter(|win| win.room() == Some(w.room.as_str()))
-                {
-                    win.members = w.members.clone();
+                if let Some(r) = self.find_window(nsp, &WindowKind::Room(w.room.clone())) {
+                    self.windows[r].members = w.members.clone();
                 }
+                let i = self.answer_window(nsp, &w.room);
                 self.info(
                     i,
                     format!(
@@ -1223,14 +1229,10 @@ impl App {
                 );
             }
             Reply::Topic(t) => {
-                let i = self.target(nsp, Some(&t.room));
-                if let Some(win) = self
-                    .windows
-                    .get_mut(i)
-                    .filter(|win| win.room() == Some(t.room.as_str()))
-                {
-                    win.topic = t.topic.clone();
+                if let Some(r) = self.find_window(nsp, &WindowKind::Room(t.room.clone())) {
+                    self.windows[r].topic = t.topic.clone();
                 }
+                let i = self.answer_window(nsp, &t.room);
                 let text = match &t.topic {
                     Some(topic) if !topic.is_empty() => {
                         format!("topic of #{}: {topic}", t.room)
