@@ -22,6 +22,9 @@ use crate::view;
 
 /// Lines kept per window; older ones are dropped.
 const SCROLLBACK_MAX: usize = 5000;
+/// How often "typing" is sent while typing, and how long another's typing is shown.
+const TYPING_EVERY_MS: i64 = 3000;
+const TYPING_SHOWN_MS: i64 = 5000;
 /// Messages asked for per older-history request.
 const HISTORY_PAGE: u32 = 50;
 /// Rows the mouse wheel scrolls.
@@ -187,6 +190,15 @@ impl Clock {
     }
 }
 
+/// Someone typing in a room, shown until `until` (ms since the epoch).
+#[derive(Debug, Clone)]
+struct Typist {
+    nsp: String,
+    room: String,
+    nick: String,
+    until: i64,
+}
+
 /// Tab completion in progress: repeated Tabs cycle through the candidates.
 #[derive(Debug, Clone)]
 struct Completion {
@@ -220,6 +232,10 @@ pub struct App {
     /// Requests sent and not yet answered (scripts wait for them before exiting).
     pub in_flight: usize,
     completion: Option<Completion>,
+    /// Others typing (from `typing` events), pruned on each tick.
+    typing: Vec<Typist>,
+    /// When we last sent `typing`.
+    last_typing: i64,
     outbox: Vec<NetCommand>,
     journal: Vec<String>,
     /// The namespace whose refusal ends a script (the first one asked for).
@@ -253,6 +269,8 @@ impl App {
             failure: None,
             in_flight: 0,
             completion: None,
+            typing: Vec::new(),
+            last_typing: i64::MIN / 2,
             outbox: Vec::new(),
             journal: Vec::new(),
             first_ns: namespaces
@@ -315,7 +333,10 @@ impl App {
             }
             Event::Net(ev) => self.on_net(ev),
             Event::Line(line) => self.submit(&line),
-            Event::Tick => {}
+            Event::Tick => {
+                let now = self.clock.now_ms();
+                self.typing.retain(|t| t.until > now);
+            }
         }
     }
 
@@ -355,7 +376,10 @@ impl App {
                 self.switch_to(c as usize - '1' as usize);
             }
             KeyCode::Char(_) if ctrl || alt => {}
-            KeyCode::Char(c) => self.input.insert_char(c),
+            KeyCode::Char(c) => {
+                self.input.insert_char(c);
+                self.typed();
+            }
             KeyCode::Enter => {
                 let line = self.input.submit();
                 self.submit(&line);
@@ -378,6 +402,41 @@ impl App {
             KeyCode::Esc => self.input.clear(),
             _ => {}
         }
+    }
+
+    /// Tells the room we are typing, at most every few seconds, and never for commands.
+    fn typed(&mut self) {
+        let Some(w) = self.active_window() else {
+            return;
+        };
+        let Some(room) = w.room() else {
+            return;
+        };
+        if self.input.text().starts_with('/') {
+            return;
+        }
+        let now = self.clock.now_ms();
+        if now - self.last_typing < TYPING_EVERY_MS {
+            return;
+        }
+        let cmd = NetCommand::Typing {
+            nsp: w.nsp.clone(),
+            room: room.to_owned(),
+        };
+        self.last_typing = now;
+        self.outbox.push(cmd);
+    }
+
+    /// The nicks typing in the active room, for the status line.
+    pub fn typing_here(&self) -> Vec<&str> {
+        let Some(w) = self.active_window() else {
+            return Vec::new();
+        };
+        self.typing
+            .iter()
+            .filter(|t| t.nsp == w.nsp && w.room() == Some(t.room.as_str()))
+            .map(|t| t.nick.as_str())
+            .collect()
     }
 
     fn on_paste(&mut self, text: String) {
@@ -1314,6 +1373,8 @@ impl App {
     fn on_server_event(&mut self, nsp: &str, event: ServerEvent) {
         match event {
             ServerEvent::Message(m) => {
+                self.typing
+                    .retain(|t| !(t.nsp == nsp && t.room == m.room && t.nick == m.from));
                 let i = self.window(nsp, WindowKind::Room(m.room.clone()));
                 self.show_message(i, m);
             }
@@ -1397,7 +1458,19 @@ impl App {
                 let i = self.target(nsp, None);
                 self.info(i, format!("notice: {}", n.text));
             }
-            ServerEvent::Typing(_) => {}
+            ServerEvent::Typing(t) => {
+                if t.nick != self.nick {
+                    let until = self.clock.now_ms() + TYPING_SHOWN_MS;
+                    self.typing
+                        .retain(|x| !(x.nsp == nsp && x.room == t.room && x.nick == t.nick));
+                    self.typing.push(Typist {
+                        nsp: nsp.to_owned(),
+                        room: t.room,
+                        nick: t.nick,
+                        until,
+                    });
+                }
+            }
             ServerEvent::Unknown(what) => {
                 let i = self.window(nsp, WindowKind::Server);
                 self.info(i, format!("unknown event: {what}"));
@@ -1767,6 +1840,37 @@ mod tests {
         }));
         joined(&mut app, "r", vec![], false);
         assert_eq!(app.active_window().map(Window::title), Some("#r".into()));
+    }
+
+    #[test]
+    fn typing_is_throttled_and_shown_until_it_expires() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        let key = |c| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        app.update(key('h'));
+        app.update(key('i'));
+        assert_eq!(
+            app.take_commands(),
+            vec![NetCommand::Typing {
+                nsp: "/".into(),
+                room: "r".into()
+            }]
+        );
+        app.clock = Clock::Fixed(TYPING_EVERY_MS);
+        app.update(key('!'));
+        assert_eq!(app.take_commands().len(), 1);
+        app.update(Event::Net(NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Typing(events::Typing {
+                room: "r".into(),
+                nick: "bob".into(),
+            }),
+        }));
+        assert_eq!(app.typing_here(), vec!["bob"]);
+        app.clock = Clock::Fixed(TYPING_EVERY_MS + TYPING_SHOWN_MS + 1);
+        app.update(Event::Tick);
+        assert!(app.typing_here().is_empty());
     }
 
     #[test]

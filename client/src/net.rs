@@ -287,6 +287,8 @@ pub enum NetCommand {
     Request { nsp: String, request: Request },
     /// Use this nick for the next CONNECTs and retry namespaces refused for their nick.
     SetNick(String),
+    /// "I am typing in this room": volatile, no ack, dropped when not connected.
+    Typing { nsp: String, room: String },
     /// Close the connection and end the task.
     Shutdown,
 }
@@ -582,7 +584,7 @@ impl Actor {
             }
             NetCommand::Request { nsp, request } => self.queue_or_fail(nsp, request),
             NetCommand::SetNick(nick) => self.set_nick(nick),
-            NetCommand::Shutdown => {}
+            NetCommand::Typing { .. } | NetCommand::Shutdown => {}
         }
     }
 
@@ -755,6 +757,19 @@ impl Actor {
             NetCommand::SetNick(nick) => {
                 self.set_nick(nick);
                 self.connect_wanted(ws).await?;
+            }
+            NetCommand::Typing { nsp, room } => {
+                let connected = self
+                    .namespaces
+                    .iter()
+                    .any(|n| n.name == nsp && n.state == NsState::Connected);
+                if connected {
+                    let payload =
+                        serde_json::to_value(events::TypingRequest { room }).unwrap_or(Value::Null);
+                    let packet =
+                        socket_io::Packet::event(&nsp, events::client::TYPING, vec![payload], None);
+                    Self::send_packet(ws, &packet).await?;
+                }
             }
             NetCommand::Shutdown => {}
         }

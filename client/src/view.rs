@@ -414,12 +414,17 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
             Some(d) => format!(" | lag {} ms", d.as_millis()),
             None => String::new(),
         };
+        let typing = match app.typing_here().as_slice() {
+            [] => String::new(),
+            [one] => format!(" | {one} is typing"),
+            many => format!(" | {} are typing", many.join(", ")),
+        };
         let scrolled = match app.active_window() {
             Some(w) if w.scroll > 0 => " | scrolled up (PgDn)",
             _ => "",
         };
         format!(
-            " {} | {} | ns {}{lag}{scrolled} | /help",
+            " {} | {} | ns {}{lag}{typing}{scrolled} | /help",
             conn,
             app.nick,
             app.current_ns()
