@@ -10,15 +10,18 @@
 //! - [`config`]: command-line flags and the TOML config file, merged into `Settings`.
 //! - [`command`]: the input-line parser (`/join`, `/msg`, ...) and the command/key table.
 //! - [`input`]: the line editor (character-index cursor, history, unicode-width columns).
-//! - [`app`]: the model and `update`: windows, unread/mention counts, read marker,
-//!   scrollback, completion, de-duplication of room history by `(namespace, room, seq)`.
+//! - [`app`]: the model and `update` (keys, scrolling, paste); `app/window.rs` the windows,
+//!   unread/mention counts and read marker; `app/commands.rs` typed lines and Tab
+//!   completion; `app/network.rs` network events, with room history de-duplicated by
+//!   `(namespace, room, seq)`.
 //! - [`view`]: the pure view and the layout; [`theme`]: dark and light colours.
 //! - [`net`]: the network actor (Engine.IO heartbeat, namespaces, acks, reconnect).
 //! - [`tui`]: the terminal runtime; [`script`]: the headless runtime.
 //!
-//! Where to add things: a command goes in `command` (parser + table) and
-//! `App::run_command`; a server event in `net::ServerEvent` and `App::on_server_event`; a
-//! request in `net::Request` (+ `Reply`) and `App::on_reply`; anything on screen in `view`.
+//! Where to add things: a command goes in `command` (parser + table) and `run_command` in
+//! `app/commands.rs`; a server event in `net::ServerEvent` and `on_server_event` in
+//! `app/network.rs`; a request in `net::Request` (+ `Reply`) and `on_reply` there too;
+//! anything on screen in `view`.
 
 pub mod app;
 pub mod command;

@@ -1,0 +1,872 @@
+//! The model and `update` of The Elm Architecture: [`App`] is all the client's state, an
+//! [`Event`] is everything that can happen to it, and [`App::update`] changes the state and
+//! nothing else. Work for the network is queued as [`NetCommand`]s in an outbox that the
+//! runtime drains ([`App::take_commands`]); every line shown in a window is also written to a
+//! journal that the headless mode prints ([`App::take_journal`]).
+//!
+//! The same `update` serves the terminal (keys, paste, mouse) and scripts
+//! ([`Event::Line`]), so a script exercises exactly the code a person does.
+//!
+//! Files: this one holds the state, `update` and the keys; `window` the windows (rooms,
+//! DMs, namespace windows), their lines, unread counts and read marker; `commands` what a
+//! typed line does (and Tab completion); `network` what the network actor reports.
+
+mod commands;
+mod network;
+mod window;
+
+pub use window::{Line, LineKind, Window, WindowKind};
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chat_protocol::events::{self, PresenceAction, RoomAction};
+use chat_protocol::names;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+
+use crate::command::{self, Command, Input};
+use crate::input::LineEditor;
+use crate::net::{Failure, NetCommand, NetEvent, Reply, Request, ServerEvent};
+use crate::theme::Theme;
+use crate::view;
+
+/// Lines kept per window; older ones are dropped.
+const SCROLLBACK_MAX: usize = 5000;
+/// How often "typing" is sent while typing, and how long another's typing is shown.
+const TYPING_EVERY_MS: i64 = 3000;
+const TYPING_SHOWN_MS: i64 = 5000;
+/// Messages asked for per older-history request.
+const HISTORY_PAGE: u32 = 50;
+/// Rows the mouse wheel scrolls.
+const WHEEL_ROWS: usize = 3;
+
+/// Everything that can happen to the client.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Key(KeyEvent),
+    /// A bracketed paste.
+    Paste(String),
+    Mouse(MouseEvent),
+    /// The terminal's new size (columns, rows).
+    Resize(u16, u16),
+    Net(NetEvent),
+    /// A line from a script, handled exactly like a typed line followed by Enter.
+    Line(String),
+    /// Once a second.
+    Tick,
+}
+
+/// The state of one namespace, as far as the screen cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsStatus {
+    Connecting,
+    Connected,
+    Refused(String),
+    Closed,
+}
+
+#[derive(Debug, Clone)]
+pub struct NsInfo {
+    pub name: String,
+    pub status: NsStatus,
+    /// Rooms that exist in the namespace (from `/rooms` and `room` events), for completion.
+    pub rooms: BTreeSet<String>,
+}
+
+/// The WebSocket connection, for the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    Connecting { attempt: u32 },
+    Online,
+    Offline { reason: String, retry_in: Duration },
+}
+
+/// Where time comes from: the system clock, or a fixed instant in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    System,
+    Fixed(i64),
+}
+
+impl Clock {
+    pub fn now_ms(self) -> i64 {
+        match self {
+            Clock::Fixed(t) => t,
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Someone typing in a room, shown until `until` (ms since the epoch).
+#[derive(Debug, Clone)]
+struct Typist {
+    nsp: String,
+    room: String,
+    nick: String,
+    until: i64,
+}
+
+/// Tab completion in progress: repeated Tabs cycle through the candidates.
+#[derive(Debug, Clone)]
+struct Completion {
+    /// Character index where the completed word starts.
+    start: usize,
+    candidates: Vec<String>,
+    index: usize,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub nick: String,
+    pub server: String,
+    pub conn: ConnState,
+    pub lag: Option<Duration>,
+    pub namespaces: Vec<NsInfo>,
+    /// Sorted by namespace (in connection order), then server/room/DM, then name.
+    pub windows: Vec<Window>,
+    pub active: usize,
+    pub input: LineEditor,
+    pub theme: Theme,
+    /// A multi-line paste waiting for y/n.
+    pub pending_paste: Option<String>,
+    /// The terminal size (columns, rows), for page scrolling.
+    pub size: (u16, u16),
+    pub clock: Clock,
+    /// Set by `/quit` or Ctrl+C.
+    pub quit: bool,
+    /// Why a script must fail (refused first namespace, no connection at all).
+    pub failure: Option<String>,
+    /// Requests sent and not yet answered (scripts wait for them before exiting).
+    pub in_flight: usize,
+    completion: Option<Completion>,
+    /// Others typing (from `typing` events), pruned on each tick.
+    typing: Vec<Typist>,
+    /// When we last sent `typing`.
+    last_typing: i64,
+    outbox: Vec<NetCommand>,
+    journal: Vec<String>,
+    /// The namespace whose refusal ends a script (the first one asked for).
+    first_ns: String,
+    script: bool,
+}
+
+impl App {
+    /// A fresh client that will connect to `namespaces` (the first becomes active). The
+    /// CONNECT commands are queued in the outbox.
+    pub fn new(
+        server: &str,
+        nick: &str,
+        namespaces: &[(String, Option<String>)],
+        theme: Theme,
+    ) -> App {
+        let mut app = App {
+            nick: nick.to_owned(),
+            server: server.to_owned(),
+            conn: ConnState::Connecting { attempt: 0 },
+            lag: None,
+            namespaces: Vec::new(),
+            windows: Vec::new(),
+            active: 0,
+            input: LineEditor::new(),
+            theme,
+            pending_paste: None,
+            size: (80, 24),
+            clock: Clock::System,
+            quit: false,
+            failure: None,
+            in_flight: 0,
+            completion: None,
+            typing: Vec::new(),
+            last_typing: i64::MIN / 2,
+            outbox: Vec::new(),
+            journal: Vec::new(),
+            first_ns: namespaces
+                .first()
+                .map_or_else(|| "/".to_owned(), |(n, _)| n.clone()),
+            script: false,
+        };
+        let list: Vec<(String, Option<String>)> = if namespaces.is_empty() {
+            vec![("/".to_owned(), None)]
+        } else {
+            namespaces.to_vec()
+        };
+        for (name, key) in list {
+            app.open_namespace(&name, key);
+        }
+        app.active = 0;
+        app
+    }
+
+    /// Marks this client as script-driven: refusals of the first namespace and failure to
+    /// connect end it with an error.
+    pub fn set_script_mode(&mut self) {
+        self.script = true;
+    }
+
+    /// Commands for the network actor, oldest first.
+    pub fn take_commands(&mut self) -> Vec<NetCommand> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The plain-text form of every line shown since the last call.
+    pub fn take_journal(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.journal)
+    }
+
+    pub fn active_window(&self) -> Option<&Window> {
+        self.windows.get(self.active)
+    }
+
+    /// The namespace of the active window.
+    pub fn current_ns(&self) -> &str {
+        self.active_window().map_or("/", |w| w.nsp.as_str())
+    }
+
+    pub fn ns_info(&self, name: &str) -> Option<&NsInfo> {
+        self.namespaces.iter().find(|n| n.name == name)
+    }
+
+    /// The one place state changes.
+    pub fn update(&mut self, event: Event) {
+        match event {
+            Event::Key(key) => self.on_key(key),
+            Event::Paste(text) => self.on_paste(text),
+            Event::Mouse(mouse) => self.on_mouse(mouse),
+            Event::Resize(w, h) => {
+                self.size = (w, h);
+                self.clamp_scroll();
+            }
+            Event::Net(ev) => self.on_net(ev),
+            Event::Line(line) => self.submit(&line),
+            Event::Tick => {
+                let now = self.clock.now_ms();
+                self.typing.retain(|t| t.until > now);
+            }
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        if key.code != KeyCode::Tab && key.code != KeyCode::BackTab {
+            self.completion = None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        if let Some(paste) = self.pending_paste.take() {
+            match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    for line in paste.lines().filter(|l| !l.trim().is_empty()) {
+                        self.send_text(line, false);
+                    }
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.info_active("paste discarded");
+                }
+                _ => self.pending_paste = Some(paste),
+            }
+            return;
+        }
+        match key.code {
+            KeyCode::Char('c') if ctrl => self.request_quit(),
+            KeyCode::Char('n') if ctrl => self.switch_by(1),
+            KeyCode::Char('p') if ctrl => self.switch_by(-1),
+            KeyCode::Char('a') if ctrl => self.input.home(),
+            KeyCode::Char('e') if ctrl => self.input.end(),
+            KeyCode::Char('u') if ctrl => self.input.delete_to_start(),
+            KeyCode::Char('k') if ctrl => self.input.delete_to_end(),
+            KeyCode::Char('w') if ctrl => self.input.delete_word_before(),
+            KeyCode::Char(c) if alt && c.is_ascii_digit() && c != '0' => {
+                self.switch_to(c as usize - '1' as usize);
+            }
+            KeyCode::Char(_) if ctrl || alt => {}
+            KeyCode::Char(c) => {
+                self.input.insert_char(c);
+                self.typed();
+            }
+            KeyCode::Enter => {
+                let line = self.input.submit();
+                self.submit(&line);
+            }
+            KeyCode::Backspace if ctrl || alt => self.input.delete_word_before(),
+            KeyCode::Backspace => self.input.backspace(),
+            KeyCode::Delete => self.input.delete(),
+            KeyCode::Left if ctrl || alt => self.input.word_left(),
+            KeyCode::Right if ctrl || alt => self.input.word_right(),
+            KeyCode::Left => self.input.left(),
+            KeyCode::Right => self.input.right(),
+            KeyCode::Home => self.input.home(),
+            KeyCode::End => self.input.end(),
+            KeyCode::Up => self.input.history_prev(),
+            KeyCode::Down => self.input.history_next(),
+            KeyCode::PageUp => self.scroll_by(self.page_rows() as isize),
+            KeyCode::PageDown => self.scroll_by(-(self.page_rows() as isize)),
+            KeyCode::Tab => self.complete(true),
+            KeyCode::BackTab => self.complete(false),
+            KeyCode::Esc => self.input.clear(),
+            _ => {}
+        }
+    }
+
+    /// Tells the room we are typing, at most every few seconds, and never for commands.
+    fn typed(&mut self) {
+        let Some(w) = self.active_window() else {
+            return;
+        };
+        let Some(room) = w.room() else {
+            return;
+        };
+        if self.input.text().starts_with('/') {
+            return;
+        }
+        let now = self.clock.now_ms();
+        if now - self.last_typing < TYPING_EVERY_MS {
+            return;
+        }
+        let cmd = NetCommand::Typing {
+            nsp: w.nsp.clone(),
+            room: room.to_owned(),
+        };
+        self.last_typing = now;
+        self.outbox.push(cmd);
+    }
+
+    /// The nicks typing in the active room, for the status line.
+    pub fn typing_here(&self) -> Vec<&str> {
+        let Some(w) = self.active_window() else {
+            return Vec::new();
+        };
+        self.typing
+            .iter()
+            .filter(|t| t.nsp == w.nsp && w.room() == Some(t.room.as_str()))
+            .map(|t| t.nick.as_str())
+            .collect()
+    }
+
+    fn on_paste(&mut self, text: String) {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let trimmed = text.trim_end_matches('\n');
+        if trimmed.contains('\n') {
+            self.pending_paste = Some(trimmed.to_owned());
+        } else {
+            self.input.insert_str(trimmed);
+        }
+    }
+
+    fn on_mouse(&mut self, mouse: MouseEvent) {
+        match mouse.kind {
+            MouseEventKind::ScrollUp => self.scroll_by(WHEEL_ROWS as isize),
+            MouseEventKind::ScrollDown => self.scroll_by(-(WHEEL_ROWS as isize)),
+            _ => {}
+        }
+    }
+
+    fn request_quit(&mut self) {
+        self.quit = true;
+        self.outbox.push(NetCommand::Shutdown);
+    }
+
+    fn page_rows(&self) -> usize {
+        let areas = view::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+        usize::from(areas.messages.height.saturating_sub(1)).max(1)
+    }
+
+    fn scroll_by(&mut self, rows: isize) {
+        let Some(w) = self.windows.get_mut(self.active) else {
+            return;
+        };
+        let before = w.scroll;
+        w.scroll = w.scroll.saturating_add_signed(rows);
+        self.clamp_scroll();
+        // Scrolling up against the top of a room asks the server for older messages.
+        if rows > 0
+            && self
+                .windows
+                .get(self.active)
+                .is_some_and(|w| w.scroll == before)
+        {
+            self.fetch_older();
+        }
+    }
+
+    /// Requests the messages before the oldest one shown in the active room.
+    fn fetch_older(&mut self) {
+        let Some(w) = self.windows.get_mut(self.active) else {
+            return;
+        };
+        let (Some(room), false, false) = (w.room(), w.history_pending, w.history_done) else {
+            return;
+        };
+        let Some(oldest) = w.seen.keys().min().copied() else {
+            return;
+        };
+        if oldest <= 1 {
+            w.history_done = true;
+            return;
+        }
+        let request = Request::History {
+            room: room.to_owned(),
+            before: Some(oldest),
+            limit: HISTORY_PAGE,
+        };
+        w.history_pending = true;
+        let nsp = w.nsp.clone();
+        self.request(&nsp, request);
+    }
+
+    /// Puts older messages above everything in a room window (they are not news: no
+    /// unread count, no journal line).
+    fn prepend_history(&mut self, nsp: &str, reply: events::HistoryReply) {
+        let Some(i) = self.find_window(nsp, &WindowKind::Room(reply.room.clone())) else {
+            return;
+        };
+        let nick = self.nick.clone();
+        let w = &mut self.windows[i];
+        w.history_pending = false;
+        if reply.messages.len() < HISTORY_PAGE as usize {
+            w.history_done = true;
+        }
+        let mut older = Vec::new();
+        for m in reply.messages {
+            if w.seen.get(&m.seq) == Some(&m.id) {
+                continue;
+            }
+            w.seen.insert(m.seq, m.id.clone());
+            let mention = m.from != nick && mentions(&m.text, &nick);
+            older.push(Line {
+                ts: m.ts,
+                kind: LineKind::Message {
+                    from: m.from,
+                    text: m.text,
+                    action: m.action,
+                    seq: Some(m.seq),
+                    mention,
+                },
+            });
+        }
+        let n = older.len();
+        w.lines.splice(0..0, older);
+        w.read_upto += n;
+        w.marker = w.marker.map(|m| m + n);
+    }
+
+    fn clamp_scroll(&mut self) {
+        let areas = view::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+        let (width, height) = (areas.messages.width, areas.messages.height);
+        let Some(w) = self.windows.get(self.active) else {
+            return;
+        };
+        let total = view::wrapped_rows(self, w, width).len();
+        let max = total.saturating_sub(usize::from(height));
+        if let Some(w) = self.windows.get_mut(self.active) {
+            w.scroll = w.scroll.min(max);
+        }
+    }
+}
+
+/// Does `text` mention `nick` as a whole word (case-insensitive)?
+pub fn mentions(text: &str, nick: &str) -> bool {
+    if nick.is_empty() {
+        return false;
+    }
+    let text = text.to_lowercase();
+    let nick = nick.to_lowercase();
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    text.match_indices(&nick).any(|(at, m)| {
+        !is_word(text[..at].chars().next_back()) && !is_word(text[at + m.len()..].chars().next())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> App {
+        let mut app = App::new("ws://x", "alice", &[], Theme::dark());
+        app.clock = Clock::Fixed(0);
+        app.take_commands();
+        app.update(Event::Net(NetEvent::Up));
+        app.update(Event::Net(NetEvent::NsConnected {
+            nsp: "/".into(),
+            resumed: false,
+        }));
+        app
+    }
+
+    fn msg(room: &str, seq: u64, from: &str, text: &str) -> events::ChatMessage {
+        events::ChatMessage {
+            id: format!("m{seq}"),
+            room: room.into(),
+            seq,
+            from: from.into(),
+            text: text.into(),
+            ts: 0,
+            action: false,
+        }
+    }
+
+    fn joined(app: &mut App, room: &str, history: Vec<events::ChatMessage>, automatic: bool) {
+        app.update(Event::Net(NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::Join { room: room.into() },
+            result: Ok(Reply::Join(events::JoinReply {
+                room: room.into(),
+                members: vec!["alice".into(), "bob".into()],
+                topic: None,
+                history,
+            })),
+            automatic,
+        }));
+    }
+
+    #[test]
+    fn join_creates_and_activates_the_room() {
+        let mut app = app();
+        app.submit("/join #rust");
+        assert_eq!(
+            app.take_commands(),
+            vec![NetCommand::Request {
+                nsp: "/".into(),
+                request: Request::Join {
+                    room: "rust".into()
+                }
+            }]
+        );
+        joined(&mut app, "rust", vec![msg("rust", 1, "bob", "hi")], false);
+        assert_eq!(app.active_window().map(Window::title), Some("#rust".into()));
+        let journal = app.take_journal();
+        assert!(
+            journal.contains(&"[/ #rust] <bob> hi".to_owned()),
+            "{journal:?}"
+        );
+    }
+
+    #[test]
+    fn rejoin_history_is_deduplicated_by_seq() {
+        let mut app = app();
+        joined(&mut app, "r", vec![msg("r", 1, "bob", "one")], false);
+        app.update(Event::Net(NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Message(msg("r", 2, "bob", "two")),
+        }));
+        app.take_journal();
+        joined(
+            &mut app,
+            "r",
+            vec![
+                msg("r", 1, "bob", "one"),
+                msg("r", 2, "bob", "two"),
+                msg("r", 3, "bob", "three"),
+            ],
+            true,
+        );
+        let journal = app.take_journal();
+        assert_eq!(
+            journal,
+            vec![
+                "[/ #r] -- 1 new message(s) while you were away".to_owned(),
+                "[/ #r] <bob> three".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_commands_and_refusals_are_shown_not_fatal() {
+        let mut app = app();
+        app.submit("/bogus");
+        app.submit("hello");
+        app.update(Event::Net(NetEvent::NsRefused {
+            nsp: "/ops".into(),
+            message: "wrong key".into(),
+            code: Some("forbidden".into()),
+        }));
+        let journal = app.take_journal();
+        assert_eq!(
+            journal[journal.len() - 3],
+            "[/] !! unknown command /bogus (try /help)"
+        );
+        assert!(journal[journal.len() - 2].contains("not a room"));
+        assert!(journal[journal.len() - 1].contains("/ops refused the connection: wrong key"));
+        assert!(app.failure.is_none());
+    }
+
+    #[test]
+    fn script_fails_when_first_namespace_is_refused() {
+        let mut app = App::new("ws://x", "alice", &[], Theme::dark());
+        app.set_script_mode();
+        app.update(Event::Net(NetEvent::NsRefused {
+            nsp: "/".into(),
+            message: "nick 'alice' is in use".into(),
+            code: Some("nick_taken".into()),
+        }));
+        assert!(app.failure.is_some());
+    }
+
+    #[test]
+    fn unread_mentions_and_read_marker() {
+        let mut app = app();
+        joined(&mut app, "a", vec![], false);
+        joined(&mut app, "b", vec![], false);
+        // Active is #b; messages in #a are unread.
+        for (seq, text) in [(1, "hello"), (2, "hey alice!")] {
+            app.update(Event::Net(NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Message(msg("a", seq, "bob", text)),
+            }));
+        }
+        let a = app
+            .windows
+            .iter()
+            .position(|w| w.title() == "#a")
+            .unwrap_or_default();
+        assert_eq!((app.windows[a].unread, app.windows[a].mentions), (2, 1));
+        app.switch_to(a);
+        let w = &app.windows[a];
+        assert_eq!((w.unread, w.mentions), (0, 0));
+        assert_eq!(w.marker, Some(w.lines.len() - 2));
+    }
+
+    #[test]
+    fn keys_switch_windows_and_edit() {
+        let mut app = app();
+        joined(&mut app, "a", vec![], false);
+        let key = |c, m| Event::Key(KeyEvent::new(c, m));
+        app.update(key(KeyCode::Char('1'), KeyModifiers::ALT));
+        assert_eq!(app.active, 0);
+        app.update(key(KeyCode::Char('n'), KeyModifiers::CONTROL));
+        assert_eq!(app.active, 1);
+        app.update(key(KeyCode::Char('p'), KeyModifiers::CONTROL));
+        assert_eq!(app.active, 0);
+        for c in "日本😀".chars() {
+            app.update(key(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        app.update(key(KeyCode::Left, KeyModifiers::NONE));
+        app.update(key(KeyCode::Backspace, KeyModifiers::NONE));
+        assert_eq!(app.input.text(), "日😀");
+        app.update(key(KeyCode::Esc, KeyModifiers::NONE));
+        assert_eq!(app.input.text(), "");
+    }
+
+    #[test]
+    fn tab_completes_commands_nicks_and_rooms() {
+        let mut app = app();
+        joined(&mut app, "rust", vec![], false);
+        let key = |c| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
+        app.input.set("/jo");
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "/join ");
+        app.input.set("/join ru");
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "/join rust ");
+        app.input.set("b");
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "bob: ");
+        app.input.set("hi #r");
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "hi #rust ");
+        // From the server window too, for /msg.
+        app.switch_to(0);
+        app.input.set("/msg b");
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.input.text(), "/msg bob ");
+    }
+
+    #[test]
+    fn multi_line_paste_asks_first() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        app.update(Event::Paste("one\ntwo\n".into()));
+        assert!(app.pending_paste.is_some());
+        assert!(app.take_commands().is_empty());
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::Char('y'),
+            KeyModifiers::NONE,
+        )));
+        assert_eq!(app.take_commands().len(), 2);
+        app.update(Event::Paste("single".into()));
+        assert_eq!(app.input.text(), "single");
+    }
+
+    #[test]
+    fn leaving_a_room_keeps_or_moves_the_active_window_sensibly() {
+        let mut app = app();
+        joined(&mut app, "a", vec![], false);
+        joined(&mut app, "b", vec![], false);
+        let title = |app: &App| app.active_window().map(Window::title);
+        assert_eq!(title(&app), Some("#b".into()));
+        let left = |app: &mut App, room: &str| {
+            app.update(Event::Net(NetEvent::Reply {
+                nsp: "/".into(),
+                request: Request::Leave { room: room.into() },
+                result: Ok(Reply::Leave(events::LeaveReply { room: room.into() })),
+                automatic: false,
+            }));
+        };
+        // Leaving another room keeps #b active.
+        left(&mut app, "a");
+        assert_eq!(title(&app), Some("#b".into()));
+        // Leaving the active room goes to the namespace window.
+        left(&mut app, "b");
+        assert_eq!(title(&app), Some("/".into()));
+        assert_eq!(app.windows.len(), 1);
+    }
+
+    #[test]
+    fn mouse_wheel_scrolls_and_new_lines_keep_the_view() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        for seq in 1..50 {
+            app.update(Event::Net(NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Message(msg("r", seq, "bob", "text")),
+            }));
+        }
+        let wheel = |kind| {
+            Event::Mouse(MouseEvent {
+                kind,
+                column: 30,
+                row: 5,
+                modifiers: KeyModifiers::NONE,
+            })
+        };
+        app.update(wheel(MouseEventKind::ScrollUp));
+        assert_eq!(app.windows[app.active].scroll, WHEEL_ROWS);
+        app.update(Event::Net(NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Message(msg("r", 50, "bob", "new")),
+        }));
+        assert_eq!(app.windows[app.active].scroll, WHEEL_ROWS + 1);
+        app.update(wheel(MouseEventKind::ScrollDown));
+        app.update(wheel(MouseEventKind::ScrollDown));
+        assert_eq!(app.windows[app.active].scroll, 0);
+    }
+
+    #[test]
+    fn scrolling_past_the_top_fetches_older_history() {
+        let mut app = app();
+        app.update(Event::Resize(80, 24));
+        let history = (60..70).map(|seq| msg("r", seq, "bob", "recent")).collect();
+        joined(&mut app, "r", history, false);
+        app.take_commands();
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::PageUp,
+            KeyModifiers::NONE,
+        )));
+        assert_eq!(
+            app.take_commands(),
+            vec![NetCommand::Request {
+                nsp: "/".into(),
+                request: Request::History {
+                    room: "r".into(),
+                    before: Some(60),
+                    limit: HISTORY_PAGE
+                }
+            }]
+        );
+        // A second PgUp while waiting does not ask again.
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::PageUp,
+            KeyModifiers::NONE,
+        )));
+        assert!(app.take_commands().is_empty());
+        app.update(Event::Net(NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::History {
+                room: "r".into(),
+                before: Some(60),
+                limit: HISTORY_PAGE,
+            },
+            result: Ok(Reply::History(events::HistoryReply {
+                room: "r".into(),
+                messages: (1..60).map(|seq| msg("r", seq, "bob", "old")).collect(),
+            })),
+            automatic: false,
+        }));
+        let w = &app.windows[app.active];
+        let seqs: Vec<u64> = w
+            .lines
+            .iter()
+            .filter_map(|l| match &l.kind {
+                LineKind::Message { seq, .. } => *seq,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, (1..70).collect::<Vec<u64>>());
+        assert_eq!(w.unread, 0);
+        // Seq 1 is there: nothing older to ask for.
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::PageUp,
+            KeyModifiers::NONE,
+        )));
+        for _ in 0..40 {
+            app.update(Event::Key(KeyEvent::new(
+                KeyCode::PageUp,
+                KeyModifiers::NONE,
+            )));
+        }
+        assert!(app.take_commands().is_empty());
+    }
+
+    #[test]
+    fn join_right_after_leave_goes_to_the_server() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        app.submit("/leave");
+        app.submit("/join r");
+        let cmds = app.take_commands();
+        assert_eq!(cmds.len(), 2, "{cmds:?}");
+        app.update(Event::Net(NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::Leave { room: "r".into() },
+            result: Ok(Reply::Leave(events::LeaveReply { room: "r".into() })),
+            automatic: false,
+        }));
+        joined(&mut app, "r", vec![], false);
+        assert_eq!(app.active_window().map(Window::title), Some("#r".into()));
+    }
+
+    #[test]
+    fn typing_is_throttled_and_shown_until_it_expires() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        let key = |c| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        app.update(key('h'));
+        app.update(key('i'));
+        assert_eq!(
+            app.take_commands(),
+            vec![NetCommand::Typing {
+                nsp: "/".into(),
+                room: "r".into()
+            }]
+        );
+        app.clock = Clock::Fixed(TYPING_EVERY_MS);
+        app.update(key('!'));
+        assert_eq!(app.take_commands().len(), 1);
+        app.update(Event::Net(NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Typing(events::Typing {
+                room: "r".into(),
+                nick: "bob".into(),
+            }),
+        }));
+        assert_eq!(app.typing_here(), vec!["bob"]);
+        app.clock = Clock::Fixed(TYPING_EVERY_MS + TYPING_SHOWN_MS + 1);
+        app.update(Event::Tick);
+        assert!(app.typing_here().is_empty());
+    }
+
+    #[test]
+    fn mention_rules() {
+        assert!(mentions("hey Alice!", "alice"));
+        assert!(mentions("alice: hi", "alice"));
+        assert!(!mentions("malice", "alice"));
+        assert!(!mentions("alice_2", "alice"));
+    }
+}

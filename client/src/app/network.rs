@@ -1,0 +1,407 @@
+//! What the network actor reports: connection state, namespace answers, replies to
+//! requests and the server's events.
+
+use super::*;
+
+impl App {
+    pub(super) fn on_net(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Connecting { attempt } => {
+                self.conn = ConnState::Connecting { attempt };
+                if attempt > 0 {
+                    self.push_to_servers(
+                        LineKind::Info(format!("reconnecting to {} ...", self.server)),
+                        false,
+                    );
+                }
+            }
+            NetEvent::Up => self.conn = ConnState::Online,
+            NetEvent::Down {
+                reason,
+                ever_connected,
+                retry_in,
+            } => {
+                let was_online = self.conn == ConnState::Online;
+                self.conn = ConnState::Offline {
+                    reason: reason.clone(),
+                    retry_in,
+                };
+                self.lag = None;
+                for ns in &mut self.namespaces {
+                    if ns.status == NsStatus::Connected {
+                        ns.status = NsStatus::Connecting;
+                    }
+                }
+                if self.script && !ever_connected {
+                    self.failure = Some(format!("cannot connect to {}: {reason}", self.server));
+                }
+                let text = format!(
+                    "{} ({reason}); retrying in {:.1} s",
+                    if was_online {
+                        "disconnected from the server"
+                    } else {
+                        "no connection"
+                    },
+                    retry_in.as_secs_f64()
+                );
+                // Losing the connection is news everywhere; another failed retry only in
+                // the server windows (the status line shows the state too).
+                self.push_to_servers(LineKind::Error(text), was_online);
+            }
+            NetEvent::NsConnected { nsp, resumed } => {
+                if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
+                    ns.status = NsStatus::Connected;
+                }
+                let i = self.window(&nsp, WindowKind::Server);
+                let text = if resumed {
+                    format!("reconnected to {nsp} as {}", self.nick)
+                } else {
+                    format!("connected to {nsp} as {}", self.nick)
+                };
+                self.info(i, text.clone());
+                if resumed && self.active != i && self.current_ns() == nsp {
+                    // The journal already has this line once.
+                    let before = self.journal.len();
+                    self.info(self.active, text);
+                    self.journal.truncate(before);
+                }
+            }
+            NetEvent::NsRefused { nsp, message, code } => {
+                if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
+                    ns.status = NsStatus::Refused(message.clone());
+                }
+                let i = self.window(&nsp, WindowKind::Server);
+                let hint = match code.as_deref() {
+                    Some("nick_taken") => " (choose another with /nick <nick>)",
+                    Some("forbidden") => " (a key: /ns <namespace> <key>)",
+                    Some("wrong_password" | "nick_claimed") => {
+                        " (a registered nick: start with --password, or /nick <other>)"
+                    }
+                    Some("token_required" | "token_invalid" | "token_expired") => {
+                        " (start with --token <token>)"
+                    }
+                    _ => "",
+                };
+                self.error(i, format!("{nsp} refused the connection: {message}{hint}"));
+                if self.script && nsp == self.first_ns {
+                    self.failure = Some(format!("{nsp} refused the connection: {message}"));
+                }
+            }
+            NetEvent::NsClosed { nsp } => {
+                if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
+                    ns.status = NsStatus::Closed;
+                }
+                let i = self.window(&nsp, WindowKind::Server);
+                self.error(i, format!("the server disconnected you from {nsp}"));
+            }
+            NetEvent::Lag(rtt) => self.lag = Some(rtt),
+            NetEvent::Reply {
+                nsp,
+                request,
+                result,
+                automatic,
+            } => {
+                if !automatic {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+                match result {
+                    Ok(reply) => self.on_reply(&nsp, reply, automatic),
+                    Err(failure) => self.on_failure(&nsp, &request, &failure),
+                }
+            }
+            NetEvent::Server { nsp, event } => self.on_server_event(&nsp, event),
+        }
+    }
+
+    pub(super) fn on_failure(&mut self, nsp: &str, request: &Request, failure: &Failure) {
+        let (what, room) = match request {
+            Request::Join { room } => (format!("cannot join #{room}"), None),
+            Request::Leave { room } => {
+                if let Some(i) = self.find_window(nsp, &WindowKind::Room(room.clone())) {
+                    self.windows[i].leaving = false;
+                }
+                (format!("cannot leave #{room}"), Some(room.as_str()))
+            }
+            Request::Message { room, .. } => {
+                (format!("message to #{room} not sent"), Some(room.as_str()))
+            }
+            Request::Dm { to, .. } => (format!("message to {to} not sent"), None),
+            Request::Nick { nick } => (format!("cannot change nick to {nick}"), None),
+            Request::Rooms => ("cannot list rooms".to_owned(), None),
+            Request::Who { room } => (format!("cannot list #{room}"), Some(room.as_str())),
+            Request::Topic { room, .. } => {
+                (format!("topic of #{room} unchanged"), Some(room.as_str()))
+            }
+            Request::History { room, .. } => {
+                if let Some(i) = self.find_window(nsp, &WindowKind::Room(room.clone())) {
+                    self.windows[i].history_pending = false;
+                }
+                (format!("no older messages of #{room}"), Some(room.as_str()))
+            }
+            Request::Ping => return,
+        };
+        let i = self.target(nsp, room);
+        self.error(i, format!("{what}: {failure}"));
+    }
+
+    pub(super) fn on_reply(&mut self, nsp: &str, reply: Reply, automatic: bool) {
+        match reply {
+            Reply::Join(j) => self.on_joined(nsp, j, automatic),
+            Reply::Leave(l) => {
+                if let Some(i) = self.find_window(nsp, &WindowKind::Room(l.room.clone())) {
+                    self.remove_window(i);
+                }
+                let i = self.window(nsp, WindowKind::Server);
+                self.info(i, format!("you left #{}", l.room));
+            }
+            Reply::Message(m) => {
+                let i = self.window(nsp, WindowKind::Room(m.message.room.clone()));
+                self.show_message(i, m.message);
+            }
+            Reply::Dm(d) => {
+                let i = self.window(nsp, WindowKind::Dm(d.message.to.clone()));
+                let ts = d.message.ts;
+                self.push_line(
+                    i,
+                    LineKind::Message {
+                        from: d.message.from,
+                        text: d.message.text,
+                        action: d.message.action,
+                        seq: None,
+                        mention: false,
+                    },
+                    ts,
+                );
+                if !d.delivered {
+                    self.info(
+                        i,
+                        format!("{} is offline; it will wait for them", d.message.to),
+                    );
+                }
+            }
+            Reply::Nick(n) => {
+                let old = std::mem::replace(&mut self.nick, n.nick.clone());
+                self.info_active(format!("you are now known as {} (was {old})", n.nick));
+            }
+            Reply::Rooms(r) => {
+                let i = self.target(nsp, None);
+                if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
+                    ns.rooms = r.rooms.iter().map(|r| r.room.clone()).collect();
+                }
+                if r.rooms.is_empty() {
+                    self.info(i, format!("no rooms in {nsp} yet"));
+                }
+                for room in r.rooms {
+                    let topic = room.topic.map(|t| format!(": {t}")).unwrap_or_default();
+                    self.info(
+                        i,
+                        format!("#{} ({} members){topic}", room.room, room.members),
+                    );
+                }
+            }
+            Reply::Who(w) => {
+                if let Some(r) = self.find_window(nsp, &WindowKind::Room(w.room.clone())) {
+                    self.windows[r].members = w.members.clone();
+                }
+                let i = self.answer_window(nsp, &w.room);
+                self.info(
+                    i,
+                    format!(
+                        "#{} has {} members: {}",
+                        w.room,
+                        w.members.len(),
+                        w.members.join(", ")
+                    ),
+                );
+            }
+            Reply::Topic(t) => {
+                if let Some(r) = self.find_window(nsp, &WindowKind::Room(t.room.clone())) {
+                    self.windows[r].topic = t.topic.clone();
+                }
+                let i = self.answer_window(nsp, &t.room);
+                let text = match &t.topic {
+                    Some(topic) if !topic.is_empty() => {
+                        format!("topic of #{}: {topic}", t.room)
+                    }
+                    _ => format!("#{} has no topic", t.room),
+                };
+                self.info(i, text);
+            }
+            Reply::History(h) => self.prepend_history(nsp, h),
+            Reply::Pong { rtt } => self.lag = Some(rtt),
+        }
+    }
+
+    pub(super) fn on_joined(&mut self, nsp: &str, j: events::JoinReply, automatic: bool) {
+        let kind = WindowKind::Room(j.room.clone());
+        let existed = self.find_window(nsp, &kind).is_some();
+        let i = self.window(nsp, kind);
+        if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
+            ns.rooms.insert(j.room.clone());
+        }
+        if let Some(w) = self.windows.get_mut(i) {
+            w.members = j.members.clone();
+            w.topic = j.topic.clone();
+        }
+        let fresh: Vec<events::ChatMessage> = {
+            let w = &self.windows[i];
+            j.history
+                .into_iter()
+                .filter(|m| w.seen.get(&m.seq) != Some(&m.id))
+                .collect()
+        };
+        if automatic || existed {
+            if !fresh.is_empty() {
+                self.info(
+                    i,
+                    format!("{} new message(s) while you were away", fresh.len()),
+                );
+            }
+        } else {
+            // A room the user asked for becomes the active window before its history is
+            // shown, so that history does not count as unread.
+            self.switch_to(i);
+            self.info(
+                i,
+                format!("you joined #{} ({} members)", j.room, j.members.len()),
+            );
+            if let Some(topic) = &j.topic {
+                self.info(i, format!("topic: {topic}"));
+            }
+        }
+        for m in fresh {
+            self.show_message(i, m);
+        }
+    }
+
+    /// Shows a room message once: a (namespace, room, seq) already shown is skipped.
+    pub(super) fn show_message(&mut self, i: usize, m: events::ChatMessage) {
+        let Some(w) = self.windows.get_mut(i) else {
+            return;
+        };
+        if w.seen.get(&m.seq) == Some(&m.id) {
+            return;
+        }
+        w.seen.insert(m.seq, m.id.clone());
+        let mention = m.from != self.nick && mentions(&m.text, &self.nick);
+        self.push_line(
+            i,
+            LineKind::Message {
+                from: m.from,
+                text: m.text,
+                action: m.action,
+                seq: Some(m.seq),
+                mention,
+            },
+            m.ts,
+        );
+    }
+
+    pub(super) fn on_server_event(&mut self, nsp: &str, event: ServerEvent) {
+        match event {
+            ServerEvent::Message(m) => {
+                self.typing
+                    .retain(|t| !(t.nsp == nsp && t.room == m.room && t.nick == m.from));
+                let i = self.window(nsp, WindowKind::Room(m.room.clone()));
+                self.show_message(i, m);
+            }
+            ServerEvent::Dm(d) => {
+                let i = self.window(nsp, WindowKind::Dm(d.from.clone()));
+                self.push_line(
+                    i,
+                    LineKind::Message {
+                        from: d.from,
+                        text: d.text,
+                        action: d.action,
+                        seq: None,
+                        mention: true,
+                    },
+                    d.ts,
+                );
+            }
+            ServerEvent::Presence(p) => {
+                let Some(i) = self.find_window(nsp, &WindowKind::Room(p.room.clone())) else {
+                    return;
+                };
+                let w = &mut self.windows[i];
+                let text = match p.action {
+                    PresenceAction::Join => {
+                        if !w.members.contains(&p.nick) {
+                            w.members.push(p.nick.clone());
+                            w.members.sort();
+                        }
+                        format!("{} joined #{}", p.nick, p.room)
+                    }
+                    PresenceAction::Leave | PresenceAction::Quit => {
+                        w.members.retain(|m| m != &p.nick);
+                        if p.action == PresenceAction::Leave {
+                            format!("{} left #{}", p.nick, p.room)
+                        } else {
+                            format!("{} quit", p.nick)
+                        }
+                    }
+                    PresenceAction::Nick => {
+                        let old = p.previous.clone().unwrap_or_default();
+                        w.members.retain(|m| m != &old);
+                        if !w.members.contains(&p.nick) {
+                            w.members.push(p.nick.clone());
+                            w.members.sort();
+                        }
+                        format!("{old} is now known as {}", p.nick)
+                    }
+                };
+                self.info(i, text);
+            }
+            ServerEvent::Room(r) => {
+                if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
+                    match r.action {
+                        RoomAction::Created => {
+                            ns.rooms.insert(r.room.clone());
+                        }
+                        RoomAction::Deleted => {
+                            ns.rooms.remove(&r.room);
+                        }
+                    }
+                }
+                let i = self.window(nsp, WindowKind::Server);
+                let what = match r.action {
+                    RoomAction::Created => "created",
+                    RoomAction::Deleted => "deleted",
+                };
+                self.info(i, format!("room #{} {what}", r.room));
+            }
+            ServerEvent::Topic(t) => {
+                let i = self.window(nsp, WindowKind::Room(t.room.clone()));
+                self.windows[i].topic = t.topic.clone();
+                let text = match &t.topic {
+                    Some(topic) if !topic.is_empty() => {
+                        format!("{} set the topic of #{}: {topic}", t.by, t.room)
+                    }
+                    _ => format!("{} cleared the topic of #{}", t.by, t.room),
+                };
+                self.info(i, text);
+            }
+            ServerEvent::Notice(n) => {
+                let i = self.target(nsp, None);
+                self.info(i, format!("notice: {}", n.text));
+            }
+            ServerEvent::Typing(t) => {
+                if t.nick != self.nick {
+                    let until = self.clock.now_ms() + TYPING_SHOWN_MS;
+                    self.typing
+                        .retain(|x| !(x.nsp == nsp && x.room == t.room && x.nick == t.nick));
+                    self.typing.push(Typist {
+                        nsp: nsp.to_owned(),
+                        room: t.room,
+                        nick: t.nick,
+                        until,
+                    });
+                }
+            }
+            ServerEvent::Unknown(what) => {
+                let i = self.window(nsp, WindowKind::Server);
+                self.info(i, format!("unknown event: {what}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The windows: a namespace's own window, rooms and direct conversations; their lines,
+//! unread and mention counts, the read marker, and where output goes.
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// What a window shows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WindowKind {
+    /// The namespace itself: notices, errors, command output.
+    Server,
+    Room(String),
+    /// A direct conversation with a nick.
+    Dm(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineKind {
+    Message {
+        from: String,
+        text: String,
+        action: bool,
+        /// Set for room messages: the de-duplication key.
+        seq: Option<u64>,
+        /// Mentions our nick (or is a DM to us).
+        mention: bool,
+    },
+    /// A system line: joins, topics, command output.
+    Info(String),
+    /// Something refused or failed.
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
+    pub kind: LineKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub nsp: String,
+    pub kind: WindowKind,
+    pub lines: Vec<Line>,
+    /// Messages not yet seen.
+    pub unread: usize,
+    /// Of those, the ones mentioning us.
+    pub mentions: usize,
+    /// Lines already read when the window was last left.
+    pub read_upto: usize,
+    /// Where the read-marker line is drawn (index into `lines`), while active.
+    pub marker: Option<usize>,
+    /// Rows scrolled up from the bottom.
+    pub scroll: usize,
+    pub topic: Option<String>,
+    pub members: Vec<String>,
+    /// An older-history request is on its way.
+    pub(super) history_pending: bool,
+    /// A `leave` for this room is on its way (a `/join` now must go to the server).
+    pub(super) leaving: bool,
+    /// The server has no older messages for this room.
+    pub(super) history_done: bool,
+    /// Room seqs already shown (with the message id), so history replayed after a
+    /// reconnect is not shown twice. The id guards against a server that restarted with an
+    /// empty store and counts from 1 again: same seq, different id, a new message.
+    pub(super) seen: HashMap<u64, String>,
+}
+
+impl Window {
+    fn new(nsp: &str, kind: WindowKind) -> Window {
+        Window {
+            nsp: nsp.to_owned(),
+            kind,
+            lines: Vec::new(),
+            unread: 0,
+            mentions: 0,
+            read_upto: 0,
+            marker: None,
+            scroll: 0,
+            topic: None,
+            members: Vec::new(),
+            history_pending: false,
+            history_done: false,
+            leaving: false,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The window's name: `/ops`, `#general`, `@bob`.
+    pub fn title(&self) -> String {
+        match &self.kind {
+            WindowKind::Server => self.nsp.clone(),
+            WindowKind::Room(r) => format!("#{r}"),
+            WindowKind::Dm(n) => format!("@{n}"),
+        }
+    }
+
+    pub fn room(&self) -> Option<&str> {
+        match &self.kind {
+            WindowKind::Room(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl App {
+    pub(super) fn ns_order(&self, nsp: &str) -> usize {
+        self.namespaces
+            .iter()
+            .position(|n| n.name == nsp)
+            .unwrap_or(usize::MAX)
+    }
+
+    pub(super) fn find_window(&self, nsp: &str, kind: &WindowKind) -> Option<usize> {
+        self.windows
+            .iter()
+            .position(|w| w.nsp == nsp && &w.kind == kind)
+    }
+
+    /// The index of the window, created (in sorted position) when missing.
+    pub(super) fn window(&mut self, nsp: &str, kind: WindowKind) -> usize {
+        if let Some(i) = self.find_window(nsp, &kind) {
+            return i;
+        }
+        let order = self.ns_order(nsp);
+        let at = self
+            .windows
+            .iter()
+            .position(|w| {
+                let o = self.ns_order(&w.nsp);
+                o > order || (o == order && w.kind > kind)
+            })
+            .unwrap_or(self.windows.len());
+        self.windows.insert(at, Window::new(nsp, kind));
+        if at <= self.active && self.windows.len() > 1 {
+            self.active += 1;
+        }
+        at
+    }
+
+    pub(super) fn remove_window(&mut self, i: usize) {
+        if i >= self.windows.len() {
+            return;
+        }
+        let was_active = self.active == i;
+        let nsp = self.windows.remove(i).nsp;
+        if self.active > i {
+            self.active -= 1;
+        }
+        if was_active && !self.windows.is_empty() {
+            // The window being read is gone: go to its namespace's server window.
+            let target = self.find_window(&nsp, &WindowKind::Server).unwrap_or(0);
+            self.active = target;
+            self.enter(target);
+        }
+    }
+
+    /// Makes window `i` active, moving the read marker.
+    pub fn switch_to(&mut self, i: usize) {
+        if i >= self.windows.len() {
+            return;
+        }
+        if let Some(old) = self.windows.get_mut(self.active) {
+            old.read_upto = old.lines.len();
+            old.marker = None;
+        }
+        self.active = i;
+        self.enter(i);
+    }
+
+    /// Marks window `i` as being read: the marker goes above its first unread line.
+    pub(super) fn enter(&mut self, i: usize) {
+        let Some(w) = self.windows.get_mut(i) else {
+            return;
+        };
+        w.marker = (w.read_upto < w.lines.len() && w.unread > 0).then_some(w.read_upto);
+        w.unread = 0;
+        w.mentions = 0;
+        w.read_upto = w.lines.len();
+    }
+
+    pub(super) fn switch_by(&mut self, delta: isize) {
+        let n = self.windows.len() as isize;
+        if n == 0 {
+            return;
+        }
+        let next = (self.active as isize + delta).rem_euclid(n);
+        self.switch_to(next as usize);
+    }
+
+    /// Adds a line to window `i`, counting it as unread when the window is not active.
+    pub(super) fn push_line(&mut self, i: usize, kind: LineKind, ts: i64) {
+        let journal = self.journal_line(i, &kind);
+        self.journal.push(journal);
+        let active = i == self.active;
+        let line = Line { ts, kind };
+        // Rows the new line takes, to keep a scrolled-up view still.
+        let scrolled = self.windows.get(i).is_some_and(|w| w.scroll > 0);
+        let rows = if active && scrolled {
+            let areas = view::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+            view::line_height(self, &line, areas.messages.width)
+        } else {
+            0
+        };
+        let Some(w) = self.windows.get_mut(i) else {
+            return;
+        };
+        let kind = &line.kind;
+        if let (LineKind::Message { mention, .. }, false) = (kind, active) {
+            w.unread += 1;
+            if *mention {
+                w.mentions += 1;
+            }
+        }
+        w.lines.push(line);
+        if active {
+            w.read_upto = w.lines.len();
+            // Keep the view where the reader is; the new rows appear below it.
+            w.scroll += rows;
+        }
+        if w.lines.len() > SCROLLBACK_MAX {
+            let drop = w.lines.len() - SCROLLBACK_MAX;
+            w.lines.drain(..drop);
+            w.read_upto = w.read_upto.saturating_sub(drop);
+            w.marker = w.marker.map(|m| m.saturating_sub(drop));
+        }
+    }
+
+    pub(super) fn journal_line(&self, i: usize, kind: &LineKind) -> String {
+        let place = self
+            .windows
+            .get(i)
+            .map_or_else(String::new, |w| match &w.kind {
+                WindowKind::Server => format!("[{}]", w.nsp),
+                _ => format!("[{} {}]", w.nsp, w.title()),
+            });
+        match kind {
+            LineKind::Message {
+                from, text, action, ..
+            } => {
+                if *action {
+                    format!("{place} * {from} {text}")
+                } else {
+                    format!("{place} <{from}> {text}")
+                }
+            }
+            LineKind::Info(text) => format!("{place} -- {text}"),
+            LineKind::Error(text) => format!("{place} !! {text}"),
+        }
+    }
+
+    pub(super) fn info(&mut self, i: usize, text: impl Into<String>) {
+        let now = self.clock.now_ms();
+        self.push_line(i, LineKind::Info(text.into()), now);
+    }
+
+    pub(super) fn error(&mut self, i: usize, text: impl Into<String>) {
+        let now = self.clock.now_ms();
+        self.push_line(i, LineKind::Error(text.into()), now);
+    }
+
+    pub(super) fn info_active(&mut self, text: impl Into<String>) {
+        self.info(self.active, text);
+    }
+
+    pub(super) fn error_active(&mut self, text: impl Into<String>) {
+        self.error(self.active, text);
+    }
+
+    /// Where output about namespace `nsp` (and maybe a room) goes: the room's window when
+    /// it is open, else the active window when it is in that namespace, else the
+    /// namespace's server window.
+    pub(super) fn target(&mut self, nsp: &str, room: Option<&str>) -> usize {
+        if let Some(i) =
+            room.and_then(|room| self.find_window(nsp, &WindowKind::Room(room.to_owned())))
+        {
+            return i;
+        }
+        if self.current_ns() == nsp {
+            return self.active;
+        }
+        self.window(nsp, WindowKind::Server)
+    }
+
+    /// Where the answer to a command about `room` goes: the active window when it is in
+    /// that namespace (where it was asked), else the room's window or the server window.
+    pub(super) fn answer_window(&mut self, nsp: &str, room: &str) -> usize {
+        if self.current_ns() == nsp {
+            self.active
+        } else {
+            self.target(nsp, Some(room))
+        }
+    }
+
+    /// A line in every namespace's server window (and the active window when asked).
+    pub(super) fn push_to_servers(&mut self, kind: LineKind, and_active: bool) {
+        let now = self.clock.now_ms();
+        let mut targets: Vec<usize> = self
+            .windows
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.kind == WindowKind::Server)
+            .map(|(i, _)| i)
+            .collect();
+        if and_active && !targets.contains(&self.active) {
+            targets.push(self.active);
+        }
+        let Some((&first, rest)) = targets.split_first() else {
+            return;
+        };
+        self.push_line(first, kind.clone(), now);
+        for &i in rest {
+            // One journal line is enough for a script.
+            let before = self.journal.len();
+            self.push_line(i, kind.clone(), now);
+            self.journal.truncate(before);
+        }
+    }
+}
