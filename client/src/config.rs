@@ -45,7 +45,7 @@ pub struct Args {
     /// Namespace to open at start (repeatable; `/ops=KEY` gives its key) [default: /]
     #[arg(long = "ns", value_name = "NAMESPACE")]
     pub namespaces: Vec<String>,
-    /// Config file [default: <config dir>/chat/config.toml]
+    /// Config file [default: chat/config.toml in the user config dir]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Colours for a dark or a light terminal
@@ -57,7 +57,7 @@ pub struct Args {
     /// How long a script's `/expect` waits (e.g. 5s, 500ms)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub expect_timeout: Duration,
-    /// Log file [default: <state or cache dir>/chat/chat.log]
+    /// Log file [default: chat/chat.log in the user state or cache dir]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
 }
