@@ -84,8 +84,18 @@ pub enum ErrorCode {
     NotInRoom,
     /// The DM recipient is not connected.
     UserOffline,
-    /// A namespace key or token is missing or wrong.
+    /// A namespace key is missing or wrong.
     Forbidden,
+    /// The nick is claimed with a password and none (or a wrong one) was given.
+    WrongPassword,
+    /// The namespace requires a signed token and none was given.
+    TokenRequired,
+    /// The token's signature, format or subject is wrong.
+    TokenInvalid,
+    /// The token has expired.
+    TokenExpired,
+    /// The nick is claimed by a registered identity.
+    NickClaimed,
     /// The event is not part of the protocol.
     UnknownEvent,
     /// The server failed; the details are in its log.
@@ -205,6 +215,10 @@ pub struct MessageRequest {
     pub text: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub action: bool,
+    /// A client message id. A message re-sent with the same `cid` (after a reconnect, say)
+    /// is stored once; the ack carries the message as first stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +240,9 @@ pub struct DmReply {
     pub message: DirectMessage,
     /// True when it reached a connected recipient.
     pub delivered: bool,
+    /// True when the recipient (a claimed nick) is offline and the message waits for them.
+    #[serde(default)]
+    pub queued: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,11 +3,12 @@
 //! [`ServerConfig::resolve`]; tests build a [`ServerConfig`] directly.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::chat::sqlite::Retention;
 use crate::engine::EngineConfig;
 
 /// A namespace declared in the config file.
@@ -18,6 +19,28 @@ pub struct NamespaceConfig {
     /// When set, a CONNECT must carry this as `key` in its auth payload.
     #[serde(default)]
     pub key: Option<String>,
+    /// When true, a CONNECT must carry a signed token (`token`, HS256 with the server's
+    /// `token_secret`) whose subject is the connection's nick.
+    #[serde(default)]
+    pub token: bool,
+}
+
+/// Where the chat keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Throw-away: lost when the server stops.
+    Memory,
+    /// The durable default: one SQLite file.
+    Sqlite(PathBuf),
+}
+
+/// The default database file: `<data dir>/chat-server/chat.db` (e.g.
+/// `~/.local/share/chat-server/chat.db`), or `./chat.db` where there is no data dir.
+pub fn default_data_path() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("chat-server"))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("chat.db")
 }
 
 #[derive(Debug, Clone)]
@@ -32,6 +55,15 @@ pub struct ServerConfig {
     pub join_history: usize,
     /// Messages kept per room by the in-memory store.
     pub room_capacity: usize,
+    /// The store. The library default is memory (tests); the `chat-server` binary defaults
+    /// to SQLite at [`default_data_path`].
+    pub store: StoreConfig,
+    /// Per-room retention for the SQLite store.
+    pub retention: Retention,
+    /// The HS256 secret for namespaces that require a token.
+    pub token_secret: Option<String>,
+    /// Most messages sent to a reconnecting client per room; older ones are skipped with a notice.
+    pub catchup_limit: usize,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +75,10 @@ impl Default for ServerConfig {
             dynamic_namespaces: true,
             join_history: 50,
             room_capacity: 1000,
+            store: StoreConfig::Memory,
+            retention: Retention::default(),
+            token_secret: None,
+            catchup_limit: 500,
         }
     }
 }
@@ -62,8 +98,23 @@ pub struct FileConfig {
     pub dynamic_namespaces: Option<bool>,
     pub join_history: Option<usize>,
     pub room_capacity: Option<usize>,
+    /// `"sqlite"` (default) or `"memory"`.
+    pub store: Option<String>,
+    /// The SQLite file.
+    pub data: Option<PathBuf>,
+    pub token_secret: Option<String>,
+    pub catchup_limit: Option<usize>,
+    #[serde(default)]
+    pub retention: FileRetention,
     #[serde(default, rename = "namespace")]
     pub namespaces: Vec<NamespaceConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRetention {
+    pub max_messages: Option<u64>,
+    pub max_age_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -101,6 +152,9 @@ pub struct Overrides {
     pub max_payload: Option<usize>,
     pub outbox_capacity: Option<usize>,
     pub max_connections: Option<usize>,
+    pub store: Option<String>,
+    pub data: Option<PathBuf>,
+    pub token_secret: Option<String>,
 }
 
 impl ServerConfig {
@@ -154,7 +208,34 @@ impl ServerConfig {
                 "timings, max_payload, outbox_capacity and max_connections must be positive".into(),
             ));
         }
+        let store = match flags.store.or(file.store).as_deref().unwrap_or("sqlite") {
+            "memory" => StoreConfig::Memory,
+            "sqlite" => {
+                StoreConfig::Sqlite(flags.data.or(file.data).unwrap_or_else(default_data_path))
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "store must be \"sqlite\" or \"memory\", not {other:?}"
+                )));
+            }
+        };
+        let token_secret = flags
+            .token_secret
+            .or(file.token_secret)
+            .filter(|s| !s.is_empty());
+        if token_secret.is_none() && file.namespaces.iter().any(|n| n.token) {
+            return Err(ConfigError::Invalid(
+                "a namespace requires a token but no token_secret is set".into(),
+            ));
+        }
         Ok(ServerConfig {
+            store,
+            token_secret,
+            retention: Retention {
+                max_messages: file.retention.max_messages,
+                max_age: file.retention.max_age_secs.map(Duration::from_secs),
+            },
+            catchup_limit: file.catchup_limit.unwrap_or(d.catchup_limit).max(1),
             listen: flags.listen.or(file.listen).unwrap_or(d.listen),
             engine,
             namespaces: file.namespaces,
@@ -188,9 +269,11 @@ mod tests {
             c.namespaces,
             vec![NamespaceConfig {
                 name: "/ops".into(),
-                key: Some("k".into())
+                key: Some("k".into()),
+                token: false,
             }]
         );
+        assert_eq!(c.store, StoreConfig::Sqlite(default_data_path()));
     }
 
     #[test]

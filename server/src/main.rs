@@ -40,6 +40,15 @@ struct Args {
     /// Open connections at most.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Where messages are kept: `sqlite` (durable, the default) or `memory` (lost on exit).
+    #[arg(long, env = "CHAT_STORE", value_parser = ["sqlite", "memory"])]
+    store: Option<String>,
+    /// The SQLite database file [default: <data dir>/chat-server/chat.db].
+    #[arg(long, env = "CHAT_DATA")]
+    data: Option<PathBuf>,
+    /// Secret for HS256 tokens (namespaces declared with `token = true`).
+    #[arg(long, env = "CHAT_TOKEN_SECRET", hide_env_values = true)]
+    token_secret: Option<String>,
 }
 
 #[tokio::main]
@@ -65,6 +74,9 @@ async fn main() -> anyhow::Result<()> {
         max_payload: args.max_payload,
         outbox_capacity: args.outbox_capacity,
         max_connections: args.max_connections,
+        store: args.store,
+        data: args.data,
+        token_secret: args.token_secret,
     };
     let config = ServerConfig::resolve(flags, file)?;
     let server = chat_server::start(config.clone())

@@ -1,27 +1,49 @@
 //! One method per client event. Each parses its request, acts, and returns the ack object
 //! (`{"ok":true,...}` or `{"ok":false,"error":{...}}`, see `chat_protocol::events`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chat_protocol::events::{
-    self, ChatMessage, DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply, HistoryRequest,
-    JoinReply, JoinRequest, LeaveReply, LeaveRequest, MessageReply, MessageRequest, NickReply,
-    NickRequest, PingReply, Presence, PresenceAction, RoomInfo, RoomsReply, TopicChange,
-    TopicReply, TopicRequest, Typing, TypingRequest, WhoReply, WhoRequest, client,
+    self, DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply, HistoryRequest, JoinReply,
+    JoinRequest, LeaveReply, LeaveRequest, MessageReply, MessageRequest, NickReply, NickRequest,
+    PingReply, Presence, PresenceAction, RoomInfo, RoomsReply, TopicChange, TopicReply,
+    TopicRequest, Typing, TypingRequest, WhoReply, WhoRequest, client,
 };
 use chat_protocol::names;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::store::{NewMessage, now_ms};
+use super::store::{Catchup, NewMessage, now_ms};
 use super::{ChatApp, Session, chat_rooms, engine_room};
-use crate::engine::{BroadcastOptions, Event, Socket, lock};
+use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
+
+/// Longest client message id.
+const CID_MAX: usize = 64;
 
 /// An error ack.
 struct Failure(ErrorCode, String);
 
 type Outcome = Result<Value, Failure>;
+
+/// A reply still to be sent (`ack` is `None` when the client asked for none, or when the
+/// handler already answered).
+struct Answer {
+    ack: Option<AckSender>,
+    result: Outcome,
+}
+
+impl Answer {
+    fn send(self) {
+        if let Some(ack) = self.ack {
+            let reply = match self.result {
+                Ok(v) => v,
+                Err(Failure(code, message)) => events::error_reply(code, message),
+            };
+            let _ = ack.send(vec![reply]);
+        }
+    }
+}
 
 fn parse<T: DeserializeOwned>(arg: Value) -> Result<T, Failure> {
     serde_json::from_value(arg)
@@ -63,12 +85,15 @@ impl ChatApp {
             return;
         };
         let arg = args.into_iter().next().unwrap_or(Value::Null);
-        let outcome = match name.as_str() {
-            client::JOIN => self.join(&socket, &session, arg).await,
+        if name == client::JOIN {
+            let outcome = self.join(&socket, &session, arg, ack).await;
+            return outcome.send();
+        }
+        let result = match name.as_str() {
             client::LEAVE => self.leave(&socket, &session, arg),
             client::MESSAGE => self.message(&socket, &session, arg).await,
-            client::DM => self.dm(&socket, &session, arg),
-            client::NICK => self.nick(&session, arg),
+            client::DM => self.dm(&socket, &session, arg).await,
+            client::NICK => self.nick(&session, arg).await,
             client::ROOMS => self.rooms(&socket).await,
             client::WHO => self.who(&socket, arg),
             client::TOPIC => self.topic(&socket, &session, arg).await,
@@ -80,46 +105,74 @@ impl ChatApp {
                 format!("unknown event '{other}'"),
             )),
         };
-        if let Some(ack) = ack {
-            let reply = match outcome {
-                Ok(v) => v,
-                Err(Failure(code, message)) => events::error_reply(code, message),
-            };
-            let _ = ack.send(vec![reply]);
-        }
+        Answer { ack, result }.send();
     }
 
-    async fn join(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
-        let JoinRequest { room } = parse(arg)?;
-        valid_room(&room)?;
-        let ns = socket.namespace().name().to_owned();
-        let history = self
-            .store
-            .history(&ns, &room, None, self.join_history)
-            .await
-            .map_err(internal)?;
-        let topic = self.store.topic(&ns, &room).await.map_err(internal)?;
-        let already = chat_rooms(socket).contains(&room);
-        if !already {
-            let nick = session.nick();
-            let presence = Presence {
-                room: room.clone(),
-                nick,
-                action: PresenceAction::Join,
-                previous: None,
+    /// Joins inside the store's ordering section and answers from there, so the ack (with
+    /// the recent history) reaches the client before any message published after it.
+    async fn join(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        arg: Value,
+        ack: Option<AckSender>,
+    ) -> Answer {
+        let room =
+            match parse::<JoinRequest>(arg).and_then(|r| valid_room(&r.room).map(|()| r.room)) {
+                Ok(room) => room,
+                Err(f) => {
+                    return Answer {
+                        ack,
+                        result: Err(f),
+                    };
+                }
             };
-            socket
-                .to(engine_room(&room))
-                .emit(events::server::PRESENCE, vec![json!(presence)]);
-            socket.join(engine_room(&room));
+        let ns = socket.namespace().name().to_owned();
+        let topic = match self.store.topic(&ns, &room).await {
+            Ok(t) => t,
+            Err(e) => {
+                return Answer {
+                    ack,
+                    result: Err(internal(e)),
+                };
+            }
+        };
+        // The callback answers on success; if the store fails first, the slot is still full.
+        let slot = Arc::new(Mutex::new(ack));
+        let (s, nick, r, answer) = (socket.clone(), session.nick(), room.clone(), slot.clone());
+        let attach = Box::new(move |c: Catchup| {
+            if !s.rooms().contains(&engine_room(&r)) {
+                let presence = Presence {
+                    room: r.clone(),
+                    nick,
+                    action: PresenceAction::Join,
+                    previous: None,
+                };
+                s.to(engine_room(&r))
+                    .emit(events::server::PRESENCE, vec![json!(presence)]);
+                s.join(engine_room(&r));
+            }
+            let reply = JoinReply {
+                room: r.clone(),
+                members: members(&s, &r),
+                topic,
+                history: c.messages,
+            };
+            Answer {
+                ack: lock(&answer).take(),
+                result: Ok(events::ok_reply(&reply)),
+            }
+            .send();
+        });
+        let result = self
+            .store
+            .attach(&ns, &room, None, self.join_history, attach)
+            .await;
+        let ack = lock(&slot).take();
+        Answer {
+            ack,
+            result: result.map(|()| Value::Null).map_err(internal),
         }
-        let members = self.members(socket, &room);
-        Ok(events::ok_reply(&JoinReply {
-            room,
-            members,
-            topic,
-            history,
-        }))
     }
 
     fn leave(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
@@ -139,76 +192,149 @@ impl ChatApp {
     }
 
     async fn message(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
-        let MessageRequest { room, text, action } = parse(arg)?;
+        let MessageRequest {
+            room,
+            text,
+            action,
+            cid,
+        } = parse(arg)?;
         member(socket, &room)?;
         names::validate_text(&text).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
+        if cid
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > CID_MAX)
+        {
+            return Err(Failure(
+                ErrorCode::BadRequest,
+                format!("cid must have 1 to {CID_MAX} bytes"),
+            ));
+        }
         let new = NewMessage {
             namespace: socket.namespace().name().to_owned(),
-            room: room.clone(),
+            room,
             from: session.nick(),
             text,
             action,
+            cid,
         };
-        let sender = socket.clone();
-        let publish = Box::new(move |stored: &ChatMessage| {
-            sender
-                .to(engine_room(&stored.room))
-                .emit(events::server::MESSAGE, vec![json!(stored)]);
-        });
-        let message = self.store.append(new, publish).await.map_err(internal)?;
-        Ok(events::ok_reply(&MessageReply { message }))
+        let appended = self
+            .store
+            .append(new, ChatApp::publisher(socket))
+            .await
+            .map_err(internal)?;
+        Ok(events::ok_reply(&MessageReply {
+            message: appended.message,
+        }))
     }
 
-    fn dm(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
+    /// To every connected session of the recipient (an identity may be on several devices);
+    /// to a registered nick that is offline, stored until it connects.
+    async fn dm(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
         let DmRequest { to, text, action } = parse(arg)?;
         names::validate_nick(&to).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         names::validate_text(&text).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
-        let recipient = self
-            .session(&to)
-            .ok_or_else(|| Failure(ErrorCode::UserOffline, format!("{to} is not online")))?;
+        let sessions = self.sessions(&to);
+        let recipient = sessions.first().map(|s| s.nick()).unwrap_or(to.clone());
         let message = DirectMessage {
             id: super::store::new_id(),
             from: session.nick(),
-            to: recipient.nick(),
+            to: recipient,
             text,
             ts: now_ms(),
             action,
         };
-        // Same namespace as the sender when the recipient is there, else their `/`, else any.
-        let sockets = recipient.sockets();
-        let target = sockets
-            .iter()
-            .find(|s| s.namespace().name() == socket.namespace().name())
-            .or_else(|| sockets.iter().find(|s| s.namespace().name() == "/"))
-            .or_else(|| sockets.first())
-            .ok_or_else(|| Failure(ErrorCode::UserOffline, format!("{to} is not online")))?;
-        let ns = target.namespace();
-        let delivered = ns
-            .to(target.sid().as_str())
-            .emit(events::server::DM, vec![json!(message)])
-            > 0;
-        Ok(events::ok_reply(&DmReply { message, delivered }))
+        let mut delivered = false;
+        for target in &sessions {
+            // Same namespace as the sender when the recipient is there, else their `/`, else any.
+            let sockets = target.sockets();
+            let chosen = sockets
+                .iter()
+                .find(|s| s.namespace().name() == socket.namespace().name())
+                .or_else(|| sockets.iter().find(|s| s.namespace().name() == "/"))
+                .or_else(|| sockets.first());
+            if let Some(t) = chosen {
+                delivered |= t
+                    .namespace()
+                    .to(t.sid().as_str())
+                    .emit(events::server::DM, vec![json!(message)])
+                    > 0;
+            }
+        }
+        if delivered {
+            return Ok(events::ok_reply(&DmReply {
+                message,
+                delivered: true,
+                queued: false,
+            }));
+        }
+        let key = names::nick_key(&to);
+        if let Some(identity) = self.store.identity(&key).await.map_err(internal)? {
+            let message = DirectMessage {
+                to: identity.nick,
+                ..message
+            };
+            self.store
+                .queue_dm(&key, message.clone())
+                .await
+                .map_err(internal)?;
+            return Ok(events::ok_reply(&DmReply {
+                message,
+                delivered: false,
+                queued: true,
+            }));
+        }
+        Err(Failure(
+            ErrorCode::UserOffline,
+            format!("{to} is not online"),
+        ))
     }
 
-    fn nick(&self, session: &Arc<Session>, arg: Value) -> Outcome {
+    async fn nick(&self, session: &Arc<Session>, arg: Value) -> Outcome {
         let NickRequest { nick } = parse(arg)?;
         names::validate_nick(&nick).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         let old = session.nick();
+        let (old_key, new_key) = (names::nick_key(&old), names::nick_key(&nick));
+        if old_key != new_key
+            && self
+                .store
+                .identity(&new_key)
+                .await
+                .map_err(internal)?
+                .is_some()
+        {
+            return Err(Failure(
+                ErrorCode::NickClaimed,
+                format!("'{nick}' is registered: connect with its password to use it"),
+            ));
+        }
         {
             let mut users = lock(&self.users);
-            let new_key = names::nick_key(&nick);
             if users
                 .get(&new_key)
-                .is_some_and(|s| !Arc::ptr_eq(s, session))
+                .is_some_and(|v| v.iter().any(|s| !Arc::ptr_eq(s, session)))
             {
                 return Err(Failure(
                     ErrorCode::NickTaken,
                     format!("nick '{nick}' is in use"),
                 ));
             }
-            users.remove(&names::nick_key(&old));
-            users.insert(new_key, session.clone());
+            if let Some(v) = users.get_mut(&old_key) {
+                v.retain(|s| !Arc::ptr_eq(s, session));
+                if v.is_empty() {
+                    users.remove(&old_key);
+                }
+            }
+            users
+                .entry(new_key.clone())
+                .or_default()
+                .push(session.clone());
             *lock(&session.nick) = nick.clone();
+            if old_key != new_key {
+                // A new nick is a guest nick: the old identity's proof does not carry over.
+                session
+                    .authenticated
+                    .store(false, std::sync::atomic::Ordering::Release);
+            }
         }
         if old != nick {
             for socket in session.sockets() {
@@ -248,27 +374,8 @@ impl ChatApp {
     fn who(&self, socket: &Socket, arg: Value) -> Outcome {
         let WhoRequest { room } = parse(arg)?;
         valid_room(&room)?;
-        let members = self.members(socket, &room);
+        let members = members(socket, &room);
         Ok(events::ok_reply(&WhoReply { room, members }))
-    }
-
-    /// Sorted nicks of a room's members in this namespace.
-    fn members(&self, socket: &Socket, room: &str) -> Vec<String> {
-        let ns = socket.namespace();
-        let opts = BroadcastOptions {
-            rooms: vec![engine_room(room)],
-            ..Default::default()
-        };
-        let mut nicks: Vec<String> = ns
-            .adapter()
-            .sockets(&opts)
-            .iter()
-            .filter_map(|sid| ns.socket(sid.as_str()))
-            .filter_map(|s| s.extensions().get::<Session>().map(|sess| sess.nick()))
-            .collect();
-        nicks.sort_by_key(|n| n.to_lowercase());
-        nicks.dedup();
-        nicks
     }
 
     async fn topic(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
@@ -331,4 +438,23 @@ impl ChatApp {
             .emit(events::server::TYPING, vec![json!(typing)]);
         Ok(json!({"ok": true}))
     }
+}
+
+/// Sorted nicks of a room's members in the socket's namespace.
+fn members(socket: &Socket, room: &str) -> Vec<String> {
+    let ns = socket.namespace();
+    let opts = BroadcastOptions {
+        rooms: vec![engine_room(room)],
+        ..Default::default()
+    };
+    let mut nicks: Vec<String> = ns
+        .adapter()
+        .sockets(&opts)
+        .iter()
+        .filter_map(|sid| ns.socket(sid.as_str()))
+        .filter_map(|s| s.extensions().get::<Session>().map(|sess| sess.nick()))
+        .collect();
+    nicks.sort_by_key(|n| n.to_lowercase());
+    nicks.dedup();
+    nicks
 }

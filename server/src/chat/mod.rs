@@ -1,50 +1,78 @@
 //! The chat application, built on the engine's handlers.
 //!
 //! - this file: [`build`] (an engine with the chat namespaces from the config), the shared
-//!   [`ChatApp`] state (who is online), the connect middleware (namespace key, nick) and the
-//!   connect/disconnect/room-lifecycle handlers;
+//!   [`ChatApp`] state (who is online), the connect middleware (namespace key, token, nick and
+//!   password), and the connect/disconnect/room-lifecycle handlers (catch-up with `since`,
+//!   delivery of direct messages that waited);
 //! - [`handlers`]: one method per client event (`join`, `message`, `dm`, ...);
-//! - [`store`]: room history behind the `Store` trait.
+//! - [`store`]: the `Store` trait and the in-memory store; [`sqlite`]: the durable store;
+//! - [`token`]: HS256 tokens for namespaces that require one.
 //!
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
 //! own-id room of a socket.
 
 pub mod handlers;
+pub mod sqlite;
 pub mod store;
+pub mod token;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chat_protocol::events::{
-    self, Auth, ConnectErrorData, ErrorCode, Notice, PresenceAction, RoomAction, RoomChange,
+    self, Auth, ChatMessage, ConnectErrorData, ErrorCode, Notice, Presence, PresenceAction,
+    RoomAction, RoomChange,
 };
 use chat_protocol::names;
 use regex::Regex;
 use serde_json::{Value, json};
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, StoreConfig};
 use crate::engine::{
     ConnectError, ConnectRequest, Engine, Handlers, Namespace, RoomEvent, RoomEventKind, Socket,
     lock,
 };
-use store::{MemoryStore, Store};
+use store::{Catchup, Identity, MemoryStore, Store, StoreError};
 
 /// Engine room name of a chat room.
 pub(crate) fn engine_room(room: &str) -> String {
     format!("#{room}")
 }
 
+/// Longest password accepted (hashing is deliberately slow; this bounds it).
+const PASSWORD_MAX: usize = 1024;
+/// Most rooms a CONNECT's `since` may name.
+const SINCE_MAX: usize = 128;
+/// How long a recipient has to acknowledge a direct message that waited for it.
+const DM_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One connected user: a connection and its sockets, one per namespace. Shared by those
 /// sockets through the connection's extensions.
 pub struct Session {
     nick: Mutex<String>,
+    /// Proved a claimed nick with its password.
+    authenticated: AtomicBool,
     sockets: Mutex<Vec<Socket>>,
 }
 
 impl Session {
+    fn new(nick: &str, authenticated: bool) -> Arc<Session> {
+        Arc::new(Session {
+            nick: Mutex::new(nick.to_owned()),
+            authenticated: AtomicBool::new(authenticated),
+            sockets: Mutex::new(Vec::new()),
+        })
+    }
+
     pub fn nick(&self) -> String {
         lock(&self.nick).clone()
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.load(Ordering::Acquire)
     }
 
     pub(crate) fn sockets(&self) -> Vec<Socket> {
@@ -55,14 +83,22 @@ impl Session {
 /// State shared by every namespace of the chat.
 pub struct ChatApp {
     store: Arc<dyn Store>,
-    /// Connected users by nick key (lowercase nick).
-    users: Mutex<HashMap<String, Arc<Session>>>,
+    /// Connected users by nick key (lowercase nick). Several sessions only for an identity
+    /// connected from several devices.
+    users: Mutex<HashMap<String, Vec<Arc<Session>>>>,
     join_history: usize,
+    catchup_limit: usize,
+    token_secret: Option<String>,
 }
 
-/// Builds an engine serving the chat as configured.
-pub fn build(config: &ServerConfig) -> Result<Engine, String> {
-    let store = Arc::new(MemoryStore::new(config.room_capacity));
+/// Builds an engine serving the chat as configured, with the configured store.
+pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
+    let store: Arc<dyn Store> = match &config.store {
+        StoreConfig::Memory => Arc::new(MemoryStore::new(config.room_capacity)),
+        StoreConfig::Sqlite(path) => {
+            Arc::new(sqlite::SqliteStore::open(path, config.retention.clone())?)
+        }
+    };
     Ok(build_with_store(config, store))
 }
 
@@ -72,18 +108,20 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         store,
         users: Mutex::new(HashMap::new()),
         join_history: config.join_history,
+        catchup_limit: config.catchup_limit,
+        token_secret: config.token_secret.clone(),
     });
     for ns in &config.namespaces {
-        engine.namespace(&ns.name, app.handlers(ns.key.clone()));
+        engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));
     }
     if engine.get_namespace("/").is_none() {
-        engine.namespace("/", app.handlers(None));
+        engine.namespace("/", app.handlers(None, false));
     }
     if config.dynamic_namespaces {
         // Any name that passes the namespace rules; declared names win over this pattern.
         #[allow(clippy::unwrap_used)] // a constant, valid pattern
         let any = Regex::new(r"^/[A-Za-z0-9_./-]{0,63}$").unwrap();
-        engine.dynamic_namespace(any, app.handlers(None));
+        engine.dynamic_namespace(any, app.handlers(None, false));
     }
     engine
 }
@@ -92,9 +130,15 @@ fn refusal(code: ErrorCode, message: impl Into<String>) -> ConnectError {
     ConnectError::new(message).with_data(json!(ConnectErrorData { code }))
 }
 
+fn internal(e: impl std::fmt::Display) -> ConnectError {
+    warn!(error = %e, "connect failed");
+    refusal(ErrorCode::Internal, "internal error")
+}
+
 impl ChatApp {
-    fn handlers(self: &Arc<Self>, key: Option<String>) -> Handlers {
-        let (a, b, c, d, e) = (
+    fn handlers(self: &Arc<Self>, key: Option<String>, token: bool) -> Handlers {
+        let (a, b, c, d, e, f) = (
+            self.clone(),
             self.clone(),
             self.clone(),
             self.clone(),
@@ -108,44 +152,90 @@ impl ChatApp {
             })
             .middleware(move |req| {
                 let app = a.clone();
-                async move { app.claim_nick(&req) }
+                async move { if token { app.check_token(&req) } else { Ok(()) } }
             })
-            .on_connect(move |socket, _auth| {
+            .middleware(move |req| {
                 let app = b.clone();
-                async move { app.on_connect(socket) }
+                async move { app.claim_nick(&req).await }
+            })
+            .on_connect(move |socket, auth| {
+                let app = c.clone();
+                async move { app.on_connect(socket, auth).await }
             })
             .on_any(move |socket, event| {
-                let app = c.clone();
+                let app = d.clone();
                 async move { app.dispatch(socket, event).await }
             })
             .on_disconnect(move |socket, reason| {
-                let app = d.clone();
+                let app = e.clone();
                 async move { app.on_disconnect(socket, reason) }
             })
-            .on_room_event(move |ns, event| e.on_room_event(ns, event))
+            .on_room_event(move |ns, event| f.on_room_event(ns, event))
+    }
+
+    /// The nick this CONNECT is for: the connection's, or the one in its auth payload.
+    fn requested_nick(req: &ConnectRequest, auth: &Auth) -> Option<String> {
+        req.extensions
+            .get::<Session>()
+            .map(|s| s.nick())
+            .or_else(|| auth.nick.clone())
+    }
+
+    fn parse_auth(req: &ConnectRequest) -> Result<Auth, ConnectError> {
+        serde_json::from_value(req.auth.clone())
+            .map_err(|e| refusal(ErrorCode::BadRequest, format!("invalid auth payload: {e}")))
+    }
+
+    /// The token middleware: a valid HS256 token whose subject is this connection's nick.
+    fn check_token(&self, req: &ConnectRequest) -> Result<(), ConnectError> {
+        let auth = Self::parse_auth(req)?;
+        let ns = req.namespace.name();
+        let token = auth.token.as_deref().ok_or_else(|| {
+            refusal(
+                ErrorCode::TokenRequired,
+                format!("namespace {ns} requires a token"),
+            )
+        })?;
+        let secret = self
+            .token_secret
+            .as_deref()
+            .ok_or_else(|| internal("token required but no secret configured"))?;
+        let now = store::now_ms() / 1000;
+        let claims = token::verify(token, secret.as_bytes(), now).map_err(|e| match e {
+            token::TokenError::Expired => refusal(ErrorCode::TokenExpired, e.to_string()),
+            other => refusal(ErrorCode::TokenInvalid, other.to_string()),
+        })?;
+        let nick = Self::requested_nick(req, &auth).unwrap_or_default();
+        if names::nick_key(&claims.sub) != names::nick_key(&nick) {
+            return Err(refusal(
+                ErrorCode::TokenInvalid,
+                format!("the token is for '{}', not '{nick}'", claims.sub),
+            ));
+        }
+        Ok(())
     }
 
     /// The nick middleware: the connection's first namespace claims a nick (unique among
-    /// connected users); later namespaces share it.
-    fn claim_nick(&self, req: &ConnectRequest) -> Result<(), ConnectError> {
-        let auth: Auth = serde_json::from_value(req.auth.clone())
-            .map_err(|e| refusal(ErrorCode::BadRequest, format!("invalid auth payload: {e}")))?;
+    /// connected users; a registered nick needs its password); later namespaces share it.
+    async fn claim_nick(&self, req: &ConnectRequest) -> Result<(), ConnectError> {
+        let auth = Self::parse_auth(req)?;
         if let Some(session) = req.extensions.get::<Session>() {
             let current = session.nick();
-            match &auth.nick {
-                Some(n) if names::nick_key(n) != names::nick_key(&current) => {
-                    return Err(refusal(
-                        ErrorCode::BadRequest,
-                        format!("this connection already uses the nick '{current}'"),
-                    ));
-                }
-                _ => {}
+            if auth
+                .nick
+                .as_ref()
+                .is_some_and(|n| names::nick_key(n) != names::nick_key(&current))
+            {
+                return Err(refusal(
+                    ErrorCode::BadRequest,
+                    format!("this connection already uses the nick '{current}'"),
+                ));
             }
             if !session.sockets().is_empty() {
                 return Ok(());
             }
             // Every namespace was left: the nick was released, claim it again.
-            return self.register(&current, session, req);
+            return self.register(session, req);
         }
         let nick = auth.nick.ok_or_else(|| {
             refusal(
@@ -154,41 +244,94 @@ impl ChatApp {
             )
         })?;
         names::validate_nick(&nick).map_err(|e| refusal(ErrorCode::InvalidName, e.to_string()))?;
-        let session = Arc::new(Session {
-            nick: Mutex::new(nick.clone()),
-            sockets: Mutex::new(Vec::new()),
-        });
-        self.register(&nick, session, req)
+        let authenticated = self.authenticate(&nick, auth.password).await?;
+        self.register(Session::new(&nick, authenticated), req)
     }
 
-    fn register(
+    /// Checks or claims the nick's identity. Returns whether the session is authenticated.
+    async fn authenticate(
         &self,
         nick: &str,
-        session: Arc<Session>,
-        req: &ConnectRequest,
-    ) -> Result<(), ConnectError> {
+        password: Option<String>,
+    ) -> Result<bool, ConnectError> {
+        let key = names::nick_key(nick);
+        let identity = self.store.identity(&key).await.map_err(internal)?;
+        match (identity, password) {
+            (Some(identity), Some(password)) => {
+                if verify_password(password, identity.password_hash).await {
+                    Ok(true)
+                } else {
+                    Err(refusal(
+                        ErrorCode::WrongPassword,
+                        format!("wrong password for '{nick}'"),
+                    ))
+                }
+            }
+            (Some(_), None) => Err(refusal(
+                ErrorCode::NickClaimed,
+                format!("'{nick}' is registered: a password is required"),
+            )),
+            (None, Some(password)) => {
+                if password.is_empty() || password.len() > PASSWORD_MAX {
+                    return Err(refusal(
+                        ErrorCode::BadRequest,
+                        format!("a password has 1 to {PASSWORD_MAX} bytes"),
+                    ));
+                }
+                let hash = hash_password(password.clone()).await.map_err(internal)?;
+                let created = self
+                    .store
+                    .create_identity(
+                        &key,
+                        Identity {
+                            nick: nick.to_owned(),
+                            password_hash: hash,
+                        },
+                    )
+                    .await
+                    .map_err(internal)?;
+                if created {
+                    info!(nick, "nick registered");
+                    return Ok(true);
+                }
+                // Someone registered it a moment ago: check against theirs.
+                Box::pin(self.authenticate(nick, Some(password))).await
+            }
+            (None, None) => Ok(false),
+        }
+    }
+
+    fn register(&self, session: Arc<Session>, req: &ConnectRequest) -> Result<(), ConnectError> {
+        let nick = session.nick();
         let mut users = lock(&self.users);
-        match users.get(&names::nick_key(nick)) {
-            Some(other) if !Arc::ptr_eq(other, &session) => {
+        let entry = users.entry(names::nick_key(&nick)).or_default();
+        if !entry.iter().any(|s| Arc::ptr_eq(s, &session)) {
+            // A nick is one user's; only a registered identity may be connected twice.
+            let same_identity =
+                session.is_authenticated() && entry.iter().all(|s| s.is_authenticated());
+            if !entry.is_empty() && !same_identity {
                 return Err(refusal(
                     ErrorCode::NickTaken,
                     format!("nick '{nick}' is in use"),
                 ));
             }
-            _ => {}
+            entry.push(session.clone());
         }
-        users.insert(names::nick_key(nick), session.clone());
         drop(users);
-        req.extensions.insert(session);
-        info!(nick, remote = %req.conn.remote, "user connected");
+        req.extensions.insert(session.clone());
+        info!(nick, remote = %req.conn.remote, registered = session.is_authenticated(), "user connected");
         Ok(())
     }
 
-    fn on_connect(&self, socket: Socket) {
+    async fn on_connect(self: Arc<Self>, socket: Socket, auth: Value) {
         let Some(session) = socket.extensions().get::<Session>() else {
             return;
         };
-        lock(&session.sockets).push(socket.clone());
+        let first = {
+            let mut sockets = lock(&session.sockets);
+            sockets.push(socket.clone());
+            sockets.len() == 1
+        };
         let online = lock(&self.users).len();
         let text = format!(
             "Welcome to {}, {}. {online} user{} online.",
@@ -197,6 +340,92 @@ impl ChatApp {
             if online == 1 { "" } else { "s" }
         );
         let _ = socket.emit(events::server::NOTICE, vec![json!(Notice { text })]);
+        // Catch-up: rejoin the rooms the client names and send what it missed.
+        let since = serde_json::from_value::<Auth>(auth)
+            .ok()
+            .and_then(|a| a.since)
+            .unwrap_or_default();
+        for (room, seq) in since.into_iter().take(SINCE_MAX) {
+            if names::validate_room(&room).is_ok() {
+                if let Err(e) = self
+                    .attach(&socket, &session, &room, Some(seq), self.catchup_limit)
+                    .await
+                {
+                    warn!(error = %e, room, "catch-up failed");
+                }
+            }
+        }
+        if first && session.is_authenticated() {
+            self.deliver_queued_dms(&socket, &session).await;
+        }
+    }
+
+    /// Joins `socket` to `room` inside the store's ordering section, sending it the catch-up
+    /// (`message` events, oldest first, and a notice for what was skipped) before any live
+    /// message. Returns the catch-up.
+    pub(crate) async fn attach(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        room: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Catchup, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (s, nick, r) = (socket.clone(), session.nick(), room.to_owned());
+        let replay = after.is_some();
+        let attach = Box::new(move |c: Catchup| {
+            if !s.rooms().contains(&engine_room(&r)) {
+                let presence = Presence {
+                    room: r.clone(),
+                    nick,
+                    action: PresenceAction::Join,
+                    previous: None,
+                };
+                s.to(engine_room(&r))
+                    .emit(events::server::PRESENCE, vec![json!(presence)]);
+                s.join(engine_room(&r));
+            }
+            if replay {
+                if c.skipped > 0 {
+                    let text = format!(
+                        "{} older message{} in {r} not shown",
+                        c.skipped,
+                        if c.skipped == 1 { "" } else { "s" }
+                    );
+                    let _ = s.emit(events::server::NOTICE, vec![json!(Notice { text })]);
+                }
+                for m in &c.messages {
+                    let _ = s.emit(events::server::MESSAGE, vec![json!(m)]);
+                }
+            }
+            let _ = tx.send(c);
+        });
+        self.store
+            .attach(socket.namespace().name(), room, after, limit, attach)
+            .await?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Sends the direct messages that waited, each asking for an ack; removes each once acked.
+    async fn deliver_queued_dms(&self, socket: &Socket, session: &Session) {
+        let key = names::nick_key(&session.nick());
+        let queued = match self.store.queued_dms(&key).await {
+            Ok(q) => q,
+            Err(e) => return warn!(error = %e, "cannot read queued direct messages"),
+        };
+        for dm in queued {
+            let wait = socket.emit_with_ack(events::server::DM, vec![json!(dm)], DM_ACK_TIMEOUT);
+            let (store, key, id) = (self.store.clone(), key.clone(), dm.id.clone());
+            // Waiting for the client's ack must not hold up its connection's reader.
+            tokio::spawn(async move {
+                if wait.await.is_ok() {
+                    if let Err(e) = store.remove_dm(&key, &id).await {
+                        warn!(error = %e, "cannot remove a delivered direct message");
+                    }
+                }
+            });
+        }
     }
 
     fn on_disconnect(&self, socket: Socket, reason: &'static str) {
@@ -205,7 +434,7 @@ impl ChatApp {
         };
         let nick = session.nick();
         for room in chat_rooms(&socket) {
-            let presence = events::Presence {
+            let presence = Presence {
                 room: room.clone(),
                 nick: nick.clone(),
                 action: PresenceAction::Quit,
@@ -219,13 +448,20 @@ impl ChatApp {
         sockets.retain(|s| s.sid() != socket.sid());
         if sockets.is_empty() {
             drop(sockets);
-            let mut users = lock(&self.users);
-            let key = names::nick_key(&nick);
-            if users.get(&key).is_some_and(|s| Arc::ptr_eq(s, &session)) {
+            self.release(&nick, &session);
+            info!(nick, reason, "user disconnected");
+        }
+    }
+
+    /// Forgets a session under a nick (the nick is free once no session holds it).
+    fn release(&self, nick: &str, session: &Arc<Session>) {
+        let mut users = lock(&self.users);
+        let key = names::nick_key(nick);
+        if let Some(v) = users.get_mut(&key) {
+            v.retain(|s| !Arc::ptr_eq(s, session));
+            if v.is_empty() {
                 users.remove(&key);
             }
-            drop(users);
-            info!(nick, reason, "user disconnected");
         }
     }
 
@@ -248,9 +484,22 @@ impl ChatApp {
         );
     }
 
-    /// The session of the user with this nick, if connected.
-    pub(crate) fn session(&self, nick: &str) -> Option<Arc<Session>> {
-        lock(&self.users).get(&names::nick_key(nick)).cloned()
+    /// The sessions of the user with this nick (several for an identity on several devices).
+    pub(crate) fn sessions(&self, nick: &str) -> Vec<Arc<Session>> {
+        lock(&self.users)
+            .get(&names::nick_key(nick))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sends one stored message to a socket's room except the sender (the publish callback).
+    pub(crate) fn publisher(socket: &Socket) -> store::Publish {
+        let sender = socket.clone();
+        Box::new(move |stored: &ChatMessage| {
+            sender
+                .to(engine_room(&stored.room))
+                .emit(events::server::MESSAGE, vec![json!(stored)]);
+        })
     }
 }
 
@@ -281,4 +530,32 @@ fn check_key(req: &ConnectRequest, key: Option<&str>) -> Result<(), ConnectError
 /// Compares secrets without stopping at the first difference.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Argon2id with a random salt, off the async threads (it is slow on purpose).
+async fn hash_password(password: String) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt =
+            SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
 }

@@ -1,16 +1,21 @@
-//! Room history behind the [`Store`] trait. [`MemoryStore`] keeps the newest messages of each
-//! room in memory; the durable SQLite store implements the same trait.
+//! Everything the chat keeps: room messages and topics, identities (claimed nicks), and
+//! direct messages waiting for an offline recipient; behind the [`Store`] trait.
+//! [`MemoryStore`] keeps it in memory (tests, `--store memory`); [`super::sqlite::SqliteStore`]
+//! is the durable default.
 //!
-//! `append` assigns the room's next `seq` and calls `publish` with the stored message inside
-//! the same ordering section, so messages are published to a room in `seq` order even when
-//! several clients send at once.
+//! Ordering: a store has one ordering section per room (a lock here, the writer thread in
+//! SQLite). `append` assigns the next `seq` and, once the message is stored, calls `publish`
+//! with it inside that section; `attach` reads what a socket missed and calls its callback
+//! (which joins the socket to the room) inside the same section. So every member receives a
+//! room's messages in `seq` order, and a joiner's catch-up meets live traffic with no gap and
+//! no duplicate.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-use chat_protocol::events::ChatMessage;
+use chat_protocol::events::{ChatMessage, DirectMessage};
 
 use crate::engine::lock;
 
@@ -20,6 +25,8 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub enum StoreError {
     #[error("storage failed: {0}")]
     Backend(String),
+    #[error("the store is shut down")]
+    Closed,
 }
 
 /// A message to store; the store fills in `id`, `seq` and `ts`.
@@ -30,13 +37,55 @@ pub struct NewMessage {
     pub from: String,
     pub text: String,
     pub action: bool,
+    /// The client's message id: a second append with the same (namespace, room, from, cid)
+    /// returns the first message and publishes nothing.
+    pub cid: Option<String>,
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub message: ChatMessage,
+    /// True when this was a re-send of a message already stored.
+    pub duplicate: bool,
+}
+
+/// What a socket missed in a room, handed to an [`Attach`] callback.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catchup {
+    /// Oldest first, at most the requested limit, ending at the room's last message.
+    pub messages: Vec<ChatMessage>,
+    /// Messages missed but left out because of the limit (or already removed by retention).
+    pub skipped: u64,
+    /// The room's last `seq` (0 for an empty room).
+    pub last_seq: u64,
 }
 
 /// Called once with the stored message, in `seq` order per room.
 pub type Publish = Box<dyn FnOnce(&ChatMessage) + Send>;
+/// Called once inside the room's ordering section; joins the socket and sends the catch-up.
+pub type Attach = Box<dyn FnOnce(Catchup) + Send>;
+
+/// A claimed nick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub nick: String,
+    /// Argon2 PHC string; never the password.
+    pub password_hash: String,
+}
 
 pub trait Store: Send + Sync + 'static {
-    fn append(&self, message: NewMessage, publish: Publish) -> StoreFuture<'_, ChatMessage>;
+    fn append(&self, message: NewMessage, publish: Publish) -> StoreFuture<'_, Appended>;
+    /// Reads the messages after `after` (the newest `limit` when `None`) and calls `attach`
+    /// with them in the room's ordering section.
+    fn attach(
+        &self,
+        namespace: &str,
+        room: &str,
+        after: Option<u64>,
+        limit: usize,
+        attach: Attach,
+    ) -> StoreFuture<'_, ()>;
     /// Up to `limit` messages with `seq < before` (all when `None`), oldest first.
     fn history(
         &self,
@@ -47,28 +96,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'_, Vec<ChatMessage>>;
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>>;
     fn set_topic(&self, namespace: &str, room: &str, topic: Option<String>) -> StoreFuture<'_, ()>;
-}
-
-#[derive(Default)]
-struct RoomLog {
-    last_seq: u64,
-    messages: VecDeque<ChatMessage>,
-    topic: Option<String>,
-}
-
-/// Keeps the newest `capacity` messages of each room.
-pub struct MemoryStore {
-    capacity: usize,
-    rooms: Mutex<HashMap<(String, String), RoomLog>>,
-}
-
-impl MemoryStore {
-    pub fn new(capacity: usize) -> MemoryStore {
-        MemoryStore {
-            capacity: capacity.max(1),
-            rooms: Mutex::new(HashMap::new()),
-        }
-    }
+    /// The identity of a nick key (lowercase nick), if claimed.
+    fn identity(&self, nick_key: &str) -> StoreFuture<'_, Option<Identity>>;
+    /// Claims a nick; false when it was already claimed.
+    fn create_identity(&self, nick_key: &str, identity: Identity) -> StoreFuture<'_, bool>;
+    /// Keeps a direct message for an offline recipient.
+    fn queue_dm(&self, to_key: &str, message: DirectMessage) -> StoreFuture<'_, ()>;
+    /// The recipient's waiting messages, oldest first.
+    fn queued_dms(&self, to_key: &str) -> StoreFuture<'_, Vec<DirectMessage>>;
+    /// Removes one waiting message once its recipient acknowledged it.
+    fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()>;
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -83,29 +120,129 @@ pub(crate) fn new_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// Turns what a store found after `after` into a [`Catchup`]: `found` are the newest missed
+/// messages (at most `limit`), oldest first.
+pub(crate) fn catchup(found: Vec<ChatMessage>, after: Option<u64>, last_seq: u64) -> Catchup {
+    let missed = after
+        .map(|a| last_seq.saturating_sub(a))
+        .unwrap_or(found.len() as u64);
+    Catchup {
+        skipped: missed.saturating_sub(found.len() as u64),
+        messages: found,
+        last_seq,
+    }
+}
+
+#[derive(Default)]
+struct RoomLog {
+    last_seq: u64,
+    messages: VecDeque<ChatMessage>,
+    /// (from, cid) -> seq of the messages still kept.
+    cids: HashMap<(String, String), u64>,
+    cid_of: HashMap<u64, (String, String)>,
+    topic: Option<String>,
+}
+
+#[derive(Default)]
+struct Memory {
+    rooms: HashMap<(String, String), RoomLog>,
+    identities: HashMap<String, Identity>,
+    dms: HashMap<String, Vec<DirectMessage>>,
+}
+
+/// Keeps the newest `capacity` messages of each room, in memory.
+pub struct MemoryStore {
+    capacity: usize,
+    state: Mutex<Memory>,
+}
+
+impl MemoryStore {
+    pub fn new(capacity: usize) -> MemoryStore {
+        MemoryStore {
+            capacity: capacity.max(1),
+            state: Mutex::new(Memory::default()),
+        }
+    }
+}
+
+fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
+    Box::pin(std::future::ready(Ok(v)))
+}
+
 impl Store for MemoryStore {
-    fn append(&self, m: NewMessage, publish: Publish) -> StoreFuture<'_, ChatMessage> {
-        let mut rooms = lock(&self.rooms);
-        let log = rooms.entry((m.namespace, m.room.clone())).or_default();
+    fn append(&self, m: NewMessage, publish: Publish) -> StoreFuture<'_, Appended> {
+        let mut state = lock(&self.state);
+        let log = state
+            .rooms
+            .entry((m.namespace, m.room.clone()))
+            .or_default();
+        if let Some(cid) = &m.cid {
+            let key = (m.from.clone(), cid.clone());
+            if let Some(seq) = log.cids.get(&key) {
+                if let Some(first) = log.messages.iter().find(|x| x.seq == *seq) {
+                    return ready(Appended {
+                        message: first.clone(),
+                        duplicate: true,
+                    });
+                }
+            }
+        }
         log.last_seq += 1;
         let stored = ChatMessage {
             id: new_id(),
             room: m.room,
             seq: log.last_seq,
-            from: m.from,
+            from: m.from.clone(),
             text: m.text,
             ts: now_ms(),
             action: m.action,
         };
         if log.messages.len() == self.capacity {
-            log.messages.pop_front();
+            if let Some(old) = log.messages.pop_front() {
+                if let Some(key) = log.cid_of.remove(&old.seq) {
+                    log.cids.remove(&key);
+                }
+            }
+        }
+        if let Some(cid) = m.cid {
+            log.cids.insert((m.from.clone(), cid.clone()), stored.seq);
+            log.cid_of.insert(stored.seq, (m.from, cid));
         }
         log.messages.push_back(stored.clone());
-        // Publishing only queues bytes (no await), so it may run under the lock: that is what
-        // keeps a room's messages in seq order for every receiver.
+        // Publishing only queues bytes (no await), so it runs in the ordering section.
         publish(&stored);
-        drop(rooms);
-        Box::pin(async move { Ok(stored) })
+        ready(Appended {
+            message: stored,
+            duplicate: false,
+        })
+    }
+
+    fn attach(
+        &self,
+        namespace: &str,
+        room: &str,
+        after: Option<u64>,
+        limit: usize,
+        attach: Attach,
+    ) -> StoreFuture<'_, ()> {
+        let state = lock(&self.state);
+        let (found, last_seq) = match state.rooms.get(&(namespace.to_owned(), room.to_owned())) {
+            Some(log) => {
+                let mut found: Vec<ChatMessage> = log
+                    .messages
+                    .iter()
+                    .rev()
+                    .take_while(|m| after.is_none_or(|a| m.seq > a))
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                found.reverse();
+                (found, log.last_seq)
+            }
+            None => (Vec::new(), 0),
+        };
+        attach(catchup(found, after, last_seq));
+        ready(())
     }
 
     fn history(
@@ -115,8 +252,9 @@ impl Store for MemoryStore {
         before: Option<u64>,
         limit: usize,
     ) -> StoreFuture<'_, Vec<ChatMessage>> {
-        let rooms = lock(&self.rooms);
-        let mut out: Vec<ChatMessage> = rooms
+        let state = lock(&self.state);
+        let mut out: Vec<ChatMessage> = state
+            .rooms
             .get(&(namespace.to_owned(), room.to_owned()))
             .map(|log| {
                 log.messages
@@ -129,22 +267,65 @@ impl Store for MemoryStore {
             })
             .unwrap_or_default();
         out.reverse();
-        Box::pin(async move { Ok(out) })
+        ready(out)
     }
 
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>> {
-        let topic = lock(&self.rooms)
-            .get(&(namespace.to_owned(), room.to_owned()))
-            .and_then(|log| log.topic.clone());
-        Box::pin(async move { Ok(topic) })
+        let state = lock(&self.state);
+        ready(
+            state
+                .rooms
+                .get(&(namespace.to_owned(), room.to_owned()))
+                .and_then(|log| log.topic.clone()),
+        )
     }
 
     fn set_topic(&self, namespace: &str, room: &str, topic: Option<String>) -> StoreFuture<'_, ()> {
-        lock(&self.rooms)
+        lock(&self.state)
+            .rooms
             .entry((namespace.to_owned(), room.to_owned()))
             .or_default()
             .topic = topic;
-        Box::pin(async move { Ok(()) })
+        ready(())
+    }
+
+    fn identity(&self, nick_key: &str) -> StoreFuture<'_, Option<Identity>> {
+        ready(lock(&self.state).identities.get(nick_key).cloned())
+    }
+
+    fn create_identity(&self, nick_key: &str, identity: Identity) -> StoreFuture<'_, bool> {
+        let mut state = lock(&self.state);
+        if state.identities.contains_key(nick_key) {
+            return ready(false);
+        }
+        state.identities.insert(nick_key.to_owned(), identity);
+        ready(true)
+    }
+
+    fn queue_dm(&self, to_key: &str, message: DirectMessage) -> StoreFuture<'_, ()> {
+        lock(&self.state)
+            .dms
+            .entry(to_key.to_owned())
+            .or_default()
+            .push(message);
+        ready(())
+    }
+
+    fn queued_dms(&self, to_key: &str) -> StoreFuture<'_, Vec<DirectMessage>> {
+        ready(
+            lock(&self.state)
+                .dms
+                .get(to_key)
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
+        if let Some(v) = lock(&self.state).dms.get_mut(to_key) {
+            v.retain(|m| m.id != id);
+        }
+        ready(())
     }
 }
 
@@ -152,13 +333,14 @@ impl Store for MemoryStore {
 mod tests {
     use super::*;
 
-    fn msg(text: &str) -> NewMessage {
+    fn msg(text: &str, cid: Option<&str>) -> NewMessage {
         NewMessage {
             namespace: "/".into(),
             room: "r".into(),
             from: "a".into(),
             text: text.into(),
             action: false,
+            cid: cid.map(str::to_owned),
         }
     }
 
@@ -167,10 +349,10 @@ mod tests {
         let store = MemoryStore::new(3);
         for i in 1..=5 {
             let m = store
-                .append(msg(&i.to_string()), Box::new(|_| {}))
+                .append(msg(&i.to_string(), None), Box::new(|_| {}))
                 .await
                 .expect("append");
-            assert_eq!(m.seq, i);
+            assert_eq!(m.message.seq, i);
         }
         let all = store.history("/", "r", None, 10).await.expect("history");
         assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
@@ -183,5 +365,66 @@ mod tests {
                 .expect("history")
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_resent_cid_is_stored_once_and_not_republished() {
+        let store = MemoryStore::new(10);
+        let published = std::sync::Arc::new(Mutex::new(0));
+        let count = |p: &std::sync::Arc<Mutex<i32>>| -> Publish {
+            let p = p.clone();
+            Box::new(move |_| *lock(&p) += 1)
+        };
+        let first = store
+            .append(msg("x", Some("c1")), count(&published))
+            .await
+            .expect("append");
+        let again = store
+            .append(msg("x", Some("c1")), count(&published))
+            .await
+            .expect("append");
+        assert!(!first.duplicate && again.duplicate);
+        assert_eq!(first.message, again.message);
+        assert_eq!(*lock(&published), 1);
+    }
+
+    #[tokio::test]
+    async fn attach_reports_what_was_missed_and_what_was_skipped() {
+        let store = MemoryStore::new(100);
+        for i in 0..10 {
+            store
+                .append(msg(&i.to_string(), None), Box::new(|_| {}))
+                .await
+                .expect("append");
+        }
+        let got = std::sync::Arc::new(Mutex::new(Catchup::default()));
+        let sink = |g: &std::sync::Arc<Mutex<Catchup>>| -> Attach {
+            let g = g.clone();
+            Box::new(move |c| *lock(&g) = c)
+        };
+        let seqs = |c: &Catchup| c.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+        store
+            .attach("/", "r", Some(7), 50, sink(&got))
+            .await
+            .expect("attach");
+        let c = lock(&got).clone();
+        assert_eq!((seqs(&c), c.skipped, c.last_seq), (vec![8, 9, 10], 0, 10));
+        store
+            .attach("/", "r", Some(0), 4, sink(&got))
+            .await
+            .expect("attach");
+        let c = lock(&got).clone();
+        assert_eq!((seqs(&c), c.skipped), (vec![7, 8, 9, 10], 6));
+        store
+            .attach("/", "r", Some(10), 4, sink(&got))
+            .await
+            .expect("attach");
+        assert!(lock(&got).messages.is_empty());
+        store
+            .attach("/", "empty", Some(0), 4, sink(&got))
+            .await
+            .expect("attach");
+        let c = lock(&got).clone();
+        assert_eq!(c, Catchup::default());
     }
 }

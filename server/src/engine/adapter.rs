@@ -306,7 +306,13 @@ impl Adapter for LocalAdapter {
             Vec::new()
         };
         let mut targets = Vec::new();
-        read(&self.rooms).for_each_target(opts, &all, |sid| targets.push(sid.clone()));
-        self.ctx.sockets.deliver(&targets, &packet, opts.volatile)
+        // Deliver under the rooms lock: a `leave` that returns has either seen this broadcast
+        // delivered or keeps the socket out of it; none arrives after a leave is acked.
+        // Delivery only queues (`try_send`), so the lock is held briefly and never awaits.
+        let rooms = read(&self.rooms);
+        rooms.for_each_target(opts, &all, |sid| targets.push(sid.clone()));
+        let delivered = self.ctx.sockets.deliver(&targets, &packet, opts.volatile);
+        drop(rooms);
+        delivered
     }
 }
