@@ -361,6 +361,7 @@ pub fn spawn(config: NetConfig) -> (NetHandle, mpsc::UnboundedReceiver<NetEvent>
         ever_connected: false,
         cid_prefix: random_u64(),
         cid_counter: 0,
+        seen_dms: SeenIds::default(),
     };
     let task = tokio::spawn(actor.run());
     (NetHandle { tx: cmd_tx }, ev_rx, task)
@@ -436,6 +437,8 @@ struct Actor {
     /// Random per process run; with a counter it makes the `cid` of each chat message.
     cid_prefix: u64,
     cid_counter: u64,
+    /// Ids of the direct messages shown (bounded).
+    seen_dms: SeenIds,
 }
 
 impl Actor {
@@ -950,6 +953,18 @@ impl Actor {
                 let name = args.first().and_then(Value::as_str).unwrap_or_default();
                 let arg = args.get(1).cloned().unwrap_or(Value::Null);
                 let event = ServerEvent::decode(name, &arg);
+                // The server asks for an ack when it must know the event arrived (a direct
+                // message that waited for us): acknowledge it once it is ours.
+                if let Some(id) = packet.id {
+                    Self::send_packet(ws, &socket_io::Packet::ack(&nsp, id, Vec::new())).await?;
+                }
+                // A waiting direct message can come again (a reconnect before our ack got
+                // through): show each id once.
+                if let ServerEvent::Dm(d) = &event {
+                    if !self.seen_dms.insert(d.id.clone()) {
+                        return Ok(());
+                    }
+                }
                 if let ServerEvent::Message(m) = &event {
                     if let Some(ns) = self.ns_mut(&nsp) {
                         bump(&mut ns.since, &m.room, m.seq);
@@ -1112,8 +1127,47 @@ fn jitter() -> f64 {
     0.5 + (random_u64() % 1000) as f64 / 2000.0
 }
 
+/// A set of recently seen ids that forgets the oldest beyond [`SeenIds::CAPACITY`].
+#[derive(Debug, Default)]
+struct SeenIds {
+    set: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl SeenIds {
+    const CAPACITY: usize = 1024;
+
+    /// True when `id` was not seen before.
+    fn insert(&mut self, id: String) -> bool {
+        if !self.set.insert(id.clone()) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn seen_ids_forget_the_oldest() {
+        let mut seen = super::SeenIds::default();
+        assert!(seen.insert("a".into()));
+        assert!(!seen.insert("a".into()));
+        for i in 0..super::SeenIds::CAPACITY {
+            seen.insert(i.to_string());
+        }
+        assert!(
+            seen.insert("a".into()),
+            "forgotten after CAPACITY newer ids"
+        );
+    }
+
     use super::*;
 
     #[test]
