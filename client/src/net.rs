@@ -1154,12 +1154,14 @@ impl SeenIds {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn seen_ids_forget_the_oldest() {
-        let mut seen = super::SeenIds::default();
+        let mut seen = SeenIds::default();
         assert!(seen.insert("a".into()));
         assert!(!seen.insert("a".into()));
-        for i in 0..super::SeenIds::CAPACITY {
+        for i in 0..SeenIds::CAPACITY {
             seen.insert(i.to_string());
         }
         assert!(
@@ -1167,8 +1169,6 @@ mod tests {
             "forgotten after CAPACITY newer ids"
         );
     }
-
-    use super::*;
 
     #[test]
     fn urls() {
