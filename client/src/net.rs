@@ -13,7 +13,9 @@
 //!   `since: {room: seq}` in the auth and rejoins the rooms;
 //! - sends every chat message with a client id (`cid`) and, when the connection drops before
 //!   the ack, sends it again after the reconnect with the same `cid` (stored once);
-//! - measures the round-trip lag with the `ping` event every few seconds.
+//! - measures the round-trip lag with the `ping` event every few seconds;
+//! - acknowledges server events that carry an ack id (a direct message that waited for us),
+//!   and passes each direct message id on once.
 //!
 //! A Socket.IO DISCONNECT sent by the server means: do not reconnect that namespace.
 
