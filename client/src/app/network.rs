@@ -172,11 +172,12 @@ impl App {
                     },
                     ts,
                 );
-                if !d.delivered {
-                    self.info(
-                        i,
-                        format!("{} is offline; it will wait for them", d.message.to),
-                    );
+                if d.queued {
+                    let text = format!("{} is offline; it will wait for them", d.message.to);
+                    self.info(i, text);
+                } else if !d.delivered {
+                    let text = format!("{} did not get it (not connected)", d.message.to);
+                    self.info(i, text);
                 }
             }
             Reply::Nick(n) => {
