@@ -183,12 +183,32 @@ async fn chat_in_a_real_terminal() {
     let screen = tmux.wait_text("connected to /ops as alice").await;
     assert!(screen.contains("ns /ops"), "{screen}");
 
-    // Alt+2 switches back to #lobby (window 2 in the list).
-    tmux.keys(&["M-2"]);
-    tmux.wait_screen("#lobby as the active window", |s| {
-        s.lines().next().is_some_and(|l| l.contains("#lobby"))
+    // While /ops is shown, bob mentions alice in #lobby: the room list counts it.
+    bob.line("alice: look at this");
+    tmux.wait_screen("an unread mention for #lobby", |s| {
+        s.lines()
+            .any(|l| l.contains("2  #lobby") && l.contains(" 1 @1"))
     })
     .await;
+
+    // Alt+2 switches back to #lobby (window 2 in the list): the read marker sits above
+    // the unread message and the count is gone.
+    tmux.keys(&["M-2"]);
+    let screen = tmux
+        .wait_screen("#lobby as the active window", |s| {
+            s.lines().next().is_some_and(|l| l.contains("#lobby"))
+        })
+        .await;
+    let rows: Vec<&str> = screen.lines().collect();
+    let marker = rows.iter().position(|l| l.contains("── new ─"));
+    let unread = rows
+        .iter()
+        .position(|l| l.contains("<bob> alice: look at this"));
+    assert!(
+        marker.is_some() && marker.map(|m| m + 1) == unread,
+        "{screen}"
+    );
+    assert!(!screen.contains(" 1 @1"), "{screen}");
 
     // Bob's next message while #lobby is active; then /quit ends the program cleanly.
     bob.line("bye now");
