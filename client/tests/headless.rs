@@ -306,3 +306,46 @@ async fn heartbeat_pongs_and_silent_server_detection() {
     assert!(ok, "{out}");
     server.shutdown().await;
 }
+
+/// A Socket.IO DISCONNECT from the server: that namespace is not reconnected by itself, the
+/// others go on, and `/ns` connects it again on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_disconnect_of_a_namespace_is_not_reconnected() {
+    let server = start_server(&[]).await;
+    let alice = Client::start(
+        &url(server.local_addr()),
+        "alice",
+        &[("/", None), ("/ops", None)],
+    );
+    alice.wait_for("connected to / as alice").await;
+    alice.wait_for("connected to /ops as alice").await;
+    let ops = server.engine().get_namespace("/ops").expect("/ops exists");
+    for socket in ops.sockets() {
+        socket.disconnect().await;
+    }
+    alice
+        .wait_for("the server disconnected you from /ops")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = alice.output();
+    assert_eq!(
+        out.matches("connected to /ops as alice").count(),
+        1,
+        "{out}"
+    );
+    // `/` is untouched.
+    alice.line("/ns /");
+    alice.line("/join lobby");
+    alice.wait_for("you joined #lobby").await;
+    // And /ops can be connected again.
+    alice.line("/ns /ops");
+    alice.wait_for("[/ops] -- connecting to /ops...").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while alice.output().matches("connected to /ops as alice").count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", alice.output());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (ok, out) = alice.finish().await;
+    assert!(ok, "{out}");
+    server.shutdown().await;
+}
