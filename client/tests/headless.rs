@@ -319,12 +319,18 @@ async fn server_disconnect_of_a_namespace_is_not_reconnected() {
     );
     alice.wait_for("connected to / as alice").await;
     alice.wait_for("connected to /ops as alice").await;
+    alice.line("/ns /ops");
+    alice.line("/join deploy");
+    alice.wait_for("[/ops #deploy] -- you joined #deploy").await;
     let ops = server.engine().get_namespace("/ops").expect("/ops exists");
     for socket in ops.sockets() {
         socket.disconnect().await;
     }
     alice
         .wait_for("the server disconnected you from /ops")
+        .await;
+    alice
+        .wait_for("[/ops #deploy] !! you are no longer in #deploy (/ops was closed)")
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let out = alice.output();
@@ -342,6 +348,18 @@ async fn server_disconnect_of_a_namespace_is_not_reconnected() {
     alice.wait_for("[/ops] -- connecting to /ops...").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while alice.output().matches("connected to /ops as alice").count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", alice.output());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its room window is still there, and /join really joins again.
+    alice.line("/join deploy");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while alice
+        .output()
+        .matches("[/ops #deploy] -- you joined #deploy")
+        .count()
+        < 2
+    {
         assert!(tokio::time::Instant::now() < deadline, "{}", alice.output());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -93,6 +93,18 @@ impl App {
                 }
                 let i = self.window(&nsp, WindowKind::Server);
                 self.error(i, format!("the server disconnected you from {nsp}"));
+                // Its rooms are gone with it; a later /join asks the server again.
+                let rooms: Vec<usize> = (0..self.windows.len())
+                    .filter(|&r| self.windows[r].nsp == nsp && self.windows[r].room().is_some())
+                    .collect();
+                for r in rooms {
+                    self.windows[r].leaving = true;
+                    let title = self.windows[r].title();
+                    self.error(
+                        r,
+                        format!("you are no longer in {title} ({nsp} was closed)"),
+                    );
+                }
             }
             NetEvent::Lag(rtt) => self.lag = Some(rtt),
             NetEvent::Reply {
@@ -235,8 +247,13 @@ impl App {
 
     pub(super) fn on_joined(&mut self, nsp: &str, j: events::JoinReply, automatic: bool) {
         let kind = WindowKind::Room(j.room.clone());
-        let existed = self.find_window(nsp, &kind).is_some();
+        // A window we are still a member of: this is a rejoin (after a reconnect). A window
+        // we had left (or lost with its namespace) is joined afresh.
+        let existed = self
+            .find_window(nsp, &kind)
+            .is_some_and(|i| !self.windows[i].leaving);
         let i = self.window(nsp, kind);
+        self.windows[i].leaving = false;
         if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
             ns.rooms.insert(j.room.clone());
         }

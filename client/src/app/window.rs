@@ -58,7 +58,8 @@ pub struct Window {
     pub members: Vec<String>,
     /// An older-history request is on its way.
     pub(super) history_pending: bool,
-    /// A `leave` for this room is on its way (a `/join` now must go to the server).
+    /// Not (or soon not) a member: a `leave` is on its way, or the namespace was closed. A
+    /// `/join` now must go to the server.
     pub(super) leaving: bool,
     /// The server has no older messages for this room.
     pub(super) history_done: bool,
