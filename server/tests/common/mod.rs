@@ -230,3 +230,13 @@ impl Client {
         let _ = self.ws.close(None).await;
     }
 }
+
+impl Client {
+    /// Sends a packet; an error instead of a panic when the connection is gone.
+    pub async fn send_packet_checked(&mut self, p: &Packet) -> Result<(), String> {
+        self.ws
+            .send(Message::text(p.encode_frame()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
