@@ -1024,6 +1024,9 @@ impl Actor {
         match reply {
             Reply::Join(j) => {
                 ns.rooms.insert(j.room.clone());
+                // Every joined room is named in `since` (0: nothing seen yet), so a server
+                // that catches up on CONNECT covers it too.
+                ns.since.entry(j.room.clone()).or_insert(0);
                 for m in &j.history {
                     bump(&mut ns.since, &m.room, m.seq);
                 }

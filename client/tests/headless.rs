@@ -174,6 +174,9 @@ async fn catch_up_after_a_lost_connection_without_duplicates() {
     // while you were away") or, from a server that honours `since`, as events; either way
     // exactly once (checked below).
     alice.wait_for("reconnected to / as alice").await;
+    alice
+        .wait_for("[/ #r] -- 2 new message(s) while you were away")
+        .await;
     alice.wait_for("<bob> two").await;
     alice.wait_for("<bob> three").await;
     bob.wait_for("[/ #r] <alice> typed while offline").await;

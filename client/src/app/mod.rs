@@ -568,10 +568,67 @@ mod tests {
         assert_eq!(
             journal,
             vec![
+                "[/ #r] <bob> three".to_owned(),
                 "[/ #r] -- 1 new message(s) while you were away".to_owned(),
-                "[/ #r] <bob> three".to_owned()
             ]
         );
+        // On screen the announcement sits above the missed message.
+        let w = &app.windows[app.active];
+        let n = w.lines.len();
+        assert!(
+            matches!(&w.lines[n - 2].kind, LineKind::Info(t) if t.contains("while you were away"))
+        );
+    }
+
+    #[test]
+    fn messages_replayed_after_a_reconnect_are_announced_as_missed() {
+        let mut app = app();
+        joined(&mut app, "r", vec![msg("r", 1, "bob", "one")], false);
+        app.update(Event::Net(NetEvent::Down {
+            reason: "gone".into(),
+            ever_connected: true,
+            retry_in: Duration::from_millis(100),
+        }));
+        app.update(Event::Net(NetEvent::NsConnected {
+            nsp: "/".into(),
+            resumed: true,
+        }));
+        // A server honouring `since` replays as events, then the rejoin answer repeats them.
+        for (seq, text) in [(2, "two"), (3, "three")] {
+            app.update(Event::Net(NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Message(msg("r", seq, "bob", text)),
+            }));
+        }
+        app.take_journal();
+        joined(
+            &mut app,
+            "r",
+            vec![
+                msg("r", 1, "bob", "one"),
+                msg("r", 2, "bob", "two"),
+                msg("r", 3, "bob", "three"),
+            ],
+            true,
+        );
+        assert_eq!(
+            app.take_journal(),
+            vec!["[/ #r] -- 2 new message(s) while you were away".to_owned()]
+        );
+        let w = &app.windows[app.active];
+        let texts: Vec<String> = w
+            .lines
+            .iter()
+            .map(|l| match &l.kind {
+                LineKind::Message { text, .. } => text.clone(),
+                LineKind::Info(t) | LineKind::Error(t) => format!("-- {t}"),
+            })
+            .collect();
+        let at = texts
+            .iter()
+            .position(|t| t.contains("while you were away"))
+            .unwrap_or_default();
+        assert_eq!(texts[at + 1..], ["two".to_owned(), "three".to_owned()]);
     }
 
     #[test]

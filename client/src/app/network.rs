@@ -65,6 +65,15 @@ impl App {
                     self.info(self.active, text);
                     self.journal.truncate(before);
                 }
+                if resumed {
+                    // Messages from here on, until each room's rejoin answer, are what we
+                    // missed (a server honouring `since` sends them right after CONNECT).
+                    for w in self.windows.iter_mut() {
+                        if w.nsp == nsp && w.room().is_some() && !w.leaving {
+                            w.catch_up_from = Some(w.lines.len());
+                        }
+                    }
+                }
             }
             NetEvent::NsRefused { nsp, message, code } => {
                 if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
@@ -269,12 +278,13 @@ impl App {
                 .collect()
         };
         if automatic || existed {
-            if !fresh.is_empty() {
-                self.info(
-                    i,
-                    format!("{} new message(s) while you were away", fresh.len()),
-                );
+            let from = self.windows[i].catch_up_from.take();
+            let fresh_count = fresh.len();
+            for m in fresh {
+                self.show_message(i, m);
             }
+            self.announce_missed(i, from, fresh_count);
+            return;
         } else {
             // A room the user asked for becomes the active window before its history is
             // shown, so that history does not count as unread.
@@ -289,6 +299,37 @@ impl App {
         }
         for m in fresh {
             self.show_message(i, m);
+        }
+    }
+
+    /// Puts "N new message(s) while you were away" above the messages that arrived since
+    /// the reconnect (`from`) or came with the rejoin.
+    fn announce_missed(&mut self, i: usize, from: Option<usize>, fresh: usize) {
+        let Some(w) = self.windows.get(i) else {
+            return;
+        };
+        let at = from.unwrap_or(w.lines.len() - fresh.min(w.lines.len()));
+        let at = at.min(w.lines.len());
+        let missed = w.lines[at..]
+            .iter()
+            .filter(|l| matches!(l.kind, LineKind::Message { .. }))
+            .count();
+        if missed == 0 {
+            return;
+        }
+        let kind = LineKind::Info(format!("{missed} new message(s) while you were away"));
+        let journal = self.journal_line(i, &kind);
+        self.journal.push(journal);
+        let ts = self.clock.now_ms();
+        let w = &mut self.windows[i];
+        w.lines.insert(at, Line { ts, kind });
+        if w.read_upto > at && w.read_upto < w.lines.len() {
+            w.read_upto += 1;
+        }
+        if let Some(m) = w.marker.as_mut() {
+            if *m >= at {
+                *m += 1;
+            }
         }
     }
 

@@ -63,6 +63,8 @@ pub struct Window {
     pub(super) leaving: bool,
     /// The server has no older messages for this room.
     pub(super) history_done: bool,
+    /// After a reconnect, until the room is rejoined: where the missed messages start.
+    pub(super) catch_up_from: Option<usize>,
     /// Room seqs already shown (with the message id), so history replayed after a
     /// reconnect is not shown twice. The id guards against a server that restarted with an
     /// empty store and counts from 1 again: same seq, different id, a new message.
@@ -84,6 +86,7 @@ impl Window {
             members: Vec::new(),
             history_pending: false,
             history_done: false,
+            catch_up_from: None,
             leaving: false,
             seen: HashMap::new(),
         }
