@@ -100,6 +100,11 @@ pub enum ErrorCode {
     UnknownEvent,
     /// The server failed; the details are in its log.
     Internal,
+    /// The connection sent events faster than the server's rate limit; this one was not
+    /// handled (sent by the engine, see `docs/PROTOCOL.md`, "Limits").
+    RateLimited,
+    /// The socket is already in as many rooms as the server allows.
+    TooManyRooms,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,10 @@ use serde::Deserialize;
 use crate::chat::sqlite::Retention;
 use crate::engine::EngineConfig;
 
+/// The rate limit's steady rate (events per second per connection) when the server is
+/// configured through [`ServerConfig::resolve`] (the binary); the library default is off.
+pub const DEFAULT_RATE_PER_SEC: u32 = 100;
+
 /// A namespace declared in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +68,69 @@ pub struct ServerConfig {
     pub token_secret: Option<String>,
     /// Most messages sent to a reconnecting client per room; older ones are skipped with a notice.
     pub catchup_limit: usize,
+    /// Chat limits checked by the chat handlers (rooms per socket, name and text lengths).
+    pub limits: ChatLimits,
+    /// Serve `wss://` with this certificate chain and key (PEM files).
+    pub tls: Option<TlsConfig>,
+}
+
+/// Limits the chat application checks (the engine's own are in [`EngineConfig`]). Each
+/// length is in characters and may only lower the protocol's maximum (`chat_protocol::names`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLimits {
+    /// Chat rooms one socket may be in at once; a `join` beyond it: `too_many_rooms`.
+    pub max_rooms_per_socket: usize,
+    /// Longest room name (`invalid_name` beyond it).
+    pub max_room_len: usize,
+    /// Longest nick (`invalid_name` beyond it, or CONNECT_ERROR at connect).
+    pub max_nick_len: usize,
+    /// Longest message or DM text (`invalid_text` beyond it).
+    pub max_text_len: usize,
+}
+
+impl Default for ChatLimits {
+    fn default() -> Self {
+        ChatLimits {
+            max_rooms_per_socket: 100,
+            max_room_len: chat_protocol::names::ROOM_MAX,
+            max_nick_len: chat_protocol::names::NICK_MAX,
+            max_text_len: chat_protocol::names::TEXT_MAX,
+        }
+    }
+}
+
+impl ChatLimits {
+    fn check(what: &str, value: &str, max: usize) -> Result<(), String> {
+        if value.chars().count() > max {
+            Err(format!("{what} is longer than {max} characters"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A room name within `max_room_len` (the name rules are checked separately).
+    pub fn check_room(&self, room: &str) -> Result<(), String> {
+        Self::check("room name", room, self.max_room_len)
+    }
+
+    /// A nick within `max_nick_len`.
+    pub fn check_nick(&self, nick: &str) -> Result<(), String> {
+        Self::check("nick", nick, self.max_nick_len)
+    }
+
+    /// A message text within `max_text_len`.
+    pub fn check_text(&self, text: &str) -> Result<(), String> {
+        Self::check("text", text, self.max_text_len)
+    }
+}
+
+/// The PEM files for `wss://`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +146,8 @@ impl Default for ServerConfig {
             retention: Retention::default(),
             token_secret: None,
             catchup_limit: 500,
+            limits: ChatLimits::default(),
+            tls: None,
         }
     }
 }
@@ -95,6 +164,20 @@ pub struct FileConfig {
     pub max_payload: Option<usize>,
     pub outbox_capacity: Option<usize>,
     pub max_connections: Option<usize>,
+    pub max_frame_size: Option<usize>,
+    pub max_namespaces: Option<usize>,
+    pub max_namespace_len: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub rate_burst: Option<u32>,
+    pub rate_per_sec: Option<u32>,
+    pub flood_timeout_ms: Option<u64>,
+    pub attachment_timeout_ms: Option<u64>,
+    pub max_rooms_per_socket: Option<usize>,
+    pub max_room_len: Option<usize>,
+    pub max_nick_len: Option<usize>,
+    pub max_text_len: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub dynamic_namespaces: Option<bool>,
     pub join_history: Option<usize>,
     pub room_capacity: Option<usize>,
@@ -152,6 +235,20 @@ pub struct Overrides {
     pub max_payload: Option<usize>,
     pub outbox_capacity: Option<usize>,
     pub max_connections: Option<usize>,
+    pub max_frame_size: Option<usize>,
+    pub max_namespaces: Option<usize>,
+    pub max_namespace_len: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub rate_burst: Option<u32>,
+    pub rate_per_sec: Option<u32>,
+    pub flood_timeout_ms: Option<u64>,
+    pub attachment_timeout_ms: Option<u64>,
+    pub max_rooms_per_socket: Option<usize>,
+    pub max_room_len: Option<usize>,
+    pub max_nick_len: Option<usize>,
+    pub max_text_len: Option<usize>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub store: Option<String>,
     pub data: Option<PathBuf>,
     pub token_secret: Option<String>,
@@ -197,17 +294,104 @@ impl ServerConfig {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(d.engine.max_connections),
+            max_frame_size: flags
+                .max_frame_size
+                .or(file.max_frame_size)
+                .unwrap_or(d.engine.max_frame_size),
+            max_namespaces: flags
+                .max_namespaces
+                .or(file.max_namespaces)
+                .unwrap_or(d.engine.max_namespaces),
+            max_namespace_len: flags
+                .max_namespace_len
+                .or(file.max_namespace_len)
+                .unwrap_or(d.engine.max_namespace_len),
+            max_connections_per_ip: flags
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(d.engine.max_connections_per_ip),
+            rate_burst: flags
+                .rate_burst
+                .or(file.rate_burst)
+                .unwrap_or(d.engine.rate_burst),
+            rate_per_sec: flags
+                .rate_per_sec
+                .or(file.rate_per_sec)
+                .unwrap_or(DEFAULT_RATE_PER_SEC),
+            flood_timeout: ms(
+                flags.flood_timeout_ms,
+                file.flood_timeout_ms,
+                d.engine.flood_timeout,
+            ),
+            attachment_timeout: ms(
+                flags.attachment_timeout_ms,
+                file.attachment_timeout_ms,
+                d.engine.attachment_timeout,
+            ),
+            max_attachments: d.engine.max_attachments,
         };
         if engine.ping_interval.is_zero()
             || engine.ping_timeout.is_zero()
             || engine.max_payload == 0
             || engine.outbox_capacity == 0
             || engine.max_connections == 0
+            || engine.max_frame_size == 0
+            || engine.max_namespaces == 0
+            || engine.max_namespace_len == 0
+            || engine.max_connections_per_ip == 0
+            || engine.rate_burst == 0
+            || engine.flood_timeout.is_zero()
+            || engine.attachment_timeout.is_zero()
         {
             return Err(ConfigError::Invalid(
-                "timings, max_payload, outbox_capacity and max_connections must be positive".into(),
+                "timings, sizes and counts must be positive (only rate_per_sec may be 0: no rate limit)".into(),
             ));
         }
+        let limits = ChatLimits {
+            max_rooms_per_socket: flags
+                .max_rooms_per_socket
+                .or(file.max_rooms_per_socket)
+                .unwrap_or(d.limits.max_rooms_per_socket),
+            max_room_len: flags
+                .max_room_len
+                .or(file.max_room_len)
+                .unwrap_or(d.limits.max_room_len),
+            max_nick_len: flags
+                .max_nick_len
+                .or(file.max_nick_len)
+                .unwrap_or(d.limits.max_nick_len),
+            max_text_len: flags
+                .max_text_len
+                .or(file.max_text_len)
+                .unwrap_or(d.limits.max_text_len),
+        };
+        let within = |v: usize, max: usize| (1..=max).contains(&v);
+        if limits.max_rooms_per_socket == 0
+            || !within(limits.max_room_len, d.limits.max_room_len)
+            || !within(limits.max_nick_len, d.limits.max_nick_len)
+            || !within(limits.max_text_len, d.limits.max_text_len)
+            || !within(engine.max_namespace_len, d.engine.max_namespace_len)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "max_rooms_per_socket must be positive; name and text lengths must be between 1 and the protocol's maximum (room {}, nick {}, namespace {}, text {})",
+                d.limits.max_room_len,
+                d.limits.max_nick_len,
+                d.engine.max_namespace_len,
+                d.limits.max_text_len
+            )));
+        }
+        let tls = match (
+            flags.tls_cert.or(file.tls_cert),
+            flags.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key must be given together".into(),
+                ));
+            }
+        };
         let store = match flags.store.or(file.store).as_deref().unwrap_or("sqlite") {
             "memory" => StoreConfig::Memory,
             "sqlite" => {
@@ -229,6 +413,8 @@ impl ServerConfig {
             ));
         }
         Ok(ServerConfig {
+            limits,
+            tls,
             store,
             token_secret,
             retention: Retention {

@@ -49,14 +49,27 @@ impl RunningServer {
 /// Binds `config.listen` and serves the chat application on it.
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let engine = chat::build(&config).map_err(std::io::Error::other)?;
-    serve_engine(engine, config.listen).await
+    let tls = match &config.tls {
+        Some(t) => Some(engine::listener::tls_acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+    serve_engine_with(engine, config.listen, tls).await
 }
 
 /// Binds `addr` and serves any engine on it (the examples use this).
 pub async fn serve_engine(engine: Engine, addr: SocketAddr) -> std::io::Result<RunningServer> {
+    serve_engine_with(engine, addr, None).await
+}
+
+/// Like [`serve_engine`]; with `tls`, connections are TLS (`wss://`).
+pub async fn serve_engine_with(
+    engine: Engine,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let accept = tokio::spawn(engine::listener::serve(engine.clone(), listener));
+    let accept = tokio::spawn(engine::listener::serve_with(engine.clone(), listener, tls));
     Ok(RunningServer {
         addr,
         engine,

@@ -76,6 +76,22 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 }
 
 impl ChatApp {
+    /// The configured limits a `join` must pass: the room name's length and the rooms per
+    /// socket (a room the socket is already in does not count again).
+    fn join_limits(&self, socket: &Socket, room: &str) -> Result<(), Failure> {
+        (self.limits.check_room(room)).map_err(|e| Failure(ErrorCode::InvalidName, e))?;
+        let rooms = socket.rooms();
+        let max = self.limits.max_rooms_per_socket;
+        let joined = rooms.iter().filter(|r| r.starts_with('#')).count();
+        if joined >= max && !rooms.contains(&engine_room(room)) {
+            return Err(Failure(
+                ErrorCode::TooManyRooms,
+                format!("you are in {max} rooms already: leave one first"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Routes one event and sends its ack.
     pub(crate) async fn dispatch(self: Arc<Self>, socket: Socket, event: Event) {
         let Event {
@@ -127,6 +143,12 @@ impl ChatApp {
                     };
                 }
             };
+        if let Err(f) = self.join_limits(socket, &room) {
+            return Answer {
+                ack,
+                result: Err(f),
+            };
+        }
         let ns = socket.namespace().name().to_owned();
         let topic = match self.store.topic(&ns, &room).await {
             Ok(t) => t,
@@ -200,6 +222,7 @@ impl ChatApp {
         } = parse(arg)?;
         member(socket, &room)?;
         names::validate_text(&text).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
+        (self.limits.check_text(&text)).map_err(|e| Failure(ErrorCode::InvalidText, e))?;
         if cid
             .as_ref()
             .is_some_and(|c| c.is_empty() || c.len() > CID_MAX)
@@ -233,6 +256,7 @@ impl ChatApp {
         let DmRequest { to, text, action } = parse(arg)?;
         names::validate_nick(&to).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         names::validate_text(&text).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
+        (self.limits.check_text(&text)).map_err(|e| Failure(ErrorCode::InvalidText, e))?;
         let sessions = self.sessions(&to);
         let recipient = sessions.first().map(|s| s.nick()).unwrap_or(to.clone());
         let message = DirectMessage {
@@ -292,6 +316,7 @@ impl ChatApp {
     async fn nick(&self, session: &Arc<Session>, arg: Value) -> Outcome {
         let NickRequest { nick } = parse(arg)?;
         names::validate_nick(&nick).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
+        (self.limits.check_nick(&nick)).map_err(|e| Failure(ErrorCode::InvalidName, e))?;
         let old = session.nick();
         let (old_key, new_key) = (names::nick_key(&old), names::nick_key(&nick));
         if old_key != new_key

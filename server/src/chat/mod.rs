@@ -89,6 +89,8 @@ pub struct ChatApp {
     join_history: usize,
     catchup_limit: usize,
     token_secret: Option<String>,
+    /// Configured limits (rooms per socket, name and text lengths).
+    limits: crate::config::ChatLimits,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
@@ -110,6 +112,7 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         join_history: config.join_history,
         catchup_limit: config.catchup_limit,
         token_secret: config.token_secret.clone(),
+        limits: config.limits.clone(),
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));
@@ -244,6 +247,7 @@ impl ChatApp {
             )
         })?;
         names::validate_nick(&nick).map_err(|e| refusal(ErrorCode::InvalidName, e.to_string()))?;
+        (self.limits.check_nick(&nick)).map_err(|e| refusal(ErrorCode::InvalidName, e))?;
         let authenticated = self.authenticate(&nick, auth.password).await?;
         self.register(Session::new(&nick, authenticated), req)
     }

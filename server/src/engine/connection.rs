@@ -5,6 +5,12 @@
 //! it runs handlers one at a time, so a client's events are handled, and their acks and
 //! broadcasts queued, in arrival order. The writer task owns the sink: it takes everything
 //! queued, feeds it, and flushes once.
+//!
+//! Limits enforced here (see [`EngineConfig`](super::EngineConfig)): namespaces per
+//! connection, the per-connection rate limit on CONNECT and EVENT packets (a token bucket;
+//! over it the event is refused and the reader pauses until the next token, so a flooding
+//! client is slowed by its own TCP window, and a sustained flood is closed), and a deadline
+//! and a byte budget for binary attachments.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -12,9 +18,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chat_protocol::engine_io::{self, OpenPayload};
+use chat_protocol::events::{self, ErrorCode};
 use chat_protocol::socket_io::{BinaryAssembler, Packet, PacketKind};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -59,6 +66,12 @@ where
         extensions: Extensions::default(),
         sockets: HashMap::new(),
         pending: None,
+        pending_bytes: 0,
+        attachment_deadline: None,
+        bucket: TokenBucket::new(config.rate_burst, config.rate_per_sec),
+        resume_at: None,
+        throttled_since: None,
+        last_notice: None,
     };
     let reason = conn.read_loop(stream).await;
     outbox.close(reason.clone());
@@ -84,6 +97,75 @@ struct Connection {
     sockets: HashMap<String, Socket>,
     /// A binary packet waiting for its attachments.
     pending: Option<BinaryAssembler>,
+    /// Bytes of attachments received for `pending` (bounded by `max_payload`).
+    pending_bytes: usize,
+    /// When `pending` must be complete (`attachment_timeout`).
+    attachment_deadline: Option<Instant>,
+    /// The rate limit on inbound CONNECT and EVENT packets.
+    bucket: TokenBucket,
+    /// Reading is paused until then (set when an event was over the rate limit).
+    resume_at: Option<Instant>,
+    /// When the current run of over-limit events began (cleared once the client calms down).
+    throttled_since: Option<Instant>,
+    /// When the last rate-limit `notice` was sent (at most one per second).
+    last_notice: Option<Instant>,
+}
+
+/// A token bucket: `burst` tokens, refilled at `rate` per second. A rate of 0 disables it.
+struct TokenBucket {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(burst: u32, rate: u32) -> TokenBucket {
+        let burst = f64::from(burst.max(1));
+        TokenBucket {
+            tokens: burst,
+            burst,
+            rate: f64::from(rate),
+            last: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// Takes one token if there is one. The second value says whether the bucket was at
+    /// least half full (the client is not flooding).
+    fn take(&mut self, now: Instant) -> (bool, bool) {
+        if self.rate <= 0.0 {
+            return (true, true);
+        }
+        self.refill(now);
+        let calm = self.tokens >= (self.burst / 2.0).max(1.0);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            (true, calm)
+        } else {
+            (false, false)
+        }
+    }
+
+    /// How long until the next token.
+    fn wait(&self) -> std::time::Duration {
+        if self.rate <= 0.0 {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::from_secs_f64(((1.0 - self.tokens).max(0.0) / self.rate).min(1.0))
+    }
+}
+
+/// Whether a rate-limited packet may be handled.
+enum Admit {
+    Yes,
+    /// Over the limit: refused (the client has been told), not handled.
+    Refused,
 }
 
 /// What ends the read loop early: the close reason to send.
@@ -103,9 +185,16 @@ impl Connection {
         let mut connect_deadline = Some(opened + config.connect_timeout);
 
         loop {
+            let now = Instant::now();
+            if self.resume_at.is_some_and(|t| now >= t) {
+                self.resume_at = None;
+            }
+            let paused = self.resume_at.is_some();
             let timer = [
                 pong_deadline.unwrap_or(next_ping),
                 connect_deadline.unwrap_or(next_ping),
+                self.attachment_deadline.unwrap_or(next_ping),
+                self.resume_at.unwrap_or(next_ping),
             ]
             .into_iter()
             .min()
@@ -116,8 +205,9 @@ impl Connection {
                 _ = closer.cancelled() => return CloseReason::FORCED,
                 // Server shutdown: 1001 and no Socket.IO DISCONNECT, so clients reconnect.
                 _ = shutdown.cancelled() => return CloseReason::GOING_AWAY,
-                // Inbound frames, handled to completion one at a time.
-                frame = stream.next() => {
+                // Inbound frames, handled to completion one at a time (not while paused by
+                // the rate limit: unread frames wait in the client's TCP window).
+                frame = stream.next(), if !paused => {
                     let result = match frame {
                         None => return CloseReason { code: 1006, reason: "transport close" },
                         Some(Err(tungstenite::Error::Capacity(_))) => return CloseReason::TOO_BIG,
@@ -134,9 +224,12 @@ impl Connection {
                         connect_deadline = None;
                     }
                 }
-                // Heartbeat and connect timeout.
+                // Heartbeat, connect timeout, attachment timeout, end of a rate-limit pause.
                 _ = sleep_until(timer) => {
                     let now = Instant::now();
+                    if self.attachment_deadline.is_some_and(|d| now >= d) {
+                        return CloseReason::ATTACHMENT_TIMEOUT;
+                    }
                     if connect_deadline.is_some_and(|d| now >= d) {
                         if self.sockets.is_empty() {
                             return CloseReason::CONNECT_TIMEOUT;
@@ -197,11 +290,17 @@ impl Connection {
             }
             Message::Binary(bytes) => {
                 let assembler = self.pending.as_mut().ok_or(CloseReason::PROTOCOL)?;
+                self.pending_bytes = self.pending_bytes.saturating_add(bytes.len());
+                if self.pending_bytes > self.engine.config().max_payload {
+                    return Err(CloseReason::TOO_BIG);
+                }
                 if !assembler.push(bytes) {
                     return Ok(());
                 }
                 let (packet, attachments) =
                     self.pending.take().ok_or(CloseReason::PROTOCOL)?.finish();
+                self.attachment_deadline = None;
+                self.pending_bytes = 0;
                 self.on_complete(packet, attachments).await
             }
             Message::Close(_) => Err(CloseReason::NORMAL),
@@ -222,6 +321,12 @@ impl Connection {
                 Ok(())
             }
             PacketKind::BinaryEvent | PacketKind::BinaryAck if packet.attachments > 0 => {
+                let config = self.engine.config();
+                if packet.attachments > config.max_attachments {
+                    return Err(CloseReason::PROTOCOL);
+                }
+                self.attachment_deadline = Some(Instant::now() + config.attachment_timeout);
+                self.pending_bytes = 0;
                 self.pending = Some(BinaryAssembler::new(packet));
                 Ok(())
             }
@@ -257,6 +362,9 @@ impl Connection {
             Value::String(name) => name,
             _ => return Err(CloseReason::PROTOCOL),
         };
+        if let Admit::Refused = self.admit(&packet.nsp, packet.id, false)? {
+            return Ok(());
+        }
         let Some(handler) = socket.namespace().handlers().event_handler(&name).cloned() else {
             return Ok(());
         };
@@ -293,7 +401,23 @@ impl Connection {
             }
             None => {}
         }
-        let Some(ns) = self.engine.resolve_namespace(&nsp) else {
+        if let Admit::Refused = self.admit(&nsp, None, true)? {
+            return Ok(());
+        }
+        let connected = self.sockets.values().filter(|s| s.is_connected()).count();
+        if connected >= self.engine.config().max_namespaces {
+            self.send(Packet::connect_error(
+                &nsp,
+                "Too many namespaces",
+                Some(json!({"limit": self.engine.config().max_namespaces})),
+            ));
+            return Ok(());
+        }
+        let too_long = nsp.chars().count() > self.engine.config().max_namespace_len;
+        let Some(ns) = (!too_long)
+            .then(|| self.engine.resolve_namespace(&nsp))
+            .flatten()
+        else {
             self.send(Packet::connect_error(&nsp, "Invalid namespace", None));
             return Ok(());
         };
@@ -346,6 +470,50 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// The rate limit for one CONNECT or EVENT. Over the limit the packet is refused: an
+    /// event that asked for an ack gets `[{"ok":false,"error":{"code":"rate_limited",...}}]`,
+    /// another event a `notice` event `{"text":...}` (at most one a second), a CONNECT a
+    /// CONNECT_ERROR; then reading pauses until the next token. Over the limit for
+    /// `flood_timeout` without the bucket once refilling to half: closed (1008).
+    fn admit(&mut self, nsp: &str, ack: Option<u64>, connect: bool) -> Result<Admit, Close> {
+        let now = Instant::now();
+        let (ok, calm) = self.bucket.take(now);
+        if calm {
+            self.throttled_since = None;
+        }
+        if ok {
+            return Ok(Admit::Yes);
+        }
+        let since = *self.throttled_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= self.engine.config().flood_timeout {
+            return Err(CloseReason::RATE_LIMIT);
+        }
+        const MESSAGE: &str = "rate limit exceeded: slow down";
+        if connect {
+            self.send(Packet::connect_error(
+                nsp,
+                "Rate limit exceeded",
+                Some(json!({"code": ErrorCode::RateLimited})),
+            ));
+        } else if let Some(id) = ack {
+            let reply = events::error_reply(ErrorCode::RateLimited, MESSAGE);
+            self.send(Packet::ack(nsp, id, vec![reply]));
+        } else if self
+            .last_notice
+            .is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1))
+        {
+            self.last_notice = Some(now);
+            self.send(Packet::event(
+                nsp,
+                "notice",
+                vec![json!({"text": MESSAGE})],
+                None,
+            ));
+        }
+        self.resume_at = Some(now + self.bucket.wait());
+        Ok(Admit::Refused)
     }
 
     fn send(&self, packet: Packet) {

@@ -1,13 +1,24 @@
 //! Accepts TCP connections and performs the HTTP upgrade itself, so every request that is
 //! not a valid Engine.IO WebSocket handshake gets the documented HTTP 400 JSON answer:
 //! `{"code":N,"message":"..."}` with the Engine.IO error codes (0 transport unknown,
-//! 1 session id unknown, 2 bad handshake method, 3 bad request, 5 unsupported protocol version).
+//! 1 session id unknown, 2 bad handshake method, 3 bad request, 4 forbidden, 5 unsupported
+//! protocol version).
+//!
+//! Limits here: `max_connections` open at once (further ones wait in the accept queue),
+//! `max_connections_per_ip` (beyond it: HTTP 429 `{"code":4,"message":"Too many
+//! connections"}`), the request head's size ([`MAX_HEAD`]) and time (`handshake_timeout`),
+//! and the WebSocket frame and message sizes ([`websocket_config`]).
+//!
+//! [`accept_websocket`] and [`parse_websocket_upgrade`] are the same accept path without the
+//! Engine.IO checks, for plain WebSocket servers such as the `echo` example.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
@@ -57,6 +68,52 @@ impl HandshakeError {
         code: 5,
         message: "Unsupported protocol version",
     };
+    const TOO_MANY: Self = Self {
+        status: 429,
+        code: 4,
+        message: "Too many connections",
+    };
+}
+
+/// Open connections per remote IP address; a [`IpSlot`] gives its place back on drop.
+#[derive(Default)]
+struct PerIp {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// Counts one more connection from `ip`; the second value says whether it is within `max`.
+    fn enter(table: &Arc<PerIp>, ip: IpAddr, max: usize) -> (IpSlot, bool) {
+        let mut counts = super::lock(&table.counts);
+        let n = counts.entry(ip).or_insert(0);
+        *n += 1;
+        let within = *n <= max;
+        drop(counts);
+        (
+            IpSlot {
+                table: table.clone(),
+                ip,
+            },
+            within,
+        )
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = super::lock(&self.table.counts);
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// A valid upgrade request.
@@ -70,7 +127,18 @@ pub struct Upgrade {
 
 /// Accepts until shutdown. Each connection runs on its own task, tracked by the engine.
 pub async fn serve(engine: Engine, listener: TcpListener) {
+    serve_with(engine, listener, None).await
+}
+
+/// Like [`serve`]; with `tls`, every connection first completes a TLS handshake (within
+/// `handshake_timeout`), so clients use `wss://`.
+pub async fn serve_with(
+    engine: Engine,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let permits = Arc::new(Semaphore::new(engine.config().max_connections));
+    let per_ip = Arc::new(PerIp::default());
     let shutdown = engine.shutdown_token();
     loop {
         let permit = tokio::select! {
@@ -92,61 +160,146 @@ pub async fn serve(engine: Engine, listener: TcpListener) {
                 }
             },
         };
+        let _ = stream.set_nodelay(true);
+        let (slot, within) =
+            PerIp::enter(&per_ip, remote.ip(), engine.config().max_connections_per_ip);
         let engine2 = engine.clone();
+        let tls = tls.clone();
         engine.tracker().spawn(async move {
-            handle(engine2, stream, remote).await;
+            match tls {
+                None => handle(engine2, stream, remote, within).await,
+                Some(acceptor) => {
+                    let limit = engine2.config().handshake_timeout;
+                    match timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => handle(engine2, tls_stream, remote, within).await,
+                        Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%remote, "TLS handshake timeout"),
+                    }
+                }
+            }
+            drop(slot);
             drop(permit);
         });
     }
 }
 
-async fn handle(engine: Engine, mut stream: TcpStream, remote: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let config = engine.config().clone();
-    let shutdown = engine.shutdown_token();
-    let mut buf = Vec::with_capacity(1024);
-    let read = tokio::select! {
-        _ = shutdown.cancelled() => return,
-        r = timeout(config.handshake_timeout, read_head(&mut stream, &mut buf)) => r,
+/// A TLS acceptor (rustls with the `ring` provider) from a PEM certificate chain (leaf
+/// first) and a PEM private key (PKCS#8, PKCS#1 or SEC1). Errors name the file at fault.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{ServerConfig, crypto::ring};
+    let bad = |path: &std::path::Path, what: &str, e: &dyn std::fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: {what}: {e}", path.display()),
+        )
     };
-    let upgrade = match read {
-        Err(_) => {
-            debug!(%remote, "handshake timeout");
-            return;
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, "cannot read certificates", &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, "invalid PEM certificate", &e))?;
+    if chain.is_empty() {
+        return Err(bad(
+            cert,
+            "no certificate",
+            &"the file has no CERTIFICATE block",
+        ));
+    }
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, "invalid PEM private key", &e))?;
+    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(cert, "TLS setup", &e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| bad(key, "certificate and key do not match", &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The WebSocket configuration every connection uses: a 4 KiB read buffer, no write
+/// buffering (the writer batches and flushes itself), and the message and frame limits.
+pub fn websocket_config(max_message: usize, max_frame: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_frame.min(max_message)))
+}
+
+/// Reads an HTTP upgrade request (bounded by [`MAX_HEAD`] and `limit`), checks it with
+/// `check`, and answers: the JSON refusal, or `101` and the WebSocket stream (with any bytes
+/// read past the head kept). `None` when refused, timed out or failed.
+pub async fn accept_websocket<S, F>(
+    mut stream: S,
+    limit: Duration,
+    config: WebSocketConfig,
+    check: F,
+) -> Option<(WebSocketStream<S>, Upgrade)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&[u8]) -> Result<Upgrade, HandshakeError>,
+{
+    let mut buf = Vec::with_capacity(1024);
+    match timeout(limit, read_head(&mut stream, &mut buf)).await {
+        Ok(Ok(())) => {}
+        _ => return None,
+    }
+    let mut upgrade = match check(&buf) {
+        Ok(u) => u,
+        Err(refusal) => {
+            let _ = timeout(limit, refuse(&mut stream, &refusal)).await;
+            return None;
         }
-        Ok(Err(e)) => {
-            debug!(%remote, error = %e, "handshake read failed");
-            return;
-        }
-        Ok(Ok(())) => match parse_upgrade(&buf) {
-            Ok(u) => u,
-            Err(refusal) => {
-                let _ = timeout(config.handshake_timeout, refuse(&mut stream, &refusal)).await;
-                return;
-            }
-        },
     };
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         upgrade.accept_key
     );
-    if timeout(
-        config.handshake_timeout,
-        stream.write_all(response.as_bytes()),
-    )
-    .await
-    .is_err()
-    {
+    match timeout(limit, stream.write_all(response.as_bytes())).await {
+        Ok(Ok(())) => {}
+        _ => return None,
+    }
+    let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
+    upgrade.head_len = 0;
+    let ws =
+        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await;
+    Some((ws, upgrade))
+}
+
+async fn handle<S>(engine: Engine, mut stream: S, remote: SocketAddr, within_ip_limit: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = engine.config().clone();
+    let shutdown = engine.shutdown_token();
+    if !within_ip_limit {
+        // Read the request first, so the client sees the answer instead of a reset.
+        let mut buf = Vec::with_capacity(1024);
+        if let Ok(Ok(())) =
+            timeout(config.handshake_timeout, read_head(&mut stream, &mut buf)).await
+        {
+            debug!(%remote, "too many connections from this address");
+            let _ = timeout(
+                config.handshake_timeout,
+                refuse(&mut stream, &HandshakeError::TOO_MANY),
+            )
+            .await;
+        }
         return;
     }
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(Some(config.max_payload))
-        .max_frame_size(Some(config.max_payload));
-    let leftover = buf.split_off(upgrade.head_len);
-    let ws =
-        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ws_config)).await;
+    let ws_config = websocket_config(config.max_payload, config.max_frame_size);
+    let accepted = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        a = accept_websocket(stream, config.handshake_timeout, ws_config, parse_upgrade) => a,
+    };
+    let Some((ws, upgrade)) = accepted else {
+        debug!(%remote, "handshake refused, failed or timed out");
+        return;
+    };
     let info = Arc::new(ConnectionInfo {
         id: Sid::random(),
         remote,
@@ -156,7 +309,7 @@ async fn handle(engine: Engine, mut stream: TcpStream, remote: SocketAddr) {
 }
 
 /// Reads until the end of the request head (or [`MAX_HEAD`] bytes).
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let mut chunk = [0u8; 1024];
     loop {
         if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() >= MAX_HEAD {
@@ -203,6 +356,28 @@ pub fn parse_upgrade(buf: &[u8]) -> Result<Upgrade, HandshakeError> {
     if param("sid").is_some() {
         return Err(HandshakeError::SESSION_UNKNOWN);
     }
+    websocket_headers(&req, head_len, query)
+}
+
+/// Validates a plain WebSocket upgrade on any path (no Engine.IO checks): `GET`, `Upgrade:
+/// websocket`, `Connection: upgrade`, version 13 and a key.
+pub fn parse_websocket_upgrade(buf: &[u8]) -> Result<Upgrade, HandshakeError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return Err(HandshakeError::BAD_REQUEST),
+    };
+    let path = req.path.unwrap_or("");
+    let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+    websocket_headers(&req, head_len, query)
+}
+
+fn websocket_headers(
+    req: &httparse::Request<'_, '_>,
+    head_len: usize,
+    query: &str,
+) -> Result<Upgrade, HandshakeError> {
     if req.method != Some("GET") {
         return Err(HandshakeError::BAD_METHOD);
     }
@@ -229,12 +404,15 @@ pub fn parse_upgrade(buf: &[u8]) -> Result<Upgrade, HandshakeError> {
     }
 }
 
-async fn refuse(stream: &mut TcpStream, refusal: &HandshakeError) -> std::io::Result<()> {
+async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    refusal: &HandshakeError,
+) -> std::io::Result<()> {
     let body = serde_json::json!({"code": refusal.code, "message": refusal.message}).to_string();
-    let status = if refusal.status == 404 {
-        "404 Not Found"
-    } else {
-        "400 Bad Request"
+    let status = match refusal.status {
+        404 => "404 Not Found",
+        429 => "429 Too Many Requests",
+        _ => "400 Bad Request",
     };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -15,9 +15,13 @@
 //! - [`outbox`]: encoded packets and each connection's bounded queue with the slow-consumer rule.
 //!
 //! Which errors end a connection: any undecodable frame, a packet for a namespace the client
-//! has not joined, a second CONNECT, a client ping, a message over `max_payload` (close 1009),
-//! a missed pong, no CONNECT within `connect_timeout`, and a full outgoing queue for a
-//! non-volatile packet. Each closes that connection only, with a WebSocket close reason.
+//! has not joined, a second CONNECT, a client ping, a message over `max_payload` or a frame
+//! over `max_frame_size` (close 1009), a missed pong, no CONNECT within `connect_timeout`,
+//! attachments that do not arrive within `attachment_timeout`, a sustained flood over the
+//! rate limit (1008), and a full outgoing queue for a non-volatile packet (1008). Each closes
+//! that connection only, with a WebSocket close reason. Refused without closing: a CONNECT
+//! beyond `max_namespaces` (CONNECT_ERROR) and an event over the rate limit (error ack or
+//! `notice`). Refused before the upgrade: more than `max_connections_per_ip` (HTTP 429).
 
 pub mod adapter;
 pub mod broadcast;
@@ -103,6 +107,33 @@ pub struct EngineConfig {
     pub outbox_capacity: usize,
     /// Open connections at most; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// The largest single WebSocket frame accepted, in bytes (a message may be fragmented
+    /// into several frames up to `max_payload`); above it the connection is closed with 1009.
+    pub max_frame_size: usize,
+    /// Namespaces one connection may be connected to at once; a CONNECT beyond it gets
+    /// CONNECT_ERROR `{"message":"Too many namespaces"}` and the connection stays.
+    pub max_namespaces: usize,
+    /// Longest namespace name accepted in a CONNECT; a longer one gets CONNECT_ERROR
+    /// `{"message":"Invalid namespace"}` before any pattern is tried.
+    pub max_namespace_len: usize,
+    /// Open connections from one IP address at most; beyond it the upgrade request gets
+    /// HTTP 429 with `{"code":4,"message":"Too many connections"}`.
+    pub max_connections_per_ip: usize,
+    /// Rate limit on inbound CONNECT and EVENT packets, per connection: a token bucket of
+    /// `rate_burst` tokens refilled at `rate_per_sec`. An event over the limit is not handled:
+    /// it gets an error ack (`rate_limited`) when it asked for one, else a `notice` event,
+    /// and the reader waits for the next token before reading on (that slows the client).
+    pub rate_burst: u32,
+    /// Tokens added per second (see `rate_burst`); 0 turns the rate limit off.
+    pub rate_per_sec: u32,
+    /// A connection that keeps going over the rate limit for this long (without once letting
+    /// its bucket fill back to half) is closed with 1008 "rate limit exceeded".
+    pub flood_timeout: Duration,
+    /// How long the binary attachments of a BINARY_EVENT/BINARY_ACK may take to arrive;
+    /// after it the connection is closed with 1002 "attachment timeout".
+    pub attachment_timeout: Duration,
+    /// Most attachments one binary packet may announce (more: 1002 "protocol violation").
+    pub max_attachments: usize,
 }
 
 impl Default for EngineConfig {
@@ -115,6 +146,17 @@ impl Default for EngineConfig {
             handshake_timeout: Duration::from_millis(10_000),
             outbox_capacity: 1024,
             max_connections: 20_000,
+            max_frame_size: 1_000_000,
+            max_namespaces: 32,
+            max_namespace_len: chat_protocol::names::NAMESPACE_MAX,
+            max_connections_per_ip: 1_000,
+            rate_burst: 200,
+            // Off in the library default (tests drive single connections as fast as they
+            // can); the `chat-server` binary defaults to `config::DEFAULT_RATE_PER_SEC`.
+            rate_per_sec: 0,
+            flood_timeout: Duration::from_secs(10),
+            attachment_timeout: Duration::from_secs(10),
+            max_attachments: 64,
         }
     }
 }

@@ -85,6 +85,14 @@ impl CloseReason {
         code: 1008,
         reason: "connect timeout",
     };
+    pub const ATTACHMENT_TIMEOUT: CloseReason = CloseReason {
+        code: 1002,
+        reason: "attachment timeout",
+    };
+    pub const RATE_LIMIT: CloseReason = CloseReason {
+        code: 1008,
+        reason: "rate limit exceeded",
+    };
     pub const FORCED: CloseReason = CloseReason {
         code: 1008,
         reason: "forced close",
