@@ -929,6 +929,8 @@ impl Actor {
                 if let Some(ns) = self.ns_mut(&nsp) {
                     ns.state = NsState::Closed;
                     ns.rooms.clear();
+                    // Not members any more: a later CONNECT must not rejoin them by `since`.
+                    ns.since.clear();
                 }
                 let ids: Vec<u64> = self
                     .pending
