@@ -1,0 +1,205 @@
+//! One benchmark connection: a TCP socket bound to a chosen loopback source address, the
+//! WebSocket handshake, and then either the Socket.IO handshake (open packet, CONNECT with
+//! `{nick}`, `join` with its ack) or the bare peer's one-line join. Everything Socket.IO is
+//! encoded and decoded with `chat-protocol`, so the generator speaks exactly what the chat
+//! server's own clients speak.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use chat_protocol::{engine_io, socket_io};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// A client WebSocket over plain TCP.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// How the generator talks to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Engine.IO v4 + Socket.IO v5 on `/socket.io/`: chat-server, Node socket.io, socketioxide.
+    Sio,
+    /// Bare WebSocket frames (the `bench-bare` peer): `join:<room>` then payloads as-is.
+    Raw,
+}
+
+/// Where to connect and how.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub mode: Mode,
+    /// How many loopback source addresses to spread over: 127.0.0.2, 127.0.0.3, ...
+    pub src_addrs: u8,
+    /// First source address index (so several processes use different addresses).
+    pub src_base: u8,
+}
+
+impl Target {
+    /// The source address for connection number `i`.
+    pub fn src_for(&self, i: usize) -> IpAddr {
+        let n = usize::from(self.src_addrs.max(1));
+        let last = (usize::from(self.src_base) + i % n) % 250;
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + last as u8))
+    }
+
+    fn url(&self) -> String {
+        match self.mode {
+            Mode::Sio => format!("ws://{}/socket.io/?EIO=4&transport=websocket", self.addr),
+            Mode::Raw => format!("ws://{}/", self.addr),
+        }
+    }
+}
+
+/// Every step of connecting has this long at most.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Opens the TCP connection from `src` (bound before connect, so the ephemeral ports of
+/// each source address are a separate pool) and does the WebSocket handshake.
+pub async fn open(target: &Target, src: IpAddr) -> anyhow::Result<Ws> {
+    let socket = TcpSocket::new_v4()?;
+    socket
+        .bind(SocketAddr::new(src, 0))
+        .with_context(|| format!("bind {src}"))?;
+    let stream = tokio::time::timeout(STEP_TIMEOUT, socket.connect(target.addr))
+        .await
+        .map_err(|_| anyhow!("connect timed out"))??;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0);
+    let (ws, _) = tokio::time::timeout(
+        STEP_TIMEOUT,
+        tokio_tungstenite::client_async_with_config(target.url(), stream, Some(config)),
+    )
+    .await
+    .map_err(|_| anyhow!("websocket handshake timed out"))??;
+    Ok(ws)
+}
+
+/// Connects and, in Socket.IO mode, CONNECTs to `/` with `{nick}`. Returns the socket ready
+/// for events (or, in raw mode, ready for `join`).
+pub async fn connect(target: &Target, src: IpAddr, nick: &str) -> anyhow::Result<Ws> {
+    let mut ws = open(target, src).await?;
+    if target.mode == Mode::Raw {
+        return Ok(ws);
+    }
+    // The open packet comes first.
+    let first = next_text(&mut ws).await?;
+    match engine_io::Packet::decode(&first) {
+        Ok(engine_io::Packet::Open(_)) => {}
+        other => bail!("expected the open packet, got {other:?}"),
+    }
+    let connect = socket_io::Packet::connect("/", Some(json!({ "nick": nick })));
+    ws.send(Message::text(connect.encode_frame())).await?;
+    loop {
+        let text = next_sio(&mut ws).await?;
+        let Some(packet) = text else { continue };
+        match packet.kind {
+            socket_io::PacketKind::Connect => return Ok(ws),
+            socket_io::PacketKind::ConnectError => bail!("connect refused: {:?}", packet.data),
+            _ => {}
+        }
+    }
+}
+
+/// Joins `room`: the `join` event with ack id 1 in Socket.IO mode (waits for the ack), or
+/// `join:<room>` and the peer's `ok` in raw mode.
+pub async fn join(ws: &mut Ws, mode: Mode, room: &str) -> anyhow::Result<()> {
+    match mode {
+        Mode::Raw => {
+            ws.send(Message::text(format!("join:{room}"))).await?;
+            loop {
+                if next_text(ws).await? == "ok" {
+                    return Ok(());
+                }
+            }
+        }
+        Mode::Sio => {
+            let join =
+                socket_io::Packet::event("/", "join", vec![json!({ "room": room })], Some(1));
+            ws.send(Message::text(join.encode_frame())).await?;
+            loop {
+                let Some(packet) = next_sio(ws).await? else {
+                    continue;
+                };
+                if packet.kind == socket_io::PacketKind::Ack && packet.id == Some(1) {
+                    let ok = packet
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get(0))
+                        .and_then(|a| a.get("ok"))
+                        .and_then(|o| o.as_bool());
+                    if ok == Some(false) {
+                        bail!("join refused: {:?}", packet.data);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The next text frame, within [`STEP_TIMEOUT`]. Binary frames are skipped; a close is an error.
+pub async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
+    loop {
+        let msg = tokio::time::timeout(STEP_TIMEOUT, ws.next())
+            .await
+            .map_err(|_| anyhow!("no frame within {STEP_TIMEOUT:?}"))?
+            .ok_or_else(|| anyhow!("connection closed"))??;
+        match msg {
+            Message::Text(t) => return Ok(t.as_str().to_owned()),
+            Message::Close(c) => bail!("closed by the server: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// The next Socket.IO packet; answers Engine.IO pings on the way (returns `None` for them).
+async fn next_sio(ws: &mut Ws) -> anyhow::Result<Option<socket_io::Packet>> {
+    let text = next_text(ws).await?;
+    match engine_io::Packet::decode(&text) {
+        Ok(engine_io::Packet::Ping(data)) => {
+            ws.send(Message::text(engine_io::Packet::Pong(data).encode()))
+                .await?;
+            Ok(None)
+        }
+        Ok(engine_io::Packet::Message(inner)) => Ok(Some(
+            socket_io::Packet::decode(&inner).map_err(|e| anyhow!("bad packet {inner:?}: {e}"))?,
+        )),
+        Ok(engine_io::Packet::Close) => bail!("engine.io close"),
+        Ok(_) => Ok(None),
+        Err(e) => bail!("bad frame {text:?}: {e}"),
+    }
+}
+
+/// The frame a publisher sends: `message {room, text}` with an ack id in Socket.IO mode, the
+/// text itself in raw mode.
+pub fn publish_frame(mode: Mode, room: &str, text: &str, ack_id: u64) -> String {
+    match mode {
+        Mode::Raw => text.to_owned(),
+        Mode::Sio => socket_io::Packet::event(
+            "/",
+            "message",
+            vec![json!({ "room": room, "text": text })],
+            Some(ack_id),
+        )
+        .encode_frame(),
+    }
+}
+
+/// Answers an Engine.IO ping frame (`2...`) with its pong; true when `text` was one.
+pub async fn answer_ping(ws: &mut Ws, mode: Mode, text: &str) -> anyhow::Result<bool> {
+    if mode == Mode::Sio && text.starts_with('2') {
+        let data = text[1..].to_owned();
+        ws.send(Message::text(engine_io::Packet::Pong(data).encode()))
+            .await?;
+        return Ok(true);
+    }
+    Ok(false)
+}

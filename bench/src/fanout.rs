@@ -1,0 +1,539 @@
+//! The fan-out scenario: R rooms of M members; P publishers (the first members of each room)
+//! send at a fixed total rate for a fixed time; every other member of the room must receive
+//! each message exactly once and in order.
+//!
+//! Each payload is `b|<publisher>|<seq>|<intended send time, µs>|xxx...` padded to the payload
+//! size. The time is when the message was *due* (publisher start + seq × period), not when it
+//! left, so a stalled publisher shows as latency instead of hiding it (no coordinated
+//! omission). Every receiver keeps a bitset of the seqs it got per publisher: a second copy is
+//! a duplicate, a seq below the highest seen is a reordering, and what is missing at the end
+//! is a loss, so a loss and a duplicate can never cancel out.
+//!
+//! Lifecycle, each step bounded in time: connect and join every member (at most
+//! `connect_concurrency` at once), wait for the server's CPU to settle (joins make the chat
+//! server announce presence), publish for `duration`, drain until every expected delivery
+//! arrived or `drain` ran out, then close everything.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::conn::{self, Mode, Target};
+use crate::procfs;
+
+/// The knobs of one fan-out run.
+#[derive(Debug, Clone)]
+pub struct FanoutConfig {
+    pub target: Target,
+    pub server: String,
+    pub server_pid: Option<u32>,
+    pub rooms: usize,
+    pub members: usize,
+    /// Publishers in all; spread evenly over the rooms (at least one per room).
+    pub publishers: usize,
+    /// Messages per second, all publishers together.
+    pub rate: f64,
+    pub duration: Duration,
+    pub drain: Duration,
+    pub payload: usize,
+    pub connect_concurrency: usize,
+    /// Most time to wait for the server to go idle after the joins.
+    pub settle: Duration,
+}
+
+/// The outcome of one run, one JSON line in the results file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutResult {
+    pub scenario: &'static str,
+    pub server: String,
+    pub mode: Mode,
+    pub rooms: usize,
+    pub members: usize,
+    pub publishers: usize,
+    pub rate: f64,
+    pub duration_s: f64,
+    pub payload: usize,
+    pub sent: u64,
+    pub acks_ok: u64,
+    pub acks_failed: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub unexpected: u64,
+    pub connection_errors: u64,
+    pub deliveries_per_s: f64,
+    pub delivered_ratio: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub setup_s: f64,
+    pub drain_s: f64,
+    pub server_cpu_s: f64,
+    pub generator_cpu_s: f64,
+    pub server_cpu_s_per_million: f64,
+    /// True when every expected delivery arrived once, in order, and nothing else did.
+    pub complete: bool,
+    pub command: String,
+}
+
+/// What a connection task is told.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Setup,
+    Publish(Instant),
+    Stop,
+}
+
+/// Counters every connection task adds to.
+struct Shared {
+    epoch: Instant,
+    sent: AtomicU64,
+    delivered: AtomicU64,
+    hist: Mutex<Histogram<u64>>,
+}
+
+/// What one connection saw, returned by its task.
+#[derive(Debug, Default)]
+struct ConnStats {
+    delivered: u64,
+    duplicates: u64,
+    reordered: u64,
+    unexpected: u64,
+    acks_ok: u64,
+    acks_failed: u64,
+    sent: u64,
+    error: bool,
+}
+
+/// Per-publisher receive state of one member: which seqs arrived, and the highest.
+#[derive(Debug, Default)]
+struct Seen {
+    bits: Vec<u64>,
+    highest: Option<u64>,
+}
+
+impl Seen {
+    /// Marks `seq`; returns (was a duplicate, arrived out of order).
+    fn mark(&mut self, seq: u64) -> (bool, bool) {
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        let dup = self.bits[word] & (1 << bit) != 0;
+        self.bits[word] |= 1 << bit;
+        let reordered = !dup && self.highest.is_some_and(|h| seq < h);
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        (dup, reordered)
+    }
+}
+
+/// The fields of a payload: (publisher, seq, due time in µs since the run's epoch).
+pub fn parse_tag(text: &str) -> Option<(usize, u64, u64)> {
+    let start = text.find("b|")? + 2;
+    let mut fields = text[start..].splitn(4, '|');
+    let publisher = fields.next()?.parse().ok()?;
+    let seq = fields.next()?.parse().ok()?;
+    let due = fields.next()?.parse().ok()?;
+    Some((publisher, seq, due))
+}
+
+/// A payload of about `size` bytes for (publisher, seq) due at `due_us`.
+pub fn make_payload(publisher: usize, seq: u64, due_us: u64, size: usize) -> String {
+    let mut text = format!("b|{publisher}|{seq}|{due_us}|");
+    while text.len() < size {
+        text.push('x');
+    }
+    text
+}
+
+/// Runs one fan-out measurement.
+pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
+    anyhow::ensure!(
+        cfg.rooms >= 1 && cfg.members >= 2,
+        "need rooms >= 1, members >= 2"
+    );
+    anyhow::ensure!(cfg.rate > 0.0, "rate must be > 0");
+    let per_room = cfg.publishers.div_ceil(cfg.rooms).clamp(1, cfg.members);
+    let publishers = per_room * cfg.rooms;
+    let period = Duration::from_secs_f64(publishers as f64 / cfg.rate);
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() % 1_000_000_000)
+        .unwrap_or(0);
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        sent: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        hist: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+    });
+    let cfg = Arc::new(cfg);
+    let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<anyhow::Result<()>>(1024);
+    let permits = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let setup_started = Instant::now();
+    let total = cfg.rooms * cfg.members;
+    for i in 0..total {
+        let (room, member) = (i % cfg.rooms, i / cfg.rooms);
+        let publisher = (member < per_room).then_some(room * per_room + member);
+        let task = Task {
+            cfg: cfg.clone(),
+            shared: shared.clone(),
+            room,
+            room_name: format!("bench-{run_id}-{room}"),
+            nick: format!("b{run_id}r{room}m{member}"),
+            src: cfg.target.src_for(i),
+            publisher,
+            per_room,
+            publishers,
+            period,
+        };
+        let (permits, ready, phase) = (permits.clone(), ready_tx.clone(), phase_rx.clone());
+        tasks.spawn(async move { task.run(permits, ready, phase).await });
+    }
+    drop(ready_tx);
+    // Every member connected and joined, or the run fails.
+    let setup_deadline = Instant::now() + Duration::from_secs(120);
+    for n in 0..total {
+        let ready = tokio::time::timeout_at(setup_deadline.into(), ready_rx.recv())
+            .await
+            .map_err(|_| anyhow!("setup timed out after {n} of {total} members"))?
+            .ok_or_else(|| anyhow!("setup ended after {n} of {total} members"))?;
+        ready.with_context(|| format!("member {n} of {total}"))?;
+    }
+    settle(cfg.server_pid, cfg.settle).await;
+    let setup_s = setup_started.elapsed().as_secs_f64();
+
+    let server_cpu0 = procfs::cpu_or_zero(cfg.server_pid);
+    let gen_cpu0 = procfs::self_cpu_seconds();
+    let start = Instant::now() + Duration::from_millis(50);
+    let end = start + cfg.duration;
+    let _ = phase_tx.send(Phase::Publish(start));
+    tokio::time::sleep_until((end + period).into()).await;
+    // Publishers stop at `end`; what they sent is final once they passed it.
+    let drain_started = Instant::now();
+    let drain_deadline = drain_started + cfg.drain;
+    let receivers_per_msg = (cfg.members - 1) as u64;
+    loop {
+        let expected = shared.sent.load(Ordering::Relaxed) * receivers_per_msg;
+        if shared.delivered.load(Ordering::Relaxed) >= expected || Instant::now() >= drain_deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drain_s = drain_started.elapsed().as_secs_f64();
+    let server_cpu_s = procfs::cpu_or_zero(cfg.server_pid) - server_cpu0;
+    let generator_cpu_s = procfs::self_cpu_seconds() - gen_cpu0;
+    let _ = phase_tx.send(Phase::Stop);
+
+    let mut stats = ConnStats::default();
+    let join_deadline = Instant::now() + Duration::from_secs(30);
+    while let Ok(Some(joined)) =
+        tokio::time::timeout_at(join_deadline.into(), tasks.join_next()).await
+    {
+        let s = joined.unwrap_or(ConnStats {
+            error: true,
+            ..ConnStats::default()
+        });
+        stats.delivered += s.delivered;
+        stats.duplicates += s.duplicates;
+        stats.reordered += s.reordered;
+        stats.unexpected += s.unexpected;
+        stats.acks_ok += s.acks_ok;
+        stats.acks_failed += s.acks_failed;
+        stats.sent += s.sent;
+        stats.error |= s.error;
+    }
+    let connection_errors = tasks.len() as u64;
+    tasks.abort_all();
+    let expected = stats.sent * receivers_per_msg;
+    let hist = shared
+        .hist
+        .lock()
+        .map_err(|_| anyhow!("histogram lock poisoned"))?;
+    let complete = stats.delivered == expected
+        && stats.duplicates == 0
+        && stats.reordered == 0
+        && stats.unexpected == 0
+        && stats.acks_failed == 0
+        && connection_errors == 0
+        && !stats.error;
+    Ok(FanoutResult {
+        scenario: "fanout",
+        server: cfg.server.clone(),
+        mode: cfg.target.mode,
+        rooms: cfg.rooms,
+        members: cfg.members,
+        publishers,
+        rate: cfg.rate,
+        duration_s: cfg.duration.as_secs_f64(),
+        payload: cfg.payload,
+        sent: stats.sent,
+        acks_ok: stats.acks_ok,
+        acks_failed: stats.acks_failed,
+        expected,
+        delivered: stats.delivered,
+        lost: expected.saturating_sub(stats.delivered),
+        duplicates: stats.duplicates,
+        reordered: stats.reordered,
+        unexpected: stats.unexpected,
+        connection_errors,
+        deliveries_per_s: stats.delivered as f64 / cfg.duration.as_secs_f64(),
+        delivered_ratio: if expected == 0 {
+            0.0
+        } else {
+            stats.delivered as f64 / expected as f64
+        },
+        p50_us: hist.value_at_quantile(0.5),
+        p99_us: hist.value_at_quantile(0.99),
+        p999_us: hist.value_at_quantile(0.999),
+        max_us: hist.max(),
+        setup_s,
+        drain_s,
+        server_cpu_s,
+        generator_cpu_s,
+        server_cpu_s_per_million: if stats.delivered == 0 {
+            0.0
+        } else {
+            server_cpu_s / stats.delivered as f64 * 1e6
+        },
+        complete,
+        command: crate::command_line(),
+    })
+}
+
+/// Waits until the server used less than 5% of a core over 200 ms, or `limit` passed.
+pub async fn settle(pid: Option<u32>, limit: Duration) {
+    let Some(pid) = pid else {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        return;
+    };
+    let deadline = Instant::now() + limit;
+    let mut last = procfs::cpu_or_zero(Some(pid));
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = procfs::cpu_or_zero(Some(pid));
+        if now - last < 0.01 {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// One member: connects, joins, reports ready, then receives (and publishes, when it is a
+/// publisher) until told to stop.
+struct Task {
+    cfg: Arc<FanoutConfig>,
+    shared: Arc<Shared>,
+    room: usize,
+    room_name: String,
+    nick: String,
+    src: std::net::IpAddr,
+    publisher: Option<usize>,
+    per_room: usize,
+    publishers: usize,
+    period: Duration,
+}
+
+/// Latencies buffered by a task before it takes the histogram lock.
+const LATENCY_BATCH: usize = 128;
+
+impl Task {
+    async fn run(
+        self,
+        permits: Arc<Semaphore>,
+        ready: mpsc::Sender<anyhow::Result<()>>,
+        mut phase: watch::Receiver<Phase>,
+    ) -> ConnStats {
+        let mode = self.cfg.target.mode;
+        let ws = {
+            let _permit = permits.acquire().await;
+            let joined = async {
+                let mut ws = conn::connect(&self.cfg.target, self.src, &self.nick).await?;
+                conn::join(&mut ws, mode, &self.room_name).await?;
+                anyhow::Ok(ws)
+            }
+            .await;
+            match joined {
+                Ok(ws) => {
+                    let _ = ready.send(Ok(())).await;
+                    ws
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e)).await;
+                    return ConnStats {
+                        error: true,
+                        ..ConnStats::default()
+                    };
+                }
+            }
+        };
+        drop(ready);
+        self.serve(ws, &mut phase).await
+    }
+
+    async fn serve(&self, mut ws: conn::Ws, phase: &mut watch::Receiver<Phase>) -> ConnStats {
+        let mode = self.cfg.target.mode;
+        let mut stats = ConnStats::default();
+        let mut seen: Vec<Seen> = (0..self.publishers).map(|_| Seen::default()).collect();
+        let mut latencies = Vec::with_capacity(LATENCY_BATCH);
+        // Publishing state: the ticker (staggered per publisher), the first due time, the end.
+        let mut ticker: Option<tokio::time::Interval> = None;
+        let mut first_due = Instant::now();
+        let mut end = Instant::now();
+        let mut seq: u64 = 0;
+        loop {
+            tokio::select! {
+                // The run moves on: start publishing, or stop.
+                changed = phase.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let now_phase = *phase.borrow_and_update();
+                    match now_phase {
+                        Phase::Setup => {}
+                        Phase::Publish(start) => {
+                            end = start + self.cfg.duration;
+                            if let Some(p) = self.publisher {
+                                let offset = self.period.mul_f64(p as f64 / self.publishers as f64);
+                                first_due = start + offset;
+                                let mut t = tokio::time::interval_at(first_due.into(), self.period);
+                                t.set_missed_tick_behavior(MissedTickBehavior::Burst);
+                                ticker = Some(t);
+                            }
+                        }
+                        Phase::Stop => break,
+                    }
+                }
+                // A publisher's tick: send the message that is due.
+                _ = tick(&mut ticker), if ticker.is_some() => {
+                    let due = first_due + self.period.mul_f64(seq as f64);
+                    if due >= end {
+                        ticker = None;
+                        continue;
+                    }
+                    let due_us = due.duration_since(self.shared.epoch).as_micros() as u64;
+                    let publisher = self.publisher.unwrap_or(0);
+                    let text = make_payload(publisher, seq, due_us, self.cfg.payload);
+                    let frame = conn::publish_frame(mode, &self.room_name, &text, seq + 100);
+                    if ws.send(Message::text(frame)).await.is_err() {
+                        stats.error = true;
+                        break;
+                    }
+                    seq += 1;
+                    stats.sent += 1;
+                    self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                // A frame from the server.
+                msg = ws.next() => {
+                    let text = match msg {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                            stats.error = true;
+                            break;
+                        }
+                        Some(Ok(_)) => continue,
+                    };
+                    let text = text.as_str();
+                    if conn::answer_ping(&mut ws, mode, text).await.unwrap_or(false) {
+                        continue;
+                    }
+                    if mode == Mode::Sio {
+                        if text.starts_with("43") {
+                            if text.contains("\"ok\":false") {
+                                stats.acks_failed += 1;
+                            } else {
+                                stats.acks_ok += 1;
+                            }
+                            continue;
+                        }
+                        // Other events (presence, room notices) are not part of the count.
+                        if !text.starts_with("42") || !text.contains("b|") {
+                            continue;
+                        }
+                    }
+                    let Some((from, s, due_us)) = parse_tag(text) else {
+                        stats.unexpected += 1;
+                        continue;
+                    };
+                    if from >= self.publishers || from / self.per_room != self.room || Some(from) == self.publisher {
+                        stats.unexpected += 1;
+                        continue;
+                    }
+                    let (dup, reordered) = seen[from].mark(s);
+                    if dup {
+                        stats.duplicates += 1;
+                        continue;
+                    }
+                    stats.delivered += 1;
+                    stats.reordered += u64::from(reordered);
+                    self.shared.delivered.fetch_add(1, Ordering::Relaxed);
+                    let now_us = self.shared.epoch.elapsed().as_micros() as u64;
+                    latencies.push(now_us.saturating_sub(due_us).max(1));
+                    if latencies.len() >= LATENCY_BATCH {
+                        self.flush_latencies(&mut latencies);
+                    }
+                }
+            }
+        }
+        self.flush_latencies(&mut latencies);
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+        stats
+    }
+
+    fn flush_latencies(&self, latencies: &mut Vec<u64>) {
+        if let Ok(mut hist) = self.shared.hist.lock() {
+            for l in latencies.drain(..) {
+                hist.saturating_record(l);
+            }
+        }
+    }
+}
+
+/// The next tick, or never when there is no ticker (its branch is disabled then anyway).
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip() {
+        let p = make_payload(7, 42, 123_456, 100);
+        assert_eq!(p.len(), 100);
+        assert_eq!(parse_tag(&p), Some((7, 42, 123_456)));
+        let wrapped = format!(r#"42["message",{{"room":"r","text":"{p}"}}]"#);
+        assert_eq!(parse_tag(&wrapped), Some((7, 42, 123_456)));
+    }
+
+    #[test]
+    fn duplicates_and_reordering_are_told_apart() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.mark(0), (false, false));
+        assert_eq!(seen.mark(2), (false, false));
+        assert_eq!(seen.mark(1), (false, true));
+        assert_eq!(seen.mark(2), (true, false));
+        assert_eq!(seen.mark(200), (false, false));
+    }
+}

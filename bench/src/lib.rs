@@ -1,0 +1,44 @@
+//! `chat-bench`: the load generator that drives `chat-server` and its peers (Node Socket.IO,
+//! socketioxide, the bare tokio-tungstenite ceiling) through the same scenarios, and writes
+//! the results into `BENCHMARKS.md`.
+//!
+//! It speaks Socket.IO v5 over WebSocket with `chat-protocol`'s codecs (or raw WebSocket
+//! frames for the bare peer), binds each client socket to one of several loopback source
+//! addresses (127.0.0.2, 127.0.0.3, ...) before connecting, and reads the server's memory and
+//! CPU from `/proc` beside its own CPU, because generator and server share the cores.
+//!
+//! Modules:
+//! - [`conn`]: one connection: source address, WebSocket and Socket.IO handshakes, join.
+//! - [`fanout`]: R rooms of M members, P publishers at a fixed rate; loss, duplicates,
+//!   reordering per (publisher, seq) and per receiver; latency histogram.
+//! - [`connections`]: N idle connections over several worker processes; RSS per connection.
+//! - [`churn`]: connect+disconnect cycles per second.
+//! - [`procfs`]: `/proc` readings (RSS, CPU seconds, the machine).
+//! - [`report`]: results file -> the generated part of `BENCHMARKS.md` and the SVG chart.
+//!
+//! Where to add things: a new scenario is a module with a `Config`, a `Result` that
+//! serialises to one JSON line (with `scenario`, `server` and `command`), a subcommand in
+//! `main.rs`, a step in `bench/run.sh`, and a table in `report.rs`. A new server is a start
+//! line and a name in `bench/run.sh`; if it speaks Socket.IO it needs `join {room}` (acked)
+//! and `message {room, text}` broadcast to the room, sender excluded.
+
+pub mod churn;
+pub mod conn;
+pub mod connections;
+pub mod fanout;
+pub mod procfs;
+pub mod report;
+
+/// This process's command line, recorded with every result so a run can be repeated.
+pub fn command_line() -> String {
+    let mut args = std::env::args();
+    let program = args.next().unwrap_or_default();
+    let program = std::path::Path::new(&program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or(program);
+    std::iter::once(program)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
