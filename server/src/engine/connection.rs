@@ -211,6 +211,11 @@ impl Connection {
                     let result = match frame {
                         None => return CloseReason { code: 1006, reason: "transport close" },
                         Some(Err(tungstenite::Error::Capacity(_))) => return CloseReason::TOO_BIG,
+                        Some(Err(tungstenite::Error::Utf8(_))) => return CloseReason::INVALID_UTF8,
+                        Some(Err(tungstenite::Error::Protocol(e))) => {
+                            debug!(id = %self.info.id, error = %e, "WebSocket protocol error");
+                            return CloseReason::WS_PROTOCOL;
+                        }
                         Some(Err(e)) => {
                             debug!(id = %self.info.id, error = %e, "read error");
                             return CloseReason { code: 1006, reason: "transport error" };

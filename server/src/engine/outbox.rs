@@ -85,6 +85,16 @@ impl CloseReason {
         code: 1008,
         reason: "connect timeout",
     };
+    /// A WebSocket-level protocol error (bad framing, an unmasked client frame...).
+    pub const WS_PROTOCOL: CloseReason = CloseReason {
+        code: 1002,
+        reason: "WebSocket protocol error",
+    };
+    /// A text frame that is not UTF-8.
+    pub const INVALID_UTF8: CloseReason = CloseReason {
+        code: 1007,
+        reason: "invalid UTF-8",
+    };
     pub const ATTACHMENT_TIMEOUT: CloseReason = CloseReason {
         code: 1002,
         reason: "attachment timeout",

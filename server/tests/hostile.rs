@@ -1,0 +1,736 @@
+//! Hostile input against the whole chat server: for each kind of abuse, the documented
+//! reaction (see `docs/PROTOCOL.md`, "Limits and hostile input"), no panic, and no effect on
+//! other clients: two bystanders chat throughout every test and every one of their messages
+//! must arrive, in order.
+//!
+//! Complements `tests/engine.rs` (which has the first malformed-packet list, the single
+//! slowloris, the missed pong and the slow consumer on the engine's test app).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chat_protocol::socket_io::{Packet, PacketKind};
+use chat_server::{EngineConfig, RunningServer, ServerConfig};
+use common::{Client, RECV_TIMEOUT, Seen};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+// ---- helpers ----
+
+fn config(engine: EngineConfig) -> ServerConfig {
+    ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        engine,
+        ..ServerConfig::default()
+    }
+}
+
+async fn serve(config: ServerConfig) -> (RunningServer, SocketAddr) {
+    let server = chat_server::start(config).await.expect("server starts");
+    let addr = server.local_addr();
+    (server, addr)
+}
+
+/// A connection to `/` as `nick`, past its welcome notice.
+async fn user(addr: SocketAddr, nick: &str) -> Client {
+    let mut c = Client::connect(addr).await;
+    c.join_ns("/", Some(json!({ "nick": nick }))).await;
+    c.wait_event("notice").await;
+    c
+}
+
+async fn join(c: &mut Client, room: &str) -> Value {
+    c.request("/", "join", json!({ "room": room })).await
+}
+
+/// Two clients chatting in `lobby` while a test runs: `alice` sends a message every 50 ms
+/// (each acknowledged), `bob` reads everything. [`Bystanders::finish`] proves that every
+/// message arrived at bob, in order.
+struct Bystanders {
+    stop: Arc<AtomicBool>,
+    sender: JoinHandle<usize>,
+    reader: JoinHandle<Vec<String>>,
+}
+
+async fn bystanders(addr: SocketAddr) -> Bystanders {
+    let mut alice = user(addr, "alice").await;
+    let mut bob = user(addr, "bob").await;
+    assert_eq!(join(&mut alice, "lobby").await["ok"], true);
+    assert_eq!(join(&mut bob, "lobby").await["ok"], true);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let sender = tokio::spawn(async move {
+        let mut sent = 0;
+        // Bounded: at most 60 s of chatting.
+        while !flag.load(Ordering::Relaxed) && sent < 3000 {
+            sent += 1;
+            let reply = alice
+                .request(
+                    "/",
+                    "message",
+                    json!({"room": "lobby", "text": format!("m{sent}")}),
+                )
+                .await;
+            assert_eq!(reply["ok"], true, "bystander message refused: {reply}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let reply = alice
+            .request("/", "message", json!({"room": "lobby", "text": "end"}))
+            .await;
+        assert_eq!(reply["ok"], true);
+        sent
+    });
+    let reader = tokio::spawn(async move {
+        let mut texts = Vec::new();
+        loop {
+            let p = bob.recv_packet().await;
+            if p.event_name() != Some("message") {
+                continue;
+            }
+            let text = p.data.as_ref().and_then(|d| d[1]["text"].as_str()).unwrap();
+            if text == "end" {
+                return texts;
+            }
+            texts.push(text.to_owned());
+        }
+    });
+    Bystanders {
+        stop,
+        sender,
+        reader,
+    }
+}
+
+impl Bystanders {
+    async fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self.sender.await.expect("bystander sender");
+        let texts = self.reader.await.expect("bystander reader");
+        let expected: Vec<String> = (1..=sent).map(|i| format!("m{i}")).collect();
+        assert_eq!(texts, expected, "a bystander message was lost or reordered");
+        assert!(sent > 0);
+    }
+}
+
+/// Waits for the close frame and returns (code, reason).
+async fn closed(c: &mut Client) -> (u16, String) {
+    let frame = c.expect_close().await.expect("a close frame");
+    (u16::from(frame.code), frame.reason.to_string())
+}
+
+/// Proves a connection still works: a `ping` request is answered.
+async fn alive(c: &mut Client) {
+    let reply = c.request("/", "ping", json!({})).await;
+    assert_eq!(reply["ok"], true, "ping: {reply}");
+}
+
+// ---- malformed packets ----
+
+#[tokio::test]
+async fn malformed_packets_of_every_kind_get_their_documented_answer() {
+    let mut cfg = config(EngineConfig::default());
+    cfg.dynamic_namespaces = false;
+    let (server, addr) = serve(cfg).await;
+    let chat = bystanders(addr).await;
+    let deep = format!(
+        "42[\"message\",{}{}]",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    // (case, frame, close code) for frames that end the connection.
+    let fatal: Vec<(&str, String, u16)> = vec![
+        ("engine.io upgrade", "5".into(), 1002),
+        ("engine.io probe ping", "2probe".into(), 1002),
+        ("empty socket.io message", "4".into(), 1002),
+        ("type out of range", "4a".into(), 1002),
+        ("attachments without dash", "451[\"a\"]".into(), 1002),
+        ("negative attachments", "45-1-[\"a\"]".into(), 1002),
+        (
+            "huge attachment count",
+            format!("45{}-[\"a\"]", "9".repeat(30)),
+            1002,
+        ),
+        ("ack id overflow", format!("43{}[]", "9".repeat(30)), 1002),
+        ("ack data not an array", "430{}".into(), 1002),
+        ("event data a string", "42\"message\"".into(), 1002),
+        ("event data a number", "421".into(), 1002),
+        ("trailing garbage", "42[\"ping\",{}]x".into(), 1002),
+        ("json nested 10000 deep", deep, 1002),
+        ("connect data a string", "40\"x\"".into(), 1002),
+        (
+            "disconnect of an unjoined namespace",
+            "41/nope,".into(),
+            1002,
+        ),
+        (
+            "event for an unknown namespace",
+            "42/nope,[\"ping\"]".into(),
+            1002,
+        ),
+        (
+            "reserved: connect_error",
+            "42[\"connect_error\"]".into(),
+            1002,
+        ),
+        ("reserved: disconnect", "42[\"disconnect\"]".into(), 1002),
+        (
+            "reserved: disconnecting",
+            "42[\"disconnecting\"]".into(),
+            1002,
+        ),
+        ("reserved: newListener", "42[\"newListener\"]".into(), 1002),
+        (
+            "reserved: removeListener",
+            "42[\"removeListener\"]".into(),
+            1002,
+        ),
+        ("client close", "1".into(), 1000),
+    ];
+    for (case, frame, code) in fatal {
+        let mut c = user(addr, "mallory").await;
+        c.send(&frame).await;
+        assert_eq!(closed(&mut c).await.0, code, "{case}");
+    }
+    // Frames the server tolerates: the connection stays.
+    let mut c = user(addr, "mallory").await;
+    for harmless in ["6", "3", "43999[]", "42[\"no-such-event\"]"] {
+        c.send(harmless).await;
+    }
+    alive(&mut c).await;
+    // Wrong field types and missing fields: an error ack, the connection stays.
+    for (event, arg) in [
+        ("message", json!({"room": 5, "text": "x"})),
+        ("message", json!({"room": "lobby"})),
+        ("message", json!("just a string")),
+        ("join", json!({"room": ["a"]})),
+        ("join", json!(null)),
+        ("dm", json!({"to": {}, "text": 1})),
+        ("nick", json!({"nick": false})),
+        ("history", json!({"room": "lobby", "limit": "ten"})),
+    ] {
+        let reply = c.request("/", event, arg.clone()).await;
+        assert_eq!(reply["ok"], false, "{event} {arg}");
+        assert_eq!(
+            reply["error"]["code"], "bad_request",
+            "{event} {arg}: {reply}"
+        );
+    }
+    let reply = c.request("/", "no-such-event", json!({})).await;
+    assert_eq!(reply["error"]["code"], "unknown_event");
+    // Unknown namespaces (and over-long names) are refused; the connection stays.
+    for nsp in ["/nope,x", &format!("/{}", "a".repeat(200)), "/has space"] {
+        let p = c.connect_ns(nsp.split(',').next().unwrap(), None).await;
+        assert_eq!(p.kind, PacketKind::ConnectError, "{nsp}");
+    }
+    alive(&mut c).await;
+    c.close().await;
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_and_bad_websocket_frames_are_closed_with_their_codes() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    // A text frame that is not UTF-8: 1007.
+    let (mut ws, _) = tokio_tungstenite::connect_async(common::url(addr))
+        .await
+        .unwrap();
+    let bad = Frame::message(vec![b'4', b'2', 0xff, 0xfe], OpCode::Data(Data::Text), true);
+    ws.send(Message::Frame(bad)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1007));
+    // A reserved opcode: a WebSocket protocol error, 1002.
+    let (mut ws, _) = tokio_tungstenite::connect_async(common::url(addr))
+        .await
+        .unwrap();
+    let bad = Frame::message(vec![1, 2, 3], OpCode::Data(Data::Reserved(3)), true);
+    ws.send(Message::Frame(bad)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1002));
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+/// Reads until the close frame (or the end) and returns its code.
+async fn close_code<S>(ws: &mut S) -> Option<u16>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    for _ in 0..100 {
+        match tokio::time::timeout(RECV_TIMEOUT, ws.next())
+            .await
+            .expect("no close in time")
+        {
+            Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
+    None
+}
+
+// ---- sizes ----
+
+#[tokio::test]
+async fn oversized_frames_and_messages_close_with_1009() {
+    let (server, addr) = serve(config(EngineConfig {
+        max_payload: 20_000,
+        max_frame_size: 2_000,
+        ..EngineConfig::default()
+    }))
+    .await;
+    let chat = bystanders(addr).await;
+    // One frame over max_frame_size (but under max_payload).
+    let mut c = user(addr, "mallory").await;
+    c.send(&format!("42[\"ping\",\"{}\"]", "x".repeat(3_000)))
+        .await;
+    assert_eq!(closed(&mut c).await, (1009, "message too big".into()));
+    // Attachments that add up to more than max_payload.
+    let mut c = user(addr, "mallory").await;
+    c.send(r#"453-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},{"_placeholder":true,"num":2}]"#)
+        .await;
+    for _ in 0..3 {
+        c.send_binary(&[7u8; 1_900]).await;
+    }
+    // 3 x 1900 < 20 000 arrives; now a packet whose attachments total more.
+    alive(&mut c).await;
+    let many: Vec<String> = (0..12)
+        .map(|i| format!("{{\"_placeholder\":true,\"num\":{i}}}"))
+        .collect();
+    c.send(&format!("4512-[\"message\",{}]", many.join(",")))
+        .await;
+    for _ in 0..12 {
+        c.send_binary(&[7u8; 1_900]).await;
+    }
+    assert_eq!(closed(&mut c).await.0, 1009);
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+// ---- attachments ----
+
+#[tokio::test]
+async fn attachments_that_never_arrive_close_after_the_attachment_timeout() {
+    let (server, addr) = serve(config(EngineConfig {
+        attachment_timeout: Duration::from_millis(500),
+        ..EngineConfig::default()
+    }))
+    .await;
+    let chat = bystanders(addr).await;
+    let mut c = user(addr, "mallory").await;
+    let started = Instant::now();
+    c.send(r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#)
+        .await;
+    c.send_binary(b"only one of two").await;
+    assert_eq!(closed(&mut c).await, (1002, "attachment timeout".into()));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+    // More attachments announced than allowed (64).
+    let mut c = user(addr, "mallory").await;
+    c.send(r#"4565-["message",{"_placeholder":true,"num":0}]"#)
+        .await;
+    assert_eq!(closed(&mut c).await, (1002, "protocol violation".into()));
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+// ---- timeouts ----
+
+#[tokio::test]
+async fn a_half_open_connection_is_closed_after_the_ping_timeout() {
+    let (server, addr) = serve(config(EngineConfig {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(300),
+        ..EngineConfig::default()
+    }))
+    .await;
+    let chat = bystanders(addr).await;
+    let mut watcher = user(addr, "watcher").await;
+    join(&mut watcher, "room").await;
+    // The half-open peer: joined a room, then neither reads nor writes.
+    let mut ghost = user(addr, "ghost").await;
+    join(&mut ghost, "room").await;
+    let started = Instant::now();
+    // The watcher sees the ghost leave the room once the server gives up on it.
+    loop {
+        let p = watcher.recv_packet().await;
+        if p.event_name() == Some("presence") {
+            let presence = &p.data.as_ref().unwrap()[1];
+            if presence["nick"] == "ghost" && presence["action"] == "quit" {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ghost never left"
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    drop(ghost);
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_slowloris_handshakes_are_dropped_and_others_are_served() {
+    let (server, addr) = serve(config(EngineConfig {
+        handshake_timeout: Duration::from_millis(500),
+        ..EngineConfig::default()
+    }))
+    .await;
+    let chat = bystanders(addr).await;
+    let started = Instant::now();
+    let mut lorises = Vec::new();
+    for _ in 0..50 {
+        lorises.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let head = b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n";
+            // One byte every 50 ms: each read is quick, the whole head never completes.
+            for b in head.iter() {
+                if s.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut buf = [0u8; 64];
+            // The server has dropped us: EOF or reset, not an answer.
+            matches!(
+                tokio::time::timeout(RECV_TIMEOUT, s.read(&mut buf)).await,
+                Ok(Ok(0)) | Ok(Err(_))
+            )
+        }));
+    }
+    // A normal client is served meanwhile.
+    let mut c = user(addr, "carol").await;
+    alive(&mut c).await;
+    for l in lorises {
+        assert!(l.await.unwrap(), "a slowloris connection was answered");
+    }
+    assert!(started.elapsed() < Duration::from_secs(6));
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+// ---- limits ----
+
+#[tokio::test]
+async fn a_flood_is_told_slowed_and_then_disconnected() {
+    let (server, addr) = serve(config(EngineConfig {
+        rate_burst: 20,
+        rate_per_sec: 40,
+        flood_timeout: Duration::from_secs(1),
+        ..EngineConfig::default()
+    }))
+    .await;
+    let chat = bystanders(addr).await;
+    let started = Instant::now();
+    // 6000 pings, two in three with an ack, as fast as the socket takes them (the writes
+    // stall once the server stops reading, so they run on their own task).
+    let (mut sink, mut stream) = {
+        let (ws, _) = tokio_tungstenite::connect_async(common::url(addr))
+            .await
+            .unwrap();
+        ws.split()
+    };
+    sink.send(Message::text("40{\"nick\":\"flooder2\"}"))
+        .await
+        .unwrap();
+    let writer = tokio::spawn(async move {
+        for i in 0..6000u32 {
+            let with_ack = format!("42{i}[\"ping\",{{}}]");
+            // Two with an ack, then one without (so refusals hit both kinds).
+            let frame = if i % 3 == 2 {
+                "42[\"ping\",{}]".to_owned()
+            } else {
+                with_ack
+            };
+            if sink.send(Message::text(frame)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (mut ok, mut limited, mut notices) = (0, 0, 0);
+    let close = loop {
+        let msg = tokio::time::timeout(RECV_TIMEOUT, stream.next())
+            .await
+            .expect("the flooder was neither answered nor closed");
+        let text = match msg {
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(Message::Close(f))) => break f,
+            Some(Ok(_)) => continue,
+            _ => break None,
+        };
+        let Some(body) = text.strip_prefix('4') else {
+            continue;
+        };
+        let p = Packet::decode(body).unwrap();
+        match p.kind {
+            PacketKind::Ack => {
+                let reply = &p.data.as_ref().unwrap()[0];
+                if reply["ok"] == true {
+                    ok += 1;
+                } else {
+                    assert_eq!(reply["error"]["code"], "rate_limited", "{reply}");
+                    limited += 1;
+                }
+            }
+            PacketKind::Event if p.event_name() == Some("notice") => {
+                let text = p.data.as_ref().unwrap()[1]["text"].as_str().unwrap();
+                if text.contains("rate limit") {
+                    notices += 1;
+                }
+            }
+            _ => {}
+        }
+    };
+    writer.abort();
+    let close = close.expect("a close frame");
+    assert_eq!(
+        (u16::from(close.code), close.reason.as_str()),
+        (1008, "rate limit exceeded")
+    );
+    let took = started.elapsed();
+    assert!(
+        limited > 0,
+        "no event was refused (ok {ok}, notices {notices}, after {took:?})"
+    );
+    assert!(notices > 0, "no notice for events without an ack");
+    // Slowed: the burst plus ~40/s for about the flood timeout, not thousands.
+    assert!(ok <= 20 + 40 * 3, "{ok} events were handled");
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_brief_burst_over_the_limit_is_only_slowed() {
+    let (server, addr) = serve(config(EngineConfig {
+        rate_burst: 5,
+        rate_per_sec: 50,
+        flood_timeout: Duration::from_secs(5),
+        ..EngineConfig::default()
+    }))
+    .await;
+    let mut c = user(addr, "eager").await;
+    let mut refused = 0;
+    for _ in 0..20 {
+        let reply = c.request("/", "ping", json!({})).await;
+        if reply["ok"] == false {
+            assert_eq!(reply["error"]["code"], "rate_limited");
+            refused += 1;
+        }
+    }
+    // Calm again: after the bucket refills, everything is handled.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..5 {
+        alive(&mut c).await;
+    }
+    assert!(refused < 20);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
+    let (server, addr) = serve(config(EngineConfig {
+        outbox_capacity: 16,
+        ..EngineConfig::default()
+    }))
+    .await;
+    let chat = bystanders(addr).await;
+    let mut watcher = user(addr, "watcher").await;
+    join(&mut watcher, "big").await;
+    // The sleeper: a 4 KiB receive buffer, joins `big`, then never reads again.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut sleeper, _) = tokio_tungstenite::client_async(common::url(addr), stream)
+        .await
+        .unwrap();
+    sleeper
+        .send(Message::text("40{\"nick\":\"sleeper\"}"))
+        .await
+        .unwrap();
+    sleeper
+        .send(Message::text("420[\"join\",{\"room\":\"big\"}]"))
+        .await
+        .unwrap();
+    // Wait until the watcher sees the sleeper join, then flood the room with big messages.
+    loop {
+        let p = watcher.recv_packet().await;
+        if p.event_name() == Some("presence") && p.data.as_ref().unwrap()[1]["nick"] == "sleeper" {
+            break;
+        }
+    }
+    let mut talker = user(addr, "talker").await;
+    join(&mut talker, "big").await;
+    let started = Instant::now();
+    let text = "y".repeat(4000);
+    let mut left = false;
+    for _ in 0..2000 {
+        talker
+            .request("/", "message", json!({"room": "big", "text": text}))
+            .await;
+        // The watcher reads everything and sees the sleeper leave.
+        let (_, skipped) = watcher.call("/", "ping", vec![json!({})]).await;
+        if skipped.iter().any(|p| {
+            p.event_name() == Some("presence")
+                && p.data.as_ref().unwrap()[1]["nick"] == "sleeper"
+                && p.data.as_ref().unwrap()[1]["action"] == "quit"
+        }) {
+            left = true;
+            break;
+        }
+    }
+    assert!(left, "the sleeper was never disconnected");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    drop(sleeper);
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn namespaces_per_connection_are_limited_with_a_connect_error() {
+    let (server, addr) = serve(config(EngineConfig {
+        max_namespaces: 2,
+        ..EngineConfig::default()
+    }))
+    .await;
+    let chat = bystanders(addr).await;
+    let mut c = user(addr, "many").await;
+    c.join_ns("/a", Some(json!({"nick": "many"}))).await;
+    let p = c.connect_ns("/b", Some(json!({"nick": "many"}))).await;
+    assert_eq!(p.kind, PacketKind::ConnectError);
+    assert_eq!(p.data.as_ref().unwrap()["message"], "Too many namespaces");
+    alive(&mut c).await;
+    // Leaving one makes room for another.
+    c.send("41/a,").await;
+    c.join_ns("/b", Some(json!({"nick": "many"}))).await;
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+/// Sends an upgrade request on a raw socket and returns the whole answer.
+async fn raw_upgrade(addr: SocketAddr) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = 0;
+    // Up to the end of the head (and the body for a refusal).
+    while got < buf.len() {
+        let n = tokio::time::timeout(RECV_TIMEOUT, s.read(&mut buf[got..]))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        got += n;
+        let text = String::from_utf8_lossy(&buf[..got]).to_string();
+        if n == 0
+            || (text.contains("\r\n\r\n")
+                && (text.starts_with("HTTP/1.1 101") || text.ends_with('}')))
+        {
+            break;
+        }
+    }
+    (s, String::from_utf8_lossy(&buf[..got]).to_string())
+}
+
+#[tokio::test]
+async fn connections_per_ip_beyond_the_limit_get_http_429() {
+    let (server, addr) = serve(config(EngineConfig {
+        max_connections_per_ip: 4,
+        ..EngineConfig::default()
+    }))
+    .await;
+    let chat = bystanders(addr).await; // two connections
+    let (first, answer) = raw_upgrade(addr).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    let (_second, answer) = raw_upgrade(addr).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    let (_third, answer) = raw_upgrade(addr).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"code":4,"message":"Too many connections"}"#),
+        "{answer}"
+    );
+    // A slot comes back when a connection closes.
+    drop(first);
+    let deadline = Instant::now() + RECV_TIMEOUT;
+    loop {
+        let (_s, answer) = raw_upgrade(addr).await;
+        if answer.starts_with("HTTP/1.1 101") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn chat_limits_rooms_per_socket_and_name_and_text_lengths() {
+    let mut cfg = config(EngineConfig::default());
+    cfg.limits.max_rooms_per_socket = 3;
+    cfg.limits.max_room_len = 8;
+    cfg.limits.max_nick_len = 6;
+    cfg.limits.max_text_len = 10;
+    let (server, addr) = serve(cfg).await;
+    let mut c = user(addr, "lim").await;
+    for room in ["r1", "r2", "r3"] {
+        assert_eq!(join(&mut c, room).await["ok"], true);
+    }
+    let reply = join(&mut c, "r4").await;
+    assert_eq!(reply["error"]["code"], "too_many_rooms", "{reply}");
+    // Joining a room again is not a new room.
+    assert_eq!(join(&mut c, "r3").await["ok"], true);
+    c.request("/", "leave", json!({"room": "r3"})).await;
+    let reply = join(&mut c, "abcdefghi").await;
+    assert_eq!(reply["error"]["code"], "invalid_name", "{reply}");
+    assert_eq!(join(&mut c, "abcdefgh").await["ok"], true);
+    let reply = c
+        .request("/", "message", json!({"room": "r1", "text": "12345678901"}))
+        .await;
+    assert_eq!(reply["error"]["code"], "invalid_text", "{reply}");
+    let reply = c
+        .request("/", "message", json!({"room": "r1", "text": "1234567890"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let reply = c.request("/", "nick", json!({"nick": "toolong"})).await;
+    assert_eq!(reply["error"]["code"], "invalid_name", "{reply}");
+    let mut d = Client::connect(addr).await;
+    let p = d.connect_ns("/", Some(json!({"nick": "toolong"}))).await;
+    assert_eq!(p.kind, PacketKind::ConnectError);
+    assert_eq!(p.data.as_ref().unwrap()["data"]["code"], "invalid_name");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_under_abuse_still_shuts_down_promptly() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let mut c = user(addr, "x").await;
+    c.send(r#"451-["message",{"_placeholder":true,"num":0}]"#)
+        .await;
+    let _idle = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown in time");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    match c.next().await {
+        Seen::Close(_) => {}
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
