@@ -1,0 +1,36 @@
+//! Property tests of the HTTP upgrade parsers (stable, in CI; `fuzz/` has the cargo-fuzz
+//! target): they never panic on any bytes, and a valid request is accepted whatever other
+//! query parameters and headers come with it.
+
+use chat_server::engine::listener::{parse_upgrade, parse_websocket_upgrade};
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        if let Ok(u) = parse_upgrade(&bytes) {
+            prop_assert!(u.head_len <= bytes.len());
+        }
+        let _ = parse_websocket_upgrade(&bytes);
+    }
+
+    #[test]
+    fn near_valid_heads_never_panic(path in "/socket\\.io/?\\??[a-zA-Z0-9=&%]{0,40}", header in "[A-Za-z-]{1,20}: [ -~]{0,30}", cut in 0usize..300) {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+        let cut = cut.min(head.len());
+        let _ = parse_upgrade(&head.as_bytes()[..cut]);
+        let _ = parse_upgrade(head.as_bytes());
+    }
+
+    #[test]
+    fn valid_requests_are_accepted_with_any_extra_parameters(extra in prop::collection::vec("[a-z]{1,5}=[a-zA-Z0-9]{0,8}", 0..4), header in "X-[A-Za-z]{1,10}: [a-z0-9]{0,20}") {
+        let mut params = vec!["EIO=4".to_owned(), "transport=websocket".to_owned()];
+        params.extend(extra.into_iter().filter(|p| !p.starts_with("sid=") && !p.starts_with("eio=")));
+        let head = format!("GET /socket.io/?{} HTTP/1.1\r\nHost: x\r\n{header}\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", params.join("&"));
+        let u = parse_upgrade(head.as_bytes()).expect("a valid request");
+        prop_assert_eq!(u.head_len, head.len());
+        prop_assert_eq!(u.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+}
