@@ -415,9 +415,26 @@ struct RoomCache {
     seqs: HashMap<(String, String), u64>,
     /// Rooms appended to since the last retention pass.
     touched: HashSet<(String, String)>,
+    /// Rooms appended to in the current batch: their last_seq is written before the commit.
+    dirty: HashSet<(String, String)>,
 }
 
 impl RoomCache {
+    /// Writes the last seq of every room appended to in this batch.
+    fn flush_seqs(&mut self, tx: &Connection) -> Result<(), StoreError> {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO rooms (ns, room, last_seq) VALUES (?1, ?2, ?3) ON CONFLICT (ns, room) DO UPDATE SET last_seq = excluded.last_seq",
+            )
+            .map_err(backend)?;
+        for key in self.dirty.drain() {
+            let seq = self.seqs.get(&key).copied().unwrap_or(0);
+            stmt.execute(params![key.0, key.1, seq as i64])
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
     fn last_seq(&mut self, tx: &Connection, ns: &str, room: &str) -> Result<u64, StoreError> {
         let key = (ns.to_owned(), room.to_owned());
         if let Some(seq) = self.seqs.get(&key) {
@@ -492,13 +509,11 @@ impl RoomCache {
                     ])
                 })
                 .map_err(backend)?;
-                tx.prepare_cached(
-                    "INSERT INTO rooms (ns, room, last_seq) VALUES (?1, ?2, ?3) ON CONFLICT (ns, room) DO UPDATE SET last_seq = excluded.last_seq",
-                )
-                .and_then(|mut s| s.execute(params![m.namespace, message.room, seq as i64]))
-                .map_err(backend)?;
                 self.seqs
                     .insert((m.namespace.clone(), message.room.clone()), seq);
+                // The room's last_seq is written once per batch (see `flush_seqs`).
+                self.dirty
+                    .insert((m.namespace.clone(), message.room.clone()));
                 self.touched.insert((m.namespace, message.room.clone()));
                 Effect::Appended {
                     appended: Appended {
@@ -619,6 +634,7 @@ impl Writer {
             for command in pending.drain(..) {
                 effects.push(self.rooms.write(&tx, command)?);
             }
+            self.rooms.flush_seqs(&tx)?;
             tx.commit().map_err(backend)
         })();
         match result {
@@ -639,6 +655,7 @@ impl Writer {
                 error!(error = %e, "store transaction failed");
                 // The transaction rolled back: forget cached sequence numbers.
                 self.rooms.seqs.clear();
+                self.rooms.dirty.clear();
                 for effect in effects {
                     effect.fail(&e);
                 }

@@ -1,0 +1,167 @@
+//! Benchmark of acknowledged durable messages per second: the chat over its SQLite store
+//! (WAL, synchronous FULL, group commit), driven by many concurrent senders, each sending a
+//! `message` and waiting for its ack before the next (as a real client does). Every sender
+//! has a room of its own, so the number measures the durable path, not fan-out.
+//!
+//! `cargo run --release -p chat-server --example durable_bench -- --senders 256 --seconds 10`
+//! prints acked messages/s, messages per commit, and ack latency percentiles.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_protocol::socket_io::{Packet, PacketKind};
+use chat_server::chat::sqlite::{Retention, SqliteStore};
+use chat_server::config::{ServerConfig, StoreConfig};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+struct Args {
+    /// Concurrent senders (one connection each).
+    #[arg(long, default_value_t = 256)]
+    senders: usize,
+    /// How long to measure, after a one-second warm-up.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The database file (default: a fresh temporary file).
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile_dir()?;
+    let path = args.data.clone().unwrap_or_else(|| dir.join("bench.db"));
+    let store = Arc::new(SqliteStore::open(&path, Retention::default())?);
+    let mut config = ServerConfig {
+        listen: "127.0.0.1:0".parse()?,
+        ..ServerConfig::default()
+    };
+    config.store = StoreConfig::Sqlite(path.clone());
+    config.engine.max_connections = args.senders + 16;
+    let engine = chat_server::chat::build_with_store(&config, store.clone());
+    let server = chat_server::serve_engine(engine, config.listen).await?;
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        server.local_addr()
+    );
+
+    let start = Instant::now();
+    let warm = start + Duration::from_secs(1);
+    let end = warm + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for i in 0..args.senders {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move { sender(i, url, warm, end).await }));
+    }
+    let mut latencies = Vec::new();
+    let mut acked = 0usize;
+    for t in tasks {
+        let (n, lat) = t.await??;
+        acked += n;
+        latencies.extend(lat);
+    }
+    let stats_end = store.stats();
+    server.shutdown().await;
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!("senders            {}", args.senders);
+    println!("measured           {} s (after 1 s warm-up)", args.seconds);
+    println!(
+        "acked messages/s   {:.0}",
+        acked as f64 / args.seconds as f64
+    );
+    println!(
+        "messages/commit    {:.1} on average over the run ({} commits, largest batch {})",
+        stats_end.appends as f64 / stats_end.commits.max(1) as f64,
+        stats_end.commits,
+        stats_end.largest_batch
+    );
+    println!(
+        "ack latency        p50 {:?}  p99 {:?}  p99.9 {:?}",
+        pct(0.50),
+        pct(0.99),
+        pct(0.999)
+    );
+    println!("database           {}", path.display());
+    if args.data.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("durable-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads until the ack with this id (answering pings on the way).
+async fn wait_ack(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str() == "2" => ws.send(Message::text("3")).await?,
+            Some(Ok(Message::Text(t))) => {
+                let packet = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok());
+                if packet.is_some_and(|p| p.kind == PacketKind::Ack && p.id == Some(id)) {
+                    return Ok(());
+                }
+            }
+            Some(Ok(_)) => {}
+            other => anyhow::bail!("connection ended: {other:?}"),
+        }
+    }
+}
+
+/// One sender: connect, join its room, then message + wait for the ack until `end`.
+/// Returns the acks of messages sent after `warm` and their latencies.
+async fn sender(
+    i: usize,
+    url: String,
+    warm: Instant,
+    end: Instant,
+) -> anyhow::Result<(usize, Vec<Duration>)> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+    let room = format!("bench-{i}");
+    ws.send(Message::text(
+        Packet::connect("/", Some(json!({"nick": format!("b{i}")}))).encode_frame(),
+    ))
+    .await?;
+    ws.send(Message::text(
+        Packet::event("/", "join", vec![json!({"room": room})], Some(0)).encode_frame(),
+    ))
+    .await?;
+    wait_ack(&mut ws, 0).await?;
+    let text = "0123456789".repeat(10);
+    let mut latencies = Vec::new();
+    let mut id = 0;
+    while Instant::now() < end {
+        id += 1;
+        let frame = Packet::event(
+            "/",
+            "message",
+            vec![json!({"room": room, "text": text})],
+            Some(id),
+        )
+        .encode_frame();
+        let sent = Instant::now();
+        ws.send(Message::text(frame)).await?;
+        wait_ack(&mut ws, id).await?;
+        if sent >= warm {
+            latencies.push(sent.elapsed());
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok((latencies.len(), latencies))
+}
