@@ -533,3 +533,25 @@ async fn retention_keeps_the_newest_messages_per_room() {
     // Seq keeps counting after removal.
     assert_eq!(say(&mut c, "r", "next").await["seq"], 13);
 }
+
+#[tokio::test]
+async fn retention_by_age_removes_old_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention { max_messages: None, max_age: Some(Duration::from_secs(1)) };
+    let server = start(ServerConfig { retention, ..config(sqlite(dir.path())) }).await;
+    send_n(server.local_addr(), "snd", "r", 3).await;
+    let mut c = user(server.local_addr(), json!({"nick": "cat"})).await;
+    join(&mut c, "r").await;
+    // Older than a second, removed on one of the writer's passes (each second): poll, bounded.
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        let h = c.request("/", "history", json!({"room": "r"})).await;
+        left = h["messages"].as_array().unwrap().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0);
+    assert_eq!(say(&mut c, "r", "fresh").await["seq"], 4);
+}
