@@ -370,3 +370,53 @@ async fn server_disconnect_of_a_namespace_is_not_reconnected() {
     assert!(ok, "{out}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_nick_needs_its_password_and_gets_waiting_direct_messages_once() {
+    let server = start_server(&[]).await;
+    let server_url = url(server.local_addr());
+    // bob registers his nick by connecting with a password.
+    let bob = Client::start_with(&server_url, "bob", &[], Some("hunter2"));
+    bob.line("/join #lobby");
+    bob.wait_for("you joined #lobby").await;
+    bob.finish().await;
+    // Without the password the nick is refused, with the server's reason.
+    let eve = Client::start_with(&server_url, "bob", &[], None);
+    eve.wait_for("'bob' is registered: a password is required")
+        .await;
+    let (ok, _) = eve.finish().await;
+    assert!(!ok, "a refused first namespace fails the script");
+    let eve = Client::start_with(&server_url, "bob", &[], Some("guess"));
+    eve.wait_for("wrong password for 'bob'").await;
+    eve.finish().await;
+    // A direct message to bob while he is away waits for him.
+    let alice = Client::start(&server_url, "alice", &[]);
+    alice.line("/msg bob see you at noon");
+    alice
+        .wait_for("bob is offline; it will wait for them")
+        .await;
+    // bob is back: the message is shown once, and acknowledged.
+    let bob = Client::start_with(&server_url, "bob", &[], Some("hunter2"));
+    bob.wait_for("<alice> see you at noon").await;
+    bob.line("/wait 300");
+    let (_, out) = bob.finish().await;
+    assert_eq!(out.matches("see you at noon").count(), 1, "{out}");
+    // Next time it is gone (removal follows the ack: allow a few tries, bounded).
+    let mut seen_again = true;
+    for _ in 0..20 {
+        let bob = Client::start_with(&server_url, "bob", &[], Some("hunter2"));
+        bob.line("/join #lobby");
+        bob.wait_for("you joined #lobby").await;
+        let (_, out) = bob.finish().await;
+        seen_again = out.contains("see you at noon");
+        if !seen_again {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !seen_again,
+        "an acknowledged direct message is not delivered again"
+    );
+    alice.finish().await;
+}

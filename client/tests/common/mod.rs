@@ -94,7 +94,18 @@ pub struct Client {
 
 impl Client {
     pub fn start(server: &str, nick: &str, namespaces: &[(&str, Option<&str>)]) -> Client {
+        Client::start_with(server, nick, namespaces, None)
+    }
+
+    /// Like [`Client::start`], with the nick's password in the CONNECT auth.
+    pub fn start_with(
+        server: &str,
+        nick: &str,
+        namespaces: &[(&str, Option<&str>)],
+        password: Option<&str>,
+    ) -> Client {
         let mut config = NetConfig::new(server, nick);
+        config.password = password.map(str::to_owned);
         config.backoff_base = Duration::from_millis(100);
         config.backoff_cap = Duration::from_millis(500);
         let (net, net_rx, _task) = net::spawn(config);
