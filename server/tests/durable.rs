@@ -537,8 +537,15 @@ async fn retention_keeps_the_newest_messages_per_room() {
 #[tokio::test]
 async fn retention_by_age_removes_old_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let retention = Retention { max_messages: None, max_age: Some(Duration::from_secs(1)) };
-    let server = start(ServerConfig { retention, ..config(sqlite(dir.path())) }).await;
+    let retention = Retention {
+        max_messages: None,
+        max_age: Some(Duration::from_secs(1)),
+    };
+    let server = start(ServerConfig {
+        retention,
+        ..config(sqlite(dir.path()))
+    })
+    .await;
     send_n(server.local_addr(), "snd", "r", 3).await;
     let mut c = user(server.local_addr(), json!({"nick": "cat"})).await;
     join(&mut c, "r").await;
