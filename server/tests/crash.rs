@@ -26,7 +26,16 @@ const ROOM: &str = "crash";
 /// Starts the binary on `db` and returns it with the address it logged.
 fn spawn_server(db: &Path) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args(["--listen", "127.0.0.1:0", "--store", "sqlite", "--data"])
+        // No rate limit: the senders go as fast as their acks come back.
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-per-sec",
+            "0",
+            "--store",
+            "sqlite",
+            "--data",
+        ])
         .arg(db)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
