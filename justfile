@@ -15,3 +15,8 @@ test:
 # A scripted demonstration: a server and three headless clients.
 demo:
     bash scripts/demo.sh
+
+# The benchmark: chat-server, the bare ceiling, socketioxide and Node Socket.IO through the same
+# scenarios; writes BENCHMARKS.md and bench/latency.svg (10-15 minutes on 2 cores).
+bench:
+    bash bench/run.sh

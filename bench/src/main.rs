@@ -104,6 +104,9 @@ enum Command {
         /// Longest time to get all connections up.
         #[arg(long, default_value_t = 120)]
         setup_secs: u64,
+        /// Exit with status 3 unless every connection was held.
+        #[arg(long)]
+        strict: bool,
     },
     /// Connect+disconnect cycles per second.
     Churn {
@@ -231,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
             procs,
             concurrency,
             setup_secs,
+            strict,
         } => {
             let result = connections::run(connections::ConnectionsConfig {
                 target: target.target(),
@@ -253,6 +257,10 @@ async fn main() -> anyhow::Result<()> {
                 result.rss_after_kib,
                 result.rss_per_connection_kib
             );
+            if strict && result.held as usize != result.requested {
+                eprintln!("not every connection was held");
+                std::process::exit(3);
+            }
         }
         Command::Churn {
             target,

@@ -116,6 +116,18 @@ pub fn render(input: &ReportInput) -> String {
         input.date,
         crate::procfs::machine()
     );
+    let loads: Vec<String> = of_kind(results, "load", None)
+        .iter()
+        .map(|l| format!("{} {}", s(l, "when"), s(l, "loadavg")))
+        .collect();
+    if !loads.is_empty() {
+        let _ = writeln!(
+            md,
+            "Load average (1, 5, 15 min) at {}: other work shares these cores, so treat \
+             small differences as noise.\n",
+            loads.join("; at ")
+        );
+    }
     let ladder = of_kind(results, "fanout", Some("ladder"));
     if let Some(first) = ladder.first() {
         let _ = writeln!(

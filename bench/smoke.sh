@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The benchmark's smoke test, for CI: builds chat-server, the bare peer and chat-bench (debug
+# by default; BUILD_PROFILE=release for release), starts chat-server and the bare peer on
+# loopback, and runs a tiny fan-out (2 rooms of 20, 4 publishers, 2 s), 200 idle connections
+# and 1 s of churn against each. Fails (non-zero) unless every fan-out delivery arrived
+# exactly once and in order and every connection was held. Well under 2 minutes once built.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+T=${CARGO_TARGET_DIR:-$ROOT/target}
+PROFILE=${BUILD_PROFILE:-debug}
+if [ "$PROFILE" = release ]; then FLAG=--release; else FLAG=; fi
+cargo build $FLAG -p chat-server -p bench-bare -p chat-bench
+BIN=$T/$PROFILE
+OUT=$(mktemp -d)
+
+# Ports from this process id, so parallel CI jobs do not collide.
+CS_PORT=$((20000 + ($$ % 5000) * 2))
+BARE_PORT=$((CS_PORT + 1))
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$OUT"; }
+trap cleanup EXIT
+
+RUST_LOG=warn "$BIN/chat-server" --listen "127.0.0.1:$CS_PORT" --store memory \
+  --outbox-capacity 65536 --max-connections-per-ip 10000 --rate-per-sec 0 > "$OUT/cs.log" 2>&1 &
+CS_PID=$!; PIDS+=("$CS_PID")
+"$BIN/bench-bare" "$BARE_PORT" > "$OUT/bare.log" 2>&1 &
+BARE_PID=$!; PIDS+=("$BARE_PID")
+for port in "$CS_PORT" "$BARE_PORT"; do
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+done
+
+passed=0
+failed=0
+check() { # name, command...
+  local name=$1; shift
+  if timeout 60 "$@" >> "$OUT/results.jsonl"; then
+    passed=$((passed + 1)); echo "ok: $name"
+  else
+    failed=$((failed + 1)); echo "FAILED: $name"
+  fi
+}
+for target in "chat-server sio $CS_PORT $CS_PID" "bare raw $BARE_PORT $BARE_PID"; do
+  read -r name mode port pid <<< "$target"
+  flags=(--addr "127.0.0.1:$port" --mode "$mode" --server "$name" --server-pid "$pid")
+  check "$name fan-out" "$BIN/chat-bench" fanout "${flags[@]}" --rooms 2 --members 20 \
+    --publishers 4 --rate 200 --duration-secs 2 --drain-secs 5 --tag smoke --strict
+  check "$name connections" "$BIN/chat-bench" connections "${flags[@]}" --count 200 --procs 2 \
+    --setup-secs 30 --strict
+  check "$name churn" "$BIN/chat-bench" churn "${flags[@]}" --concurrency 4 --duration-secs 1
+done
+echo "bench smoke: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
