@@ -148,7 +148,7 @@ fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
                 .filter(|t| !t.is_empty())
                 .map(|t| format!(" - {t}"))
                 .unwrap_or_default();
-            format!(" #{room} ({} members){topic}", w.members.len())
+            format!(" #{room} ({}){topic}", members(w.members.len()))
         }
         WindowKind::Dm(nick) => format!(" direct messages with {nick}"),
     };
@@ -470,6 +470,15 @@ fn render_input(app: &App, area: Rect, buf: &mut Buffer) {
             fit(&text, usize::from(area.right() - x)),
             Style::new(),
         );
+    }
+}
+
+/// "1 member", "2 members".
+pub fn members(n: usize) -> String {
+    if n == 1 {
+        "1 member".to_owned()
+    } else {
+        format!("{n} members")
     }
 }
 

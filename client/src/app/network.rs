@@ -217,7 +217,11 @@ impl App {
                     let topic = room.topic.map(|t| format!(": {t}")).unwrap_or_default();
                     self.info(
                         i,
-                        format!("#{} ({} members){topic}", room.room, room.members),
+                        format!(
+                            "#{} ({}){topic}",
+                            room.room,
+                            crate::view::members(room.members)
+                        ),
                     );
                 }
             }
@@ -291,7 +295,11 @@ impl App {
             self.switch_to(i);
             self.info(
                 i,
-                format!("you joined #{} ({} members)", j.room, j.members.len()),
+                format!(
+                    "you joined #{} ({})",
+                    j.room,
+                    crate::view::members(j.members.len())
+                ),
             );
             if let Some(topic) = &j.topic {
                 self.info(i, format!("topic: {topic}"));
