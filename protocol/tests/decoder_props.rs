@@ -117,6 +117,17 @@ proptest! {
         let _ = events::parse_reply::<JoinReply>(&v);
     }
 
+    /// Found by the `socket_io` fuzz target: a number too large for an integer became a float
+    /// that re-decoded one ULP off until serde_json's `float_roundtrip` was enabled.
+    #[test]
+    fn floats_and_huge_integers_round_trip(f in any::<f64>().prop_filter("finite", |f| f.is_finite()), digits in "[1-9][0-9]{19,30}") {
+        let p = Packet::event("/", "e", vec![Value::from(f)], None);
+        prop_assert_eq!(Packet::decode(&p.encode()), Ok(p));
+        if let Ok(p) = Packet::decode(&format!("2[\"e\",{digits}]")) {
+            prop_assert_eq!(Packet::decode(&p.encode()), Ok(p));
+        }
+    }
+
     #[test]
     fn events_with_any_json_arguments_round_trip(nsp in "/|/[a-z]{1,6}", args in prop::collection::vec(json(), 0..3), id in prop::option::of(0u64..1_000_000)) {
         let p = Packet::event(&nsp, "e", args, id);
