@@ -5,6 +5,7 @@
 //! server's own clients speak.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -58,6 +59,18 @@ impl Target {
 
 /// Every step of connecting has this long at most.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A `join` not acked within this long is sent once more. One peer (socketioxide) sometimes
+/// drops an event sent right after its CONNECT answer under load; the retries are counted
+/// ([`join_retries`]) and reported, so the peer still gets measured and the drop stays visible.
+pub const JOIN_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+static JOIN_RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many joins this process had to send twice.
+pub fn join_retries() -> u64 {
+    JOIN_RETRIES.load(Ordering::Relaxed)
+}
 
 /// Opens the TCP connection from `src` (bound before connect, so the ephemeral ports of
 /// each source address are a separate pool) and does the WebSocket handshake.
@@ -121,14 +134,32 @@ pub async fn join(ws: &mut Ws, mode: Mode, room: &str) -> anyhow::Result<()> {
             }
         }
         Mode::Sio => {
-            let join =
-                socket_io::Packet::event("/", "join", vec![json!({ "room": room })], Some(1));
-            ws.send(Message::text(join.encode_frame())).await?;
+            let join = |id| {
+                socket_io::Packet::event("/", "join", vec![json!({ "room": room })], Some(id))
+                    .encode_frame()
+            };
+            ws.send(Message::text(join(1))).await?;
+            let retry_at = tokio::time::Instant::now() + JOIN_RETRY_AFTER;
+            let mut retried = false;
             loop {
-                let Some(packet) = next_sio(ws).await? else {
+                let packet = if retried {
+                    next_sio(ws).await?
+                } else {
+                    match tokio::time::timeout_at(retry_at, next_sio(ws)).await {
+                        Ok(packet) => packet?,
+                        Err(_) => {
+                            // No ack yet: ask once more (joining twice is harmless) and count it.
+                            JOIN_RETRIES.fetch_add(1, Ordering::Relaxed);
+                            retried = true;
+                            ws.send(Message::text(join(2))).await?;
+                            continue;
+                        }
+                    }
+                };
+                let Some(packet) = packet else {
                     continue;
                 };
-                if packet.kind == socket_io::PacketKind::Ack && packet.id == Some(1) {
+                if packet.kind == socket_io::PacketKind::Ack && matches!(packet.id, Some(1 | 2)) {
                     let ok = packet
                         .data
                         .as_ref()

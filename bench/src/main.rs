@@ -86,9 +86,16 @@ enum Command {
         /// Label stored with the result (`ladder`, `p99`, `smoke`).
         #[arg(long, default_value = "ladder")]
         tag: String,
-        /// Exit with status 3 unless every expected delivery arrived exactly once, in order.
+        /// A step keeps up when its last delivery arrives within this long after publishing.
+        #[arg(long, default_value_t = 1.0)]
+        keep_up_secs: f64,
+        /// Exit with status 3 unless every expected delivery arrived exactly once, in order,
+        /// and within `--keep-up-secs` of the end of publishing.
         #[arg(long)]
         strict: bool,
+        /// With `--strict`: reordering alone does not fail the run (it is still reported).
+        #[arg(long)]
+        allow_reorder: bool,
     },
     /// N idle connections held by worker processes; the server's RSS per connection.
     Connections {
@@ -185,7 +192,9 @@ async fn main() -> anyhow::Result<()> {
             payload,
             concurrency,
             tag,
+            keep_up_secs,
             strict,
+            allow_reorder,
         } => {
             let result = fanout::run(fanout::FanoutConfig {
                 target: target.target(),
@@ -200,15 +209,17 @@ async fn main() -> anyhow::Result<()> {
                 payload,
                 connect_concurrency: concurrency,
                 settle: Duration::from_secs(20),
+                keep_up: Duration::from_secs_f64(keep_up_secs),
             })
             .await?;
             let mut value = serde_json::to_value(&result)?;
             value["tag"] = tag.into();
             emit(target.out.as_ref(), &value)?;
             eprintln!(
-                "{} rate {} msg/s: {}/{} delivered ({:.3}%), lost {} dup {} reordered {} unexpected {}, {:.0} deliveries/s, p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server CPU {:.2} s, generator CPU {:.2} s",
+                "{} rate {} msg/s: drain {:.2} s, {}/{} delivered ({:.3}%), lost {} dup {} reordered {} unexpected {}, {:.0} deliveries/s, p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server CPU {:.2} s, generator CPU {:.2} s",
                 result.server,
                 result.rate,
+                result.drain_s,
                 result.delivered,
                 result.expected,
                 result.delivered_ratio * 100.0,
@@ -223,8 +234,11 @@ async fn main() -> anyhow::Result<()> {
                 result.server_cpu_s,
                 result.generator_cpu_s
             );
-            if strict && !result.complete {
-                eprintln!("not every delivery arrived exactly once and in order");
+            if strict && !(result.complete && result.kept_up && (result.in_order || allow_reorder))
+            {
+                eprintln!(
+                    "not clean: every delivery exactly once, in order, within {keep_up_secs} s of the end"
+                );
                 std::process::exit(3);
             }
         }
