@@ -270,9 +270,9 @@ pub fn render(input: &ReportInput) -> String {
         );
         let _ = writeln!(
             md,
-            "| server | rate (msg/s) | expected | delivered | lost / dup / reordered / unexpected | deliveries/s | p50 / p99 / p99.9 (ms) | server CPU-s | generator CPU-s | clean |"
+            "| server | rate (msg/s) | expected | delivered | lost / dup / reordered / unexpected | join retries | drain (s) | deliveries/s | p50 / p99 / p99.9 (ms) | server CPU-s | generator CPU-s | server CPU-s per M | clean |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for r in &ladder {
             let _ = writeln!(
                 md,
