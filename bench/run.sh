@@ -118,7 +118,7 @@ for rate in $RATES; do
     # shellcheck disable=SC2046
     if ! timeout 300 "$GEN" fanout $(common "$name") --rooms "$ROOMS" --members "$MEMBERS" \
         --publishers "$PUBLISHERS" --rate "$rate" --duration-secs "$STEP_SECS" --drain-secs 5 \
-        --tag ladder --strict --allow-reorder; then
+        --keep-up-secs 1 --tag ladder --strict --allow-reorder; then
       CLIMBING[$name]=0
     fi
   done
