@@ -42,6 +42,9 @@ pub struct Args {
     /// Signed token for namespaces that require one
     #[arg(long)]
     pub token: Option<String>,
+    /// For wss:// servers: a PEM file of CA certificates to trust besides the system's
+    #[arg(long, value_name = "FILE", env = "CHAT_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Namespace to open at start (repeatable; `/ops=KEY` gives its key) [default: /]
     #[arg(long = "ns", value_name = "NAMESPACE")]
     pub namespaces: Vec<String>,
@@ -69,6 +72,7 @@ pub struct FileConfig {
     pub server: Option<String>,
     pub nick: Option<String>,
     pub theme: Option<ThemeName>,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Everything the client runs with.
@@ -79,6 +83,7 @@ pub struct Settings {
     /// `Some("")` means: ask on the terminal.
     pub password: Option<String>,
     pub token: Option<String>,
+    pub ca_file: Option<PathBuf>,
     pub namespaces: Vec<(String, Option<String>)>,
     pub theme: ThemeName,
     pub script: Option<String>,
@@ -172,6 +177,7 @@ pub fn resolve(args: Args, file: FileConfig) -> anyhow::Result<Settings> {
         nick,
         password: args.password,
         token: args.token,
+        ca_file: args.ca_file.or(file.ca_file),
         namespaces,
         theme: args.theme.or(file.theme).unwrap_or_default(),
         script: args.script,

@@ -91,8 +91,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(server = %settings.server, nick = %settings.nick, "starting");
 
+    if net::socket_url(&settings.server).starts_with("wss://") {
+        net::tls_connector(settings.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
+    }
     let mut net_config = NetConfig::new(&settings.server, &settings.nick);
     net_config.password = settings.password.clone();
+    net_config.ca_file = settings.ca_file.clone();
     net_config.token = settings.token.clone();
     let (net, net_rx, net_task) = net::spawn(net_config);
     let app = App::new(

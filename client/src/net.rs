@@ -50,6 +50,8 @@ pub struct NetConfig {
     pub nick: String,
     pub password: Option<String>,
     pub token: Option<String>,
+    /// For `wss://`: a PEM file of certificates to trust besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
     /// First reconnect delay; doubles per failed attempt.
     pub backoff_base: Duration,
     /// Largest reconnect delay (before jitter).
@@ -63,6 +65,7 @@ impl NetConfig {
             nick: nick.to_owned(),
             password: None,
             token: None,
+            ca_file: None,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(15),
         }
@@ -456,10 +459,27 @@ impl Actor {
 
     async fn run(mut self) {
         let url = socket_url(&self.config.server);
+        let tls = if url.starts_with("wss://") {
+            match tls_connector(self.config.ca_file.as_deref()) {
+                Ok(c) => Some(c),
+                Err(reason) => {
+                    // `lib::run` checks this before starting; a library user learns it here.
+                    self.emit(NetEvent::Down {
+                        reason,
+                        ever_connected: false,
+                        retry_in: Duration::ZERO,
+                    });
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let mut attempt: u32 = 0;
         loop {
             self.emit(NetEvent::Connecting { attempt });
-            let reason = match tokio::time::timeout(CONNECT_TIMEOUT, open(&url)).await {
+            let reason = match tokio::time::timeout(CONNECT_TIMEOUT, open(&url, tls.clone())).await
+            {
                 Ok(Ok((ws, open))) => {
                     attempt = 0;
                     self.ever_connected = true;
@@ -1090,8 +1110,48 @@ pub fn connect_error_details(data: Option<&Value>) -> (String, Option<String>) {
 }
 
 /// Opens the WebSocket and reads the Engine.IO open packet.
-async fn open(url: &str) -> Result<(Ws, engine_io::OpenPayload), String> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+/// The TLS setup for `wss://`: rustls (ring) trusting the system's certificates and, when
+/// given, those in `ca_file` (PEM).
+pub fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_tungstenite::Connector, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: cannot read certificates: {e}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: invalid PEM certificate: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no CERTIFICATE block", path.display()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+        config,
+    )))
+}
+
+async fn open(
+    url: &str,
+    tls: Option<tokio_tungstenite::Connector>,
+) -> Result<(Ws, engine_io::OpenPayload), String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, tls)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     loop {

@@ -420,3 +420,49 @@ async fn registered_nick_needs_its_password_and_gets_waiting_direct_messages_onc
     );
     alice.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chats_over_wss_when_the_ca_file_is_trusted() {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    let config = chat_server::ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        tls: Some(chat_server::config::TlsConfig {
+            cert: cert.clone(),
+            key,
+        }),
+        ..chat_server::ServerConfig::default()
+    };
+    let server = chat_server::start(config).await.expect("TLS server");
+    let wss = format!("wss://localhost:{}", server.local_addr().port());
+    let trusting = |nick: &str| {
+        let mut c = chat_client::net::NetConfig::new(&wss, nick);
+        c.ca_file = Some(cert.clone());
+        c.backoff_base = Duration::from_millis(100);
+        c
+    };
+    let alice = Client::start_config(trusting("alice"), &[]);
+    let bob = Client::start_config(trusting("bob"), &[]);
+    alice.line("/join #tls");
+    alice.wait_for("you joined #tls").await;
+    bob.line("/join #tls");
+    alice.wait_for("bob joined #tls").await;
+    alice.line("over wss");
+    bob.wait_for("<alice> over wss").await;
+    // Without the CA file the certificate is not trusted: no connection.
+    let mut plain = chat_client::net::NetConfig::new(&wss, "eve");
+    plain.backoff_base = Duration::from_millis(100);
+    let eve = Client::start_config(plain, &[]);
+    eve.wait_for("cannot connect").await;
+    eve.line("/quit");
+    let (_, out) = eve.finish().await;
+    assert!(
+        out.contains("certificate") || out.contains("Certificate"),
+        "{out}"
+    );
+    alice.finish().await;
+    bob.finish().await;
+}

@@ -106,6 +106,13 @@ impl Client {
     ) -> Client {
         let mut config = NetConfig::new(server, nick);
         config.password = password.map(str::to_owned);
+        Client::start_config(config, namespaces)
+    }
+
+    /// Like [`Client::start`], with a network configuration of the test's own.
+    pub fn start_config(mut config: NetConfig, namespaces: &[(&str, Option<&str>)]) -> Client {
+        let (server, nick) = (config.server.clone(), config.nick.clone());
+        let (server, nick) = (server.as_str(), nick.as_str());
         config.backoff_base = Duration::from_millis(100);
         config.backoff_cap = Duration::from_millis(500);
         let (net, net_rx, _task) = net::spawn(config);
