@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tracing::warn;
 
 use super::store::{Catchup, NewMessage, now_ms};
-use super::{ChatApp, Session, chat_rooms, engine_room};
+use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
 use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
 
 /// Longest client message id.
@@ -163,17 +163,7 @@ impl ChatApp {
         let slot = Arc::new(Mutex::new(ack));
         let (s, nick, r, answer) = (socket.clone(), session.nick(), room.clone(), slot.clone());
         let attach = Box::new(move |c: Catchup| {
-            if !s.rooms().contains(&engine_room(&r)) {
-                let presence = Presence {
-                    room: r.clone(),
-                    nick,
-                    action: PresenceAction::Join,
-                    previous: None,
-                };
-                s.to(engine_room(&r))
-                    .emit(events::server::PRESENCE, vec![json!(presence)]);
-                s.join(engine_room(&r));
-            }
+            enter_room(&s, nick, &r);
             let reply = JoinReply {
                 room: r.clone(),
                 members: members(&s, &r),

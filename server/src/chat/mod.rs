@@ -379,17 +379,7 @@ impl ChatApp {
         let (s, nick, r) = (socket.clone(), session.nick(), room.to_owned());
         let replay = after.is_some();
         let attach = Box::new(move |c: Catchup| {
-            if !s.rooms().contains(&engine_room(&r)) {
-                let presence = Presence {
-                    room: r.clone(),
-                    nick,
-                    action: PresenceAction::Join,
-                    previous: None,
-                };
-                s.to(engine_room(&r))
-                    .emit(events::server::PRESENCE, vec![json!(presence)]);
-                s.join(engine_room(&r));
-            }
+            enter_room(&s, nick, &r);
             if replay {
                 if c.skipped > 0 {
                     let text = format!(
@@ -505,6 +495,24 @@ impl ChatApp {
                 .emit(events::server::MESSAGE, vec![json!(stored)]);
         })
     }
+}
+
+/// Joins `socket` to a chat room, announcing it to the room's members, unless it is in
+/// already. Called inside the store's ordering section (see `store`).
+pub(crate) fn enter_room(socket: &Socket, nick: String, room: &str) {
+    if socket.rooms().contains(&engine_room(room)) {
+        return;
+    }
+    let presence = Presence {
+        room: room.to_owned(),
+        nick,
+        action: PresenceAction::Join,
+        previous: None,
+    };
+    socket
+        .to(engine_room(room))
+        .emit(events::server::PRESENCE, vec![json!(presence)]);
+    socket.join(engine_room(room));
 }
 
 /// The chat rooms (without `#`) a socket is in.
