@@ -87,6 +87,10 @@ async fn main() -> anyhow::Result<()> {
         stats_end.largest_batch
     );
     println!(
+        "writer time        statements {:.2?}, commits {:.2?}, replies+publish {:.2?} (whole run)",
+        stats_end.write_time, stats_end.commit_time, stats_end.finish_time
+    );
+    println!(
         "ack latency        p50 {:?}  p99 {:?}  p99.9 {:?}",
         pct(0.50),
         pct(0.99),
@@ -150,6 +154,9 @@ async fn sender(
     .await?;
     wait_ack(&mut ws, 0).await?;
     let text = "0123456789".repeat(10);
+    // Every message carries a client id, as the terminal client's do (the store looks it up
+    // to keep a re-sent message once).
+    let cid_prefix = (i as u64) << 32 | u64::from(std::process::id());
     let mut latencies = Vec::new();
     let mut id = 0;
     while Instant::now() < end {
@@ -157,7 +164,7 @@ async fn sender(
         let frame = Packet::event(
             "/",
             "message",
-            vec![json!({"room": room, "text": text})],
+            vec![json!({"room": room, "text": text, "cid": format!("{cid_prefix:x}-{id}")})],
             Some(id),
         )
         .encode_frame();
