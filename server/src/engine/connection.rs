@@ -44,7 +44,9 @@ pub(crate) async fn serve<S>(engine: Engine, ws: WebSocketStream<S>, info: Arc<C
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = engine.config().clone();
+    // Not `engine.config().clone()`: a copy held across an `.await` would sit in every idle
+    // connection's task.
+    let config = engine.config();
     let (sink, stream) = ws.split();
     let (outbox, rx) = outbox(config.outbox_capacity);
 
@@ -59,6 +61,7 @@ where
     let _ = outbox.send(EncodedPacket::raw(open.encode()), false);
     let writer = tokio::spawn(write_loop(sink, rx));
 
+    let bucket = TokenBucket::new(config.rate_burst, config.rate_per_sec);
     let mut conn = Connection {
         engine: engine.clone(),
         info,
@@ -68,7 +71,7 @@ where
         pending: None,
         pending_bytes: 0,
         attachment_deadline: None,
-        bucket: TokenBucket::new(config.rate_burst, config.rate_per_sec),
+        bucket,
         resume_at: None,
         throttled_since: None,
         last_notice: None,
@@ -82,7 +85,7 @@ where
         reason.reason
     };
     for (_, socket) in conn.sockets.drain() {
-        socket.close(why).await;
+        Box::pin(socket.close(why)).await;
     }
     let _ = writer.await;
     debug!(id = %conn.info.id, code = reason.code, reason = reason.reason, "connection closed");
@@ -176,13 +179,16 @@ impl Connection {
     where
         S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
     {
-        let config = self.engine.config().clone();
+        let (ping_interval, ping_timeout) = {
+            let config = self.engine.config();
+            (config.ping_interval, config.ping_timeout)
+        };
         let shutdown = self.engine.shutdown_token();
         let closer = self.outbox_closer();
         let opened = Instant::now();
-        let mut next_ping = opened + config.ping_interval;
+        let mut next_ping = opened + ping_interval;
         let mut pong_deadline: Option<Instant> = None;
-        let mut connect_deadline = Some(opened + config.connect_timeout);
+        let mut connect_deadline = Some(opened + self.engine.config().connect_timeout);
 
         loop {
             let now = Instant::now();
@@ -220,7 +226,9 @@ impl Connection {
                             debug!(id = %self.info.id, error = %e, "read error");
                             return CloseReason { code: 1006, reason: "transport error" };
                         }
-                        Some(Ok(message)) => self.on_frame(message, &mut pong_deadline, &mut next_ping).await,
+                        // Boxed: the handling future is large and lives only while a frame is
+                        // handled; inline, every idle connection's task would carry its size.
+                        Some(Ok(message)) => Box::pin(self.on_frame(message, &mut pong_deadline, &mut next_ping)).await,
                     };
                     if let Err(close) = result {
                         return close;
@@ -246,7 +254,7 @@ impl Connection {
                     }
                     if pong_deadline.is_none() && now >= next_ping {
                         let _ = self.outbox.send(EncodedPacket::raw(engine_io::Packet::Ping(String::new()).encode()), false);
-                        pong_deadline = Some(now + config.ping_timeout);
+                        pong_deadline = Some(now + ping_timeout);
                     }
                 }
             }
@@ -535,16 +543,15 @@ where
     S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
 {
     let closer = rx.closer.clone();
+    let mut batch = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             biased;
             _ = closer.cancelled() => break,
-            first = rx.rx.recv() => {
-                let Some(first) = first else { break };
-                let batch = write_batch(&mut sink, &mut rx, first);
+            () = rx.next_batch(&mut batch, MAX_BATCH) => {
                 tokio::select! {
                     _ = closer.cancelled() => break,
-                    result = batch => if result.is_err() {
+                    result = write_batch(&mut sink, &mut batch) => if result.is_err() {
                         rx.set_reason(CloseReason { code: 1006, reason: "transport error" });
                         closer.cancel();
                         return;
@@ -560,20 +567,16 @@ where
     let _ = timeout(CLOSE_GRACE, sink.close()).await;
 }
 
+/// Feeds every packet of the batch (leaving it empty), then flushes once.
 async fn write_batch<S>(
     sink: &mut S,
-    rx: &mut OutboxReceiver,
-    first: EncodedPacket,
+    batch: &mut std::collections::VecDeque<EncodedPacket>,
 ) -> Result<(), tungstenite::Error>
 where
     S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
 {
-    feed(sink, first).await?;
-    for _ in 1..MAX_BATCH {
-        match rx.rx.try_recv() {
-            Ok(packet) => feed(sink, packet).await?,
-            Err(_) => break,
-        }
+    while let Some(packet) = batch.pop_front() {
+        feed(sink, packet).await?;
     }
     sink.flush().await
 }

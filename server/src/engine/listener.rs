@@ -165,21 +165,34 @@ pub async fn serve_with(
             PerIp::enter(&per_ip, remote.ip(), engine.config().max_connections_per_ip);
         let engine2 = engine.clone();
         let tls = tls.clone();
+        // The connection's future is boxed, so the task holds only a pointer and the box only
+        // the state of its kind of connection (a plain one does not carry a TLS stream's size).
         engine.tracker().spawn(async move {
             match tls {
-                None => handle(engine2, stream, remote, within).await,
+                None => Box::pin(handle(engine2, stream, remote, within)).await,
                 Some(acceptor) => {
-                    let limit = engine2.config().handshake_timeout;
-                    match timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => handle(engine2, tls_stream, remote, within).await,
-                        Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
-                        Err(_) => debug!(%remote, "TLS handshake timeout"),
-                    }
+                    Box::pin(handle_tls(engine2, acceptor, stream, remote, within)).await
                 }
             }
             drop(slot);
             drop(permit);
         });
+    }
+}
+
+/// The TLS handshake (bounded by `handshake_timeout`), then [`handle`].
+async fn handle_tls(
+    engine: Engine,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    within_ip_limit: bool,
+) {
+    let limit = engine.config().handshake_timeout;
+    match timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => handle(engine, tls_stream, remote, within_ip_limit).await,
+        Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
+        Err(_) => debug!(%remote, "TLS handshake timeout"),
     }
 }
 
@@ -276,27 +289,25 @@ async fn handle<S>(engine: Engine, mut stream: S, remote: SocketAddr, within_ip_
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = engine.config().clone();
+    let handshake_timeout = engine.config().handshake_timeout;
     let shutdown = engine.shutdown_token();
     if !within_ip_limit {
         // Read the request first, so the client sees the answer instead of a reset.
         let mut buf = Vec::with_capacity(1024);
-        if let Ok(Ok(())) =
-            timeout(config.handshake_timeout, read_head(&mut stream, &mut buf)).await
-        {
+        if let Ok(Ok(())) = timeout(handshake_timeout, read_head(&mut stream, &mut buf)).await {
             debug!(%remote, "too many connections from this address");
             let _ = timeout(
-                config.handshake_timeout,
+                handshake_timeout,
                 refuse(&mut stream, &HandshakeError::TOO_MANY),
             )
             .await;
         }
         return;
     }
-    let ws_config = websocket_config(config.max_payload, config.max_frame_size);
+    let ws_config = websocket_config(engine.config().max_payload, engine.config().max_frame_size);
     let accepted = tokio::select! {
         _ = shutdown.cancelled() => return,
-        a = accept_websocket(stream, config.handshake_timeout, ws_config, parse_upgrade) => a,
+        a = Box::pin(accept_websocket(stream, handshake_timeout, ws_config, parse_upgrade)) => a,
     };
     let Some((ws, upgrade)) = accepted else {
         debug!(%remote, "handshake refused, failed or timed out");

@@ -1,15 +1,23 @@
 //! Encoded packets and each connection's bounded outgoing queue.
 //!
 //! A broadcast is encoded once into an [`EncodedPacket`]; every receiver's queue gets a clone,
-//! which only bumps reference counts. Sending never waits: [`Outbox::send`] uses `try_send`,
-//! drops a volatile packet that does not fit, and closes the connection when a non-volatile
-//! one does not fit (slow consumer), so one slow client never stalls anyone else.
+//! which only bumps reference counts. Sending never waits: [`Outbox::send`] queues or refuses
+//! at once, drops a volatile packet that does not fit, and closes the connection when a
+//! non-volatile one does not fit (slow consumer), so one slow client never stalls anyone else.
+//!
+//! The queue is a `VecDeque` under a mutex that the writer empties a batch at a time by
+//! swapping in its (empty) previous batch: one lock per batch on its side, one per packet on
+//! the senders', and no memory held while idle beyond the last batch's small buffer (a tokio
+//! channel allocated ~2 KiB per connection up front).
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use bytes::Bytes;
 use chat_protocol::socket_io::Packet;
-use tokio::sync::mpsc;
+use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -127,70 +135,213 @@ pub enum SendError {
 /// The sending side of a connection's queue, plus the means to close that connection.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<EncodedPacket>,
-    closer: CancellationToken,
-    reason: Arc<Mutex<Option<CloseReason>>>,
+    shared: Arc<Shared>,
 }
 
 /// The receiving side, owned by the connection's writer.
 pub(crate) struct OutboxReceiver {
-    pub rx: mpsc::Receiver<EncodedPacket>,
+    shared: Arc<Shared>,
     pub closer: CancellationToken,
-    reason: Arc<Mutex<Option<CloseReason>>>,
 }
 
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The writer waiting for packets.
+    waker: AtomicWaker,
+    closer: CancellationToken,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    packets: VecDeque<EncodedPacket>,
+    /// The writer is gone: nothing queued would be sent.
+    receiver_gone: bool,
+    reason: Option<CloseReason>,
+}
+
+/// A batch buffer larger than this is not kept for reuse after a burst.
+const KEEP_BATCH_CAPACITY: usize = 1024;
+
 pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
     let closer = CancellationToken::new();
-    let reason = Arc::new(Mutex::new(None));
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(Queue::default()),
+        waker: AtomicWaker::new(),
+        closer: closer.clone(),
+        capacity: capacity.max(1),
+    });
     (
         Outbox {
-            tx,
-            closer: closer.clone(),
-            reason: reason.clone(),
+            shared: shared.clone(),
         },
-        OutboxReceiver { rx, closer, reason },
+        OutboxReceiver { shared, closer },
     )
 }
 
 impl Outbox {
     /// Queues a packet without waiting (see the module doc for the slow-consumer rule).
     pub fn send(&self, packet: EncodedPacket, volatile: bool) -> Result<(), SendError> {
-        match self.tx.try_send(packet) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) if volatile => Err(SendError::Dropped),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseReason::SLOW_CONSUMER);
-                Err(SendError::Closed)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SendError::Closed),
+        let mut queue = lock(&self.shared.queue);
+        if queue.receiver_gone || self.shared.closer.is_cancelled() {
+            return Err(SendError::Closed);
         }
+        if queue.packets.len() >= self.shared.capacity {
+            drop(queue);
+            if volatile {
+                return Err(SendError::Dropped);
+            }
+            self.close(CloseReason::SLOW_CONSUMER);
+            return Err(SendError::Closed);
+        }
+        queue.packets.push_back(packet);
+        drop(queue);
+        self.shared.waker.wake();
+        Ok(())
     }
 
     /// Closes the connection with `reason` (the first reason given wins).
     pub fn close(&self, reason: CloseReason) {
-        lock(&self.reason).get_or_insert(reason);
-        self.closer.cancel();
+        lock(&self.shared.queue).reason.get_or_insert(reason);
+        self.shared.closer.cancel();
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closer.is_cancelled()
+        self.shared.closer.is_cancelled()
     }
 }
 
 impl OutboxReceiver {
+    /// Waits until packets are queued and moves up to `max` of them into `batch` (which must
+    /// be empty; its buffer is reused).
+    pub async fn next_batch(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) {
+        debug_assert!(batch.is_empty());
+        if batch.capacity() > KEEP_BATCH_CAPACITY {
+            *batch = VecDeque::new();
+        }
+        poll_fn(|cx| {
+            if self.take(batch, max) {
+                return Poll::Ready(());
+            }
+            self.shared.waker.register(cx.waker());
+            // Checked again after registering, so a packet queued in between is not missed.
+            if self.take(batch, max) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    fn take(&self, batch: &mut VecDeque<EncodedPacket>, max: usize) -> bool {
+        let mut queue = lock(&self.shared.queue);
+        if queue.packets.is_empty() {
+            return false;
+        }
+        if queue.packets.len() <= max {
+            std::mem::swap(&mut queue.packets, batch);
+        } else {
+            batch.extend(queue.packets.drain(..max));
+        }
+        true
+    }
+
     pub fn reason(&self) -> Option<CloseReason> {
-        lock(&self.reason).clone()
+        lock(&self.shared.queue).reason.clone()
     }
 
     pub fn set_reason(&self, reason: CloseReason) {
-        lock(&self.reason).get_or_insert(reason);
+        lock(&self.shared.queue).reason.get_or_insert(reason);
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut queue = lock(&self.shared.queue);
+        queue.receiver_gone = true;
+        queue.packets = VecDeque::new();
     }
 }
 
 impl Outbox {
     /// The token that [`Outbox::close`] cancels.
     pub(crate) fn closer_token(&self) -> CancellationToken {
-        self.closer.clone()
+        self.shared.closer.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(n: usize) -> EncodedPacket {
+        EncodedPacket::raw(format!("4{n}"))
+    }
+
+    fn texts(batch: &VecDeque<EncodedPacket>) -> Vec<String> {
+        batch.iter().map(|p| p.text.as_str().to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn batches_keep_order_and_respect_max() {
+        let (tx, mut rx) = outbox(100);
+        for n in 0..5 {
+            tx.send(packet(n), false).unwrap();
+        }
+        let mut batch = VecDeque::new();
+        rx.next_batch(&mut batch, 3).await;
+        assert_eq!(texts(&batch), ["40", "41", "42"]);
+        batch.clear();
+        rx.next_batch(&mut batch, 3).await;
+        assert_eq!(texts(&batch), ["43", "44"]);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_is_woken_by_a_send() {
+        let (tx, mut rx) = outbox(4);
+        let waiter = tokio::spawn(async move {
+            let mut batch = VecDeque::new();
+            rx.next_batch(&mut batch, 8).await;
+            texts(&batch)
+        });
+        tokio::task::yield_now().await;
+        tx.send(packet(7), false).unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("writer woken")
+            .unwrap();
+        assert_eq!(got, ["47"]);
+    }
+
+    #[test]
+    fn full_queue_drops_volatile_and_closes_for_the_rest() {
+        let (tx, rx) = outbox(2);
+        tx.send(packet(0), false).unwrap();
+        tx.send(packet(1), false).unwrap();
+        assert_eq!(tx.send(packet(2), true), Err(SendError::Dropped));
+        assert!(!tx.is_closed());
+        assert_eq!(tx.send(packet(3), false), Err(SendError::Closed));
+        assert!(tx.is_closed());
+        assert_eq!(rx.reason(), Some(CloseReason::SLOW_CONSUMER));
+        // Closed is final, even with room in the queue.
+        assert_eq!(tx.send(packet(4), true), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn sends_after_the_writer_is_gone_are_refused() {
+        let (tx, rx) = outbox(8);
+        drop(rx);
+        assert_eq!(tx.send(packet(0), false), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn first_close_reason_wins() {
+        let (tx, rx) = outbox(8);
+        tx.close(CloseReason::PING_TIMEOUT);
+        tx.close(CloseReason::NORMAL);
+        rx.set_reason(CloseReason::FORCED);
+        assert_eq!(rx.reason(), Some(CloseReason::PING_TIMEOUT));
     }
 }
