@@ -4,10 +4,14 @@
 //!
 //! [`LocalAdapter`] keeps rooms in memory as a two-way index (room -> sockets, socket ->
 //! rooms), so leaving every room on disconnect is one call and empty rooms vanish. It reports
-//! room lifecycle changes ([`RoomEvent`]) to the namespace's listeners.
+//! room lifecycle changes ([`RoomEvent`]) to the namespace's listeners. A room's members are
+//! kept with their outboxes, so a broadcast queues straight from the room (one hash lookup
+//! per member for the except set at most; foldhash, seeded per process, for these maps).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+
+use foldhash::fast::RandomState;
 
 use super::outbox::{EncodedPacket, Outbox};
 use super::{Room, Sid, read, write};
@@ -45,10 +49,14 @@ pub struct RoomEvent {
 /// The sockets of one namespace on this process, by sid: where local delivery goes.
 #[derive(Debug, Default)]
 pub struct LocalSockets {
-    map: RwLock<HashMap<Sid, Outbox>>,
+    map: RwLock<HashMap<Sid, Outbox, RandomState>>,
 }
 
 impl LocalSockets {
+    fn outbox(&self, sid: &str) -> Option<Outbox> {
+        read(&self.map).get(sid).cloned()
+    }
+
     pub(crate) fn insert(&self, sid: Sid, outbox: Outbox) {
         write(&self.map).insert(sid, outbox);
     }
@@ -133,34 +141,81 @@ pub trait Adapter: Send + Sync + 'static {
     fn broadcast(&self, packet: EncodedPacket, opts: &BroadcastOptions) -> usize;
 }
 
+/// A room's members, with the outbox of each that is connected here.
+type Members = HashMap<Sid, Option<Outbox>, RandomState>;
+
 #[derive(Default)]
 struct Rooms {
-    members: HashMap<Room, HashSet<Sid>>,
-    of_socket: HashMap<Sid, HashSet<Room>>,
+    members: HashMap<Room, Members, RandomState>,
+    of_socket: HashMap<Sid, HashSet<Room>, RandomState>,
+}
+
+/// The sockets a broadcast leaves out: the members of its except rooms.
+enum Excluded<'a> {
+    None,
+    /// Few (typically the sender's own-id room): a linear scan beats hashing.
+    Few(Vec<&'a Sid>),
+    Many(HashSet<&'a Sid, RandomState>),
+}
+
+impl<'a> Excluded<'a> {
+    const FEW: usize = 8;
+
+    fn new(rooms: &'a Rooms, except: &[Room]) -> Excluded<'a> {
+        let mut sets = except
+            .iter()
+            .filter_map(|r| rooms.members.get(r))
+            .peekable();
+        if sets.peek().is_none() {
+            return Excluded::None;
+        }
+        let sids: Vec<&Sid> = sets.flat_map(|m| m.keys()).collect();
+        if sids.len() <= Self::FEW {
+            Excluded::Few(sids)
+        } else {
+            Excluded::Many(sids.into_iter().collect())
+        }
+    }
+
+    fn contains(&self, sid: &Sid) -> bool {
+        match self {
+            Excluded::None => false,
+            Excluded::Few(sids) => sids.contains(&sid),
+            Excluded::Many(sids) => sids.contains(sid),
+        }
+    }
 }
 
 impl Rooms {
-    /// Applies `f` to each target socket once (union of rooms, minus the except set).
-    fn for_each_target(&self, opts: &BroadcastOptions, all: &[Sid], mut f: impl FnMut(&Sid)) {
-        let excluded: HashSet<&Sid> = opts
-            .except
-            .iter()
-            .filter_map(|r| self.members.get(r))
-            .flatten()
-            .collect();
-        let mut emit = |sid: &Sid| {
+    /// Applies `f` to each target socket connected here once (union of rooms, minus the
+    /// except set); `all` is every socket of the namespace, used when no room is given.
+    fn for_each_target(
+        &self,
+        opts: &BroadcastOptions,
+        all: &HashMap<Sid, Outbox, RandomState>,
+        mut f: impl FnMut(&Sid, &Outbox),
+    ) {
+        let excluded = Excluded::new(self, &opts.except);
+        let mut emit = |sid: &Sid, outbox: &Outbox| {
             if !excluded.contains(sid) {
-                f(sid)
+                f(sid, outbox)
             }
         };
+        let members = |room: &Room| {
+            self.members
+                .get(room)
+                .into_iter()
+                .flatten()
+                .filter_map(|(sid, outbox)| Some((sid, outbox.as_ref()?)))
+        };
         match opts.rooms.as_slice() {
-            [] => all.iter().for_each(emit),
-            [one] => self.members.get(one).into_iter().flatten().for_each(emit),
+            [] => all.iter().for_each(|(sid, outbox)| emit(sid, outbox)),
+            [one] => members(one).for_each(|(sid, outbox)| emit(sid, outbox)),
             many => {
-                let mut seen = HashSet::new();
-                for sid in many.iter().filter_map(|r| self.members.get(r)).flatten() {
+                let mut seen = HashSet::with_hasher(RandomState::default());
+                for (sid, outbox) in many.iter().flat_map(members) {
                     if seen.insert(sid) {
-                        emit(sid);
+                        emit(sid, outbox);
                     }
                 }
             }
@@ -186,7 +241,7 @@ impl LocalAdapter {
         let Some(members) = rooms.members.get_mut(room) else {
             return;
         };
-        if !members.remove(sid) {
+        if members.remove(sid).is_none() {
             return;
         }
         events.push(RoomEvent {
@@ -209,11 +264,12 @@ impl Adapter for LocalAdapter {
     fn join(&self, sid: &Sid, new_rooms: &[Room]) {
         let mut events = Vec::new();
         {
+            let outbox = self.ctx.sockets.outbox(sid.as_str());
             let mut rooms = write(&self.rooms);
             for room in new_rooms {
                 let members = rooms.members.entry(room.clone()).or_default();
                 let created = members.is_empty();
-                if members.insert(sid.clone()) {
+                if members.insert(sid.clone(), outbox.clone()).is_none() {
                     if created {
                         events.push(RoomEvent {
                             kind: RoomEventKind::Created,
@@ -279,13 +335,10 @@ impl Adapter for LocalAdapter {
     }
 
     fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
-        let all = if opts.rooms.is_empty() {
-            self.ctx.sockets.sids()
-        } else {
-            Vec::new()
-        };
         let mut out = Vec::new();
-        read(&self.rooms).for_each_target(opts, &all, |sid| out.push(sid.clone()));
+        let rooms = read(&self.rooms);
+        let all = read(&self.ctx.sockets.map);
+        rooms.for_each_target(opts, &all, |sid, _| out.push(sid.clone()));
         out
     }
 
@@ -300,19 +353,108 @@ impl Adapter for LocalAdapter {
     }
 
     fn broadcast(&self, packet: EncodedPacket, opts: &BroadcastOptions) -> usize {
-        let all = if opts.rooms.is_empty() {
-            self.ctx.sockets.sids()
-        } else {
-            Vec::new()
-        };
-        let mut targets = Vec::new();
         // Deliver under the rooms lock: a `leave` that returns has either seen this broadcast
         // delivered or keeps the socket out of it; none arrives after a leave is acked.
-        // Delivery only queues (`try_send`), so the lock is held briefly and never awaits.
+        // Delivery only queues (never waits), so the lock is held briefly and never awaits.
         let rooms = read(&self.rooms);
-        rooms.for_each_target(opts, &all, |sid| targets.push(sid.clone()));
-        let delivered = self.ctx.sockets.deliver(&targets, &packet, opts.volatile);
-        drop(rooms);
+        let all = read(&self.ctx.sockets.map);
+        let mut delivered = 0;
+        rooms.for_each_target(opts, &all, |_, outbox| {
+            if outbox.send(packet.clone(), opts.volatile).is_ok() {
+                delivered += 1;
+            }
+        });
         delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::outbox::{OutboxReceiver, outbox};
+    use std::collections::VecDeque;
+
+    /// An adapter over `n` local sockets "s0".."s{n-1}", each also in its own-id room.
+    fn adapter(n: usize) -> (LocalAdapter, Vec<(Sid, OutboxReceiver)>) {
+        let sockets = Arc::new(LocalSockets::default());
+        let adapter = LocalAdapter::new(AdapterContext::new("/", sockets.clone(), None));
+        let mut receivers = Vec::new();
+        for i in 0..n {
+            let sid = Sid(format!("s{i}").into());
+            let (tx, rx) = outbox(16);
+            sockets.insert(sid.clone(), tx);
+            adapter.join(&sid, &[sid.as_str().to_owned()]);
+            receivers.push((sid, rx));
+        }
+        (adapter, receivers)
+    }
+
+    async fn got(rx: &mut OutboxReceiver) -> usize {
+        let mut batch = VecDeque::new();
+        let wait = rx.next_batch(&mut batch, 64);
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(20), wait).await;
+        batch.len()
+    }
+
+    fn opts(rooms: &[&str], except: &[&str]) -> BroadcastOptions {
+        BroadcastOptions {
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            except: except.iter().map(|r| r.to_string()).collect(),
+            volatile: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn union_of_rooms_minus_a_large_except_set_reaches_each_socket_once() {
+        let (adapter, mut receivers) = adapter(30);
+        // a: s0..s19, b: s10..s29 (overlap s10..s19), quiet: s0..s14 (15 > the linear-scan size).
+        for (i, (sid, _)) in receivers.iter().enumerate() {
+            let mut rooms = Vec::new();
+            if i < 20 {
+                rooms.push("a".to_owned());
+            }
+            if i >= 10 {
+                rooms.push("b".to_owned());
+            }
+            if i < 15 {
+                rooms.push("quiet".to_owned());
+            }
+            adapter.join(sid, &rooms);
+        }
+        let packet = EncodedPacket::raw("42".into());
+        let n = adapter.broadcast(packet, &opts(&["a", "b"], &["quiet"]));
+        assert_eq!(n, 15);
+        for (i, (_, rx)) in receivers.iter_mut().enumerate() {
+            assert_eq!(got(rx).await, usize::from(i >= 15), "socket s{i}");
+        }
+        assert_eq!(adapter.sockets(&opts(&["a", "b"], &["quiet"])).len(), 15);
+    }
+
+    #[tokio::test]
+    async fn namespace_wide_broadcast_leaves_out_the_sender() {
+        let (adapter, mut receivers) = adapter(5);
+        let n = adapter.broadcast(EncodedPacket::raw("42".into()), &opts(&[], &["s2"]));
+        assert_eq!(n, 4);
+        for (i, (_, rx)) in receivers.iter_mut().enumerate() {
+            assert_eq!(got(rx).await, usize::from(i != 2), "socket s{i}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_left_gets_nothing() {
+        let (adapter, mut receivers) = adapter(3);
+        for (sid, _) in &receivers {
+            adapter.join(sid, &["r".to_owned()]);
+        }
+        adapter.leave(&receivers[1].0, "r");
+        adapter.leave_all(&receivers[2].0);
+        assert_eq!(
+            adapter.broadcast(EncodedPacket::raw("42".into()), &opts(&["r"], &[])),
+            1
+        );
+        assert_eq!(got(&mut receivers[0].1).await, 1);
+        assert_eq!(got(&mut receivers[1].1).await, 0);
+        assert_eq!(got(&mut receivers[2].1).await, 0);
+        assert_eq!(adapter.rooms_of(&receivers[2].0), Vec::<Room>::new());
     }
 }

@@ -552,8 +552,7 @@ where
                 tokio::select! {
                     _ = closer.cancelled() => break,
                     result = write_batch(&mut sink, &mut batch) => if result.is_err() {
-                        rx.set_reason(CloseReason { code: 1006, reason: "transport error" });
-                        closer.cancel();
+                        rx.close(CloseReason { code: 1006, reason: "transport error" });
                         return;
                     },
                 }

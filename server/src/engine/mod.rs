@@ -49,8 +49,30 @@ pub use outbox::EncodedPacket;
 pub use socket::{AckError, AckResponse, AckSender, Socket};
 
 /// A session or socket id: 20 random URL-safe characters. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialOrd, Ord)]
 pub struct Sid(Arc<str>);
+
+/// Hashes as the string does (maps keyed by `Sid` are looked up by `&str`).
+impl std::hash::Hash for Sid {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+/// Equality as strings, with two shortcuts for the broadcast path, which compares every member
+/// of a room against the except set: clones of one `Sid` share their allocation, and two
+/// random ids almost always differ in their first eight bytes.
+impl PartialEq for Sid {
+    fn eq(&self, other: &Sid) -> bool {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return true;
+        }
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        a.len() == b.len() && a.first_chunk::<8>() == b.first_chunk::<8>() && a == b
+    }
+}
+
+impl Eq for Sid {}
 
 impl Sid {
     pub fn random() -> Sid {
@@ -280,4 +302,21 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sid;
+
+    #[test]
+    fn sids_are_equal_as_strings() {
+        let a = Sid("abcdefgh-1".into());
+        assert_eq!(a, a.clone());
+        assert_eq!(a, Sid("abcdefgh-1".into()));
+        assert_ne!(a, Sid("abcdefgh-2".into()));
+        assert_ne!(a, Sid("abcdefgh-10".into()));
+        assert_ne!(a, Sid("xbcdefgh-1".into()));
+        assert_eq!(Sid("s1".into()), Sid("s1".into()));
+        assert_ne!(Sid("s1".into()), Sid("s2".into()));
+    }
 }

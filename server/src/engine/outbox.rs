@@ -156,8 +156,9 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Queue {
     packets: VecDeque<EncodedPacket>,
-    /// The writer is gone: nothing queued would be sent.
-    receiver_gone: bool,
+    /// Closed, or the writer is gone: nothing more is queued. (A flag here rather than
+    /// asking the cancellation token, which takes a lock of its own on every send.)
+    closed: bool,
     reason: Option<CloseReason>,
 }
 
@@ -184,7 +185,7 @@ impl Outbox {
     /// Queues a packet without waiting (see the module doc for the slow-consumer rule).
     pub fn send(&self, packet: EncodedPacket, volatile: bool) -> Result<(), SendError> {
         let mut queue = lock(&self.shared.queue);
-        if queue.receiver_gone || self.shared.closer.is_cancelled() {
+        if queue.closed {
             return Err(SendError::Closed);
         }
         if queue.packets.len() >= self.shared.capacity {
@@ -195,15 +196,24 @@ impl Outbox {
             self.close(CloseReason::SLOW_CONSUMER);
             return Err(SendError::Closed);
         }
+        let was_empty = queue.packets.is_empty();
         queue.packets.push_back(packet);
         drop(queue);
-        self.shared.waker.wake();
+        // The writer takes what is queued before it waits again, so it needs waking only when
+        // the queue goes from empty to not.
+        if was_empty {
+            self.shared.waker.wake();
+        }
         Ok(())
     }
 
     /// Closes the connection with `reason` (the first reason given wins).
     pub fn close(&self, reason: CloseReason) {
-        lock(&self.shared.queue).reason.get_or_insert(reason);
+        {
+            let mut queue = lock(&self.shared.queue);
+            queue.closed = true;
+            queue.reason.get_or_insert(reason);
+        }
         self.shared.closer.cancel();
     }
 
@@ -252,15 +262,19 @@ impl OutboxReceiver {
         lock(&self.shared.queue).reason.clone()
     }
 
-    pub fn set_reason(&self, reason: CloseReason) {
-        lock(&self.shared.queue).reason.get_or_insert(reason);
+    /// Closes the connection from the writer's side (the first reason given wins).
+    pub fn close(&self, reason: CloseReason) {
+        Outbox {
+            shared: self.shared.clone(),
+        }
+        .close(reason);
     }
 }
 
 impl Drop for OutboxReceiver {
     fn drop(&mut self) {
         let mut queue = lock(&self.shared.queue);
-        queue.receiver_gone = true;
+        queue.closed = true;
         queue.packets = VecDeque::new();
     }
 }
@@ -341,7 +355,7 @@ mod tests {
         let (tx, rx) = outbox(8);
         tx.close(CloseReason::PING_TIMEOUT);
         tx.close(CloseReason::NORMAL);
-        rx.set_reason(CloseReason::FORCED);
+        rx.close(CloseReason::FORCED);
         assert_eq!(rx.reason(), Some(CloseReason::PING_TIMEOUT));
     }
 }
