@@ -153,7 +153,18 @@ impl Seen {
 
 /// The fields of a payload: (publisher, seq, due time in µs since the run's epoch).
 pub fn parse_tag(text: &str) -> Option<(usize, u64, u64)> {
-    let start = text.find("b|")? + 2;
+    // The tag's "b|": each '|' found with memchr (a one-byte search), then the byte before it
+    // checked; `str::find("b|")` cost the generator a tenth of its time on Socket.IO frames,
+    // where the tag sits after the JSON envelope.
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    let start = loop {
+        let bar = from + text[from..].find('|')?;
+        if bar > 0 && bytes[bar - 1] == b'b' {
+            break bar + 1;
+        }
+        from = bar + 1;
+    };
     let mut fields = text[start..].splitn(4, '|');
     let publisher = fields.next()?.parse().ok()?;
     let seq = fields.next()?.parse().ok()?;
@@ -479,12 +490,15 @@ impl Task {
                             continue;
                         }
                         // Other events (presence, room notices) are not part of the count.
-                        if !text.starts_with("42") || !text.contains("b|") {
+                        if !text.starts_with("42") {
                             continue;
                         }
                     }
                     let Some((from, s, due_us)) = parse_tag(text) else {
-                        stats.unexpected += 1;
+                        // An event without a tag (presence, a room notice) is not counted.
+                        if mode == Mode::Raw {
+                            stats.unexpected += 1;
+                        }
                         continue;
                     };
                     if from >= self.publishers || from / self.per_room != self.room || Some(from) == self.publisher {
@@ -542,6 +556,10 @@ mod tests {
         assert_eq!(parse_tag(&p), Some((7, 42, 123_456)));
         let wrapped = format!(r#"42["message",{{"room":"r","text":"{p}"}}]"#);
         assert_eq!(parse_tag(&wrapped), Some((7, 42, 123_456)));
+        let with_bars = format!(r#"42["message",{{"room":"a|b","from":"x|","text":"{p}"}}]"#);
+        assert_eq!(parse_tag(&with_bars), Some((7, 42, 123_456)));
+        assert_eq!(parse_tag(r#"42["presence",{"room":"a|b"}]"#), None);
+        assert_eq!(parse_tag("|b|"), None);
     }
 
     #[test]
