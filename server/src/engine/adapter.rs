@@ -150,18 +150,20 @@ struct Rooms {
     of_socket: HashMap<Sid, HashSet<Room>, RandomState>,
 }
 
-/// The sockets a broadcast leaves out: the members of its except rooms.
-enum Excluded<'a> {
+/// The sockets a broadcast leaves out: the members of its except rooms, by [`Sid::addr`]
+/// (every sid in [`Rooms`] is a clone of its socket's own, so the address is the identity and
+/// checking a member does not read its bytes).
+enum Excluded {
     None,
     /// Few (typically the sender's own-id room): a linear scan beats hashing.
-    Few(Vec<&'a Sid>),
-    Many(HashSet<&'a Sid, RandomState>),
+    Few(Vec<usize>),
+    Many(HashSet<usize, RandomState>),
 }
 
-impl<'a> Excluded<'a> {
+impl Excluded {
     const FEW: usize = 8;
 
-    fn new(rooms: &'a Rooms, except: &[Room]) -> Excluded<'a> {
+    fn new(rooms: &Rooms, except: &[Room]) -> Excluded {
         let mut sets = except
             .iter()
             .filter_map(|r| rooms.members.get(r))
@@ -169,7 +171,7 @@ impl<'a> Excluded<'a> {
         if sets.peek().is_none() {
             return Excluded::None;
         }
-        let sids: Vec<&Sid> = sets.flat_map(|m| m.keys()).collect();
+        let sids: Vec<usize> = sets.flat_map(|m| m.keys()).map(Sid::addr).collect();
         if sids.len() <= Self::FEW {
             Excluded::Few(sids)
         } else {
@@ -180,8 +182,8 @@ impl<'a> Excluded<'a> {
     fn contains(&self, sid: &Sid) -> bool {
         match self {
             Excluded::None => false,
-            Excluded::Few(sids) => sids.contains(&sid),
-            Excluded::Many(sids) => sids.contains(sid),
+            Excluded::Few(sids) => sids.contains(&sid.addr()),
+            Excluded::Many(sids) => sids.contains(&sid.addr()),
         }
     }
 }

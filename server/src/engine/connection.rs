@@ -543,14 +543,17 @@ where
     S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
 {
     let closer = rx.closer.clone();
+    // One wait for the close signal for the connection's life (creating one per batch took
+    // the token's locks three times a batch).
+    let mut closed = std::pin::pin!(closer.cancelled());
     let mut batch = std::collections::VecDeque::new();
     loop {
         tokio::select! {
             biased;
-            _ = closer.cancelled() => break,
+            _ = &mut closed => break,
             () = rx.next_batch(&mut batch, MAX_BATCH) => {
                 tokio::select! {
-                    _ = closer.cancelled() => break,
+                    _ = &mut closed => break,
                     result = write_batch(&mut sink, &mut batch) => if result.is_err() {
                         rx.close(CloseReason { code: 1006, reason: "transport error" });
                         return;
@@ -584,8 +587,9 @@ async fn feed<S>(sink: &mut S, packet: EncodedPacket) -> Result<(), tungstenite:
 where
     S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
 {
-    sink.feed(Message::Text(packet.text)).await?;
-    for attachment in packet.attachments.iter() {
+    let EncodedPacket { text, attachments } = packet;
+    sink.feed(Message::Text(text)).await?;
+    for attachment in attachments.iter().flat_map(|a| a.iter()) {
         sink.feed(Message::Binary(attachment.clone())).await?;
     }
     Ok(())

@@ -88,6 +88,14 @@ impl Sid {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The address of this id's allocation. Ids are only made by [`Sid::random`] and then
+    /// cloned, so within one process two `Sid`s with the same address are the same id, and
+    /// the ids an adapter stores (all clones of the socket's own) can be told apart by address
+    /// without reading their bytes.
+    pub(crate) fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const u8 as usize
+    }
 }
 
 impl std::borrow::Borrow<str> for Sid {

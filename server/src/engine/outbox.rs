@@ -30,7 +30,8 @@ use super::lock;
 #[derive(Debug, Clone)]
 pub struct EncodedPacket {
     pub text: Utf8Bytes,
-    pub attachments: Arc<[Bytes]>,
+    /// `None` without attachments, so the common clone touches one reference count, not two.
+    pub attachments: Option<Arc<[Bytes]>>,
 }
 
 impl EncodedPacket {
@@ -40,15 +41,20 @@ impl EncodedPacket {
         let packet = packet.with_attachments(attachments.len());
         EncodedPacket {
             text: Utf8Bytes::from(packet.encode_frame()),
-            attachments: attachments.into(),
+            attachments: (!attachments.is_empty()).then(|| attachments.into()),
         }
+    }
+
+    /// The binary frames that follow the text frame.
+    pub fn attachments(&self) -> &[Bytes] {
+        self.attachments.as_deref().unwrap_or_default()
     }
 
     /// A raw Engine.IO text frame (open, ping).
     pub fn raw(text: String) -> EncodedPacket {
         EncodedPacket {
             text: Utf8Bytes::from(text),
-            attachments: Arc::from(Vec::new()),
+            attachments: None,
         }
     }
 }
