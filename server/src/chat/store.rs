@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chat_protocol::events::{ChatMessage, DirectMessage};
 
@@ -145,14 +145,18 @@ struct RoomLog {
 
 #[derive(Default)]
 struct Memory {
-    rooms: HashMap<(String, String), RoomLog>,
     identities: HashMap<String, Identity>,
     dms: HashMap<String, Vec<DirectMessage>>,
 }
 
+/// namespace -> room -> log. Each room has its own lock, which is its ordering section, so
+/// rooms append and publish in parallel (one lock for all rooms serialized every broadcast).
+type Rooms = HashMap<String, HashMap<String, Arc<Mutex<RoomLog>>>>;
+
 /// Keeps the newest `capacity` messages of each room, in memory.
 pub struct MemoryStore {
     capacity: usize,
+    rooms: Mutex<Rooms>,
     state: Mutex<Memory>,
 }
 
@@ -160,8 +164,31 @@ impl MemoryStore {
     pub fn new(capacity: usize) -> MemoryStore {
         MemoryStore {
             capacity: capacity.max(1),
+            rooms: Mutex::new(Rooms::default()),
             state: Mutex::new(Memory::default()),
         }
+    }
+
+    /// The room's log, created if needed.
+    fn room(&self, namespace: &str, room: &str) -> Arc<Mutex<RoomLog>> {
+        let mut rooms = lock(&self.rooms);
+        if let Some(log) = rooms.get(namespace).and_then(|r| r.get(room)) {
+            return log.clone();
+        }
+        rooms
+            .entry(namespace.to_owned())
+            .or_default()
+            .entry(room.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The room's log if it has one.
+    fn existing(&self, namespace: &str, room: &str) -> Option<Arc<Mutex<RoomLog>>> {
+        lock(&self.rooms)
+            .get(namespace)
+            .and_then(|r| r.get(room))
+            .cloned()
     }
 }
 
@@ -171,11 +198,8 @@ fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
 
 impl Store for MemoryStore {
     fn append(&self, m: NewMessage, publish: Publish) -> StoreFuture<'_, Appended> {
-        let mut state = lock(&self.state);
-        let log = state
-            .rooms
-            .entry((m.namespace, m.room.clone()))
-            .or_default();
+        let log = self.room(&m.namespace, &m.room);
+        let mut log = lock(&log);
         if let Some(cid) = &m.cid {
             let key = (m.from.clone(), cid.clone());
             if let Some(seq) = log.cids.get(&key) {
@@ -225,22 +249,19 @@ impl Store for MemoryStore {
         limit: usize,
         attach: Attach,
     ) -> StoreFuture<'_, ()> {
-        let state = lock(&self.state);
-        let (found, last_seq) = match state.rooms.get(&(namespace.to_owned(), room.to_owned())) {
-            Some(log) => {
-                let mut found: Vec<ChatMessage> = log
-                    .messages
-                    .iter()
-                    .rev()
-                    .take_while(|m| after.is_none_or(|a| m.seq > a))
-                    .take(limit)
-                    .cloned()
-                    .collect();
-                found.reverse();
-                (found, log.last_seq)
-            }
-            None => (Vec::new(), 0),
-        };
+        // The room's lock is held through `attach`, so no message is published in between.
+        let log = self.room(namespace, room);
+        let log = lock(&log);
+        let mut found: Vec<ChatMessage> = log
+            .messages
+            .iter()
+            .rev()
+            .take_while(|m| after.is_none_or(|a| m.seq > a))
+            .take(limit)
+            .cloned()
+            .collect();
+        found.reverse();
+        let last_seq = log.last_seq;
         attach(catchup(found, after, last_seq));
         ready(())
     }
@@ -252,12 +273,11 @@ impl Store for MemoryStore {
         before: Option<u64>,
         limit: usize,
     ) -> StoreFuture<'_, Vec<ChatMessage>> {
-        let state = lock(&self.state);
-        let mut out: Vec<ChatMessage> = state
-            .rooms
-            .get(&(namespace.to_owned(), room.to_owned()))
+        let mut out: Vec<ChatMessage> = self
+            .existing(namespace, room)
             .map(|log| {
-                log.messages
+                lock(&log)
+                    .messages
                     .iter()
                     .rev()
                     .filter(|m| before.is_none_or(|b| m.seq < b))
@@ -271,21 +291,14 @@ impl Store for MemoryStore {
     }
 
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>> {
-        let state = lock(&self.state);
         ready(
-            state
-                .rooms
-                .get(&(namespace.to_owned(), room.to_owned()))
-                .and_then(|log| log.topic.clone()),
+            self.existing(namespace, room)
+                .and_then(|log| lock(&log).topic.clone()),
         )
     }
 
     fn set_topic(&self, namespace: &str, room: &str, topic: Option<String>) -> StoreFuture<'_, ()> {
-        lock(&self.state)
-            .rooms
-            .entry((namespace.to_owned(), room.to_owned()))
-            .or_default()
-            .topic = topic;
+        lock(&self.room(namespace, room)).topic = topic;
         ready(())
     }
 
