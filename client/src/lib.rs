@@ -74,6 +74,8 @@ fn init_logging(settings: &Settings) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
+        // A failed log write is dropped, not reported on stderr (that is the chat screen).
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -101,6 +101,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (stderr is a pipe whose reader died) is dropped:
+        // by default tracing-subscriber reports it with `eprintln!`, which panics on the same
+        // broken pipe, in whichever task was logging (a connection, or the shutdown).
+        .log_internal_errors(false)
         .init();
     let args = Args::parse();
     let file = match &args.config {

@@ -128,7 +128,9 @@ INTEROP_PORT="$(wait_for_line "$INTEROP_PID" "$INTEROP_LOG" 'listening on 127\.0
 CHAT_PORT="$(free_port)"
 # A short heartbeat, so the tests see the server's pings and the clients' pongs.
 export CHAT_TEST_PING_INTERVAL_MS=400
-CHAT_ARGS=(--listen "127.0.0.1:$CHAT_PORT" --ping-interval-ms "$CHAT_TEST_PING_INTERVAL_MS" --ping-timeout-ms 5000)
+# Its own database in the work directory: a test must not write the user's default data file
+# (nor see what earlier runs claimed there).
+CHAT_ARGS=(--listen "127.0.0.1:$CHAT_PORT" --data "$WORK/chat.db" --ping-interval-ms "$CHAT_TEST_PING_INTERVAL_MS" --ping-timeout-ms 5000)
 say "starting $CHAT_SERVER_BIN ${CHAT_ARGS[*]} ${CHAT_SERVER_ARGS:-}"
 # shellcheck disable=SC2086 # CHAT_SERVER_ARGS is word-split on purpose
 (cd "$WORK" && RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 exec "$CHAT_SERVER_BIN" "${CHAT_ARGS[@]}" ${CHAT_SERVER_ARGS:-}) \
