@@ -124,14 +124,17 @@ CREATE TABLE IF NOT EXISTS queued_dms (
 CREATE INDEX IF NOT EXISTS queued_dms_to ON queued_dms (to_key, n);
 ";
 
-/// Page cache of each connection: the writer touches the newest page of every active room in
-/// three B-trees; SQLite's default 2 MiB made it re-read them from the OS on every batch.
+/// Page cache of each connection (the writer's and the reader's: up to twice this in all):
+/// the writer touches the newest page of every active room in three B-trees; SQLite's default
+/// 2 MiB made it re-read them from the OS on every batch.
 const CACHE_KIB: i64 = 64 * 1024;
-/// WAL pages after which a commit checkpoints. A checkpoint copies each distinct page once, so
-/// a larger WAL means fewer copies of the same hot pages (1,000, SQLite's default, cost a third
-/// of the acked messages per second in `durable_bench`).
+/// WAL pages after which a commit checkpoints (about 40 MiB at 4 KiB pages, the WAL file's
+/// usual largest size). A checkpoint copies each distinct page once, so a larger WAL means
+/// fewer copies of the same hot pages (1,000, SQLite's default, cost a third of the acked
+/// messages per second in `durable_bench`).
 const WAL_CHECKPOINT_PAGES: i64 = 10_000;
-/// Size the WAL file is truncated back to after a checkpoint resets it.
+/// If a long read held a checkpoint back and the WAL grew past this, it is truncated back to
+/// this size once a checkpoint resets it.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 fn open(path: &Path) -> Result<Connection, StoreError> {

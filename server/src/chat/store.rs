@@ -250,7 +250,14 @@ impl Store for MemoryStore {
         attach: Attach,
     ) -> StoreFuture<'_, ()> {
         // The room's lock is held through `attach`, so no message is published in between.
-        let log = self.room(namespace, room);
+        // A room with no log yet is not created (joining names must not grow the store): the
+        // map's lock is held instead, so no first message can be appended in between.
+        let rooms = lock(&self.rooms);
+        let Some(log) = rooms.get(namespace).and_then(|r| r.get(room)).cloned() else {
+            attach(catchup(Vec::new(), after, 0));
+            return ready(());
+        };
+        drop(rooms);
         let log = lock(&log);
         let mut found: Vec<ChatMessage> = log
             .messages
@@ -439,5 +446,8 @@ mod tests {
             .expect("attach");
         let c = lock(&got).clone();
         assert_eq!(c, Catchup::default());
+        // Attaching to a room nobody wrote to does not make the store keep a log for it.
+        assert!(store.existing("/", "empty").is_none());
+        assert!(store.existing("/", "r").is_some());
     }
 }

@@ -141,8 +141,8 @@ pub trait Adapter: Send + Sync + 'static {
     fn broadcast(&self, packet: EncodedPacket, opts: &BroadcastOptions) -> usize;
 }
 
-/// A room's members, with the outbox of each that is connected here.
-type Members = HashMap<Sid, Option<Outbox>, RandomState>;
+/// A room's members with their outboxes (only sockets connected here are members).
+type Members = HashMap<Sid, Outbox, RandomState>;
 
 #[derive(Default)]
 struct Rooms {
@@ -203,13 +203,7 @@ impl Rooms {
                 f(sid, outbox)
             }
         };
-        let members = |room: &Room| {
-            self.members
-                .get(room)
-                .into_iter()
-                .flatten()
-                .filter_map(|(sid, outbox)| Some((sid, outbox.as_ref()?)))
-        };
+        let members = |room: &Room| self.members.get(room).into_iter().flatten();
         match opts.rooms.as_slice() {
             [] => all.iter().for_each(|(sid, outbox)| emit(sid, outbox)),
             [one] => members(one).for_each(|(sid, outbox)| emit(sid, outbox)),
@@ -266,8 +260,13 @@ impl Adapter for LocalAdapter {
     fn join(&self, sid: &Sid, new_rooms: &[Room]) {
         let mut events = Vec::new();
         {
-            let outbox = self.ctx.sockets.outbox(sid.as_str());
             let mut rooms = write(&self.rooms);
+            // Looked up under the rooms lock: a socket that `remove_socket` already took out of
+            // the local map (before it leaves every room) cannot be added back with a stale
+            // outbox.
+            let Some(outbox) = self.ctx.sockets.outbox(sid.as_str()) else {
+                return;
+            };
             for room in new_rooms {
                 let members = rooms.members.entry(room.clone()).or_default();
                 let created = members.is_empty();
@@ -440,6 +439,23 @@ mod tests {
         for (i, (_, rx)) in receivers.iter_mut().enumerate() {
             assert_eq!(got(rx).await, usize::from(i != 2), "socket s{i}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_socket_no_longer_connected_here_cannot_join() {
+        let (adapter, mut receivers) = adapter(2);
+        let gone = receivers[1].0.clone();
+        adapter.ctx.sockets.remove(gone.as_str());
+        adapter.leave_all(&gone);
+        adapter.join(&gone, &["r".to_owned()]);
+        adapter.join(&receivers[0].0, &["r".to_owned()]);
+        assert_eq!(adapter.rooms_of(&gone), Vec::<Room>::new());
+        assert_eq!(
+            adapter.broadcast(EncodedPacket::raw("42".into()), &opts(&["r"], &[])),
+            1
+        );
+        assert_eq!(got(&mut receivers[0].1).await, 1);
+        assert_eq!(got(&mut receivers[1].1).await, 0);
     }
 
     #[tokio::test]

@@ -273,8 +273,10 @@ impl Namespace {
     }
 
     pub(crate) fn remove_socket(&self, sid: &Sid) {
+        // Out of the local map first: a `join` racing with this finds no outbox and adds
+        // nothing that `leave_all` would miss.
+        self.inner.local.remove(sid.as_str());
         self.adapter().leave_all(sid);
         write(&self.inner.sockets).remove(sid.as_str());
-        self.inner.local.remove(sid.as_str());
     }
 }

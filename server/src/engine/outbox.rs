@@ -7,8 +7,9 @@
 //!
 //! The queue is a `VecDeque` under a mutex that the writer empties a batch at a time by
 //! swapping in its (empty) previous batch: one lock per batch on its side, one per packet on
-//! the senders', and no memory held while idle beyond the last batch's small buffer (a tokio
-//! channel allocated ~2 KiB per connection up front).
+//! the senders'. Buffers grown in a burst are given back once it is over, so an idle
+//! connection holds two small buffers at most (a tokio channel allocated ~2 KiB per
+//! connection up front).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -168,8 +169,10 @@ struct Queue {
     reason: Option<CloseReason>,
 }
 
-/// A batch buffer larger than this is not kept for reuse after a burst.
-const KEEP_BATCH_CAPACITY: usize = 1024;
+/// Queue and batch buffers up to this many packets are kept and swapped; larger ones (grown
+/// in a burst) are given back once the queue is empty, so an idle connection holds at most two
+/// buffers of this size.
+const SMALL_BATCH: usize = 16;
 
 pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
     let closer = CancellationToken::new();
@@ -233,12 +236,13 @@ impl OutboxReceiver {
     /// be empty; its buffer is reused).
     pub async fn next_batch(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) {
         debug_assert!(batch.is_empty());
-        if batch.capacity() > KEEP_BATCH_CAPACITY {
-            *batch = VecDeque::new();
-        }
         poll_fn(|cx| {
             if self.take(batch, max) {
                 return Poll::Ready(());
+            }
+            // About to wait: an idle connection keeps no grown buffer.
+            if batch.capacity() > SMALL_BATCH {
+                *batch = VecDeque::new();
             }
             self.shared.waker.register(cx.waker());
             // Checked again after registering, so a packet queued in between is not missed.
@@ -251,15 +255,24 @@ impl OutboxReceiver {
         .await
     }
 
+    /// Moves up to `max` queued packets into `batch`. A small batch buffer is swapped with the
+    /// queue's (no copy); otherwise the packets are moved and the queue keeps its buffer while
+    /// a backlog lasts, then gives it back. Either way the queue never takes a grown buffer
+    /// from the writer.
     fn take(&self, batch: &mut VecDeque<EncodedPacket>, max: usize) -> bool {
         let mut queue = lock(&self.shared.queue);
-        if queue.packets.is_empty() {
+        let packets = &mut queue.packets;
+        if packets.is_empty() {
             return false;
         }
-        if queue.packets.len() <= max {
-            std::mem::swap(&mut queue.packets, batch);
+        if packets.len() <= max && batch.capacity() <= SMALL_BATCH {
+            std::mem::swap(packets, batch);
         } else {
-            batch.extend(queue.packets.drain(..max));
+            let n = packets.len().min(max);
+            batch.extend(packets.drain(..n));
+            if packets.is_empty() && packets.capacity() > SMALL_BATCH {
+                *packets = VecDeque::new();
+            }
         }
         true
     }
@@ -278,10 +291,19 @@ impl OutboxReceiver {
 }
 
 impl Drop for OutboxReceiver {
+    /// The writer is gone (normally after a close; otherwise it ended abnormally): nothing
+    /// more is queued and the connection is told to close.
     fn drop(&mut self) {
-        let mut queue = lock(&self.shared.queue);
-        queue.closed = true;
-        queue.packets = VecDeque::new();
+        {
+            let mut queue = lock(&self.shared.queue);
+            queue.closed = true;
+            queue.packets = VecDeque::new();
+            queue.reason.get_or_insert(CloseReason {
+                code: 1006,
+                reason: "transport error",
+            });
+        }
+        self.shared.closer.cancel();
     }
 }
 
@@ -354,6 +376,40 @@ mod tests {
         let (tx, rx) = outbox(8);
         drop(rx);
         assert_eq!(tx.send(packet(0), false), Err(SendError::Closed));
+        // The connection is told to close too, with a reason.
+        assert!(tx.is_closed());
+        assert_eq!(
+            lock(&tx.shared.queue).reason.as_ref().map(|r| r.code),
+            Some(1006)
+        );
+    }
+
+    #[tokio::test]
+    async fn buffers_grown_in_a_burst_are_given_back() {
+        let (tx, mut rx) = outbox(1024);
+        for n in 0..600 {
+            tx.send(packet(n), false).unwrap();
+        }
+        let mut batch = VecDeque::new();
+        let mut got = Vec::new();
+        while got.len() < 600 {
+            rx.next_batch(&mut batch, 256).await;
+            assert!(batch.len() <= 256);
+            got.extend(texts(&batch));
+            batch.clear();
+        }
+        let want: Vec<String> = (0..600).map(|n| format!("4{n}")).collect();
+        assert_eq!(got, want);
+        // Idle: the writer waits, and neither it nor the queue keeps a grown buffer.
+        let wait = rx.next_batch(&mut batch, 256);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), wait)
+                .await
+                .is_err()
+        );
+        assert!(batch.capacity() <= SMALL_BATCH, "{}", batch.capacity());
+        let queued = lock(&rx.shared.queue).packets.capacity();
+        assert!(queued <= SMALL_BATCH, "{queued}");
     }
 
     #[test]
