@@ -1,10 +1,13 @@
 //! Benchmark of acknowledged durable messages per second: the chat over its SQLite store
 //! (WAL, synchronous FULL, group commit), driven by many concurrent senders, each sending a
-//! `message` and waiting for its ack before the next (as a real client does). Every sender
-//! has a room of its own, so the number measures the durable path, not fan-out.
+//! `message` and waiting for its ack before the next (as a real client does). By default every
+//! sender has a room of its own, so the number measures the durable path, not fan-out (and
+//! the store's worst case: no two messages of a batch share a room); `--rooms N` spreads the
+//! senders over N rooms instead, and each message is then also delivered to its room.
 //!
 //! `cargo run --release -p chat-server --example durable_bench -- --senders 256 --seconds 10`
-//! prints acked messages/s, messages per commit, and ack latency percentiles.
+//! prints acked messages/s, messages per commit, where the writer thread's time went, and ack
+//! latency percentiles.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +25,11 @@ struct Args {
     /// Concurrent senders (one connection each).
     #[arg(long, default_value_t = 256)]
     senders: usize,
+    /// Rooms the senders are spread over (sender i is in room i mod rooms). Default: one room
+    /// per sender, the store's worst case (no two messages of a batch share a room's pages);
+    /// fewer rooms share pages but every message is also delivered to its room's members.
+    #[arg(long)]
+    rooms: Option<usize>,
     /// How long to measure, after a one-second warm-up.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -53,10 +61,17 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let warm = start + Duration::from_secs(1);
     let end = warm + Duration::from_secs(args.seconds);
+    let rooms = args
+        .rooms
+        .unwrap_or(args.senders)
+        .clamp(1, args.senders.max(1));
     let mut tasks = Vec::new();
     for i in 0..args.senders {
         let url = url.clone();
-        tasks.push(tokio::spawn(async move { sender(i, url, warm, end).await }));
+        let room = format!("bench-{}", i % rooms);
+        tasks.push(tokio::spawn(async move {
+            sender(i, room, url, warm, end).await
+        }));
     }
     let mut latencies = Vec::new();
     let mut acked = 0usize;
@@ -75,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_default()
     };
     println!("senders            {}", args.senders);
+    println!("rooms              {rooms}");
     println!("measured           {} s (after 1 s warm-up)", args.seconds);
     println!(
         "acked messages/s   {:.0}",
@@ -133,6 +149,7 @@ async fn wait_ack(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
 /// Returns the acks of messages sent after `warm` and their latencies.
 async fn sender(
     i: usize,
+    room: String,
     url: String,
     warm: Instant,
     end: Instant,
@@ -143,7 +160,6 @@ async fn sender(
         tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
     let (mut ws, _) =
         tokio_tungstenite::connect_async_with_config(&url, Some(config), false).await?;
-    let room = format!("bench-{i}");
     ws.send(Message::text(
         Packet::connect("/", Some(json!({"nick": format!("b{i}")}))).encode_frame(),
     ))
