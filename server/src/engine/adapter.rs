@@ -65,24 +65,6 @@ impl LocalSockets {
         write(&self.map).remove(sid);
     }
 
-    /// Queues `packet` for each of `sids` that is connected here; returns how many took it.
-    pub fn deliver<'a>(
-        &self,
-        sids: impl IntoIterator<Item = &'a Sid>,
-        packet: &EncodedPacket,
-        volatile: bool,
-    ) -> usize {
-        let map = read(&self.map);
-        sids.into_iter()
-            .filter_map(|sid| map.get(sid.as_str()))
-            .filter(|outbox| outbox.send(packet.clone(), volatile).is_ok())
-            .count()
-    }
-
-    pub fn sids(&self) -> Vec<Sid> {
-        read(&self.map).keys().cloned().collect()
-    }
-
     pub fn len(&self) -> usize {
         read(&self.map).len()
     }

@@ -228,12 +228,7 @@ impl Outbox {
 
     /// Closes the connection with `reason` (the first reason given wins).
     pub fn close(&self, reason: CloseReason) {
-        {
-            let mut queue = lock(&self.shared.queue);
-            queue.closed = true;
-            queue.reason.get_or_insert(reason);
-        }
-        self.shared.closer.cancel();
+        self.shared.close(reason);
     }
 
     pub fn is_closed(&self) -> bool {
@@ -303,10 +298,19 @@ impl OutboxReceiver {
 
     /// Closes the connection from the writer's side (the first reason given wins).
     pub fn close(&self, reason: CloseReason) {
-        Outbox {
-            shared: self.shared.clone(),
+        self.shared.close(reason);
+    }
+}
+
+impl Shared {
+    /// Refuses further packets, records the first reason given, and signals the close.
+    fn close(&self, reason: CloseReason) {
+        {
+            let mut queue = lock(&self.queue);
+            queue.closed = true;
+            queue.reason.get_or_insert(reason);
         }
-        .close(reason);
+        self.closer.cancel();
     }
 }
 
@@ -314,16 +318,12 @@ impl Drop for OutboxReceiver {
     /// The writer is gone (normally after a close; otherwise it ended abnormally): nothing
     /// more is queued and the connection is told to close.
     fn drop(&mut self) {
-        {
-            let mut queue = lock(&self.shared.queue);
-            queue.closed = true;
-            queue.packets = VecDeque::new();
-            queue.reason.get_or_insert(CloseReason {
-                code: 1006,
-                reason: "transport error",
-            });
-        }
-        self.shared.closer.cancel();
+        self.shared.close(CloseReason {
+            code: 1006,
+            reason: "transport error",
+        });
+        // Closed first, so nothing is queued after this.
+        lock(&self.shared.queue).packets = VecDeque::new();
     }
 }
 
