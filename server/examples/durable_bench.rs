@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_protocol::socket_io::{Packet, PacketKind};
-use chat_server::chat::sqlite::{Retention, SqliteStore};
+use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
 use chat_server::config::{ServerConfig, StoreConfig};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
@@ -33,6 +33,12 @@ struct Args {
     /// How long to measure, after a one-second warm-up.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Index the log at this many unindexed messages (the store's default when absent).
+    #[arg(long)]
+    index_rows: Option<usize>,
+    /// Index the log once the oldest unindexed message is this many milliseconds old.
+    #[arg(long)]
+    index_age_ms: Option<u64>,
     /// The database file (default: a fresh temporary file).
     #[arg(long)]
     data: Option<std::path::PathBuf>,
@@ -43,7 +49,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile_dir()?;
     let path = args.data.clone().unwrap_or_else(|| dir.join("bench.db"));
-    let store = Arc::new(SqliteStore::open(&path, Retention::default())?);
+    let mut limits = IndexLimits::default();
+    limits.rows = args.index_rows.unwrap_or(limits.rows);
+    if let Some(ms) = args.index_age_ms {
+        limits.age = Duration::from_millis(ms);
+    }
+    let store = Arc::new(SqliteStore::open_with(&path, Retention::default(), limits)?);
     let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse()?,
         ..ServerConfig::default()
@@ -73,6 +84,15 @@ async fn main() -> anyhow::Result<()> {
             sender(i, room, url, warm, end).await
         }));
     }
+    // CPU used during the measured window (warm-up excluded): the whole process (server and
+    // senders) and the store's writer thread.
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(warm.into()).await;
+        let first = cpu_ns();
+        tokio::time::sleep_until(end.into()).await;
+        let last = cpu_ns();
+        (last.0 - first.0, last.1 - first.1)
+    });
     let mut latencies = Vec::new();
     let mut acked = 0usize;
     for t in tasks {
@@ -81,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         latencies.extend(lat);
     }
     let stats_end = store.stats();
+    let (cpu_all, cpu_writer) = cpu.await?;
     server.shutdown().await;
     latencies.sort_unstable();
     let pct = |p: f64| {
@@ -107,16 +128,53 @@ async fn main() -> anyhow::Result<()> {
         stats_end.write_time, stats_end.commit_time, stats_end.finish_time
     );
     println!(
+        "indexing           {} passes of {:.0} messages on average, {:.2?} in all",
+        stats_end.index_passes,
+        stats_end.indexed as f64 / stats_end.index_passes.max(1) as f64,
+        stats_end.index_time
+    );
+    println!(
         "ack latency        p50 {:?}  p99 {:?}  p99.9 {:?}",
         pct(0.50),
         pct(0.99),
         pct(0.999)
     );
+    if cpu_all > 0 {
+        let per = |ns: u64| ns as f64 / 1000.0 / acked.max(1) as f64;
+        println!(
+            "CPU per acked msg  {:.1} us in all (server and senders), {:.1} us on the writer thread",
+            per(cpu_all),
+            per(cpu_writer)
+        );
+    }
     println!("database           {}", path.display());
     if args.data.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+/// CPU time so far (ns) of this process and of its `store-writer` thread, from Linux's
+/// per-thread schedstat; zeros elsewhere.
+fn cpu_ns() -> (u64, u64) {
+    let (mut all, mut writer) = (0, 0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let Some(ns) = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        all += ns;
+        if std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "store-writer") {
+            writer += ns;
+        }
+    }
+    (all, writer)
 }
 
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {

@@ -5,7 +5,8 @@
 //!   password), and the connect/disconnect/room-lifecycle handlers (catch-up with `since`,
 //!   delivery of direct messages that waited);
 //! - [`handlers`]: one method per client event (`join`, `message`, `dm`, ...);
-//! - [`store`]: the `Store` trait and the in-memory store; [`sqlite`]: the durable store;
+//! - [`store`]: the `Store` trait and the in-memory store; [`sqlite`]: the durable store
+//!   (its log's newest messages wait in memory for indexing in `unindexed`);
 //! - [`token`]: HS256 tokens for namespaces that require one.
 //!
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
@@ -15,6 +16,7 @@ pub mod handlers;
 pub mod sqlite;
 pub mod store;
 pub mod token;
+mod unindexed;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

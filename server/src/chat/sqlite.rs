@@ -8,6 +8,14 @@
 //! socket missed (up to the room's `seq` at its place in the batch) and joins it. That
 //! thread is the per-room ordering section of the `Store` contract. Reads that need no
 //! ordering (history, topics, identities, queued DMs) use a second connection.
+//!
+//! Messages are appended to the `log` table (in arrival order, no secondary index: a commit
+//! writes a few pages however many rooms its batch touches) and acknowledged after that
+//! commit. Between batches the writer indexes the log by room and seq (`room_index`) and by
+//! client id (`cids`) in chunks of up to [`IndexLimits::rows`] messages, or once the oldest
+//! unindexed one is [`IndexLimits::age`] old, one transaction per chunk (`meta.indexed_upto`
+//! says how far); at open it indexes whatever a crash left. Until then reads find the
+//! unindexed messages in memory ([`super::unindexed`]).
 //! Retention (count and age per room) runs on the writer between batches, in bounded chunks.
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +32,7 @@ use super::store::{
     Appended, Attach, Identity, NewMessage, Publish, Store, StoreError, StoreFuture, catchup,
     new_id, now_ms,
 };
+use super::unindexed::{CidKey, Entry, RoomKey, Unindexed, merge};
 use crate::engine::lock;
 
 /// Most commands applied in one transaction.
@@ -31,6 +40,26 @@ pub const MAX_BATCH: usize = 4096;
 /// Rows removed per retention chunk, so a big clean-up never holds the writer for long.
 const RETENTION_CHUNK: usize = 2000;
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
+/// After a failed indexing, the next attempt waits this long.
+const INDEX_RETRY: Duration = Duration::from_secs(1);
+
+/// When the log is indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexLimits {
+    /// Index once this many messages are unindexed (and at most this many at once).
+    pub rows: usize,
+    /// Index once the oldest unindexed message is this old.
+    pub age: Duration,
+}
+
+impl Default for IndexLimits {
+    fn default() -> Self {
+        IndexLimits {
+            rows: 8192,
+            age: Duration::from_millis(500),
+        }
+    }
+}
 
 /// How long messages are kept, per room.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +82,10 @@ pub struct WriterStats {
     pub commit_time: Duration,
     /// Time spent after the commits: replies and publishing.
     pub finish_time: Duration,
+    /// Indexing transactions, the messages they indexed, and their time.
+    pub index_passes: u64,
+    pub indexed: u64,
+    pub index_time: Duration,
 }
 
 enum Command {
@@ -95,6 +128,7 @@ enum Command {
 pub struct SqliteStore {
     tx: std::sync::mpsc::Sender<Command>,
     reader: Arc<Mutex<Connection>>,
+    unindexed: Arc<Mutex<Unindexed>>,
     stats: Arc<Mutex<WriterStats>>,
     path: PathBuf,
 }
@@ -108,13 +142,18 @@ CREATE TABLE IF NOT EXISTS rooms (
     ns TEXT NOT NULL, room TEXT NOT NULL,
     last_seq INTEGER NOT NULL DEFAULT 0, topic TEXT,
     PRIMARY KEY (ns, room)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS messages (
-    ns TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL,
-    id TEXT NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL,
-    ts INTEGER NOT NULL, action INTEGER NOT NULL DEFAULT 0, cid TEXT,
+CREATE TABLE IF NOT EXISTS log (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, room TEXT NOT NULL,
+    seq INTEGER NOT NULL, id TEXT NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL,
+    ts INTEGER NOT NULL, action INTEGER NOT NULL, cid TEXT);
+CREATE TABLE IF NOT EXISTS room_index (
+    ns TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (ns, room, seq)) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_cid ON messages (ns, room, sender, cid) WHERE cid IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+CREATE TABLE IF NOT EXISTS cids (
+    ns TEXT NOT NULL, room TEXT NOT NULL, sender TEXT NOT NULL, cid TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (ns, room, sender, cid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS identities (
     nick_key TEXT PRIMARY KEY, nick TEXT NOT NULL, password_hash TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS queued_dms (
@@ -125,8 +164,8 @@ CREATE INDEX IF NOT EXISTS queued_dms_to ON queued_dms (to_key, n);
 ";
 
 /// Page cache of each connection (the writer's and the reader's: up to twice this in all):
-/// the writer touches the newest page of every active room in three B-trees; SQLite's default
-/// 2 MiB made it re-read them from the OS on every batch.
+/// indexing touches the newest page of every active room in two B-trees; SQLite's default
+/// 2 MiB made the writer re-read them from the OS again and again.
 const CACHE_KIB: i64 = 64 * 1024;
 /// WAL pages after which a commit checkpoints (about 40 MiB at 4 KiB pages, the WAL file's
 /// usual largest size). A checkpoint copies each distinct page once, so a larger WAL means
@@ -150,12 +189,24 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
         .map_err(backend)?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
         .map_err(backend)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(backend)?;
     Ok(conn)
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and starts the writer thread.
+    /// Opens (creating if needed, or upgrading) the database file, indexes what a crash left
+    /// unindexed, and starts the writer thread.
     pub fn open(path: &Path, retention: Retention) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, retention, IndexLimits::default())
+    }
+
+    /// [`SqliteStore::open`] with other indexing limits (tests and benchmarks).
+    pub fn open_with(
+        path: &Path,
+        retention: Retention,
+        limits: IndexLimits,
+    ) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
@@ -163,26 +214,34 @@ impl SqliteStore {
         }
         let writer = open(path)?;
         writer.execute_batch(SCHEMA).map_err(backend)?;
+        upgrade(&writer)?;
+        let indexed_upto = indexed_upto(&writer)?;
+        let recovered = index_log(&writer, indexed_upto, i64::MAX)?;
         let reader = open(path)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(Mutex::new(WriterStats::default()));
-        let thread_stats = stats.clone();
+        let unindexed = Arc::new(Mutex::new(Unindexed::default()));
+        let writer = Writer {
+            conn: writer,
+            rooms: RoomCache {
+                unindexed: unindexed.clone(),
+                ..RoomCache::default()
+            },
+            retention,
+            limits,
+            indexed_upto: indexed_upto.max(recovered.1),
+            next_index: None,
+            stats: stats.clone(),
+        };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || {
-                Writer {
-                    conn: writer,
-                    rooms: RoomCache::default(),
-                    retention,
-                    stats: thread_stats,
-                }
-                .run(rx)
-            })
+            .spawn(move || writer.run(rx))
             .map_err(backend)?;
-        info!(path = %path.display(), "store opened");
+        info!(path = %path.display(), recovered = recovered.0, "store opened");
         Ok(SqliteStore {
             tx,
             reader: Arc::new(Mutex::new(reader)),
+            unindexed,
             stats,
             path: path.to_owned(),
         })
@@ -234,9 +293,10 @@ fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "room, seq, id, sender, text, ts, action";
+/// The columns [`row_message`] reads, of the `log` table aliased `l`.
+const MESSAGE_COLUMNS: &str = "l.room, l.seq, l.id, l.sender, l.text, l.ts, l.action";
 
-/// Messages with `after < seq <= upto`, the newest `limit`, oldest first.
+/// Indexed messages with `after < seq <= upto`, the newest `limit`, oldest first.
 fn read_range(
     conn: &Connection,
     ns: &str,
@@ -246,7 +306,7 @@ fn read_range(
     limit: usize,
 ) -> rusqlite::Result<Vec<ChatMessage>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE ns = ?1 AND room = ?2 AND seq > ?3 AND seq <= ?4 ORDER BY seq DESC LIMIT ?5"
+        "SELECT {MESSAGE_COLUMNS} FROM room_index r JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 AND r.seq > ?3 AND r.seq <= ?4 ORDER BY r.seq DESC LIMIT ?5"
     ))?;
     let mut out = stmt
         .query_map(
@@ -256,6 +316,105 @@ fn read_range(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     out.reverse();
     Ok(out)
+}
+
+/// Messages with `after < seq <= upto`, the newest `limit`, oldest first, indexed or not. The
+/// unindexed ones are read first (see [`merge`]).
+fn read_merged(
+    conn: &Connection,
+    unindexed: &Mutex<Unindexed>,
+    ns: &str,
+    room: &str,
+    after: u64,
+    upto: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<ChatMessage>> {
+    let recent = lock(unindexed).range(ns, room, after, upto, limit);
+    if recent.len() >= limit {
+        return Ok(recent);
+    }
+    Ok(merge(
+        read_range(conn, ns, room, after, upto, limit)?,
+        recent,
+        limit,
+    ))
+}
+
+/// How far the log is indexed (a rowid).
+fn indexed_upto(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = 'indexed_upto'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::unwrap_or_default)
+    .map_err(backend)
+}
+
+/// Indexes the log's messages with `from < n <= upto` (and writes their rooms' last seq) in
+/// one transaction; returns how many, and the newest rowid indexed.
+fn index_log(conn: &Connection, from: i64, upto: i64) -> Result<(usize, i64), StoreError> {
+    let tx = conn.unchecked_transaction().map_err(backend)?;
+    let run = |sql: &str| {
+        tx.prepare_cached(sql)
+            .and_then(|mut s| s.execute([from, upto]))
+            .map_err(backend)
+    };
+    // In key order, so each room's index pages are visited once.
+    let count = run(
+        "INSERT INTO room_index (ns, room, seq, n) SELECT ns, room, seq, n FROM log WHERE n > ?1 AND n <= ?2 ORDER BY ns, room, seq",
+    )?;
+    let mut last = from;
+    if count > 0 {
+        run(
+            "INSERT INTO cids (ns, room, sender, cid, n) SELECT ns, room, sender, cid, n FROM log WHERE n > ?1 AND n <= ?2 AND cid IS NOT NULL ORDER BY ns, room, sender, cid",
+        )?;
+        run(
+            "INSERT INTO rooms (ns, room, last_seq) SELECT ns, room, max(seq) FROM log WHERE n > ?1 AND n <= ?2 GROUP BY ns, room ON CONFLICT (ns, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+        )?;
+        last = tx
+            .query_row(
+                "SELECT max(n) FROM log WHERE n > ?1 AND n <= ?2",
+                [from, upto],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('indexed_upto', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [last],
+        )
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)?;
+    Ok((count, last))
+}
+
+/// Brings a database written by an earlier version to this schema: the `messages` table
+/// (clustered by room, with a client-id and a time index) becomes the `log`, in time order,
+/// to be indexed like any unindexed messages.
+fn upgrade(conn: &Connection) -> Result<(), StoreError> {
+    let old: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    if !old {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction().map_err(backend)?;
+    let n = tx
+        .execute(
+            "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) SELECT ns, room, seq, id, sender, text, ts, action, cid FROM messages ORDER BY ts, ns, room, seq",
+            [],
+        )
+        .map_err(backend)?;
+    tx.execute_batch("DROP TABLE messages").map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    info!(messages = n, "store upgraded: messages moved to the log");
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -294,9 +453,11 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreFuture<'_, Vec<ChatMessage>> {
         let (ns, room) = (namespace.to_owned(), room.to_owned());
+        let unindexed = self.unindexed.clone();
         self.read(move |c| {
-            read_range(
+            read_merged(
                 c,
+                &unindexed,
                 &ns,
                 &room,
                 0,
@@ -430,6 +591,11 @@ struct Writer {
     conn: Connection,
     rooms: RoomCache,
     retention: Retention,
+    limits: IndexLimits,
+    /// The newest rowid of the log in the indexes.
+    indexed_upto: i64,
+    /// After a failed indexing: not before then.
+    next_index: Option<Instant>,
     stats: Arc<Mutex<WriterStats>>,
 }
 
@@ -437,35 +603,24 @@ struct Writer {
 #[derive(Default)]
 struct RoomCache {
     /// Last seq per room (namespace, room), loaded on first use.
-    seqs: HashMap<(String, String), u64>,
+    seqs: HashMap<RoomKey, u64>,
     /// Rooms appended to since the last retention pass.
-    touched: HashSet<(String, String)>,
-    /// Rooms appended to in the current batch: their last_seq is written before the commit.
-    dirty: HashSet<(String, String)>,
+    touched: HashSet<RoomKey>,
+    /// Committed messages not yet indexed (shared with the readers).
+    unindexed: Arc<Mutex<Unindexed>>,
+    /// This batch's messages: added to `unmoved` once it commits.
+    staged: Vec<Entry>,
+    /// This batch's client ids: index in `staged`.
+    staged_cids: HashMap<CidKey, usize>,
 }
 
 impl RoomCache {
-    /// Writes the last seq of every room appended to in this batch.
-    fn flush_seqs(&mut self, tx: &Connection) -> Result<(), StoreError> {
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO rooms (ns, room, last_seq) VALUES (?1, ?2, ?3) ON CONFLICT (ns, room) DO UPDATE SET last_seq = excluded.last_seq",
-            )
-            .map_err(backend)?;
-        for key in self.dirty.drain() {
-            let seq = self.seqs.get(&key).copied().unwrap_or(0);
-            stmt.execute(params![key.0, key.1, seq as i64])
-                .map_err(backend)?;
-        }
-        Ok(())
-    }
-
     fn last_seq(&mut self, tx: &Connection, ns: &str, room: &str) -> Result<u64, StoreError> {
         let key = (ns.to_owned(), room.to_owned());
         if let Some(seq) = self.seqs.get(&key) {
             return Ok(*seq);
         }
-        let seq: i64 = tx
+        let moved: i64 = tx
             .query_row(
                 "SELECT last_seq FROM rooms WHERE ns = ?1 AND room = ?2",
                 params![ns, room],
@@ -474,8 +629,45 @@ impl RoomCache {
             .optional()
             .map_err(backend)?
             .unwrap_or(0);
-        self.seqs.insert(key, seq as u64);
-        Ok(seq as u64)
+        let seq = lock(&self.unindexed)
+            .last_seq(ns, room)
+            .unwrap_or(0)
+            .max(moved as u64);
+        self.seqs.insert(key, seq);
+        Ok(seq)
+    }
+
+    /// The message this sender already stored with this client id in this room: in this
+    /// batch, not yet indexed, or indexed.
+    fn by_cid(&self, tx: &Connection, key: &CidKey) -> Result<Option<ChatMessage>, StoreError> {
+        if let Some(&i) = self.staged_cids.get(key) {
+            return Ok(Some(self.staged[i].message.clone()));
+        }
+        if let Some(found) = lock(&self.unindexed).by_cid(key) {
+            return Ok(Some(found));
+        }
+        let n: Option<i64> = tx
+            .prepare_cached(
+                "SELECT n FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![key.0, key.1, key.2, key.3], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend)?;
+        let Some(n) = n else { return Ok(None) };
+        tx.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM log l WHERE l.n = ?1"
+        ))
+        .and_then(|mut stmt| stmt.query_row([n], row_message).optional())
+        .map_err(backend)
+    }
+
+    /// Forgets what the rolled-back batch did.
+    fn rolled_back(&mut self) {
+        self.seqs.clear();
+        self.staged.clear();
+        self.staged_cids.clear();
     }
 
     /// The write phase of one command (inside the batch's transaction).
@@ -487,50 +679,18 @@ impl RoomCache {
                 reply,
             } => {
                 let seq = self.last_seq(tx, &m.namespace, &m.room)? + 1;
-                let message = ChatMessage {
-                    id: new_id(),
-                    room: m.room.clone(),
-                    seq,
-                    from: m.from,
-                    text: m.text,
-                    ts: now_ms(),
-                    action: m.action,
-                };
-                // A message with a client id is inserted unless that sender already stored the
-                // same id in the room (a re-send): one index search instead of a lookup first.
-                let sql = if m.cid.is_some() {
-                    "INSERT INTO messages (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (ns, room, sender, cid) WHERE cid IS NOT NULL DO NOTHING"
-                } else {
-                    "INSERT INTO messages (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                };
-                let inserted = tx
-                    .prepare_cached(sql)
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            m.namespace,
-                            message.room,
-                            seq as i64,
-                            message.id,
-                            message.from,
-                            message.text,
-                            message.ts,
-                            message.action as i64,
-                            m.cid
-                        ])
-                    })
-                    .map_err(backend)?;
-                if inserted == 0 {
-                    let first = tx
-                        .prepare_cached(&format!(
-                            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4"
-                        ))
-                        .and_then(|mut stmt| {
-                            stmt.query_row(
-                                params![m.namespace, message.room, message.from, m.cid],
-                                row_message,
-                            )
-                        })
-                        .map_err(backend)?;
+                // A re-sent message (same sender, client id and room) is stored once.
+                let cid_key = m.cid.as_ref().map(|cid| {
+                    (
+                        m.namespace.clone(),
+                        m.room.clone(),
+                        m.from.clone(),
+                        cid.clone(),
+                    )
+                });
+                if let Some(key) = &cid_key
+                    && let Some(first) = self.by_cid(tx, key)?
+                {
                     return Ok(Effect::Appended {
                         appended: Appended {
                             message: first,
@@ -540,12 +700,44 @@ impl RoomCache {
                         reply,
                     });
                 }
-                self.seqs
-                    .insert((m.namespace.clone(), message.room.clone()), seq);
-                // The room's last_seq is written once per batch (see `flush_seqs`).
-                self.dirty
-                    .insert((m.namespace.clone(), message.room.clone()));
-                self.touched.insert((m.namespace, message.room.clone()));
+                let message = ChatMessage {
+                    id: new_id(),
+                    room: m.room,
+                    seq,
+                    from: m.from,
+                    text: m.text,
+                    ts: now_ms(),
+                    action: m.action,
+                };
+                tx.prepare_cached(
+                    "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        m.namespace,
+                        message.room,
+                        seq as i64,
+                        message.id,
+                        message.from,
+                        message.text,
+                        message.ts,
+                        message.action as i64,
+                        m.cid
+                    ])
+                })
+                .map_err(backend)?;
+                let key = (m.namespace.clone(), message.room.clone());
+                self.seqs.insert(key.clone(), seq);
+                self.touched.insert(key);
+                if let Some(key) = cid_key {
+                    self.staged_cids.insert(key, self.staged.len());
+                }
+                self.staged.push(Entry {
+                    n: tx.last_insert_rowid(),
+                    ns: m.namespace,
+                    cid: m.cid,
+                    message: message.clone(),
+                });
                 Effect::Appended {
                     appended: Appended {
                         message,
@@ -630,8 +822,11 @@ impl RoomCache {
 impl Writer {
     fn run(mut self, rx: std::sync::mpsc::Receiver<Command>) {
         let mut last_retention = Instant::now();
+        let tick = RETENTION_EVERY
+            .min(self.limits.age)
+            .max(Duration::from_millis(10));
         loop {
-            let first = match rx.recv_timeout(RETENTION_EVERY) {
+            let first = match rx.recv_timeout(tick) {
                 Ok(c) => Some(c),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
@@ -646,6 +841,7 @@ impl Writer {
                 }
                 self.apply(batch);
             }
+            self.index_due(false);
             if last_retention.elapsed() >= RETENTION_EVERY {
                 if let Err(e) = self.enforce_retention() {
                     error!(error = %e, "retention pass failed");
@@ -667,13 +863,15 @@ impl Writer {
             for command in pending.drain(..) {
                 effects.push(self.rooms.write(&tx, command)?);
             }
-            self.rooms.flush_seqs(&tx)?;
             written = Instant::now();
             tx.commit().map_err(backend)
         })();
         match result {
             Ok(()) => {
                 let committed = Instant::now();
+                self.rooms.staged_cids.clear();
+                let staged = std::mem::take(&mut self.rooms.staged);
+                lock(&self.rooms.unindexed).add(staged, committed);
                 let mut appends = 0;
                 for effect in effects {
                     if matches!(effect, Effect::Appended { .. }) {
@@ -691,9 +889,7 @@ impl Writer {
             }
             Err(e) => {
                 error!(error = %e, "store transaction failed");
-                // The transaction rolled back: forget cached sequence numbers.
-                self.rooms.seqs.clear();
-                self.rooms.dirty.clear();
+                self.rooms.rolled_back();
                 for effect in effects {
                     effect.fail(&e);
                 }
@@ -725,7 +921,15 @@ impl Writer {
                 limit,
                 attach,
                 reply,
-            } => match read_range(&self.conn, &ns, &room, after.unwrap_or(0), upto, limit) {
+            } => match read_merged(
+                &self.conn,
+                &self.rooms.unindexed,
+                &ns,
+                &room,
+                after.unwrap_or(0),
+                upto,
+                limit,
+            ) {
                 Ok(found) => {
                     attach(catchup(found, after, upto));
                     let _ = reply.send(Ok(()));
@@ -737,32 +941,139 @@ impl Writer {
         }
     }
 
-    /// Removes, in bounded chunks, messages beyond the per-room count and older than the age.
+    /// Indexes a chunk of the log if the unindexed messages have grown to the limit, the
+    /// oldest of them to the age limit, or `now` says so.
+    fn index_due(&mut self, now: bool) {
+        let started = Instant::now();
+        if self.next_index.is_some_and(|at| started < at) {
+            return;
+        }
+        let (len, oldest, upto) = {
+            let unindexed = lock(&self.rooms.unindexed);
+            (
+                unindexed.len(),
+                unindexed.oldest(),
+                unindexed.chunk_end(self.limits.rows.max(1)),
+            )
+        };
+        let aged = oldest.is_some_and(|at| started.duration_since(at) >= self.limits.age);
+        let Some(upto) = upto.filter(|_| now || aged || len >= self.limits.rows) else {
+            return;
+        };
+        match index_log(&self.conn, self.indexed_upto, upto) {
+            Ok((count, last)) => {
+                lock(&self.rooms.unindexed).remove_upto(upto);
+                self.indexed_upto = last;
+                self.next_index = None;
+                let mut stats = lock(&self.stats);
+                stats.index_passes += 1;
+                stats.indexed += count as u64;
+                stats.index_time += started.elapsed();
+            }
+            Err(e) => {
+                // The messages stay unindexed (and readable); indexing is tried again.
+                error!(error = %e, "indexing the log failed");
+                self.next_index = Some(started + INDEX_RETRY);
+            }
+        }
+    }
+
+    /// Removes, in bounded chunks and one transaction, messages beyond the per-room count and
+    /// older than the age. Only indexed messages are removed (the rest are newer).
     fn enforce_retention(&mut self) -> Result<(), StoreError> {
-        let touched: Vec<_> = self.rooms.touched.drain().collect();
+        let touched: Vec<RoomKey> = self.rooms.touched.drain().collect();
+        if self.retention == Retention::default() {
+            return Ok(());
+        }
+        self.index_due(true);
+        let tx = self.conn.unchecked_transaction().map_err(backend)?;
+        let mut doomed = Vec::new();
         if let Some(max) = self.retention.max_messages {
-            for (ns, room) in touched {
-                let Some(last) = self.rooms.seqs.get(&(ns.clone(), room.clone())).copied() else {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT r.n, r.ns, r.room, r.seq, l.sender, l.cid FROM room_index r JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 AND r.seq <= ?3 ORDER BY r.seq LIMIT ?4",
+                )
+                .map_err(backend)?;
+            for key in touched {
+                let last = self.rooms.seqs.get(&key).copied().unwrap_or(0);
+                if last <= max {
                     continue;
-                };
-                if last > max {
-                    self.conn
-                        .execute(
-                            "DELETE FROM messages WHERE ns = ?1 AND room = ?2 AND seq <= ?3",
-                            params![ns, room, (last - max) as i64],
-                        )
-                        .map_err(backend)?;
+                }
+                let before = doomed.len();
+                doomed.extend(
+                    stmt.query_map(
+                        params![key.0, key.1, (last - max) as i64, RETENTION_CHUNK as i64],
+                        LogRow::read,
+                    )
+                    .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+                    .map_err(backend)?,
+                );
+                if doomed.len() - before == RETENTION_CHUNK {
+                    // More next time.
+                    self.rooms.touched.insert(key);
                 }
             }
         }
         if let Some(age) = self.retention.max_age {
+            // The log is in arrival order: its oldest messages are first.
             let cutoff = now_ms() - age.as_millis() as i64;
-            self.conn
-                .execute(
-                    "DELETE FROM messages WHERE (ns, room, seq) IN (SELECT ns, room, seq FROM messages WHERE ts < ?1 LIMIT ?2)",
-                    params![cutoff, RETENTION_CHUNK as i64],
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT n, ns, room, seq, sender, cid, ts FROM log WHERE n <= ?1 ORDER BY n LIMIT ?2",
                 )
                 .map_err(backend)?;
+            let oldest = stmt
+                .query_map(params![self.indexed_upto, RETENTION_CHUNK as i64], |r| {
+                    Ok((LogRow::read(r)?, r.get::<_, i64>(6)?))
+                })
+                .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+                .map_err(backend)?;
+            doomed.extend(
+                oldest
+                    .into_iter()
+                    .take_while(|(_, ts)| *ts < cutoff)
+                    .map(|(row, _)| row),
+            );
+        }
+        for row in &doomed {
+            row.delete(&tx).map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+}
+
+/// A logged message's keys, for removing it from the log and the indexes.
+struct LogRow {
+    n: i64,
+    ns: String,
+    room: String,
+    seq: i64,
+    sender: String,
+    cid: Option<String>,
+}
+
+impl LogRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+        Ok(LogRow {
+            n: r.get(0)?,
+            ns: r.get(1)?,
+            room: r.get(2)?,
+            seq: r.get(3)?,
+            sender: r.get(4)?,
+            cid: r.get(5)?,
+        })
+    }
+
+    fn delete(&self, tx: &Connection) -> rusqlite::Result<()> {
+        tx.prepare_cached("DELETE FROM log WHERE n = ?1")?
+            .execute([self.n])?;
+        tx.prepare_cached("DELETE FROM room_index WHERE ns = ?1 AND room = ?2 AND seq = ?3")?
+            .execute(params![self.ns, self.room, self.seq])?;
+        if let Some(cid) = &self.cid {
+            tx.prepare_cached(
+                "DELETE FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
+            )?
+            .execute(params![self.ns, self.room, self.sender, cid])?;
         }
         Ok(())
     }

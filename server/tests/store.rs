@@ -1,0 +1,157 @@
+//! The SQLite store on its own: messages read back whether or not the log is indexed yet, a
+//! re-sent client id stored once on either side of the indexing and of a restart, the
+//! indexing a crash left undone done at open, and a database of the previous layout upgraded.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
+use chat_server::chat::store::{Appended, NewMessage, Store};
+
+/// Never indexes while running (only at open).
+const NEVER: IndexLimits = IndexLimits {
+    rows: usize::MAX,
+    age: Duration::from_secs(3600),
+};
+
+fn open(path: &Path, limits: IndexLimits) -> SqliteStore {
+    SqliteStore::open_with(path, Retention::default(), limits).unwrap()
+}
+
+async fn append(store: &SqliteStore, room: &str, text: &str, cid: Option<&str>) -> Appended {
+    store
+        .append(
+            NewMessage {
+                namespace: "/".into(),
+                room: room.into(),
+                from: "ann".into(),
+                text: text.into(),
+                action: false,
+                cid: cid.map(str::to_owned),
+            },
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap()
+}
+
+async fn texts(store: &SqliteStore, room: &str, before: Option<u64>, limit: usize) -> Vec<String> {
+    store
+        .history("/", room, before, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| format!("{}:{}", m.seq, m.text))
+        .collect()
+}
+
+#[tokio::test]
+async fn unindexed_messages_are_read_and_deduplicated_then_indexed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let first = {
+        let store = open(&path, NEVER);
+        let first = append(&store, "a", "one", Some("c1")).await;
+        append(&store, "b", "other room", Some("c1")).await;
+        append(&store, "a", "two", Some("c2")).await;
+        assert_eq!(texts(&store, "a", None, 10).await, ["1:one", "2:two"]);
+        assert_eq!(texts(&store, "b", None, 10).await, ["1:other room"]);
+        // A re-send before indexing: the first message, not a new one.
+        let again = append(&store, "a", "one (re-sent)", Some("c1")).await;
+        assert!(again.duplicate);
+        assert_eq!(again.message, first.message);
+        assert_eq!(store.stats().indexed, 0, "nothing indexed while running");
+        first
+    };
+    // Dropped without indexing, as after a crash: the next open indexes the log.
+    let store = open(&path, NEVER);
+    assert_eq!(texts(&store, "a", None, 10).await, ["1:one", "2:two"]);
+    let again = append(&store, "a", "one (re-sent)", Some("c1")).await;
+    assert!(again.duplicate, "the client id survives the restart");
+    assert_eq!(again.message, first.message);
+    assert_eq!(
+        append(&store, "a", "three", Some("c3")).await.message.seq,
+        3
+    );
+    assert_eq!(append(&store, "b", "more", None).await.message.seq, 2);
+}
+
+#[tokio::test]
+async fn history_pages_across_indexed_and_unindexed_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    // Indexes after every third message, the rest waits.
+    let store = open(
+        &dir.path().join("chat.db"),
+        IndexLimits {
+            rows: 3,
+            age: Duration::from_secs(3600),
+        },
+    );
+    for i in 1..=8 {
+        append(&store, "r", &format!("m{i}"), Some(&format!("c{i}"))).await;
+    }
+    let indexed = store.stats().indexed;
+    assert!(
+        (3..8).contains(&indexed),
+        "some indexed, some not: {indexed}"
+    );
+    let all: Vec<String> = (1..=8).map(|i| format!("{i}:m{i}")).collect();
+    assert_eq!(texts(&store, "r", None, 100).await, all);
+    assert_eq!(texts(&store, "r", None, 3).await, all[5..]);
+    assert_eq!(texts(&store, "r", Some(8), 4).await, all[3..7]);
+    assert_eq!(texts(&store, "r", Some(3), 10).await, all[..2]);
+    // Re-sends on both sides of the indexing.
+    for i in [1, 8] {
+        let again = append(&store, "r", "again", Some(&format!("c{i}"))).await;
+        assert!(again.duplicate);
+        assert_eq!(again.message.seq, i);
+    }
+    assert_eq!(append(&store, "r", "m9", None).await.message.seq, 9);
+}
+
+#[tokio::test]
+async fn a_database_of_the_previous_layout_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        // The layout before the log: messages clustered by room, with their indexes.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE rooms (ns TEXT NOT NULL, room TEXT NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0, topic TEXT, PRIMARY KEY (ns, room)) WITHOUT ROWID;
+             CREATE TABLE messages (ns TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL, action INTEGER NOT NULL DEFAULT 0, cid TEXT, PRIMARY KEY (ns, room, seq)) WITHOUT ROWID;
+             CREATE UNIQUE INDEX messages_cid ON messages (ns, room, sender, cid) WHERE cid IS NOT NULL;
+             CREATE INDEX messages_ts ON messages (ts);
+             INSERT INTO rooms VALUES ('/', 'r', 5, 'the topic');
+             INSERT INTO messages VALUES ('/', 'r', 4, 'id4', 'ann', 'four', 1000, 0, 'c4');
+             INSERT INTO messages VALUES ('/', 'r', 5, 'id5', 'bob', 'five', 1001, 1, NULL);",
+        )
+        .unwrap();
+    }
+    let store = open(&path, IndexLimits::default());
+    let history = store.history("/", "r", None, 10).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|m| (
+                m.seq,
+                m.id.as_str(),
+                m.from.as_str(),
+                m.text.as_str(),
+                m.action
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (4, "id4", "ann", "four", false),
+            (5, "id5", "bob", "five", true)
+        ]
+    );
+    assert_eq!(
+        store.topic("/", "r").await.unwrap().as_deref(),
+        Some("the topic")
+    );
+    let again = append(&store, "r", "four again", Some("c4")).await;
+    assert!(again.duplicate);
+    assert_eq!(again.message.id, "id4");
+    assert_eq!(append(&store, "r", "six", None).await.message.seq, 6);
+}
