@@ -122,7 +122,7 @@ async fn a_database_of_the_previous_layout_is_upgraded() {
              CREATE TABLE messages (ns TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL, action INTEGER NOT NULL DEFAULT 0, cid TEXT, PRIMARY KEY (ns, room, seq)) WITHOUT ROWID;
              CREATE UNIQUE INDEX messages_cid ON messages (ns, room, sender, cid) WHERE cid IS NOT NULL;
              CREATE INDEX messages_ts ON messages (ts);
-             INSERT INTO rooms VALUES ('/', 'r', 5, 'the topic');
+             INSERT INTO rooms VALUES ('/', 'r', 9, 'the topic');
              INSERT INTO messages VALUES ('/', 'r', 4, 'id4', 'ann', 'four', 1000, 0, 'c4');
              INSERT INTO messages VALUES ('/', 'r', 5, 'id5', 'bob', 'five', 1001, 1, NULL);",
         )
@@ -153,5 +153,120 @@ async fn a_database_of_the_previous_layout_is_upgraded() {
     let again = append(&store, "r", "four again", Some("c4")).await;
     assert!(again.duplicate);
     assert_eq!(again.message.id, "id4");
-    assert_eq!(append(&store, "r", "six", None).await.message.seq, 6);
+    // The room's last seq was 9 (later messages removed by retention): never reused.
+    assert_eq!(append(&store, "r", "ten", None).await.message.seq, 10);
+}
+
+#[tokio::test]
+async fn the_same_client_id_twice_at_once_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("chat.db"), NEVER);
+    for round in 0..20 {
+        let cid = format!("c{round}");
+        let (a, b) = tokio::join!(
+            append(&store, "r", "first", Some(&cid)),
+            append(&store, "r", "second", Some(&cid))
+        );
+        assert_ne!(a.duplicate, b.duplicate, "one stored, one re-send");
+        assert_eq!(a.message, b.message);
+    }
+    assert_eq!(store.history("/", "r", None, 100).await.unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn seq_is_not_reused_after_retention_removed_a_room_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = SqliteStore::open(
+            &path,
+            Retention {
+                max_messages: None,
+                max_age: Some(Duration::from_millis(1)),
+            },
+        )
+        .unwrap();
+        for i in 1..=3 {
+            append(&store, "r", &format!("m{i}"), None).await;
+        }
+        // Removed on one of the writer's passes (each second): poll, bounded.
+        let mut left = usize::MAX;
+        for _ in 0..50 {
+            left = store.history("/", "r", None, 10).await.unwrap().len();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(left, 0, "retention removed the room's messages");
+    }
+    let store = open(&path, NEVER);
+    assert_eq!(append(&store, "r", "m4", None).await.message.seq, 4);
+}
+
+#[tokio::test]
+async fn appends_are_refused_while_indexing_fails_and_resume_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let rows = 2;
+    let store = open(
+        &path,
+        IndexLimits {
+            rows,
+            age: Duration::from_secs(3600),
+        },
+    );
+    // A row in the way of the room's first message makes every indexing fail.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "INSERT INTO room_index (ns, room, seq, n) VALUES ('/', 'r', 1, 0)",
+        [],
+    )
+    .unwrap();
+    // 16 chunks may wait; then appends get an error, and nothing stored is lost.
+    let mut stored = 0;
+    let refused = loop {
+        let result = store
+            .append(
+                NewMessage {
+                    namespace: "/".into(),
+                    room: "r".into(),
+                    from: "ann".into(),
+                    text: format!("m{}", stored + 1),
+                    action: false,
+                    cid: None,
+                },
+                Box::new(|_| {}),
+            )
+            .await;
+        match result {
+            Ok(_) => stored += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(stored <= 16 * rows, "appends are never refused");
+    };
+    assert_eq!(stored, 16 * rows);
+    assert!(refused.contains("indexing"), "{refused}");
+    assert_eq!(
+        store.history("/", "r", None, 100).await.unwrap().len(),
+        stored
+    );
+    // Out of the way: the next attempt (a second later) indexes them, appends resume.
+    conn.execute("DELETE FROM room_index WHERE n = 0", [])
+        .unwrap();
+    let mut indexed = 0;
+    for _ in 0..50 {
+        indexed = store.stats().indexed;
+        if indexed as usize == stored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(indexed as usize, stored);
+    let next = append(&store, "r", "after", None).await;
+    assert_eq!(next.message.seq, stored as u64 + 1);
+    let history = texts(&store, "r", None, 100).await;
+    assert_eq!(history.len(), stored + 1);
+    assert_eq!(history[0], "1:m1");
 }

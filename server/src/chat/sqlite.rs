@@ -32,7 +32,7 @@ use super::store::{
     Appended, Attach, Identity, NewMessage, Publish, Store, StoreError, StoreFuture, catchup,
     new_id, now_ms,
 };
-use super::unindexed::{CidKey, Entry, RoomKey, Unindexed, merge};
+use super::unindexed::{CidKey, Entry, RoomKey, Unindexed};
 use crate::engine::lock;
 
 /// Most commands applied in one transaction.
@@ -40,6 +40,8 @@ pub const MAX_BATCH: usize = 4096;
 /// Rows removed per retention chunk, so a big clean-up never holds the writer for long.
 const RETENTION_CHUNK: usize = 2000;
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
+/// Appends are refused while this many chunks ([`IndexLimits::rows`]) wait for indexing.
+const UNINDEXED_CHUNKS_MAX: usize = 16;
 /// After a failed indexing, the next attempt waits this long.
 const INDEX_RETRY: Duration = Duration::from_secs(1);
 
@@ -131,6 +133,23 @@ pub struct SqliteStore {
     unindexed: Arc<Mutex<Unindexed>>,
     stats: Arc<Mutex<WriterStats>>,
     path: PathBuf,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SqliteStore {
+    /// Stops the writer after what is queued and waits for it, so the file can be opened
+    /// again at once (a test's restart) with nothing of this store still writing.
+    fn drop(&mut self) {
+        drop(std::mem::replace(
+            &mut self.tx,
+            std::sync::mpsc::channel().0,
+        ));
+        if let Some(writer) = self.writer.take()
+            && writer.thread().id() != std::thread::current().id()
+        {
+            let _ = writer.join();
+        }
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -215,8 +234,7 @@ impl SqliteStore {
         let writer = open(path)?;
         writer.execute_batch(SCHEMA).map_err(backend)?;
         upgrade(&writer)?;
-        let indexed_upto = indexed_upto(&writer)?;
-        let recovered = index_log(&writer, indexed_upto, i64::MAX)?;
+        let recovered = index_log(&writer, i64::MAX)?;
         let reader = open(path)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(Mutex::new(WriterStats::default()));
@@ -225,15 +243,16 @@ impl SqliteStore {
             conn: writer,
             rooms: RoomCache {
                 unindexed: unindexed.clone(),
+                max_unindexed: limits.rows.saturating_mul(UNINDEXED_CHUNKS_MAX),
                 ..RoomCache::default()
             },
             retention,
             limits,
-            indexed_upto: indexed_upto.max(recovered.1),
+            indexed_upto: recovered.1,
             next_index: None,
             stats: stats.clone(),
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(backend)?;
@@ -244,6 +263,7 @@ impl SqliteStore {
             unindexed,
             stats,
             path: path.to_owned(),
+            writer: Some(writer),
         })
     }
 
@@ -318,8 +338,12 @@ fn read_range(
     Ok(out)
 }
 
-/// Messages with `after < seq <= upto`, the newest `limit`, oldest first, indexed or not. The
-/// unindexed ones are read first (see [`merge`]).
+/// Messages with `after < seq <= upto`, the newest `limit`, oldest first, indexed or not.
+///
+/// The unindexed messages are read first. They are the newest of their room, so everything
+/// older is indexed by then (indexing only moves forward), and the indexes are read below the
+/// first of them, for what is still missing: no gap and no duplicate, whatever the writer
+/// indexes in between.
 fn read_merged(
     conn: &Connection,
     unindexed: &Mutex<Unindexed>,
@@ -329,33 +353,34 @@ fn read_merged(
     upto: u64,
     limit: usize,
 ) -> rusqlite::Result<Vec<ChatMessage>> {
+    // SQLite integers are signed.
+    let (after, upto) = (after.min(i64::MAX as u64), upto.min(i64::MAX as u64));
     let recent = lock(unindexed).range(ns, room, after, upto, limit);
     if recent.len() >= limit {
         return Ok(recent);
     }
-    Ok(merge(
-        read_range(conn, ns, room, after, upto, limit)?,
-        recent,
-        limit,
-    ))
+    let below = recent.first().map_or(upto, |m| m.seq - 1);
+    let mut out = read_range(conn, ns, room, after, below, limit - recent.len())?;
+    out.extend(recent);
+    Ok(out)
 }
 
-/// How far the log is indexed (a rowid).
-fn indexed_upto(conn: &Connection) -> Result<i64, StoreError> {
-    conn.query_row(
-        "SELECT value FROM meta WHERE key = 'indexed_upto'",
-        [],
-        |r| r.get(0),
-    )
-    .optional()
-    .map(Option::unwrap_or_default)
-    .map_err(backend)
-}
-
-/// Indexes the log's messages with `from < n <= upto` (and writes their rooms' last seq) in
-/// one transaction; returns how many, and the newest rowid indexed.
-fn index_log(conn: &Connection, from: i64, upto: i64) -> Result<(usize, i64), StoreError> {
-    let tx = conn.unchecked_transaction().map_err(backend)?;
+/// Indexes the log's messages with rowid `<= upto` not indexed yet (and writes their rooms'
+/// last seq, and how far the log is indexed) in one transaction; returns how many, and the
+/// newest rowid indexed.
+fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), StoreError> {
+    // Immediate: where the indexing starts is read under the write lock.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let from: i64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'indexed_upto'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?
+        .unwrap_or_default();
     let run = |sql: &str| {
         tx.prepare_cached(sql)
             .and_then(|mut s| s.execute([from, upto]))
@@ -558,6 +583,11 @@ enum Effect {
         publish: Publish,
         reply: oneshot::Sender<Result<Appended, StoreError>>,
     },
+    /// An append not stored (nothing else in the batch is affected).
+    Refused {
+        reply: oneshot::Sender<Result<Appended, StoreError>>,
+        error: String,
+    },
     Attach {
         ns: String,
         room: String,
@@ -580,7 +610,9 @@ impl Effect {
     fn fail(self, e: &StoreError) {
         let err = || StoreError::Backend(e.to_string());
         match self {
-            Effect::Appended { reply, .. } => drop(reply.send(Err(err()))),
+            Effect::Appended { reply, .. } | Effect::Refused { reply, .. } => {
+                drop(reply.send(Err(err())))
+            }
             Effect::Attach { reply, .. } | Effect::Done { reply } => drop(reply.send(Err(err()))),
             Effect::Created { reply, .. } => drop(reply.send(Err(err()))),
         }
@@ -612,6 +644,9 @@ struct RoomCache {
     staged: Vec<Entry>,
     /// This batch's client ids: index in `staged`.
     staged_cids: HashMap<CidKey, usize>,
+    /// Appends are refused while this many messages wait for indexing (it keeps failing):
+    /// memory stays bounded, and so does the work of the next open.
+    max_unindexed: usize,
 }
 
 impl RoomCache {
@@ -678,6 +713,13 @@ impl RoomCache {
                 publish,
                 reply,
             } => {
+                let waiting = lock(&self.unindexed).len() + self.staged.len();
+                if waiting >= self.max_unindexed {
+                    return Ok(Effect::Refused {
+                        reply,
+                        error: format!("{waiting} messages wait for indexing, which is failing"),
+                    });
+                }
                 let seq = self.last_seq(tx, &m.namespace, &m.room)? + 1;
                 // A re-sent message (same sender, client id and room) is stored once.
                 let cid_key = m.cid.as_ref().map(|cid| {
@@ -822,11 +864,13 @@ impl RoomCache {
 impl Writer {
     fn run(mut self, rx: std::sync::mpsc::Receiver<Command>) {
         let mut last_retention = Instant::now();
+        let mut retention_left = false;
         let tick = RETENTION_EVERY
             .min(self.limits.age)
             .max(Duration::from_millis(10));
         loop {
-            let first = match rx.recv_timeout(tick) {
+            let wait = if retention_left { Duration::ZERO } else { tick };
+            let first = match rx.recv_timeout(wait) {
                 Ok(c) => Some(c),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
@@ -842,10 +886,11 @@ impl Writer {
                 self.apply(batch);
             }
             self.index_due(false);
-            if last_retention.elapsed() >= RETENTION_EVERY {
-                if let Err(e) = self.enforce_retention() {
+            if retention_left || last_retention.elapsed() >= RETENTION_EVERY {
+                retention_left = self.enforce_retention().unwrap_or_else(|e| {
                     error!(error = %e, "retention pass failed");
-                }
+                    false
+                });
                 last_retention = Instant::now();
             }
         }
@@ -855,12 +900,12 @@ impl Writer {
     fn apply(&mut self, batch: Vec<Command>) {
         let size = batch.len() as u64;
         let mut effects = Vec::with_capacity(batch.len());
-        let mut pending: Vec<Command> = batch;
+        let mut pending: std::collections::VecDeque<Command> = batch.into();
         let started = Instant::now();
         let mut written = started;
         let result = (|| -> Result<(), StoreError> {
             let tx = self.conn.unchecked_transaction().map_err(backend)?;
-            for command in pending.drain(..) {
+            while let Some(command) = pending.pop_front() {
                 effects.push(self.rooms.write(&tx, command)?);
             }
             written = Instant::now();
@@ -936,55 +981,66 @@ impl Writer {
                 }
                 Err(e) => drop(reply.send(Err(backend(e)))),
             },
+            Effect::Refused { reply, error } => drop(reply.send(Err(StoreError::Backend(error)))),
             Effect::Done { reply } => drop(reply.send(Ok(()))),
             Effect::Created { created, reply } => drop(reply.send(Ok(created))),
         }
     }
 
-    /// Indexes a chunk of the log if the unindexed messages have grown to the limit, the
-    /// oldest of them to the age limit, or `now` says so.
-    fn index_due(&mut self, now: bool) {
-        let started = Instant::now();
-        if self.next_index.is_some_and(|at| started < at) {
-            return;
-        }
-        let (len, oldest, upto) = {
-            let unindexed = lock(&self.rooms.unindexed);
-            (
-                unindexed.len(),
-                unindexed.oldest(),
-                unindexed.chunk_end(self.limits.rows.max(1)),
-            )
-        };
-        let aged = oldest.is_some_and(|at| started.duration_since(at) >= self.limits.age);
-        let Some(upto) = upto.filter(|_| now || aged || len >= self.limits.rows) else {
-            return;
-        };
-        match index_log(&self.conn, self.indexed_upto, upto) {
-            Ok((count, last)) => {
-                lock(&self.rooms.unindexed).remove_upto(upto);
-                self.indexed_upto = last;
-                self.next_index = None;
-                let mut stats = lock(&self.stats);
-                stats.index_passes += 1;
-                stats.indexed += count as u64;
-                stats.index_time += started.elapsed();
+    /// Indexes the log, a chunk at a time, while the unindexed messages are at the limit (or
+    /// the oldest of them at the age limit, or `all` says so).
+    fn index_due(&mut self, all: bool) {
+        loop {
+            let started = Instant::now();
+            if self.next_index.is_some_and(|at| started < at) {
+                return;
             }
-            Err(e) => {
-                // The messages stay unindexed (and readable); indexing is tried again.
-                error!(error = %e, "indexing the log failed");
-                self.next_index = Some(started + INDEX_RETRY);
+            let rows = self.limits.rows.max(1);
+            let (len, oldest, upto) = {
+                let unindexed = lock(&self.rooms.unindexed);
+                (
+                    unindexed.len(),
+                    unindexed.oldest(),
+                    unindexed.chunk_end(rows),
+                )
+            };
+            let aged = oldest.is_some_and(|at| started.duration_since(at) >= self.limits.age);
+            let Some(upto) = upto.filter(|_| all || aged || len >= rows) else {
+                return;
+            };
+            match index_log(&self.conn, upto) {
+                Ok((count, last)) => {
+                    lock(&self.rooms.unindexed).remove_upto(upto);
+                    self.indexed_upto = last;
+                    self.next_index = None;
+                    let mut stats = lock(&self.stats);
+                    stats.index_passes += 1;
+                    stats.indexed += count as u64;
+                    stats.index_time += started.elapsed();
+                }
+                Err(e) => {
+                    // The messages stay unindexed (and readable); indexing is tried again, and
+                    // appends are refused once too many wait (`RoomCache::max_unindexed`).
+                    error!(error = %e, unindexed = len, "indexing the log failed");
+                    self.next_index = Some(started + INDEX_RETRY);
+                    return;
+                }
+            }
+            if len <= rows {
+                return;
             }
         }
     }
 
     /// Removes, in bounded chunks and one transaction, messages beyond the per-room count and
-    /// older than the age. Only indexed messages are removed (the rest are newer).
-    fn enforce_retention(&mut self) -> Result<(), StoreError> {
+    /// older than the age. Only indexed messages are removed (the rest are newer). True when a
+    /// chunk was full: there is more to remove at once.
+    fn enforce_retention(&mut self) -> Result<bool, StoreError> {
         let touched: Vec<RoomKey> = self.rooms.touched.drain().collect();
         if self.retention == Retention::default() {
-            return Ok(());
+            return Ok(false);
         }
+        let mut more = false;
         self.index_due(true);
         let tx = self.conn.unchecked_transaction().map_err(backend)?;
         let mut doomed = Vec::new();
@@ -1009,7 +1065,7 @@ impl Writer {
                     .map_err(backend)?,
                 );
                 if doomed.len() - before == RETENTION_CHUNK {
-                    // More next time.
+                    more = true;
                     self.rooms.touched.insert(key);
                 }
             }
@@ -1028,17 +1084,20 @@ impl Writer {
                 })
                 .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
                 .map_err(backend)?;
+            let before = doomed.len();
             doomed.extend(
                 oldest
                     .into_iter()
                     .take_while(|(_, ts)| *ts < cutoff)
                     .map(|(row, _)| row),
             );
+            more |= doomed.len() - before == RETENTION_CHUNK;
         }
         for row in &doomed {
             row.delete(&tx).map_err(backend)?;
         }
-        tx.commit().map_err(backend)
+        tx.commit().map_err(backend)?;
+        Ok(more)
     }
 }
 

@@ -10,8 +10,8 @@
 //!
 //! Until a message is indexed, reads find it here (by room, and by client id for re-sends).
 //! Only committed messages are here: the writer adds a batch after its commit and removes a
-//! chunk after the indexing commit, so a reader that looks here first and in the indexes
-//! second sees every committed message (twice at worst, which [`merge`] removes).
+//! chunk after the indexing commit. They are the newest of their room, so a reader that looks
+//! here first finds everything older in the indexes.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -139,25 +139,6 @@ impl Unindexed {
     }
 }
 
-/// Joins a read of the indexes and a read of the unindexed messages (taken first, so an
-/// indexing that committed in between shows a message in both) of the same range: oldest
-/// first, no message twice, the newest `limit`.
-pub(crate) fn merge(
-    mut indexed: Vec<ChatMessage>,
-    unindexed: Vec<ChatMessage>,
-    limit: usize,
-) -> Vec<ChatMessage> {
-    // The unindexed messages of a room are all of its messages from the first of them on, so
-    // any indexed message at or after it is one of them.
-    if let Some(first) = unindexed.first().map(|m| m.seq) {
-        indexed.retain(|m| m.seq < first);
-    }
-    indexed.extend(unindexed);
-    let excess = indexed.len().saturating_sub(limit);
-    indexed.drain(..excess);
-    indexed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,16 +196,5 @@ mod tests {
         u.remove_upto(4);
         assert_eq!((u.len(), u.oldest(), u.chunk_end(1)), (0, None, None));
         assert!(u.by_cid(&key("c2")).is_none());
-    }
-
-    #[test]
-    fn merge_drops_what_both_reads_saw_and_keeps_the_newest() {
-        let m = |seq: u64| entry(0, "a", seq, None).message;
-        // An indexing committed between the two reads: 4 and 5 are in both.
-        let merged = merge(vec![m(2), m(3), m(4), m(5)], vec![m(4), m(5), m(6)], 10);
-        assert_eq!(seqs(&merged), [2, 3, 4, 5, 6]);
-        assert_eq!(seqs(&merge(vec![m(1), m(2)], vec![m(3)], 2)), [2, 3]);
-        assert_eq!(seqs(&merge(vec![m(1)], vec![], 5)), [1]);
-        assert_eq!(seqs(&merge(vec![], vec![m(7)], 5)), [7]);
     }
 }
