@@ -6,8 +6,9 @@
 //! senders over N rooms instead, and each message is then also delivered to its room.
 //!
 //! `cargo run --release -p chat-server --example durable_bench -- --senders 256 --seconds 10`
-//! prints acked messages/s, messages per commit, where the writer thread's time went, and ack
-//! latency percentiles.
+//! prints acked messages/s, messages per commit, where the writer thread's time went, ack
+//! latency percentiles, and the CPU per acked message of the server (its runtime and the store
+//! writer) and of the senders (a runtime of their own), which share the machine's cores.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,22 +77,25 @@ async fn main() -> anyhow::Result<()> {
         .rooms
         .unwrap_or(args.senders)
         .clamp(1, args.senders.max(1));
+    // The senders run on a runtime of their own, so their CPU is told apart from the server's.
+    let senders = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-sender")
+        .enable_all()
+        .build()?;
     let mut tasks = Vec::new();
     for i in 0..args.senders {
         let url = url.clone();
         let room = format!("bench-{}", i % rooms);
-        tasks.push(tokio::spawn(async move {
-            sender(i, room, url, warm, end).await
-        }));
+        tasks.push(senders.spawn(async move { sender(i, room, url, warm, end).await }));
     }
-    // CPU used during the measured window (warm-up excluded): the whole process (server and
-    // senders) and the store's writer thread.
+    // CPU used during the measured window (warm-up excluded).
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(warm.into()).await;
         let first = cpu_ns();
         tokio::time::sleep_until(end.into()).await;
         let last = cpu_ns();
-        (last.0 - first.0, last.1 - first.1)
+        last.since(&first)
     });
     let mut latencies = Vec::new();
     let mut acked = 0usize;
@@ -101,7 +105,8 @@ async fn main() -> anyhow::Result<()> {
         latencies.extend(lat);
     }
     let stats_end = store.stats();
-    let (cpu_all, cpu_writer) = cpu.await?;
+    let cpu = cpu.await?;
+    senders.shutdown_background();
     server.shutdown().await;
     latencies.sort_unstable();
     let pct = |p: f64| {
@@ -139,12 +144,14 @@ async fn main() -> anyhow::Result<()> {
         pct(0.99),
         pct(0.999)
     );
-    if cpu_all > 0 {
+    if cpu.all > 0 {
         let per = |ns: u64| ns as f64 / 1000.0 / acked.max(1) as f64;
         println!(
-            "CPU per acked msg  {:.1} us in all (server and senders), {:.1} us on the writer thread",
-            per(cpu_all),
-            per(cpu_writer)
+            "CPU per acked msg  {:.1} us in all: server {:.1} (of which the store writer {:.1}), senders {:.1}",
+            per(cpu.all),
+            per(cpu.all - cpu.senders),
+            per(cpu.writer),
+            per(cpu.senders)
         );
     }
     println!("database           {}", path.display());
@@ -154,12 +161,29 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU time so far (ns) of this process and of its `store-writer` thread, from Linux's
-/// per-thread schedstat; zeros elsewhere.
-fn cpu_ns() -> (u64, u64) {
-    let (mut all, mut writer) = (0, 0);
+/// CPU time (ns) of this process, of its `store-writer` thread and of the senders' threads.
+#[derive(Default)]
+struct Cpu {
+    all: u64,
+    writer: u64,
+    senders: u64,
+}
+
+impl Cpu {
+    fn since(&self, earlier: &Cpu) -> Cpu {
+        Cpu {
+            all: self.all - earlier.all,
+            writer: self.writer - earlier.writer,
+            senders: self.senders - earlier.senders,
+        }
+    }
+}
+
+/// CPU time so far, from Linux's per-thread schedstat (zeros elsewhere).
+fn cpu_ns() -> Cpu {
+    let mut cpu = Cpu::default();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return (0, 0);
+        return cpu;
     };
     for task in tasks.flatten() {
         let path = task.path();
@@ -169,12 +193,14 @@ fn cpu_ns() -> (u64, u64) {
         else {
             continue;
         };
-        all += ns;
-        if std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "store-writer") {
-            writer += ns;
+        cpu.all += ns;
+        match std::fs::read_to_string(path.join("comm")) {
+            Ok(name) if name.trim() == "store-writer" => cpu.writer += ns,
+            Ok(name) if name.starts_with("bench-sender") => cpu.senders += ns,
+            _ => {}
         }
     }
-    (all, writer)
+    cpu
 }
 
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
