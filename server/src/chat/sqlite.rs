@@ -344,7 +344,7 @@ fn read_range(
 /// older is indexed by then (indexing only moves forward), and the indexes are read below the
 /// first of them, for what is still missing: no gap and no duplicate, whatever the writer
 /// indexes in between.
-fn read_merged(
+fn read_messages(
     conn: &Connection,
     unindexed: &Mutex<Unindexed>,
     ns: &str,
@@ -480,7 +480,7 @@ impl Store for SqliteStore {
         let (ns, room) = (namespace.to_owned(), room.to_owned());
         let unindexed = self.unindexed.clone();
         self.read(move |c| {
-            read_merged(
+            read_messages(
                 c,
                 &unindexed,
                 &ns,
@@ -966,7 +966,7 @@ impl Writer {
                 limit,
                 attach,
                 reply,
-            } => match read_merged(
+            } => match read_messages(
                 &self.conn,
                 &self.rooms.unindexed,
                 &ns,
