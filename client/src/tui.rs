@@ -47,6 +47,12 @@ fn restore_terminal() {
 
 /// Raw mode, alternate screen, bracketed paste, mouse capture; panic-safe.
 fn init_terminal() -> anyhow::Result<DefaultTerminal> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the chat client needs a terminal (stdin and stdout); without one, use --script FILE (or - for stdin)"
+        );
+    }
     // Our hook turns paste and mouse reporting off; `ratatui::init` wraps it with its own,
     // which leaves raw mode and the alternate screen first.
     let previous = std::panic::take_hook();
@@ -62,7 +68,13 @@ fn init_terminal() -> anyhow::Result<DefaultTerminal> {
         }
         previous(info);
     }));
-    let terminal = ratatui::init();
+    let terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(e) => {
+            ratatui::restore();
+            anyhow::bail!("cannot set up the terminal: {e}");
+        }
+    };
     ACTIVE.store(true, Ordering::SeqCst);
     crossterm::execute!(std::io::stdout(), EnableBracketedPaste, EnableMouseCapture)?;
     Ok(terminal)

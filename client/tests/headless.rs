@@ -276,6 +276,30 @@ async fn binary_script_exit_codes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The TUI without a terminal (piped stdin and stdout, as under cron or `ssh` without `-t`):
+/// a clear error and exit code 2, not a panic.
+#[tokio::test]
+async fn the_tui_without_a_terminal_says_so() {
+    let dir = std::env::temp_dir().join(format!("chat-notty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_chat"))
+            .args(["--server", &url(closed_port()), "--nick", "erin", "--log"])
+            .arg(dir.join("chat.log"))
+            .stdin(std::process::Stdio::piped())
+            .output(),
+    )
+    .await
+    .expect("chat ended in time")
+    .expect("chat ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs a terminal"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The Engine.IO heartbeat: the client answers pings (it stays connected across many), and a
 /// server that goes silent is detected by the client's own watchdog and reconnected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
