@@ -67,7 +67,9 @@ pub async fn serve_engine_with(
     addr: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<RunningServer> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr()?;
     let accept = tokio::spawn(engine::listener::serve_with(engine.clone(), listener, tls));
     Ok(RunningServer {

@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     let config = ServerConfig::resolve(flags, file)?;
     let server = chat_server::start(config.clone())
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .context("cannot start")?;
     info!("listening on {}", server.local_addr());
     shutdown_signal().await;
     info!("shutting down");

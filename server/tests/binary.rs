@@ -1,7 +1,7 @@
 //! The real `chat-server` binary when its log output goes nowhere: stderr is a pipe whose
 //! reader has gone (a `| tee` killed with the server's terminal, a log collector restarting).
 //! Logging into it must neither take a user's connection down nor turn the graceful shutdown
-//! into an abrupt exit.
+//! into an abrupt exit. And when it cannot start: the reason, naming what failed.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -95,4 +95,56 @@ async fn a_broken_log_pipe_drops_neither_users_nor_the_graceful_shutdown() {
         .unwrap()
         .expect("wait");
     assert!(exit.success(), "exit status {exit:?}");
+}
+
+/// A data file that is not a database, a data path that is a directory, an address in use:
+/// exit code 1 and the reason, naming the file or the address; no panic.
+#[test]
+fn what_keeps_the_server_from_starting_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("chat.db");
+    std::fs::write(&garbage, "not a database, not at all").unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let cases: [(&[&str], &[String]); 3] = [
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                garbage.to_str().unwrap(),
+            ],
+            &[garbage.display().to_string(), "not a database".into()],
+        ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                dir.path().to_str().unwrap(),
+            ],
+            &[dir.path().display().to_string()],
+        ),
+        (
+            &["--store", "memory", "--listen", &taken_addr],
+            &[format!("cannot listen on {taken_addr}")],
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("run chat-server");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        for e in expected {
+            assert!(
+                stderr.contains(e.as_str()),
+                "{args:?}: {e:?} not in {stderr}"
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    drop(taken);
 }

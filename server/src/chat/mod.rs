@@ -99,9 +99,14 @@ pub struct ChatApp {
 pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.room_capacity)),
-        StoreConfig::Sqlite(path) => {
-            Arc::new(sqlite::SqliteStore::open(path, config.retention.clone())?)
-        }
+        StoreConfig::Sqlite(path) => Arc::new(
+            sqlite::SqliteStore::open(path, config.retention.clone()).map_err(|e| match e {
+                StoreError::Backend(why) => {
+                    StoreError::Backend(format!("{}: {why}", path.display()))
+                }
+                other => other,
+            })?,
+        ),
     };
     Ok(build_with_store(config, store))
 }
