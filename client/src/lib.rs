@@ -101,12 +101,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     net_config.ca_file = settings.ca_file.clone();
     net_config.token = settings.token.clone();
     let (net, net_rx, net_task) = net::spawn(net_config);
-    let app = App::new(
+    let mut app = App::new(
         &settings.server,
         &settings.nick,
         &settings.namespaces,
         Theme::new(settings.theme),
     );
+    // Local time: the TZ variable, else the system's zone (UTC if neither can be read).
+    app.tz = jiff::tz::TimeZone::system();
 
     let code = match &settings.script {
         Some(spec) => {

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use jiff::tz::TimeZone;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
@@ -96,9 +97,12 @@ impl Widget for &App {
     }
 }
 
-/// `HH:MM` (UTC) of a millisecond timestamp.
-pub fn hhmm(ts_ms: i64) -> String {
-    let secs = ts_ms.div_euclid(1000).rem_euclid(86_400);
+/// `HH:MM` of a millisecond timestamp in time zone `tz` (with its offset at that instant).
+pub fn hhmm(ts_ms: i64, tz: &TimeZone) -> String {
+    let offset = jiff::Timestamp::from_millisecond(ts_ms)
+        .map(|t| i64::from(tz.to_offset(t).seconds()))
+        .unwrap_or(0);
+    let secs = (ts_ms.div_euclid(1000) + offset).rem_euclid(86_400);
     format!("{:02}:{:02}", secs / 3600, (secs / 60) % 60)
 }
 
@@ -283,7 +287,7 @@ pub fn line_height(app: &App, line: &app::Line, width: u16) -> usize {
 /// The rows one line of a window takes at `width` columns.
 fn line_rows(app: &App, line: &app::Line, width: usize) -> Vec<Line<'static>> {
     let theme = &app.theme;
-    let ts = format!("{} ", hhmm(line.ts));
+    let ts = format!("{} ", hhmm(line.ts, &app.tz));
     let (prefix, prefix_style, text, text_style) = match &line.kind {
         LineKind::Message {
             from,
@@ -496,10 +500,20 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_hh_mm() {
-        assert_eq!(hhmm(0), "00:00");
-        assert_eq!(hhmm(((13 * 60 + 7) * 60 + 59) * 1000), "13:07");
-        assert_eq!(hhmm(-60_000), "23:59");
+    fn timestamps_are_hh_mm_in_the_time_zone() {
+        let utc = TimeZone::UTC;
+        assert_eq!(hhmm(0, &utc), "00:00");
+        assert_eq!(hhmm(((13 * 60 + 7) * 60 + 59) * 1000, &utc), "13:07");
+        assert_eq!(hhmm(-60_000, &utc), "23:59");
+        let fixed = |secs| TimeZone::fixed(jiff::tz::Offset::from_seconds(secs).unwrap());
+        assert_eq!(hhmm(0, &fixed(2 * 3600)), "02:00");
+        assert_eq!(hhmm(0, &fixed(-(5 * 3600 + 30 * 60))), "18:30");
+        // Daylight saving time: the offset of the message's instant, not today's.
+        let paris = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let jan = 1_767_268_800_000; // 2026-01-01 12:00 UTC
+        let jul = 1_782_907_200_000; // 2026-07-01 12:00 UTC
+        assert_eq!(hhmm(jan, &paris), "13:00");
+        assert_eq!(hhmm(jul, &paris), "14:00");
     }
 
     #[test]

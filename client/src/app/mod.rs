@@ -135,6 +135,8 @@ pub struct App {
     /// The terminal size (columns, rows), for page scrolling.
     pub size: (u16, u16),
     pub clock: Clock,
+    /// The zone times are shown in: UTC unless the caller sets one (the binary: the system's).
+    pub tz: jiff::tz::TimeZone,
     /// Set by `/quit` or Ctrl+C.
     pub quit: bool,
     /// Why a script must fail (refused first namespace, no connection at all).
@@ -175,6 +177,7 @@ impl App {
             pending_paste: None,
             size: (80, 24),
             clock: Clock::System,
+            tz: jiff::tz::TimeZone::UTC,
             quit: false,
             failure: None,
             in_flight: 0,
