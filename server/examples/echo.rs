@@ -1,7 +1,8 @@
-//! A plain WebSocket echo server on the engine's own accept path and WebSocket
-//! configuration (`engine::listener::accept_websocket`, `websocket_config`), for the
-//! Autobahn conformance cases (`scripts/autobahn.sh`): the Socket.IO endpoint itself does not
-//! echo, so this is how the WebSocket layer it runs on is tested.
+//! A plain WebSocket echo server on the engine's own accept path, WebSocket configuration
+//! and write path (`engine::listener::accept_upgrade`, `websocket_config`, `engine::wire`:
+//! tungstenite reads, frames are written straight to the socket), for the Autobahn
+//! conformance cases (`scripts/autobahn.sh`): the Socket.IO endpoint itself does not echo, so
+//! this is how the WebSocket layer it runs on is tested.
 //!
 //! Any path is accepted (no Engine.IO checks); limits are raised to the cases' 16 MiB. Text
 //! and binary messages come back as they arrived; protocol errors close with the same codes
@@ -11,11 +12,13 @@
 
 use std::time::Duration;
 
-use chat_server::engine::listener::{accept_websocket, parse_websocket_upgrade, websocket_config};
+use chat_server::engine::listener::{accept_upgrade, parse_websocket_upgrade, websocket_config};
+use chat_server::engine::wire;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error, Message};
 
 /// The Autobahn cases send messages of up to 16 MiB.
@@ -24,6 +27,8 @@ const LIMIT: usize = 16 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// An idle connection is closed after this long (every loop is bounded in time).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a close may take to write.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -36,29 +41,44 @@ async fn main() -> std::io::Result<()> {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let config = websocket_config(LIMIT, LIMIT);
-            if let Some((ws, _)) =
-                accept_websocket(stream, HANDSHAKE_TIMEOUT, config, parse_websocket_upgrade).await
+            if let Some((stream, leftover, _)) =
+                accept_upgrade(stream, HANDSHAKE_TIMEOUT, parse_websocket_upgrade).await
             {
-                echo(ws).await;
+                echo(stream, leftover).await;
             }
         });
     }
 }
 
-async fn echo<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+async fn echo(stream: TcpStream, leftover: Vec<u8>) {
+    let (read, mut write, control) = wire::split(stream);
+    let config = websocket_config(LIMIT, LIMIT);
+    let mut ws =
+        WebSocketStream::from_partially_read(read, leftover, Role::Server, Some(config)).await;
+    let mut control_bytes = Vec::new();
+    let mut close_code = 1000;
     loop {
         let next = match tokio::time::timeout(IDLE_TIMEOUT, ws.next()).await {
             Ok(Some(next)) => next,
-            _ => return,
+            _ => break,
         };
-        let reply = match next {
-            Ok(message @ (Message::Text(_) | Message::Binary(_))) => message,
-            // Pings are answered and the close handshake completed by tungstenite itself.
-            Ok(_) => continue,
+        // Pings are answered and the peer's close is answered by tungstenite; those answers
+        // are control bytes, written before the next frame.
+        let (opcode, payload) = match &next {
+            Ok(Message::Text(text)) => (wire::OP_TEXT, text.as_bytes()),
+            Ok(Message::Binary(bytes)) => (wire::OP_BINARY, &bytes[..]),
+            Ok(Message::Close(_)) => break,
+            Ok(_) => {
+                control.take(&mut control_bytes);
+                if wire::write_frames(&mut write, &control_bytes, &[])
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                control_bytes.clear();
+                continue;
+            }
             Err(e) => {
                 let code = match e {
                     Error::Capacity(_) => 1009,
@@ -66,20 +86,30 @@ where
                     Error::Protocol(_) => 1002,
                     _ => return,
                 };
-                let frame = CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: "".into(),
-                };
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(3),
-                    ws.send(Message::Close(Some(frame))),
-                )
-                .await;
-                return;
+                close_code = code;
+                break;
             }
         };
-        if ws.send(reply).await.is_err() {
+        control.take(&mut control_bytes);
+        if wire::write_frames(&mut write, &control_bytes, &[(opcode, payload)])
+            .await
+            .is_err()
+        {
             return;
         }
+        control_bytes.clear();
     }
+    // The peer closed, broke the protocol, or went idle: tungstenite's answer to a close, if
+    // it wrote one, else ours.
+    let _ = ws.flush().await;
+    control.take(&mut control_bytes);
+    if !wire::contains_close(&control_bytes) {
+        control_bytes.extend(wire::close_frame(close_code, ""));
+    }
+    let _ = tokio::time::timeout(
+        CLOSE_GRACE,
+        wire::write_frames(&mut write, &control_bytes, &[]),
+    )
+    .await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, write.shutdown()).await;
 }

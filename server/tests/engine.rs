@@ -985,3 +985,118 @@ async fn shutdown_closes_with_1001_and_no_disconnect_packet() {
         .expect("shutdown finishes")
         .unwrap();
 }
+
+/// A masked client frame (the mask is fixed; the server only checks that there is one).
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    assert!(payload.len() < 126);
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// The server's frames (opcode, payload) in `bytes`, which must hold whole unmasked frames.
+fn server_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        assert_eq!(bytes[0] & 0xf0, 0x80, "final frame, no reserved bits");
+        assert_eq!(bytes[1] & 0x80, 0, "server frames are not masked");
+        let (start, len) = match bytes[1] & 0x7f {
+            126 => (4, u16::from_be_bytes([bytes[2], bytes[3]]) as usize),
+            127 => (
+                10,
+                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+            ),
+            n => (2, n as usize),
+        };
+        frames.push((bytes[0] & 0x0f, bytes[start..start + len].to_vec()));
+        bytes = &bytes[start + len..];
+    }
+    frames
+}
+
+/// Upgrades a raw TCP connection and returns it with the bytes read past the response head.
+async fn raw_upgrade(addr: SocketAddr) -> (tokio::net::TcpStream, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let end = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed during the upgrade");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    assert!(
+        buf.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    (tcp, buf.split_off(end))
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_a_client_close_is_answered_once_before_the_socket_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start_default().await;
+    let (mut tcp, mut seen) = raw_upgrade(s.addr()).await;
+    let mut out = client_frame(0x9, b"are you there");
+    out.extend(client_frame(0x8, &[0x03, 0xe8, b'o', b'k']));
+    tcp.write_all(&out).await.unwrap();
+    // Everything up to the server's end of the connection (bounded by the timeout).
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut seen))
+        .await
+        .expect("the server closes the socket")
+        .unwrap();
+    let frames = server_frames(&seen);
+    assert_eq!(frames.len(), 3, "open, pong, close: {frames:?}");
+    assert_eq!(frames[0].0, 0x1);
+    assert!(frames[0].1.starts_with(b"0{"), "the open packet first");
+    assert_eq!(frames[1], (0xa, b"are you there".to_vec()));
+    assert_eq!(frames[2].0, 0x8, "one close frame");
+    assert_eq!(&frames[2].1[..2], &[0x03, 0xe8], "the close code echoed");
+}
+
+#[tokio::test]
+async fn what_was_queued_before_a_server_close_arrives_whole_and_then_the_close_frame() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start_default().await;
+    let (mut tcp, mut seen) = raw_upgrade(s.addr()).await;
+    let mut out = client_frame(0x1, b"40");
+    // Then an Engine.IO packet that makes no sense from a client: a protocol close (1002).
+    for i in 0..50 {
+        out.extend(client_frame(
+            0x1,
+            format!("42[\"echo\",{{\"n\":{i}}}]").as_bytes(),
+        ));
+    }
+    out.extend(client_frame(0x1, b"5"));
+    tcp.write_all(&out).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut seen))
+        .await
+        .expect("the server closes the socket")
+        .unwrap();
+    let frames = server_frames(&seen);
+    let (close, rest) = frames.split_last().unwrap();
+    assert_eq!(close.0, 0x8, "the close frame last: {close:?}");
+    assert_eq!(&close.1[..2], &1002u16.to_be_bytes());
+    assert!(
+        rest.iter().all(|(op, _)| *op == 0x1),
+        "only text frames before it"
+    );
+    assert!(
+        rest.iter()
+            .any(|(_, text)| text.starts_with(b"42[\"echo-back\"")),
+        "some of the burst was written before the close: {rest:?}"
+    );
+}

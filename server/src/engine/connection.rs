@@ -3,8 +3,9 @@
 //! Two tasks per connection. This one reads: one `select!` over inbound frames, the
 //! heartbeat/connect-timeout timer, the connection's close signal and the server's shutdown;
 //! it runs handlers one at a time, so a client's events are handled, and their acks and
-//! broadcasts queued, in arrival order. The writer task owns the sink: it takes everything
-//! queued, feeds it, and flushes once.
+//! broadcasts queued, in arrival order. The writer task owns the socket's write half: it takes
+//! everything queued and writes it as frames with vectored writes (see [`wire`](super::wire);
+//! tungstenite only reads, and its pongs and close replies reach the writer as control bytes).
 //!
 //! Limits enforced here (see [`EngineConfig`](super::EngineConfig)): namespaces per
 //! connection, the per-connection rate limit on CONNECT and EVENT packets (a token bucket;
@@ -13,8 +14,10 @@
 //! and a byte budget for binary attachments.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use chat_protocol::engine_io::{self, OpenPayload};
@@ -22,16 +25,19 @@ use chat_protocol::events::{self, ErrorCode};
 use chat_protocol::socket_io::{BinaryAssembler, Packet, PacketKind};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, warn};
 
 use super::Engine;
+use super::listener::websocket_config;
 use super::namespace::{ConnectError, ConnectRequest, ConnectionInfo, Event, Extensions};
 use super::outbox::{CloseReason, EncodedPacket, Outbox, OutboxReceiver, outbox};
 use super::socket::{AckResponse, AckSender, Socket};
+use super::wire::{self, Control};
 
 /// How long the writer may spend sending the close frame to a peer that is not reading (it
 /// must first drain what the kernel already buffered for it).
@@ -39,15 +45,23 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Most frames fed before one flush.
 const MAX_BATCH: usize = 256;
 
-/// Serves one upgraded connection until it closes.
-pub(crate) async fn serve<S>(engine: Engine, ws: WebSocketStream<S>, info: Arc<ConnectionInfo>)
-where
+/// Serves one upgraded connection until it closes (`leftover`: bytes read past the upgrade
+/// request, the start of the first frames).
+pub(crate) async fn serve<S>(
+    engine: Engine,
+    stream: S,
+    leftover: Vec<u8>,
+    info: Arc<ConnectionInfo>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Not `engine.config().clone()`: a copy held across an `.await` would sit in every idle
     // connection's task.
     let config = engine.config();
-    let (sink, stream) = ws.split();
+    let (read, write, control) = wire::split(stream);
+    let ws_config = websocket_config(config.max_payload, config.max_frame_size);
+    let mut ws =
+        WebSocketStream::from_partially_read(read, leftover, Role::Server, Some(ws_config)).await;
     let (outbox, rx) = outbox(config.outbox_capacity);
 
     let open = engine_io::Packet::Open(OpenPayload {
@@ -59,7 +73,7 @@ where
     });
     // The queue is empty, so the open packet is the first frame.
     let _ = outbox.send(EncodedPacket::raw(open.encode()), false);
-    let writer = tokio::spawn(write_loop(sink, rx));
+    let writer = tokio::spawn(write_loop(write, rx, control));
 
     let bucket = TokenBucket::new(config.rate_burst, config.rate_per_sec);
     let mut conn = Connection {
@@ -76,7 +90,11 @@ where
         throttled_since: None,
         last_notice: None,
     };
-    let reason = conn.read_loop(stream).await;
+    let reason = conn.read_loop(&mut ws).await;
+    // tungstenite answers a peer's close when it next writes: this puts the answer in the
+    // control bytes, which the writer sends before it closes.
+    let _ = ws.flush().await;
+    drop(ws);
     outbox.close(reason.clone());
     // The Socket.IO disconnect reason the handlers see.
     let why = if reason == CloseReason::NORMAL {
@@ -536,61 +554,108 @@ impl Connection {
     }
 }
 
-/// Drains the queue into the sink: everything queued is fed, then one flush. On close it
-/// sends the close frame (bounded by [`CLOSE_GRACE`]) and ends.
-async fn write_loop<S>(mut sink: S, mut rx: OutboxReceiver)
+/// Drains the queue into the socket: everything queued (and any control bytes tungstenite
+/// wrote) goes out as one run of vectored writes. On close it finishes the batch being
+/// written, writes what is still queued (unless the peer is a slow consumer), then the close
+/// frame (unless tungstenite already answered the peer's), all bounded by [`CLOSE_GRACE`],
+/// and shuts the socket down.
+async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
 where
-    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    W: AsyncWrite + Unpin,
 {
     let closer = rx.closer.clone();
     // One wait for the close signal for the connection's life (creating one per batch took
     // the token's locks three times a batch).
     let mut closed = std::pin::pin!(closer.cancelled());
     let mut batch = std::collections::VecDeque::new();
+    let mut control_bytes = Vec::new();
     loop {
         tokio::select! {
             biased;
             _ = &mut closed => break,
-            () = rx.next_batch(&mut batch, MAX_BATCH) => {
-                tokio::select! {
-                    _ = &mut closed => break,
-                    result = write_batch(&mut sink, &mut batch) => if result.is_err() {
-                        rx.close(CloseReason { code: 1006, reason: "transport error" });
-                        return;
-                    },
+            () = poll_fn(|cx| {
+                let control = control.poll_take(cx, &mut control_bytes);
+                let packets = rx.poll_next_batch(cx, &mut batch, MAX_BATCH);
+                if control.is_ready() || packets.is_ready() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
                 }
+            }) => {}
+        }
+        if control.overflowed() {
+            rx.close(CloseReason::SLOW_CONSUMER);
+        }
+        let (result, closing) = {
+            let mut write = std::pin::pin!(write_batch(&mut w, &control_bytes, &batch));
+            let finished = tokio::select! {
+                biased;
+                result = &mut write => Some(result),
+                _ = &mut closed => None,
+            };
+            match finished {
+                Some(result) => (result, false),
+                // Closed mid-batch: the batch is finished first (a frame cut short would
+                // garble the close frame after it), within the grace.
+                None => match timeout(CLOSE_GRACE, write).await {
+                    Ok(result) => (result, true),
+                    Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), true),
+                },
             }
+        };
+        batch.clear();
+        control_bytes.clear();
+        if let Err(e) = result {
+            debug!(error = %e, "write failed");
+            rx.close(CloseReason {
+                code: 1006,
+                reason: "transport error",
+            });
+            return;
+        }
+        if closing {
+            break;
         }
     }
     let reason = rx.reason().unwrap_or(CloseReason::NORMAL);
     if reason.code != 1006 {
-        let _ = timeout(CLOSE_GRACE, sink.send(Message::Close(Some(reason.frame())))).await;
+        let _ = timeout(CLOSE_GRACE, async {
+            // What was queued before the close goes out first (an answer, a last error), but
+            // not to a slow consumer: its queue is full because it does not read.
+            if reason != CloseReason::SLOW_CONSUMER {
+                while rx.take_queued(&mut batch, MAX_BATCH) {
+                    write_batch(&mut w, &[], &batch).await?;
+                    batch.clear();
+                }
+            }
+            control.take(&mut control_bytes);
+            if !wire::contains_close(&control_bytes) {
+                control_bytes.extend(wire::close_frame(reason.code, reason.reason));
+            }
+            w.write_all(&control_bytes).await?;
+            w.flush().await
+        })
+        .await;
     }
-    let _ = timeout(CLOSE_GRACE, sink.close()).await;
+    let _ = timeout(CLOSE_GRACE, w.shutdown()).await;
 }
 
-/// Feeds every packet of the batch (leaving it empty), then flushes once.
-async fn write_batch<S>(
-    sink: &mut S,
-    batch: &mut std::collections::VecDeque<EncodedPacket>,
-) -> Result<(), tungstenite::Error>
+/// Writes the control bytes, then every packet of the batch (its text frame, then its
+/// attachments as binary frames).
+async fn write_batch<W>(
+    w: &mut W,
+    control: &[u8],
+    batch: &std::collections::VecDeque<EncodedPacket>,
+) -> std::io::Result<()>
 where
-    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    while let Some(packet) = batch.pop_front() {
-        feed(sink, packet).await?;
+    let mut frames = Vec::with_capacity(batch.len());
+    for packet in batch {
+        frames.push((wire::OP_TEXT, packet.text.as_bytes()));
+        for attachment in packet.attachments() {
+            frames.push((wire::OP_BINARY, &attachment[..]));
+        }
     }
-    sink.flush().await
-}
-
-async fn feed<S>(sink: &mut S, packet: EncodedPacket) -> Result<(), tungstenite::Error>
-where
-    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
-{
-    let EncodedPacket { text, attachments } = packet;
-    sink.feed(Message::Text(text)).await?;
-    for attachment in attachments.iter().flat_map(|a| a.iter()) {
-        sink.feed(Message::Binary(attachment.clone())).await?;
-    }
-    Ok(())
+    wire::write_frames(w, control, &frames).await
 }

@@ -9,7 +9,7 @@
 //! connections"}`), the request head's size ([`MAX_HEAD`]) and time (`handshake_timeout`),
 //! and the WebSocket frame and message sizes ([`websocket_config`]).
 //!
-//! [`accept_websocket`] and [`parse_websocket_upgrade`] are the same accept path without the
+//! [`accept_upgrade`] and [`parse_websocket_upgrade`] are the same accept path without the
 //! Engine.IO checks, for plain WebSocket servers such as the `echo` example.
 
 use std::collections::HashMap;
@@ -21,9 +21,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, warn};
 
 use super::namespace::ConnectionInfo;
@@ -246,14 +245,14 @@ pub fn websocket_config(max_message: usize, max_frame: usize) -> WebSocketConfig
 }
 
 /// Reads an HTTP upgrade request (bounded by [`MAX_HEAD`] and `limit`), checks it with
-/// `check`, and answers: the JSON refusal, or `101` and the WebSocket stream (with any bytes
-/// read past the head kept). `None` when refused, timed out or failed.
-pub async fn accept_websocket<S, F>(
+/// `check`, and answers: the JSON refusal, or `101`. Returns the stream, the bytes read past
+/// the request head (the start of the first frames) and the checked request; `None` when
+/// refused, timed out or failed.
+pub async fn accept_upgrade<S, F>(
     mut stream: S,
     limit: Duration,
-    config: WebSocketConfig,
     check: F,
-) -> Option<(WebSocketStream<S>, Upgrade)>
+) -> Option<(S, Vec<u8>, Upgrade)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&[u8]) -> Result<Upgrade, HandshakeError>,
@@ -280,9 +279,7 @@ where
     }
     let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
     upgrade.head_len = 0;
-    let ws =
-        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config)).await;
-    Some((ws, upgrade))
+    Some((stream, leftover, upgrade))
 }
 
 async fn handle<S>(engine: Engine, mut stream: S, remote: SocketAddr, within_ip_limit: bool)
@@ -304,12 +301,11 @@ where
         }
         return;
     }
-    let ws_config = websocket_config(engine.config().max_payload, engine.config().max_frame_size);
     let accepted = tokio::select! {
         _ = shutdown.cancelled() => return,
-        a = Box::pin(accept_websocket(stream, handshake_timeout, ws_config, parse_upgrade)) => a,
+        a = Box::pin(accept_upgrade(stream, handshake_timeout, parse_upgrade)) => a,
     };
-    let Some((ws, upgrade)) = accepted else {
+    let Some((stream, leftover, upgrade)) = accepted else {
         debug!(%remote, "handshake refused, failed or timed out");
         return;
     };
@@ -318,7 +314,7 @@ where
         remote,
         query: upgrade.query,
     });
-    connection::serve(engine, ws, info).await;
+    connection::serve(engine, stream, leftover, info).await;
 }
 
 /// Reads until the end of the request head (or [`MAX_HEAD`] bytes).

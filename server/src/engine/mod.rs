@@ -3,9 +3,11 @@
 //! One layer per file:
 //! - [`listener`]: accepts TCP, validates the HTTP upgrade (`/socket.io/?EIO=4&transport=websocket`),
 //!   answers anything else with HTTP 400 JSON, spawns one connection task each.
-//! - [`connection`]: the only code that touches a WebSocket: the Engine.IO session (open
-//!   packet, heartbeat, connect timeout), Socket.IO packet dispatch in arrival order, and the
-//!   writer that drains the bounded outgoing queue.
+//! - [`connection`]: one connection: the Engine.IO session (open packet, heartbeat, connect
+//!   timeout), Socket.IO packet dispatch in arrival order, and the writer that drains the
+//!   bounded outgoing queue.
+//! - [`wire`]: the socket split between tungstenite (reading) and the writer, which writes
+//!   WebSocket frames itself with vectored writes.
 //! - [`namespace`]: static and pattern-matched namespaces, their handlers and connect middleware.
 //! - [`socket`]: the per-namespace socket handle (emit, acks, join/leave, broadcast from it).
 //! - [`adapter`]: the fan-out seam: rooms and broadcast delivery; [`adapter::LocalAdapter`]
@@ -30,6 +32,7 @@ pub mod listener;
 pub mod namespace;
 pub mod outbox;
 pub mod socket;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -12,7 +12,6 @@
 //! allocated ~2 KiB per connection up front).
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
@@ -239,25 +238,39 @@ impl Outbox {
 impl OutboxReceiver {
     /// Waits until packets are queued and moves up to `max` of them into `batch` (which must
     /// be empty; its buffer is reused).
+    #[cfg(test)]
     pub async fn next_batch(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) {
+        std::future::poll_fn(|cx| self.poll_next_batch(cx, batch, max)).await
+    }
+
+    /// [`OutboxReceiver::next_batch`] as a poll, for a writer that also waits on other things.
+    pub fn poll_next_batch(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        batch: &mut VecDeque<EncodedPacket>,
+        max: usize,
+    ) -> Poll<()> {
         debug_assert!(batch.is_empty());
         if batch.capacity() > KEEP_BATCH_CAPACITY {
             *batch = VecDeque::new();
         }
-        poll_fn(|cx| {
-            if self.take(batch, max) {
-                return Poll::Ready(());
-            }
-            self.trim_if_quiet(batch);
-            self.shared.waker.register(cx.waker());
-            // Checked again after registering, so a packet queued in between is not missed.
-            if self.take(batch, max) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
+        if self.take(batch, max) {
+            return Poll::Ready(());
+        }
+        self.trim_if_quiet(batch);
+        self.shared.waker.register(cx.waker());
+        // Checked again after registering, so a packet queued in between is not missed.
+        if self.take(batch, max) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Moves up to `max` queued packets into `batch` without waiting, also after the close
+    /// (what was queued before it); `false` when none were queued.
+    pub fn take_queued(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) -> bool {
+        self.take(batch, max)
     }
 
     fn take(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) -> bool {
