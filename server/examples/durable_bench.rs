@@ -1,6 +1,7 @@
 //! Benchmark of acknowledged durable messages per second: the chat over its SQLite store
 //! (WAL, synchronous FULL, group commit), driven by many concurrent senders, each sending a
-//! `message` and waiting for its ack before the next (as a real client does). By default every
+//! `message` and waiting for its ack before the next (as a real client does; `--window N` lets
+//! each keep up to N messages unacknowledged, as a bot or a bridge posting a burst does). By default every
 //! sender has a room of its own, so the number measures the durable path, not fan-out (and
 //! the store's worst case: no two messages of a batch share a room); `--rooms N` spreads the
 //! senders over N rooms instead, and each message is then also delivered to its room.
@@ -31,6 +32,10 @@ struct Args {
     /// fewer rooms share pages but every message is also delivered to its room's members.
     #[arg(long)]
     rooms: Option<usize>,
+    /// Messages each sender may have sent and not yet seen acknowledged (1: send, wait for the
+    /// ack, send the next).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    window: u32,
     /// How long to measure, after a one-second warm-up.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -87,7 +92,8 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.senders {
         let url = url.clone();
         let room = format!("bench-{}", i % rooms);
-        tasks.push(senders.spawn(async move { sender(i, room, url, warm, end).await }));
+        let window = args.window as usize;
+        tasks.push(senders.spawn(async move { sender(i, room, url, window, warm, end).await }));
     }
     // CPU used during the measured window (warm-up excluded).
     let cpu = tokio::spawn(async move {
@@ -117,6 +123,10 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("senders            {}", args.senders);
     println!("rooms              {rooms}");
+    println!(
+        "window             {} unacked message(s) per sender",
+        args.window
+    );
     println!("measured           {} s (after 1 s warm-up)", args.seconds);
     println!(
         "acked messages/s   {:.0}",
@@ -214,13 +224,29 @@ type Ws =
 
 /// Reads until the ack with this id (answering pings on the way).
 async fn wait_ack(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
+    let acked = next_ack(ws).await?;
+    anyhow::ensure!(acked == id, "expected the ack of {id}, got {acked}");
+    Ok(())
+}
+
+/// Reads until the next ack and returns its id (answering pings on the way).
+async fn next_ack(ws: &mut Ws) -> anyhow::Result<u64> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) if t.as_str() == "2" => ws.send(Message::text("3")).await?,
             Some(Ok(Message::Text(t))) => {
                 let packet = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok());
-                if packet.is_some_and(|p| p.kind == PacketKind::Ack && p.id == Some(id)) {
-                    return Ok(());
+                if let Some(Packet {
+                    kind: PacketKind::Ack,
+                    id: Some(id),
+                    data,
+                    ..
+                }) = packet
+                {
+                    // A refusal is not an acknowledged message.
+                    let ok = data.as_ref().and_then(|d| d.get(0)?.get("ok")?.as_bool());
+                    anyhow::ensure!(ok == Some(true), "ack {id} is not ok: {data:?}");
+                    return Ok(id);
                 }
             }
             Some(Ok(_)) => {}
@@ -229,12 +255,14 @@ async fn wait_ack(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
     }
 }
 
-/// One sender: connect, join its room, then message + wait for the ack until `end`.
-/// Returns the acks of messages sent after `warm` and their latencies.
+/// One sender: connect, join its room, then keep `window` messages in flight (each ack lets
+/// the next one go) until `end`. Returns how many acks arrived between `warm` and `end`, and
+/// their latencies (ack arrival minus send).
 async fn sender(
     i: usize,
     room: String,
     url: String,
+    window: usize,
     warm: Instant,
     end: Instant,
 ) -> anyhow::Result<(usize, Vec<Duration>)> {
@@ -258,21 +286,38 @@ async fn sender(
     // to keep a re-sent message once).
     let cid_prefix = (i as u64) << 32 | u64::from(std::process::id());
     let mut latencies = Vec::new();
+    // Sent and not yet acked, oldest first: the server acks one connection's messages in order.
+    let mut in_flight: std::collections::VecDeque<(u64, Instant)> = Default::default();
     let mut id = 0;
-    while Instant::now() < end {
-        id += 1;
-        let frame = Packet::event(
-            "/",
-            "message",
-            vec![json!({"room": room, "text": text, "cid": format!("{cid_prefix:x}-{id}")})],
-            Some(id),
-        )
-        .encode_frame();
-        let sent = Instant::now();
-        ws.send(Message::text(frame)).await?;
-        wait_ack(&mut ws, id).await?;
-        if sent >= warm {
-            latencies.push(sent.elapsed());
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        while in_flight.len() < window {
+            id += 1;
+            let frame = Packet::event(
+                "/",
+                "message",
+                vec![json!({"room": room, "text": text, "cid": format!("{cid_prefix:x}-{id}")})],
+                Some(id),
+            )
+            .encode_frame();
+            ws.feed(Message::text(frame)).await?;
+            in_flight.push_back((id, Instant::now()));
+        }
+        ws.flush().await?;
+        let acked = next_ack(&mut ws).await?;
+        let Some((first, sent)) = in_flight.pop_front() else {
+            anyhow::bail!("ack {acked} with nothing in flight");
+        };
+        anyhow::ensure!(
+            first == acked,
+            "ack {acked} arrived before the ack of {first}"
+        );
+        let now = Instant::now();
+        if now >= warm && now < end {
+            latencies.push(now - sent);
         }
     }
     let _ = ws.close(None).await;
