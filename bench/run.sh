@@ -40,8 +40,10 @@ if [ ! -x "$BIN/chat-server-$SHA" ]; then
   log "building chat-server at $SHA (release)"
   rm -rf "$SRC" && mkdir -p "$SRC"
   git archive "$SHA" | tar -x -C "$SRC"
-  (cd "$SRC" && cargo build --release -p chat-server)
-  cp "$T/release/chat-server" "$BIN/chat-server-$SHA"
+  # A target directory of its own: built into the shared one, the exported tree's artifacts
+  # made cargo take the working tree's release build for up to date when it was not.
+  (cd "$SRC" && CARGO_TARGET_DIR="$T/bench-build" cargo build --release -p chat-server)
+  cp "$T/bench-build/release/chat-server" "$BIN/chat-server-$SHA"
 fi
 log "building chat-bench and bench-bare (release)"
 cargo build --release -p chat-bench -p bench-bare

@@ -35,7 +35,7 @@ use tracing::{debug, warn};
 use super::Engine;
 use super::listener::websocket_config;
 use super::namespace::{ConnectError, ConnectRequest, ConnectionInfo, Event, Extensions};
-use super::outbox::{CloseReason, EncodedPacket, Outbox, OutboxReceiver, outbox};
+use super::outbox::{CloseReason, EncodedPacket, Next, Outbox, OutboxReceiver, outbox};
 use super::socket::{AckResponse, AckSender, Socket};
 use super::wire::{self, Control};
 
@@ -563,25 +563,26 @@ async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
 where
     W: AsyncWrite + Unpin,
 {
-    let closer = rx.closer.clone();
-    // One wait for the close signal for the connection's life (creating one per batch took
-    // the token's locks three times a batch).
-    let mut closed = std::pin::pin!(closer.cancelled());
     let mut batch = std::collections::VecDeque::new();
     let mut control_bytes = Vec::new();
     loop {
-        tokio::select! {
-            biased;
-            _ = &mut closed => break,
-            () = poll_fn(|cx| {
-                let control = control.poll_take(cx, &mut control_bytes);
-                let packets = rx.poll_next_batch(cx, &mut batch, MAX_BATCH);
-                if control.is_ready() || packets.is_ready() {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            }) => {}
+        // The close is seen through the queue's own flag (one lock with the batch), not the
+        // close token, whose check takes a lock of its own on every wake-up.
+        let next = poll_fn(|cx| {
+            let packets = rx.poll_next_batch(cx, &mut batch, MAX_BATCH);
+            if packets == Poll::Ready(Next::Closed) {
+                return Poll::Ready(Next::Closed);
+            }
+            let control = control.poll_take(cx, &mut control_bytes);
+            if control.is_ready() || packets.is_ready() {
+                Poll::Ready(Next::Packets)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        if next == Next::Closed {
+            break;
         }
         if control.overflowed() {
             rx.close(CloseReason::SLOW_CONSUMER);
@@ -591,7 +592,7 @@ where
             let finished = tokio::select! {
                 biased;
                 result = &mut write => Some(result),
-                _ = &mut closed => None,
+                () = poll_fn(|cx| rx.poll_closed(cx)) => None,
             };
             match finished {
                 Some(result) => (result, false),

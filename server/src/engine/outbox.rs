@@ -145,10 +145,18 @@ pub struct Outbox {
     shared: Arc<Shared>,
 }
 
+/// What the writer's wait ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Packets were moved into the batch.
+    Packets,
+    /// The connection is closed.
+    Closed,
+}
+
 /// The receiving side, owned by the connection's writer.
 pub(crate) struct OutboxReceiver {
     shared: Arc<Shared>,
-    pub closer: CancellationToken,
     /// The last batch larger than [`SMALL_BATCH`], if its buffers have not been given back.
     burst_at: Option<Instant>,
 }
@@ -180,11 +188,10 @@ const SMALL_BATCH: usize = 16;
 const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
-    let closer = CancellationToken::new();
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         waker: AtomicWaker::new(),
-        closer: closer.clone(),
+        closer: CancellationToken::new(),
         capacity: capacity.max(1),
     });
     (
@@ -193,7 +200,6 @@ pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
         },
         OutboxReceiver {
             shared,
-            closer,
             burst_at: None,
         },
     )
@@ -239,28 +245,42 @@ impl OutboxReceiver {
     /// Waits until packets are queued and moves up to `max` of them into `batch` (which must
     /// be empty; its buffer is reused).
     #[cfg(test)]
-    pub async fn next_batch(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) {
+    pub async fn next_batch(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) -> Next {
         std::future::poll_fn(|cx| self.poll_next_batch(cx, batch, max)).await
     }
 
-    /// [`OutboxReceiver::next_batch`] as a poll, for a writer that also waits on other things.
+    /// [`OutboxReceiver::next_batch`] as a poll, for a writer that also waits on other things:
+    /// ready with [`Next::Packets`] once some are in `batch`, or with [`Next::Closed`] once
+    /// the connection is closed (then nothing is taken; see [`OutboxReceiver::take_queued`]).
     pub fn poll_next_batch(
         &mut self,
         cx: &mut std::task::Context<'_>,
         batch: &mut VecDeque<EncodedPacket>,
         max: usize,
-    ) -> Poll<()> {
+    ) -> Poll<Next> {
         debug_assert!(batch.is_empty());
         if batch.capacity() > KEEP_BATCH_CAPACITY {
             *batch = VecDeque::new();
         }
-        if self.take(batch, max) {
-            return Poll::Ready(());
+        if let Some(next) = self.take(batch, max, true) {
+            return Poll::Ready(next);
         }
         self.trim_if_quiet(batch);
         self.shared.waker.register(cx.waker());
         // Checked again after registering, so a packet queued in between is not missed.
-        if self.take(batch, max) {
+        match self.take(batch, max, true) {
+            Some(next) => Poll::Ready(next),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Ready once the connection is closed (a writer blocked on a socket waits on this).
+    pub fn poll_closed(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if lock(&self.shared.queue).closed {
+            return Poll::Ready(());
+        }
+        self.shared.waker.register(cx.waker());
+        if lock(&self.shared.queue).closed {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -270,13 +290,23 @@ impl OutboxReceiver {
     /// Moves up to `max` queued packets into `batch` without waiting, also after the close
     /// (what was queued before it); `false` when none were queued.
     pub fn take_queued(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) -> bool {
-        self.take(batch, max)
+        self.take(batch, max, false).is_some()
     }
 
-    fn take(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) -> bool {
+    /// Takes up to `max` packets; `None` when there are none (and, with `closed_first`, the
+    /// connection is open).
+    fn take(
+        &mut self,
+        batch: &mut VecDeque<EncodedPacket>,
+        max: usize,
+        closed_first: bool,
+    ) -> Option<Next> {
         let mut queue = lock(&self.shared.queue);
+        if closed_first && queue.closed {
+            return Some(Next::Closed);
+        }
         if queue.packets.is_empty() {
-            return false;
+            return None;
         }
         if queue.packets.len() <= max {
             std::mem::swap(&mut queue.packets, batch);
@@ -287,7 +317,7 @@ impl OutboxReceiver {
         if batch.len() > SMALL_BATCH {
             self.burst_at = Some(Instant::now());
         }
-        true
+        Some(Next::Packets)
     }
 
     /// About to wait: if the last burst is [`QUIET`] ago, gives back the buffers it grew.
@@ -324,6 +354,8 @@ impl Shared {
             queue.reason.get_or_insert(reason);
         }
         self.closer.cancel();
+        // The writer may be waiting for packets or on a blocked socket.
+        self.waker.wake();
     }
 }
 
@@ -371,6 +403,34 @@ mod tests {
         batch.clear();
         rx.next_batch(&mut batch, 3).await;
         assert_eq!(texts(&batch), ["43", "44"]);
+    }
+
+    #[tokio::test]
+    async fn a_close_wakes_the_writer_and_leaves_what_was_queued_to_take() {
+        let (tx, mut rx) = outbox(100);
+        let waiter = tokio::spawn(async move {
+            let mut batch = VecDeque::new();
+            let first = rx.next_batch(&mut batch, 8).await;
+            (rx, first)
+        });
+        tokio::task::yield_now().await;
+        tx.close(CloseReason::NORMAL);
+        let (mut rx, first) = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("writer woken by the close")
+            .unwrap();
+        assert_eq!(first, Next::Closed);
+        // Packets queued before a close are still there for the writer's last flush.
+        let (tx, mut rx2) = outbox(100);
+        tx.send(packet(1), false).unwrap();
+        tx.close(CloseReason::NORMAL);
+        let mut batch = VecDeque::new();
+        assert_eq!(rx2.next_batch(&mut batch, 8).await, Next::Closed);
+        assert!(batch.is_empty());
+        assert!(rx2.take_queued(&mut batch, 8));
+        assert_eq!(texts(&batch), ["41"]);
+        batch.clear();
+        assert!(!rx.take_queued(&mut batch, 8));
     }
 
     #[tokio::test]

@@ -236,6 +236,11 @@ where
         slices.push(IoSlice::new(payload));
         start = end;
     }
+    if slices.is_empty() {
+        // The common case, nothing large: a plain write (no slice list for the kernel).
+        w.write_all(&buf[start..]).await?;
+        return w.flush().await;
+    }
     if buf.len() > start {
         slices.push(IoSlice::new(&buf[start..]));
     }
