@@ -1101,3 +1101,34 @@ async fn what_was_queued_before_a_server_close_arrives_whole_and_then_the_close_
         "what was queued before the close is written before it"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_pings_and_never_reads_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start_default().await;
+    let (tcp, _) = raw_upgrade(s.addr()).await;
+    let (mut read, mut write) = tcp.into_split();
+    // 125-byte pings, a thousand per write, never reading the pongs: once the socket's buffers
+    // are full the pongs pile up in the server, which must close the connection instead of
+    // holding them all (the loop is bounded: 100 MB at most).
+    let mut chunk = Vec::new();
+    for _ in 0..1000 {
+        chunk.extend(client_frame(0x9, &[b'p'; 125]));
+    }
+    let pinger = tokio::spawn(async move {
+        for _ in 0..800 {
+            if write.write_all(&chunk).await.is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(30), pinger)
+        .await
+        .expect("the server closes within the timeout")
+        .unwrap();
+    assert!(closed, "the server kept taking pings it could not answer");
+    // Whatever arrived ends (a reset, or the close after the pongs it could send).
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), read.read_to_end(&mut sink)).await;
+}
