@@ -69,6 +69,9 @@ async fn echo(stream: TcpStream, leftover: Vec<u8>) {
             Ok(Message::Binary(bytes)) => (wire::OP_BINARY, &bytes[..]),
             Ok(Message::Close(_)) => break,
             Ok(_) => {
+                // tungstenite queues a pong when it returns the ping and writes it on its
+                // next read or flush: flushed now, so it does not wait for the next frame.
+                let _ = ws.flush().await;
                 control.take(&mut control_bytes);
                 if wire::write_frames(&mut write, &control_bytes, &[])
                     .await

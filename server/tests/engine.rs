@@ -1132,3 +1132,30 @@ async fn a_client_that_pings_and_never_reads_is_closed() {
     let mut sink = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), read.read_to_end(&mut sink)).await;
 }
+
+#[tokio::test]
+async fn a_client_close_after_a_burst_gets_the_burst_then_one_close_frame_last() {
+    let s = start_default().await;
+    // Repeated: the close reply can reach the writer before the connection is marked closed.
+    for round in 0..20 {
+        let mut out = client_frame(0x1, b"40");
+        for i in 0..50 {
+            out.extend(client_frame(
+                0x1,
+                format!("42[\"echo\",{{\"n\":{i}}}]").as_bytes(),
+            ));
+        }
+        out.extend(client_frame(0x8, &[0x03, 0xe8]));
+        let frames = exchange(s.addr(), &out).await;
+        let closes = frames.iter().filter(|(op, _)| *op == 0x8).count();
+        assert_eq!(closes, 1, "round {round}: one close frame: {frames:?}");
+        let (close, rest) = frames.split_last().unwrap();
+        assert_eq!(close.0, 0x8, "round {round}: the close frame last");
+        assert_eq!(&close.1[..2], &[0x03, 0xe8]);
+        let echoes = rest
+            .iter()
+            .filter(|(_, text)| text.starts_with(b"42[\"echo-back\""))
+            .count();
+        assert_eq!(echoes, 50, "round {round}: the burst before the close");
+    }
+}

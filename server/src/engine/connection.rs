@@ -44,6 +44,8 @@ use super::wire::{self, Control};
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Most frames fed before one flush.
 const MAX_BATCH: usize = 256;
+/// Control bytes buffer capacity kept between batches.
+const KEEP_CONTROL_CAPACITY: usize = 4096;
 
 /// Serves one upgraded connection until it closes (`leftover`: bytes read past the upgrade
 /// request, the start of the first frames).
@@ -557,8 +559,8 @@ impl Connection {
 /// Drains the queue into the socket: everything queued (and any control bytes tungstenite
 /// wrote) goes out as one run of vectored writes. On close it finishes the batch being
 /// written, writes what is still queued (unless the peer is a slow consumer), then the close
-/// frame (unless tungstenite already answered the peer's), all bounded by [`CLOSE_GRACE`],
-/// and shuts the socket down.
+/// frame (tungstenite's answer to the peer's close, else its own), each step bounded by
+/// [`CLOSE_GRACE`], and shuts the socket down.
 async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
 where
     W: AsyncWrite + Unpin,
@@ -587,25 +589,46 @@ where
         if control.overflowed() {
             rx.close(CloseReason::SLOW_CONSUMER);
         }
+        // tungstenite's answer to the peer's close may arrive before the connection is marked
+        // closed: it must be the last frame, so it waits for the close path below.
+        let peer_closed = wire::contains_close(&control_bytes);
+        let control_now: &[u8] = if peer_closed { &[] } else { &control_bytes };
         let (result, closing) = {
-            let mut write = std::pin::pin!(write_batch(&mut w, &control_bytes, &batch));
+            let mut write = std::pin::pin!(write_batch(&mut w, control_now, &batch));
             let finished = tokio::select! {
                 biased;
                 result = &mut write => Some(result),
-                () = poll_fn(|cx| rx.poll_closed(cx)) => None,
+                // Closed while the socket does not take the batch, or pongs piling up past
+                // the bound meanwhile (a peer that pings and does not read).
+                () = poll_fn(|cx| {
+                    if rx.poll_closed(cx).is_ready() || control.poll_overflowed(cx).is_ready() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                }) => None,
             };
             match finished {
-                Some(result) => (result, false),
+                Some(result) => (result, peer_closed),
                 // Closed mid-batch: the batch is finished first (a frame cut short would
                 // garble the close frame after it), within the grace.
-                None => match timeout(CLOSE_GRACE, write).await {
-                    Ok(result) => (result, true),
-                    Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), true),
-                },
+                None => {
+                    if control.overflowed() {
+                        rx.close(CloseReason::SLOW_CONSUMER);
+                    }
+                    match timeout(CLOSE_GRACE, write).await {
+                        Ok(result) => (result, true),
+                        Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), true),
+                    }
+                }
             }
         };
         batch.clear();
-        control_bytes.clear();
+        if !peer_closed {
+            control_bytes.clear();
+        }
+        // A burst of pongs does not keep its buffer for the connection's life.
+        control_bytes.shrink_to(KEEP_CONTROL_CAPACITY);
         if let Err(e) = result {
             debug!(error = %e, "write failed");
             rx.close(CloseReason {
@@ -659,4 +682,84 @@ where
         }
     }
     wire::write_frames(w, control, &frames).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames (opcode, payload) in `bytes`, which must hold whole unmasked frames.
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while bytes.len() >= 2 {
+            let len = usize::from(bytes[1] & 0x7f);
+            assert!(len < 126, "small frames only here");
+            out.push((bytes[0] & 0x0f, bytes[2..2 + len].to_vec()));
+            bytes = &bytes[2 + len..];
+        }
+        assert!(bytes.is_empty(), "a cut frame at the end");
+        out
+    }
+
+    #[tokio::test]
+    async fn a_close_reply_taken_with_a_batch_goes_out_last_and_alone() {
+        // The reader's close reply can reach the writer together with packets, before the
+        // connection is marked closed: the packets go first, the reply last, and no second
+        // close frame follows.
+        let (tx, rx) = outbox(16);
+        for n in 0..3 {
+            tx.send(EncodedPacket::raw(format!("4{n}")), false).unwrap();
+        }
+        let control = Arc::new(Control::default());
+        control.push(&wire::close_frame(1000, ""));
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let writer = tokio::spawn(write_loop(server, rx, control.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tx.close(CloseReason::NORMAL);
+        let mut seen = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut seen),
+        )
+        .await
+        .expect("the writer shuts the stream down")
+        .unwrap();
+        writer.await.unwrap();
+        let frames = frames(&seen);
+        let ops: Vec<u8> = frames.iter().map(|(op, _)| *op).collect();
+        assert_eq!(ops, [1, 1, 1, 8], "{frames:?}");
+        assert_eq!(frames[3].1, 1000u16.to_be_bytes());
+    }
+
+    #[tokio::test]
+    async fn pongs_piling_up_behind_a_blocked_write_close_the_connection() {
+        let (tx, rx) = outbox(16);
+        tx.send(EncodedPacket::raw("4".repeat(1000)), false)
+            .unwrap();
+        let control = Arc::new(Control::default());
+        // The peer never reads: the write of the packet blocks on a 16-byte pipe.
+        let (_client, server) = tokio::io::duplex(16);
+        let writer = tokio::spawn(write_loop(server, rx, control.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!tx.is_closed());
+        let pong = [0x8a, 125]
+            .into_iter()
+            .chain([b'p'; 125])
+            .collect::<Vec<u8>>();
+        for _ in 0..600 {
+            control.push(&pong);
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while !tx.is_closed() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "closed while the write is blocked"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::timeout(CLOSE_GRACE * 2, writer)
+            .await
+            .expect("the writer gives up within the grace")
+            .unwrap();
+    }
 }

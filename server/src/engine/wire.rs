@@ -65,7 +65,8 @@ struct ControlState {
 }
 
 impl Control {
-    fn push(&self, bytes: &[u8]) {
+    /// Appends frames tungstenite wrote (dropped past [`CONTROL_MAX`]) and wakes the writer.
+    pub(crate) fn push(&self, bytes: &[u8]) {
         let mut state = lock(&self.state);
         if state.bytes.len() + bytes.len() > CONTROL_MAX {
             state.overflow = true;
@@ -107,6 +108,19 @@ impl Control {
     /// The peer let more than [`CONTROL_MAX`] control bytes pile up (some were dropped).
     pub fn overflowed(&self) -> bool {
         lock(&self.state).overflow
+    }
+
+    /// Ready once [`Control::overflowed`] (registers the task to be woken by the next push).
+    pub fn poll_overflowed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.overflowed() {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.overflowed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
