@@ -1159,3 +1159,36 @@ async fn a_client_close_after_a_burst_gets_the_burst_then_one_close_frame_last()
         assert_eq!(echoes, 50, "round {round}: the burst before the close");
     }
 }
+
+/// CPU time this thread has used, in nanoseconds (Linux's schedstat).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("/proc/thread-self/schedstat")
+}
+
+#[tokio::test]
+async fn waiting_for_a_pong_costs_no_cpu() {
+    use tokio::io::AsyncWriteExt;
+    // One thread runs the server and this test, so its CPU time is the server's.
+    let s = start(EngineConfig {
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_secs(10),
+        ..EngineConfig::default()
+    })
+    .await;
+    let (mut tcp, _) = raw_upgrade(s.addr()).await;
+    tcp.write_all(&client_frame(0x1, b"40")).await.unwrap();
+    // The ping goes out at 200 ms and is never answered.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = thread_cpu_ns();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = thread_cpu_ns() - before;
+    assert!(
+        used < 200_000_000,
+        "the server used {} ms of CPU in 1 s while a pong was due",
+        used / 1_000_000
+    );
+    drop(tcp);
+}

@@ -209,6 +209,11 @@ impl Connection {
         let mut next_ping = opened + ping_interval;
         let mut pong_deadline: Option<Instant> = None;
         let mut connect_deadline = Some(opened + self.engine.config().connect_timeout);
+        // Made once for the connection's life, not per frame: each new wait registered with
+        // the close token, the shutdown token and the timer wheel, and unregistered on drop.
+        let mut closed = std::pin::pin!(closer.cancelled());
+        let mut shutting_down = std::pin::pin!(shutdown.cancelled());
+        let mut timer_sleep = std::pin::pin!(sleep_until(next_ping));
 
         loop {
             let now = Instant::now();
@@ -216,21 +221,22 @@ impl Connection {
                 self.resume_at = None;
             }
             let paused = self.resume_at.is_some();
-            let timer = [
-                pong_deadline.unwrap_or(next_ping),
-                connect_deadline.unwrap_or(next_ping),
-                self.attachment_deadline.unwrap_or(next_ping),
-                self.resume_at.unwrap_or(next_ping),
-            ]
-            .into_iter()
-            .min()
-            .unwrap_or(next_ping);
+            // While a ping waits for its pong, the next ping is not due: its time (already
+            // past) must not be the timer, or the loop spins until the pong arrives.
+            let heartbeat = pong_deadline.unwrap_or(next_ping);
+            let timer = [connect_deadline, self.attachment_deadline, self.resume_at]
+                .into_iter()
+                .flatten()
+                .fold(heartbeat, Instant::min);
+            if timer_sleep.deadline() != timer {
+                timer_sleep.as_mut().reset(timer);
+            }
             tokio::select! {
                 biased;
                 // Closed from elsewhere: a slow-consumer verdict or `Socket` code.
-                _ = closer.cancelled() => return CloseReason::FORCED,
+                () = &mut closed => return CloseReason::FORCED,
                 // Server shutdown: 1001 and no Socket.IO DISCONNECT, so clients reconnect.
-                _ = shutdown.cancelled() => return CloseReason::GOING_AWAY,
+                () = &mut shutting_down => return CloseReason::GOING_AWAY,
                 // Inbound frames, handled to completion one at a time (not while paused by
                 // the rate limit: unread frames wait in the client's TCP window).
                 frame = stream.next(), if !paused => {
@@ -258,7 +264,7 @@ impl Connection {
                     }
                 }
                 // Heartbeat, connect timeout, attachment timeout, end of a rate-limit pause.
-                _ = sleep_until(timer) => {
+                () = &mut timer_sleep => {
                     let now = Instant::now();
                     if self.attachment_deadline.is_some_and(|d| now >= d) {
                         return CloseReason::ATTACHMENT_TIMEOUT;
