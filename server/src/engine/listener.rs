@@ -232,14 +232,14 @@ pub fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// The WebSocket configuration every connection uses: a 4 KiB read buffer, a 16 KiB write
-/// buffer (the writer feeds every queued frame into it and flushes once, so a batch is one
-/// `sendto`; with no write buffer each frame was its own system call, which cost about half
-/// of the server's CPU under fan-out, see BENCHMARKS.md), and the message and frame limits.
+/// The WebSocket configuration every connection uses: a 4 KiB read buffer, no write buffer
+/// (tungstenite only writes its pongs and close replies, into the connection's control
+/// buffer, which takes them at once; the writer frames everything else, see [`super::wire`]),
+/// and the message and frame limits.
 pub fn websocket_config(max_message: usize, max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
+        .write_buffer_size(0)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_frame.min(max_message)))
 }

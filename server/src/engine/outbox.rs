@@ -20,8 +20,6 @@ use chat_protocol::socket_io::Packet;
 use futures_util::task::AtomicWaker;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
 use super::lock;
@@ -122,13 +120,6 @@ impl CloseReason {
         code: 1008,
         reason: "forced close",
     };
-
-    pub fn frame(&self) -> CloseFrame {
-        CloseFrame {
-            code: CloseCode::from(self.code),
-            reason: self.reason.into(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
