@@ -101,12 +101,8 @@ async fn cycle(target: &Target, src: std::net::IpAddr, nick: &str) -> anyhow::Re
     if target.mode == Mode::Raw {
         conn::join(&mut ws, Mode::Raw, "churn").await?;
     }
-    ws.close(None).await?;
-    // Read until the server's close frame or EOF, so the server did its whole part.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        use futures_util::StreamExt;
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    // Sends the close, then reads until the server's close frame or EOF, so the server did
+    // its whole part.
+    let _ = tokio::time::timeout(Duration::from_secs(5), ws.close()).await;
     Ok(())
 }

@@ -10,15 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use chat_protocol::{engine_io, socket_io};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio::net::TcpSocket;
 
-/// A client WebSocket over plain TCP.
-pub type Ws = WebSocketStream<TcpStream>;
+use crate::ws::Msg;
+pub use crate::ws::Ws;
 
 /// How the generator talks to a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -49,10 +45,10 @@ impl Target {
         IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + last as u8))
     }
 
-    fn url(&self) -> String {
+    fn path(&self) -> &'static str {
         match self.mode {
-            Mode::Sio => format!("ws://{}/socket.io/?EIO=4&transport=websocket", self.addr),
-            Mode::Raw => format!("ws://{}/", self.addr),
+            Mode::Sio => "/socket.io/?EIO=4&transport=websocket",
+            Mode::Raw => "/",
         }
     }
 }
@@ -84,16 +80,12 @@ pub async fn open(target: &Target, src: IpAddr) -> anyhow::Result<Ws> {
         .await
         .map_err(|_| anyhow!("connect timed out"))??;
     stream.set_nodelay(true)?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(0);
-    let (ws, _) = tokio::time::timeout(
+    tokio::time::timeout(
         STEP_TIMEOUT,
-        tokio_tungstenite::client_async_with_config(target.url(), stream, Some(config)),
+        Ws::handshake(stream, target.addr, target.path()),
     )
     .await
-    .map_err(|_| anyhow!("websocket handshake timed out"))??;
-    Ok(ws)
+    .map_err(|_| anyhow!("websocket handshake timed out"))?
 }
 
 /// Connects and, in Socket.IO mode, CONNECTs to `/` with `{nick}`. Returns the socket ready
@@ -110,7 +102,7 @@ pub async fn connect(target: &Target, src: IpAddr, nick: &str) -> anyhow::Result
         other => bail!("expected the open packet, got {other:?}"),
     }
     let connect = socket_io::Packet::connect("/", Some(json!({ "nick": nick })));
-    ws.send(Message::text(connect.encode_frame())).await?;
+    ws.send_text(&connect.encode_frame()).await?;
     loop {
         let text = next_sio(&mut ws).await?;
         let Some(packet) = text else { continue };
@@ -127,7 +119,7 @@ pub async fn connect(target: &Target, src: IpAddr, nick: &str) -> anyhow::Result
 pub async fn join(ws: &mut Ws, mode: Mode, room: &str) -> anyhow::Result<()> {
     match mode {
         Mode::Raw => {
-            ws.send(Message::text(format!("join:{room}"))).await?;
+            ws.send_text(&format!("join:{room}")).await?;
             loop {
                 if next_text(ws).await? == "ok" {
                     return Ok(());
@@ -139,7 +131,7 @@ pub async fn join(ws: &mut Ws, mode: Mode, room: &str) -> anyhow::Result<()> {
                 socket_io::Packet::event("/", "join", vec![json!({ "room": room })], Some(id))
                     .encode_frame()
             };
-            ws.send(Message::text(join(1))).await?;
+            ws.send_text(&join(1)).await?;
             let retry_at = tokio::time::Instant::now() + JOIN_RETRY_AFTER;
             let mut retried = false;
             loop {
@@ -152,7 +144,7 @@ pub async fn join(ws: &mut Ws, mode: Mode, room: &str) -> anyhow::Result<()> {
                             // No ack yet: ask once more (joining twice is harmless) and count it.
                             JOIN_RETRIES.fetch_add(1, Ordering::Relaxed);
                             retried = true;
-                            ws.send(Message::text(join(2))).await?;
+                            ws.send_text(&join(2)).await?;
                             continue;
                         }
                     }
@@ -182,12 +174,12 @@ pub async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
     loop {
         let msg = tokio::time::timeout(STEP_TIMEOUT, ws.next())
             .await
-            .map_err(|_| anyhow!("no frame within {STEP_TIMEOUT:?}"))?
-            .ok_or_else(|| anyhow!("connection closed"))??;
+            .map_err(|_| anyhow!("no frame within {STEP_TIMEOUT:?}"))??
+            .ok_or_else(|| anyhow!("connection closed"))?;
         match msg {
-            Message::Text(t) => return Ok(t.as_str().to_owned()),
-            Message::Close(c) => bail!("closed by the server: {c:?}"),
-            _ => {}
+            Msg::Text(t) => return Ok(t),
+            Msg::Close(c) => bail!("closed by the server: {c:?}"),
+            Msg::Binary(_) => {}
         }
     }
 }
@@ -197,7 +189,7 @@ async fn next_sio(ws: &mut Ws) -> anyhow::Result<Option<socket_io::Packet>> {
     let text = next_text(ws).await?;
     match engine_io::Packet::decode(&text) {
         Ok(engine_io::Packet::Ping(data)) => {
-            ws.send(Message::text(engine_io::Packet::Pong(data).encode()))
+            ws.send_text(&engine_io::Packet::Pong(data).encode())
                 .await?;
             Ok(None)
         }
@@ -229,7 +221,7 @@ pub fn publish_frame(mode: Mode, room: &str, text: &str, ack_id: u64) -> String 
 pub async fn answer_ping(ws: &mut Ws, mode: Mode, text: &str) -> anyhow::Result<bool> {
     if mode == Mode::Sio && text.starts_with('2') {
         let data = text[1..].to_owned();
-        ws.send(Message::text(engine_io::Packet::Pong(data).encode()))
+        ws.send_text(&engine_io::Packet::Pong(data).encode())
             .await?;
         return Ok(true);
     }

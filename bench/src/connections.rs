@@ -14,16 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::conn::{self, Mode, Target};
 use crate::procfs;
+use crate::ws::Msg;
 
 /// The knobs of one connections run.
 #[derive(Debug, Clone)]
@@ -237,15 +236,15 @@ async fn idle(mut ws: conn::Ws, mode: Mode, stop: &mut tokio::sync::watch::Recei
         tokio::select! {
             _ = stop.changed() => break,
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    if conn::answer_ping(&mut ws, mode, t.as_str()).await.is_err() {
+                Ok(Some(Msg::Text(t))) => {
+                    if conn::answer_ping(&mut ws, mode, &t).await.is_err() {
                         return;
                     }
                 }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
+                Ok(Some(Msg::Binary(_))) => {}
+                Ok(Some(Msg::Close(_)) | None) | Err(_) => return,
             },
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
 }

@@ -19,17 +19,15 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::conn::{self, Mode, Target};
+use crate::procfs;
+use crate::ws::Msg;
 use anyhow::{Context, anyhow};
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
-use tokio_tungstenite::tungstenite::Message;
-
-use crate::conn::{self, Mode, Target};
-use crate::procfs;
 
 /// The knobs of one fan-out run.
 #[derive(Debug, Clone)]
@@ -385,7 +383,7 @@ impl Task {
         self,
         permits: Arc<Semaphore>,
         ready: mpsc::Sender<anyhow::Result<()>>,
-        mut phase: watch::Receiver<Phase>,
+        phase: watch::Receiver<Phase>,
     ) -> ConnStats {
         let mode = self.cfg.target.mode;
         let ws = {
@@ -411,10 +409,10 @@ impl Task {
             }
         };
         drop(ready);
-        self.serve(ws, &mut phase).await
+        self.serve(ws, phase).await
     }
 
-    async fn serve(&self, mut ws: conn::Ws, phase: &mut watch::Receiver<Phase>) -> ConnStats {
+    async fn serve(&self, mut ws: conn::Ws, phase: watch::Receiver<Phase>) -> ConnStats {
         let mode = self.cfg.target.mode;
         let mut stats = ConnStats::default();
         let mut seen: Vec<Seen> = (0..self.publishers).map(|_| Seen::default()).collect();
@@ -424,14 +422,20 @@ impl Task {
         let mut first_due = Instant::now();
         let mut end = Instant::now();
         let mut seq: u64 = 0;
+        // The phase's next change, awaited by one future across frames (a fresh `changed()`
+        // per frame registered and dropped a waiter each time).
+        let mut next_phase = Box::pin(phase_change(phase));
         loop {
             tokio::select! {
+                // In this order, without the random start: the phase, a due message, frames.
+                biased;
                 // The run moves on: start publishing, or stop.
-                changed = phase.changed() => {
-                    if changed.is_err() {
+                (phase, changed) = &mut next_phase => {
+                    if !changed {
                         break;
                     }
-                    let now_phase = *phase.borrow_and_update();
+                    let now_phase = *phase.borrow();
+                    next_phase.set(phase_change(phase));
                     match now_phase {
                         Phase::Setup => {}
                         Phase::Publish(start) => {
@@ -458,7 +462,7 @@ impl Task {
                     let publisher = self.publisher.unwrap_or(0);
                     let text = make_payload(publisher, seq, due_us, self.cfg.payload);
                     let frame = conn::publish_frame(mode, &self.room_name, &text, seq + 100);
-                    if ws.send(Message::text(frame)).await.is_err() {
+                    if ws.send_text(&frame).await.is_err() {
                         stats.error = true;
                         break;
                     }
@@ -469,12 +473,12 @@ impl Task {
                 // A frame from the server.
                 msg = ws.next() => {
                     let text = match msg {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        Ok(Some(Msg::Text(t))) => t,
+                        Ok(Some(Msg::Close(_)) | None) | Err(_) => {
                             stats.error = true;
                             break;
                         }
-                        Some(Ok(_)) => continue,
+                        Ok(Some(Msg::Binary(_))) => continue,
                     };
                     let text = text.as_str();
                     if conn::answer_ping(&mut ws, mode, text).await.unwrap_or(false) {
@@ -522,7 +526,7 @@ impl Task {
             }
         }
         self.flush_latencies(&mut latencies);
-        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
         stats
     }
 
@@ -533,6 +537,12 @@ impl Task {
             }
         }
     }
+}
+
+/// Waits for the phase to change; gives the receiver back, and false when the sender is gone.
+async fn phase_change(mut phase: watch::Receiver<Phase>) -> (watch::Receiver<Phase>, bool) {
+    let changed = phase.changed().await.is_ok();
+    (phase, changed)
 }
 
 /// The next tick, or never when there is no ticker (its branch is disabled then anyway).

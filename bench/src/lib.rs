@@ -15,6 +15,7 @@
 //! - [`churn`]: connect+disconnect cycles per second.
 //! - [`procfs`]: `/proc` readings (RSS, CPU seconds, the machine).
 //! - [`report`]: results file -> the generated part of `BENCHMARKS.md` and the SVG chart.
+//! - [`ws`]: the client side of WebSocket the generator speaks (lighter than tungstenite's).
 //!
 //! Where to add things: a new scenario is a module with a `Config`, a `Result` that
 //! serialises to one JSON line (with `scenario`, `server` and `command`), a subcommand in
@@ -28,6 +29,7 @@ pub mod connections;
 pub mod fanout;
 pub mod procfs;
 pub mod report;
+pub mod ws;
 
 /// This process's command line, recorded with every result so a run can be repeated.
 pub fn command_line() -> String {
