@@ -132,8 +132,13 @@ impl Ws {
 
     /// Sends one text message.
     pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
-        self.queue_frame(OP_TEXT, text.as_bytes());
+        self.queue_text(text);
         self.flush().await
+    }
+
+    /// Queues one text message, to go out with the next [`Ws::flush`] (several in one write).
+    pub fn queue_text(&mut self, text: &str) {
+        self.queue_frame(OP_TEXT, text.as_bytes());
     }
 
     /// The next message; `None` when the server closed the TCP connection. Pings are
@@ -176,7 +181,7 @@ impl Ws {
     }
 
     /// Writes what is queued. Cancel-safe: what a finished `write` took is removed at once.
-    async fn flush(&mut self) -> anyhow::Result<()> {
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
         while !self.output.is_empty() {
             let n = self.stream.write(&self.output).await?;
             ensure!(n > 0, "connection closed while writing");

@@ -14,13 +14,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_bench::ws::{Msg, Ws};
 use chat_protocol::socket_io::{Packet, PacketKind};
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
 use chat_server::config::{ServerConfig, StoreConfig};
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
 struct Args {
@@ -70,10 +69,7 @@ async fn main() -> anyhow::Result<()> {
     config.engine.max_connections_per_ip = args.senders + 16;
     let engine = chat_server::chat::build_with_store(&config, store.clone());
     let server = chat_server::serve_engine(engine, config.listen).await?;
-    let url = format!(
-        "ws://{}/socket.io/?EIO=4&transport=websocket",
-        server.local_addr()
-    );
+    let addr = server.local_addr();
 
     let start = Instant::now();
     let warm = start + Duration::from_secs(1);
@@ -90,10 +86,9 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
     let mut tasks = Vec::new();
     for i in 0..args.senders {
-        let url = url.clone();
         let room = format!("bench-{}", i % rooms);
         let window = args.window as usize;
-        tasks.push(senders.spawn(async move { sender(i, room, url, window, warm, end).await }));
+        tasks.push(senders.spawn(async move { sender(i, room, addr, window, warm, end).await }));
     }
     // CPU used during the measured window (warm-up excluded).
     let cpu = tokio::spawn(async move {
@@ -219,9 +214,6 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Reads until the ack with this id (answering pings on the way).
 async fn wait_ack(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
     let acked = next_ack(ws).await?;
@@ -233,8 +225,8 @@ async fn wait_ack(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
 async fn next_ack(ws: &mut Ws) -> anyhow::Result<u64> {
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.as_str() == "2" => ws.send(Message::text("3")).await?,
-            Some(Ok(Message::Text(t))) => {
+            Ok(Some(Msg::Text(t))) if t == "2" => ws.send_text("3").await?,
+            Ok(Some(Msg::Text(t))) => {
                 let packet = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok());
                 if let Some(Packet {
                     kind: PacketKind::Ack,
@@ -249,7 +241,7 @@ async fn next_ack(ws: &mut Ws) -> anyhow::Result<u64> {
                     return Ok(id);
                 }
             }
-            Some(Ok(_)) => {}
+            Ok(Some(Msg::Binary(_))) => {}
             other => anyhow::bail!("connection ended: {other:?}"),
         }
     }
@@ -261,30 +253,25 @@ async fn next_ack(ws: &mut Ws) -> anyhow::Result<u64> {
 async fn sender(
     i: usize,
     room: String,
-    url: String,
+    addr: std::net::SocketAddr,
     window: usize,
     warm: Instant,
     end: Instant,
 ) -> anyhow::Result<(usize, Vec<Duration>)> {
-    // A small read buffer, as the server uses: tungstenite's default 128 KiB is zero-filled
-    // on reads and cost the generator a tenth of all CPU.
-    let config =
-        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(&url, Some(config), false).await?;
-    ws.send(Message::text(
-        Packet::connect("/", Some(json!({"nick": format!("b{i}")}))).encode_frame(),
-    ))
-    .await?;
-    ws.send(Message::text(
-        Packet::event("/", "join", vec![json!({"room": room})], Some(0)).encode_frame(),
-    ))
-    .await?;
+    // The load generator's own WebSocket client (chat-bench's), lighter than tungstenite's on
+    // the cores it shares with the server.
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut ws = Ws::handshake(tcp, addr, "/socket.io/?EIO=4&transport=websocket").await?;
+    ws.queue_text(&Packet::connect("/", Some(json!({"nick": format!("b{i}")}))).encode_frame());
+    ws.queue_text(&Packet::event("/", "join", vec![json!({"room": room})], Some(0)).encode_frame());
+    ws.flush().await?;
     wait_ack(&mut ws, 0).await?;
     let text = "0123456789".repeat(10);
     // Every message carries a client id, as the terminal client's do (the store looks it up
     // to keep a re-sent message once).
-    let cid_prefix = (i as u64) << 32 | u64::from(std::process::id());
+    let cid_prefix = format!("{:x}-", (i as u64) << 32 | u64::from(std::process::id()));
+    let frame = MessageFrame::new(&room, &text, &cid_prefix)?;
     let mut latencies = Vec::new();
     // Sent and not yet acked, oldest first: the server acks one connection's messages in order.
     let mut in_flight: std::collections::VecDeque<(u64, Instant)> = Default::default();
@@ -296,14 +283,7 @@ async fn sender(
         }
         while in_flight.len() < window {
             id += 1;
-            let frame = Packet::event(
-                "/",
-                "message",
-                vec![json!({"room": room, "text": text, "cid": format!("{cid_prefix:x}-{id}")})],
-                Some(id),
-            )
-            .encode_frame();
-            ws.feed(Message::text(frame)).await?;
+            ws.queue_text(&frame.with_id(id));
             in_flight.push_back((id, Instant::now()));
         }
         ws.flush().await?;
@@ -320,6 +300,46 @@ async fn sender(
             latencies.push(now - sent);
         }
     }
-    let _ = ws.close(None).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
     Ok((latencies.len(), latencies))
+}
+
+/// A sender's `message` event, written around its ack id without building a JSON value each
+/// time; checked once against `chat-protocol`'s own encoding.
+struct MessageFrame {
+    /// `["message",{"cid":"<prefix>` and `","room":...,"text":...}]`, split where the id goes.
+    head: String,
+    tail: String,
+}
+
+impl MessageFrame {
+    fn new(room: &str, text: &str, cid_prefix: &str) -> anyhow::Result<MessageFrame> {
+        let frame = MessageFrame {
+            // The prefix is hex digits and a dash: nothing to escape.
+            head: format!(r#"["message",{{"cid":"{cid_prefix}"#),
+            tail: format!(
+                r#"","room":{},"text":{}}}]"#,
+                serde_json::to_string(room)?,
+                serde_json::to_string(text)?
+            ),
+        };
+        let reference = Packet::event(
+            "/",
+            "message",
+            vec![json!({"room": room, "text": text, "cid": format!("{cid_prefix}7")})],
+            Some(7),
+        );
+        let ours = frame.with_id(7);
+        let decoded = ours.strip_prefix('4').and_then(|p| Packet::decode(p).ok());
+        anyhow::ensure!(
+            decoded.as_ref() == Some(&reference),
+            "message frame {ours:?} is not {reference:?}"
+        );
+        Ok(frame)
+    }
+
+    /// The Engine.IO frame of the event with ack id (and client id suffix) `id`.
+    fn with_id(&self, id: u64) -> String {
+        format!("42{id}{}{id}{}", self.head, self.tail)
+    }
 }
