@@ -67,6 +67,15 @@ fn ms(us: f64) -> String {
     format!("{:.2}", us / 1000.0)
 }
 
+/// The median of sorted values (the mean of the middle two for an even count).
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 fn of_kind<'a>(results: &'a [Value], scenario: &str, tag: Option<&str>) -> Vec<&'a Value> {
     results
         .iter()
@@ -233,15 +242,51 @@ pub fn render(input: &ReportInput) -> String {
     let p99 = of_kind(results, "fanout", Some("p99"));
     if !p99.is_empty() {
         let _ = writeln!(md, "### Latency at a fixed load\n");
-        let _ = writeln!(
-            md,
-            "| server | rooms x members | rate (msg/s) | delivered % | lost / dup / reordered | p50 / p99 / p99.9 / max (ms) | server CPU-s | generator CPU-s |"
-        );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-        for r in p99 {
+        let servers = servers(results);
+        let rounds = servers
+            .iter()
+            .map(|name| p99.iter().filter(|r| s(r, "server") == name).count())
+            .max()
+            .unwrap_or(0);
+        if rounds > 1 {
             let _ = writeln!(
                 md,
-                "| {} | {} x {} | {} | {:.3} | {} / {} / {} | {} / {} / {} / {} | {:.2} | {:.2} |",
+                "{rounds} rounds, the servers alternating within each. Median p99 per server \
+                 (each round's p99 in brackets, in the order run):\n"
+            );
+        }
+        for name in &servers {
+            let mut runs: Vec<f64> = p99
+                .iter()
+                .filter(|r| s(r, "server") == name)
+                .map(|r| f(r, "p99_us"))
+                .collect();
+            if runs.is_empty() || rounds <= 1 {
+                continue;
+            }
+            let each = runs
+                .iter()
+                .map(|&us| ms(us))
+                .collect::<Vec<_>>()
+                .join(" / ");
+            runs.sort_by(f64::total_cmp);
+            let _ = writeln!(md, "- {name}: **{} ms** ({each})", ms(median(&runs)));
+        }
+        if rounds > 1 {
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(
+            md,
+            "| server | round | rooms x members | rate (msg/s) | delivered % | lost / dup / reordered | p50 / p99 / p99.9 / max (ms) | server CPU-s | generator CPU-s |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+        let mut seen: Vec<&str> = Vec::new();
+        for r in p99 {
+            seen.push(s(r, "server"));
+            let round = seen.iter().filter(|&&n| n == s(r, "server")).count();
+            let _ = writeln!(
+                md,
+                "| {} | {round} | {} x {} | {} | {:.3} | {} / {} / {} | {} / {} / {} / {} | {:.2} | {:.2} |",
                 s(r, "server"),
                 f(r, "rooms"),
                 f(r, "members"),
@@ -517,6 +562,11 @@ mod tests {
             r#"{"scenario":"fanout","tag":"ladder","server":"chat-server","rate":100,"deliveries_per_s":99900,"complete":true,"kept_up":true,"reordered":0,"p50_us":900,"p99_us":3000,"p999_us":5000,"delivered_ratio":1.0}"#,
             r#"{"scenario":"fanout","tag":"ladder","server":"bare","rate":100,"deliveries_per_s":99900,"complete":true,"kept_up":true,"p50_us":500,"p99_us":2000,"p999_us":4000,"delivered_ratio":1.0}"#,
             r#"{"scenario":"connections","server":"bare","held":10,"requested":10,"rss_per_connection_kib":3.5}"#,
+            r#"{"scenario":"fanout","tag":"p99","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":9000}"#,
+            r#"{"scenario":"fanout","tag":"p99","server":"bare","rooms":1,"members":1000,"rate":100,"p99_us":8000}"#,
+            r#"{"scenario":"fanout","tag":"p99","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":12000}"#,
+            r#"{"scenario":"fanout","tag":"p99","server":"bare","rooms":1,"members":1000,"rate":100,"p99_us":7000}"#,
+            r#"{"scenario":"fanout","tag":"p99","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":7500}"#,
         ];
         let results: Vec<Value> = lines
             .iter()
@@ -530,6 +580,13 @@ mod tests {
         });
         assert!(md.contains("| chat-server | 100 | 99900 | 100.000 | 0 |"));
         assert!(md.contains("chat-server / bare: 1.00"));
+        // Three chat-server rounds (median of 7.5, 9, 12) and two of bare (mean of 7 and 8).
+        assert!(
+            md.contains("- chat-server: **9.00 ms** (9.00 / 12.00 / 7.50)"),
+            "{md}"
+        );
+        assert!(md.contains("- bare: **7.50 ms** (8.00 / 7.00)"), "{md}");
+        assert!(md.contains("| chat-server | 3 | 1 x 1000 | 100 |"), "{md}");
         let svg = chart(&results);
         assert!(svg.starts_with("<svg") && svg.contains("polyline"));
     }
