@@ -141,22 +141,31 @@ impl Ws {
         self.queue_frame(OP_TEXT, text.as_bytes());
     }
 
-    /// The next message; `None` when the server closed the TCP connection. Pings are
-    /// answered on the way, pongs skipped.
+    /// The next message; `None` when the server closed the TCP connection between frames.
+    /// Pings are answered on the way (the pong is written before the next read), pongs
+    /// skipped; the answer to a server's close is written before the close is returned.
     pub async fn next(&mut self) -> anyhow::Result<Option<Msg>> {
         loop {
-            if !self.output.is_empty() {
-                self.flush().await?;
-            }
             while let Some(msg) = self.parse()? {
                 if let Some(msg) = msg {
+                    if matches!(msg, Msg::Close(_)) {
+                        // The peer may be gone already; the close is returned either way.
+                        let _ = self.flush().await;
+                    }
                     return Ok(Some(msg));
                 }
+            }
+            if !self.output.is_empty() {
+                self.flush().await?;
             }
             if self.input.capacity() - self.input.len() < READ_CHUNK {
                 self.input.reserve(READ_CHUNK);
             }
             if self.stream.read_buf(&mut self.input).await? == 0 {
+                ensure!(
+                    self.input.is_empty() && self.fragments.is_none(),
+                    "connection closed in the middle of a message"
+                );
                 return Ok(None);
             }
         }
@@ -196,11 +205,7 @@ impl Ws {
         let Some((header, len)) = frame_header(&self.input)? else {
             return Ok(None);
         };
-        ensure!(len <= MAX_MESSAGE, "frame of {len} bytes");
-        if self.input.len() < header + len {
-            self.input.reserve(header + len - self.input.len());
-            return Ok(None);
-        }
+        // Everything the header alone can refuse is refused before its payload is awaited.
         let (b0, b1) = (self.input[0], self.input[1]);
         ensure!(b1 & 0x80 == 0, "masked frame from the server");
         ensure!(
@@ -209,19 +214,31 @@ impl Ws {
         );
         let fin = b0 & 0x80 != 0;
         let opcode = b0 & 0x0F;
+        if opcode & 0x8 != 0 {
+            ensure!(
+                fin && len <= 125,
+                "control frame {opcode:#x} fragmented or over 125 bytes"
+            );
+        }
+        ensure!(len <= MAX_MESSAGE, "frame of {len} bytes");
+        if self.input.len() < header + len {
+            self.input.reserve(header + len - self.input.len());
+            return Ok(None);
+        }
         self.input.advance(header);
         let payload = self.input.split_to(len);
         let msg = match opcode {
             OP_PING => {
-                ensure!(fin && len <= 125, "bad ping frame");
                 self.queue_frame(OP_PONG, &payload);
                 None
             }
             OP_PONG => None,
             OP_CLOSE => {
+                ensure!(payload.len() != 1, "close frame with a 1-byte payload");
                 let code =
                     (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
                 if !self.close_sent {
+                    // The answer echoes the status code (or, for a close without one, nothing).
                     self.close_sent = true;
                     self.queue_frame(OP_CLOSE, &payload[..payload.len().min(2)]);
                 }
@@ -326,6 +343,8 @@ fn message(opcode: u8, data: Vec<u8>) -> anyhow::Result<Msg> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// A server on loopback that answers the upgrade with tokio-tungstenite and then runs
@@ -419,5 +438,112 @@ mod tests {
             drop(ws);
             server.await.expect("server");
         });
+    }
+
+    /// A server that writes `bytes` raw after the upgrade and returns what it reads back
+    /// within `listen`.
+    async fn raw_server(
+        bytes: &'static [u8],
+        listen: std::time::Duration,
+    ) -> (SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (addr, server) = serve_one(move |ws| async move {
+            let mut tcp = ws.into_inner();
+            tcp.write_all(bytes).await.expect("write");
+            let mut got = Vec::new();
+            let _ = tokio::time::timeout(listen, async {
+                let mut buf = [0u8; 256];
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+            })
+            .await;
+            let _ = tx.send(got);
+        })
+        .await;
+        let task = tokio::spawn(async move {
+            server.await.expect("server");
+            rx.await.unwrap_or_default()
+        });
+        (addr, task)
+    }
+
+    /// Unmasks the frames a client sent: (opcode, payload) each.
+    fn client_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while bytes.len() >= 6 {
+            let len = usize::from(bytes[1] & 0x7F);
+            assert!(
+                len < 126 && bytes[1] & 0x80 != 0,
+                "short masked frames only here"
+            );
+            let key = [bytes[2], bytes[3], bytes[4], bytes[5]];
+            let payload = bytes[6..6 + len]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4]);
+            out.push((bytes[0] & 0x0F, payload.collect()));
+            bytes = &bytes[6 + len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_ping_is_answered_while_nothing_else_comes() {
+        let (addr, server) = raw_server(&[0x89, 2, b'h', b'i'], Duration::from_millis(500)).await;
+        let mut ws = client(addr).await;
+        // Nothing but the ping arrives: the pong must still go out while `next` waits.
+        let waited = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+        assert!(matches!(waited, Ok(Ok(None))), "{waited:?}");
+        assert_eq!(
+            client_frames(&server.await.expect("server")),
+            [(OP_PONG, b"hi".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_close_answer_goes_out_before_the_close_is_returned() {
+        let (addr, server) = raw_server(
+            &[0x88, 5, 0x03, 0xE9, b'b', b'y', b'e'],
+            Duration::from_millis(500),
+        )
+        .await;
+        let mut ws = client(addr).await;
+        assert_eq!(ws.next().await.expect("next"), Some(Msg::Close(Some(1001))));
+        drop(ws);
+        assert_eq!(
+            client_frames(&server.await.expect("server")),
+            [(OP_CLOSE, vec![0x03, 0xE9])]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_header_is_refused_before_its_payload_and_a_cut_frame_is_an_error() {
+        // Reserved bits and a 16 MiB length: refused at once, nothing reserved for it.
+        let (addr, server) = raw_server(
+            &[0xC1, 127, 0, 0, 0, 0, 1, 0, 0, 0],
+            Duration::from_millis(100),
+        )
+        .await;
+        let mut ws = client(addr).await;
+        let err = ws.next().await.expect_err("refused");
+        assert!(err.to_string().contains("reserved bits"), "{err}");
+        assert!(ws.input.capacity() < 1024 * 1024, "{}", ws.input.capacity());
+        drop(ws);
+        server.await.expect("server");
+        // A ping over 125 bytes, and a frame cut off by the end of the connection.
+        let (addr, server) = raw_server(&[0x89, 126, 0, 200], Duration::from_millis(100)).await;
+        let mut ws = client(addr).await;
+        assert!(ws.next().await.is_err());
+        drop(ws);
+        server.await.expect("server");
+        let (addr, server) = raw_server(&[0x81, 10, b'c', b'u', b't'], Duration::ZERO).await;
+        let mut ws = client(addr).await;
+        let err = ws.next().await.expect_err("cut");
+        assert!(err.to_string().contains("middle of a message"), "{err}");
+        server.await.expect("server");
     }
 }
