@@ -136,7 +136,7 @@ for round in $(seq 1 "$P99_ROUNDS"); do
     # shellcheck disable=SC2046
     timeout 300 "$GEN" fanout $(common "$name") --rooms 1 --members "$MEMBERS" \
       --publishers "$PUBLISHERS" --rate "$P99_RATE" --duration-secs "$P99_SECS" --drain-secs 5 \
-      --tag p99 || true
+      --tag "p99-r$round" || true
   done
 done
 

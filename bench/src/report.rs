@@ -41,7 +41,9 @@ pub fn read_results(path: &Path) -> anyhow::Result<Vec<Value>> {
 pub fn splice(doc: &str, generated: &str) -> String {
     match (doc.find(BEGIN), doc.find(END)) {
         (Some(b), Some(e)) if e > b => {
-            format!("{}{}{}", &doc[..b], generated, &doc[e + END.len()..])
+            // One blank line after the generated part, however often it is rewritten.
+            let rest = doc[e + END.len()..].trim_start_matches('\n');
+            format!("{}{}\n\n{rest}", &doc[..b], generated.trim_end())
         }
         _ if doc.trim().is_empty() => format!("# Benchmarks\n\n{generated}\n"),
         _ => format!("{}\n\n{generated}\n", doc.trim_end()),
@@ -239,7 +241,11 @@ pub fn render(input: &ReportInput) -> String {
     }
 
     // The latency point the issue names: one room of 1,000 at 100 msg/s.
-    let p99 = of_kind(results, "fanout", Some("p99"));
+    // Tagged `p99` (one round) or `p99-r<round>`.
+    let p99: Vec<&Value> = results
+        .iter()
+        .filter(|r| s(r, "scenario") == "fanout" && s(r, "tag").starts_with("p99"))
+        .collect();
     if !p99.is_empty() {
         let _ = writeln!(md, "### Latency at a fixed load\n");
         let servers = servers(results);
@@ -252,25 +258,35 @@ pub fn render(input: &ReportInput) -> String {
             let _ = writeln!(
                 md,
                 "{rounds} rounds, the servers alternating within each. Median p99 per server \
-                 (each round's p99 in brackets, in the order run):\n"
+                 over its complete rounds (each round's p99 in brackets, in the order run; a \
+                 round with a loss, a duplicate or an error is marked and left out):\n"
             );
         }
         for name in &servers {
-            let mut runs: Vec<f64> = p99
-                .iter()
-                .filter(|r| s(r, "server") == name)
-                .map(|r| f(r, "p99_us"))
-                .collect();
+            let runs: Vec<&&Value> = p99.iter().filter(|r| s(r, "server") == name).collect();
             if runs.is_empty() || rounds <= 1 {
                 continue;
             }
             let each = runs
                 .iter()
-                .map(|&us| ms(us))
+                .map(|r| {
+                    let mark = if complete(r) { "" } else { " (incomplete)" };
+                    format!("{}{mark}", ms(f(r, "p99_us")))
+                })
                 .collect::<Vec<_>>()
                 .join(" / ");
-            runs.sort_by(f64::total_cmp);
-            let _ = writeln!(md, "- {name}: **{} ms** ({each})", ms(median(&runs)));
+            let mut good: Vec<f64> = runs
+                .iter()
+                .filter(|r| complete(r))
+                .map(|r| f(r, "p99_us"))
+                .collect();
+            good.sort_by(f64::total_cmp);
+            let headline = if good.is_empty() {
+                "no complete round".to_owned()
+            } else {
+                format!("**{} ms**", ms(median(&good)))
+            };
+            let _ = writeln!(md, "- {name}: {headline} ({each})");
         }
         if rounds > 1 {
             let _ = writeln!(md);
@@ -283,7 +299,11 @@ pub fn render(input: &ReportInput) -> String {
         let mut seen: Vec<&str> = Vec::new();
         for r in p99 {
             seen.push(s(r, "server"));
-            let round = seen.iter().filter(|&&n| n == s(r, "server")).count();
+            let counted = seen.iter().filter(|&&n| n == s(r, "server")).count();
+            let round = s(r, "tag")
+                .strip_prefix("p99-r")
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(counted);
             let _ = writeln!(
                 md,
                 "| {} | {round} | {} x {} | {} | {:.3} | {} / {} / {} | {} / {} / {} / {} | {:.2} | {:.2} |",
@@ -554,6 +574,8 @@ mod tests {
         assert!(out.contains("intro") && out.contains("new") && out.contains("## Soak\nkept"));
         assert!(!out.contains("old"));
         assert!(splice("", "x").starts_with("# Benchmarks"));
+        let generated = format!("{BEGIN}\nnew\n{END}\n");
+        assert_eq!(splice(&out, &generated), splice(&splice(&out, &generated), &generated));
     }
 
     #[test]
@@ -562,11 +584,12 @@ mod tests {
             r#"{"scenario":"fanout","tag":"ladder","server":"chat-server","rate":100,"deliveries_per_s":99900,"complete":true,"kept_up":true,"reordered":0,"p50_us":900,"p99_us":3000,"p999_us":5000,"delivered_ratio":1.0}"#,
             r#"{"scenario":"fanout","tag":"ladder","server":"bare","rate":100,"deliveries_per_s":99900,"complete":true,"kept_up":true,"p50_us":500,"p99_us":2000,"p999_us":4000,"delivered_ratio":1.0}"#,
             r#"{"scenario":"connections","server":"bare","held":10,"requested":10,"rss_per_connection_kib":3.5}"#,
-            r#"{"scenario":"fanout","tag":"p99","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":9000}"#,
-            r#"{"scenario":"fanout","tag":"p99","server":"bare","rooms":1,"members":1000,"rate":100,"p99_us":8000}"#,
-            r#"{"scenario":"fanout","tag":"p99","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":12000}"#,
-            r#"{"scenario":"fanout","tag":"p99","server":"bare","rooms":1,"members":1000,"rate":100,"p99_us":7000}"#,
-            r#"{"scenario":"fanout","tag":"p99","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":7500}"#,
+            r#"{"scenario":"fanout","tag":"p99-r1","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":9000,"complete":true,"kept_up":true}"#,
+            r#"{"scenario":"fanout","tag":"p99-r1","server":"bare","rooms":1,"members":1000,"rate":100,"p99_us":8000,"complete":true,"kept_up":true}"#,
+            r#"{"scenario":"fanout","tag":"p99-r2","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":12000,"complete":true,"kept_up":true}"#,
+            r#"{"scenario":"fanout","tag":"p99-r3","server":"bare","rooms":1,"members":1000,"rate":100,"p99_us":7000,"complete":true,"kept_up":true}"#,
+            r#"{"scenario":"fanout","tag":"p99-r3","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":7500,"complete":true,"kept_up":true}"#,
+            r#"{"scenario":"fanout","tag":"p99-r4","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":1000,"complete":false,"kept_up":false}"#,
         ];
         let results: Vec<Value> = lines
             .iter()
@@ -580,13 +603,15 @@ mod tests {
         });
         assert!(md.contains("| chat-server | 100 | 99900 | 100.000 | 0 |"));
         assert!(md.contains("chat-server / bare: 1.00"));
-        // Three chat-server rounds (median of 7.5, 9, 12) and two of bare (mean of 7 and 8).
+        // Three complete chat-server rounds (median of 7.5, 9, 12; the incomplete fourth is
+        // shown, not counted) and two of bare (mean of 7 and 8; its round 2 is missing).
         assert!(
-            md.contains("- chat-server: **9.00 ms** (9.00 / 12.00 / 7.50)"),
+            md.contains("- chat-server: **9.00 ms** (9.00 / 12.00 / 7.50 / 1.00 (incomplete))"),
             "{md}"
         );
         assert!(md.contains("- bare: **7.50 ms** (8.00 / 7.00)"), "{md}");
         assert!(md.contains("| chat-server | 3 | 1 x 1000 | 100 |"), "{md}");
+        assert!(md.contains("| bare | 3 | 1 x 1000 | 100 |"), "{md}");
         let svg = chart(&results);
         assert!(svg.starts_with("<svg") && svg.contains("polyline"));
     }
