@@ -56,6 +56,7 @@ async fn echo(stream: TcpStream, leftover: Vec<u8>) {
     let mut ws =
         WebSocketStream::from_partially_read(read, leftover, Role::Server, Some(config)).await;
     let mut control_bytes = Vec::new();
+    let mut gather = Vec::new();
     let mut close_code = 1000;
     loop {
         let next = match tokio::time::timeout(IDLE_TIMEOUT, ws.next()).await {
@@ -73,7 +74,7 @@ async fn echo(stream: TcpStream, leftover: Vec<u8>) {
                 // next read or flush: flushed now, so it does not wait for the next frame.
                 let _ = ws.flush().await;
                 control.take(&mut control_bytes);
-                if wire::write_frames(&mut write, &control_bytes, &[])
+                if wire::write_frames(&mut write, &mut gather, &control_bytes, [])
                     .await
                     .is_err()
                 {
@@ -94,7 +95,7 @@ async fn echo(stream: TcpStream, leftover: Vec<u8>) {
             }
         };
         control.take(&mut control_bytes);
-        if wire::write_frames(&mut write, &control_bytes, &[(opcode, payload)])
+        if wire::write_frames(&mut write, &mut gather, &control_bytes, [(opcode, payload)])
             .await
             .is_err()
         {
@@ -111,7 +112,7 @@ async fn echo(stream: TcpStream, leftover: Vec<u8>) {
     }
     let _ = tokio::time::timeout(
         CLOSE_GRACE,
-        wire::write_frames(&mut write, &control_bytes, &[]),
+        wire::write_frames(&mut write, &mut gather, &control_bytes, []),
     )
     .await;
     let _ = tokio::time::timeout(CLOSE_GRACE, write.shutdown()).await;

@@ -46,6 +46,10 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 const MAX_BATCH: usize = 256;
 /// Control bytes buffer capacity kept between batches.
 const KEEP_CONTROL_CAPACITY: usize = 4096;
+/// What a connection's gather buffer keeps between batches: a few small frames' worth, so a
+/// quiet connection writes without allocating, and 2,000 members after a burst do not each
+/// hold the burst's buffer.
+const KEEP_GATHER_CAPACITY: usize = 4096;
 
 /// Serves one upgraded connection until it closes (`leftover`: bytes read past the upgrade
 /// request, the start of the first frames).
@@ -573,6 +577,8 @@ where
 {
     let mut batch = std::collections::VecDeque::new();
     let mut control_bytes = Vec::new();
+    // Where a batch's frames are gathered, kept from batch to batch (cut back after a burst).
+    let mut gather = Vec::new();
     loop {
         // The close is seen through the queue's own flag (one lock with the batch), not the
         // close token, whose check takes a lock of its own on every wake-up.
@@ -600,7 +606,7 @@ where
         let peer_closed = wire::contains_close(&control_bytes);
         let control_now: &[u8] = if peer_closed { &[] } else { &control_bytes };
         let (result, closing) = {
-            let mut write = std::pin::pin!(write_batch(&mut w, control_now, &batch));
+            let mut write = std::pin::pin!(write_batch(&mut w, &mut gather, control_now, &batch));
             let finished = tokio::select! {
                 biased;
                 result = &mut write => Some(result),
@@ -633,8 +639,9 @@ where
         if !peer_closed {
             control_bytes.clear();
         }
-        // A burst of pongs does not keep its buffer for the connection's life.
+        // A burst (of pongs, of packets) does not keep its buffer for the connection's life.
         control_bytes.shrink_to(KEEP_CONTROL_CAPACITY);
+        gather.shrink_to(KEEP_GATHER_CAPACITY);
         if let Err(e) = result {
             debug!(error = %e, "write failed");
             rx.close(CloseReason {
@@ -654,7 +661,7 @@ where
             // not to a slow consumer: its queue is full because it does not read.
             if reason != CloseReason::SLOW_CONSUMER {
                 while rx.take_queued(&mut batch, MAX_BATCH) {
-                    write_batch(&mut w, &[], &batch).await?;
+                    write_batch(&mut w, &mut gather, &[], &batch).await?;
                     batch.clear();
                 }
             }
@@ -670,24 +677,29 @@ where
     let _ = timeout(CLOSE_GRACE, w.shutdown()).await;
 }
 
+/// A packet's frames: its text, then its attachments as binary frames. (Functions, not
+/// closures: the writer's future must be `Send` for every lifetime of the batch it borrows.)
+fn packet_frames(packet: &EncodedPacket) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::once((wire::OP_TEXT, packet.text.as_bytes()))
+        .chain(packet.attachments().iter().map(attachment_frame))
+}
+
+fn attachment_frame(attachment: &bytes::Bytes) -> (u8, &[u8]) {
+    (wire::OP_BINARY, &attachment[..])
+}
+
 /// Writes the control bytes, then every packet of the batch (its text frame, then its
 /// attachments as binary frames).
 async fn write_batch<W>(
     w: &mut W,
+    gather: &mut Vec<u8>,
     control: &[u8],
     batch: &std::collections::VecDeque<EncodedPacket>,
 ) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
-    let mut frames = Vec::with_capacity(batch.len());
-    for packet in batch {
-        frames.push((wire::OP_TEXT, packet.text.as_bytes()));
-        for attachment in packet.attachments() {
-            frames.push((wire::OP_BINARY, &attachment[..]));
-        }
-    }
-    wire::write_frames(w, control, &frames).await
+    wire::write_frames(w, gather, control, batch.iter().flat_map(packet_frames)).await
 }
 
 #[cfg(test)]

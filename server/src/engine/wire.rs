@@ -14,6 +14,7 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -51,42 +52,47 @@ where
 }
 
 /// Frames tungstenite wrote, waiting for the writer.
+///
+/// The writer looks at it on every wake-up; the two flags let it do so without the lock
+/// while nothing is there (almost always).
 #[derive(Debug, Default)]
 pub struct Control {
-    state: Mutex<ControlState>,
-    waker: AtomicWaker,
-}
-
-#[derive(Debug, Default)]
-struct ControlState {
-    bytes: Vec<u8>,
+    bytes: Mutex<Vec<u8>>,
+    /// Set (under the lock) when bytes are added, cleared (under the lock) when taken.
+    pending: AtomicBool,
     /// More than [`CONTROL_MAX`] bytes waited: the peer is not reading.
-    overflow: bool,
+    overflow: AtomicBool,
+    waker: AtomicWaker,
 }
 
 impl Control {
     /// Appends frames tungstenite wrote (dropped past [`CONTROL_MAX`]) and wakes the writer.
     pub(crate) fn push(&self, bytes: &[u8]) {
-        let mut state = lock(&self.state);
-        if state.bytes.len() + bytes.len() > CONTROL_MAX {
-            state.overflow = true;
+        let mut waiting = lock(&self.bytes);
+        if waiting.len() + bytes.len() > CONTROL_MAX {
+            self.overflow.store(true, Ordering::Release);
         } else {
-            state.bytes.extend_from_slice(bytes);
+            waiting.extend_from_slice(bytes);
+            self.pending.store(true, Ordering::Release);
         }
-        drop(state);
+        drop(waiting);
         self.waker.wake();
     }
 
     /// Moves the waiting bytes to the end of `out`; `false` when there were none.
     pub fn take(&self, out: &mut Vec<u8>) -> bool {
-        let mut state = lock(&self.state);
-        if state.bytes.is_empty() {
+        if !self.pending.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut waiting = lock(&self.bytes);
+        self.pending.store(false, Ordering::Relaxed);
+        if waiting.is_empty() {
             return false;
         }
         if out.is_empty() {
-            std::mem::swap(&mut state.bytes, out);
+            std::mem::swap(&mut *waiting, out);
         } else {
-            out.append(&mut state.bytes);
+            out.append(&mut waiting);
         }
         true
     }
@@ -107,7 +113,7 @@ impl Control {
 
     /// The peer let more than [`CONTROL_MAX`] control bytes pile up (some were dropped).
     pub fn overflowed(&self) -> bool {
-        lock(&self.state).overflow
+        self.overflow.load(Ordering::Acquire)
     }
 
     /// Ready once [`Control::overflowed`] (registers the task to be woken by the next push).
@@ -214,28 +220,36 @@ pub fn contains_close(mut bytes: &[u8]) -> bool {
 
 /// Writes `control` and then every frame (opcode, payload) with vectored writes, and flushes.
 ///
-/// Headers and small payloads are gathered into one buffer (the kernel copies a long run much
-/// faster than many short slices, and the shared payload is hot in the cache); a payload of
-/// more than [`GATHER_MAX`] bytes is written from where it is.
-pub async fn write_frames<W>(w: &mut W, control: &[u8], frames: &[(u8, &[u8])]) -> io::Result<()>
+/// Headers and small payloads are gathered into `gather` (the caller's, reused from batch to
+/// batch so a batch costs no allocation; it is cleared first): the kernel copies a long run
+/// much faster than many short slices, and the shared payload is hot in the cache. A payload
+/// of more than [`GATHER_MAX`] bytes is written from where it is.
+pub async fn write_frames<'a, W, F>(
+    w: &mut W,
+    gather: &mut Vec<u8>,
+    control: &[u8],
+    frames: F,
+) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
+    F: IntoIterator<Item = (u8, &'a [u8])>,
 {
-    let gathered: usize = frames
-        .iter()
-        .map(|(_, p)| 10 + if p.len() <= GATHER_MAX { p.len() } else { 0 })
-        .sum();
-    let mut buf = Vec::with_capacity(control.len() + gathered);
-    buf.extend_from_slice(control);
-    // Where each run of `buf` ends, and the large payload written after it (if any).
+    gather.clear();
+    gather.extend_from_slice(control);
+    // Where each run of `gather` ends, and the large payload written after it (if any).
     let mut runs: Vec<(usize, &[u8])> = Vec::new();
     for (opcode, payload) in frames {
-        put_header(&mut buf, *opcode, payload.len());
+        put_header(gather, opcode, payload.len());
         if payload.len() <= GATHER_MAX {
-            buf.extend_from_slice(payload);
+            gather.extend_from_slice(payload);
         } else {
-            runs.push((buf.len(), payload));
+            runs.push((gather.len(), payload));
         }
+    }
+    if runs.is_empty() {
+        // The common case, nothing large: a plain write (no slice list for the kernel).
+        w.write_all(gather).await?;
+        return w.flush().await;
     }
     let mut slices = Vec::with_capacity((runs.len() * 2 + 1).min(MAX_SLICES));
     let mut start = 0;
@@ -245,18 +259,13 @@ where
             slices.clear();
         }
         if end > start {
-            slices.push(IoSlice::new(&buf[start..end]));
+            slices.push(IoSlice::new(&gather[start..end]));
         }
         slices.push(IoSlice::new(payload));
         start = end;
     }
-    if slices.is_empty() {
-        // The common case, nothing large: a plain write (no slice list for the kernel).
-        w.write_all(&buf[start..]).await?;
-        return w.flush().await;
-    }
-    if buf.len() > start {
-        slices.push(IoSlice::new(&buf[start..]));
+    if gather.len() > start {
+        slices.push(IoSlice::new(&gather[start..]));
     }
     write_all_vectored(w, &mut slices).await?;
     w.flush().await
@@ -330,7 +339,8 @@ mod tests {
                 .await
                 .map(|_| all)
         });
-        write_frames(&mut server, &[0x8a, 0], &frames)
+        let mut gather = b"left from the last batch".to_vec();
+        write_frames(&mut server, &mut gather, &[0x8a, 0], frames.iter().copied())
             .await
             .unwrap();
         drop(server);
