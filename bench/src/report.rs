@@ -575,7 +575,10 @@ mod tests {
         assert!(!out.contains("old"));
         assert!(splice("", "x").starts_with("# Benchmarks"));
         let generated = format!("{BEGIN}\nnew\n{END}\n");
-        assert_eq!(splice(&out, &generated), splice(&splice(&out, &generated), &generated));
+        assert_eq!(
+            splice(&out, &generated),
+            splice(&splice(&out, &generated), &generated)
+        );
     }
 
     #[test]
