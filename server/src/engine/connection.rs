@@ -47,9 +47,11 @@ const MAX_BATCH: usize = 256;
 /// Control bytes buffer capacity kept between batches.
 const KEEP_CONTROL_CAPACITY: usize = 4096;
 /// What a connection's gather buffer keeps between batches: a few small frames' worth, so a
-/// quiet connection writes without allocating, and 2,000 members after a burst do not each
-/// hold the burst's buffer.
+/// connection written to often does not allocate per batch, and 2,000 members after a burst
+/// do not each hold the burst's buffer.
 const KEEP_GATHER_CAPACITY: usize = 4096;
+/// The gather buffer is kept only while batches come at least this often.
+const KEEP_GATHER_WHILE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves one upgraded connection until it closes (`leftover`: bytes read past the upgrade
 /// request, the start of the first frames).
@@ -577,8 +579,10 @@ where
 {
     let mut batch = std::collections::VecDeque::new();
     let mut control_bytes = Vec::new();
-    // Where a batch's frames are gathered, kept from batch to batch (cut back after a burst).
+    // Where a batch's frames are gathered: kept from batch to batch while batches come often
+    // (cut back after a burst), given back when they do not.
     let mut gather = Vec::new();
+    let mut last_batch: Option<std::time::Instant> = None;
     loop {
         // The close is seen through the queue's own flag (one lock with the batch), not the
         // close token, whose check takes a lock of its own on every wake-up.
@@ -641,7 +645,15 @@ where
         }
         // A burst (of pongs, of packets) does not keep its buffer for the connection's life.
         control_bytes.shrink_to(KEEP_CONTROL_CAPACITY);
-        gather.shrink_to(KEEP_GATHER_CAPACITY);
+        let now = std::time::Instant::now();
+        if last_batch.is_some_and(|t| now.duration_since(t) < KEEP_GATHER_WHILE) {
+            gather.shrink_to(KEEP_GATHER_CAPACITY);
+        } else {
+            // A connection that writes seldom (an idle one after its CONNECT answer) holds
+            // no buffer between batches.
+            gather = Vec::new();
+        }
+        last_batch = Some(now);
         if let Err(e) = result {
             debug!(error = %e, "write failed");
             rx.close(CloseReason {
@@ -699,7 +711,14 @@ async fn write_batch<W>(
 where
     W: AsyncWrite + Unpin,
 {
-    wire::write_frames(w, gather, control, batch.iter().flat_map(packet_frames)).await
+    let mut large = Vec::new();
+    wire::gather_frames(
+        gather,
+        control,
+        batch.iter().flat_map(packet_frames),
+        &mut large,
+    );
+    wire::write_gathered(w, gather, &large).await
 }
 
 #[cfg(test)]

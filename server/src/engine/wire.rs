@@ -4,11 +4,11 @@
 //! answers pings and the peer's close), but it never holds the socket's write half: what it
 //! writes (pongs, its reply to a close) lands in the connection's [`Control`] buffer. The
 //! connection's writer owns the write half and writes a whole batch of queued packets at once
-//! ([`write_frames`]): headers and small payloads gathered into one buffer, large payloads
-//! from their shared bytes, in one vectored write. tungstenite's write path copied each frame
-//! into a 16 KiB buffer per connection and wrote it out in pieces; this path costs a quarter
-//! less server CPU per delivery under fan-out (BENCHMARKS.md). Control bytes go out between
-//! batches, never inside a frame.
+//! ([`gather_frames`], [`write_gathered`]): headers and small payloads gathered into one
+//! buffer, large payloads from their shared bytes, in one write. tungstenite's write path
+//! copied each frame into a 16 KiB buffer per connection and wrote it out in pieces; this
+//! path costs a quarter less server CPU per delivery under fan-out (BENCHMARKS.md). Control
+//! bytes go out between batches, never inside a frame.
 //!
 //! Server frames are never masked, fragmented or compressed, so a header is two to ten bytes.
 
@@ -218,12 +218,8 @@ pub fn contains_close(mut bytes: &[u8]) -> bool {
     false
 }
 
-/// Writes `control` and then every frame (opcode, payload) with vectored writes, and flushes.
-///
-/// Headers and small payloads are gathered into `gather` (the caller's, reused from batch to
-/// batch so a batch costs no allocation; it is cleared first): the kernel copies a long run
-/// much faster than many short slices, and the shared payload is hot in the cache. A payload
-/// of more than [`GATHER_MAX`] bytes is written from where it is.
+/// Writes `control` and then every frame (opcode, payload), and flushes: [`gather_frames`]
+/// then [`write_gathered`].
 pub async fn write_frames<'a, W, F>(
     w: &mut W,
     gather: &mut Vec<u8>,
@@ -234,26 +230,53 @@ where
     W: AsyncWrite + Unpin,
     F: IntoIterator<Item = (u8, &'a [u8])>,
 {
+    let mut large = Vec::new();
+    gather_frames(gather, control, frames, &mut large);
+    write_gathered(w, gather, &large).await
+}
+
+/// Puts `control` and every frame (opcode, payload) into `gather` (the caller's, reused from
+/// batch to batch so a batch costs no allocation; cleared first): headers and payloads of up
+/// to [`GATHER_MAX`] bytes are copied, since the kernel copies one long run much faster than
+/// many short slices and the shared payload is hot in the cache. A larger payload is not
+/// copied: it goes into `large` with the offset in `gather` it is written after.
+///
+/// Not async, so the frames' iterator is not part of the writer's future (which every
+/// connection's task holds).
+pub fn gather_frames<'a, F>(
+    gather: &mut Vec<u8>,
+    control: &[u8],
+    frames: F,
+    large: &mut Vec<(usize, &'a [u8])>,
+) where
+    F: IntoIterator<Item = (u8, &'a [u8])>,
+{
     gather.clear();
     gather.extend_from_slice(control);
-    // Where each run of `gather` ends, and the large payload written after it (if any).
-    let mut runs: Vec<(usize, &[u8])> = Vec::new();
     for (opcode, payload) in frames {
         put_header(gather, opcode, payload.len());
         if payload.len() <= GATHER_MAX {
             gather.extend_from_slice(payload);
         } else {
-            runs.push((gather.len(), payload));
+            large.push((gather.len(), payload));
         }
     }
-    if runs.is_empty() {
+}
+
+/// Writes what [`gather_frames`] put together, and flushes: one plain write when nothing is
+/// large, else vectored writes of the gathered runs and the large payloads between them.
+pub async fn write_gathered<W>(w: &mut W, gather: &[u8], large: &[(usize, &[u8])]) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    if large.is_empty() {
         // The common case, nothing large: a plain write (no slice list for the kernel).
         w.write_all(gather).await?;
         return w.flush().await;
     }
-    let mut slices = Vec::with_capacity((runs.len() * 2 + 1).min(MAX_SLICES));
+    let mut slices = Vec::with_capacity((large.len() * 2 + 1).min(MAX_SLICES));
     let mut start = 0;
-    for (end, payload) in runs {
+    for &(end, payload) in large {
         if slices.len() + 2 > MAX_SLICES {
             write_all_vectored(w, &mut slices).await?;
             slices.clear();
