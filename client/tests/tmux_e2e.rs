@@ -202,8 +202,11 @@ async fn chat_in_a_real_terminal() {
     // the unread message and the count is gone.
     tmux.keys(&["M-2"]);
     let screen = tmux
-        .wait_screen("#lobby as the active window", |s| {
+        .wait_screen("#lobby as the active window, drawn", |s| {
+            // The whole frame: a capture can land while the terminal is still being drawn.
             s.lines().next().is_some_and(|l| l.contains("#lobby"))
+                && s.contains("<bob> alice: look at this")
+                && s.contains("online | alice | ns / ")
         })
         .await;
     let rows: Vec<&str> = screen.lines().collect();
