@@ -19,15 +19,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::conn::{self, Mode, Target};
-use crate::procfs;
-use crate::ws::Msg;
 use anyhow::{Context, anyhow};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
+
+use crate::conn::{self, Mode, Target};
+use crate::procfs;
+use crate::ws::Msg;
 
 /// The knobs of one fan-out run.
 #[derive(Debug, Clone)]
