@@ -165,6 +165,108 @@ async fn a_resent_client_message_id_is_stored_once() {
     }
 }
 
+/// Sends `message` events without waiting for their acks, ack ids from 1000.
+async fn send_without_waiting(c: &mut Client, requests: &[Value]) {
+    for (i, r) in requests.iter().enumerate() {
+        c.send_packet(&Packet::event(
+            "/",
+            "message",
+            vec![r.clone()],
+            Some(1000 + i as u64),
+        ))
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn pipelined_messages_are_stored_and_acknowledged_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in [StoreConfig::Memory, sqlite(dir.path())] {
+        let server = start(config(store)).await;
+        let mut a = user(server.local_addr(), json!({"nick": "ada"})).await;
+        let mut b = user(server.local_addr(), json!({"nick": "bob"})).await;
+        join(&mut a, "r").await;
+        join(&mut b, "r").await;
+        // More than a connection's messages in flight (16), a re-send of the one before it
+        // (same cid) and a refused one among them, then a `history` at once.
+        let mut requests: Vec<Value> = (0..40)
+            .map(|i| json!({"room": "r", "text": format!("p{i}"), "cid": format!("c{i}")}))
+            .collect();
+        requests[21] = json!({"room": "r", "text": "p20", "cid": "c20"});
+        requests[30] = json!({"room": "elsewhere", "text": "refused"});
+        send_without_waiting(&mut a, &requests).await;
+        let (history, skipped) = a
+            .call("/", "history", vec![json!({"room": "r", "limit": 100})])
+            .await;
+        let acks: Vec<(u64, Value)> = skipped
+            .into_iter()
+            .filter(|p| p.kind == PacketKind::Ack)
+            .map(|p| (p.id.unwrap() - 1000, p.data.unwrap()[0].clone()))
+            .collect();
+        // Every message is answered before the `history` that followed it.
+        assert_eq!(acks.len(), 40, "{acks:?}");
+        let refused: Vec<&(u64, Value)> = acks.iter().filter(|(_, r)| r["ok"] != true).collect();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, 30);
+        assert_eq!(refused[0].1["error"]["code"], "not_in_room");
+        // The accepted ones are answered in the order sent, the re-send with the first.
+        let ok: Vec<&(u64, Value)> = acks.iter().filter(|(_, r)| r["ok"] == true).collect();
+        let order: Vec<u64> = ok.iter().map(|(i, _)| *i).collect();
+        let mut expected: Vec<u64> = (0..40).filter(|i| *i != 30).collect();
+        assert_eq!(order, expected);
+        assert_eq!(ok[20].1["message"], ok[21].1["message"]);
+        expected.retain(|i| *i != 21);
+        let seqs: Vec<u64> = ok
+            .iter()
+            .filter(|(i, _)| *i != 21)
+            .map(|(_, r)| r["message"]["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, (1..=38).collect::<Vec<_>>());
+        let texts: Vec<String> = history[0]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_owned())
+            .collect();
+        let sent: Vec<String> = expected.iter().map(|i| format!("p{i}")).collect();
+        assert_eq!(texts, sent, "history has them all, in order, once");
+        assert_eq!(seqs_seen(&mut b, "r").await, (1..=38).collect::<Vec<_>>());
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn messages_in_flight_at_a_disconnect_come_before_the_quit() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in [StoreConfig::Memory, sqlite(dir.path())] {
+        let server = start(config(store)).await;
+        let mut a = user(server.local_addr(), json!({"nick": "ada"})).await;
+        let mut b = user(server.local_addr(), json!({"nick": "bob"})).await;
+        join(&mut a, "r").await;
+        join(&mut b, "r").await;
+        let requests: Vec<Value> = (0..10)
+            .map(|i| json!({"room": "r", "text": format!("m{i}")}))
+            .collect();
+        send_without_waiting(&mut a, &requests).await;
+        // An Engine.IO close right behind them; the socket is read to its end (closing it
+        // with the acks unread would reset the connection and lose the requests).
+        a.send("1").await;
+        a.expect_close().await;
+        let mut seen = Vec::new();
+        loop {
+            let (_, name, args) = b.recv_event().await;
+            match name.as_str() {
+                "message" => seen.push(args[0]["text"].as_str().unwrap().to_owned()),
+                "presence" if args[0]["action"] == "quit" => break,
+                _ => {}
+            }
+        }
+        let sent: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+        assert_eq!(seen, sent, "every message, then the quit");
+        server.shutdown().await;
+    }
+}
+
 // ---------------------------------------------------------------- catch-up
 
 /// Sends `n` messages from a fresh sender in `room`.

@@ -1,5 +1,8 @@
 //! One method per client event. Each parses its request, acts, and returns the ack object
 //! (`{"ok":true,...}` or `{"ok":false,"error":{...}}`, see `chat_protocol::events`).
+//! `message` is pipelined: it is acknowledged from the store's callback after its commit,
+//! while the connection's next events are read; every other event waits for those acks first
+//! (see `ChatApp::dispatch`).
 
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::store::{Catchup, NewMessage, now_ms};
+use super::store::{AppendDone, Catchup, NewMessage, now_ms};
 use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
 use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
 
@@ -101,13 +104,18 @@ impl ChatApp {
             return;
         };
         let arg = args.into_iter().next().unwrap_or(Value::Null);
+        if name == client::MESSAGE {
+            return self.message(&socket, &session, arg, ack).await;
+        }
+        // Any other event is handled once the connection's messages are answered, as if each
+        // had been waited for (a `history` sees them, a `leave` is announced after them).
+        session.settled().await;
         if name == client::JOIN {
             let outcome = self.join(&socket, &session, arg, ack).await;
             return outcome.send();
         }
         let result = match name.as_str() {
             client::LEAVE => self.leave(&socket, &session, arg),
-            client::MESSAGE => self.message(&socket, &session, arg).await,
             client::DM => self.dm(&socket, &session, arg).await,
             client::NICK => self.nick(&session, arg).await,
             client::ROOMS => self.rooms(&socket).await,
@@ -203,7 +211,52 @@ impl ChatApp {
         Ok(events::ok_reply(&LeaveReply { room }))
     }
 
-    async fn message(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
+    /// Checks a message and hands it to the store without waiting for its commit: the ack
+    /// is sent when the store reports back (from its writer thread), so a client may have
+    /// up to [`MESSAGES_IN_FLIGHT`](super::MESSAGES_IN_FLIGHT) messages in the writer at once,
+    /// stored in the order sent. A refused message is answered at once.
+    async fn message(
+        &self,
+        socket: &Socket,
+        session: &Arc<Session>,
+        arg: Value,
+        ack: Option<AckSender>,
+    ) {
+        let new = match self.new_message(socket, session, arg) {
+            Ok(new) => new,
+            Err(failure) => {
+                return Answer {
+                    ack,
+                    result: Err(failure),
+                }
+                .send();
+            }
+        };
+        session.reserve_message().await;
+        let held = session.clone();
+        let done = AppendDone::new(move |outcome| {
+            let result = outcome
+                .map(|appended| {
+                    events::ok_reply(&MessageReply {
+                        message: appended.message,
+                    })
+                })
+                .map_err(internal);
+            Answer { ack, result }.send();
+            // After the ack is queued, so `settled` also means answered.
+            held.release_message();
+        });
+        self.store
+            .append_then(new, ChatApp::publisher(socket), done);
+    }
+
+    /// A `message` request, checked.
+    fn new_message(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        arg: Value,
+    ) -> Result<NewMessage, Failure> {
         let MessageRequest {
             room,
             text,
@@ -222,22 +275,14 @@ impl ChatApp {
                 format!("cid must have 1 to {CID_MAX} bytes"),
             ));
         }
-        let new = NewMessage {
+        Ok(NewMessage {
             namespace: socket.namespace().name().to_owned(),
             room,
             from: session.nick(),
             text,
             action,
             cid,
-        };
-        let appended = self
-            .store
-            .append(new, ChatApp::publisher(socket))
-            .await
-            .map_err(internal)?;
-        Ok(events::ok_reply(&MessageReply {
-            message: appended.message,
-        }))
+        })
     }
 
     /// To every connected session of the recipient (an identity may be on several devices);

@@ -51,6 +51,10 @@ const SINCE_MAX: usize = 128;
 /// How long a recipient has to acknowledge a direct message that waited for it.
 const DM_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most `message`s one connection may have waiting for their commit (see `handlers`); the
+/// connection's next `message` waits for a slot, so its reads pause.
+pub(crate) const MESSAGES_IN_FLIGHT: usize = 16;
+
 /// One connected user: a connection and its sockets, one per namespace. Shared by those
 /// sockets through the connection's extensions.
 pub struct Session {
@@ -58,6 +62,8 @@ pub struct Session {
     /// Proved a claimed nick with its password.
     authenticated: AtomicBool,
     sockets: Mutex<Vec<Socket>>,
+    /// A permit per `message` slot; a message not yet acknowledged holds one.
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl Session {
@@ -66,7 +72,27 @@ impl Session {
             nick: Mutex::new(nick.to_owned()),
             authenticated: AtomicBool::new(authenticated),
             sockets: Mutex::new(Vec::new()),
+            in_flight: tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT),
         })
+    }
+
+    /// Waits for a `message` slot and takes it; [`Session::release_message`] gives it back.
+    pub(crate) async fn reserve_message(&self) {
+        if let Ok(permit) = self.in_flight.acquire().await {
+            permit.forget();
+        }
+    }
+
+    pub(crate) fn release_message(&self) {
+        self.in_flight.add_permits(1);
+    }
+
+    /// Waits until every `message` of this connection has been answered.
+    pub(crate) async fn settled(&self) {
+        if self.in_flight.available_permits() < MESSAGES_IN_FLIGHT {
+            // The permits are given back at once: this only waits for them.
+            let _ = self.in_flight.acquire_many(MESSAGES_IN_FLIGHT as u32).await;
+        }
     }
 
     pub fn nick(&self) -> String {
@@ -178,7 +204,7 @@ impl ChatApp {
             })
             .on_disconnect(move |socket, reason| {
                 let app = e.clone();
-                async move { app.on_disconnect(socket, reason) }
+                async move { app.on_disconnect(socket, reason).await }
             })
             .on_room_event(move |ns, event| f.on_room_event(ns, event))
     }
@@ -429,10 +455,12 @@ impl ChatApp {
         }
     }
 
-    fn on_disconnect(&self, socket: Socket, reason: &'static str) {
+    async fn on_disconnect(&self, socket: Socket, reason: &'static str) {
         let Some(session) = socket.extensions().get::<Session>() else {
             return;
         };
+        // Its last messages are published (and acknowledged, if it is still there) first.
+        session.settled().await;
         let nick = session.nick();
         for room in chat_rooms(&socket) {
             let presence = Presence {

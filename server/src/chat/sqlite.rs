@@ -29,8 +29,8 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info};
 
 use super::store::{
-    Appended, Attach, Identity, NewMessage, Publish, Store, StoreError, StoreFuture, catchup,
-    new_id, now_ms,
+    AppendDone, Appended, Attach, Identity, NewMessage, Publish, Store, StoreError, StoreFuture,
+    catchup, new_id, now_ms,
 };
 use super::unindexed::{CidKey, Entry, RoomKey, Unindexed};
 use crate::engine::lock;
@@ -94,7 +94,7 @@ enum Command {
     Append {
         message: NewMessage,
         publish: Publish,
-        reply: oneshot::Sender<Result<Appended, StoreError>>,
+        reply: AppendDone,
     },
     Attach {
         ns: String,
@@ -443,12 +443,13 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
 }
 
 impl Store for SqliteStore {
-    fn append(&self, message: NewMessage, publish: Publish) -> StoreFuture<'_, Appended> {
-        self.send(|reply| Command::Append {
+    fn append_then(&self, message: NewMessage, publish: Publish, done: AppendDone) {
+        // A closed channel hands the command back, and dropping it answers `Closed`.
+        let _ = self.tx.send(Command::Append {
             message,
             publish,
-            reply,
-        })
+            reply: done,
+        });
     }
 
     fn attach(
@@ -581,13 +582,10 @@ enum Effect {
     Appended {
         appended: Appended,
         publish: Publish,
-        reply: oneshot::Sender<Result<Appended, StoreError>>,
+        reply: AppendDone,
     },
     /// An append not stored (nothing else in the batch is affected).
-    Refused {
-        reply: oneshot::Sender<Result<Appended, StoreError>>,
-        error: String,
-    },
+    Refused { reply: AppendDone, error: String },
     Attach {
         ns: String,
         room: String,
@@ -611,7 +609,7 @@ impl Effect {
         let err = || StoreError::Backend(e.to_string());
         match self {
             Effect::Appended { reply, .. } | Effect::Refused { reply, .. } => {
-                drop(reply.send(Err(err())))
+                reply.call(Err(err()))
             }
             Effect::Attach { reply, .. } | Effect::Done { reply } => drop(reply.send(Err(err()))),
             Effect::Created { reply, .. } => drop(reply.send(Err(err()))),
@@ -956,7 +954,7 @@ impl Writer {
                 if !appended.duplicate {
                     publish(&appended.message);
                 }
-                let _ = reply.send(Ok(appended));
+                reply.call(Ok(appended));
             }
             Effect::Attach {
                 ns,
@@ -981,7 +979,7 @@ impl Writer {
                 }
                 Err(e) => drop(reply.send(Err(backend(e)))),
             },
-            Effect::Refused { reply, error } => drop(reply.send(Err(StoreError::Backend(error)))),
+            Effect::Refused { reply, error } => reply.call(Err(StoreError::Backend(error))),
             Effect::Done { reply } => drop(reply.send(Ok(()))),
             Effect::Created { created, reply } => drop(reply.send(Ok(created))),
         }

@@ -4,8 +4,8 @@
 //! is the durable default.
 //!
 //! Ordering: a store has one ordering section per room (a lock here, the writer thread in
-//! SQLite). `append` assigns the next `seq` and, once the message is stored, calls `publish`
-//! with it inside that section; `attach` reads what a socket missed and calls its callback
+//! SQLite). `append_then` assigns the next `seq` and, once the message is stored, calls
+//! `publish` with it inside that section, then its `AppendDone` (`append` waits for it); `attach` reads what a socket missed and calls its callback
 //! (which joins the socket to the room) inside the same section. So every member receives a
 //! room's messages in `seq` order, and a joiner's catch-up meets live traffic with no gap and
 //! no duplicate.
@@ -63,6 +63,34 @@ pub struct Catchup {
 
 /// Called once with the stored message, in `seq` order per room.
 pub type Publish = Box<dyn FnOnce(&ChatMessage) + Send>;
+
+/// Called once with the outcome of an append, after its commit (in the SQLite store, on the
+/// writer thread, in the order the appends were made). Dropped uncalled (a store shutting
+/// down with the append still queued), it is called with [`StoreError::Closed`]: whoever waits
+/// on it always hears back.
+pub struct AppendDone(Option<AppendCallback>);
+
+type AppendCallback = Box<dyn FnOnce(Result<Appended, StoreError>) + Send>;
+
+impl AppendDone {
+    pub fn new(f: impl FnOnce(Result<Appended, StoreError>) + Send + 'static) -> AppendDone {
+        AppendDone(Some(Box::new(f)))
+    }
+
+    pub fn call(mut self, outcome: Result<Appended, StoreError>) {
+        if let Some(f) = self.0.take() {
+            f(outcome);
+        }
+    }
+}
+
+impl Drop for AppendDone {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(StoreError::Closed));
+        }
+    }
+}
 /// Called once inside the room's ordering section; joins the socket and sends the catch-up.
 pub type Attach = Box<dyn FnOnce(Catchup) + Send>;
 
@@ -75,7 +103,21 @@ pub struct Identity {
 }
 
 pub trait Store: Send + Sync + 'static {
-    fn append(&self, message: NewMessage, publish: Publish) -> StoreFuture<'_, Appended>;
+    /// Stores a message (or finds the one its `cid` names), then calls `publish` (new
+    /// messages only) and `done`. The append's place in its room is taken when this is
+    /// called: appends made one after another are stored in that order, without the caller
+    /// waiting for each (a connection's messages are pipelined this way).
+    fn append_then(&self, message: NewMessage, publish: Publish, done: AppendDone);
+    /// [`Store::append_then`], waited for.
+    fn append(&self, message: NewMessage, publish: Publish) -> StoreFuture<'_, Appended> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.append_then(
+            message,
+            publish,
+            AppendDone::new(move |outcome| drop(tx.send(outcome))),
+        );
+        Box::pin(async move { rx.await.map_err(|_| StoreError::Closed)? })
+    }
     /// Reads the messages after `after` (the newest `limit` when `None`) and calls `attach`
     /// with them in the room's ordering section.
     fn attach(
@@ -196,18 +238,19 @@ fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
     Box::pin(std::future::ready(Ok(v)))
 }
 
-impl Store for MemoryStore {
-    fn append(&self, m: NewMessage, publish: Publish) -> StoreFuture<'_, Appended> {
+impl MemoryStore {
+    /// Appends inside the room's lock (its ordering section).
+    fn append_now(&self, m: NewMessage, publish: Publish) -> Appended {
         let log = self.room(&m.namespace, &m.room);
         let mut log = lock(&log);
         if let Some(cid) = &m.cid {
             let key = (m.from.clone(), cid.clone());
             if let Some(seq) = log.cids.get(&key) {
                 if let Some(first) = log.messages.iter().find(|x| x.seq == *seq) {
-                    return ready(Appended {
+                    return Appended {
                         message: first.clone(),
                         duplicate: true,
-                    });
+                    };
                 }
             }
         }
@@ -235,10 +278,17 @@ impl Store for MemoryStore {
         log.messages.push_back(stored.clone());
         // Publishing only queues bytes (no await), so it runs in the ordering section.
         publish(&stored);
-        ready(Appended {
+        Appended {
             message: stored,
             duplicate: false,
-        })
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn append_then(&self, m: NewMessage, publish: Publish, done: AppendDone) {
+        let appended = self.append_now(m, publish);
+        done.call(Ok(appended));
     }
 
     fn attach(
