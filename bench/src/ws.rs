@@ -171,6 +171,18 @@ impl Ws {
         }
     }
 
+    /// The next message if it has been received already, without reading: what a client
+    /// that answers a batch of messages with one write takes after [`Ws::next`]. The answer
+    /// to a ping or a close met on the way goes out with the next flush.
+    pub fn buffered(&mut self) -> anyhow::Result<Option<Msg>> {
+        while let Some(msg) = self.parse()? {
+            if msg.is_some() {
+                return Ok(msg);
+            }
+        }
+        Ok(None)
+    }
+
     /// Starts the close handshake (status 1000), waits for the server's close or the end
     /// of the connection, then shuts the socket down. The caller bounds it in time.
     pub async fn close(&mut self) -> anyhow::Result<()> {

@@ -224,27 +224,52 @@ async fn wait_ack(ws: &mut Ws, id: u64) -> anyhow::Result<()> {
 /// Reads until the next ack and returns its id (answering pings on the way).
 async fn next_ack(ws: &mut Ws) -> anyhow::Result<u64> {
     loop {
-        match ws.next().await {
-            Ok(Some(Msg::Text(t))) if t == "2" => ws.send_text("3").await?,
-            Ok(Some(Msg::Text(t))) => {
-                let packet = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok());
-                if let Some(Packet {
-                    kind: PacketKind::Ack,
-                    id: Some(id),
-                    data,
-                    ..
-                }) = packet
-                {
-                    // A refusal is not an acknowledged message.
-                    let ok = data.as_ref().and_then(|d| d.get(0)?.get("ok")?.as_bool());
-                    anyhow::ensure!(ok == Some(true), "ack {id} is not ok: {data:?}");
-                    return Ok(id);
-                }
-            }
-            Ok(Some(Msg::Binary(_))) => {}
-            other => anyhow::bail!("connection ended: {other:?}"),
+        let msg = ws.next().await;
+        if let Some(id) = ack_of(ws, msg)? {
+            return Ok(id);
         }
     }
+}
+
+/// The next ack already received, if any: acks that came in one read are answered with one
+/// write, as a client pipelining its messages would.
+fn buffered_ack(ws: &mut Ws) -> anyhow::Result<Option<u64>> {
+    loop {
+        match ws.buffered()? {
+            None => return Ok(None),
+            msg => {
+                if let Some(id) = ack_of(ws, Ok(msg))? {
+                    return Ok(Some(id));
+                }
+            }
+        }
+    }
+}
+
+/// The id of an ok ack; `None` for anything else to skip (a ping is answered with the next
+/// flush); an error for a refusal or the end of the connection.
+fn ack_of(ws: &mut Ws, msg: anyhow::Result<Option<Msg>>) -> anyhow::Result<Option<u64>> {
+    match msg {
+        Ok(Some(Msg::Text(t))) if t == "2" => ws.queue_text("3"),
+        Ok(Some(Msg::Text(t))) => {
+            let packet = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok());
+            if let Some(Packet {
+                kind: PacketKind::Ack,
+                id: Some(id),
+                data,
+                ..
+            }) = packet
+            {
+                // A refusal is not an acknowledged message.
+                let ok = data.as_ref().and_then(|d| d.get(0)?.get("ok")?.as_bool());
+                anyhow::ensure!(ok == Some(true), "ack {id} is not ok: {data:?}");
+                return Ok(Some(id));
+            }
+        }
+        Ok(Some(Msg::Binary(_))) => {}
+        other => anyhow::bail!("connection ended: {other:?}"),
+    }
+    Ok(None)
 }
 
 /// One sender: connect, join its room, then keep `window` messages in flight (each ack lets
@@ -287,17 +312,17 @@ async fn sender(
             in_flight.push_back((id, Instant::now()));
         }
         ws.flush().await?;
-        let acked = next_ack(&mut ws).await?;
-        let Some((first, sent)) = in_flight.pop_front() else {
-            anyhow::bail!("ack {acked} with nothing in flight");
-        };
-        anyhow::ensure!(
-            first == acked,
-            "ack {acked} arrived before the ack of {first}"
-        );
+        let mut acked = Some(next_ack(&mut ws).await?);
         let now = Instant::now();
-        if now >= warm && now < end {
-            latencies.push(now - sent);
+        while let Some(id) = acked {
+            let Some((first, sent)) = in_flight.pop_front() else {
+                anyhow::bail!("ack {id} with nothing in flight");
+            };
+            anyhow::ensure!(first == id, "ack {id} arrived before the ack of {first}");
+            if now >= warm && now < end {
+                latencies.push(now - sent);
+            }
+            acked = buffered_ack(&mut ws)?;
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
