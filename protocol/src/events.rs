@@ -116,6 +116,14 @@ pub struct ErrorBody {
 /// A decoded ack: `Ok(reply)` or the server's error.
 pub type Reply<T> = Result<T, ErrorBody>;
 
+/// The `message` request's ack, `{"ok":true,"message":{...}}`, written straight to JSON (the
+/// same text as `ok_reply(&MessageReply {..})`, without building a `Value`).
+#[derive(Debug, Serialize)]
+pub struct MessageAck<'a> {
+    pub ok: bool,
+    pub message: &'a ChatMessage,
+}
+
 /// Builds `{"ok":true, ...fields of reply}`.
 pub fn ok_reply<T: Serialize>(reply: &T) -> Value {
     let mut map = serde_json::Map::new();

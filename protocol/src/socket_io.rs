@@ -182,18 +182,7 @@ impl Packet {
     }
 
     fn encode_into(&self, out: &mut String) {
-        use std::fmt::Write;
-        out.push(self.kind.digit());
-        if self.kind.is_binary() {
-            let _ = write!(out, "{}-", self.attachments);
-        }
-        if self.nsp != "/" && !self.nsp.is_empty() {
-            out.push_str(&self.nsp);
-            out.push(',');
-        }
-        if let Some(id) = self.id {
-            let _ = write!(out, "{id}");
-        }
+        encode_head(out, self.kind, self.attachments, &self.nsp, self.id);
         if let Some(data) = &self.data {
             // A Value always serialises.
             out.push_str(&serde_json::to_string(data).unwrap_or_default());
@@ -321,4 +310,38 @@ impl BinaryAssembler {
             .attachments
             .saturating_sub(self.attachments.len())
     }
+}
+
+/// Everything of the text form before the JSON data.
+fn encode_head(out: &mut String, kind: PacketKind, attachments: usize, nsp: &str, id: Option<u64>) {
+    use std::fmt::Write;
+    out.push(kind.digit());
+    if kind.is_binary() {
+        let _ = write!(out, "{attachments}-");
+    }
+    if nsp != "/" && !nsp.is_empty() {
+        out.push_str(nsp);
+        out.push(',');
+    }
+    if let Some(id) = id {
+        let _ = write!(out, "{id}");
+    }
+}
+
+/// The whole WebSocket text frame (Engine.IO `4` included) of a packet without attachments
+/// whose data is `data` written straight to JSON, without building a [`Value`]: the same text
+/// as [`Packet::encode_frame`] of the packet holding `serde_json::to_value(data)`. For
+/// EVENT and ACK, `data` must serialise to an array (a tuple does: `("message", &msg)`).
+pub fn encode_frame_with<T: serde::Serialize + ?Sized>(
+    kind: PacketKind,
+    nsp: &str,
+    id: Option<u64>,
+    data: &T,
+) -> Result<String, serde_json::Error> {
+    let mut out = String::from("4");
+    encode_head(&mut out, kind, 0, nsp, id);
+    let mut bytes = out.into_bytes();
+    serde_json::to_writer(&mut bytes, data)?;
+    // serde_json writes only valid UTF-8 after a valid UTF-8 head.
+    String::from_utf8(bytes).map_err(|e| serde::ser::Error::custom(e.to_string()))
 }

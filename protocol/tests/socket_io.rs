@@ -1,12 +1,52 @@
 //! Socket.IO packets against literal wire strings, plus round-trip and never-panic properties.
 
 use chat_protocol::DecodeError;
-use chat_protocol::socket_io::{BinaryAssembler, Packet, PacketKind, placeholder};
+use chat_protocol::events::{self, ChatMessage, MessageAck, MessageReply};
+use chat_protocol::socket_io::{
+    BinaryAssembler, Packet, PacketKind, encode_frame_with, placeholder,
+};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 fn decode(s: &str) -> Packet {
     Packet::decode(s).unwrap_or_else(|e| panic!("{s:?} should decode: {e}"))
+}
+
+#[test]
+fn frames_written_straight_from_structs_match_frames_from_values() {
+    let message = ChatMessage {
+        id: "m1".into(),
+        room: "r\u{e9}\"q".into(),
+        seq: 7,
+        from: "ada".into(),
+        text: "hi \u{1F600}\n".into(),
+        ts: 1_700_000_000_000,
+        action: true,
+    };
+    for nsp in ["/", "/admin"] {
+        let typed = encode_frame_with(PacketKind::Event, nsp, None, &("message", &message));
+        let valued = Packet::event(nsp, "message", vec![json!(message)], None).encode_frame();
+        assert_eq!(typed.unwrap(), valued);
+        let ack = MessageAck {
+            ok: true,
+            message: &message,
+        };
+        let typed = encode_frame_with(PacketKind::Ack, nsp, Some(42), &(&ack,));
+        let reply = events::ok_reply(&MessageReply {
+            message: message.clone(),
+        });
+        let valued = Packet::ack(nsp, 42, vec![reply]).encode_frame();
+        assert_eq!(typed.unwrap(), valued);
+    }
+    // Without the optional field too (`action` is left out when false).
+    let plain = ChatMessage {
+        action: false,
+        ..message
+    };
+    assert_eq!(
+        encode_frame_with(PacketKind::Event, "/", None, &("message", &plain)).unwrap(),
+        Packet::event("/", "message", vec![json!(plain)], None).encode_frame()
+    );
 }
 
 #[test]

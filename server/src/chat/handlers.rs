@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use chat_protocol::events::{
     self, DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply, HistoryRequest, JoinReply,
-    JoinRequest, LeaveReply, LeaveRequest, MessageReply, MessageRequest, NickReply, NickRequest,
+    JoinRequest, LeaveReply, LeaveRequest, MessageAck, MessageRequest, NickReply, NickRequest,
     PingReply, Presence, PresenceAction, RoomInfo, RoomsReply, TopicChange, TopicReply,
     TopicRequest, Typing, TypingRequest, WhoReply, WhoRequest, client,
 };
@@ -235,14 +235,23 @@ impl ChatApp {
         session.reserve_message().await;
         let held = session.clone();
         let done = AppendDone::new(move |outcome| {
-            let result = outcome
-                .map(|appended| {
-                    events::ok_reply(&MessageReply {
-                        message: appended.message,
-                    })
-                })
-                .map_err(internal);
-            Answer { ack, result }.send();
+            match (outcome, ack) {
+                // The ack written straight to JSON: this runs on the store's writer thread,
+                // once per message.
+                (Ok(appended), Some(ack)) => {
+                    let reply = MessageAck {
+                        ok: true,
+                        message: &appended.message,
+                    };
+                    let _ = ack.send_json(&(reply,));
+                }
+                (Ok(_), None) => {}
+                (Err(e), ack) => Answer {
+                    ack,
+                    result: Err(internal(e)),
+                }
+                .send(),
+            }
             // After the ack is queued, so `settled` also means answered.
             held.release_message();
         });

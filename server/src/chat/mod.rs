@@ -525,9 +525,10 @@ impl ChatApp {
     pub(crate) fn publisher(socket: &Socket) -> store::Publish {
         let sender = socket.clone();
         Box::new(move |stored: &ChatMessage| {
-            sender
+            // A ChatMessage always serialises.
+            let _ = sender
                 .to(engine_room(&stored.room))
-                .emit(events::server::MESSAGE, vec![json!(stored)]);
+                .emit_json(events::server::MESSAGE, stored);
         })
     }
 }

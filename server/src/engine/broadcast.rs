@@ -2,12 +2,12 @@
 //! encodes the packet once and hands it to the namespace's adapter.
 
 use bytes::Bytes;
-use chat_protocol::socket_io::Packet;
+use chat_protocol::socket_io::{Packet, PacketKind, encode_frame_with};
 use serde_json::Value;
 
 use super::adapter::BroadcastOptions;
 use super::namespace::Namespace;
-use super::outbox::EncodedPacket;
+use super::outbox::{EncodedPacket, SendError};
 use super::{Room, Sid};
 
 #[derive(Clone)]
@@ -63,6 +63,21 @@ impl BroadcastOperator {
             attachments,
         );
         self.ns.adapter().broadcast(packet, &self.opts)
+    }
+
+    /// Emits `event` with one argument written straight to JSON (no `Value` built);
+    /// returns how many local sockets took it.
+    pub fn emit_json<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        arg: &T,
+    ) -> Result<usize, SendError> {
+        let text = encode_frame_with(PacketKind::Event, self.ns.name(), None, &(event, arg))
+            .map_err(|_| SendError::Unserializable)?;
+        Ok(self
+            .ns
+            .adapter()
+            .broadcast(EncodedPacket::raw(text), &self.opts))
     }
 
     /// The sockets this operator currently targets.

@@ -49,7 +49,7 @@ impl EncodedPacket {
         self.attachments.as_deref().unwrap_or_default()
     }
 
-    /// A raw Engine.IO text frame (open, ping).
+    /// A whole Engine.IO text frame, already encoded (open, ping, a typed send).
     pub fn raw(text: String) -> EncodedPacket {
         EncodedPacket {
             text: Utf8Bytes::from(text),
@@ -128,6 +128,8 @@ pub enum SendError {
     Dropped,
     /// The connection is closed (or was just closed for being too slow).
     Closed,
+    /// The data given to a typed send (`send_json`, `emit_json`) did not serialise to JSON.
+    Unserializable,
 }
 
 /// The sending side of a connection's queue, plus the means to close that connection.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chat_protocol::socket_io::Packet;
+use chat_protocol::socket_io::{Packet, PacketKind, encode_frame_with};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -58,6 +58,14 @@ impl AckSender {
     pub fn send_binary(self, args: Vec<Value>, attachments: Vec<Bytes>) -> Result<(), SendError> {
         let packet = EncodedPacket::new(Packet::ack(&self.nsp, self.id, args), attachments);
         self.outbox.send(packet, false)
+    }
+
+    /// Answers with `args` written straight to JSON, no `Value` built: they must serialise
+    /// to an array (a tuple does: `(&reply,)`).
+    pub fn send_json<T: serde::Serialize + ?Sized>(self, args: &T) -> Result<(), SendError> {
+        let text = encode_frame_with(PacketKind::Ack, &self.nsp, Some(self.id), args)
+            .map_err(|_| SendError::Unserializable)?;
+        self.outbox.send(EncodedPacket::raw(text), false)
     }
 }
 
