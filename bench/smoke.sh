@@ -2,8 +2,10 @@
 # The benchmark's smoke test, for CI: builds chat-server, the bare peer and chat-bench (debug
 # by default; BUILD_PROFILE=release for release), starts chat-server and the bare peer on
 # loopback, and runs a tiny fan-out (2 rooms of 20, 4 publishers, 2 s), 200 idle connections
-# and 1 s of churn against each. Fails (non-zero) unless every fan-out delivery arrived
-# exactly once and in order and every connection was held. Well under 2 minutes once built.
+# and 1 s of churn against each; then 1 s of `durable_bench` (SQLite store, 32 senders with 4
+# messages in flight each). Fails (non-zero) unless every fan-out delivery arrived exactly
+# once and in order, every connection was held, and every durable message was acked ok and in
+# order. Well under 2 minutes once built.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +14,7 @@ T=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${BUILD_PROFILE:-debug}
 if [ "$PROFILE" = release ]; then FLAG=--release; else FLAG=; fi
 cargo build $FLAG -p chat-server -p bench-bare -p chat-bench
+cargo build $FLAG -p chat-server --example durable_bench
 BIN=$T/$PROFILE
 OUT=$(mktemp -d)
 
@@ -53,5 +56,6 @@ for target in "chat-server sio $CS_PORT $CS_PID" "bare raw $BARE_PORT $BARE_PID"
     --setup-secs 30 --strict
   check "$name churn" "$BIN/chat-bench" churn "${flags[@]}" --concurrency 4 --duration-secs 1
 done
+check "durable pipelined" "$BIN/examples/durable_bench" --senders 32 --window 4 --seconds 1
 echo "bench smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
