@@ -133,15 +133,21 @@ async fn messages_survive_a_restart_and_seq_continues() {
     );
 }
 
+/// `ada` and `bob`, both in room `r`.
+async fn ada_and_bob_in_r(addr: SocketAddr) -> (Client, Client) {
+    let mut a = user(addr, json!({"nick": "ada"})).await;
+    let mut b = user(addr, json!({"nick": "bob"})).await;
+    join(&mut a, "r").await;
+    join(&mut b, "r").await;
+    (a, b)
+}
+
 #[tokio::test]
 async fn a_resent_client_message_id_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     for store in [StoreConfig::Memory, sqlite(dir.path())] {
         let server = start(config(store)).await;
-        let mut a = user(server.local_addr(), json!({"nick": "ada"})).await;
-        let mut b = user(server.local_addr(), json!({"nick": "bob"})).await;
-        join(&mut a, "r").await;
-        join(&mut b, "r").await;
+        let (mut a, mut b) = ada_and_bob_in_r(server.local_addr()).await;
         let first = a
             .request(
                 "/",
@@ -183,10 +189,7 @@ async fn pipelined_messages_are_stored_and_acknowledged_in_order() {
     let dir = tempfile::tempdir().unwrap();
     for store in [StoreConfig::Memory, sqlite(dir.path())] {
         let server = start(config(store)).await;
-        let mut a = user(server.local_addr(), json!({"nick": "ada"})).await;
-        let mut b = user(server.local_addr(), json!({"nick": "bob"})).await;
-        join(&mut a, "r").await;
-        join(&mut b, "r").await;
+        let (mut a, mut b) = ada_and_bob_in_r(server.local_addr()).await;
         // More than a connection's messages in flight (16), a re-send of the one before it
         // (same cid) and a refused one among them, then a `history` at once.
         let mut requests: Vec<Value> = (0..40)
@@ -240,10 +243,7 @@ async fn messages_in_flight_at_a_disconnect_come_before_the_quit() {
     let dir = tempfile::tempdir().unwrap();
     for store in [StoreConfig::Memory, sqlite(dir.path())] {
         let server = start(config(store)).await;
-        let mut a = user(server.local_addr(), json!({"nick": "ada"})).await;
-        let mut b = user(server.local_addr(), json!({"nick": "bob"})).await;
-        join(&mut a, "r").await;
-        join(&mut b, "r").await;
+        let (mut a, mut b) = ada_and_bob_in_r(server.local_addr()).await;
         let requests: Vec<Value> = (0..10)
             .map(|i| json!({"room": "r", "text": format!("m{i}")}))
             .collect();
