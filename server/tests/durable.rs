@@ -267,6 +267,35 @@ async fn messages_in_flight_at_a_disconnect_come_before_the_quit() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_waits_out_another_process_holding_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(sqlite(dir.path()))).await;
+    let (mut a, _b) = ada_and_bob_in_r(server.local_addr()).await;
+    // Another process (here, another connection) writes to the file and holds its lock for
+    // a moment; a message arrives meanwhile whose batch starts with a read (its client id is
+    // looked up before it is inserted).
+    join(&mut a, "fresh").await;
+    let other = rusqlite::Connection::open(dir.path().join("chat.db")).unwrap();
+    other
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO meta (key, value) VALUES ('probe', 1);")
+        .unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    let reply = a
+        .request(
+            "/",
+            "message",
+            json!({"room": "fresh", "text": "waited", "cid": "w-1"}),
+        )
+        .await;
+    holder.join().unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["message"]["seq"], 1);
+}
+
 // ---------------------------------------------------------------- catch-up
 
 /// Sends `n` messages from a fresh sender in `room`.

@@ -365,13 +365,20 @@ fn read_messages(
     Ok(out)
 }
 
+/// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`), waiting out the busy
+/// timeout if another process holds it. A deferred one reads first and must then upgrade to
+/// a write, which SQLite refuses at once, without waiting, when another writer got in between.
+fn write_transaction(conn: &Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)
+}
+
 /// Indexes the log's messages with rowid `<= upto` not indexed yet (and writes their rooms'
 /// last seq, and how far the log is indexed) in one transaction; returns how many, and the
 /// newest rowid indexed.
 fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), StoreError> {
-    // Immediate: where the indexing starts is read under the write lock.
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
-        .map_err(backend)?;
+    // Where the indexing starts is read under the write lock.
+    let tx = write_transaction(conn)?;
     let from: i64 = tx
         .query_row(
             "SELECT value FROM meta WHERE key = 'indexed_upto'",
@@ -902,7 +909,7 @@ impl Writer {
         let started = Instant::now();
         let mut written = started;
         let result = (|| -> Result<(), StoreError> {
-            let tx = self.conn.unchecked_transaction().map_err(backend)?;
+            let tx = write_transaction(&self.conn)?;
             while let Some(command) = pending.pop_front() {
                 effects.push(self.rooms.write(&tx, command)?);
             }
@@ -1040,7 +1047,7 @@ impl Writer {
         }
         let mut more = false;
         self.index_due(true);
-        let tx = self.conn.unchecked_transaction().map_err(backend)?;
+        let tx = write_transaction(&self.conn)?;
         let mut doomed = Vec::new();
         if let Some(max) = self.retention.max_messages {
             let mut stmt = tx
