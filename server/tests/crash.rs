@@ -1,13 +1,15 @@
 //! Crash test: senders keep sending while the real `chat-server` process is killed with
 //! SIGKILL at a random moment; it is restarted on the same SQLite file; each sender re-sends
-//! what was not acknowledged with the same client message id (`cid`). At the end every
+//! what was not acknowledged with the same client message id (`cid`). Each sender keeps
+//! several messages in flight (the server pipelines them), so a kill lands with messages in
+//! the writer, committed and not. At the end every
 //! acknowledged message is stored exactly once, in each sender's order, with the seq its ack
 //! gave. Several rounds; the seed is printed (set `CRASH_SEED` to replay one).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,6 +22,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 const SENDERS: usize = 4;
+/// Messages a sender keeps unacknowledged.
+const WINDOW: usize = 8;
 const ROUNDS: usize = 4;
 const ROOM: &str = "crash";
 
@@ -62,8 +66,8 @@ struct Sender {
     nick: String,
     /// Next message number to send.
     next: usize,
-    /// Sent and not yet acknowledged (re-sent after a restart).
-    unacked: Option<usize>,
+    /// Sent and not yet acknowledged, in send order (re-sent after a restart).
+    unacked: VecDeque<usize>,
     /// cid -> seq from the ack.
     acked: Vec<(String, u64)>,
 }
@@ -74,49 +78,67 @@ impl Sender {
     }
 }
 
-/// Sends until the connection drops or `deadline`; one message in flight at a time.
+/// Re-sends what is unacknowledged, then keeps `WINDOW` messages in flight until the
+/// connection drops or `deadline` (after which it only waits for the acks).
 async fn run_sender(addr: SocketAddr, mut s: Sender, deadline: Instant) -> Sender {
     let mut c = Client::connect(addr).await;
     c.join_ns("/", Some(json!({"nick": s.nick}))).await;
     let mut ack_id = 1000;
     let (_, _) = c.call("/", "join", vec![json!({"room": ROOM})]).await;
+    let mut resend: VecDeque<usize> = s.unacked.clone();
+    let mut in_flight: HashMap<u64, usize> = HashMap::new();
     loop {
-        if Instant::now() > deadline && s.unacked.is_none() {
+        while in_flight.len() < WINDOW {
+            let n = match resend.pop_front() {
+                Some(n) => n,
+                None if Instant::now() <= deadline => {
+                    s.next += 1;
+                    s.unacked.push_back(s.next);
+                    s.next
+                }
+                None => break,
+            };
+            let cid = s.cid(n);
+            ack_id += 1;
+            let p = Packet::event(
+                "/",
+                "message",
+                vec![json!({"room": ROOM, "text": cid, "cid": cid})],
+                Some(ack_id),
+            );
+            if c.send_packet_checked(&p).await.is_err() {
+                return s;
+            }
+            in_flight.insert(ack_id, n);
+        }
+        if in_flight.is_empty() {
             break;
         }
-        let n = *s.unacked.get_or_insert_with(|| {
-            s.next += 1;
-            s.next
-        });
-        let cid = s.cid(n);
-        ack_id += 1;
-        let p = Packet::event(
-            "/",
-            "message",
-            vec![json!({"room": ROOM, "text": cid, "cid": cid})],
-            Some(ack_id),
-        );
-        if c.send_packet_checked(&p).await.is_err() {
-            return s;
-        }
-        loop {
-            match c.next().await {
-                Seen::Close(_) => return s,
-                Seen::Binary(_) => {}
-                Seen::Text(t) => {
-                    let Some(p) = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok()) else {
-                        continue;
-                    };
-                    if p.kind == PacketKind::Ack && p.id == Some(ack_id) {
-                        let reply = &p.data.unwrap()[0];
-                        assert_eq!(reply["ok"], true, "{reply}");
-                        assert_eq!(reply["message"]["text"], cid);
-                        s.acked
-                            .push((cid.clone(), reply["message"]["seq"].as_u64().unwrap()));
-                        s.unacked = None;
-                        break;
-                    }
+        match c.next().await {
+            Seen::Close(_) => return s,
+            Seen::Binary(_) => {}
+            Seen::Text(t) => {
+                let Some(p) = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok()) else {
+                    continue;
+                };
+                if p.kind != PacketKind::Ack {
+                    continue;
                 }
+                let Some(n) = p.id.and_then(|id| in_flight.remove(&id)) else {
+                    continue;
+                };
+                let cid = s.cid(n);
+                let reply = &p.data.unwrap()[0];
+                assert_eq!(reply["ok"], true, "{reply}");
+                assert_eq!(reply["message"]["text"], cid);
+                assert_eq!(
+                    s.unacked.pop_front(),
+                    Some(n),
+                    "{}'s acks come in send order",
+                    s.nick
+                );
+                s.acked
+                    .push((cid, reply["message"]["seq"].as_u64().unwrap()));
             }
         }
     }
@@ -164,7 +186,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
         .map(|i| Sender {
             nick: format!("s{i}"),
             next: 0,
-            unacked: None,
+            unacked: VecDeque::new(),
             acked: Vec::new(),
         })
         .collect();
@@ -219,8 +241,8 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
     let mut total = 0;
     for s in &senders {
         assert!(
-            s.unacked.is_none(),
-            "{} still has an unacknowledged message",
+            s.unacked.is_empty(),
+            "{} still has unacknowledged messages",
             s.nick
         );
         let mut last = 0;
