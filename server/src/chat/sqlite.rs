@@ -18,7 +18,6 @@
 //! unindexed messages in memory ([`super::unindexed`]).
 //! Retention (count and age per room) runs on the writer between batches, in bounded chunks.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,7 +31,7 @@ use super::store::{
     AppendDone, Appended, Attach, Identity, NewMessage, Publish, Store, StoreError, StoreFuture,
     catchup, new_id, now_ms,
 };
-use super::unindexed::{CidKey, Entry, RoomKey, Unindexed};
+use super::unindexed::{CidKey, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
 use crate::engine::lock;
 
 /// Most commands applied in one transaction.
@@ -640,15 +639,15 @@ struct Writer {
 #[derive(Default)]
 struct RoomCache {
     /// Last seq per room (namespace, room), loaded on first use.
-    seqs: HashMap<RoomKey, u64>,
+    seqs: Map<RoomKey, u64>,
     /// Rooms appended to since the last retention pass.
-    touched: HashSet<RoomKey>,
+    touched: Set<RoomKey>,
     /// Committed messages not yet indexed (shared with the readers).
     unindexed: Arc<Mutex<Unindexed>>,
     /// This batch's messages: added to `unmoved` once it commits.
     staged: Vec<Entry>,
     /// This batch's client ids: index in `staged`.
-    staged_cids: HashMap<CidKey, usize>,
+    staged_cids: Map<CidKey, usize>,
     /// Appends are refused while this many messages wait for indexing (it keeps failing):
     /// memory stays bounded, and so does the work of the next open.
     max_unindexed: usize,
@@ -656,7 +655,7 @@ struct RoomCache {
 
 impl RoomCache {
     fn last_seq(&mut self, tx: &Connection, ns: &str, room: &str) -> Result<u64, StoreError> {
-        let key = (ns.to_owned(), room.to_owned());
+        let key = RoomRef(ns, room);
         if let Some(seq) = self.seqs.get(&key) {
             return Ok(*seq);
         }
@@ -673,13 +672,13 @@ impl RoomCache {
             .last_seq(ns, room)
             .unwrap_or(0)
             .max(moved as u64);
-        self.seqs.insert(key, seq);
+        self.seqs.insert(key.to_key(), seq);
         Ok(seq)
     }
 
     /// The message this sender already stored with this client id in this room: in this
     /// batch, not yet indexed, or indexed.
-    fn by_cid(&self, tx: &Connection, key: &CidKey) -> Result<Option<ChatMessage>, StoreError> {
+    fn by_cid(&self, tx: &Connection, key: &CidRef<'_>) -> Result<Option<ChatMessage>, StoreError> {
         if let Some(&i) = self.staged_cids.get(key) {
             return Ok(Some(self.staged[i].message.clone()));
         }
@@ -727,14 +726,10 @@ impl RoomCache {
                 }
                 let seq = self.last_seq(tx, &m.namespace, &m.room)? + 1;
                 // A re-sent message (same sender, client id and room) is stored once.
-                let cid_key = m.cid.as_ref().map(|cid| {
-                    (
-                        m.namespace.clone(),
-                        m.room.clone(),
-                        m.from.clone(),
-                        cid.clone(),
-                    )
-                });
+                let cid_key = m
+                    .cid
+                    .as_deref()
+                    .map(|cid| CidRef(&m.namespace, &m.room, &m.from, cid));
                 if let Some(key) = &cid_key
                     && let Some(first) = self.by_cid(tx, key)?
                 {
@@ -773,10 +768,16 @@ impl RoomCache {
                     ])
                 })
                 .map_err(backend)?;
-                let key = (m.namespace.clone(), message.room.clone());
-                self.seqs.insert(key.clone(), seq);
-                self.touched.insert(key);
-                if let Some(key) = cid_key {
+                let room = RoomRef(&m.namespace, &message.room);
+                match self.seqs.get_mut(&room) {
+                    Some(last) => *last = seq,
+                    None => drop(self.seqs.insert(room.to_key(), seq)),
+                }
+                if !self.touched.contains(&room) {
+                    self.touched.insert(room.to_key());
+                }
+                if let Some(cid) = &m.cid {
+                    let key = CidRef(&m.namespace, &message.room, &message.from, cid).to_key();
                     self.staged_cids.insert(key, self.staged.len());
                 }
                 self.staged.push(Entry {

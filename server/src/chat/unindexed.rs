@@ -13,15 +13,58 @@
 //! chunk after the indexing commit. They are the newest of their room, so a reader that looks
 //! here first finds everything older in the indexes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use chat_protocol::events::ChatMessage;
+use hashbrown::Equivalent;
 
 /// (namespace, room).
 pub(crate) type RoomKey = (String, String);
 /// (namespace, room, sender, client id).
 pub(crate) type CidKey = (String, String, String, String);
+
+/// The store's in-memory maps: hashbrown, so a key is looked up by a borrowed form
+/// ([`RoomRef`], [`CidRef`]) without allocating it, and foldhash, seeded per process.
+pub(crate) type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
+
+/// A [`RoomKey`] borrowed: it hashes as the key does (a tuple hashes its fields in order).
+#[derive(Hash)]
+pub(crate) struct RoomRef<'a>(pub &'a str, pub &'a str);
+
+impl Equivalent<RoomKey> for RoomRef<'_> {
+    fn equivalent(&self, key: &RoomKey) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+impl RoomRef<'_> {
+    pub fn to_key(&self) -> RoomKey {
+        (self.0.to_owned(), self.1.to_owned())
+    }
+}
+
+/// A [`CidKey`] borrowed.
+#[derive(Hash)]
+pub(crate) struct CidRef<'a>(pub &'a str, pub &'a str, pub &'a str, pub &'a str);
+
+impl Equivalent<CidKey> for CidRef<'_> {
+    fn equivalent(&self, key: &CidKey) -> bool {
+        self.0 == key.0 && self.1 == key.1 && self.2 == key.2 && self.3 == key.3
+    }
+}
+
+impl CidRef<'_> {
+    pub fn to_key(&self) -> CidKey {
+        (
+            self.0.to_owned(),
+            self.1.to_owned(),
+            self.2.to_owned(),
+            self.3.to_owned(),
+        )
+    }
+}
 
 /// One committed, unindexed message.
 pub(crate) struct Entry {
@@ -35,9 +78,9 @@ pub(crate) struct Entry {
 #[derive(Default)]
 pub(crate) struct Unindexed {
     /// Each room's unindexed messages, in `seq` (and `n`) order.
-    rooms: HashMap<RoomKey, VecDeque<Entry>>,
+    rooms: Map<RoomKey, VecDeque<Entry>>,
     /// Client id -> journal rowid of the message that carried it.
-    cids: HashMap<CidKey, i64>,
+    cids: Map<CidKey, i64>,
     /// Every unindexed rowid in order, with when it was committed.
     order: VecDeque<(i64, Instant)>,
 }
@@ -62,20 +105,19 @@ impl Unindexed {
     /// Adds the messages of a committed batch, in batch order.
     pub fn add(&mut self, entries: impl IntoIterator<Item = Entry>, at: Instant) {
         for entry in entries {
-            let room = (entry.ns.clone(), entry.message.room.clone());
             if let Some(cid) = &entry.cid {
-                self.cids.insert(
-                    (
-                        room.0.clone(),
-                        room.1.clone(),
-                        entry.message.from.clone(),
-                        cid.clone(),
-                    ),
-                    entry.n,
-                );
+                let key = CidRef(&entry.ns, &entry.message.room, &entry.message.from, cid);
+                self.cids.insert(key.to_key(), entry.n);
             }
             self.order.push_back((entry.n, at));
-            self.rooms.entry(room).or_default().push_back(entry);
+            let room = RoomRef(&entry.ns, &entry.message.room);
+            match self.rooms.get_mut(&room) {
+                Some(entries) => entries.push_back(entry),
+                None => {
+                    let key = room.to_key();
+                    self.rooms.insert(key, VecDeque::from([entry]));
+                }
+            }
         }
     }
 
@@ -88,8 +130,8 @@ impl Unindexed {
         self.rooms.retain(|(ns, room), entries| {
             while entries.front().is_some_and(|e| e.n <= upto) {
                 let Some(e) = entries.pop_front() else { break };
-                if let Some(cid) = e.cid {
-                    cids.remove(&(ns.clone(), room.clone(), e.message.from, cid));
+                if let Some(cid) = &e.cid {
+                    cids.remove(&CidRef(ns, room, &e.message.from, cid));
                 }
             }
             !entries.is_empty()
@@ -102,9 +144,9 @@ impl Unindexed {
     }
 
     /// The unindexed message a sender sent with this client id in this room.
-    pub fn by_cid(&self, key: &CidKey) -> Option<ChatMessage> {
+    pub fn by_cid(&self, key: &CidRef<'_>) -> Option<ChatMessage> {
         let n = *self.cids.get(key)?;
-        let entries = self.room(&key.0, &key.1)?;
+        let entries = self.room(key.0, key.1)?;
         let i = entries.binary_search_by_key(&n, |e| e.n).ok()?;
         Some(entries[i].message.clone())
     }
@@ -134,8 +176,7 @@ impl Unindexed {
     }
 
     fn room(&self, ns: &str, room: &str) -> Option<&VecDeque<Entry>> {
-        // A borrowed lookup would need a key type of its own; rooms are few per call.
-        self.rooms.get(&(ns.to_owned(), room.to_owned()))
+        self.rooms.get(&RoomRef(ns, room))
     }
 }
 
@@ -183,7 +224,7 @@ mod tests {
         assert_eq!(seqs(&u.range("/", "a", 0, u64::MAX, 10)), [5, 6, 7]);
         assert_eq!(seqs(&u.range("/", "a", 5, 6, 10)), [6]);
         assert_eq!(seqs(&u.range("/", "a", 0, u64::MAX, 2)), [6, 7]);
-        let key = |cid: &str| ("/".into(), "a".into(), "ann".into(), cid.to_owned());
+        let key = |cid| CidRef("/", "a", "ann", cid);
         assert_eq!(u.by_cid(&key("c2")).map(|m| m.seq), Some(6));
         assert_eq!(u.chunk_end(2), Some(2));
         assert_eq!(u.chunk_end(99), Some(4));
