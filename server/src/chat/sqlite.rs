@@ -31,7 +31,7 @@ use super::store::{
     AppendDone, Appended, Attach, Identity, NewMessage, Publish, Store, StoreError, StoreFuture,
     catchup, new_id, now_ms,
 };
-use super::unindexed::{CidKey, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
+use super::unindexed::{CidIndex, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
 use crate::engine::lock;
 
 /// Most commands applied in one transaction.
@@ -647,7 +647,7 @@ struct RoomCache {
     /// This batch's messages: added to `unmoved` once it commits.
     staged: Vec<Entry>,
     /// This batch's client ids: index in `staged`.
-    staged_cids: Map<CidKey, usize>,
+    staged_cids: CidIndex<usize>,
     /// Appends are refused while this many messages wait for indexing (it keeps failing):
     /// memory stays bounded, and so does the work of the next open.
     max_unindexed: usize,
@@ -679,7 +679,7 @@ impl RoomCache {
     /// The message this sender already stored with this client id in this room: in this
     /// batch, not yet indexed, or indexed.
     fn by_cid(&self, tx: &Connection, key: &CidRef<'_>) -> Result<Option<ChatMessage>, StoreError> {
-        if let Some(&i) = self.staged_cids.get(key) {
+        if let Some(i) = self.staged_cids.find(key, |i| self.staged[i].is(key)) {
             return Ok(Some(self.staged[i].message.clone()));
         }
         if let Some(found) = lock(&self.unindexed).by_cid(key) {
@@ -777,8 +777,8 @@ impl RoomCache {
                     self.touched.insert(room.to_key());
                 }
                 if let Some(cid) = &m.cid {
-                    let key = CidRef(&m.namespace, &message.room, &message.from, cid).to_key();
-                    self.staged_cids.insert(key, self.staged.len());
+                    let key = CidRef(&m.namespace, &message.room, &message.from, cid);
+                    self.staged_cids.insert(&key, self.staged.len());
                 }
                 self.staged.push(Entry {
                     n: tx.last_insert_rowid(),

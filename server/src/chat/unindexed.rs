@@ -14,6 +14,7 @@
 //! here first finds everything older in the indexes.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::time::Instant;
 
 use chat_protocol::events::ChatMessage;
@@ -21,11 +22,8 @@ use hashbrown::Equivalent;
 
 /// (namespace, room).
 pub(crate) type RoomKey = (String, String);
-/// (namespace, room, sender, client id).
-pub(crate) type CidKey = (String, String, String, String);
-
 /// The store's in-memory maps: hashbrown, so a key is looked up by a borrowed form
-/// ([`RoomRef`], [`CidRef`]) without allocating it, and foldhash, seeded per process.
+/// ([`RoomRef`]) without allocating it, and foldhash, seeded per process.
 pub(crate) type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type Set<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
@@ -45,24 +43,47 @@ impl RoomRef<'_> {
     }
 }
 
-/// A [`CidKey`] borrowed.
+/// A client id in its scope: (namespace, room, sender, client id).
 #[derive(Hash)]
 pub(crate) struct CidRef<'a>(pub &'a str, pub &'a str, pub &'a str, pub &'a str);
 
-impl Equivalent<CidKey> for CidRef<'_> {
-    fn equivalent(&self, key: &CidKey) -> bool {
-        self.0 == key.0 && self.1 == key.1 && self.2 == key.2 && self.3 == key.3
-    }
+/// Client ids to a number that names their entry (a rowid, an index in a batch), kept as
+/// (hash, number) only: the id's strings are in that entry, so an insert allocates nothing.
+/// A lookup hashes the id and lets the caller check the entries the hash leads to.
+#[derive(Default)]
+pub(crate) struct CidIndex<T> {
+    table: hashbrown::HashTable<(u64, T)>,
+    hasher: foldhash::fast::RandomState,
 }
 
-impl CidRef<'_> {
-    pub fn to_key(&self) -> CidKey {
-        (
-            self.0.to_owned(),
-            self.1.to_owned(),
-            self.2.to_owned(),
-            self.3.to_owned(),
-        )
+impl<T: Copy + PartialEq> CidIndex<T> {
+    /// Adds an id the index does not hold yet (the store keeps one message per id).
+    pub fn insert(&mut self, cid: &CidRef<'_>, value: T) {
+        let hash = self.hasher.hash_one(cid);
+        self.table
+            .insert_unique(hash, (hash, value), |&(hash, _)| hash);
+    }
+
+    /// The number whose entry `is` this id.
+    pub fn find(&self, cid: &CidRef<'_>, is: impl Fn(T) -> bool) -> Option<T> {
+        let hash = self.hasher.hash_one(cid);
+        self.table
+            .find(hash, |&(h, value)| h == hash && is(value))
+            .map(|&(_, value)| value)
+    }
+
+    pub fn remove(&mut self, cid: &CidRef<'_>, value: T) {
+        let hash = self.hasher.hash_one(cid);
+        if let Ok(found) = self
+            .table
+            .find_entry(hash, |&(h, v)| h == hash && v == value)
+        {
+            found.remove();
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.table.clear();
     }
 }
 
@@ -75,12 +96,33 @@ pub(crate) struct Entry {
     pub message: ChatMessage,
 }
 
+impl Entry {
+    /// Its client id in its scope, if it has one.
+    pub fn cid_ref(&self) -> Option<CidRef<'_>> {
+        let cid = self.cid.as_deref()?;
+        Some(CidRef(
+            &self.ns,
+            &self.message.room,
+            &self.message.from,
+            cid,
+        ))
+    }
+
+    /// Whether this entry carries this client id.
+    pub fn is(&self, cid: &CidRef<'_>) -> bool {
+        self.cid.as_deref() == Some(cid.3)
+            && self.message.from == cid.2
+            && self.message.room == cid.1
+            && self.ns == cid.0
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Unindexed {
     /// Each room's unindexed messages, in `seq` (and `n`) order.
     rooms: Map<RoomKey, VecDeque<Entry>>,
     /// Client id -> journal rowid of the message that carried it.
-    cids: Map<CidKey, i64>,
+    cids: CidIndex<i64>,
     /// Every unindexed rowid in order, with when it was committed.
     order: VecDeque<(i64, Instant)>,
 }
@@ -105,9 +147,8 @@ impl Unindexed {
     /// Adds the messages of a committed batch, in batch order.
     pub fn add(&mut self, entries: impl IntoIterator<Item = Entry>, at: Instant) {
         for entry in entries {
-            if let Some(cid) = &entry.cid {
-                let key = CidRef(&entry.ns, &entry.message.room, &entry.message.from, cid);
-                self.cids.insert(key.to_key(), entry.n);
+            if let Some(cid) = entry.cid_ref() {
+                self.cids.insert(&cid, entry.n);
             }
             self.order.push_back((entry.n, at));
             let room = RoomRef(&entry.ns, &entry.message.room);
@@ -127,11 +168,11 @@ impl Unindexed {
             self.order.pop_front();
         }
         let cids = &mut self.cids;
-        self.rooms.retain(|(ns, room), entries| {
+        self.rooms.retain(|_, entries| {
             while entries.front().is_some_and(|e| e.n <= upto) {
                 let Some(e) = entries.pop_front() else { break };
-                if let Some(cid) = &e.cid {
-                    cids.remove(&CidRef(ns, room, &e.message.from, cid));
+                if let Some(cid) = e.cid_ref() {
+                    cids.remove(&cid, e.n);
                 }
             }
             !entries.is_empty()
@@ -144,11 +185,13 @@ impl Unindexed {
     }
 
     /// The unindexed message a sender sent with this client id in this room.
-    pub fn by_cid(&self, key: &CidRef<'_>) -> Option<ChatMessage> {
-        let n = *self.cids.get(key)?;
-        let entries = self.room(key.0, key.1)?;
-        let i = entries.binary_search_by_key(&n, |e| e.n).ok()?;
-        Some(entries[i].message.clone())
+    pub fn by_cid(&self, cid: &CidRef<'_>) -> Option<ChatMessage> {
+        let entries = self.room(cid.0, cid.1)?;
+        let at = |n: i64| entries.binary_search_by_key(&n, |e| e.n).ok();
+        let n = self
+            .cids
+            .find(cid, |n| at(n).is_some_and(|i| entries[i].is(cid)))?;
+        Some(entries[at(n)?].message.clone())
     }
 
     /// Unindexed messages with `after < seq <= upto`, the newest `limit`, oldest first.
@@ -203,6 +246,24 @@ mod tests {
 
     fn seqs(messages: &[ChatMessage]) -> Vec<u64> {
         messages.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn the_cid_index_finds_what_its_check_accepts_and_forgets_what_is_removed() {
+        let mut index = CidIndex::default();
+        let a = CidRef("/", "r", "ann", "c1");
+        let b = CidRef("/", "r", "bob", "c1");
+        index.insert(&a, 1);
+        index.insert(&b, 2);
+        assert_eq!(index.find(&a, |n| n == 1), Some(1));
+        assert_eq!(index.find(&b, |n| n == 2), Some(2));
+        // The caller's check of the entry decides (a hash match alone is not enough).
+        assert_eq!(index.find(&a, |_| false), None);
+        index.remove(&a, 1);
+        assert_eq!(index.find(&a, |n| n == 1), None);
+        assert_eq!(index.find(&b, |n| n == 2), Some(2));
+        index.clear();
+        assert_eq!(index.find(&b, |n| n == 2), None);
     }
 
     #[test]
