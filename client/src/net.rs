@@ -41,6 +41,10 @@ const TICK: Duration = Duration::from_millis(250);
 /// A namespace refused with `nick_taken` while reconnecting is retried after this long (the
 /// server may still hold our previous, dead connection).
 const NICK_RETRY: Duration = Duration::from_secs(2);
+/// A namespace refused with `busy` is retried after this long, doubling per refusal in a row
+/// up to [`BUSY_RETRY_CAP`], with jitter.
+const BUSY_RETRY: Duration = Duration::from_millis(500);
+const BUSY_RETRY_CAP: Duration = Duration::from_secs(10);
 
 /// What the actor needs to know to connect.
 #[derive(Debug, Clone)]
@@ -394,6 +398,8 @@ struct Namespace {
     state: NsState,
     /// Has this namespace been connected in some earlier session?
     was_connected: bool,
+    /// CONNECTs refused with `busy` in a row (the server was short of password checks).
+    busy_refusals: u32,
     /// Rooms joined (acked), rejoined after a reconnect.
     rooms: BTreeSet<String>,
     /// Last seq seen per room, sent as `since` in the CONNECT auth.
@@ -592,6 +598,7 @@ impl Actor {
                     key,
                     state: NsState::Wanted,
                     was_connected: false,
+                    busy_refusals: 0,
                     rooms: BTreeSet::new(),
                     since: BTreeMap::new(),
                     queue: Vec::new(),
@@ -900,6 +907,7 @@ impl Actor {
                 let resumed = ns.was_connected;
                 ns.state = NsState::Connected;
                 ns.was_connected = true;
+                ns.busy_refusals = 0;
                 let rooms: Vec<String> = ns.rooms.iter().cloned().collect();
                 let queued = std::mem::take(&mut ns.queue);
                 self.emit(NetEvent::NsConnected {
@@ -920,9 +928,18 @@ impl Actor {
                 let Some(ns) = self.ns_mut(&nsp) else {
                     return Ok(());
                 };
-                // After a reconnect our previous connection may still hold the nick.
-                let retry_at =
-                    (nick_taken && ns.was_connected).then(|| Instant::now() + NICK_RETRY);
+                // After a reconnect our previous connection may still hold the nick; `busy`
+                // (the server is short of password checks) is retried with a growing,
+                // jittered delay.
+                let retry_at = if nick_taken && ns.was_connected {
+                    Some(Instant::now() + NICK_RETRY)
+                } else if code.as_deref() == Some("busy") {
+                    let delay = backoff(ns.busy_refusals, BUSY_RETRY, BUSY_RETRY_CAP, jitter());
+                    ns.busy_refusals = ns.busy_refusals.saturating_add(1);
+                    Some(Instant::now() + delay)
+                } else {
+                    None
+                };
                 ns.state = NsState::Refused { retry_at };
                 let queued = if retry_at.is_some() {
                     Vec::new()

@@ -105,6 +105,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The socket is already in as many rooms as the server allows.
     TooManyRooms,
+    /// The server cannot take this now (too many password checks waiting); retry after a
+    /// short, growing delay (see `docs/PROTOCOL.md`, "Passwords").
+    Busy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
 //! own-id room of a socket.
 
+mod auth;
 pub mod handlers;
 pub mod sqlite;
 pub mod store;
@@ -19,6 +20,7 @@ pub mod token;
 mod unindexed;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -117,6 +119,8 @@ pub struct ChatApp {
     join_history: usize,
     catchup_limit: usize,
     token_secret: Option<String>,
+    /// Every password check and hash goes through here (bounded, delayed per address).
+    passwords: auth::Passwords,
     /// Configured limits (rooms per socket, name and text lengths).
     limits: crate::config::ChatLimits,
 }
@@ -145,6 +149,7 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         join_history: config.join_history,
         catchup_limit: config.catchup_limit,
         token_secret: config.token_secret.clone(),
+        passwords: auth::Passwords::sized_to_cores(),
         limits: config.limits.clone(),
     });
     for ns in &config.namespaces {
@@ -164,6 +169,20 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
 
 fn refusal(code: ErrorCode, message: impl Into<String>) -> ConnectError {
     ConnectError::new(message).with_data(json!(ConnectErrorData { code }))
+}
+
+/// The CONNECT_ERROR for a password attempt that was not made.
+fn password_refusal(why: auth::Refusal) -> ConnectError {
+    match why {
+        auth::Refusal::Busy => refusal(
+            ErrorCode::Busy,
+            "the server is busy checking passwords: retry in a moment",
+        ),
+        auth::Refusal::Registrations => refusal(
+            ErrorCode::RateLimited,
+            "too many nicks were registered from your address lately: try again later",
+        ),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> ConnectError {
@@ -281,13 +300,16 @@ impl ChatApp {
         })?;
         names::validate_nick(&nick).map_err(|e| refusal(ErrorCode::InvalidName, e.to_string()))?;
         (self.limits.check_nick(&nick)).map_err(|e| refusal(ErrorCode::InvalidName, e))?;
-        let authenticated = self.authenticate(&nick, auth.password).await?;
+        let authenticated = self
+            .authenticate(req.conn.remote.ip(), &nick, auth.password)
+            .await?;
         self.register(Session::new(&nick, authenticated), req)
     }
 
     /// Checks or claims the nick's identity. Returns whether the session is authenticated.
     async fn authenticate(
         &self,
+        ip: IpAddr,
         nick: &str,
         password: Option<String>,
     ) -> Result<bool, ConnectError> {
@@ -295,7 +317,12 @@ impl ChatApp {
         let identity = self.store.identity(&key).await.map_err(internal)?;
         match (identity, password) {
             (Some(identity), Some(password)) => {
-                if verify_password(password, identity.password_hash).await {
+                let verified = self
+                    .passwords
+                    .verify(ip, password, identity.password_hash)
+                    .await
+                    .map_err(password_refusal)?;
+                if verified {
                     Ok(true)
                 } else {
                     Err(refusal(
@@ -315,7 +342,11 @@ impl ChatApp {
                         format!("a password has 1 to {PASSWORD_MAX} bytes"),
                     ));
                 }
-                let hash = hash_password(password.clone()).await.map_err(internal)?;
+                let hash = self
+                    .passwords
+                    .hash_new(ip, password.clone())
+                    .await
+                    .map_err(password_refusal)?;
                 let created = self
                     .store
                     .create_identity(
@@ -328,11 +359,12 @@ impl ChatApp {
                     .await
                     .map_err(internal)?;
                 if created {
+                    self.passwords.registered(ip);
                     info!(nick, "nick registered");
                     return Ok(true);
                 }
                 // Someone registered it a moment ago: check against theirs.
-                Box::pin(self.authenticate(nick, Some(password))).await
+                Box::pin(self.authenticate(ip, nick, Some(password))).await
             }
             (None, None) => Ok(false),
         }
@@ -578,32 +610,4 @@ fn check_key(req: &ConnectRequest, key: Option<&str>) -> Result<(), ConnectError
 /// Compares secrets without stopping at the first difference.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Argon2id with a random salt, off the async threads (it is slow on purpose).
-async fn hash_password(password: String) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let salt =
-            SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        PasswordHash::new(&hash).is_ok_and(|h| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
 }

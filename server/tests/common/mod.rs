@@ -1,7 +1,9 @@
 //! Test helpers: a raw Socket.IO-over-WebSocket client with a timeout on every receive.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+pub mod bystanders;
+
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use chat_protocol::socket_io::{Packet, PacketKind};
@@ -43,6 +45,29 @@ impl Client {
             .await
             .expect("connect timed out")
             .expect("websocket connect");
+        Client::opened(ws).await
+    }
+
+    /// Connects from a local address of our choosing (another loopback address, so the
+    /// server sees another client address) and reads the open packet.
+    pub async fn connect_from(addr: SocketAddr, local: IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(local, 0)).expect("bind");
+        let stream = tokio::time::timeout(RECV_TIMEOUT, socket.connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("tcp connect");
+        let (ws, _) = tokio::time::timeout(
+            RECV_TIMEOUT,
+            tokio_tungstenite::client_async(url(addr), MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("upgrade timed out")
+        .expect("websocket upgrade");
+        Client::opened(ws).await
+    }
+
+    async fn opened(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         let mut c = Client {
             ws,
             open: Value::Null,
