@@ -32,6 +32,10 @@ pub enum DecodeError {
     BadAckId,
     #[error("invalid JSON: {0}")]
     BadJson(String),
+    /// A `\\u` escape naming half of a UTF-16 surrogate pair: text that is not Unicode,
+    /// answered like invalid UTF-8.
+    #[error("invalid JSON: {0}")]
+    LoneSurrogate(String),
     #[error("invalid payload for {0} packet")]
     BadPayload(&'static str),
     #[error("reserved event name {0:?}")]

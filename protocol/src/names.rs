@@ -19,6 +19,11 @@ pub enum NameError {
     TooLong { what: &'static str, max: usize },
     #[error("{what} contains {ch:?}, which is not allowed")]
     BadChar { what: &'static str, ch: char },
+    #[error(
+        "{what} mixes scripts or uses characters that can pass for others (UTS #39: at most \
+         highly restrictive, such as one script, or Latin with Han and Japanese or Korean)"
+    )]
+    MixedScript { what: &'static str },
     #[error("{what} must start with {expected}")]
     BadStart {
         what: &'static str,
@@ -75,7 +80,10 @@ pub fn validate_room(name: &str) -> Result<(), NameError> {
 }
 
 /// A nick: starts with a letter (any script), then letters, digits, `-`, `_`, `.`; at most
-/// 32 characters. Nicks are unique without regard to case (see [`nick_key`]).
+/// 32 characters; at most UTS #39's "highly restrictive" level (one script, or Latin with
+/// Han and Hiragana/Katakana, Bopomofo or Hangul; only characters the General Security
+/// Profile allows in identifiers). Nicks are unique without regard to case (see
+/// [`nick_key`]) and must not pass for one another (see [`nick_skeletons`]).
 pub fn validate_nick(name: &str) -> Result<(), NameError> {
     const WHAT: &str = "nick";
     check_len(WHAT, name, NICK_MAX)?;
@@ -86,10 +94,36 @@ pub fn validate_nick(name: &str) -> Result<(), NameError> {
             expected: "a letter",
         });
     }
-    match chars.find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        Some(ch) => Err(NameError::BadChar { what: WHAT, ch }),
-        None => Ok(()),
+    if let Some(ch) = chars.find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(NameError::BadChar { what: WHAT, ch });
     }
+    use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
+    if !name.check_restriction_level(RestrictionLevel::HighlyRestrictive) {
+        return Err(NameError::MixedScript { what: WHAT });
+    }
+    Ok(())
+}
+
+/// The keys under which a nick must not pass for another: its UTS #39 confusable skeleton,
+/// lowercased, taken of the nick as written and of its lowercase form (so `alice`, `ALICE`,
+/// `aIice` with a capital I and `аlice` with a Cyrillic а all share a key). Two nicks are
+/// look-alikes when their keys meet and their [`nick_key`]s differ.
+pub fn nick_skeletons(nick: &str) -> [String; 2] {
+    let skeleton = |s: &str| {
+        unicode_security::skeleton(s)
+            .collect::<String>()
+            .to_lowercase()
+    };
+    [skeleton(nick), skeleton(&nick_key(nick))]
+}
+
+/// Whether two nicks pass for one another (and are not simply the same nick).
+pub fn look_alike(a: &str, b: &str) -> bool {
+    if nick_key(a) == nick_key(b) {
+        return false;
+    }
+    let (a, b) = (nick_skeletons(a), nick_skeletons(b));
+    a.iter().any(|k| b.contains(k))
 }
 
 /// The key under which a nick is unique: its lowercase form.
@@ -97,7 +131,9 @@ pub fn nick_key(nick: &str) -> String {
     nick.to_lowercase()
 }
 
-/// Checks a chat message text: not blank, at most [`TEXT_MAX`] characters.
+/// Checks a chat message text: not blank, at most [`TEXT_MAX`] characters, no control
+/// character but newline and tab (see [`is_forbidden_in_text`]). Carriage returns are not
+/// refused here: the server turns them into newlines first ([`normalize_newlines`]).
 pub fn validate_text(text: &str) -> Result<(), NameError> {
     const WHAT: &str = "message text";
     if text.trim().is_empty() {
@@ -109,7 +145,48 @@ pub fn validate_text(text: &str) -> Result<(), NameError> {
             max: TEXT_MAX,
         });
     }
-    Ok(())
+    match text.chars().find(|&c| is_forbidden_in_text(c)) {
+        Some(ch) => Err(NameError::BadChar { what: WHAT, ch }),
+        None => Ok(()),
+    }
+}
+
+/// Checks a room topic: at most [`TOPIC_MAX`] characters, one line, no control character
+/// (see [`is_forbidden_in_text`]; newline and tab are refused too).
+pub fn validate_topic(topic: &str) -> Result<(), NameError> {
+    const WHAT: &str = "topic";
+    if topic.chars().count() > TOPIC_MAX {
+        return Err(NameError::TooLong {
+            what: WHAT,
+            max: TOPIC_MAX,
+        });
+    }
+    match topic
+        .chars()
+        .find(|&c| is_forbidden_in_text(c) || c == '\n' || c == '\t')
+    {
+        Some(ch) => Err(NameError::BadChar { what: WHAT, ch }),
+        None => Ok(()),
+    }
+}
+
+/// Characters no text may hold, because a terminal or a bidi renderer would act on them:
+/// the C0 controls but newline and tab (carriage return included), DEL, the C1 controls
+/// (U+0080-U+009F), and the bidi embedding, override and isolate controls (U+202A-U+202E,
+/// U+2066-U+2069). The marks U+200E and U+200F stay allowed.
+pub fn is_forbidden_in_text(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// A text with CRLF and lone CR turned into LF (what clients on every platform send as a
+/// line break), borrowed when there is none.
+pub fn normalize_newlines(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\r') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 #[cfg(test)]
@@ -169,7 +246,57 @@ mod tests {
             Err(NameError::BadChar { ch: ':', .. })
         ));
         assert_eq!(nick_key("Alice"), "alice");
+        // Scripts: one at a time (digits and `-_.` go with any), or Latin with Han and kana.
+        assert!(validate_nick("Ольга").is_ok());
+        assert!(validate_nick("太郎tarou").is_ok());
+        assert!(validate_nick("たろう太郎").is_ok());
+        for mixed in ["Аlice", "Αlice", "alicе", "Ａｌｉｃｅ"] {
+            assert!(
+                matches!(validate_nick(mixed), Err(NameError::MixedScript { .. })),
+                "{mixed:?} should be refused"
+            );
+        }
+        // Look-alikes: case, Cyrillic, Greek, fullwidth, I for l, 0 for o.
+        assert!(look_alike("ALICE", "AIICE"), "I for L in capitals");
+        for other in ["aIice", "Аlice", "Αlice", "Ａｌｉｃｅ", "аlісе"] {
+            assert!(look_alike("alice", other), "{other:?} passes for alice");
+        }
+        assert!(look_alike("bob", "b0b"), "0 for o");
+        assert!(look_alike("rn", "m"), "rn and m");
+        assert!(!look_alike("alice", "Alice"), "the same nick");
+        assert!(!look_alike("alice", "alina"));
+        assert!(!look_alike("Ольга", "olga"));
         assert!(validate_text("  ").is_err());
         assert!(validate_text("hi").is_ok());
+    }
+
+    #[test]
+    fn texts_and_topics_hold_no_controls() {
+        assert!(validate_text("two\nlines\tand a tab, \u{200F}marks\u{200E} too").is_ok());
+        for bad in [
+            "\x1b]0;owned\x07",
+            "a\rb",
+            "\u{9b}31m",
+            "\u{7f}",
+            "\u{202E}txt",
+            "\u{2066}x",
+            "\0",
+        ] {
+            assert!(
+                matches!(validate_text(bad), Err(NameError::BadChar { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(normalize_newlines("a\r\nb\rc\nd"), "a\nb\nc\nd");
+        assert!(matches!(
+            normalize_newlines("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(validate_topic("Release day \u{1F680}").is_ok());
+        assert!(validate_topic("").is_ok());
+        for bad in ["two\nlines", "tab\there", "\x1b[2J", "\u{202D}x", "\u{85}"] {
+            assert!(validate_topic(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_topic(&"t".repeat(TOPIC_MAX + 1)).is_err());
     }
 }

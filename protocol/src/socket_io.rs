@@ -232,10 +232,13 @@ impl Packet {
         let data = if rest.is_empty() {
             None
         } else {
-            Some(
-                serde_json::from_str::<Value>(rest)
-                    .map_err(|e| DecodeError::BadJson(e.to_string()))?,
-            )
+            Some(serde_json::from_str::<Value>(rest).map_err(|e| {
+                if has_lone_surrogate(rest) {
+                    DecodeError::LoneSurrogate(e.to_string())
+                } else {
+                    DecodeError::BadJson(e.to_string())
+                }
+            })?)
         };
 
         let packet = Packet {
@@ -275,6 +278,40 @@ impl Packet {
 /// The marker that stands for attachment `num` inside a binary packet's JSON.
 pub fn placeholder(num: usize) -> Value {
     serde_json::json!({"_placeholder": true, "num": num})
+}
+
+/// Whether JSON text holds a `\\u` escape of half a UTF-16 surrogate pair without its other
+/// half (serde_json refuses it with a message that does not say so). Only called on text
+/// that failed to parse.
+fn has_lone_surrogate(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    let escape_at = |i: usize| -> Option<u16> {
+        let hex = bytes.get(i..i + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(i) {
+            Some(0xD800..=0xDBFF) => {
+                if !matches!(escape_at(i + 6), Some(0xDC00..=0xDFFF)) {
+                    return true;
+                }
+                i += 12;
+            }
+            Some(0xDC00..=0xDFFF) => return true,
+            Some(_) => i += 6,
+            // Another escape (`\\\\`, `\\"`, ...): skip the escaped character.
+            None => i += 2,
+        }
+    }
+    false
 }
 
 /// Collects the binary frames that follow a BINARY_EVENT or BINARY_ACK.

@@ -216,3 +216,25 @@ proptest! {
         let _ = Packet::decode(&format!("{prefix}{body}"));
     }
 }
+
+#[test]
+fn a_lone_surrogate_is_not_unicode() {
+    for bad in [
+        r#"2["m","\ud800"]"#,
+        r#"2["m","\udc00x"]"#,
+        r#"2["m","\ud800\u0041"]"#,
+    ] {
+        assert!(
+            matches!(Packet::decode(bad), Err(DecodeError::LoneSurrogate(_))),
+            "{bad}: {:?}",
+            Packet::decode(bad)
+        );
+    }
+    // A proper pair is one character.
+    let p = Packet::decode(r#"2["m","\ud83d\ude80"]"#).expect("a pair");
+    assert_eq!(p.data.expect("data")[1], "\u{1F680}");
+    assert!(matches!(
+        Packet::decode("2[\"m\""),
+        Err(DecodeError::BadJson(_))
+    ));
+}

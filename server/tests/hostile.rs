@@ -651,3 +651,247 @@ async fn a_server_under_abuse_still_shuts_down_promptly() {
         other => panic!("expected a close, got {other:?}"),
     }
 }
+
+// ---- look-alike nicks ----
+
+/// The CONNECT_ERROR code of a refused CONNECT (panics on an accepted one).
+fn refused_code(p: &Packet) -> String {
+    assert_eq!(
+        p.kind,
+        PacketKind::ConnectError,
+        "expected a refusal: {p:?}"
+    );
+    p.data.as_ref().unwrap()["data"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn look_alikes_of_registered_and_online_nicks_are_refused() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    let mut owner = Client::connect(addr).await;
+    owner
+        .join_ns("/", Some(json!({"nick": "Alex", "password": "pw-alex"})))
+        .await;
+    // Mixed scripts (Cyrillic А, Greek Α, a Cyrillic е) and fullwidth letters
+    // break the nick rules; Latin look-alikes pass for the registered nick.
+    for (nick, code) in [
+        ("Аlex", "invalid_name"),
+        ("Αlex", "invalid_name"),
+        ("Alеx", "invalid_name"),
+        ("Ａｌｅｘ", "invalid_name"),
+        ("AIex", "nick_claimed"),
+        ("aIex", "nick_claimed"),
+    ] {
+        let mut c = Client::connect(addr).await;
+        let p = c.connect_ns("/", Some(json!({ "nick": nick }))).await;
+        assert_eq!(refused_code(&p), code, "{nick}: {p:?}");
+        // Nor can a look-alike be registered.
+        let p = c
+            .connect_ns("/", Some(json!({"nick": nick, "password": "x"})))
+            .await;
+        assert_eq!(refused_code(&p), code, "{nick} with a password: {p:?}");
+    }
+    // An online guest's nick is guarded too, and a rename into a look-alike is refused.
+    let _bob = user(addr, "rob").await;
+    let mut c = Client::connect(addr).await;
+    let p = c.connect_ns("/", Some(json!({"nick": "r0b"}))).await;
+    assert_eq!(refused_code(&p), "nick_taken", "{p:?}");
+    let mut carol = user(addr, "carol").await;
+    let reply = carol.request("/", "nick", json!({"nick": "r0b"})).await;
+    assert_eq!(reply["error"]["code"], "nick_taken", "{reply}");
+    let reply = carol.request("/", "nick", json!({"nick": "aIex"})).await;
+    assert_eq!(reply["error"]["code"], "nick_claimed", "{reply}");
+    // Renaming oneself into a look-alike of one's own nick is fine.
+    let reply = carol.request("/", "nick", json!({"nick": "caroI"})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    // The owner is offline: her registered nick is still guarded, and she comes back.
+    owner.close().await;
+    let mut c = Client::connect(addr).await;
+    let p = c.connect_ns("/", Some(json!({"nick": "aIex"}))).await;
+    assert_eq!(refused_code(&p), "nick_claimed");
+    let mut owner = Client::connect(addr).await;
+    owner
+        .join_ns("/", Some(json!({"nick": "alex", "password": "pw-alex"})))
+        .await;
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+// ---- since and the room limit ----
+
+#[tokio::test]
+async fn since_obeys_the_join_rules_and_the_room_limit() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    let mut since = serde_json::Map::new();
+    for i in 0..128 {
+        since.insert(format!("r{i:03}"), json!(0));
+    }
+    since.insert("bad name".into(), json!(0));
+    let mut c = Client::connect(addr).await;
+    c.join_ns("/", Some(json!({"nick": "many", "since": since})))
+        .await;
+    // The welcome, then (after a `room` event per room created) the refusals.
+    let mut notices = Vec::new();
+    for _ in 0..1000 {
+        let p = c.recv_packet().await;
+        if p.event_name() == Some("notice") {
+            notices.push(p.data.unwrap()[1]["text"].as_str().unwrap().to_owned());
+            if notices.len() == 2 {
+                break;
+            }
+        }
+    }
+    assert!(notices[0].starts_with("Welcome"), "{notices:?}");
+    let text = &notices[1];
+    assert!(
+        text.starts_with(
+            "not rejoined: bad name (room name contains ' ', which is not allowed); r100, r101,"
+        ) && text.contains("r109 and 18 more (you are in 100 rooms already"),
+        "{text}"
+    );
+    assert!(text.contains("100 rooms"), "{text}");
+    // In the first 100 rooms (in name order), not in the others.
+    let reply = c
+        .request("/", "message", json!({"room": "r099", "text": "in"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let reply = c
+        .request("/", "message", json!({"room": "r100", "text": "out"}))
+        .await;
+    assert_eq!(reply["error"]["code"], "not_in_room", "{reply}");
+    let reply = c.request("/", "join", json!({"room": "r127"})).await;
+    assert_eq!(reply["error"]["code"], "too_many_rooms", "{reply}");
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+// ---- control characters in texts and topics ----
+
+#[tokio::test]
+async fn texts_and_topics_refuse_terminal_controls_and_normalise_line_breaks() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    let mut c = user(addr, "mallory").await;
+    assert_eq!(join(&mut c, "attic").await["ok"], true);
+    for text in [
+        "\u{1b}]0;owned\u{7}",
+        "\u{1b}[2J",
+        "over\u{8}\u{8}",
+        "\u{9b}31m",
+        "\u{7f}",
+        "a\u{202e}txt.exe",
+        "\u{2066}isolate",
+    ] {
+        let reply = c
+            .request("/", "message", json!({"room": "attic", "text": text}))
+            .await;
+        assert_eq!(reply["error"]["code"], "invalid_text", "{text:?}: {reply}");
+        let reply = c
+            .request("/", "dm", json!({"to": "bob", "text": text}))
+            .await;
+        assert_eq!(
+            reply["error"]["code"], "invalid_text",
+            "dm {text:?}: {reply}"
+        );
+        let reply = c
+            .request("/", "topic", json!({"room": "attic", "topic": text}))
+            .await;
+        assert_eq!(
+            reply["error"]["code"], "invalid_text",
+            "topic {text:?}: {reply}"
+        );
+    }
+    // CR and CRLF become LF; newline, tab and the direction marks stay.
+    let reply = c
+        .request(
+            "/",
+            "message",
+            json!({"room": "attic", "text": "one\r\ntwo\rthree\n\tfour \u{200f}"}),
+        )
+        .await;
+    assert_eq!(
+        reply["message"]["text"], "one\ntwo\nthree\n\tfour \u{200f}",
+        "{reply}"
+    );
+    // A topic is one line.
+    let reply = c
+        .request(
+            "/",
+            "topic",
+            json!({"room": "attic", "topic": "two\nlines"}),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "invalid_text", "{reply}");
+    let reply = c
+        .request(
+            "/",
+            "topic",
+            json!({"room": "attic", "topic": "fine \u{1F680}"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+// ---- smaller points ----
+
+#[tokio::test]
+async fn an_unsupported_websocket_version_is_told_the_supported_one() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(RECV_TIMEOUT, s.read_to_string(&mut answer))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    assert!(
+        answer.contains("\r\nSec-WebSocket-Version: 13\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer
+            .ends_with(r#"{"code":3,"message":"Unsupported WebSocket version (13 is supported)"}"#),
+        "{answer}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lone_surrogate_closes_like_invalid_utf8() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(common::url(addr))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"40{"nick":"surrogate"}"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(
+        r#"42["message",{"room":"lobby","text":"\ud800"}]"#,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1007));
+    chat.finish().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn who_lists_the_members_of_a_room_one_is_not_in() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let mut a = user(addr, "ann").await;
+    assert_eq!(join(&mut a, "open").await["ok"], true);
+    let mut b = user(addr, "ben").await;
+    let reply = b.request("/", "who", json!({"room": "open"})).await;
+    assert_eq!(reply["members"], json!(["ann"]), "{reply}");
+    let reply = b.request("/", "who", json!({"room": "nobody-here"})).await;
+    assert_eq!(reply["members"], json!([]), "{reply}");
+    server.shutdown().await;
+}

@@ -87,6 +87,9 @@ impl Store for HeldStore {
     fn create_identity(&self, nick_key: &str, identity: Identity) -> StoreFuture<'_, bool> {
         self.inner.create_identity(nick_key, identity)
     }
+    fn registered_nicks(&self) -> StoreFuture<'_, Vec<String>> {
+        self.inner.registered_nicks()
+    }
     fn queue_dm(&self, to_key: &str, message: DirectMessage) -> StoreFuture<'_, ()> {
         self.inner.queue_dm(to_key, message)
     }

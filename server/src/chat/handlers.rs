@@ -25,7 +25,7 @@ use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
 const CID_MAX: usize = 64;
 
 /// An error ack.
-struct Failure(ErrorCode, String);
+pub(crate) struct Failure(pub(crate) ErrorCode, pub(crate) String);
 
 type Outcome = Result<Value, Failure>;
 
@@ -73,6 +73,20 @@ fn member(socket: &Socket, room: &str) -> Result<(), Failure> {
     }
 }
 
+/// A message or DM text with its line breaks made LF, checked against the text rules and
+/// the configured length.
+fn checked_text(limits: &crate::config::ChatLimits, text: String) -> Result<String, Failure> {
+    let text = match names::normalize_newlines(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(normalized) => normalized,
+    };
+    names::validate_text(&text).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
+    limits
+        .check_text(&text)
+        .map_err(|e| Failure(ErrorCode::InvalidText, e))?;
+    Ok(text)
+}
+
 fn internal(e: impl std::fmt::Display) -> Failure {
     warn!(error = %e, "request failed");
     Failure(ErrorCode::Internal, "internal error".into())
@@ -81,7 +95,7 @@ fn internal(e: impl std::fmt::Display) -> Failure {
 impl ChatApp {
     /// The configured limits a `join` must pass: the room name's length and the rooms per
     /// socket (a room the socket is already in does not count again).
-    fn join_limits(&self, socket: &Socket, room: &str) -> Result<(), Failure> {
+    pub(crate) fn join_limits(&self, socket: &Socket, room: &str) -> Result<(), Failure> {
         (self.limits.check_room(room)).map_err(|e| Failure(ErrorCode::InvalidName, e))?;
         let rooms = socket.rooms();
         let max = self.limits.max_rooms_per_socket;
@@ -273,8 +287,7 @@ impl ChatApp {
             cid,
         } = parse(arg)?;
         member(socket, &room)?;
-        names::validate_text(&text).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
-        (self.limits.check_text(&text)).map_err(|e| Failure(ErrorCode::InvalidText, e))?;
+        let text = checked_text(&self.limits, text)?;
         if cid
             .as_ref()
             .is_some_and(|c| c.is_empty() || c.len() > CID_MAX)
@@ -299,8 +312,7 @@ impl ChatApp {
     async fn dm(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
         let DmRequest { to, text, action } = parse(arg)?;
         names::validate_nick(&to).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
-        names::validate_text(&text).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
-        (self.limits.check_text(&text)).map_err(|e| Failure(ErrorCode::InvalidText, e))?;
+        let text = checked_text(&self.limits, text)?;
         let sessions = self.sessions(&to);
         let recipient = sessions.first().map(|s| s.nick()).unwrap_or(to.clone());
         let message = DirectMessage {
@@ -376,6 +388,11 @@ impl ChatApp {
                 format!("'{nick}' is registered: connect with its password to use it"),
             ));
         }
+        if old_key != new_key {
+            self.not_like_a_registered_nick(&nick)
+                .await
+                .map_err(|e| Failure(ErrorCode::NickClaimed, e.message))?;
+        }
         {
             let mut users = lock(&self.users);
             if users
@@ -387,16 +404,26 @@ impl ChatApp {
                     format!("nick '{nick}' is in use"),
                 ));
             }
+            let mut online = lock(&self.online_nicks);
+            if let Some(other) = online.conflict(&nick, Some(&old)) {
+                return Err(Failure(
+                    ErrorCode::NickTaken,
+                    format!("'{nick}' looks like '{other}', who is online"),
+                ));
+            }
             if let Some(v) = users.get_mut(&old_key) {
                 v.retain(|s| !Arc::ptr_eq(s, session));
                 if v.is_empty() {
                     users.remove(&old_key);
+                    online.remove(&old);
                 }
             }
             users
                 .entry(new_key.clone())
                 .or_default()
                 .push(session.clone());
+            online.insert(&nick);
+            drop(online);
             *lock(&session.nick) = nick.clone();
             if old_key != new_key {
                 // A new nick is a guest nick: the old identity's proof does not carry over.
@@ -456,12 +483,8 @@ impl ChatApp {
             return Ok(events::ok_reply(&TopicReply { room, topic }));
         };
         member(socket, &room)?;
-        if topic.chars().count() > names::TOPIC_MAX {
-            return Err(Failure(
-                ErrorCode::InvalidText,
-                format!("topic is longer than {} characters", names::TOPIC_MAX),
-            ));
-        }
+        names::validate_topic(&topic)
+            .map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
         let topic = Some(topic.trim().to_owned()).filter(|t| !t.is_empty());
         self.store
             .set_topic(&ns, &room, topic.clone())

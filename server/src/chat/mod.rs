@@ -14,6 +14,7 @@
 
 mod auth;
 pub mod handlers;
+mod look_alike;
 pub mod sqlite;
 pub mod store;
 pub mod token;
@@ -39,6 +40,7 @@ use crate::engine::{
     ConnectError, ConnectRequest, Engine, Handlers, Namespace, RoomEvent, RoomEventKind, Socket,
     lock,
 };
+use look_alike::LookAlikes;
 use store::{Catchup, Identity, MemoryStore, Store, StoreError};
 
 /// Engine room name of a chat room.
@@ -48,8 +50,8 @@ pub(crate) fn engine_room(room: &str) -> String {
 
 /// Longest password accepted (hashing is deliberately slow; this bounds it).
 const PASSWORD_MAX: usize = 1024;
-/// Most rooms a CONNECT's `since` may name.
-const SINCE_MAX: usize = 128;
+/// Rooms a notice about refused `since` rooms names before "and N more".
+const SINCE_REFUSALS_NAMED: usize = 10;
 /// How long a recipient has to acknowledge a direct message that waited for it.
 const DM_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -116,6 +118,10 @@ pub struct ChatApp {
     /// Connected users by nick key (lowercase nick). Several sessions only for an identity
     /// connected from several devices.
     users: Mutex<HashMap<String, Vec<Arc<Session>>>>,
+    /// The nicks of `users` by skeleton (taken after `users` when both are locked).
+    online_nicks: Mutex<LookAlikes>,
+    /// Registered nicks by skeleton, read from the store on first use.
+    registered_nicks: tokio::sync::OnceCell<Mutex<LookAlikes>>,
     join_history: usize,
     catchup_limit: usize,
     token_secret: Option<String>,
@@ -146,6 +152,8 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
     let app = Arc::new(ChatApp {
         store,
         users: Mutex::new(HashMap::new()),
+        online_nicks: Mutex::default(),
+        registered_nicks: tokio::sync::OnceCell::new(),
         join_history: config.join_history,
         catchup_limit: config.catchup_limit,
         token_secret: config.token_secret.clone(),
@@ -342,6 +350,7 @@ impl ChatApp {
                         format!("a password has 1 to {PASSWORD_MAX} bytes"),
                     ));
                 }
+                self.not_like_a_registered_nick(nick).await?;
                 let hash = self
                     .passwords
                     .hash_new(ip, password.clone())
@@ -360,13 +369,39 @@ impl ChatApp {
                     .map_err(internal)?;
                 if created {
                     self.passwords.registered(ip);
+                    lock(self.registered_look_alikes().await?).insert(nick);
                     info!(nick, "nick registered");
                     return Ok(true);
                 }
                 // Someone registered it a moment ago: check against theirs.
                 Box::pin(self.authenticate(ip, nick, Some(password))).await
             }
-            (None, None) => Ok(false),
+            (None, None) => {
+                self.not_like_a_registered_nick(nick).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The registered nicks by skeleton, read from the store the first time.
+    async fn registered_look_alikes(&self) -> Result<&Mutex<LookAlikes>, ConnectError> {
+        self.registered_nicks
+            .get_or_try_init(|| async {
+                let nicks = self.store.registered_nicks().await.map_err(internal)?;
+                Ok(Mutex::new(LookAlikes::from_nicks(nicks)))
+            })
+            .await
+    }
+
+    /// Refuses a nick that is not registered but would pass for one that is.
+    pub(crate) async fn not_like_a_registered_nick(&self, nick: &str) -> Result<(), ConnectError> {
+        let index = self.registered_look_alikes().await?;
+        match lock(index).conflict(nick, None) {
+            Some(other) => Err(refusal(
+                ErrorCode::NickClaimed,
+                format!("'{nick}' looks like the registered nick '{other}': choose another"),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -383,6 +418,21 @@ impl ChatApp {
                     ErrorCode::NickTaken,
                     format!("nick '{nick}' is in use"),
                 ));
+            }
+            if entry.is_empty() {
+                let mut online = lock(&self.online_nicks);
+                // A registered owner is let in whatever is online (two registered nicks may
+                // already look alike); anyone else must not pass for an online user.
+                if let Some(other) = online
+                    .conflict(&nick, None)
+                    .filter(|_| !session.is_authenticated())
+                {
+                    let message = format!("'{nick}' looks like '{other}', who is online");
+                    drop(online);
+                    users.remove(&names::nick_key(&nick));
+                    return Err(refusal(ErrorCode::NickTaken, message));
+                }
+                online.insert(&nick);
             }
             entry.push(session.clone());
         }
@@ -414,15 +464,26 @@ impl ChatApp {
             .ok()
             .and_then(|a| a.since)
             .unwrap_or_default();
-        for (room, seq) in since.into_iter().take(SINCE_MAX) {
-            if names::validate_room(&room).is_ok() {
-                if let Err(e) = self
-                    .attach(&socket, &session, &room, Some(seq), self.catchup_limit)
-                    .await
-                {
-                    warn!(error = %e, room, "catch-up failed");
-                }
+        // Each room as a `join` would be: the name rules and the rooms-per-socket limit
+        // (rooms in name order); what is refused is named in one notice.
+        let mut refused = Vec::new();
+        for (room, seq) in since {
+            let allowed = names::validate_room(&room)
+                .map_err(|e| e.to_string())
+                .and_then(|()| self.join_limits(&socket, &room).map_err(|f| f.1));
+            if let Err(why) = allowed {
+                refused.push((room, why));
+                continue;
             }
+            if let Err(e) = self
+                .attach(&socket, &session, &room, Some(seq), self.catchup_limit)
+                .await
+            {
+                warn!(error = %e, room, "catch-up failed");
+            }
+        }
+        if let Some(text) = since_refusals(&refused) {
+            let _ = socket.emit(events::server::NOTICE, vec![json!(Notice { text })]);
         }
         if first && session.is_authenticated() {
             self.deliver_queued_dms(&socket, &session).await;
@@ -522,6 +583,7 @@ impl ChatApp {
             v.retain(|s| !Arc::ptr_eq(s, session));
             if v.is_empty() {
                 users.remove(&key);
+                lock(&self.online_nicks).remove(nick);
             }
         }
     }
@@ -563,6 +625,43 @@ impl ChatApp {
                 .emit_json(events::server::MESSAGE, stored);
         })
     }
+}
+
+/// The notice for the rooms of a CONNECT's `since` that were not rejoined, grouped by
+/// reason (most share one: the rooms-per-socket limit), a few names each.
+fn since_refusals(refused: &[(String, String)]) -> Option<String> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (room, why) in refused {
+        match groups.iter_mut().find(|(w, _)| w == why) {
+            Some((_, rooms)) => rooms.push(room),
+            None => groups.push((why, vec![room])),
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(why, rooms)| {
+            // Escaped and cut short: a refused name may be anything the client sent.
+            let named: Vec<String> = rooms
+                .iter()
+                .take(SINCE_REFUSALS_NAMED)
+                .map(|room| {
+                    let short: String = room.chars().take(names::ROOM_MAX).collect();
+                    short.escape_debug().to_string()
+                })
+                .collect();
+            let more = rooms.len() - named.len();
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("{}{more} ({why})", named.join(", "))
+        })
+        .collect();
+    Some(format!("not rejoined: {}", parts.join("; ")))
 }
 
 /// Joins `socket` to a chat room, announcing it to the room's members, unless it is in

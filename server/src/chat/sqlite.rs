@@ -541,6 +541,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn registered_nicks(&self) -> StoreFuture<'_, Vec<String>> {
+        self.read(|c| {
+            let mut statement = c.prepare("SELECT nick FROM identities")?;
+            let nicks = statement.query_map([], |r| r.get(0))?;
+            nicks.collect()
+        })
+    }
+
     fn create_identity(&self, nick_key: &str, identity: Identity) -> StoreFuture<'_, bool> {
         let key = nick_key.to_owned();
         self.send(|reply| Command::CreateIdentity {

@@ -142,6 +142,8 @@ pub trait Store: Send + Sync + 'static {
     fn identity(&self, nick_key: &str) -> StoreFuture<'_, Option<Identity>>;
     /// Claims a nick; false when it was already claimed.
     fn create_identity(&self, nick_key: &str, identity: Identity) -> StoreFuture<'_, bool>;
+    /// Every registered nick, as registered (read once at start, for the look-alike check).
+    fn registered_nicks(&self) -> StoreFuture<'_, Vec<String>>;
     /// Keeps a direct message for an offline recipient.
     fn queue_dm(&self, to_key: &str, message: DirectMessage) -> StoreFuture<'_, ()>;
     /// The recipient's waiting messages, oldest first.
@@ -370,6 +372,11 @@ impl Store for MemoryStore {
         }
         state.identities.insert(nick_key.to_owned(), identity);
         ready(true)
+    }
+
+    fn registered_nicks(&self) -> StoreFuture<'_, Vec<String>> {
+        let state = lock(&self.state);
+        ready(state.identities.values().map(|i| i.nick.clone()).collect())
     }
 
     fn queue_dm(&self, to_key: &str, message: DirectMessage) -> StoreFuture<'_, ()> {

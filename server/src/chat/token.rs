@@ -1,7 +1,9 @@
 //! HS256 JSON Web Tokens for namespaces that require one: `header.payload.signature`, each
 //! base64url without padding; the header must say `"alg":"HS256"` (nothing else is accepted,
 //! so `none` and algorithm-confusion tokens fail); the payload needs `sub` (the nick) and
-//! `exp` (seconds since the epoch). Built on the RustCrypto `hmac` and `sha2` crates; the
+//! `exp` (seconds since the epoch; exact: a token is refused from its `exp` on); `nbf` (not
+//! before), when present, is honoured with [`NBF_LEEWAY`] seconds of leeway for clocks that
+//! run a little behind the issuer's. Built on the RustCrypto `hmac` and `sha2` crates; the
 //! signature comparison is constant-time.
 
 use base64::Engine as _;
@@ -20,6 +22,21 @@ pub enum TokenError {
     Signature,
     #[error("token has expired")]
     Expired,
+    #[error("token is not valid yet (nbf)")]
+    NotYetValid,
+}
+
+/// Seconds a token's `nbf` may lie in the future: a token issued just now works on a
+/// server whose clock is a little behind the issuer's. `exp` gets none, so a token is never
+/// accepted after it expired.
+pub const NBF_LEEWAY: i64 = 30;
+
+/// The payload as read: the claims we return and the ones we only check.
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(flatten)]
+    claims: Claims,
+    nbf: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,9 +77,13 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError
     m.update(format!("{h}.{p}").as_bytes());
     m.verify_slice(&decode(s)?)
         .map_err(|_| TokenError::Signature)?;
-    let claims: Claims = serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Malformed)?;
+    let Payload { claims, nbf } =
+        serde_json::from_slice(&decode(p)?).map_err(|_| TokenError::Malformed)?;
     if claims.exp <= now {
         return Err(TokenError::Expired);
+    }
+    if nbf.is_some_and(|nbf| nbf > now.saturating_add(NBF_LEEWAY)) {
+        return Err(TokenError::NotYetValid);
     }
     Ok(claims)
 }
@@ -119,5 +140,35 @@ mod tests {
             verify(&parts.join("."), b"secret", NOW),
             Err(TokenError::Signature)
         );
+    }
+
+    /// A token with extra claims, signed the way an issuer would.
+    fn signed(payload: serde_json::Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(payload.to_string());
+        let mut m = mac(b"secret");
+        m.update(format!("{header}.{payload}").as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
+        format!("{header}.{payload}.{sig}")
+    }
+
+    #[test]
+    fn not_before_is_honoured_with_its_leeway() {
+        let at = |nbf: i64| signed(serde_json::json!({"sub": "ada", "exp": NOW + 600, "nbf": nbf}));
+        assert!(verify(&at(NOW - 5), b"secret", NOW).is_ok());
+        assert!(verify(&at(NOW + NBF_LEEWAY), b"secret", NOW).is_ok());
+        assert_eq!(
+            verify(&at(NOW + NBF_LEEWAY + 1), b"secret", NOW),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            verify(&at(NOW + 3600), b"secret", NOW),
+            Err(TokenError::NotYetValid)
+        );
+        // Without nbf, as before; a non-numeric nbf is malformed.
+        let plain = signed(serde_json::json!({"sub": "ada", "exp": NOW + 600}));
+        assert!(verify(&plain, b"secret", NOW).is_ok());
+        let bad = signed(serde_json::json!({"sub": "ada", "exp": NOW + 600, "nbf": "soon"}));
+        assert_eq!(verify(&bad, b"secret", NOW), Err(TokenError::Malformed));
     }
 }

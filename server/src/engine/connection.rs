@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
+use chat_protocol::DecodeError;
 use chat_protocol::engine_io::{self, OpenPayload};
 use chat_protocol::events::{self, ErrorCode};
 use chat_protocol::socket_io::{BinaryAssembler, Packet, PacketKind};
@@ -315,7 +316,10 @@ impl Connection {
                     engine_io::Packet::Message(data) => {
                         let packet = Packet::decode(&data).map_err(|e| {
                             debug!(id = %self.info.id, error = %e, "bad Socket.IO packet");
-                            CloseReason::PARSE_ERROR
+                            match e {
+                                DecodeError::LoneSurrogate(_) => CloseReason::INVALID_UTF8,
+                                _ => CloseReason::PARSE_ERROR,
+                            }
                         })?;
                         self.on_packet(packet).await
                     }

@@ -67,6 +67,13 @@ impl HandshakeError {
         code: 5,
         message: "Unsupported protocol version",
     };
+    /// RFC 6455 4.4: a `Sec-WebSocket-Version` we do not speak; answered with the version we
+    /// do (`Sec-WebSocket-Version: 13`).
+    const WEBSOCKET_VERSION: Self = Self {
+        status: 426,
+        code: 3,
+        message: "Unsupported WebSocket version (13 is supported)",
+    };
     const TOO_MANY: Self = Self {
         status: 429,
         code: 4,
@@ -403,6 +410,9 @@ fn websocket_headers(
     });
     let version_ok = header("sec-websocket-version") == Some("13");
     let key = header("sec-websocket-key").filter(|k| !k.trim().is_empty());
+    if upgrade_ok && connection_ok && !version_ok {
+        return Err(HandshakeError::WEBSOCKET_VERSION);
+    }
     match (upgrade_ok && connection_ok && version_ok, key) {
         (true, Some(key)) => Ok(Upgrade {
             accept_key: derive_accept_key(key.trim().as_bytes()),
@@ -420,11 +430,17 @@ async fn refuse<S: AsyncWrite + Unpin>(
     let body = serde_json::json!({"code": refusal.code, "message": refusal.message}).to_string();
     let status = match refusal.status {
         404 => "404 Not Found",
+        426 => "426 Upgrade Required",
         429 => "429 Too Many Requests",
         _ => "400 Bad Request",
     };
+    let version = if refusal.status == 426 {
+        "Sec-WebSocket-Version: 13\r\n"
+    } else {
+        ""
+    };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{version}Connection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;
