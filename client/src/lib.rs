@@ -15,6 +15,9 @@
 //!   completion; `app/network.rs` network events, with room history de-duplicated by
 //!   `(namespace, room, seq)`.
 //! - [`view`]: the pure view and the layout; [`theme`]: dark and light colours.
+//! - [`sanitize`]: text from the network made harmless for a terminal (control characters
+//!   and bidirectional overrides shown as escapes, newlines as continuation rows); the
+//!   headless output uses it.
 //! - [`net`]: the network actor (Engine.IO heartbeat, namespaces, acks, reconnect).
 //! - [`tui`]: the terminal runtime; [`script`]: the headless runtime.
 //!
@@ -28,6 +31,7 @@ pub mod command;
 pub mod config;
 pub mod input;
 pub mod net;
+pub mod sanitize;
 pub mod script;
 pub mod theme;
 pub mod tui;
