@@ -1,5 +1,6 @@
 //! Text from the network made harmless for a terminal: the one place that decides which
-//! characters are shown as escapes. The headless transcript ([`crate::script`]) uses it.
+//! characters are shown as escapes. Both outputs use it: the headless transcript
+//! ([`crate::script`]) and the TUI ([`crate::view`]).
 //!
 //! Anything another user (or the server) chose can arrive here: messages, DMs, notices,
 //! topics, nicks, room names, error messages. Printed raw, some characters would act on the
