@@ -42,9 +42,10 @@
 //! that starts with the marker's `| ` (`/expect | [/ #general] <mallory> yes` matches the row
 //! above). Any other `/expect` text looks only at first rows, so a forged continuation
 //! never satisfies it as if it were a line of its own. (Within a first row the match is a
-//! plain substring, as before: `/expect <mallory> yes` also matches
-//! `[/ #general] <bob> <mallory> yes`; anchor an expectation with the place prefix and nick,
-//! `[/ #general] <mallory>`, to be sure who said it.)
+//! plain substring, as before, so one message can still quote another's line:
+//! `/expect [/ #general] <mallory> yes` is also met by bob's single-line text
+//! `[/ #general] <mallory> yes`, shown as `[/ #general] <bob> [/ #general] <mallory> yes`.
+//! An `/expect` tells that a text was shown, not who sent it.)
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
