@@ -44,7 +44,8 @@ pub enum Command {
     Quit,
     /// Script only: `/wait <ms>`.
     Wait(u64),
-    /// Script only: `/expect <text>`, wait until a shown line contains the text.
+    /// Script only: `/expect <text>`, wait until a shown line contains the text (a text
+    /// starting with `| ` looks at continuation rows: see [`crate::script`]).
     Expect(String),
 }
 

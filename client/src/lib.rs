@@ -15,19 +15,23 @@
 //!   completion; `app/network.rs` network events, with room history de-duplicated by
 //!   `(namespace, room, seq)`.
 //! - [`view`]: the pure view and the layout; [`theme`]: dark and light colours.
+//! - [`sanitize`]: text from the network made harmless for a terminal (control characters
+//!   and bidirectional overrides shown as escapes, newlines as continuation rows); both the
+//!   view and the headless output use it.
 //! - [`net`]: the network actor (Engine.IO heartbeat, namespaces, acks, reconnect).
 //! - [`tui`]: the terminal runtime; [`script`]: the headless runtime.
 //!
 //! Where to add things: a command goes in `command` (parser + table) and `run_command` in
 //! `app/commands.rs`; a server event in `net::ServerEvent` and `on_server_event` in
 //! `app/network.rs`; a request in `net::Request` (+ `Reply`) and `on_reply` there too;
-//! anything on screen in `view`.
+//! anything on screen in `view` (text that came over the network through `sanitize`).
 
 pub mod app;
 pub mod command;
 pub mod config;
 pub mod input;
 pub mod net;
+pub mod sanitize;
 pub mod script;
 pub mod theme;
 pub mod tui;

@@ -347,6 +347,13 @@ pub struct NetHandle {
 }
 
 impl NetHandle {
+    /// A handle with no actor behind it: its commands go to the returned receiver. Tests
+    /// drive an app or a script this way, feeding it [`NetEvent`]s of their own.
+    pub fn detached() -> (NetHandle, mpsc::UnboundedReceiver<NetCommand>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (NetHandle { tx }, rx)
+    }
+
     /// Queues a command; never blocks. A command sent after the actor ended is dropped.
     pub fn send(&self, command: NetCommand) {
         if self.tx.send(command).is_err() {

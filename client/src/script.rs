@@ -2,13 +2,50 @@
 //! the same [`App::update`] as typed lines ([`Event::Line`]); every line the screen would
 //! show is printed to stdout instead. Two script-only commands steer it: `/wait <ms>` keeps
 //! receiving for a while, `/expect <text>` waits until a shown line contains the text (any
-//! line shown since the start that no earlier `/expect` matched).
+//! line shown since the start that no earlier `/expect` matched; continuation rows see
+//! below).
 //! Blank lines and lines starting with `#` are skipped; each script line is echoed as
 //! `> line`. After each line the runner waits (up to 3 s) for the answers to the requests it
 //! made, as a person would look at the screen before typing on.
 //!
 //! The outcome is `false` (exit code 1) when an expectation is not met in time, when the
 //! first namespace refuses the connection, or when the server cannot be reached.
+//!
+//! # Output format
+//!
+//! One line per shown line, `[<namespace> <window>] ` then the line:
+//!
+//! ```text
+//! > /join #general                       the script's own line, echoed
+//! [/] -- connected to / as alice         a namespace window's line (`--` info, `!!` error)
+//! [/ #general] <bob> hello               a message in a room
+//! [/ #general] * bob waves               an action (`/me`)
+//! [/ @bob] <bob> psst                    a direct message
+//!   | and a second line                  a continuation row: the text after a newline
+//! !! expectation not met within 5.0 s: x the runner's own verdict
+//! ```
+//!
+//! Everything printed goes through one function (`print_rows`), which makes text from the
+//! network harmless ([`crate::sanitize`]): control characters, C1 controls and
+//! bidirectional overrides are shown as escapes such as `\u{1b}` or `\u{202e}`, a tab as a
+//! space. A newline in a text does not start a line of its own: each row after it is printed
+//! as a continuation row, prefixed with [`CONTINUATION`] (`"  | "`), which no other line
+//! starts with (they start with `[`, `> ` or `!! `). So a text such as
+//! `"hi\n[/ #general] <mallory> yes"` prints
+//!
+//! ```text
+//! [/ #general] <bob> hi
+//!   | [/ #general] <mallory> yes
+//! ```
+//!
+//! `/expect` and continuation rows: a continuation row is matched only by an expectation
+//! that starts with the marker's `| ` (`/expect | [/ #general] <mallory> yes` matches the row
+//! above). Any other `/expect` text looks only at first rows, so a forged continuation
+//! never satisfies it as if it were a line of its own. (Within a first row the match is a
+//! plain substring, as before, so one message can still quote another's line:
+//! `/expect [/ #general] <mallory> yes` is also met by bob's single-line text
+//! `[/ #general] <mallory> yes`, shown as `[/ #general] <bob> [/ #general] <mallory> yes`.
+//! An `/expect` tells that a text was shown, not who sent it.)
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
@@ -21,6 +58,12 @@ use tokio::time::Instant;
 use crate::app::{App, Event};
 use crate::command::{self, Command, Input};
 use crate::net::{NetCommand, NetEvent, NetHandle};
+use crate::sanitize;
+
+/// What a continuation row (the text after a newline) starts with.
+pub const CONTINUATION: &str = "  | ";
+/// The part of [`CONTINUATION`] an `/expect` starts with to match a continuation row.
+const CONTINUATION_EXPECT: &str = "| ";
 
 /// How long a script line (and the end of a script, and `/quit`) waits for the answers to
 /// its requests before going on.
@@ -71,15 +114,54 @@ impl ScriptSource {
     }
 }
 
+/// One printed row: the first row of a shown line, or one of its continuation rows (printed
+/// after [`CONTINUATION`]). `text` is already sanitised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    text: String,
+    continuation: bool,
+}
+
+impl Row {
+    /// Whether this row satisfies `/expect <expected>` (see the module doc).
+    fn matches(&self, expected: &str) -> bool {
+        if self.continuation {
+            expected
+                .strip_prefix(CONTINUATION_EXPECT)
+                .is_some_and(|rest| self.text.contains(rest))
+        } else {
+            self.text.contains(expected)
+        }
+    }
+}
+
+/// The one print path: writes `line` made harmless ([`sanitize::rows`]), its continuation
+/// rows after [`CONTINUATION`], and returns the rows as printed.
+fn print_rows<W: Write>(out: &mut W, line: &str) -> std::io::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (i, text) in sanitize::rows(line).into_iter().enumerate() {
+        if i == 0 {
+            writeln!(out, "{text}")?;
+        } else {
+            writeln!(out, "{CONTINUATION}{text}")?;
+        }
+        rows.push(Row {
+            text,
+            continuation: i > 0,
+        });
+    }
+    Ok(rows)
+}
+
 /// The headless runner: the app, the actor's two ends and where output goes.
 struct Runner<'a, W: Write> {
     app: App,
     net: NetHandle,
     net_rx: mpsc::UnboundedReceiver<NetEvent>,
     out: &'a mut W,
-    /// Every line shown so far.
-    shown: Vec<String>,
-    /// Lines that already satisfied an `/expect`: each line satisfies one at most.
+    /// Every row shown so far (the runner's own echo and verdict lines are not among them).
+    shown: Vec<Row>,
+    /// Rows that already satisfied an `/expect`: each row satisfies one at most.
     matched: HashSet<usize>,
 }
 
@@ -90,10 +172,15 @@ impl<W: Write> Runner<'_, W> {
             self.net.send(cmd);
         }
         for line in self.app.take_journal() {
-            writeln!(self.out, "{line}")?;
-            self.shown.push(line);
+            let rows = print_rows(self.out, &line)?;
+            self.shown.extend(rows);
         }
         self.out.flush()
+    }
+
+    /// Prints one of the runner's own lines (an echo, a verdict); `/expect` does not see it.
+    fn say(&mut self, line: &str) -> std::io::Result<()> {
+        print_rows(self.out, line).map(|_| ())
     }
 
     /// Handles network events until `done` holds or the deadline passes. Returns whether
@@ -124,14 +211,15 @@ impl<W: Write> Runner<'_, W> {
         }
     }
 
-    /// Looks for a shown line with `text` that no earlier `/expect` used. Lines shown
-    /// before the `/expect` count too, so two clients' events may arrive in either order.
+    /// Looks for a shown row matching `text` ([`Row::matches`]) that no earlier `/expect`
+    /// used. Rows shown before the `/expect` count too, so two clients' events may arrive
+    /// in either order.
     fn find(&mut self, text: &str) -> bool {
         let found = self
             .shown
             .iter()
             .enumerate()
-            .find(|(i, l)| !self.matched.contains(i) && l.contains(text))
+            .find(|(i, row)| !self.matched.contains(i) && row.matches(text))
             .map(|(i, _)| i);
         match found {
             Some(i) => {
@@ -171,7 +259,7 @@ pub async fn run<W: Write>(
     let ok = loop {
         r.flush()?;
         if let Some(why) = r.app.failure.clone() {
-            writeln!(r.out, "!! {why}")?;
+            r.say(&format!("!! {why}"))?;
             break false;
         }
         if r.app.quit {
@@ -195,7 +283,7 @@ pub async fn run<W: Write>(
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        writeln!(r.out, "> {trimmed}")?;
+        r.say(&format!("> {trimmed}"))?;
         match command::parse(trimmed) {
             Ok(Input::Command(Command::Wait(ms))) => {
                 let until = Instant::now() + Duration::from_millis(ms);
@@ -205,11 +293,10 @@ pub async fn run<W: Write>(
                 let until = Instant::now() + expect_timeout;
                 if !r.pump(until, |r| r.find(&text)).await? {
                     if r.app.failure.is_none() {
-                        writeln!(
-                            r.out,
+                        r.say(&format!(
                             "!! expectation not met within {:.1} s: {text}",
                             expect_timeout.as_secs_f64()
-                        )?;
+                        ))?;
                     }
                     break false;
                 }

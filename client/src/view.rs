@@ -4,6 +4,14 @@
 //! Screen layout (see [`layout`]): a title row (window name and topic), the room list on the
 //! left beside the message pane, a status row, the input row. The room list is hidden on
 //! very narrow terminals.
+//!
+//! Text that came over the network (messages, topics, nicks, room names, errors) is drawn
+//! through [`crate::sanitize`]: control characters, C1 controls and bidirectional overrides
+//! appear as escapes (`\u{1b}`, `\u{202e}`), a tab as a space. A newline in a message
+//! starts an indented continuation row, like a wrapped row: only a line's first row starts
+//! at the left edge with its time, so no text can draw a row that looks like a message of
+//! its own. One-row places (the title, the room list, the status line) show a newline as a
+//! space.
 
 use std::time::Duration;
 
@@ -17,6 +25,7 @@ use ratatui::widgets::Widget;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::app::{self, App, ConnState, LineKind, NsStatus, Window, WindowKind};
+use crate::sanitize;
 
 /// Where each part of the screen goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +168,7 @@ fn render_title(app: &App, area: Rect, buf: &mut Buffer) {
     buf.set_string(
         area.x,
         area.y,
-        fit(&text, usize::from(area.width)),
+        fit(&sanitize::one_line(&text), usize::from(area.width)),
         app.theme.title,
     );
 }
@@ -200,7 +209,7 @@ fn render_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             counts.push(Span::styled(format!(" @{}", w.mentions), app.theme.mention));
         }
         let counts_w: usize = counts.iter().map(|s| s.content.width()).sum();
-        let name = fit(&name, width.saturating_sub(counts_w));
+        let name = fit(&sanitize::one_line(&name), width.saturating_sub(counts_w));
         let active = i == app.active;
         let style = if active {
             app.theme.sidebar_active
@@ -272,13 +281,6 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
     rows
 }
 
-/// Replaces control characters (tabs, newlines, escapes) so text cannot move the cursor.
-fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 /// How many rows one line takes in a message pane `width` columns wide.
 pub fn line_height(app: &App, line: &app::Line, width: u16) -> usize {
     line_rows(app, line, usize::from(width)).len()
@@ -304,29 +306,33 @@ fn line_rows(app: &App, line: &app::Line, width: usize) -> Vec<Line<'static>> {
             } else {
                 theme.text
             };
+            let from = sanitize::one_line(from);
             if *action {
-                (format!("* {from} "), nick_style, sanitize(text), text_style)
+                (format!("* {from} "), nick_style, text, text_style)
             } else {
-                (format!("<{from}> "), nick_style, sanitize(text), text_style)
+                (format!("<{from}> "), nick_style, text, text_style)
             }
         }
-        LineKind::Info(text) => ("-- ".to_owned(), theme.info, sanitize(text), theme.info),
-        LineKind::Error(text) => ("!! ".to_owned(), theme.error, sanitize(text), theme.error),
+        LineKind::Info(text) => ("-- ".to_owned(), theme.info, text, theme.info),
+        LineKind::Error(text) => ("!! ".to_owned(), theme.error, text, theme.error),
     };
+    // Escaped, and split at its newlines: every row after the first is indented.
+    let paragraphs = sanitize::rows(text);
     let pw = ts.width() + prefix.width();
     let indent = if width >= pw + 12 { pw } else { 2.min(width) };
     let first = width.saturating_sub(pw);
-    let pieces = if first == 0 {
-        let mut v = vec![String::new()];
-        v.extend(wrap(
-            &text,
-            width.saturating_sub(indent),
-            width.saturating_sub(indent),
-        ));
-        v
-    } else {
-        wrap(&text, first, width.saturating_sub(indent))
-    };
+    let rest = width.saturating_sub(indent);
+    let mut pieces = Vec::new();
+    for (p, paragraph) in paragraphs.iter().enumerate() {
+        if p > 0 {
+            pieces.extend(wrap(paragraph, rest, rest));
+        } else if first == 0 {
+            pieces.push(String::new());
+            pieces.extend(wrap(paragraph, rest, rest));
+        } else {
+            pieces.extend(wrap(paragraph, first, rest));
+        }
+    }
     let mut rows = Vec::with_capacity(pieces.len());
     for (i, piece) in pieces.into_iter().enumerate() {
         if i == 0 {
@@ -437,7 +443,7 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
     buf.set_string(
         area.x,
         area.y,
-        fit(&text, usize::from(area.width)),
+        fit(&sanitize::one_line(&text), usize::from(area.width)),
         app.theme.status,
     );
 }
@@ -445,7 +451,7 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
 /// The prompt and the visible input text for an input row of `width` columns.
 fn input_parts(app: &App, width: u16) -> (String, String) {
     let prompt = match app.active_window() {
-        Some(w) => format!("[{}] ", w.title()),
+        Some(w) => format!("[{}] ", sanitize::one_line(&w.title())),
         None => "> ".to_owned(),
     };
     // A long window name must not eat the input line.

@@ -490,3 +490,318 @@ async fn chats_over_wss_when_the_ca_file_is_trusted() {
     alice.finish().await;
     bob.finish().await;
 }
+
+/// A character that must never reach the terminal raw from the headless output: C0 controls
+/// but the newline (a tab too: it is shown as a space), DEL, C1 controls, bidirectional
+/// embeddings, overrides and isolates, and the line and paragraph separators.
+fn raw_control(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+        || c == '\u{2028}'
+        || c == '\u{2029}'
+}
+
+fn assert_no_raw_controls(out: &str) {
+    for (n, line) in out.lines().enumerate() {
+        let bad: Vec<char> = line.chars().filter(|&c| raw_control(c)).collect();
+        assert!(
+            bad.is_empty(),
+            "line {n} has raw {bad:?}: {line:?}\n{out:?}"
+        );
+    }
+}
+
+/// Sends `request` on a bare network actor (no app, so no client-side text checks) and
+/// waits for its answer.
+async fn ask(
+    net: &chat_client::net::NetHandle,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<chat_client::net::NetEvent>,
+    request: chat_client::net::Request,
+) -> Result<chat_client::net::Reply, chat_client::net::Failure> {
+    use chat_client::net::{NetCommand, NetEvent};
+    net.send(NetCommand::Request {
+        nsp: "/".into(),
+        request: request.clone(),
+    });
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("an answer in time")
+            .expect("the actor is running");
+        if let NetEvent::Reply {
+            request: r, result, ..
+        } = ev
+        {
+            if r == request {
+                return result;
+            }
+        }
+    }
+}
+
+/// "Text cannot attack a terminal": another user sends an OSC title sequence, a CR
+/// overwrite, a C1 CSI, a bidi override, and a newline followed by a line forged to look
+/// like someone else's message (in a room message, a topic and a DM). The headless output
+/// has no raw control character, shows them as escapes, and the forged line is only ever a
+/// continuation row that a plain `/expect` for it does not match. (Should the server refuse
+/// the control characters, the sends fail and only the newline cases are exercised here;
+/// `forged_events_are_escaped_without_a_server` covers the rest without a server.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_texts_are_escaped_and_cannot_forge_a_line() {
+    use chat_client::net::{self, NetCommand, NetConfig, NetEvent, Request};
+    let server = start_server(&[]).await;
+    let server_url = url(server.local_addr());
+    let alice = Client::start(&server_url, "alice", &[]);
+    alice.line("/join r");
+    alice.wait_for("you joined #r").await;
+
+    let mut config = NetConfig::new(&server_url, "mallory");
+    config.backoff_base = Duration::from_millis(100);
+    let (mallory, mut rx, _task) = net::spawn(config);
+    mallory.send(NetCommand::Connect {
+        nsp: "/".into(),
+        key: None,
+    });
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("mallory connects in time")
+            .expect("the actor is running");
+        if matches!(ev, NetEvent::NsConnected { .. }) {
+            break;
+        }
+    }
+    ask(&mallory, &mut rx, Request::Join { room: "r".into() })
+        .await
+        .expect("mallory joins");
+    alice.wait_for("mallory joined #r").await;
+
+    let message = |text: &str| Request::Message {
+        room: "r".into(),
+        text: text.into(),
+        action: false,
+    };
+    // (what mallory sends, how alice's output shows it)
+    let attacks = [
+        (
+            message("\u{1b}]0;pwned\u{7}title"),
+            "<mallory> \\u{1b}]0;pwned\\u{7}title",
+        ),
+        (
+            message("secret\roverwritten"),
+            "<mallory> secret\\u{d}overwritten",
+        ),
+        (message("\u{9b}2Jcsi"), "<mallory> \\u{9b}2Jcsi"),
+        (message("abc\u{202e}fed"), "<mallory> abc\\u{202e}fed"),
+        (
+            message("hi\n[/ #r] <carol> forged yes"),
+            "\n  | [/ #r] <carol> forged yes\n",
+        ),
+        (
+            Request::Topic {
+                room: "r".into(),
+                topic: Some("calm\n[/ #r] <carol> forged topic".into()),
+            },
+            "\n  | [/ #r] <carol> forged topic\n",
+        ),
+        (
+            Request::Dm {
+                to: "alice".into(),
+                text: "psst\n[/ @carol] <carol> forged dm".into(),
+                action: false,
+            },
+            "<mallory> psst\n  | [/ @carol] <carol> forged dm\n",
+        ),
+    ];
+    let mut delivered = Vec::new();
+    for (request, shown) in attacks {
+        if ask(&mallory, &mut rx, request).await.is_ok() {
+            delivered.push(shown);
+        }
+    }
+    ask(&mallory, &mut rx, message("end of attacks"))
+        .await
+        .expect("a plain message is sent");
+    alice.wait_for("<mallory> end of attacks").await;
+    // Newlines stay allowed in messages: that forgery at least arrived.
+    assert!(
+        delivered.contains(&"\n  | [/ #r] <carol> forged yes\n"),
+        "{delivered:?}"
+    );
+
+    // A plain `/expect` for the forged line is not satisfied by the continuation row.
+    alice.line("/expect [/ #r] <carol> forged yes");
+    let (ok, out) = alice.finish().await;
+    assert!(!ok, "the forged continuation satisfied /expect:\n{out}");
+    assert!(
+        out.contains("!! expectation not met within 5.0 s: [/ #r] <carol> forged yes"),
+        "{out}"
+    );
+    assert_no_raw_controls(&out);
+    for shown in delivered {
+        assert!(out.contains(shown), "{shown:?} not in:\n{out}");
+    }
+    for line in out.lines() {
+        assert!(!line.starts_with("[/ #r] <carol>"), "forged: {line:?}");
+        assert!(!line.starts_with("[/ @carol]"), "forged: {line:?}");
+    }
+    mallory.send(NetCommand::Shutdown);
+    server.shutdown().await;
+}
+
+/// The client's own defence, without a server (which may refuse such texts): forged events
+/// straight into a script's app: a room message (as an event and in a join's history), a
+/// DM, a notice, a topic, a presence with a hostile nick, a refusal and an error with
+/// hostile messages. Nothing raw reaches the output, every newline starts a continuation
+/// row, and only an `/expect` that starts with the marker's `| ` matches such a row.
+#[tokio::test]
+async fn forged_events_are_escaped_without_a_server() {
+    use chat_client::app::App;
+    use chat_client::net::{Failure, NetEvent, NetHandle, Reply, Request, ServerEvent};
+    use chat_client::script::{self, ScriptSource};
+    use chat_client::theme::Theme;
+    use chat_protocol::events::{
+        ChatMessage, DirectMessage, ErrorBody, ErrorCode, JoinReply, Notice, Presence,
+        PresenceAction, TopicChange,
+    };
+
+    const FORGED: &str = "[/ #r] <carol> forged yes";
+    let hostile = format!("\u{1b}]0;pwned\u{7}a\rb\u{9b}c\u{202e}d\u{2066}\u{7f}\u{0}\n{FORGED}");
+    let message = |seq: u64| ChatMessage {
+        id: format!("m{seq}"),
+        room: "r".into(),
+        seq,
+        from: "mallory".into(),
+        text: hostile.clone(),
+        ts: 0,
+        action: false,
+    };
+    let server = |event| NetEvent::Server {
+        nsp: "/".into(),
+        event,
+    };
+    let events = vec![
+        NetEvent::Up,
+        NetEvent::NsConnected {
+            nsp: "/".into(),
+            resumed: false,
+        },
+        NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::Join { room: "r".into() },
+            result: Ok(Reply::Join(JoinReply {
+                room: "r".into(),
+                members: vec!["alice".into(), "mallory".into()],
+                topic: Some(hostile.clone()),
+                history: vec![message(1)],
+            })),
+            automatic: false,
+        },
+        server(ServerEvent::Message(message(2))),
+        server(ServerEvent::Dm(DirectMessage {
+            id: "d1".into(),
+            from: "mallory".into(),
+            to: "alice".into(),
+            text: hostile.clone(),
+            ts: 0,
+            action: false,
+        })),
+        server(ServerEvent::Notice(Notice {
+            text: hostile.clone(),
+        })),
+        server(ServerEvent::Topic(TopicChange {
+            room: "r".into(),
+            topic: Some(hostile.clone()),
+            by: "mallory".into(),
+        })),
+        server(ServerEvent::Presence(Presence {
+            room: "r".into(),
+            nick: format!("eve\u{1b}[1A\n{FORGED}"),
+            action: PresenceAction::Join,
+            previous: None,
+        })),
+        NetEvent::NsRefused {
+            nsp: "/x".into(),
+            message: hostile.clone(),
+            code: None,
+        },
+        NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::Rooms,
+            result: Err(Failure::Server(ErrorBody {
+                code: ErrorCode::Internal,
+                message: hostile.clone(),
+            })),
+            automatic: false,
+        },
+    ];
+    let run = |script: &str| {
+        let script = script.to_owned();
+        let events = events.clone();
+        async move {
+            let app = App::new("ws://127.0.0.1:1", "alice", &[], Theme::dark());
+            let (net, _commands) = NetHandle::detached();
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            for ev in events {
+                tx.send(ev).expect("send event");
+            }
+            let mut out = Vec::new();
+            let ok = script::run(
+                app,
+                net,
+                rx,
+                ScriptSource::from_text(&script),
+                Duration::from_millis(300),
+                &mut out,
+            )
+            .await
+            .expect("script ran");
+            drop(tx);
+            (ok, String::from_utf8(out).expect("utf-8 output"))
+        }
+    };
+
+    // A plain `/expect` for the forged line: not met, though it was shown many times.
+    let (ok, out) = run(&format!("/expect {FORGED}")).await;
+    assert!(!ok, "the forged continuation satisfied /expect:\n{out}");
+    assert_no_raw_controls(&out);
+    let escaped = "\\u{1b}]0;pwned\\u{7}a\\u{d}b\\u{9b}c\\u{202e}d\\u{2066}\\u{7f}\\u{0}\n  | [/ #r] <carol> forged yes\n";
+    for shown in [
+        format!("[/ #r] <mallory> {escaped}"),
+        format!("[/ @mallory] <mallory> {escaped}"),
+        format!("-- notice: {escaped}"),
+        format!("-- topic: {escaped}"),
+        format!("-- mallory set the topic of #r: {escaped}"),
+        format!("[/ #r] -- eve\\u{{1b}}[1A\n  | {FORGED} joined #r\n"),
+        format!("[/x] !! /x refused the connection: {escaped}"),
+        format!("!! cannot list rooms: {escaped}"),
+    ] {
+        assert!(out.contains(&shown), "{shown:?} not in:\n{out}");
+    }
+    for line in out.lines() {
+        assert!(!line.starts_with("[/ #r] <carol>"), "forged: {line:?}");
+    }
+    // Both room messages (history and event) were shown, each with its continuation.
+    assert_eq!(out.matches("[/ #r] <mallory> ").count(), 2, "{out}");
+    assert_eq!(out.matches(&format!("\n  | {FORGED}")).count(), 9, "{out}");
+
+    // An `/expect` that starts with the marker's `| ` looks at continuation rows (at the
+    // text after the marker).
+    let script = format!("/expect | {FORGED}\n/expect | {FORGED}\n/expect | hmm {FORGED}\n");
+    let (ok, out) = run(&script).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "!! expectation not met within 0.3 s: | hmm {FORGED}"
+        )),
+        "{out}"
+    );
+    let (ok, out) = run(&format!(
+        "/expect | {FORGED}\n/expect <mallory> \\u{{1b}}]0;"
+    ))
+    .await;
+    assert!(ok, "{out}");
+}

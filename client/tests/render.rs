@@ -406,3 +406,66 @@ fn find(text: &str, needle: &str) -> Option<(u16, u16)> {
         .enumerate()
         .find_map(|(y, l)| l.find(needle).map(|b| (l[..b].width() as u16, y as u16)))
 }
+
+/// Received text cannot act on the terminal or forge a row: control characters, C1 controls
+/// and bidi overrides are drawn as escapes (in the pane and in the title's topic), and a
+/// newline starts an indented continuation row, never one at the left edge with a time.
+#[test]
+fn hostile_text_is_escaped_and_a_newline_indents() {
+    let mut app = fixture();
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Message(msg(
+                "general",
+                5,
+                "bob",
+                "hi\u{1b}]0;pwned\u{7}\n09:36 <carol> forged\u{9b}2J\u{202e}x\u{2066}",
+            )),
+        },
+    );
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Topic(chat_protocol::events::TopicChange {
+                room: "general".into(),
+                topic: Some("calm\u{1b}[2J\u{202e}\nnow".into()),
+                by: "bob".into(),
+            }),
+        },
+    );
+    let (text, _) = draw(&app, 80, 24);
+    let hostile = |c: char| {
+        c.is_control() && c != '\n'
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    assert!(!text.chars().any(hostile), "{text:?}");
+    let rows: Vec<&str> = text.lines().collect();
+    let title = rows[0];
+    assert!(
+        title.contains("- calm\\u{1b}[2J\\u{202e} now"),
+        "the topic, escaped, on one row: {title}"
+    );
+    // The message pane starts after the room list and its separator (18 + 1 columns).
+    let pane = |row: &str| row.chars().skip(19).collect::<String>();
+    let first = rows
+        .iter()
+        .position(|r| r.contains("<bob> hi"))
+        .expect("bob's row");
+    assert!(
+        pane(rows[first]).starts_with("09:35 <bob> hi\\u{1b}]0;pwned\\u{7}"),
+        "{}",
+        rows[first]
+    );
+    let forged = pane(rows[first + 1]);
+    assert!(
+        forged.starts_with("            09:36 <carol> forged\\u{9b}2J\\u{202e}x\\u{2066}"),
+        "the continuation is indented like a wrapped row: {forged:?}"
+    );
+    for row in &rows {
+        assert!(!pane(row).starts_with("09:36 <carol>"), "forged: {row}");
+    }
+}
