@@ -219,6 +219,13 @@ async fn start(config: EngineConfig) -> TestServer {
             }
         }),
     );
+    // Dynamic, with a disconnect handler that panics.
+    engine.dynamic_namespace(
+        Regex::new(r"^/fragile-\d+$").unwrap(),
+        handlers("fragile", room_events.clone()).on_disconnect(|_socket, _reason| async move {
+            panic!("disconnect handler panicked on purpose");
+        }),
+    );
     let secure =
         handlers("secure", room_events.clone())
             .middleware(|req| async move {
@@ -1324,6 +1331,30 @@ async fn a_dynamic_namespace_lives_while_it_has_sockets_and_comes_back() {
     a.send("41/team-7,").await;
     eventually("/team-7 removed again", || {
         engine.get_namespace("/team-7").is_none()
+    })
+    .await;
+    assert_eq!(engine.namespaces().len(), statics);
+}
+
+#[tokio::test]
+async fn a_panicking_disconnect_handler_still_frees_the_namespace() {
+    let s = start_default().await;
+    let engine = s.server.engine().clone();
+    let statics = engine.namespaces().len();
+    let (mut c, _) = client(s.addr()).await;
+    c.join_ns("/fragile-1", None).await;
+    c.wait_event("hello").await;
+    assert_eq!(registered_sockets(&engine, "/fragile-1"), 1);
+    c.send("41/fragile-1,").await;
+    // The connection survives its handler's panic, and the socket left all the same.
+    c.call("/", "echo-ack", vec![json!(1)]).await;
+    assert!(engine.get_namespace("/fragile-1").is_none());
+    // And on a connection close.
+    c.join_ns("/fragile-1", None).await;
+    c.wait_event("hello").await;
+    c.close().await;
+    eventually("/fragile-1 removed", || {
+        engine.get_namespace("/fragile-1").is_none()
     })
     .await;
     assert_eq!(engine.namespaces().len(), statics);
