@@ -720,6 +720,59 @@ async fn look_alikes_of_registered_and_online_nicks_are_refused() {
     server.shutdown().await;
 }
 
+// ---- refused connects ----
+
+/// Waits (up to 5 s) until the server has no namespace of that name.
+async fn namespace_gone(server: &RunningServer, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.engine().get_namespace(name).is_some() {
+        assert!(Instant::now() < deadline, "{name} is still registered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn refused_connects_to_distinct_dynamic_names_allocate_no_namespace() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    let statics = server.engine().namespaces().len();
+    let mut attacker = Client::connect(addr).await;
+    // 4,000 names the dynamic pattern matches, each refused by the nick middleware (no
+    // nick in the auth), in batches so the answers never fill the attacker's queue.
+    const BATCH: usize = 250;
+    for batch in 0..16 {
+        let names = (batch * BATCH..(batch + 1) * BATCH).map(|i| format!("/dyn-{i}"));
+        for name in names.clone() {
+            attacker.send(&format!("40{name},")).await;
+        }
+        for name in names {
+            let p = attacker.recv_packet().await;
+            assert_eq!((p.kind, p.nsp.as_str()), (PacketKind::ConnectError, &*name));
+            assert_eq!(p.data.as_ref().unwrap()["data"]["code"], "nick_required");
+        }
+    }
+    assert_eq!(
+        server.engine().namespaces().len(),
+        statics,
+        "refused CONNECTs left namespaces behind"
+    );
+    assert!(server.engine().get_namespace("/dyn-3").is_none());
+    // The attacker's connection still works: with a nick it is admitted, and the namespace
+    // exists while its socket does.
+    attacker
+        .join_ns("/dyn-3", Some(json!({"nick": "mallory"})))
+        .await;
+    attacker.wait_event("notice").await;
+    assert_eq!(server.engine().namespaces().len(), statics + 1);
+    let reply = attacker.request("/dyn-3", "ping", json!({})).await;
+    assert_eq!(reply["ok"], true, "ping: {reply}");
+    attacker.send("41/dyn-3,").await;
+    namespace_gone(&server, "/dyn-3").await;
+    assert_eq!(server.engine().namespaces().len(), statics);
+    chat.finish().await;
+    server.shutdown().await;
+}
+
 // ---- since and the room limit ----
 
 #[tokio::test]
@@ -893,5 +946,60 @@ async fn who_lists_the_members_of_a_room_one_is_not_in() {
     assert_eq!(reply["members"], json!(["ann"]), "{reply}");
     let reply = b.request("/", "who", json!({"room": "nobody-here"})).await;
     assert_eq!(reply["members"], json!([]), "{reply}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dynamic_chat_namespace_goes_with_its_last_user_and_comes_back_working() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    let statics = server.engine().namespaces().len();
+    let nsp = "/dyn-live";
+    let enter = |nick: &'static str| async move {
+        let mut c = Client::connect(addr).await;
+        c.join_ns(nsp, Some(json!({ "nick": nick }))).await;
+        c.wait_event("notice").await;
+        let reply = c.request(nsp, "join", json!({"room": "talk"})).await;
+        assert_eq!(reply["ok"], true, "join: {reply}");
+        c
+    };
+    /// `from` sends `text` to `talk`; `to` receives it live.
+    async fn says(from: &mut Client, to: &mut Client, text: &str) {
+        let reply = from
+            .request(
+                "/dyn-live",
+                "message",
+                json!({"room": "talk", "text": text}),
+            )
+            .await;
+        assert_eq!(reply["ok"], true, "message: {reply}");
+        loop {
+            let p = to.recv_packet().await;
+            if p.nsp == "/dyn-live" && p.event_name() == Some("message") {
+                assert_eq!(p.data.as_ref().unwrap()[1]["text"], text);
+                return;
+            }
+        }
+    }
+    let mut carol = enter("carol").await;
+    let mut dave = enter("dave").await;
+    assert_eq!(server.engine().namespaces().len(), statics + 1);
+    says(&mut carol, &mut dave, "first").await;
+    // carol leaves the namespace (her connection stays), dave's connection closes.
+    carol.send(&format!("41{nsp},")).await;
+    dave.close().await;
+    namespace_gone(&server, nsp).await;
+    assert_eq!(server.engine().namespaces().len(), statics);
+    // Back again: a new namespace of the same name, rooms and messages work; the nicks
+    // were released with the sockets.
+    carol.join_ns(nsp, None).await;
+    carol.wait_event("notice").await;
+    let reply = carol.request(nsp, "join", json!({"room": "talk"})).await;
+    assert_eq!(reply["ok"], true, "join: {reply}");
+    let mut dave = enter("dave").await;
+    says(&mut dave, &mut carol, "second").await;
+    says(&mut carol, &mut dave, "third").await;
+    assert_eq!(server.engine().namespaces().len(), statics + 1);
+    chat.finish().await;
     server.shutdown().await;
 }

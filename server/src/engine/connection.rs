@@ -496,6 +496,10 @@ impl Connection {
                 }
             }
         }
+        // Admitted: only now is a dynamic namespace registered (or the instance another
+        // connection registered meanwhile taken), pinned until the socket is in it.
+        let registered = ns.register();
+        let ns = registered.ns.clone();
         let socket = Socket::new(
             ns.clone(),
             self.outbox.clone(),
@@ -503,6 +507,7 @@ impl Connection {
             self.extensions.clone(),
         );
         ns.add_socket(&socket);
+        drop(registered);
         self.send(Packet::connect_ok(&nsp, socket.sid().as_str()));
         self.sockets.insert(nsp, socket.clone());
         if let Some(on_connect) = ns.handlers().on_connect.clone() {

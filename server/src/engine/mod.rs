@@ -196,6 +196,10 @@ impl Default for EngineConfig {
 
 type AdapterFactory = Arc<dyn Fn(AdapterContext) -> Arc<dyn Adapter> + Send + Sync>;
 
+/// The engine's namespaces by name. A dynamic namespace holds a `Weak` to it, to remove itself
+/// when its last socket leaves (see [`Namespace`]'s lifetime rules).
+pub(crate) type Registry = RwLock<HashMap<String, Namespace>>;
+
 /// The engine: configuration, the namespace registry and the shutdown signal. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -204,7 +208,10 @@ pub struct Engine {
 
 struct EngineInner {
     config: EngineConfig,
-    namespaces: RwLock<HashMap<String, Namespace>>,
+    /// Static namespaces, and dynamic ones while they have sockets. Lock order: this map,
+    /// then a namespace's own locks (its socket map, its adapter's); never the other way
+    /// round, and no application callback runs while it is held.
+    namespaces: Arc<Registry>,
     dynamic: RwLock<Vec<(Regex, Arc<Handlers>)>>,
     adapter_factory: AdapterFactory,
     shutdown: CancellationToken,
@@ -225,7 +232,7 @@ impl Engine {
         Engine {
             inner: Arc::new(EngineInner {
                 config,
-                namespaces: RwLock::new(HashMap::new()),
+                namespaces: Arc::new(RwLock::new(HashMap::new())),
                 dynamic: RwLock::new(Vec::new()),
                 adapter_factory: Arc::new(factory),
                 shutdown: CancellationToken::new(),
@@ -239,29 +246,36 @@ impl Engine {
     }
 
     /// Registers (or replaces the handlers of) a static namespace and returns its handle.
+    /// Static namespaces live as long as the engine.
     pub fn namespace(&self, name: &str, handlers: Handlers) -> Namespace {
-        let ns = self.make_namespace(name, Arc::new(handlers));
-        write(&self.inner.namespaces).insert(name.to_owned(), ns.clone());
+        let ns = Namespace::new(name, Arc::new(handlers), &self.inner.adapter_factory, None);
+        let old = write(&self.inner.namespaces).insert(name.to_owned(), ns.clone());
+        drop(old);
         ns
     }
 
-    /// Namespaces whose name matches `pattern` are created on first CONNECT with `handlers`.
-    /// A static namespace of the same name wins; patterns are tried in registration order.
+    /// Namespaces whose name matches `pattern` are created with `handlers` when a CONNECT to
+    /// them is admitted, and removed when their last socket leaves (a refused CONNECT leaves
+    /// nothing behind). A static namespace of the same name wins; patterns are tried in
+    /// registration order.
     pub fn dynamic_namespace(&self, pattern: Regex, handlers: Handlers) {
         write(&self.inner.dynamic).push((pattern, Arc::new(handlers)));
     }
 
-    /// The namespace of that name, if it exists (static or already created dynamically).
+    /// The namespace of that name, if it exists: static, or dynamic with sockets.
     pub fn get_namespace(&self, name: &str) -> Option<Namespace> {
         read(&self.inner.namespaces).get(name).cloned()
     }
 
-    /// Every existing namespace.
+    /// Every existing namespace (the static ones and the dynamic ones that have sockets).
     pub fn namespaces(&self) -> Vec<Namespace> {
         read(&self.inner.namespaces).values().cloned().collect()
     }
 
-    /// Finds or creates (from a pattern) the namespace a CONNECT names.
+    /// The namespace a CONNECT names: the registered one, else a new dynamic one from the
+    /// first matching pattern, which is NOT registered: the connect middleware runs against
+    /// it and [`Namespace::register`] registers it (or finds the instance another connection
+    /// registered meanwhile) only once the chain admits the socket.
     pub(crate) fn resolve_namespace(&self, name: &str) -> Option<Namespace> {
         if let Some(ns) = self.get_namespace(name) {
             return Some(ns);
@@ -270,17 +284,13 @@ impl Engine {
             .iter()
             .find(|(re, _)| re.is_match(name))
             .map(|(_, h)| h.clone())?;
-        let mut map = write(&self.inner.namespaces);
-        // Another connection may have created it between the two locks.
-        let ns = map
-            .entry(name.to_owned())
-            .or_insert_with(|| self.make_namespace(name, handlers))
-            .clone();
-        Some(ns)
-    }
-
-    fn make_namespace(&self, name: &str, handlers: Arc<Handlers>) -> Namespace {
-        Namespace::new(name, handlers, &self.inner.adapter_factory)
+        let registry = Arc::downgrade(&self.inner.namespaces);
+        Some(Namespace::new(
+            name,
+            handlers,
+            &self.inner.adapter_factory,
+            Some(registry),
+        ))
     }
 
     /// The signal every connection watches; cancelled by [`Engine::shutdown`].

@@ -1,12 +1,25 @@
 //! Namespaces: each has its own handlers, connect middleware chain, adapter (rooms) and
-//! sockets. Static ones are registered by name; dynamic ones are created on first CONNECT
-//! from a name pattern (see [`super::Engine::dynamic_namespace`]).
+//! sockets. Static ones are registered by name and live as long as the engine; dynamic ones
+//! are made from a name pattern (see [`super::Engine::dynamic_namespace`]), registered when a
+//! CONNECT to them is admitted and removed when their last socket leaves.
+//!
+//! A dynamic namespace's lifetime, and the race it must not lose: a connection that found the
+//! registered instance must add its socket to an instance that is still registered, or its
+//! socket would sit in an orphan that other connections of the same name never meet. So
+//! registering ([`Namespace::register`]) *pins* the instance under the registry lock, and the
+//! pin is released only after the socket is added; the instance is removed only under the
+//! registry's write lock, when it has no pin and no socket and the registry's entry is this
+//! very instance. A pin taken before the removal's check stops it; one that would be taken
+//! after it finds no entry and registers a new instance. Neither the registry lock nor any
+//! namespace lock is held while the socket is added (its adapter's `join` runs the
+//! application's room listeners).
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use bytes::Bytes;
@@ -15,7 +28,7 @@ use serde_json::Value;
 use super::adapter::{Adapter, AdapterContext, LocalSockets, RoomEvent};
 use super::broadcast::BroadcastOperator;
 use super::socket::{AckSender, Socket};
-use super::{AdapterFactory, Room, Sid, lock, read, write};
+use super::{AdapterFactory, Registry, Room, Sid, lock, read, write};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -51,6 +64,9 @@ impl Extensions {
 /// A CONNECT as the middleware chain sees it.
 #[derive(Clone)]
 pub struct ConnectRequest {
+    /// The namespace asked for. A dynamic one is not registered yet (the engine does not know
+    /// it) and, when another connection registers the same name meanwhile, the socket joins
+    /// that instance instead: keep its name, not the handle.
     pub namespace: Namespace,
     /// The CONNECT payload (`{}` when absent).
     pub auth: Value,
@@ -192,10 +208,39 @@ struct NamespaceInner {
     adapter: Arc<dyn Adapter>,
     local: Arc<LocalSockets>,
     sockets: RwLock<HashMap<Sid, Socket>>,
+    /// The engine's registry, for a dynamic namespace (`None`: static, never removed).
+    registry: Option<Weak<Registry>>,
+    /// Admissions between [`Namespace::register`] and their `add_socket`; taken under the
+    /// registry lock, so a removal (under its write lock) sees every one of them.
+    pins: AtomicUsize,
+}
+
+/// A namespace returned by [`Namespace::register`], pinned (it stays registered) until this
+/// is dropped, which the caller does right after adding its socket.
+pub(crate) struct Registered {
+    pub(crate) ns: Namespace,
+    pinned: bool,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if self.pinned {
+            self.ns.inner.pins.fetch_sub(1, Ordering::AcqRel);
+            // The socket may already have left again (a listener disconnected it): then
+            // nobody else would remove the namespace.
+            self.ns.release_if_unused();
+        }
+    }
 }
 
 impl Namespace {
-    pub(crate) fn new(name: &str, handlers: Arc<Handlers>, factory: &AdapterFactory) -> Namespace {
+    /// A namespace; `registry` is given for a dynamic one.
+    pub(crate) fn new(
+        name: &str,
+        handlers: Arc<Handlers>,
+        factory: &AdapterFactory,
+        registry: Option<Weak<Registry>>,
+    ) -> Namespace {
         let inner = Arc::new_cyclic(|weak: &Weak<NamespaceInner>| {
             let local = Arc::new(LocalSockets::default());
             let listener = handlers.on_room.clone().map(|handler| {
@@ -213,9 +258,85 @@ impl Namespace {
                 adapter,
                 local,
                 sockets: RwLock::new(HashMap::new()),
+                registry,
+                pins: AtomicUsize::new(0),
             }
         });
         Namespace { inner }
+    }
+
+    /// Whether this namespace was made from a pattern (and lives while it has sockets).
+    pub fn is_dynamic(&self) -> bool {
+        self.inner.registry.is_some()
+    }
+
+    fn is(&self, other: &Namespace) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Where an admitted socket goes. For a static namespace: itself. For a dynamic one: the
+    /// instance registered under its name, this one inserted when there is none, pinned
+    /// until the returned value is dropped. (When a static namespace took the name meanwhile,
+    /// the socket stays in this unregistered instance, as sockets of a replaced static one
+    /// stay in theirs: that namespace's middleware did not run for it.)
+    pub(crate) fn register(&self) -> Registered {
+        let unpinned = || Registered {
+            ns: self.clone(),
+            pinned: false,
+        };
+        let Some(registry) = self.inner.registry.as_ref().and_then(Weak::upgrade) else {
+            return unpinned();
+        };
+        let same_kind = |found: &Namespace| {
+            found.is_dynamic() && Arc::ptr_eq(&found.inner.handlers, &self.inner.handlers)
+        };
+        let pin = |ns: &Namespace| {
+            ns.inner.pins.fetch_add(1, Ordering::AcqRel);
+            Registered {
+                ns: ns.clone(),
+                pinned: true,
+            }
+        };
+        // Usually registered already: a read lock excludes a removal just as well.
+        if let Some(found) = read(&registry).get(self.name()) {
+            return if same_kind(found) {
+                pin(found)
+            } else {
+                unpinned()
+            };
+        }
+        let mut map = write(&registry);
+        match map.get(self.name()) {
+            Some(found) if same_kind(found) => pin(found),
+            Some(_) => unpinned(),
+            None => {
+                map.insert(self.name().to_owned(), self.clone());
+                pin(self)
+            }
+        }
+    }
+
+    /// No socket and no admission under way.
+    fn unused(&self) -> bool {
+        self.inner.pins.load(Ordering::Acquire) == 0 && read(&self.inner.sockets).is_empty()
+    }
+
+    /// Removes a dynamic namespace from the registry once it has no socket and no pin
+    /// (called after a socket leaves and after a pin is released).
+    fn release_if_unused(&self) {
+        if !self.is_dynamic() || !self.unused() {
+            return;
+        }
+        let Some(registry) = self.inner.registry.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut map = write(&registry);
+        // Checked again under the write lock: no pin can be taken meanwhile.
+        if self.unused() && map.get(self.name()).is_some_and(|ns| ns.is(self)) {
+            let removed = map.remove(self.name());
+            drop(map);
+            drop(removed);
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -278,5 +399,116 @@ impl Namespace {
         self.inner.local.remove(sid.as_str());
         self.adapter().leave_all(sid);
         write(&self.inner.sockets).remove(sid.as_str());
+        self.release_if_unused();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::LocalAdapter;
+    use crate::engine::outbox::outbox;
+
+    fn make(name: &str, registry: Option<&Arc<Registry>>, handlers: &Arc<Handlers>) -> Namespace {
+        let factory: AdapterFactory =
+            Arc::new(|ctx| Arc::new(LocalAdapter::new(ctx)) as Arc<dyn Adapter>);
+        Namespace::new(
+            name,
+            handlers.clone(),
+            &factory,
+            registry.map(Arc::downgrade),
+        )
+    }
+
+    fn socket(ns: &Namespace) -> Socket {
+        let (tx, _rx) = outbox(4);
+        let conn = Arc::new(ConnectionInfo {
+            id: Sid::random(),
+            remote: SocketAddr::from(([127, 0, 0, 1], 1)),
+            query: String::new(),
+        });
+        Socket::new(ns.clone(), tx, conn, Extensions::default())
+    }
+
+    /// The instance registered under `name`, if it is `ns`.
+    fn registered_is(registry: &Registry, name: &str, ns: &Namespace) -> bool {
+        read(registry).get(name).is_some_and(|found| found.is(ns))
+    }
+
+    #[test]
+    fn a_dynamic_namespace_is_not_removed_under_a_pending_admission() {
+        let registry: Arc<Registry> = Arc::default();
+        let handlers = Arc::new(Handlers::new());
+        // The first admission registers its instance.
+        let first = make("/d", Some(&registry), &handlers);
+        let admitted = first.register();
+        assert!(admitted.ns.is(&first) && registered_is(&registry, "/d", &first));
+        let s1 = socket(&first);
+        first.add_socket(&s1);
+        drop(admitted);
+
+        // A second connection resolved its own instance; admitted, it gets the registered
+        // one, pinned ...
+        let pending = make("/d", Some(&registry), &handlers).register();
+        assert!(pending.ns.is(&first));
+        // ... so the first socket leaving does not remove it under the admission.
+        first.remove_socket(s1.sid());
+        assert!(registered_is(&registry, "/d", &first));
+        let s2 = socket(&pending.ns);
+        pending.ns.add_socket(&s2);
+        drop(pending);
+        assert!(registered_is(&registry, "/d", &first));
+        // The last socket leaves: removed.
+        first.remove_socket(s2.sid());
+        assert!(read(&registry).is_empty());
+
+        // A pin released without a socket (it left again at once) frees it too.
+        let again = make("/d", Some(&registry), &handlers);
+        let pinned = again.register();
+        assert!(registered_is(&registry, "/d", &again));
+        let s3 = socket(&again);
+        again.add_socket(&s3);
+        again.remove_socket(s3.sid());
+        assert!(registered_is(&registry, "/d", &again), "still pinned");
+        drop(pinned);
+        assert!(read(&registry).is_empty());
+
+        // An instance no longer registered never removes the one that is.
+        let old = make("/d", Some(&registry), &handlers);
+        drop(old.register());
+        let current = make("/d", Some(&registry), &handlers);
+        let pinned = current.register();
+        assert!(pinned.ns.is(&current));
+        old.release_if_unused();
+        drop(pinned);
+        let s4 = socket(&current);
+        let pinned = current.register();
+        current.add_socket(&s4);
+        drop(pinned);
+        old.release_if_unused();
+        assert!(registered_is(&registry, "/d", &current));
+    }
+
+    #[test]
+    fn static_namespaces_stay_and_a_static_name_is_never_taken_over() {
+        let registry: Arc<Registry> = Arc::default();
+        let handlers = Arc::new(Handlers::new());
+        let fixed = make("/s", None, &handlers);
+        write(&registry).insert("/s".to_owned(), fixed.clone());
+        let admitted = fixed.register();
+        let s = socket(&admitted.ns);
+        admitted.ns.add_socket(&s);
+        drop(admitted);
+        fixed.remove_socket(s.sid());
+        assert!(registered_is(&registry, "/s", &fixed));
+        // A dynamic instance of a name a static one took meanwhile stays unregistered.
+        let late = make("/s", Some(&registry), &handlers);
+        let admitted = late.register();
+        assert!(admitted.ns.is(&late));
+        let s = socket(&late);
+        late.add_socket(&s);
+        drop(admitted);
+        late.remove_socket(s.sid());
+        assert!(registered_is(&registry, "/s", &fixed));
     }
 }

@@ -3,14 +3,17 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chat_protocol::socket_io::{Packet, PacketKind, encode_frame_with};
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::oneshot;
+use tracing::warn;
 
 use super::broadcast::BroadcastOperator;
 use super::namespace::{ConnectionInfo, Extensions, Namespace};
@@ -232,7 +235,15 @@ impl Socket {
             return;
         }
         if let Some(handler) = self.inner.ns.handlers().on_disconnect.clone() {
-            handler(self.clone(), reason).await;
+            // A panicking handler must not keep the socket in its namespace (and a dynamic
+            // namespace alive): it is logged and the socket leaves all the same.
+            if AssertUnwindSafe(handler(self.clone(), reason))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                warn!(sid = %self.inner.sid, "disconnect handler panicked");
+            }
         }
         self.inner.ns.remove_socket(&self.inner.sid);
         lock(&self.inner.acks).clear();
