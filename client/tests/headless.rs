@@ -590,9 +590,10 @@ async fn hostile_texts_are_escaped_and_cannot_forge_a_line() {
             message("\u{1b}]0;pwned\u{7}title"),
             "<mallory> \\u{1b}]0;pwned\\u{7}title",
         ),
+        // The server turns a CR into a newline: a continuation row, not an overwrite.
         (
             message("secret\roverwritten"),
-            "<mallory> secret\\u{d}overwritten",
+            "<mallory> secret\n  | overwritten\n",
         ),
         (message("\u{9b}2Jcsi"), "<mallory> \\u{9b}2Jcsi"),
         (message("abc\u{202e}fed"), "<mallory> abc\\u{202e}fed"),
