@@ -1,8 +1,13 @@
 //! The store never bricks: a second server on a database in use is refused at start (naming
-//! the file).
+//! the file), and indexes that disagree with the log (a hand edit, or the duplicate seqs two
+//! servers on one file left before the lock existed) are rebuilt at open, every stored
+//! message kept, instead of the store refusing to start.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +16,8 @@ use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
 use chat_server::chat::store::{Appended, NewMessage, Store};
 use chat_server::config::StoreConfig;
 use chat_server::{RunningServer, ServerConfig};
+use common::Client;
+use serde_json::{Value, json};
 
 /// Indexes after every batch, so a closed store's log is all indexed.
 const EAGER: IndexLimits = IndexLimits {
@@ -56,6 +63,43 @@ async fn history(store: &SqliteStore, room: &str) -> Vec<String> {
         .into_iter()
         .map(|m| format!("{}:{}", m.seq, m.text))
         .collect()
+}
+
+/// What a socket that has seen up to `after` gets when it attaches (a reconnect's catch-up).
+async fn catch_up(store: &SqliteStore, room: &str, after: u64) -> Vec<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    store
+        .attach(
+            "/",
+            room,
+            Some(after),
+            1000,
+            Box::new(move |c| drop(tx.send(c))),
+        )
+        .await
+        .unwrap();
+    rx.recv()
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| format!("{}:{}", m.seq, m.text))
+        .collect()
+}
+
+fn raw(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn
+}
+
+/// Appends to the log as a second writer does: at the end, unindexed, with the seq its own
+/// (stale) count of the room gave, as the same sender `ann`.
+fn second_writer(conn: &rusqlite::Connection, room: &str, seq: u64, text: &str, cid: Option<&str>) {
+    conn.execute(
+        "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES ('/', ?1, ?2, ?3, 'ann', ?4, ?5, 0, ?6)",
+        rusqlite::params![room, seq as i64, format!("second-{text}"), text, 1_700_000_000_000i64, cid],
+    )
+    .unwrap();
 }
 
 // ---------------------------------------------------------------- one server per file
@@ -175,5 +219,252 @@ fn a_second_chat_server_process_exits_naming_the_file() {
     assert!(
         err.contains(&db.display().to_string()) && err.contains("in use"),
         "{err}"
+    );
+}
+
+// ---------------------------------------------------------------- repair at open
+
+#[tokio::test]
+async fn indexes_damaged_at_their_tail_are_rebuilt_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = open(&path);
+        for i in 1..=5 {
+            let cid = format!("a{i}");
+            append(&store, "a", &format!("a{i}"), Some(&cid)).await;
+        }
+        for i in 1..=3 {
+            append(&store, "b", &format!("b{i}"), None).await;
+        }
+    }
+    {
+        let conn = raw(&path);
+        let indexed: i64 = conn
+            .query_row("SELECT count(*) FROM room_index", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, 8, "the closed store's log is indexed");
+        // The room's newest entries gone, and the other room's count behind its messages.
+        conn.execute(
+            "DELETE FROM room_index WHERE ns = '/' AND room = 'a' AND seq >= 4",
+            [],
+        )
+        .unwrap();
+        conn.execute("UPDATE rooms SET last_seq = 1 WHERE room = 'b'", [])
+            .unwrap();
+    }
+    let store = open(&path);
+    assert_eq!(store.stats().rebuilds, 1);
+    assert_eq!(
+        history(&store, "a").await,
+        ["1:a1", "2:a2", "3:a3", "4:a4", "5:a5"]
+    );
+    assert_eq!(history(&store, "b").await, ["1:b1", "2:b2", "3:b3"]);
+    assert_eq!(catch_up(&store, "a", 3).await, ["4:a4", "5:a5"]);
+    assert_eq!(catch_up(&store, "b", 0).await, ["1:b1", "2:b2", "3:b3"]);
+    let resent = append(&store, "a", "a5 again", Some("a5")).await;
+    assert!(resent.duplicate, "the client ids are intact");
+    assert_eq!(resent.message.seq, 5);
+    assert_eq!(append(&store, "a", "a6", None).await.message.seq, 6);
+    assert_eq!(append(&store, "b", "b4", None).await.message.seq, 4);
+    drop(store);
+    // Repaired for good: the next open finds nothing to repair and loses nothing.
+    let store = open(&path);
+    assert_eq!(store.stats().rebuilds, 0);
+    assert_eq!(history(&store, "a").await.len(), 6);
+    assert_eq!(history(&store, "b").await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_second_writers_duplicate_seqs_are_renumbered_in_log_order_keeping_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = open(&path);
+        for i in 1..=3 {
+            let cid = format!("c{i}");
+            append(&store, "r", &format!("m{i}"), Some(&cid)).await;
+        }
+    }
+    {
+        // A second server that counted the room up to 1: its 2 and 3 are taken, its 4 is
+        // not; one of its messages re-uses a client id the first server stored (a re-send
+        // that reached the other server). And a room only it wrote to.
+        let conn = raw(&path);
+        second_writer(&conn, "r", 2, "other-2", Some("x2"));
+        second_writer(&conn, "r", 3, "other-3", Some("c3"));
+        second_writer(&conn, "r", 4, "other-4", None);
+        second_writer(&conn, "q", 1, "q1", None);
+    }
+    let store = open(&path);
+    assert_eq!(store.stats().rebuilds, 1);
+    let all = [
+        "1:m1",
+        "2:m2",
+        "3:m3",
+        "4:other-2",
+        "5:other-3",
+        "6:other-4",
+    ];
+    assert_eq!(history(&store, "r").await, all);
+    assert_eq!(catch_up(&store, "r", 0).await, all);
+    assert_eq!(catch_up(&store, "r", 3).await, all[3..]);
+    assert_eq!(history(&store, "q").await, ["1:q1"]);
+    // A client id names the first message stored with it.
+    let resent = append(&store, "r", "m3 again", Some("c3")).await;
+    assert!(resent.duplicate);
+    assert_eq!(
+        (resent.message.seq, resent.message.text.as_str()),
+        (3, "m3")
+    );
+    let resent = append(&store, "r", "other-2 again", Some("x2")).await;
+    assert_eq!(
+        (resent.message.seq, resent.message.text.as_str()),
+        (4, "other-2")
+    );
+    assert_eq!(append(&store, "r", "m7", None).await.message.seq, 7);
+    assert_eq!(append(&store, "q", "q2", None).await.message.seq, 2);
+    drop(store);
+    let store = open(&path);
+    assert_eq!(store.stats().rebuilds, 0);
+    assert_eq!(history(&store, "r").await.len(), 7);
+}
+
+#[tokio::test]
+async fn a_clean_a_crashed_and_an_emptied_store_open_without_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = open(&path);
+        assert_eq!(store.stats().rebuilds, 0, "a new file");
+        append(&store, "r", "m1", Some("c1")).await;
+        append(&store, "r", "m2", None).await;
+        store
+            .set_topic("/", "quiet", Some("no messages".into()))
+            .await
+            .unwrap();
+    }
+    {
+        // Closed after indexing everything.
+        let store = open(&path);
+        assert_eq!(store.stats().rebuilds, 0);
+        assert_eq!(history(&store, "r").await, ["1:m1", "2:m2"]);
+    }
+    {
+        // A crash: committed messages never indexed (this store indexes only at open).
+        let never = IndexLimits {
+            rows: usize::MAX,
+            age: Duration::from_secs(3600),
+        };
+        let store = SqliteStore::open_with(&path, Retention::default(), never).unwrap();
+        assert_eq!(store.stats().rebuilds, 0);
+        append(&store, "r", "m3", Some("c3")).await;
+        append(&store, "s", "s1", None).await;
+    }
+    {
+        let store = open(&path);
+        assert_eq!(
+            store.stats().rebuilds,
+            0,
+            "the crash's tail is only indexed"
+        );
+        assert_eq!(history(&store, "r").await, ["1:m1", "2:m2", "3:m3"]);
+        // Retention removing every message of a room keeps its count.
+        raw(&path)
+            .execute_batch(
+                "DELETE FROM log WHERE room = 's'; DELETE FROM room_index WHERE room = 's';",
+            )
+            .unwrap();
+    }
+    let store = open(&path);
+    assert_eq!(store.stats().rebuilds, 0);
+    assert_eq!(append(&store, "s", "s2", None).await.message.seq, 2);
+    assert_eq!(
+        store.topic("/", "quiet").await.unwrap().as_deref(),
+        Some("no messages")
+    );
+}
+
+// ---------------------------------------------------------------- a file of the landed version
+
+/// Connects `/` as `nick`, joins `room`, and returns the client and the join's history.
+async fn member(addr: SocketAddr, nick: &str, room: &str) -> (Client, Vec<Value>) {
+    let mut c = Client::connect(addr).await;
+    c.join_ns("/", Some(json!({"nick": nick}))).await;
+    let r = c.request("/", "join", json!({"room": room})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    (c, r["history"].as_array().unwrap().clone())
+}
+
+async fn say(c: &mut Client, room: &str, text: &str) -> u64 {
+    let r = c
+        .request("/", "message", json!({"room": room, "text": text}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    r["message"]["seq"].as_u64().unwrap()
+}
+
+fn seq_texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| format!("{}:{}", m["seq"], m["text"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_file_of_the_landed_version_opens_with_what_a_second_server_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    // The file as the landed version writes it (this schema, no lock file beside it).
+    let server = start(&db).await;
+    let (mut a, _) = member(server.local_addr(), "ada", "r").await;
+    for i in 1..=3 {
+        assert_eq!(say(&mut a, "r", &format!("m{i}")).await, i);
+    }
+    a.close().await;
+    server.shutdown().await;
+    let _ = std::fs::remove_file(lock_path(&db));
+    let server = start(&db).await;
+    let (a, seen) = member(server.local_addr(), "ada", "r").await;
+    assert_eq!(seq_texts(&seen), ["1:m1", "2:m2", "3:m3"]);
+    a.close().await;
+    server.shutdown().await;
+    let _ = std::fs::remove_file(lock_path(&db));
+
+    // What a second landed server on the same file left: acknowledged messages with seqs
+    // the first had taken, that its indexing then refused (after a restart, the landed
+    // version refused to start).
+    {
+        let conn = raw(&db);
+        second_writer(&conn, "r", 3, "other-3", None);
+        second_writer(&conn, "r", 4, "other-4", None);
+    }
+    let server = start(&db).await;
+    let addr = server.local_addr();
+    let (mut a, seen) = member(addr, "ada", "r").await;
+    let all = ["1:m1", "2:m2", "3:m3", "4:other-3", "5:other-4"];
+    assert_eq!(seq_texts(&seen), all);
+    let page = a
+        .request("/", "history", json!({"room": "r", "before": 5}))
+        .await;
+    assert_eq!(
+        seq_texts(page["messages"].as_array().unwrap()),
+        all[..4],
+        "history pages by the new seqs"
+    );
+    assert_eq!(say(&mut a, "r", "m6").await, 6);
+    // A reconnect's catch-up has every message once, in order.
+    let mut c = Client::connect(addr).await;
+    c.join_ns("/", Some(json!({"nick": "cat", "since": {"r": 2}})))
+        .await;
+    let (_, skipped) = c.call("/", "ping", vec![json!({})]).await;
+    let caught: Vec<Value> = skipped
+        .into_iter()
+        .filter(|p| p.event_name() == Some("message"))
+        .map(|p| p.data.unwrap()[1].clone())
+        .collect();
+    assert_eq!(
+        seq_texts(&caught),
+        ["3:m3", "4:other-3", "5:other-4", "6:m6"]
     );
 }
