@@ -121,10 +121,18 @@ async fn a_second_store_on_a_file_in_use_is_refused_naming_the_file() {
         refused.contains(&path.display().to_string()) && refused.contains("in use"),
         "{refused}"
     );
-    assert!(
-        refused.contains(&lock_path(&path).display().to_string()),
-        "{refused}"
-    );
+    let lock = lock_path(&path.canonicalize().unwrap());
+    assert!(refused.contains(&lock.display().to_string()), "{refused}");
+    // Another path to the same file (a symlink) meets the same lock.
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        match SqliteStore::open(&link, Retention::default()) {
+            Ok(_) => panic!("a second store opened {} through a symlink", path.display()),
+            Err(e) => assert!(e.to_string().contains("in use"), "{e}"),
+        }
+    }
     // The first is unharmed, and once it is gone the file opens again.
     assert_eq!(append(&first, "r", "two", None).await.message.seq, 2);
     drop(first);

@@ -204,7 +204,8 @@ const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 /// this size once a checkpoint resets it.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
-/// The lock file beside a database: `<db>.lock`.
+/// The lock file beside a database: `<db>.lock` (of the file a symlink `db` names, when it is
+/// one).
 pub fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(".lock");
@@ -220,7 +221,9 @@ pub fn lock_path(db: &Path) -> PathBuf {
 /// the process's POSIX locks on it. The holder writes its pid into the file, for the error
 /// the next one reports (and for humans).
 fn lock_database(db: &Path) -> Result<File, StoreError> {
-    let lock = lock_path(db);
+    // Beside the file itself when `db` is a symlink (SQLite, too, follows it): two paths to
+    // one database meet on one lock file. A database not created yet has nothing to follow.
+    let lock = lock_path(&std::fs::canonicalize(db).unwrap_or_else(|_| db.to_owned()));
     let cannot =
         |e: std::io::Error| StoreError::Backend(format!("cannot lock {}: {e}", lock.display()));
     let mut file = std::fs::OpenOptions::new()
