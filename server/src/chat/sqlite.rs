@@ -300,6 +300,12 @@ impl SqliteStore {
                 StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        if path.is_dir() {
+            // Refused before its lock file would be left beside it.
+            return Err(StoreError::Backend(
+                "is a directory, not a database file".into(),
+            ));
+        }
         // Before any connection: a store that is not the only one on the file touches nothing.
         let lock = lock_database(path)?;
         let writer = open(path)?;
