@@ -27,6 +27,14 @@ pub enum StoreError {
     Backend(String),
     #[error("the store is shut down")]
     Closed,
+    /// Another store (another `chat-server`) holds the database's lock file.
+    #[error("database {db} is in use by another chat-server ({holder}lock file {lock})")]
+    InUse {
+        db: String,
+        lock: String,
+        /// `pid N; ` when the lock file names its holder, else empty.
+        holder: String,
+    },
 }
 
 /// A message to store; the store fills in `id`, `seq` and `ts`.
