@@ -1008,15 +1008,15 @@ impl Actor {
                 }
                 // A waiting direct message can come again (a reconnect before our ack got
                 // through): show each id once.
-                if let ServerEvent::Dm(d) = &event {
-                    if !self.seen_dms.insert(d.id.clone()) {
-                        return Ok(());
-                    }
+                if let ServerEvent::Dm(d) = &event
+                    && !self.seen_dms.insert(d.id.clone())
+                {
+                    return Ok(());
                 }
-                if let ServerEvent::Message(m) = &event {
-                    if let Some(ns) = self.ns_mut(&nsp) {
-                        bump(&mut ns.since, &m.room, m.seq);
-                    }
+                if let ServerEvent::Message(m) = &event
+                    && let Some(ns) = self.ns_mut(&nsp)
+                {
+                    bump(&mut ns.since, &m.room, m.seq);
                 }
                 if let ServerEvent::Unknown(what) = &event {
                     tracing::warn!(%what, "unknown server event");
@@ -1234,10 +1234,10 @@ impl SeenIds {
             return false;
         }
         self.order.push_back(id);
-        if self.order.len() > Self::CAPACITY {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if self.order.len() > Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
         }
         true
     }

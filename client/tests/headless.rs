@@ -533,10 +533,9 @@ async fn ask(
         if let NetEvent::Reply {
             request: r, result, ..
         } = ev
+            && r == request
         {
-            if r == request {
-                return result;
-            }
+            return result;
         }
     }
 }

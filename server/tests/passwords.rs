@@ -147,10 +147,10 @@ async fn attack(addr: SocketAddr, local: IpAddr, nick: String, until: Instant) -
                     let _ = ws.send(Message::text("3")).await;
                 }
                 Ok(Some(Ok(Message::Text(t)))) => {
-                    if let Some(p) = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok()) {
-                        if matches!(p.kind, PacketKind::Connect | PacketKind::ConnectError) {
-                            break refusal_code(&p).unwrap_or_else(|| "accepted".into());
-                        }
+                    if let Some(p) = t.strip_prefix('4').and_then(|b| Packet::decode(b).ok())
+                        && matches!(p.kind, PacketKind::Connect | PacketKind::ConnectError)
+                    {
+                        break refusal_code(&p).unwrap_or_else(|| "accepted".into());
                     }
                 }
                 Ok(Some(Ok(_))) => {}

@@ -334,10 +334,10 @@ impl App {
         if w.read_upto > at && w.read_upto < w.lines.len() {
             w.read_upto += 1;
         }
-        if let Some(m) = w.marker.as_mut() {
-            if *m >= at {
-                *m += 1;
-            }
+        if let Some(m) = w.marker.as_mut()
+            && *m >= at
+        {
+            *m += 1;
         }
     }
 

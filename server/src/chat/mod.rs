@@ -539,10 +539,10 @@ impl ChatApp {
             let (store, key, id) = (self.store.clone(), key.clone(), dm.id.clone());
             // Waiting for the client's ack must not hold up its connection's reader.
             tokio::spawn(async move {
-                if wait.await.is_ok() {
-                    if let Err(e) = store.remove_dm(&key, &id).await {
-                        warn!(error = %e, "cannot remove a delivered direct message");
-                    }
+                if wait.await.is_ok()
+                    && let Err(e) = store.remove_dm(&key, &id).await
+                {
+                    warn!(error = %e, "cannot remove a delivered direct message");
                 }
             });
         }

@@ -233,10 +233,7 @@ fn lock_database(db: &Path) -> Result<File, StoreError> {
         .truncate(false)
         .open(&lock)
         .map_err(cannot)?;
-    // `File::try_lock` is stable since Rust 1.89, above the workspace's declared 1.85 (which
-    // the let chains here already outgrew: they need 1.88); raising it is left to the
-    // workspace, as it turns on lints (collapsible `if let`) across other files.
-    #[allow(clippy::incompatible_msrv)]
+    // `File::try_lock` (a `flock`) is why the workspace needs Rust 1.89.
     let locked = file.try_lock();
     match locked {
         Ok(()) => {}

@@ -255,13 +255,13 @@ impl MemoryStore {
         let mut log = lock(&log);
         if let Some(cid) = &m.cid {
             let key = (m.from.clone(), cid.clone());
-            if let Some(seq) = log.cids.get(&key) {
-                if let Some(first) = log.messages.iter().find(|x| x.seq == *seq) {
-                    return Appended {
-                        message: first.clone(),
-                        duplicate: true,
-                    };
-                }
+            if let Some(seq) = log.cids.get(&key)
+                && let Some(first) = log.messages.iter().find(|x| x.seq == *seq)
+            {
+                return Appended {
+                    message: first.clone(),
+                    duplicate: true,
+                };
             }
         }
         log.last_seq += 1;
@@ -274,12 +274,11 @@ impl MemoryStore {
             ts: now_ms(),
             action: m.action,
         };
-        if log.messages.len() == self.capacity {
-            if let Some(old) = log.messages.pop_front() {
-                if let Some(key) = log.cid_of.remove(&old.seq) {
-                    log.cids.remove(&key);
-                }
-            }
+        if log.messages.len() == self.capacity
+            && let Some(old) = log.messages.pop_front()
+            && let Some(key) = log.cid_of.remove(&old.seq)
+        {
+            log.cids.remove(&key);
         }
         if let Some(cid) = m.cid {
             log.cids.insert((m.from.clone(), cid.clone()), stored.seq);

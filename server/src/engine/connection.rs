@@ -510,18 +510,17 @@ impl Connection {
         drop(registered);
         self.send(Packet::connect_ok(&nsp, socket.sid().as_str()));
         self.sockets.insert(nsp, socket.clone());
-        if let Some(on_connect) = ns.handlers().on_connect.clone() {
-            if AssertUnwindSafe(on_connect(socket, auth))
+        if let Some(on_connect) = ns.handlers().on_connect.clone()
+            && AssertUnwindSafe(on_connect(socket, auth))
                 .catch_unwind()
                 .await
                 .is_err()
-            {
-                warn!(id = %self.info.id, "connect handler panicked; closing the connection");
-                return Err(CloseReason {
-                    code: 1011,
-                    reason: "internal error",
-                });
-            }
+        {
+            warn!(id = %self.info.id, "connect handler panicked; closing the connection");
+            return Err(CloseReason {
+                code: 1011,
+                reason: "internal error",
+            });
         }
         Ok(())
     }

@@ -44,12 +44,12 @@ impl Rooms {
     }
 
     fn leave(&self, room: &str, id: u64) {
-        if let Ok(mut rooms) = self.rooms.lock() {
-            if let Some(members) = rooms.get_mut(room) {
-                members.remove(&id);
-                if members.is_empty() {
-                    rooms.remove(room);
-                }
+        if let Ok(mut rooms) = self.rooms.lock()
+            && let Some(members) = rooms.get_mut(room)
+        {
+            members.remove(&id);
+            if members.is_empty() {
+                rooms.remove(room);
             }
         }
     }
@@ -57,12 +57,12 @@ impl Rooms {
     /// Queues `msg` for every member but `from`; returns the ids whose queue was full.
     fn broadcast(&self, room: &str, from: u64, msg: &Message) -> Vec<u64> {
         let mut full = Vec::new();
-        if let Ok(rooms) = self.rooms.lock() {
-            if let Some(members) = rooms.get(room) {
-                for (id, tx) in members {
-                    if *id != from && tx.try_send(msg.clone()).is_err() {
-                        full.push(*id);
-                    }
+        if let Ok(rooms) = self.rooms.lock()
+            && let Some(members) = rooms.get(room)
+        {
+            for (id, tx) in members {
+                if *id != from && tx.try_send(msg.clone()).is_err() {
+                    full.push(*id);
                 }
             }
         }
