@@ -108,6 +108,9 @@ pub enum ErrorCode {
     /// The server cannot take this now (too many password checks waiting); retry after a
     /// short, growing delay (see `docs/PROTOCOL.md`, "Passwords").
     Busy,
+    /// A `dm` to an offline registered nick that has as many messages waiting as the server
+    /// keeps (500).
+    MailboxFull,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

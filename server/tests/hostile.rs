@@ -1003,3 +1003,63 @@ async fn a_dynamic_chat_namespace_goes_with_its_last_user_and_comes_back_working
     chat.finish().await;
     server.shutdown().await;
 }
+
+// ---- waiting direct messages ----
+
+#[tokio::test]
+async fn direct_messages_waiting_for_one_offline_user_are_bounded() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    let mut dora = Client::connect(addr).await;
+    dora.join_ns("/", Some(json!({"nick": "dora", "password": "pw-dora"})))
+        .await;
+    dora.close().await;
+    let mut m = user(addr, "mallory").await;
+    let mut queued = 0;
+    for i in 0..600 {
+        let reply = m
+            .request(
+                "/",
+                "dm",
+                json!({"to": "dora", "text": format!("spam {i}")}),
+            )
+            .await;
+        if reply["ok"] == true {
+            assert_eq!(reply["queued"], true, "{reply}");
+            queued += 1;
+        } else {
+            assert_eq!(reply["error"]["code"], "mailbox_full", "{reply}");
+            break;
+        }
+    }
+    assert_eq!(queued, 500);
+    // Dora gets them all when she comes back, and her mailbox takes messages again once
+    // she has acknowledged them.
+    let mut dora = Client::connect(addr).await;
+    dora.join_ns("/", Some(json!({"nick": "dora", "password": "pw-dora"})))
+        .await;
+    let mut got = 0;
+    while got < 500 {
+        let p = dora.recv_packet().await;
+        if p.event_name() == Some("dm") {
+            got += 1;
+            let id = p.id.expect("a waiting dm asks for an ack");
+            dora.send_packet(&Packet::ack("/", id, vec![])).await;
+        }
+    }
+    alive(&mut dora).await;
+    dora.close().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = m
+            .request("/", "dm", json!({"to": "dora", "text": "again"}))
+            .await;
+        if reply["ok"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "mailbox still full: {reply}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    chat.finish().await;
+    server.shutdown().await;
+}

@@ -87,6 +87,9 @@ impl Store for HeldStore {
     fn create_identity(&self, nick_key: &str, identity: Identity) -> StoreFuture<'_, bool> {
         self.inner.create_identity(nick_key, identity)
     }
+    fn queued_dm_count(&self, to_key: &str) -> StoreFuture<'_, usize> {
+        self.inner.queued_dm_count(to_key)
+    }
     fn registered_nicks(&self) -> StoreFuture<'_, Vec<String>> {
         self.inner.registered_nicks()
     }

@@ -21,6 +21,9 @@ use super::store::{AppendDone, Catchup, NewMessage, now_ms};
 use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
 use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
 
+/// Most direct messages that may wait for one offline recipient.
+pub(crate) const QUEUED_DMS_MAX: usize = 500;
+
 /// Longest client message id.
 const CID_MAX: usize = 64;
 
@@ -349,6 +352,16 @@ impl ChatApp {
         }
         let key = names::nick_key(&to);
         if let Some(identity) = self.store.identity(&key).await.map_err(internal)? {
+            // Bounded, or anyone could fill the store (and the owner's next connect).
+            if self.store.queued_dm_count(&key).await.map_err(internal)? >= QUEUED_DMS_MAX {
+                return Err(Failure(
+                    ErrorCode::MailboxFull,
+                    format!(
+                        "{} has {QUEUED_DMS_MAX} messages waiting already: try again once they have been online",
+                        identity.nick
+                    ),
+                ));
+            }
             let message = DirectMessage {
                 to: identity.nick,
                 ..message

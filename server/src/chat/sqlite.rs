@@ -851,6 +851,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn queued_dm_count(&self, to_key: &str) -> StoreFuture<'_, usize> {
+        let key = to_key.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT count(*) FROM queued_dms WHERE to_key = ?1")?
+                .query_row(params![key], |r| r.get::<_, i64>(0))
+                .map(|n| n as usize)
+        })
+    }
+
     fn queued_dms(&self, to_key: &str) -> StoreFuture<'_, Vec<DirectMessage>> {
         let key = to_key.to_owned();
         self.read(move |c| {

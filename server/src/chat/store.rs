@@ -156,6 +156,8 @@ pub trait Store: Send + Sync + 'static {
     fn queue_dm(&self, to_key: &str, message: DirectMessage) -> StoreFuture<'_, ()>;
     /// The recipient's waiting messages, oldest first.
     fn queued_dms(&self, to_key: &str) -> StoreFuture<'_, Vec<DirectMessage>>;
+    /// How many messages wait for the recipient.
+    fn queued_dm_count(&self, to_key: &str) -> StoreFuture<'_, usize>;
     /// Removes one waiting message once its recipient acknowledged it.
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()>;
 }
@@ -393,6 +395,10 @@ impl Store for MemoryStore {
             .or_default()
             .push(message);
         ready(())
+    }
+
+    fn queued_dm_count(&self, to_key: &str) -> StoreFuture<'_, usize> {
+        ready(lock(&self.state).dms.get(to_key).map_or(0, Vec::len))
     }
 
     fn queued_dms(&self, to_key: &str) -> StoreFuture<'_, Vec<DirectMessage>> {
