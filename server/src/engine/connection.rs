@@ -4,7 +4,7 @@
 //! heartbeat/connect-timeout timer, the connection's close signal and the server's shutdown;
 //! it runs handlers one at a time, so a client's events are handled, and their acks and
 //! broadcasts queued, in arrival order. The writer task owns the socket's write half: it takes
-//! everything queued and writes it as frames with vectored writes (see [`wire`](super::wire);
+//! everything queued and writes it as frames with vectored writes (see [`wire`];
 //! tungstenite only reads, and its pongs and close replies reach the writer as control bytes).
 //!
 //! Limits enforced here (see [`EngineConfig`](super::EngineConfig)): namespaces per

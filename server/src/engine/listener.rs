@@ -6,7 +6,7 @@
 //!
 //! Limits here: `max_connections` open at once (further ones wait in the accept queue),
 //! `max_connections_per_ip` (beyond it: HTTP 429 `{"code":4,"message":"Too many
-//! connections"}`), the request head's size ([`MAX_HEAD`]) and time (`handshake_timeout`),
+//! connections"}`), the request head's size (`MAX_HEAD`) and time (`handshake_timeout`),
 //! and the WebSocket frame and message sizes ([`websocket_config`]).
 //!
 //! [`accept_upgrade`] and [`parse_websocket_upgrade`] are the same accept path without the
@@ -251,7 +251,7 @@ pub fn websocket_config(max_message: usize, max_frame: usize) -> WebSocketConfig
         .max_frame_size(Some(max_frame.min(max_message)))
 }
 
-/// Reads an HTTP upgrade request (bounded by [`MAX_HEAD`] and `limit`), checks it with
+/// Reads an HTTP upgrade request (bounded by `MAX_HEAD` and `limit`), checks it with
 /// `check`, and answers: the JSON refusal, or `101`. Returns the stream, the bytes read past
 /// the request head (the start of the first frames) and the checked request; `None` when
 /// refused, timed out or failed.

@@ -6,7 +6,7 @@
 //! A dynamic namespace's lifetime, and the race it must not lose: a connection that found the
 //! registered instance must add its socket to an instance that is still registered, or its
 //! socket would sit in an orphan that other connections of the same name never meet. So
-//! registering ([`Namespace::register`]) *pins* the instance under the registry lock, and the
+//! registering (`Namespace::register`) *pins* the instance under the registry lock, and the
 //! pin is released only after the socket is added; the instance is removed only under the
 //! registry's write lock, when it has no pin and no socket and the registry's entry is this
 //! very instance. A pin taken before the removal's check stops it; one that would be taken

@@ -111,7 +111,7 @@ impl Control {
         }
     }
 
-    /// The peer let more than [`CONTROL_MAX`] control bytes pile up (some were dropped).
+    /// The peer let more than `CONTROL_MAX` control bytes pile up (some were dropped).
     pub fn overflowed(&self) -> bool {
         self.overflow.load(Ordering::Acquire)
     }
@@ -237,7 +237,7 @@ where
 
 /// Puts `control` and every frame (opcode, payload) into `gather` (the caller's, reused from
 /// batch to batch so a batch costs no allocation; cleared first): headers and payloads of up
-/// to [`GATHER_MAX`] bytes are copied, since the kernel copies one long run much faster than
+/// to `GATHER_MAX` bytes are copied, since the kernel copies one long run much faster than
 /// many short slices and the shared payload is hot in the cache. A larger payload is not
 /// copied: it goes into `large` with the offset in `gather` it is written after.
 ///
