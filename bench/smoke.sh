@@ -14,7 +14,7 @@ T=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${BUILD_PROFILE:-debug}
 if [ "$PROFILE" = release ]; then FLAG=--release; else FLAG=; fi
 cargo build $FLAG -p chat-server -p bench-bare -p chat-bench
-cargo build $FLAG -p chat-server --example durable_bench
+cargo build $FLAG -p chat-bench --example durable_bench
 BIN=$T/$PROFILE
 OUT=$(mktemp -d)
 

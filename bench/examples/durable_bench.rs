@@ -6,7 +6,7 @@
 //! the store's worst case: no two messages of a batch share a room); `--rooms N` spreads the
 //! senders over N rooms instead, and each message is then also delivered to its room.
 //!
-//! `cargo run --release -p chat-server --example durable_bench -- --senders 256 --seconds 10`
+//! `cargo run --release -p chat-bench --example durable_bench -- --senders 256 --seconds 10`
 //! prints acked messages/s, messages per commit, where the writer thread's time went, ack
 //! latency percentiles, and the CPU per acked message of the server (its runtime and the store
 //! writer) and of the senders (a runtime of their own), which share the machine's cores.
