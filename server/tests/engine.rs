@@ -1439,3 +1439,25 @@ async fn concurrent_connects_to_one_new_dynamic_name_share_one_namespace() {
     }
     assert_eq!(engine.namespaces().len(), statics);
 }
+
+/// The engine knows no chat vocabulary: over the rate limit, an event with an ack id gets the
+/// plain default reply and one without gets nothing (the chat supplies its own shapes, see
+/// `hostile.rs`).
+#[tokio::test]
+async fn rate_limit_refusals_default_to_plain_replies() {
+    let s = start(EngineConfig {
+        rate_burst: 2,
+        rate_per_sec: 1,
+        ..Default::default()
+    })
+    .await;
+    let mut c = Client::connect(s.addr()).await;
+    c.join_ns("/", None).await;
+    c.wait_event("hello").await;
+    // The CONNECT took one token, this join the other.
+    let (first, _) = c.call("/", "join", vec![json!({"room": "a"})]).await;
+    assert_eq!(first, vec![json!("done")]);
+    let (refused, skipped) = c.call("/", "join", vec![json!({"room": "b"})]).await;
+    assert_eq!(refused, vec![json!({"error": "rate limit exceeded"})]);
+    assert!(skipped.is_empty(), "no notice event: {skipped:?}");
+}

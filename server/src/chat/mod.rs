@@ -37,8 +37,8 @@ use tracing::{info, warn};
 
 use crate::config::{ServerConfig, StoreConfig};
 use crate::engine::{
-    ConnectError, ConnectRequest, Engine, Handlers, Namespace, RoomEvent, RoomEventKind, Socket,
-    lock,
+    ConnectError, ConnectRequest, Engine, Handlers, Namespace, RateLimitReplies, RoomEvent,
+    RoomEventKind, Socket, lock,
 };
 use look_alike::LookAlikes;
 use store::{Catchup, Identity, MemoryStore, Store, StoreError};
@@ -149,6 +149,19 @@ pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
 
 pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine {
     let engine = Engine::new(config.engine.clone());
+    const SLOW_DOWN: &str = "rate limit exceeded: slow down";
+    engine.set_rate_limit_replies(RateLimitReplies {
+        connect_data: Some(json!(ConnectErrorData {
+            code: ErrorCode::RateLimited
+        })),
+        ack: vec![events::error_reply(ErrorCode::RateLimited, SLOW_DOWN)],
+        notice: Some((
+            events::server::NOTICE.to_owned(),
+            vec![json!(Notice {
+                text: SLOW_DOWN.to_owned()
+            })],
+        )),
+    });
     let app = Arc::new(ChatApp {
         store,
         users: Mutex::new(HashMap::new()),

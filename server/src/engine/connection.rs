@@ -22,7 +22,6 @@ use std::task::Poll;
 use bytes::Bytes;
 use chat_protocol::DecodeError;
 use chat_protocol::engine_io::{self, OpenPayload};
-use chat_protocol::events::{self, ErrorCode};
 use chat_protocol::socket_io::{BinaryAssembler, Packet, PacketKind};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -543,27 +542,19 @@ impl Connection {
         if now.saturating_duration_since(since) >= self.engine.config().flood_timeout {
             return Err(CloseReason::RATE_LIMIT);
         }
-        const MESSAGE: &str = "rate limit exceeded: slow down";
+        let replies = self.engine.rate_limit_replies();
         if connect {
-            self.send(Packet::connect_error(
-                nsp,
-                "Rate limit exceeded",
-                Some(json!({"code": ErrorCode::RateLimited})),
-            ));
+            let data = replies.connect_data.clone();
+            self.send(Packet::connect_error(nsp, "Rate limit exceeded", data));
         } else if let Some(id) = ack {
-            let reply = events::error_reply(ErrorCode::RateLimited, MESSAGE);
-            self.send(Packet::ack(nsp, id, vec![reply]));
-        } else if self
-            .last_notice
-            .is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1))
-        {
-            self.last_notice = Some(now);
-            self.send(Packet::event(
-                nsp,
-                "notice",
-                vec![json!({"text": MESSAGE})],
-                None,
-            ));
+            self.send(Packet::ack(nsp, id, replies.ack.clone()));
+        } else if let Some((event, args)) = &replies.notice {
+            if self.last_notice.is_none_or(|t| {
+                now.saturating_duration_since(t) >= std::time::Duration::from_secs(1)
+            }) {
+                self.last_notice = Some(now);
+                self.send(Packet::event(nsp, event, args.clone(), None));
+            }
         }
         self.resume_at = Some(now + self.bucket.wait());
         Ok(Admit::Refused)

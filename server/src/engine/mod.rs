@@ -36,10 +36,11 @@ pub mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use regex::Regex;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -216,6 +217,31 @@ struct EngineInner {
     adapter_factory: AdapterFactory,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Set by the application (the chat), else the plain defaults.
+    rate_limit_replies: OnceLock<RateLimitReplies>,
+}
+
+/// What the engine tells a client whose packet went over the rate limit. The engine knows no
+/// application vocabulary, so the application shapes these (the chat: its error envelope
+/// with `rate_limited`, and its `notice` event); the defaults are plain.
+#[derive(Debug, Clone)]
+pub struct RateLimitReplies {
+    /// The `data` of the CONNECT_ERROR `{"message":"Rate limit exceeded","data":...}`.
+    pub connect_data: Option<Value>,
+    /// The ack's arguments for an event that asked for an ack.
+    pub ack: Vec<Value>,
+    /// An event (name, arguments) for one that did not, at most one a second; `None`: none.
+    pub notice: Option<(String, Vec<Value>)>,
+}
+
+impl Default for RateLimitReplies {
+    fn default() -> Self {
+        RateLimitReplies {
+            connect_data: None,
+            ack: vec![json!({"error": "rate limit exceeded"})],
+            notice: None,
+        }
+    }
 }
 
 impl Engine {
@@ -237,12 +263,25 @@ impl Engine {
                 adapter_factory: Arc::new(factory),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
+                rate_limit_replies: OnceLock::new(),
             }),
         }
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Sets what clients over the rate limit are told (once, before serving; a later call
+    /// is ignored and returns false).
+    pub fn set_rate_limit_replies(&self, replies: RateLimitReplies) -> bool {
+        self.inner.rate_limit_replies.set(replies).is_ok()
+    }
+
+    pub(crate) fn rate_limit_replies(&self) -> &RateLimitReplies {
+        self.inner
+            .rate_limit_replies
+            .get_or_init(RateLimitReplies::default)
     }
 
     /// Registers (or replaces the handlers of) a static namespace and returns its handle.
