@@ -548,13 +548,13 @@ impl Connection {
             self.send(Packet::connect_error(nsp, "Rate limit exceeded", data));
         } else if let Some(id) = ack {
             self.send(Packet::ack(nsp, id, replies.ack.clone()));
-        } else if let Some((event, args)) = &replies.notice {
-            if self.last_notice.is_none_or(|t| {
+        } else if let Some((event, args)) = &replies.notice
+            && self.last_notice.is_none_or(|t| {
                 now.saturating_duration_since(t) >= std::time::Duration::from_secs(1)
-            }) {
-                self.last_notice = Some(now);
-                self.send(Packet::event(nsp, event, args.clone(), None));
-            }
+            })
+        {
+            self.last_notice = Some(now);
+            self.send(Packet::event(nsp, event, args.clone(), None));
         }
         self.resume_at = Some(now + self.bucket.wait());
         Ok(Admit::Refused)
