@@ -1,5 +1,5 @@
 //! A plain WebSocket echo server on the engine's own accept path, WebSocket configuration
-//! and write path (`engine::listener::accept_upgrade`, `websocket_config`, `engine::wire`:
+//! and write path (`engine::listener::accept_upgrade`, `engine::wire` and its `websocket_config`:
 //! tungstenite reads, frames are written straight to the socket), for the Autobahn
 //! conformance cases (`scripts/autobahn.sh`): the Socket.IO endpoint itself does not echo, so
 //! this is how the WebSocket layer it runs on is tested.
@@ -12,8 +12,9 @@
 
 use std::time::Duration;
 
-use chat_server::engine::listener::{accept_upgrade, parse_websocket_upgrade, websocket_config};
+use chat_server::engine::listener::{accept_upgrade, parse_websocket_upgrade};
 use chat_server::engine::wire;
+use chat_server::engine::wire::websocket_config;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};

@@ -33,11 +33,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, warn};
 
 use super::Engine;
-use super::listener::websocket_config;
 use super::namespace::{ConnectError, ConnectRequest, ConnectionInfo, Event, Extensions};
 use super::outbox::{CloseReason, EncodedPacket, Next, Outbox, OutboxReceiver, outbox};
 use super::socket::{AckResponse, AckSender, Socket};
-use super::wire::{self, Control};
+use super::wire::{self, Control, websocket_config};
 
 /// How long the writer may spend sending the close frame to a peer that is not reading (it
 /// must first drain what the kernel already buffered for it).

@@ -7,7 +7,7 @@
 //! Limits here: `max_connections` open at once (further ones wait in the accept queue),
 //! `max_connections_per_ip` (beyond it: HTTP 429 `{"code":4,"message":"Too many
 //! connections"}`), the request head's size (`MAX_HEAD`) and time (`handshake_timeout`),
-//! and the WebSocket frame and message sizes ([`websocket_config`]).
+//! and the WebSocket frame and message sizes (`wire::websocket_config`).
 //!
 //! [`accept_upgrade`] and [`parse_websocket_upgrade`] are the same accept path without the
 //! Engine.IO checks, for plain WebSocket servers such as the `echo` example.
@@ -22,7 +22,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, warn};
 
 use super::namespace::ConnectionInfo;
@@ -237,18 +236,6 @@ pub fn tls_acceptor(
         .with_single_cert(chain, key_der)
         .map_err(|e| bad(key, "certificate and key do not match", &e))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// The WebSocket configuration every connection uses: a 4 KiB read buffer, no write buffer
-/// (tungstenite only writes its pongs and close replies, into the connection's control
-/// buffer, which takes them at once; the writer frames everything else, see [`super::wire`]),
-/// and the message and frame limits.
-pub fn websocket_config(max_message: usize, max_frame: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_frame.min(max_message)))
 }
 
 /// Reads an HTTP upgrade request (bounded by `MAX_HEAD` and `limit`), checks it with

@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::lock;
 
@@ -309,6 +310,18 @@ where
         IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
+}
+
+/// The WebSocket configuration every connection uses: a 4 KiB read buffer, no write buffer
+/// (tungstenite only writes its pongs and close replies, into the connection's control
+/// buffer, which takes them at once; the writer frames everything else, see this module),
+/// and the message and frame limits.
+pub fn websocket_config(max_message: usize, max_frame: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_frame.min(max_message)))
 }
 
 #[cfg(test)]
