@@ -23,15 +23,11 @@
 //! A backslash is not escaped, so a text that spells `\u{1b}` looks like an escaped ESC: a
 //! reader cannot tell them apart, but neither can act on the terminal.
 
-/// A character that must not reach the terminal as itself (see the module doc).
+/// A character that must not reach the terminal as itself (see the module doc): what the
+/// server refuses in texts (`chat_protocol::names::is_forbidden_in_text`; a server may be
+/// older or hostile), and the line and paragraph separators, which some terminals break at.
 pub fn is_hostile(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{8}'
-        | '\u{b}'..='\u{1f}'
-        | '\u{7f}'..='\u{9f}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}'
-        | '\u{2028}' | '\u{2029}')
+    chat_protocol::names::is_forbidden_in_text(c) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// `text` with every hostile character escaped and tabs made spaces; newlines are kept

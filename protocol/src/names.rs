@@ -117,15 +117,6 @@ pub fn nick_skeletons(nick: &str) -> [String; 2] {
     [skeleton(nick), skeleton(&nick_key(nick))]
 }
 
-/// Whether two nicks pass for one another (and are not simply the same nick).
-pub fn look_alike(a: &str, b: &str) -> bool {
-    if nick_key(a) == nick_key(b) {
-        return false;
-    }
-    let (a, b) = (nick_skeletons(a), nick_skeletons(b));
-    a.iter().any(|k| b.contains(k))
-}
-
 /// The key under which a nick is unique: its lowercase form.
 pub fn nick_key(nick: &str) -> String {
     nick.to_lowercase()
@@ -152,7 +143,8 @@ pub fn validate_text(text: &str) -> Result<(), NameError> {
 }
 
 /// Checks a room topic: at most [`TOPIC_MAX`] characters, one line, no control character
-/// (see [`is_forbidden_in_text`]; newline and tab are refused too).
+/// (see [`is_forbidden_in_text`]; newline, tab and the line and paragraph separators
+/// U+2028, U+2029 are refused too).
 pub fn validate_topic(topic: &str) -> Result<(), NameError> {
     const WHAT: &str = "topic";
     if topic.chars().count() > TOPIC_MAX {
@@ -163,7 +155,7 @@ pub fn validate_topic(topic: &str) -> Result<(), NameError> {
     }
     match topic
         .chars()
-        .find(|&c| is_forbidden_in_text(c) || c == '\n' || c == '\t')
+        .find(|&c| is_forbidden_in_text(c) || matches!(c, '\n' | '\t' | '\u{2028}' | '\u{2029}'))
     {
         Some(ch) => Err(NameError::BadChar { what: WHAT, ch }),
         None => Ok(()),
@@ -192,6 +184,15 @@ pub fn normalize_newlines(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether two nicks pass for one another (and are not simply the same nick).
+    fn look_alike(a: &str, b: &str) -> bool {
+        if nick_key(a) == nick_key(b) {
+            return false;
+        }
+        let (a, b) = (nick_skeletons(a), nick_skeletons(b));
+        a.iter().any(|k| b.contains(k))
+    }
 
     #[test]
     fn namespaces() {
@@ -294,7 +295,15 @@ mod tests {
         ));
         assert!(validate_topic("Release day \u{1F680}").is_ok());
         assert!(validate_topic("").is_ok());
-        for bad in ["two\nlines", "tab\there", "\x1b[2J", "\u{202D}x", "\u{85}"] {
+        for bad in [
+            "two\nlines",
+            "tab\there",
+            "\x1b[2J",
+            "\u{202D}x",
+            "\u{85}",
+            "a\u{2028}b",
+            "\u{2029}",
+        ] {
             assert!(validate_topic(bad).is_err(), "{bad:?}");
         }
         assert!(validate_topic(&"t".repeat(TOPIC_MAX + 1)).is_err());

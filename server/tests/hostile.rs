@@ -699,6 +699,42 @@ async fn look_alikes_of_registered_and_online_nicks_are_refused() {
     let mut c = Client::connect(addr).await;
     let p = c.connect_ns("/", Some(json!({"nick": "r0b"}))).await;
     assert_eq!(refused_code(&p), "nick_taken", "{p:?}");
+    // Registering a look-alike of an online guest is refused before any hash, and the guest
+    // is not locked out of its own nick afterwards.
+    let p = c
+        .connect_ns("/", Some(json!({"nick": "r0b", "password": "x"})))
+        .await;
+    assert_eq!(refused_code(&p), "nick_taken", "{p:?}");
+    drop(_bob);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let _bob = loop {
+        let mut again = Client::connect(addr).await;
+        let p = again.connect_ns("/", Some(json!({"nick": "rob"}))).await;
+        if p.kind == PacketKind::Connect {
+            break again;
+        }
+        // Until the server has seen the first connection go.
+        assert_eq!(refused_code(&p), "nick_taken", "{p:?}");
+        assert!(Instant::now() < deadline, "rob cannot come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Two look-alikes registered at the same moment: one of them, never both.
+    let (mut one, mut two) = (Client::connect(addr).await, Client::connect(addr).await);
+    let (a, b) = tokio::join!(
+        one.connect_ns("/", Some(json!({"nick": "bill", "password": "pw"}))),
+        two.connect_ns("/", Some(json!({"nick": "biII", "password": "pw"}))),
+    );
+    let kinds = [a.kind, b.kind];
+    assert!(
+        kinds.contains(&PacketKind::Connect) && kinds.contains(&PacketKind::ConnectError),
+        "{a:?} / {b:?}"
+    );
+    let refused = if a.kind == PacketKind::ConnectError {
+        &a
+    } else {
+        &b
+    };
+    assert_eq!(refused_code(refused), "nick_claimed", "{refused:?}");
     let mut carol = user(addr, "carol").await;
     let reply = carol.request("/", "nick", json!({"nick": "r0b"})).await;
     assert_eq!(reply["error"]["code"], "nick_taken", "{reply}");

@@ -41,6 +41,12 @@ pub const REGISTRATIONS_PER_ADDRESS: usize = 10;
 pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// The most addresses the table tracks at once.
 pub const MAX_ADDRESSES: usize = 100_000;
+/// Hashes one address may have made (any outcome, logins included) per [`HASH_WINDOW`]; more:
+/// `busy`. A few addresses logging in over and over cannot keep the pool to themselves.
+pub const HASHES_PER_ADDRESS: usize = 30;
+pub const HASH_WINDOW: Duration = Duration::from_secs(60);
+/// How often a full table may be swept for expired entries (a sweep walks all of it).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Why an attempt was not made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +83,10 @@ pub fn delay_for(failures: u32) -> Duration {
 #[derive(Default)]
 struct AddressState {
     in_flight: u32,
+    /// Of `in_flight`, the registrations (counted against the allowance while under way).
+    registering: u32,
+    /// When this address's recent hashes started (the last [`HASH_WINDOW`]).
+    hashes: VecDeque<Instant>,
     failures: u32,
     last_failure: Option<Instant>,
     registrations: VecDeque<Instant>,
@@ -99,10 +109,20 @@ impl AddressState {
         {
             self.registrations.pop_front();
         }
+        while self
+            .hashes
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= HASH_WINDOW)
+        {
+            self.hashes.pop_front();
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.in_flight == 0 && self.failures == 0 && self.registrations.is_empty()
+        self.in_flight == 0
+            && self.failures == 0
+            && self.registrations.is_empty()
+            && self.hashes.is_empty()
     }
 }
 
@@ -110,20 +130,47 @@ impl AddressState {
 #[derive(Clone)]
 pub struct Passwords {
     pool: HashPool,
-    addresses: Arc<Mutex<HashMap<IpAddr, AddressState>>>,
+    addresses: Arc<Mutex<Addresses>>,
+}
+
+#[derive(Default)]
+struct Addresses {
+    map: HashMap<IpAddr, AddressState>,
+    last_sweep: Option<Instant>,
 }
 
 /// An attempt under way for an address; dropping it ends the attempt.
 struct Attempt {
-    addresses: Arc<Mutex<HashMap<IpAddr, AddressState>>>,
+    addresses: Arc<Mutex<Addresses>>,
     key: IpAddr,
+    registering: bool,
+}
+
+/// A registration's hash, with its attempt still counted; [`Registration::done`] counts the
+/// registration once the identity is stored (dropped instead: it never happened).
+pub struct Registration {
+    attempt: Attempt,
+    pub hash: String,
+}
+
+impl Registration {
+    pub fn done(self) {
+        let mut addresses = lock(&self.attempt.addresses);
+        if let Some(state) = addresses.map.get_mut(&self.attempt.key) {
+            state.registrations.push_back(Instant::now());
+        }
+    }
 }
 
 impl Drop for Attempt {
     fn drop(&mut self) {
-        let mut map = lock(&self.addresses);
+        let mut addresses = lock(&self.addresses);
+        let map = &mut addresses.map;
         if let Some(state) = map.get_mut(&self.key) {
             state.in_flight = state.in_flight.saturating_sub(1);
+            if self.registering {
+                state.registering = state.registering.saturating_sub(1);
+            }
             if state.is_empty() {
                 map.remove(&self.key);
             }
@@ -151,25 +198,34 @@ impl Passwords {
     fn begin(&self, ip: IpAddr, registering: bool) -> Result<(Attempt, Duration, bool), Refusal> {
         let key = address_key(ip);
         let now = Instant::now();
-        let mut map = lock(&self.addresses);
+        let mut addresses = lock(&self.addresses);
+        let Addresses { map, last_sweep } = &mut *addresses;
         if !map.contains_key(&key) && map.len() >= MAX_ADDRESSES {
-            map.retain(|_, s| {
-                s.expire(now);
-                !s.is_empty()
-            });
+            // At most one sweep a second: each walks the whole table.
+            if last_sweep.is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY) {
+                *last_sweep = Some(now);
+                map.retain(|_, s| {
+                    s.expire(now);
+                    !s.is_empty()
+                });
+            }
             if map.len() >= MAX_ADDRESSES {
                 return Err(Refusal::Busy);
             }
         }
         let state = map.entry(key).or_default();
         state.expire(now);
-        if state.in_flight >= IN_FLIGHT_PER_ADDRESS {
+        if state.in_flight >= IN_FLIGHT_PER_ADDRESS || state.hashes.len() >= HASHES_PER_ADDRESS {
             return Err(Refusal::Busy);
         }
-        if registering && state.registrations.len() >= REGISTRATIONS_PER_ADDRESS {
+        if registering
+            && state.registrations.len() + state.registering as usize >= REGISTRATIONS_PER_ADDRESS
+        {
             return Err(Refusal::Registrations);
         }
         state.in_flight += 1;
+        state.registering += u32::from(registering);
+        state.hashes.push_back(now);
         // The delay runs from the last failure, so a patient client is not delayed twice.
         let delay = state.last_failure.map_or(Duration::ZERO, |t| {
             delay_for(state.failures).saturating_sub(now.saturating_duration_since(t))
@@ -178,20 +234,17 @@ impl Passwords {
         let attempt = Attempt {
             addresses: self.addresses.clone(),
             key,
+            registering,
         };
         Ok((attempt, delay, first_tier))
     }
 
-    fn record(&self, attempt: &Attempt, failed: bool, registered: bool) {
-        let mut map = lock(&self.addresses);
-        let state = map.entry(attempt.key).or_default();
-        let now = Instant::now();
-        if failed {
+    /// Counts a wrong password against the attempt's address.
+    fn failed(&self, attempt: &Attempt) {
+        let mut addresses = lock(&self.addresses);
+        if let Some(state) = addresses.map.get_mut(&attempt.key) {
             state.failures = state.failures.saturating_add(1);
-            state.last_failure = Some(now);
-        }
-        if registered {
-            state.registrations.push_back(now);
+            state.last_failure = Some(Instant::now());
         }
     }
 
@@ -211,40 +264,31 @@ impl Passwords {
             .pool
             .run(first, move || argon2_verify(&password, &hash))
             .await?;
-        self.record(&attempt, !ok, false);
+        if !ok {
+            self.failed(&attempt);
+        }
         Ok(ok)
     }
 
-    /// Hashes a new password for a registration from `ip` (Argon2id, random salt).
-    /// [`Passwords::registered`] must be called once the identity is stored.
-    pub async fn hash_new(&self, ip: IpAddr, password: String) -> Result<String, Refusal> {
+    /// Hashes a new password for a registration from `ip` (Argon2id, random salt). The
+    /// registration counts against the address's allowance while under way, and for good
+    /// once [`Registration::done`] says the identity was stored.
+    pub async fn hash_new(&self, ip: IpAddr, password: String) -> Result<Registration, Refusal> {
         let (attempt, delay, first) = self.begin(ip, true)?;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let hashed = self.pool.run(first, move || argon2_hash(&password)).await?;
-        drop(attempt);
         // Hashing with a valid salt does not fail; if it ever did, the server is not able
         // to take the registration now.
-        hashed.ok_or(Refusal::Busy)
-    }
-
-    /// Counts a registration from `ip` against its allowance.
-    pub fn registered(&self, ip: IpAddr) {
-        let key = address_key(ip);
-        let mut map = lock(&self.addresses);
-        if map.len() < MAX_ADDRESSES || map.contains_key(&key) {
-            map.entry(key)
-                .or_default()
-                .registrations
-                .push_back(Instant::now());
-        }
+        let hash = hashed.ok_or(Refusal::Busy)?;
+        Ok(Registration { attempt, hash })
     }
 
     /// Addresses tracked now.
     #[cfg(test)]
     fn tracked_addresses(&self) -> usize {
-        lock(&self.addresses).len()
+        lock(&self.addresses).map.len()
     }
 }
 
@@ -522,14 +566,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_address_without_failures_is_forgotten_when_its_attempts_end() {
+    async fn an_address_is_forgotten_once_its_attempts_end_and_its_hashes_age() {
         let p = Passwords::new(1);
         let attempts: Vec<_> = (1..=50u8)
             .map(|i| p.begin([127, 0, 1, i].into(), false).expect("attempt"))
             .collect();
         assert_eq!(p.tracked_addresses(), 50);
         drop(attempts);
-        assert_eq!(p.tracked_addresses(), 0);
+        // Their hashes are remembered for the per-address budget, then forgotten.
+        assert_eq!(p.tracked_addresses(), 50);
+        let later = Instant::now() + HASH_WINDOW;
+        for state in lock(&p.addresses).map.values_mut() {
+            state.expire(later);
+            assert!(state.is_empty());
+        }
     }
 
     #[tokio::test]
@@ -538,7 +588,7 @@ mod tests {
         let ip: IpAddr = [127, 0, 0, 9].into();
         let (a, delay, first) = p.begin(ip, false).expect("attempt");
         assert_eq!((delay, first), (Duration::ZERO, true));
-        p.record(&a, true, false);
+        p.failed(&a);
         drop(a);
         let (_a, delay, first) = p.begin(ip, false).expect("attempt");
         assert!(delay > Duration::ZERO && delay <= FIRST_DELAY, "{delay:?}");
@@ -551,12 +601,30 @@ mod tests {
     async fn registrations_per_address_are_bounded() {
         let p = Passwords::new(1);
         let ip: IpAddr = [127, 0, 0, 9].into();
-        for _ in 0..REGISTRATIONS_PER_ADDRESS {
-            p.registered(ip);
+        for _ in 0..REGISTRATIONS_PER_ADDRESS - 1 {
+            p.hash_new(ip, "pw".into()).await.expect("hash").done();
         }
+        // The last one allowed, while under way, already counts.
+        let (last, _, _) = p.begin(ip, true).expect("the tenth");
+        assert_eq!(p.begin(ip, true).err(), Some(Refusal::Registrations));
+        drop(last);
+        // A registration that never got stored does not count.
+        drop(p.hash_new(ip, "pw".into()).await.expect("hash"));
+        p.hash_new(ip, "pw".into()).await.expect("hash").done();
         assert_eq!(p.begin(ip, true).err(), Some(Refusal::Registrations));
         assert!(p.begin(ip, false).is_ok(), "logins are not registrations");
         assert!(p.begin([127, 0, 0, 2].into(), true).is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashes_per_address_are_bounded_whatever_their_outcome() {
+        let p = Passwords::new(1);
+        let ip: IpAddr = [127, 0, 0, 9].into();
+        for _ in 0..HASHES_PER_ADDRESS {
+            drop(p.begin(ip, false).expect("within the budget"));
+        }
+        assert_eq!(p.begin(ip, false).err(), Some(Refusal::Busy));
+        assert!(p.begin([127, 0, 0, 10].into(), false).is_ok());
     }
 
     #[tokio::test]

@@ -25,11 +25,12 @@ impl LookAlikes {
         index
     }
 
-    /// Indexes a nick, unless its key is indexed already (under any case).
-    pub fn insert(&mut self, nick: &str) {
+    /// Indexes a nick, unless its key is indexed already (under any case); says whether it
+    /// did.
+    pub fn insert(&mut self, nick: &str) -> bool {
         let key = names::nick_key(nick);
         if self.spelling.contains_key(&key) {
-            return;
+            return false;
         }
         self.spelling.insert(key, nick.to_owned());
         for key in names::nick_skeletons(nick) {
@@ -38,6 +39,7 @@ impl LookAlikes {
                 nicks.push(nick.to_owned());
             }
         }
+        true
     }
 
     /// Forgets a nick (written in any case).

@@ -112,6 +112,40 @@ impl Session {
     }
 }
 
+/// How a CONNECT's nick was claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// No password: a guest nick.
+    Guest,
+    /// A registered nick's password, checked.
+    Login,
+    /// A new identity, registered by this CONNECT.
+    Registered,
+}
+
+/// A new registration's place among the registered nicks' skeletons, held while its
+/// password is hashed; withdrawn on drop unless kept.
+struct Reservation<'a> {
+    index: &'a Mutex<LookAlikes>,
+    /// The nick this reservation filed (`None`: its key was filed already, by another
+    /// registration of the same nick, which owns that entry).
+    nick: Option<String>,
+}
+
+impl Reservation<'_> {
+    fn keep(mut self) {
+        self.nick = None;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(nick) = self.nick.take() {
+            lock(self.index).remove(&nick);
+        }
+    }
+}
+
 /// State shared by every namespace of the chat.
 pub struct ChatApp {
     store: Arc<dyn Store>,
@@ -310,8 +344,10 @@ impl ChatApp {
             if !session.sockets().is_empty() {
                 return Ok(());
             }
-            // Every namespace was left: the nick was released, claim it again.
-            return self.register(session, req);
+            // Every namespace was left: the nick was released, claim it again (an
+            // authenticated session's identity exists by now).
+            let login = session.is_authenticated();
+            return self.register(session, req, login);
         }
         let nick = auth.nick.ok_or_else(|| {
             refusal(
@@ -321,19 +357,20 @@ impl ChatApp {
         })?;
         names::validate_nick(&nick).map_err(|e| refusal(ErrorCode::InvalidName, e.to_string()))?;
         (self.limits.check_nick(&nick)).map_err(|e| refusal(ErrorCode::InvalidName, e))?;
-        let authenticated = self
+        let claim = self
             .authenticate(req.conn.remote.ip(), &nick, auth.password)
             .await?;
-        self.register(Session::new(&nick, authenticated), req)
+        let session = Session::new(&nick, claim != Claim::Guest);
+        self.register(session, req, claim == Claim::Login)
     }
 
-    /// Checks or claims the nick's identity. Returns whether the session is authenticated.
+    /// Checks or claims the nick's identity.
     async fn authenticate(
         &self,
         ip: IpAddr,
         nick: &str,
         password: Option<String>,
-    ) -> Result<bool, ConnectError> {
+    ) -> Result<Claim, ConnectError> {
         let key = names::nick_key(nick);
         let identity = self.store.identity(&key).await.map_err(internal)?;
         match (identity, password) {
@@ -344,7 +381,7 @@ impl ChatApp {
                     .await
                     .map_err(password_refusal)?;
                 if verified {
-                    Ok(true)
+                    Ok(Claim::Login)
                 } else {
                     Err(refusal(
                         ErrorCode::WrongPassword,
@@ -363,8 +400,12 @@ impl ChatApp {
                         format!("a password has 1 to {PASSWORD_MAX} bytes"),
                     ));
                 }
-                self.not_like_a_registered_nick(nick).await?;
-                let hash = self
+                // The nick's skeletons are held among the registered ones while it is
+                // hashed, so two look-alikes registered at once cannot both pass; no hash
+                // for a nick that passes for an online user's.
+                let reservation = self.reserve_registered_nick(nick).await?;
+                self.not_like_an_online_nick(nick)?;
+                let registration = self
                     .passwords
                     .hash_new(ip, password.clone())
                     .await
@@ -375,25 +416,60 @@ impl ChatApp {
                         &key,
                         Identity {
                             nick: nick.to_owned(),
-                            password_hash: hash,
+                            password_hash: registration.hash.clone(),
                         },
                     )
                     .await
                     .map_err(internal)?;
                 if created {
-                    self.passwords.registered(ip);
-                    lock(self.registered_look_alikes().await?).insert(nick);
+                    reservation.keep();
+                    registration.done();
                     info!(nick, "nick registered");
-                    return Ok(true);
+                    return Ok(Claim::Registered);
                 }
+                drop(reservation);
                 // Someone registered it a moment ago: check against theirs.
                 Box::pin(self.authenticate(ip, nick, Some(password))).await
             }
             (None, None) => {
                 self.not_like_a_registered_nick(nick).await?;
-                Ok(false)
+                Ok(Claim::Guest)
             }
         }
+    }
+
+    /// Refuses a nick that would pass for an online user's (the final check is made again
+    /// under the lock in `register`).
+    fn not_like_an_online_nick(&self, nick: &str) -> Result<(), ConnectError> {
+        match lock(&self.online_nicks).conflict(nick, None) {
+            Some(other) => Err(refusal(
+                ErrorCode::NickTaken,
+                format!("'{nick}' looks like '{other}', who is online"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a new registration against the registered nicks and files it among them at
+    /// once; the reservation is withdrawn when dropped unkept.
+    async fn reserve_registered_nick<'a>(
+        &'a self,
+        nick: &str,
+    ) -> Result<Reservation<'a>, ConnectError> {
+        let index = self.registered_look_alikes().await?;
+        let mut guard = lock(index);
+        if let Some(other) = guard.conflict(nick, None) {
+            return Err(refusal(
+                ErrorCode::NickClaimed,
+                format!("'{nick}' looks like the registered nick '{other}': choose another"),
+            ));
+        }
+        let filed = guard.insert(nick);
+        drop(guard);
+        Ok(Reservation {
+            index,
+            nick: filed.then(|| nick.to_owned()),
+        })
     }
 
     /// The registered nicks by skeleton, read from the store the first time.
@@ -418,7 +494,15 @@ impl ChatApp {
         }
     }
 
-    fn register(&self, session: Arc<Session>, req: &ConnectRequest) -> Result<(), ConnectError> {
+    /// Puts a session under its nick. `login`: an existing identity proved with its
+    /// password, which is let in whatever look-alike is online (two registered nicks may
+    /// already look alike); anyone else must not pass for an online user.
+    fn register(
+        &self,
+        session: Arc<Session>,
+        req: &ConnectRequest,
+        login: bool,
+    ) -> Result<(), ConnectError> {
         let nick = session.nick();
         let mut users = lock(&self.users);
         let entry = users.entry(names::nick_key(&nick)).or_default();
@@ -434,12 +518,7 @@ impl ChatApp {
             }
             if entry.is_empty() {
                 let mut online = lock(&self.online_nicks);
-                // A registered owner is let in whatever is online (two registered nicks may
-                // already look alike); anyone else must not pass for an online user.
-                if let Some(other) = online
-                    .conflict(&nick, None)
-                    .filter(|_| !session.is_authenticated())
-                {
+                if let Some(other) = online.conflict(&nick, None).filter(|_| !login) {
                     let message = format!("'{nick}' looks like '{other}', who is online");
                     drop(online);
                     users.remove(&names::nick_key(&nick));

@@ -36,7 +36,8 @@ pub const NBF_LEEWAY: i64 = 30;
 struct Payload {
     #[serde(flatten)]
     claims: Claims,
-    nbf: Option<i64>,
+    /// A NumericDate (RFC 7519), which may have a fraction.
+    nbf: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +83,7 @@ pub fn verify(token: &str, secret: &[u8], now: i64) -> Result<Claims, TokenError
     if claims.exp <= now {
         return Err(TokenError::Expired);
     }
-    if nbf.is_some_and(|nbf| nbf > now.saturating_add(NBF_LEEWAY)) {
+    if nbf.is_some_and(|nbf| nbf.floor() > now.saturating_add(NBF_LEEWAY) as f64) {
         return Err(TokenError::NotYetValid);
     }
     Ok(claims)
@@ -156,6 +157,9 @@ mod tests {
     fn not_before_is_honoured_with_its_leeway() {
         let at = |nbf: i64| signed(serde_json::json!({"sub": "ada", "exp": NOW + 600, "nbf": nbf}));
         assert!(verify(&at(NOW - 5), b"secret", NOW).is_ok());
+        let fractional =
+            signed(serde_json::json!({"sub": "ada", "exp": NOW + 600, "nbf": NOW as f64 + 0.5}));
+        assert!(verify(&fractional, b"secret", NOW).is_ok());
         assert!(verify(&at(NOW + NBF_LEEWAY), b"secret", NOW).is_ok());
         assert_eq!(
             verify(&at(NOW + NBF_LEEWAY + 1), b"secret", NOW),
