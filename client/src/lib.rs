@@ -14,7 +14,9 @@
 //!   unread/mention counts and read marker; `app/commands.rs` typed lines and Tab
 //!   completion; `app/network.rs` network events, with room history de-duplicated by
 //!   `(namespace, room, seq)`.
-//! - [`view`]: the pure view and the layout; [`theme`]: dark and light colours.
+//! - [`layout`]: where each part of the screen goes, a window's lines and how they wrap
+//!   into rows; the model (scrolling, page size) and the view both use it.
+//! - [`view`]: the pure view; [`theme`]: dark and light colours.
 //! - [`sanitize`]: text from the network made harmless for a terminal (control characters
 //!   and bidirectional overrides shown as escapes, newlines as continuation rows); both the
 //!   view and the headless output use it.
@@ -30,6 +32,7 @@ pub mod app;
 pub mod command;
 pub mod config;
 pub mod input;
+pub mod layout;
 pub mod net;
 pub mod sanitize;
 pub mod script;

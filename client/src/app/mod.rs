@@ -15,7 +15,8 @@ mod commands;
 mod network;
 mod window;
 
-pub use window::{Line, LineKind, Window, WindowKind};
+pub use crate::layout::{Line, LineKind};
+pub use window::{Window, WindowKind};
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -26,9 +27,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 
 use crate::command::{self, Command, Input};
 use crate::input::LineEditor;
+use crate::layout::{self, Areas, RowStyle};
 use crate::net::{Failure, NetCommand, NetEvent, Reply, Request, ServerEvent};
 use crate::theme::Theme;
-use crate::view;
 
 /// Lines kept per window; older ones are dropped.
 const SCROLLBACK_MAX: usize = 5000;
@@ -373,8 +374,21 @@ impl App {
         self.outbox.push(NetCommand::Shutdown);
     }
 
+    /// Where each part of the screen goes at the current terminal size.
+    pub fn areas(&self) -> Areas {
+        layout::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
+    }
+
+    /// The colours and time zone lines are drawn with.
+    pub fn row_style(&self) -> RowStyle<'_> {
+        RowStyle {
+            theme: &self.theme,
+            tz: &self.tz,
+        }
+    }
+
     fn page_rows(&self) -> usize {
-        let areas = view::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+        let areas = self.areas();
         usize::from(areas.messages.height.saturating_sub(1)).max(1)
     }
 
@@ -458,12 +472,12 @@ impl App {
     }
 
     fn clamp_scroll(&mut self) {
-        let areas = view::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+        let areas = self.areas();
         let (width, height) = (areas.messages.width, areas.messages.height);
         let Some(w) = self.windows.get(self.active) else {
             return;
         };
-        let total = view::wrapped_rows(self, w, width).len();
+        let total = layout::wrapped_rows(&self.row_style(), &w.lines, w.marker, width).len();
         let max = total.saturating_sub(usize::from(height));
         if let Some(w) = self.windows.get_mut(self.active) {
             w.scroll = w.scroll.min(max);

@@ -220,7 +220,7 @@ impl App {
                         format!(
                             "#{} ({}){topic}",
                             room.room,
-                            crate::view::members(room.members)
+                            crate::layout::members(room.members)
                         ),
                     );
                 }
@@ -298,7 +298,7 @@ impl App {
                 format!(
                     "you joined #{} ({})",
                     j.room,
-                    crate::view::members(j.members.len())
+                    crate::layout::members(j.members.len())
                 ),
             );
             if let Some(topic) = &j.topic {

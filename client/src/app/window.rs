@@ -15,30 +15,6 @@ pub enum WindowKind {
     Dm(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LineKind {
-    Message {
-        from: String,
-        text: String,
-        action: bool,
-        /// Set for room messages: the de-duplication key.
-        seq: Option<u64>,
-        /// Mentions our nick (or is a DM to us).
-        mention: bool,
-    },
-    /// A system line: joins, topics, command output.
-    Info(String),
-    /// Something refused or failed.
-    Error(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    /// Milliseconds since the Unix epoch.
-    pub ts: i64,
-    pub kind: LineKind,
-}
-
 #[derive(Debug, Clone)]
 pub struct Window {
     pub nsp: String,
@@ -203,8 +179,8 @@ impl App {
         // Rows the new line takes, to keep a scrolled-up view still.
         let scrolled = self.windows.get(i).is_some_and(|w| w.scroll > 0);
         let rows = if active && scrolled {
-            let areas = view::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
-            view::line_height(self, &line, areas.messages.width)
+            let areas = self.areas();
+            layout::line_height(&self.row_style(), &line, areas.messages.width)
         } else {
             0
         };
