@@ -16,7 +16,7 @@
 //! unindexed one is [`IndexLimits::age`] old, one transaction per chunk (`meta.indexed_upto`
 //! says how far); at open it indexes whatever a crash left (after a cheap check that the
 //! indexes agree with the log, rebuilding them from the log when they do not: `recover`).
-//! Until then reads find the unindexed messages in memory ([`super::unindexed`]).
+//! Until then reads find the unindexed messages in memory (`super::unindexed`).
 //! A store holds an advisory lock on `<db>.lock` for its life: a second one on the same file
 //! is refused ([`StoreError::InUse`]).
 //! Retention (count and age per room) runs on the writer between batches, in bounded chunks.

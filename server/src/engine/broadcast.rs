@@ -10,6 +10,35 @@ use super::namespace::Namespace;
 use super::outbox::{EncodedPacket, SendError};
 use super::{Room, Sid};
 
+/// The namespace's ways into a broadcast; they live here, beside the operator, so the
+/// namespace need not know the operator.
+impl Namespace {
+    /// Targets every socket of the namespace (narrow it with `to`, `except`, `volatile`).
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone())
+    }
+
+    /// Targets a room.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone()).to(room)
+    }
+
+    /// Targets everyone but the sockets in this room.
+    pub fn except(&self, room: impl Into<Room>) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone()).except(room)
+    }
+
+    /// Targets everyone, volatile.
+    pub fn volatile(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone()).volatile()
+    }
+
+    /// Emits to every socket of the namespace.
+    pub fn emit(&self, event: &str, args: Vec<Value>) -> usize {
+        BroadcastOperator::new(self.clone()).emit(event, args)
+    }
+}
+
 #[derive(Clone)]
 pub struct BroadcastOperator {
     ns: Namespace,

@@ -26,9 +26,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::adapter::{Adapter, AdapterContext, LocalSockets, RoomEvent};
-use super::broadcast::BroadcastOperator;
 use super::socket::{AckSender, Socket};
-use super::{AdapterFactory, Registry, Room, Sid, lock, read, write};
+use super::{AdapterFactory, Registry, Sid, lock, read, write};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -349,31 +348,6 @@ impl Namespace {
 
     pub(crate) fn handlers(&self) -> &Handlers {
         &self.inner.handlers
-    }
-
-    /// Targets every socket of the namespace (narrow it with `to`, `except`, `volatile`).
-    pub fn broadcast(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.clone())
-    }
-
-    /// Targets a room.
-    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
-        BroadcastOperator::new(self.clone()).to(room)
-    }
-
-    /// Targets everyone but the sockets in this room.
-    pub fn except(&self, room: impl Into<Room>) -> BroadcastOperator {
-        BroadcastOperator::new(self.clone()).except(room)
-    }
-
-    /// Targets everyone, volatile.
-    pub fn volatile(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.clone()).volatile()
-    }
-
-    /// Emits to every socket of the namespace.
-    pub fn emit(&self, event: &str, args: Vec<Value>) -> usize {
-        BroadcastOperator::new(self.clone()).emit(event, args)
     }
 
     pub fn socket(&self, sid: &str) -> Option<Socket> {
