@@ -33,6 +33,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, warn};
 
 use super::Engine;
+use super::buffers::{KEEP_CONTROL, KEEP_GATHER, MAX_BATCH, QUIET};
 use super::namespace::{ConnectError, ConnectRequest, ConnectionInfo, Event, Extensions};
 use super::outbox::{CloseReason, EncodedPacket, Next, Outbox, OutboxReceiver, outbox};
 use super::socket::{AckResponse, AckSender, Socket};
@@ -41,17 +42,6 @@ use super::wire::{self, Control, websocket_config};
 /// How long the writer may spend sending the close frame to a peer that is not reading (it
 /// must first drain what the kernel already buffered for it).
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
-/// Most frames fed before one flush.
-const MAX_BATCH: usize = 256;
-/// Control bytes buffer capacity kept between batches.
-const KEEP_CONTROL_CAPACITY: usize = 4096;
-/// What a connection's gather buffer keeps between batches: a few small frames' worth, so a
-/// connection written to often does not allocate per batch, and 2,000 members after a burst
-/// do not each hold the burst's buffer.
-const KEEP_GATHER_CAPACITY: usize = 4096;
-/// The gather buffer is kept only while batches come at least this often.
-const KEEP_GATHER_WHILE: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// Serves one upgraded connection until it closes (`leftover`: bytes read past the upgrade
 /// request, the start of the first frames).
 pub(crate) async fn serve<S>(
@@ -642,10 +632,10 @@ where
             control_bytes.clear();
         }
         // A burst (of pongs, of packets) does not keep its buffer for the connection's life.
-        control_bytes.shrink_to(KEEP_CONTROL_CAPACITY);
+        control_bytes.shrink_to(KEEP_CONTROL);
         let now = std::time::Instant::now();
-        if last_batch.is_some_and(|t| now.duration_since(t) < KEEP_GATHER_WHILE) {
-            gather.shrink_to(KEEP_GATHER_CAPACITY);
+        if last_batch.is_some_and(|t| now.duration_since(t) < QUIET) {
+            gather.shrink_to(KEEP_GATHER);
         } else {
             // A connection that writes seldom (an idle one after its CONNECT answer) holds
             // no buffer between batches.

@@ -15,6 +15,8 @@
 //! - [`broadcast`]: the operator (`to`, `except`, `volatile`) that encodes once and hands the
 //!   bytes to the adapter.
 //! - [`outbox`]: encoded packets and each connection's bounded queue with the slow-consumer rule.
+//! - [`buffers`]: the buffer policy: what each connection's buffers keep between batches and
+//!   when a burst's are given back (every such constant lives there).
 //!
 //! Which errors end a connection: any undecodable frame, a packet for a namespace the client
 //! has not joined, a second CONNECT, a client ping, a message over `max_payload` or a frame
@@ -27,6 +29,7 @@
 
 pub mod adapter;
 pub mod broadcast;
+pub mod buffers;
 pub mod connection;
 pub mod listener;
 pub mod namespace;

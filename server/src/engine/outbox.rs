@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::buffers::{KEEP_BATCH, QUIET, SMALL_BATCH};
 use super::lock;
 
 /// A packet ready for the wire: the text frame and its binary attachments (sent right after
@@ -172,14 +173,6 @@ struct Queue {
     reason: Option<CloseReason>,
 }
 
-/// A batch buffer larger than this is not kept for the next batch.
-const KEEP_BATCH_CAPACITY: usize = 1024;
-/// Buffers grown past this many packets in a burst are given back once the connection has been
-/// quiet for [`QUIET`]: an idle connection holds two buffers of this size at most, and a busy
-/// one does not reallocate its queue for every batch (that cost 7% of fan-out throughput).
-const SMALL_BATCH: usize = 16;
-const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
-
 pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
@@ -252,7 +245,7 @@ impl OutboxReceiver {
         max: usize,
     ) -> Poll<Next> {
         debug_assert!(batch.is_empty());
-        if batch.capacity() > KEEP_BATCH_CAPACITY {
+        if batch.capacity() > KEEP_BATCH {
             *batch = VecDeque::new();
         }
         if let Some(next) = self.take(batch, max, true) {

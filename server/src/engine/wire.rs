@@ -22,20 +22,15 @@ use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::buffers::{CONTROL_MAX, COPY_UP_TO};
 use super::lock;
 
 pub const OP_TEXT: u8 = 0x1;
 pub const OP_BINARY: u8 = 0x2;
 pub const OP_CLOSE: u8 = 0x8;
 
-/// Most control bytes waiting for the writer. A peer that keeps pinging and never reads
-/// would otherwise grow the buffer without bound; past this the connection is closed.
-const CONTROL_MAX: usize = 64 * 1024;
 /// Most slices handed to one vectored write (Linux takes at most 1,024).
 const MAX_SLICES: usize = 1024;
-/// Payloads up to this size are copied into the batch's buffer; larger ones are written from
-/// their own bytes.
-const GATHER_MAX: usize = 1024;
 
 /// Splits an upgraded stream: the read side for tungstenite (its writes go to the returned
 /// [`Control`]), and the write half for the connection's writer.
@@ -238,7 +233,7 @@ where
 
 /// Puts `control` and every frame (opcode, payload) into `gather` (the caller's, reused from
 /// batch to batch so a batch costs no allocation; cleared first): headers and payloads of up
-/// to `GATHER_MAX` bytes are copied, since the kernel copies one long run much faster than
+/// to `COPY_UP_TO` bytes are copied, since the kernel copies one long run much faster than
 /// many short slices and the shared payload is hot in the cache. A larger payload is not
 /// copied: it goes into `large` with the offset in `gather` it is written after.
 ///
@@ -256,7 +251,7 @@ pub fn gather_frames<'a, F>(
     gather.extend_from_slice(control);
     for (opcode, payload) in frames {
         put_header(gather, opcode, payload.len());
-        if payload.len() <= GATHER_MAX {
+        if payload.len() <= COPY_UP_TO {
             gather.extend_from_slice(payload);
         } else {
             large.push((gather.len(), payload));
@@ -312,13 +307,13 @@ where
     Ok(())
 }
 
-/// The WebSocket configuration every connection uses: a 4 KiB read buffer, no write buffer
-/// (tungstenite only writes its pongs and close replies, into the connection's control
+/// The WebSocket configuration every connection uses: a small read buffer (see the buffer
+/// policy, [`super::buffers`]), no write buffer (tungstenite only writes its pongs and close replies, into the connection's control
 /// buffer, which takes them at once; the writer frames everything else, see this module),
 /// and the message and frame limits.
 pub fn websocket_config(max_message: usize, max_frame: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(super::buffers::READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_frame.min(max_message)))

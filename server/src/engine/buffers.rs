@@ -1,0 +1,56 @@
+//! The engine's buffer policy, in one place: what a connection's buffers keep between
+//! batches, and when a burst's buffers are given back.
+//!
+//! A server with thousands of mostly idle members and a few busy rooms pays for buffers in
+//! two ways: allocating per batch costs fan-out throughput (a queue reallocated for every
+//! batch cost 7%), and keeping a burst's buffers for a connection's life costs memory (2,000
+//! members after one burst would each hold its buffer). So each buffer grows freely for a
+//! burst, keeps a small capacity while batches come often, and is given back once the
+//! connection has been quiet for [`QUIET`]:
+//!
+//! | buffer (owner) | kept while busy | given back |
+//! |---|---|---|
+//! | outgoing queue and batch (`outbox`) | up to [`SMALL_BATCH`] packets; a batch buffer over [`KEEP_BATCH`] is dropped at once | after [`QUIET`] |
+//! | gather buffer for a vectored write (`connection`) | [`KEEP_GATHER`] slices | when batches come less often than [`QUIET`]: nothing held between them |
+//! | control bytes: pongs, close replies (`connection`) | [`KEEP_CONTROL`] bytes | never over it between batches |
+//! | control bytes waiting for the writer (`wire`) | at most [`CONTROL_MAX`]: past it the peer is not reading and is closed | — |
+//! | WebSocket read buffer (`wire`) | [`READ_BUFFER`] bytes | fixed |
+//! | WebSocket write buffer (`wire`) | none: the writer frames packets itself | — |
+//!
+//! A writer takes at most [`MAX_BATCH`] frames before it flushes, so one busy connection's
+//! vectored write stays bounded; payloads up to [`COPY_UP_TO`] bytes are copied into the
+//! gather buffer (the kernel copies one long run much faster than many short slices), larger
+//! ones are written from their own shared bytes. Changing any of these is a performance change: measure
+//! fan-out and idle memory before and after (BENCHMARKS.md).
+
+use std::time::Duration;
+
+/// A connection that has had no batch for this long is idle: the buffers a burst grew are
+/// given back.
+pub const QUIET: Duration = Duration::from_secs(1);
+
+/// Most frames a writer takes before one flush.
+pub const MAX_BATCH: usize = 256;
+
+/// Outgoing queue and batch capacity (in packets) a busy connection keeps between batches.
+pub const SMALL_BATCH: usize = 16;
+
+/// A batch buffer larger than this many packets is not kept for the next batch, busy or not.
+pub const KEEP_BATCH: usize = 1024;
+
+/// Gather buffer capacity (in slices) a connection written to often keeps between batches.
+pub const KEEP_GATHER: usize = 4096;
+
+/// Control bytes buffer capacity kept between batches.
+pub const KEEP_CONTROL: usize = 4096;
+
+/// Each connection's WebSocket read buffer, in bytes.
+pub const READ_BUFFER: usize = 4 * 1024;
+
+/// Most control bytes waiting for the writer. A peer that keeps pinging and never reads
+/// would otherwise grow the buffer without bound; past this the connection is closed.
+pub const CONTROL_MAX: usize = 64 * 1024;
+
+/// Payloads up to this many bytes are copied into a batch's gather buffer; larger ones are
+/// written from their own bytes.
+pub const COPY_UP_TO: usize = 1024;
