@@ -2,7 +2,7 @@
 //! length lies within the input.
 #![no_main]
 
-use chat_server::engine::listener::{parse_upgrade, parse_websocket_upgrade};
+use chat_protocol::http::{parse_upgrade, parse_websocket_upgrade};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,12 +7,15 @@
 //!   and [`socket_io::BinaryAssembler`] that joins a binary packet with its attachments.
 //! - [`events`]: the chat's typed events (requests, replies and server events) with their names.
 //! - [`names`]: the rules for namespace, room and nick names.
+//! - [`http`]: HTTP/1.1 request heads (bounded, via `httparse`) and the Engine.IO WebSocket
+//!   handshake checked over them, with the refusals' HTTP answers.
 //!
 //! Where to add things: a new chat event is a struct in `events` plus its name constant, and a
 //! line in `docs/PROTOCOL.md`. Decoders return [`DecodeError`], never panic.
 
 pub mod engine_io;
 pub mod events;
+pub mod http;
 pub mod names;
 pub mod socket_io;
 

@@ -2,7 +2,7 @@
 //! target): they never panic on any bytes, and a valid request is accepted whatever other
 //! query parameters and headers come with it.
 
-use chat_server::engine::listener::{parse_upgrade, parse_websocket_upgrade};
+use chat_protocol::http::{parse_upgrade, parse_websocket_upgrade};
 use proptest::prelude::*;
 
 proptest! {

@@ -1,0 +1,360 @@
+//! HTTP/1.1 request heads and the Engine.IO handshake over them, pure: a buffer in, a
+//! checked request or a refusal (with its HTTP status and Engine.IO error code) out.
+//!
+//! Every HTTP endpoint of the server reads its request head through [`RequestHead::parse`]
+//! (at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers, parsed by `httparse`); the
+//! listener does the bounded, timed reading and writes the answers this module renders. The
+//! WebSocket upgrade is checked here: [`parse_upgrade`] (the Engine.IO path and query) and
+//! [`parse_websocket_upgrade`] (any path, for plain WebSocket servers). Both never panic
+//! (property-tested, and fuzzed by `fuzz/fuzz_targets/upgrade.rs`).
+//!
+//! Refusals are `{"code":N,"message":"..."}` JSON with the Engine.IO error codes (0 transport
+//! unknown, 1 session id unknown, 2 bad handshake method, 3 bad request, 4 forbidden, 5
+//! unsupported protocol version): see [`HandshakeError::response`].
+
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+/// Largest request head read.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Most headers in a request head; a request with more is refused (400).
+pub const MAX_HEADERS: usize = 32;
+/// The path Socket.IO clients use by default.
+pub const ENGINE_PATH: &str = "/socket.io/";
+
+/// A parsed request head, borrowing from the buffer it was read into.
+#[derive(Debug)]
+pub struct RequestHead<'b> {
+    pub method: &'b str,
+    /// The path without its query.
+    pub path: &'b str,
+    /// The query string (after `?`), empty when there is none.
+    pub query: &'b str,
+    /// How many bytes of the buffer the head used (what follows is the body or the first
+    /// WebSocket frames).
+    pub head_len: usize,
+    headers: [(&'b str, &'b [u8]); MAX_HEADERS],
+    count: usize,
+}
+
+/// Why a buffer does not hold a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// The head has not ended yet (read more, up to [`MAX_HEAD`]).
+    Partial,
+    /// Not an HTTP/1.x request head, or more than [`MAX_HEADERS`] headers.
+    Invalid,
+}
+
+impl<'b> RequestHead<'b> {
+    /// Parses the request head at the start of `buf`.
+    pub fn parse(buf: &'b [u8]) -> Result<Self, HeadError> {
+        let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut parsed);
+        let head_len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Err(HeadError::Partial),
+            Err(_) => return Err(HeadError::Invalid),
+        };
+        let target = req.path.unwrap_or("");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut headers = [("", &b""[..]); MAX_HEADERS];
+        let mut count = 0;
+        for (slot, h) in headers.iter_mut().zip(req.headers.iter()) {
+            *slot = (h.name, h.value);
+            count += 1;
+        }
+        Ok(RequestHead {
+            method: req.method.unwrap_or(""),
+            path,
+            query,
+            head_len,
+            headers,
+            count,
+        })
+    }
+
+    /// The first header called `name` (case-insensitive), if its value is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'b str> {
+        self.headers[..self.count]
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// Whether header `name` lists `token` (comma-separated, case-insensitive), as
+    /// `Connection: keep-alive, Upgrade` lists `upgrade`.
+    pub fn lists(&self, name: &str, token: &str) -> bool {
+        self.header(name)
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    }
+
+    /// The first query parameter called `name` (a parameter without `=` has an empty value).
+    pub fn param(&self, name: &str) -> Option<&'b str> {
+        query_param(self.query, name)
+    }
+}
+
+/// The first parameter called `name` in a query string (not percent-decoded).
+pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether `buf` holds the end of a request head (`\r\n\r\n`), or is as long as a head may be:
+/// reading can stop.
+pub fn head_ended(buf: &[u8]) -> bool {
+    buf.len() >= MAX_HEAD || buf.windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+/// A refused handshake: the Engine.IO error code, its message, and the HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeError {
+    pub status: u16,
+    pub code: u8,
+    pub message: &'static str,
+}
+
+impl HandshakeError {
+    pub const TRANSPORT_UNKNOWN: Self = Self {
+        status: 400,
+        code: 0,
+        message: "Transport unknown",
+    };
+    pub const SESSION_UNKNOWN: Self = Self {
+        status: 400,
+        code: 1,
+        message: "Session ID unknown",
+    };
+    pub const BAD_METHOD: Self = Self {
+        status: 400,
+        code: 2,
+        message: "Bad handshake method",
+    };
+    pub const BAD_REQUEST: Self = Self {
+        status: 400,
+        code: 3,
+        message: "Bad request",
+    };
+    pub const NOT_FOUND: Self = Self {
+        status: 404,
+        code: 3,
+        message: "Bad request",
+    };
+    pub const BAD_VERSION: Self = Self {
+        status: 400,
+        code: 5,
+        message: "Unsupported protocol version",
+    };
+    /// RFC 6455 4.4: a `Sec-WebSocket-Version` we do not speak; answered with the version we
+    /// do (`Sec-WebSocket-Version: 13`).
+    pub const WEBSOCKET_VERSION: Self = Self {
+        status: 426,
+        code: 3,
+        message: "Unsupported WebSocket version (13 is supported)",
+    };
+    pub const TOO_MANY: Self = Self {
+        status: 429,
+        code: 4,
+        message: "Too many connections",
+    };
+
+    /// The whole HTTP response: status line, JSON body, `Connection: close`.
+    pub fn response(&self) -> String {
+        let body = serde_json::json!({"code": self.code, "message": self.message}).to_string();
+        let status = match self.status {
+            404 => "404 Not Found",
+            426 => "426 Upgrade Required",
+            429 => "429 Too Many Requests",
+            _ => "400 Bad Request",
+        };
+        let version = if self.status == 426 {
+            "Sec-WebSocket-Version: 13\r\n"
+        } else {
+            ""
+        };
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{version}Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+}
+
+/// A valid upgrade request.
+#[derive(Debug)]
+pub struct Upgrade {
+    /// The `Sec-WebSocket-Accept` value answering the client's key.
+    pub accept_key: String,
+    pub query: String,
+    /// How many bytes of the buffer the request head used.
+    pub head_len: usize,
+}
+
+impl Upgrade {
+    /// The `101 Switching Protocols` response.
+    pub fn response(&self) -> String {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            self.accept_key
+        )
+    }
+}
+
+/// Validates an Engine.IO WebSocket upgrade request head: the path ([`ENGINE_PATH`], with or
+/// without its trailing slash, else 404), `EIO=4`, `transport=websocket`, no `sid` (we do
+/// not upgrade polling sessions yet), then the WebSocket headers.
+pub fn parse_upgrade(buf: &[u8]) -> Result<Upgrade, HandshakeError> {
+    let head = RequestHead::parse(buf).map_err(|_| HandshakeError::BAD_REQUEST)?;
+    if head.path != ENGINE_PATH && head.path != ENGINE_PATH.trim_end_matches('/') {
+        return Err(HandshakeError::NOT_FOUND);
+    }
+    if head.param("transport") != Some("websocket") {
+        return Err(HandshakeError::TRANSPORT_UNKNOWN);
+    }
+    if head.param("EIO") != Some("4") {
+        return Err(HandshakeError::BAD_VERSION);
+    }
+    if head.param("sid").is_some() {
+        return Err(HandshakeError::SESSION_UNKNOWN);
+    }
+    websocket_headers(&head)
+}
+
+/// Validates a plain WebSocket upgrade on any path (no Engine.IO checks): `GET`, `Upgrade:
+/// websocket`, `Connection: upgrade`, version 13 and a key.
+pub fn parse_websocket_upgrade(buf: &[u8]) -> Result<Upgrade, HandshakeError> {
+    let head = RequestHead::parse(buf).map_err(|_| HandshakeError::BAD_REQUEST)?;
+    websocket_headers(&head)
+}
+
+fn websocket_headers(head: &RequestHead<'_>) -> Result<Upgrade, HandshakeError> {
+    if head.method != "GET" {
+        return Err(HandshakeError::BAD_METHOD);
+    }
+    let upgrade_ok = head
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let connection_ok = head.lists("connection", "upgrade");
+    let version_ok = head.header("sec-websocket-version") == Some("13");
+    let key = head
+        .header("sec-websocket-key")
+        .filter(|k| !k.trim().is_empty());
+    if upgrade_ok && connection_ok && !version_ok {
+        return Err(HandshakeError::WEBSOCKET_VERSION);
+    }
+    match (upgrade_ok && connection_ok && version_ok, key) {
+        (true, Some(key)) => Ok(Upgrade {
+            accept_key: accept_key(key.trim()),
+            query: head.query.to_owned(),
+            head_len: head.head_len,
+        }),
+        _ => Err(HandshakeError::BAD_REQUEST),
+    }
+}
+
+/// RFC 6455 4.2.2: base64 of the SHA-1 of the client's key and the protocol's GUID.
+pub fn accept_key(key: &str) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_expose_method_path_query_and_headers() {
+        let buf = b"POST /socket.io/?EIO=4&transport=polling&sid=x&flag HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+        let head = RequestHead::parse(buf).expect("complete");
+        assert_eq!(head.method, "POST");
+        assert_eq!(head.path, "/socket.io/");
+        assert_eq!(head.param("sid"), Some("x"));
+        assert_eq!(head.param("flag"), Some(""));
+        assert_eq!(head.param("nope"), None);
+        assert_eq!(head.header("content-length"), Some("5"));
+        assert_eq!(&buf[head.head_len..], b"hello");
+        assert_eq!(
+            RequestHead::parse(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap_err(),
+            HeadError::Partial
+        );
+        assert_eq!(
+            RequestHead::parse(b"\x00\x01 nonsense\r\n\r\n").unwrap_err(),
+            HeadError::Invalid
+        );
+    }
+
+    #[test]
+    fn too_many_headers_are_invalid() {
+        let mut buf = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..=MAX_HEADERS {
+            buf.push_str(&format!("X-{i}: y\r\n"));
+        }
+        buf.push_str("\r\n");
+        assert_eq!(
+            RequestHead::parse(buf.as_bytes()).unwrap_err(),
+            HeadError::Invalid
+        );
+    }
+
+    #[test]
+    fn the_accept_key_is_rfc_6455s_example() {
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn refusals_render_their_status_and_json() {
+        let r = HandshakeError::WEBSOCKET_VERSION.response();
+        assert!(r.starts_with("HTTP/1.1 426 Upgrade Required\r\n"), "{r}");
+        assert!(r.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{r}");
+        let r = HandshakeError::TOO_MANY.response();
+        assert!(r.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{r}");
+        assert!(
+            r.ends_with(r#"{"code":4,"message":"Too many connections"}"#),
+            "{r}"
+        );
+        assert!(!r.contains("Sec-WebSocket-Version"));
+    }
+
+    fn req(path: &str, extra: &str) -> String {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+        )
+    }
+
+    #[test]
+    fn accepts_a_valid_upgrade() {
+        let r = req("/socket.io/?EIO=4&transport=websocket&t=abc", "");
+        let u = parse_upgrade(r.as_bytes()).expect("valid");
+        assert_eq!(u.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(u.head_len, r.len());
+    }
+
+    #[test]
+    fn refusals_carry_engine_io_codes() {
+        let code = |path: &str| parse_upgrade(req(path, "").as_bytes()).unwrap_err().code;
+        assert_eq!(code("/socket.io/?EIO=4&transport=polling"), 0);
+        assert_eq!(code("/socket.io/?EIO=4"), 0);
+        assert_eq!(code("/socket.io/?EIO=3&transport=websocket"), 5);
+        assert_eq!(code("/socket.io/?transport=websocket"), 5);
+        assert_eq!(code("/socket.io/?EIO=4&transport=websocket&sid=abc"), 1);
+        assert_eq!(
+            parse_upgrade(req("/other", "").as_bytes())
+                .unwrap_err()
+                .status,
+            404
+        );
+        let post = req("/socket.io/?EIO=4&transport=websocket", "").replacen("GET", "POST", 1);
+        assert_eq!(parse_upgrade(post.as_bytes()).unwrap_err().code, 2);
+        let plain = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(parse_upgrade(plain.as_bytes()).unwrap_err().code, 3);
+        assert_eq!(parse_upgrade(b"garbage\r\n\r\n").unwrap_err().code, 3);
+    }
+}
