@@ -223,7 +223,7 @@ impl Request {
 pub enum Reply {
     Join(events::JoinReply),
     Leave(events::LeaveReply),
-    Message(events::MessageReply),
+    Message(events::MessageReply<'static>),
     Dm(events::DmReply),
     Nick(events::NickReply),
     Rooms(events::RoomsReply),

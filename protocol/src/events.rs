@@ -4,9 +4,70 @@
 //! Every request is one Socket.IO EVENT whose single argument is the request object. Its ack
 //! carries one object: `{"ok":true, ...reply fields}` or
 //! `{"ok":false,"error":{"code":"...","message":"..."}}` ([`Reply`]).
+//!
+//! The vocabulary is typed: each request type names its event and its reply type
+//! ([`Request`]), each pushed event type its name ([`ServerEvent`]). Adding a request is one
+//! request/reply pair here (with its `impl Request`), one server handler, one client command,
+//! and its line in `docs/PROTOCOL.md`.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
+
+/// A request a client sends: the event it goes out as, and what a successful ack carries.
+pub trait Request: Serialize + DeserializeOwned {
+    /// The event name (one of [`client`]'s).
+    const EVENT: &'static str;
+    /// The reply fields of `{"ok":true, ...}`.
+    type Reply: Serialize + DeserializeOwned;
+}
+
+/// An event the server pushes, and its name (one of [`server`]'s).
+pub trait ServerEvent: Serialize + DeserializeOwned {
+    const EVENT: &'static str;
+}
+
+macro_rules! requests {
+    ($($request:ty => $event:path, $reply:ty;)*) => {$(
+        impl Request for $request {
+            const EVENT: &'static str = $event;
+            type Reply = $reply;
+        }
+    )*};
+}
+
+macro_rules! server_events {
+    ($($event_type:ty => $event:path;)*) => {$(
+        impl ServerEvent for $event_type {
+            const EVENT: &'static str = $event;
+        }
+    )*};
+}
+
+requests! {
+    JoinRequest => client::JOIN, JoinReply;
+    LeaveRequest => client::LEAVE, LeaveReply;
+    MessageRequest => client::MESSAGE, MessageReply<'static>;
+    DmRequest => client::DM, DmReply;
+    NickRequest => client::NICK, NickReply;
+    RoomsRequest => client::ROOMS, RoomsReply;
+    WhoRequest => client::WHO, WhoReply;
+    TopicRequest => client::TOPIC, TopicReply;
+    HistoryRequest => client::HISTORY, HistoryReply;
+    TypingRequest => client::TYPING, TypingReply;
+    PingRequest => client::PING, PingReply;
+}
+
+server_events! {
+    ChatMessage => server::MESSAGE;
+    DirectMessage => server::DM;
+    Presence => server::PRESENCE;
+    RoomChange => server::ROOM;
+    TopicChange => server::TOPIC;
+    Notice => server::NOTICE;
+    Typing => server::TYPING;
+}
 
 /// Event names, client to server.
 pub mod client {
@@ -111,6 +172,10 @@ pub enum ErrorCode {
     /// A `dm` to an offline registered nick that has as many messages waiting as the server
     /// keeps (500).
     MailboxFull,
+    /// A code this build does not know (sent by a newer server): read it as a refusal with
+    /// its message. Never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,12 +187,32 @@ pub struct ErrorBody {
 /// A decoded ack: `Ok(reply)` or the server's error.
 pub type Reply<T> = Result<T, ErrorBody>;
 
-/// The `message` request's ack, `{"ok":true,"message":{...}}`, written straight to JSON (the
-/// same text as `ok_reply(&MessageReply {..})`, without building a `Value`).
+/// `{"ok":true, ...fields of reply}`, written straight to JSON (no `Value` built): what a
+/// server acks with.
 #[derive(Debug, Serialize)]
-pub struct MessageAck<'a> {
-    pub ok: bool,
-    pub message: &'a ChatMessage,
+pub struct OkAck<'a, T> {
+    ok: bool,
+    #[serde(flatten)]
+    reply: &'a T,
+}
+
+impl<'a, T: Serialize> OkAck<'a, T> {
+    pub fn new(reply: &'a T) -> Self {
+        OkAck { ok: true, reply }
+    }
+}
+
+/// `{"ok":false,"error":{...}}`, written straight to JSON.
+#[derive(Debug, Serialize)]
+pub struct ErrorAck<'a> {
+    ok: bool,
+    error: &'a ErrorBody,
+}
+
+impl<'a> ErrorAck<'a> {
+    pub fn new(error: &'a ErrorBody) -> Self {
+        ErrorAck { ok: false, error }
+    }
 }
 
 /// Builds `{"ok":true, ...fields of reply}`.
@@ -240,10 +325,12 @@ pub struct MessageRequest {
     pub cid: Option<String>,
 }
 
+/// The `message` ack. Borrowed when the server writes it (the stored message is also
+/// published, so it is not copied), owned when a client reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageReply {
+pub struct MessageReply<'a> {
     /// The message as stored; the sender gets it here and not as a `message` event.
-    pub message: ChatMessage,
+    pub message: Cow<'a, ChatMessage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,10 +413,19 @@ pub struct HistoryReply {
     pub messages: Vec<ChatMessage>,
 }
 
+/// Volatile: normally sent without an ack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypingRequest {
     pub room: String,
 }
+
+/// `{"ok":true}`, for a `typing` sent with an ack.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingReply {}
+
+/// Answered at once with the server time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingRequest {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PingReply {
@@ -420,6 +516,91 @@ mod tests {
             parse_reply::<LeaveReply>(&Value::Null).unwrap_err().code,
             ErrorCode::BadRequest
         );
+    }
+
+    #[test]
+    fn acks_written_directly_match_the_envelope() {
+        let message = ChatMessage {
+            id: "i".into(),
+            room: "r".into(),
+            seq: 7,
+            from: "ann".into(),
+            text: "hi".into(),
+            ts: 1,
+            action: false,
+        };
+        let reply = MessageReply {
+            message: Cow::Borrowed(&message),
+        };
+        let direct = serde_json::to_string(&OkAck::new(&reply)).unwrap();
+        assert_eq!(direct, ok_reply(&reply).to_string());
+        assert_eq!(
+            direct,
+            r#"{"ok":true,"message":{"id":"i","room":"r","seq":7,"from":"ann","text":"hi","ts":1}}"#
+        );
+        let read: <MessageRequest as Request>::Reply =
+            parse_reply(&serde_json::from_str(&direct).unwrap()).unwrap();
+        assert_eq!(read.message.into_owned(), message);
+        let body = ErrorBody {
+            code: ErrorCode::Busy,
+            message: "later".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&ErrorAck::new(&body)).unwrap(),
+            error_reply(ErrorCode::Busy, "later").to_string()
+        );
+        assert_eq!(
+            serde_json::to_string(&OkAck::new(&TypingReply {})).unwrap(),
+            r#"{"ok":true}"#
+        );
+    }
+
+    #[test]
+    fn unknown_error_codes_are_read_as_unknown() {
+        let e =
+            serde_json::json!({"ok": false, "error": {"code": "from_the_future", "message": "m"}});
+        let body = parse_reply::<LeaveReply>(&e).unwrap_err();
+        assert_eq!(body.code, ErrorCode::Unknown);
+        assert_eq!(body.message, "m");
+        let data: ConnectErrorData =
+            serde_json::from_value(serde_json::json!({"code": "from_the_future"})).unwrap();
+        assert_eq!(data.code, ErrorCode::Unknown);
+        assert_eq!(
+            serde_json::from_value::<ErrorCode>(serde_json::json!("mailbox_full")).unwrap(),
+            ErrorCode::MailboxFull
+        );
+    }
+
+    #[test]
+    fn every_event_has_one_type() {
+        let requests = [
+            JoinRequest::EVENT,
+            LeaveRequest::EVENT,
+            MessageRequest::EVENT,
+            DmRequest::EVENT,
+            NickRequest::EVENT,
+            RoomsRequest::EVENT,
+            WhoRequest::EVENT,
+            TopicRequest::EVENT,
+            HistoryRequest::EVENT,
+            TypingRequest::EVENT,
+            PingRequest::EVENT,
+        ];
+        let pushed = [
+            ChatMessage::EVENT,
+            DirectMessage::EVENT,
+            Presence::EVENT,
+            RoomChange::EVENT,
+            TopicChange::EVENT,
+            Notice::EVENT,
+            Typing::EVENT,
+        ];
+        for names in [&requests[..], &pushed[..]] {
+            let mut sorted = names.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), names.len(), "{names:?}");
+        }
     }
 
     #[test]

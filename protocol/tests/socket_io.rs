@@ -1,7 +1,9 @@
 //! Socket.IO packets against literal wire strings, plus round-trip and never-panic properties.
 
 use chat_protocol::DecodeError;
-use chat_protocol::events::{self, ChatMessage, MessageAck, MessageReply};
+use std::borrow::Cow;
+
+use chat_protocol::events::{self, ChatMessage, MessageReply, OkAck};
 use chat_protocol::socket_io::{
     BinaryAssembler, Packet, PacketKind, encode_frame_with, placeholder,
 };
@@ -27,13 +29,12 @@ fn frames_written_straight_from_structs_match_frames_from_values() {
         let typed = encode_frame_with(PacketKind::Event, nsp, None, &("message", &message));
         let valued = Packet::event(nsp, "message", vec![json!(message)], None).encode_frame();
         assert_eq!(typed.unwrap(), valued);
-        let ack = MessageAck {
-            ok: true,
-            message: &message,
+        let borrowed = MessageReply {
+            message: Cow::Borrowed(&message),
         };
-        let typed = encode_frame_with(PacketKind::Ack, nsp, Some(42), &(&ack,));
+        let typed = encode_frame_with(PacketKind::Ack, nsp, Some(42), &(OkAck::new(&borrowed),));
         let reply = events::ok_reply(&MessageReply {
-            message: message.clone(),
+            message: Cow::Owned(message.clone()),
         });
         let valued = Packet::ack(nsp, 42, vec![reply]).encode_frame();
         assert_eq!(typed.unwrap(), valued);

@@ -115,6 +115,7 @@ async fn say(c: &mut Client, nsp: &str, room: &str, text: &str) -> ChatMessage {
             .await,
     )
     .message
+    .into_owned()
 }
 
 /// Sends a request and returns its reply with the events (name, first arg) that came first.
@@ -720,7 +721,7 @@ async fn the_action_flag_is_kept() {
             json!({ "room": "r", "text": "waves", "action": true }),
         )
         .await;
-    let acked = ok::<MessageReply>(&reply).message;
+    let acked = ok::<MessageReply>(&reply).message.into_owned();
     assert!(acked.action);
     let event = bob.wait_event(events::server::MESSAGE).await;
     assert_eq!(event["action"], json!(true));

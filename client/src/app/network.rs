@@ -177,7 +177,7 @@ impl App {
             }
             Reply::Message(m) => {
                 let i = self.window(nsp, WindowKind::Room(m.message.room.clone()));
-                self.show_message(i, m.message);
+                self.show_message(i, m.message.into_owned());
             }
             Reply::Dm(d) => {
                 let i = self.window(nsp, WindowKind::Dm(d.message.to.clone()));

@@ -1,5 +1,5 @@
-//! One method per client event. Each parses its request, acts, and returns the ack object
-//! (`{"ok":true,...}` or `{"ok":false,"error":{...}}`, see `chat_protocol::events`).
+//! One method per client event. Each parses its request, acts, and returns its reply type
+//! (`Outcome<R::Reply>`), which `dispatch` sends as the ack (see `reply`).
 //! `message` is pipelined: it is acknowledged from the store's callback after its commit,
 //! while the connection's next events are read; every other event waits for those acks first
 //! (see `ChatApp::dispatch`).
@@ -7,16 +7,18 @@
 use std::sync::{Arc, Mutex};
 
 use chat_protocol::events::{
-    self, DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply, HistoryRequest, JoinReply,
-    JoinRequest, LeaveReply, LeaveRequest, MessageAck, MessageRequest, NickReply, NickRequest,
-    PingReply, Presence, PresenceAction, RoomInfo, RoomsReply, TopicChange, TopicReply,
-    TopicRequest, Typing, TypingRequest, WhoReply, WhoRequest, client,
+    DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply, HistoryRequest, JoinReply,
+    JoinRequest, LeaveReply, LeaveRequest, MessageRequest, NickReply, NickRequest, PingReply,
+    PingRequest, Presence, PresenceAction, RoomInfo, RoomsReply, RoomsRequest, TopicChange,
+    TopicReply, TopicRequest, Typing, TypingReply, TypingRequest, WhoReply, WhoRequest, client,
 };
 use chat_protocol::names;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::warn;
 
+pub(crate) use super::reply::Failure;
+use super::reply::{Outcome, Push, answer, answer_message, refuse};
 use super::store::{AppendDone, Catchup, NewMessage, now_ms};
 use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
 use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
@@ -26,30 +28,6 @@ pub(crate) const QUEUED_DMS_MAX: usize = 500;
 
 /// Longest client message id.
 const CID_MAX: usize = 64;
-
-/// An error ack.
-pub(crate) struct Failure(pub(crate) ErrorCode, pub(crate) String);
-
-type Outcome = Result<Value, Failure>;
-
-/// A reply still to be sent (`ack` is `None` when the client asked for none, or when the
-/// handler already answered).
-struct Answer {
-    ack: Option<AckSender>,
-    result: Outcome,
-}
-
-impl Answer {
-    fn send(self) {
-        if let Some(ack) = self.ack {
-            let reply = match self.result {
-                Ok(v) => v,
-                Err(Failure(code, message)) => events::error_reply(code, message),
-            };
-            let _ = ack.send(vec![reply]);
-        }
-    }
-}
 
 fn parse<T: DeserializeOwned>(arg: Value) -> Result<T, Failure> {
     serde_json::from_value(arg)
@@ -127,66 +105,43 @@ impl ChatApp {
         // Any other event is handled once the connection's messages are answered, as if each
         // had been waited for (a `history` sees them, a `leave` is announced after them).
         session.settled().await;
-        if name == client::JOIN {
-            let outcome = self.join(&socket, &session, arg, ack).await;
-            return outcome.send();
+        match name.as_str() {
+            client::JOIN => self.join(&socket, &session, arg, ack).await,
+            client::LEAVE => answer::<LeaveRequest>(ack, self.leave(&socket, &session, arg)),
+            client::DM => answer::<DmRequest>(ack, self.dm(&socket, &session, arg).await),
+            client::NICK => answer::<NickRequest>(ack, self.nick(&session, arg).await),
+            client::ROOMS => answer::<RoomsRequest>(ack, self.rooms(&socket).await),
+            client::WHO => answer::<WhoRequest>(ack, self.who(&socket, arg)),
+            client::TOPIC => answer::<TopicRequest>(ack, self.topic(&socket, &session, arg).await),
+            client::HISTORY => answer::<HistoryRequest>(ack, self.history(&socket, arg).await),
+            client::TYPING => answer::<TypingRequest>(ack, self.typing(&socket, &session, arg)),
+            client::PING => answer::<PingRequest>(ack, Ok(PingReply { ts: now_ms() })),
+            other => refuse(
+                ack,
+                Failure(ErrorCode::UnknownEvent, format!("unknown event '{other}'")),
+            ),
         }
-        let result = match name.as_str() {
-            client::LEAVE => self.leave(&socket, &session, arg),
-            client::DM => self.dm(&socket, &session, arg).await,
-            client::NICK => self.nick(&session, arg).await,
-            client::ROOMS => self.rooms(&socket).await,
-            client::WHO => self.who(&socket, arg),
-            client::TOPIC => self.topic(&socket, &session, arg).await,
-            client::HISTORY => self.history(&socket, arg).await,
-            client::TYPING => self.typing(&socket, &session, arg),
-            client::PING => Ok(events::ok_reply(&PingReply { ts: now_ms() })),
-            other => Err(Failure(
-                ErrorCode::UnknownEvent,
-                format!("unknown event '{other}'"),
-            )),
-        };
-        Answer { ack, result }.send();
     }
 
     /// Joins inside the store's ordering section and answers from there, so the ack (with
     /// the recent history) reaches the client before any message published after it.
-    async fn join(
-        &self,
-        socket: &Socket,
-        session: &Session,
-        arg: Value,
-        ack: Option<AckSender>,
-    ) -> Answer {
+    async fn join(&self, socket: &Socket, session: &Session, arg: Value, ack: Option<AckSender>) {
         let room =
             match parse::<JoinRequest>(arg).and_then(|r| valid_room(&r.room).map(|()| r.room)) {
                 Ok(room) => room,
-                Err(f) => {
-                    return Answer {
-                        ack,
-                        result: Err(f),
-                    };
-                }
+                Err(f) => return refuse(ack, f),
             };
         if let Err(f) = self.join_limits(socket, &room) {
-            return Answer {
-                ack,
-                result: Err(f),
-            };
+            return refuse(ack, f);
         }
         let ns = socket.namespace().name().to_owned();
         let topic = match self.store.topic(&ns, &room).await {
             Ok(t) => t,
-            Err(e) => {
-                return Answer {
-                    ack,
-                    result: Err(internal(e)),
-                };
-            }
+            Err(e) => return refuse(ack, internal(e)),
         };
         // The callback answers on success; if the store fails first, the slot is still full.
         let slot = Arc::new(Mutex::new(ack));
-        let (s, nick, r, answer) = (socket.clone(), session.nick(), room.clone(), slot.clone());
+        let (s, nick, r, slot_in) = (socket.clone(), session.nick(), room.clone(), slot.clone());
         let attach = Box::new(move |c: Catchup| {
             enter_room(&s, nick, &r);
             let reply = JoinReply {
@@ -195,24 +150,20 @@ impl ChatApp {
                 topic,
                 history: c.messages,
             };
-            Answer {
-                ack: lock(&answer).take(),
-                result: Ok(events::ok_reply(&reply)),
-            }
-            .send();
+            answer::<JoinRequest>(lock(&slot_in).take(), Ok(reply));
         });
         let result = self
             .store
             .attach(&ns, &room, None, self.join_history, attach)
             .await;
+        // Still here: the store failed before the callback ran.
         let ack = lock(&slot).take();
-        Answer {
-            ack,
-            result: result.map(|()| Value::Null).map_err(internal),
+        if let Err(e) = result {
+            refuse(ack, internal(e));
         }
     }
 
-    fn leave(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
+    fn leave(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<LeaveReply> {
         let LeaveRequest { room } = parse(arg)?;
         member(socket, &room)?;
         let presence = Presence {
@@ -221,11 +172,9 @@ impl ChatApp {
             action: PresenceAction::Leave,
             previous: None,
         };
-        socket
-            .to(engine_room(&room))
-            .emit(events::server::PRESENCE, vec![json!(presence)]);
+        socket.to(engine_room(&room)).push(&presence);
         socket.leave(&engine_room(&room));
-        Ok(events::ok_reply(&LeaveReply { room }))
+        Ok(LeaveReply { room })
     }
 
     /// Checks a message and hands it to the store without waiting for its commit: the ack
@@ -241,13 +190,7 @@ impl ChatApp {
     ) {
         let new = match self.new_message(socket, session, arg) {
             Ok(new) => new,
-            Err(failure) => {
-                return Answer {
-                    ack,
-                    result: Err(failure),
-                }
-                .send();
-            }
+            Err(failure) => return refuse(ack, failure),
         };
         session.reserve_message().await;
         let held = session.clone();
@@ -255,19 +198,9 @@ impl ChatApp {
             match (outcome, ack) {
                 // The ack written straight to JSON: this runs on the store's writer thread,
                 // once per message.
-                (Ok(appended), Some(ack)) => {
-                    let reply = MessageAck {
-                        ok: true,
-                        message: &appended.message,
-                    };
-                    let _ = ack.send_json(&(reply,));
-                }
+                (Ok(appended), Some(ack)) => answer_message(ack, &appended.message),
                 (Ok(_), None) => {}
-                (Err(e), ack) => Answer {
-                    ack,
-                    result: Err(internal(e)),
-                }
-                .send(),
+                (Err(e), ack) => refuse(ack, internal(e)),
             }
             // After the ack is queued, so `settled` also means answered.
             held.release_message();
@@ -312,7 +245,7 @@ impl ChatApp {
 
     /// To every connected session of the recipient (an identity may be on several devices);
     /// to a registered nick that is offline, stored until it connects.
-    async fn dm(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
+    async fn dm(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<DmReply> {
         let DmRequest { to, text, action } = parse(arg)?;
         names::validate_nick(&to).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         let text = checked_text(&self.limits, text)?;
@@ -336,19 +269,15 @@ impl ChatApp {
                 .or_else(|| sockets.iter().find(|s| s.namespace().name() == "/"))
                 .or_else(|| sockets.first());
             if let Some(t) = chosen {
-                delivered |= t
-                    .namespace()
-                    .to(t.sid().as_str())
-                    .emit(events::server::DM, vec![json!(message)])
-                    > 0;
+                delivered |= t.namespace().to(t.sid().as_str()).push(&message) > 0;
             }
         }
         if delivered {
-            return Ok(events::ok_reply(&DmReply {
+            return Ok(DmReply {
                 message,
                 delivered: true,
                 queued: false,
-            }));
+            });
         }
         let key = names::nick_key(&to);
         if let Some(identity) = self.store.identity(&key).await.map_err(internal)? {
@@ -370,11 +299,11 @@ impl ChatApp {
                 .queue_dm(&key, message.clone())
                 .await
                 .map_err(internal)?;
-            return Ok(events::ok_reply(&DmReply {
+            return Ok(DmReply {
                 message,
                 delivered: false,
                 queued: true,
-            }));
+            });
         }
         Err(Failure(
             ErrorCode::UserOffline,
@@ -382,7 +311,7 @@ impl ChatApp {
         ))
     }
 
-    async fn nick(&self, session: &Arc<Session>, arg: Value) -> Outcome {
+    async fn nick(&self, session: &Arc<Session>, arg: Value) -> Outcome<NickReply> {
         let NickRequest { nick } = parse(arg)?;
         names::validate_nick(&nick).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         (self.limits.check_nick(&nick)).map_err(|e| Failure(ErrorCode::InvalidName, e))?;
@@ -454,16 +383,14 @@ impl ChatApp {
                         action: PresenceAction::Nick,
                         previous: Some(old.clone()),
                     };
-                    socket
-                        .to(engine_room(&room))
-                        .emit(events::server::PRESENCE, vec![json!(presence)]);
+                    socket.to(engine_room(&room)).push(&presence);
                 }
             }
         }
-        Ok(events::ok_reply(&NickReply { nick }))
+        Ok(NickReply { nick })
     }
 
-    async fn rooms(&self, socket: &Socket) -> Outcome {
+    async fn rooms(&self, socket: &Socket) -> Outcome<RoomsReply> {
         let ns = socket.namespace();
         let mut rooms = Vec::new();
         for (room, members) in ns.adapter().rooms() {
@@ -477,23 +404,23 @@ impl ChatApp {
                 topic,
             });
         }
-        Ok(events::ok_reply(&RoomsReply { rooms }))
+        Ok(RoomsReply { rooms })
     }
 
-    fn who(&self, socket: &Socket, arg: Value) -> Outcome {
+    fn who(&self, socket: &Socket, arg: Value) -> Outcome<WhoReply> {
         let WhoRequest { room } = parse(arg)?;
         valid_room(&room)?;
         let members = members(socket, &room);
-        Ok(events::ok_reply(&WhoReply { room, members }))
+        Ok(WhoReply { room, members })
     }
 
-    async fn topic(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
+    async fn topic(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<TopicReply> {
         let TopicRequest { room, topic } = parse(arg)?;
         let ns = socket.namespace().name().to_owned();
         let Some(topic) = topic else {
             valid_room(&room)?;
             let topic = self.store.topic(&ns, &room).await.map_err(internal)?;
-            return Ok(events::ok_reply(&TopicReply { room, topic }));
+            return Ok(TopicReply { room, topic });
         };
         member(socket, &room)?;
         names::validate_topic(&topic)
@@ -508,13 +435,11 @@ impl ChatApp {
             topic: topic.clone(),
             by: session.nick(),
         };
-        socket
-            .to(engine_room(&room))
-            .emit(events::server::TOPIC, vec![json!(change)]);
-        Ok(events::ok_reply(&TopicReply { room, topic }))
+        socket.to(engine_room(&room)).push(&change);
+        Ok(TopicReply { room, topic })
     }
 
-    async fn history(&self, socket: &Socket, arg: Value) -> Outcome {
+    async fn history(&self, socket: &Socket, arg: Value) -> Outcome<HistoryReply> {
         let HistoryRequest {
             room,
             before,
@@ -527,21 +452,18 @@ impl ChatApp {
             .history(socket.namespace().name(), &room, before, limit)
             .await
             .map_err(internal)?;
-        Ok(events::ok_reply(&HistoryReply { room, messages }))
+        Ok(HistoryReply { room, messages })
     }
 
-    fn typing(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome {
+    fn typing(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<TypingReply> {
         let TypingRequest { room } = parse(arg)?;
         member(socket, &room)?;
         let typing = Typing {
             room: room.clone(),
             nick: session.nick(),
         };
-        socket
-            .to(engine_room(&room))
-            .volatile()
-            .emit(events::server::TYPING, vec![json!(typing)]);
-        Ok(json!({"ok": true}))
+        socket.to(engine_room(&room)).volatile().push(&typing);
+        Ok(TypingReply {})
     }
 }
 

@@ -5,6 +5,8 @@
 //!   password), and the connect/disconnect/room-lifecycle handlers (catch-up with `since`,
 //!   delivery of direct messages that waited);
 //! - [`handlers`]: one method per client event (`join`, `message`, `dm`, ...);
+//! - `reply`: typed acks (each request's reply type) and typed pushes (`Push::push`, the
+//!   event's name from its type);
 //! - [`store`]: the `Store` trait and the in-memory store; [`sqlite`]: the durable store
 //!   (its log's newest messages wait in memory for indexing in `unindexed`);
 //! - [`token`]: HS256 tokens for namespaces that require one.
@@ -15,6 +17,7 @@
 mod auth;
 pub mod handlers;
 mod look_alike;
+mod reply;
 pub mod sqlite;
 pub mod store;
 pub mod token;
@@ -27,8 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chat_protocol::events::{
-    self, Auth, ChatMessage, ConnectErrorData, ErrorCode, Notice, Presence, PresenceAction,
-    RoomAction, RoomChange,
+    self, Auth, ChatMessage, ConnectErrorData, DirectMessage, ErrorCode, Notice, Presence,
+    PresenceAction, RoomAction, RoomChange, ServerEvent,
 };
 use chat_protocol::names;
 use regex::Regex;
@@ -41,6 +44,7 @@ use crate::engine::{
     RoomEventKind, Socket, lock,
 };
 use look_alike::LookAlikes;
+use reply::Push;
 use store::{Catchup, Identity, MemoryStore, Store, StoreError};
 
 /// Engine room name of a chat room.
@@ -190,7 +194,7 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         })),
         ack: vec![events::error_reply(ErrorCode::RateLimited, SLOW_DOWN)],
         notice: Some((
-            events::server::NOTICE.to_owned(),
+            Notice::EVENT.to_owned(),
             vec![json!(Notice {
                 text: SLOW_DOWN.to_owned()
             })],
@@ -550,7 +554,7 @@ impl ChatApp {
             session.nick(),
             if online == 1 { "" } else { "s" }
         );
-        let _ = socket.emit(events::server::NOTICE, vec![json!(Notice { text })]);
+        socket.push(&Notice { text });
         // Catch-up: rejoin the rooms the client names and send what it missed.
         let since = serde_json::from_value::<Auth>(auth)
             .ok()
@@ -575,7 +579,7 @@ impl ChatApp {
             }
         }
         if let Some(text) = since_refusals(&refused) {
-            let _ = socket.emit(events::server::NOTICE, vec![json!(Notice { text })]);
+            socket.push(&Notice { text });
         }
         if first && session.is_authenticated() {
             self.deliver_queued_dms(&socket, &session).await;
@@ -605,10 +609,10 @@ impl ChatApp {
                         c.skipped,
                         if c.skipped == 1 { "" } else { "s" }
                     );
-                    let _ = s.emit(events::server::NOTICE, vec![json!(Notice { text })]);
+                    s.push(&Notice { text });
                 }
                 for m in &c.messages {
-                    let _ = s.emit(events::server::MESSAGE, vec![json!(m)]);
+                    s.push(m);
                 }
             }
             let _ = tx.send(c);
@@ -627,7 +631,7 @@ impl ChatApp {
             Err(e) => return warn!(error = %e, "cannot read queued direct messages"),
         };
         for dm in queued {
-            let wait = socket.emit_with_ack(events::server::DM, vec![json!(dm)], DM_ACK_TIMEOUT);
+            let wait = socket.emit_with_ack(DirectMessage::EVENT, vec![json!(dm)], DM_ACK_TIMEOUT);
             let (store, key, id) = (self.store.clone(), key.clone(), dm.id.clone());
             // Waiting for the client's ack must not hold up its connection's reader.
             tokio::spawn(async move {
@@ -654,9 +658,7 @@ impl ChatApp {
                 action: PresenceAction::Quit,
                 previous: None,
             };
-            socket
-                .to(engine_room(&room))
-                .emit(events::server::PRESENCE, vec![json!(presence)]);
+            socket.to(engine_room(&room)).push(&presence);
         }
         let mut sockets = lock(&session.sockets);
         sockets.retain(|s| s.sid() != socket.sid());
@@ -690,13 +692,10 @@ impl ChatApp {
             RoomEventKind::Deleted => RoomAction::Deleted,
             RoomEventKind::Joined | RoomEventKind::Left => return,
         };
-        ns.emit(
-            events::server::ROOM,
-            vec![json!(RoomChange {
-                action,
-                room: room.to_owned()
-            })],
-        );
+        ns.push(&RoomChange {
+            action,
+            room: room.to_owned(),
+        });
     }
 
     /// The sessions of the user with this nick (several for an identity on several devices).
@@ -712,9 +711,7 @@ impl ChatApp {
         let sender = socket.clone();
         Box::new(move |stored: &ChatMessage| {
             // A ChatMessage always serialises.
-            let _ = sender
-                .to(engine_room(&stored.room))
-                .emit_json(events::server::MESSAGE, stored);
+            sender.to(engine_room(&stored.room)).push(stored);
         })
     }
 }
@@ -768,9 +765,7 @@ pub(crate) fn enter_room(socket: &Socket, nick: String, room: &str) {
         action: PresenceAction::Join,
         previous: None,
     };
-    socket
-        .to(engine_room(room))
-        .emit(events::server::PRESENCE, vec![json!(presence)]);
+    socket.to(engine_room(room)).push(&presence);
     socket.join(engine_room(room));
 }
 

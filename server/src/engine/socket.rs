@@ -139,6 +139,17 @@ impl Socket {
         self.emit_binary(event, args, Vec::new())
     }
 
+    /// Emits `event` with one argument written straight to JSON (no `Value` built).
+    pub fn emit_json<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        arg: &T,
+    ) -> Result<(), SendError> {
+        let text = encode_frame_with(PacketKind::Event, self.inner.ns.name(), None, &(event, arg))
+            .map_err(|_| SendError::Unserializable)?;
+        self.inner.outbox.send(EncodedPacket::raw(text), false)
+    }
+
     pub fn emit_binary(
         &self,
         event: &str,
