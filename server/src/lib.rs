@@ -9,7 +9,7 @@
 //!
 //! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).
 //! Where to add things: a new chat event goes in `chat/handlers.rs` (and `chat-protocol`);
-//! a protocol-level behaviour goes in `engine/connection.rs`.
+//! a protocol-level behaviour goes in `engine/connection/`.
 
 pub mod chat;
 pub mod config;

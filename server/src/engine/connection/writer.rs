@@ -1,0 +1,252 @@
+//! The writer task: drains the connection's outbox (and the control bytes tungstenite
+//! wrote) into the socket as vectored writes, and closes it within a grace.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+use tracing::debug;
+
+use crate::engine::buffers::{KEEP_CONTROL, KEEP_GATHER, MAX_BATCH, QUIET};
+use crate::engine::outbox::{CloseReason, EncodedPacket, Next, OutboxReceiver};
+use crate::engine::wire::{self, Control};
+
+/// How long the writer may spend sending the close frame to a peer that is not reading (it
+/// must first drain what the kernel already buffered for it).
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Drains the queue into the socket: everything queued (and any control bytes tungstenite
+/// wrote) goes out as one run of vectored writes. On close it finishes the batch being
+/// written, writes what is still queued (unless the peer is a slow consumer), then the close
+/// frame (tungstenite's answer to the peer's close, else its own), each step bounded by
+/// [`CLOSE_GRACE`], and shuts the socket down.
+pub(super) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut batch = std::collections::VecDeque::new();
+    let mut control_bytes = Vec::new();
+    // Where a batch's frames are gathered: kept from batch to batch while batches come often
+    // (cut back after a burst), given back when they do not.
+    let mut gather = Vec::new();
+    let mut last_batch: Option<std::time::Instant> = None;
+    loop {
+        // The close is seen through the queue's own flag (one lock with the batch), not the
+        // close token, whose check takes a lock of its own on every wake-up.
+        let next = poll_fn(|cx| {
+            let packets = rx.poll_next_batch(cx, &mut batch, MAX_BATCH);
+            if packets == Poll::Ready(Next::Closed) {
+                return Poll::Ready(Next::Closed);
+            }
+            let control = control.poll_take(cx, &mut control_bytes);
+            if control.is_ready() || packets.is_ready() {
+                Poll::Ready(Next::Packets)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        if next == Next::Closed {
+            break;
+        }
+        if control.overflowed() {
+            rx.close(CloseReason::SLOW_CONSUMER);
+        }
+        // tungstenite's answer to the peer's close may arrive before the connection is marked
+        // closed: it must be the last frame, so it waits for the close path below.
+        let peer_closed = wire::contains_close(&control_bytes);
+        let control_now: &[u8] = if peer_closed { &[] } else { &control_bytes };
+        let (result, closing) = {
+            let mut write = std::pin::pin!(write_batch(&mut w, &mut gather, control_now, &batch));
+            let finished = tokio::select! {
+                biased;
+                result = &mut write => Some(result),
+                // Closed while the socket does not take the batch, or pongs piling up past
+                // the bound meanwhile (a peer that pings and does not read).
+                () = poll_fn(|cx| {
+                    if rx.poll_closed(cx).is_ready() || control.poll_overflowed(cx).is_ready() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                }) => None,
+            };
+            match finished {
+                Some(result) => (result, peer_closed),
+                // Closed mid-batch: the batch is finished first (a frame cut short would
+                // garble the close frame after it), within the grace.
+                None => {
+                    if control.overflowed() {
+                        rx.close(CloseReason::SLOW_CONSUMER);
+                    }
+                    match timeout(CLOSE_GRACE, write).await {
+                        Ok(result) => (result, true),
+                        Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), true),
+                    }
+                }
+            }
+        };
+        batch.clear();
+        if !peer_closed {
+            control_bytes.clear();
+        }
+        // A burst (of pongs, of packets) does not keep its buffer for the connection's life.
+        control_bytes.shrink_to(KEEP_CONTROL);
+        let now = std::time::Instant::now();
+        if last_batch.is_some_and(|t| now.duration_since(t) < QUIET) {
+            gather.shrink_to(KEEP_GATHER);
+        } else {
+            // A connection that writes seldom (an idle one after its CONNECT answer) holds
+            // no buffer between batches.
+            gather = Vec::new();
+        }
+        last_batch = Some(now);
+        if let Err(e) = result {
+            debug!(error = %e, "write failed");
+            rx.close(CloseReason {
+                code: 1006,
+                reason: "transport error",
+            });
+            return;
+        }
+        if closing {
+            break;
+        }
+    }
+    let reason = rx.reason().unwrap_or(CloseReason::NORMAL);
+    if reason.code != 1006 {
+        let _ = timeout(CLOSE_GRACE, async {
+            // What was queued before the close goes out first (an answer, a last error), but
+            // not to a slow consumer: its queue is full because it does not read.
+            if reason != CloseReason::SLOW_CONSUMER {
+                while rx.take_queued(&mut batch, MAX_BATCH) {
+                    write_batch(&mut w, &mut gather, &[], &batch).await?;
+                    batch.clear();
+                }
+            }
+            control.take(&mut control_bytes);
+            if !wire::contains_close(&control_bytes) {
+                control_bytes.extend(wire::close_frame(reason.code, reason.reason));
+            }
+            w.write_all(&control_bytes).await?;
+            w.flush().await
+        })
+        .await;
+    }
+    let _ = timeout(CLOSE_GRACE, w.shutdown()).await;
+}
+
+/// A packet's frames: its text, then its attachments as binary frames. (Functions, not
+/// closures: the writer's future must be `Send` for every lifetime of the batch it borrows.)
+fn packet_frames(packet: &EncodedPacket) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::once((wire::OP_TEXT, packet.text.as_bytes()))
+        .chain(packet.attachments().iter().map(attachment_frame))
+}
+
+fn attachment_frame(attachment: &bytes::Bytes) -> (u8, &[u8]) {
+    (wire::OP_BINARY, &attachment[..])
+}
+
+/// Writes the control bytes, then every packet of the batch (its text frame, then its
+/// attachments as binary frames).
+async fn write_batch<W>(
+    w: &mut W,
+    gather: &mut Vec<u8>,
+    control: &[u8],
+    batch: &std::collections::VecDeque<EncodedPacket>,
+) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut large = Vec::new();
+    wire::gather_frames(
+        gather,
+        control,
+        batch.iter().flat_map(packet_frames),
+        &mut large,
+    );
+    wire::write_gathered(w, gather, &large).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::outbox::outbox;
+
+    /// The frames (opcode, payload) in `bytes`, which must hold whole unmasked frames.
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while bytes.len() >= 2 {
+            let len = usize::from(bytes[1] & 0x7f);
+            assert!(len < 126, "small frames only here");
+            out.push((bytes[0] & 0x0f, bytes[2..2 + len].to_vec()));
+            bytes = &bytes[2 + len..];
+        }
+        assert!(bytes.is_empty(), "a cut frame at the end");
+        out
+    }
+
+    #[tokio::test]
+    async fn a_close_reply_taken_with_a_batch_goes_out_last_and_alone() {
+        // The reader's close reply can reach the writer together with packets, before the
+        // connection is marked closed: the packets go first, the reply last, and no second
+        // close frame follows.
+        let (tx, rx) = outbox(16);
+        for n in 0..3 {
+            tx.send(EncodedPacket::raw(format!("4{n}")), false).unwrap();
+        }
+        let control = Arc::new(Control::default());
+        control.push(&wire::close_frame(1000, ""));
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let writer = tokio::spawn(write_loop(server, rx, control.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tx.close(CloseReason::NORMAL);
+        let mut seen = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut seen),
+        )
+        .await
+        .expect("the writer shuts the stream down")
+        .unwrap();
+        writer.await.unwrap();
+        let frames = frames(&seen);
+        let ops: Vec<u8> = frames.iter().map(|(op, _)| *op).collect();
+        assert_eq!(ops, [1, 1, 1, 8], "{frames:?}");
+        assert_eq!(frames[3].1, 1000u16.to_be_bytes());
+    }
+
+    #[tokio::test]
+    async fn pongs_piling_up_behind_a_blocked_write_close_the_connection() {
+        let (tx, rx) = outbox(16);
+        tx.send(EncodedPacket::raw("4".repeat(1000)), false)
+            .unwrap();
+        let control = Arc::new(Control::default());
+        // The peer never reads: the write of the packet blocks on a 16-byte pipe.
+        let (_client, server) = tokio::io::duplex(16);
+        let writer = tokio::spawn(write_loop(server, rx, control.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!tx.is_closed());
+        let pong = [0x8a, 125]
+            .into_iter()
+            .chain([b'p'; 125])
+            .collect::<Vec<u8>>();
+        for _ in 0..600 {
+            control.push(&pong);
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while !tx.is_closed() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "closed while the write is blocked"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::timeout(CLOSE_GRACE * 2, writer)
+            .await
+            .expect("the writer gives up within the grace")
+            .unwrap();
+    }
+}
