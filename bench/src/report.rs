@@ -118,10 +118,22 @@ fn best_clean(results: &[Value]) -> BTreeMap<String, &Value> {
 /// The generated Markdown, markers included.
 pub fn render(input: &ReportInput) -> String {
     let results = &input.results;
-    let names = servers(results);
-    let best = best_clean(results);
     let mut md = String::new();
     let _ = writeln!(md, "{BEGIN}");
+    header(&mut md, input);
+    summary(&mut md, results);
+    latency(&mut md, results);
+    ladder(&mut md, results, &input.chart_link);
+    idle_connections(&mut md, &of_kind(results, "connections", None));
+    churn(&mut md, &of_kind(results, "churn", None));
+    commands(&mut md, results);
+    let _ = writeln!(md, "{END}");
+    md
+}
+
+/// Where and when it was measured, the machine's load, and the ladder's shape.
+fn header(md: &mut String, input: &ReportInput) {
+    let results = &input.results;
     let _ = writeln!(md, "## Results\n");
     let _ = writeln!(
         md,
@@ -158,6 +170,12 @@ pub fn render(input: &ReportInput) -> String {
             f(first, "duration_s")
         );
     }
+}
+
+/// One row per server (its best clean step, idle connections and churn), then the ratios.
+fn summary(md: &mut String, results: &[Value]) {
+    let names = servers(results);
+    let best = best_clean(results);
     let base_best = best.get(BASE).map(|b| f(b, "deliveries_per_s"));
     let conns = of_kind(results, "connections", None);
     let churn = of_kind(results, "churn", None);
@@ -239,9 +257,11 @@ pub fn render(input: &ReportInput) -> String {
         }
         let _ = writeln!(md);
     }
+}
 
-    // The latency point the issue names: one room of 1,000 at 100 msg/s.
-    // Tagged `p99` (one round) or `p99-r<round>`.
+/// The latency point the issue names: one room of 1,000 at 100 msg/s, tagged `p99` (one
+/// round) or `p99-r<round>`.
+fn latency(md: &mut String, results: &[Value]) {
     let p99: Vec<&Value> = results
         .iter()
         .filter(|r| s(r, "scenario") == "fanout" && s(r, "tag").starts_with("p99"))
@@ -325,13 +345,17 @@ pub fn render(input: &ReportInput) -> String {
         }
         let _ = writeln!(md);
     }
+}
 
+/// Every fan-out step, in the order run.
+fn ladder(md: &mut String, results: &[Value], chart_link: &str) {
+    let ladder = of_kind(results, "fanout", Some("ladder"));
     if !ladder.is_empty() {
         let _ = writeln!(md, "### Every fan-out step, in the order run\n");
         let _ = writeln!(
             md,
             "![p99 and p50 latency against delivered load]({})\n",
-            input.chart_link
+            chart_link
         );
         let _ = writeln!(
             md,
@@ -364,7 +388,9 @@ pub fn render(input: &ReportInput) -> String {
         }
         let _ = writeln!(md);
     }
+}
 
+fn idle_connections(md: &mut String, conns: &[&Value]) {
     if !conns.is_empty() {
         let _ = writeln!(md, "### Idle connections\n");
         let _ = writeln!(
@@ -372,7 +398,7 @@ pub fn render(input: &ReportInput) -> String {
             "| server | held / requested (failed) | worker processes | connect time (s) | RSS before -> after (MiB) | RSS per connection (KiB) | server CPU-s |"
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|");
-        for c in &conns {
+        for c in conns {
             let _ = writeln!(
                 md,
                 "| {} | {} / {} ({}) | {} | {:.1} | {:.1} -> {:.1} | {:.2} | {:.2} |",
@@ -390,6 +416,9 @@ pub fn render(input: &ReportInput) -> String {
         }
         let _ = writeln!(md);
     }
+}
+
+fn churn(md: &mut String, churn: &[&Value]) {
     if !churn.is_empty() {
         let _ = writeln!(md, "### Churn\n");
         let _ = writeln!(
@@ -397,7 +426,7 @@ pub fn render(input: &ReportInput) -> String {
             "| server | concurrent loops | seconds | cycles | failures | connect+close per s | server CPU-s | generator CPU-s |"
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-        for c in &churn {
+        for c in churn {
             let _ = writeln!(
                 md,
                 "| {} | {} | {:.1} | {} | {} | {:.0} | {:.2} | {:.2} |",
@@ -413,7 +442,10 @@ pub fn render(input: &ReportInput) -> String {
         }
         let _ = writeln!(md);
     }
+}
 
+/// The exact command lines of every server and every run.
+fn commands(md: &mut String, results: &[Value]) {
     let _ = writeln!(md, "### Exact commands\n");
     let _ = writeln!(md, "```");
     for r in of_kind(results, "server", None) {
@@ -426,8 +458,6 @@ pub fn render(input: &ReportInput) -> String {
         }
     }
     let _ = writeln!(md, "```");
-    let _ = writeln!(md, "{END}");
-    md
 }
 
 /// An SVG chart: p99 (solid) and p50 (dashed) latency against delivered load, log-log, one
