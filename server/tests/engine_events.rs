@@ -4,6 +4,10 @@
 //!
 //! A real server on `127.0.0.1:0` in this process running the engine's test app
 //! (`common::engine_app`), driven by the raw client of `tests/common`.
+//!
+//! Tests of a server timer run on tokio's paused clock (`start_paused`): the server runs on
+//! the test's one-thread runtime and talks over loopback, so the clock moves only when every
+//! task waits with nothing in flight, and then straight to the next timer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +18,7 @@ use common::Seen;
 use common::engine_app::{client, received, start_default};
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn acks_in_both_directions_with_timeout() {
     let s = start_default().await;
     let (mut c, _) = client(s.addr()).await;

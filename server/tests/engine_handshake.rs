@@ -6,13 +6,17 @@
 //!
 //! A real server on `127.0.0.1:0` in this process running the engine's test app
 //! (`common::engine_app`), driven by the raw client of `tests/common`.
+//!
+//! Tests of a server timer run on tokio's paused clock (`start_paused`): the server runs on
+//! the test's one-thread runtime and talks over loopback, so the clock moves only when every
+//! task waits with nothing in flight, and then straight to the next timer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chat_protocol::socket_io::{Packet, PacketKind};
 use chat_server::engine::EngineConfig;
@@ -76,7 +80,7 @@ async fn plain_http_requests_get_400_json() {
     client(s.addr()).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slowloris_handshake_is_dropped_after_the_handshake_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = start(EngineConfig {
@@ -88,7 +92,7 @@ async fn slowloris_handshake_is_dropped_after_the_handshake_timeout() {
     tcp.write_all(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let mut buf = [0u8; 64];
     let n = tokio::time::timeout(common::RECV_TIMEOUT, tcp.read(&mut buf))
         .await

@@ -6,12 +6,18 @@
 //!
 //! A real server on `127.0.0.1:0` in this process running the engine's test app
 //! (`common::engine_app`), driven by the raw client of `tests/common`.
+//!
+//! Tests of a server timer run on tokio's paused clock (`start_paused`): the server runs on
+//! the test's one-thread runtime and talks over loopback, so the clock moves only when every
+//! task waits with nothing in flight, and then straight to the next timer.
+//! `waiting_for_a_pong_costs_no_cpu` keeps the real clock: it measures CPU time over a real
+//! second.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chat_server::engine::EngineConfig;
 use common::engine_app::{client, start, start_default};
@@ -19,7 +25,7 @@ use common::frames::{client_frame, raw_upgrade};
 use common::{Client, Seen};
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_pings_after_one_interval_and_closes_on_missed_pong() {
     let s = start(EngineConfig {
         ping_interval: Duration::from_millis(300),
@@ -28,7 +34,7 @@ async fn server_pings_after_one_interval_and_closes_on_missed_pong() {
     })
     .await;
     let mut c = Client::connect(s.addr()).await;
-    let opened = Instant::now();
+    let opened = tokio::time::Instant::now();
     c.join_ns("/", None).await;
     c.auto_pong = false;
     c.wait_event("hello").await;
@@ -80,7 +86,7 @@ async fn waiting_for_a_pong_costs_no_cpu() {
     drop(tcp);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn connect_timeout_closes_a_connection_that_never_connects() {
     let s = start(EngineConfig {
         connect_timeout: Duration::from_millis(200),
@@ -106,8 +112,8 @@ async fn client_ping_is_a_protocol_violation() {
 
 /// The engine knows no chat vocabulary: over the rate limit, an event with an ack id gets the
 /// plain default reply and one without gets nothing (the chat supplies its own shapes, see
-/// `hostile.rs`).
-#[tokio::test]
+/// `hostile.rs`). On the paused clock no token comes back during the test.
+#[tokio::test(start_paused = true)]
 async fn rate_limit_refusals_default_to_plain_replies() {
     let s = start(EngineConfig {
         rate_burst: 2,
