@@ -222,7 +222,7 @@ async fn room_lifecycle_events_are_observable() {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(ns, e)| ns == "/" && e.room == "lobby")
+            .filter(|(nsp, e)| nsp == "/" && e.room == "lobby")
             .map(|(_, e)| (e.kind, e.sid.to_string()))
             .collect();
         if v.len() >= 6 || Instant::now() > deadline {

@@ -26,10 +26,10 @@ async fn eventually(what: &str, cond: impl Fn() -> bool) {
 }
 
 /// Sockets in the registered namespace of that name (0 when it is not registered).
-fn registered_sockets(engine: &Engine, name: &str) -> usize {
+fn registered_sockets(engine: &Engine, nsp: &str) -> usize {
     engine
-        .get_namespace(name)
-        .map_or(0, |ns| ns.sockets().len())
+        .get_namespace(nsp)
+        .map_or(0, |namespace| namespace.sockets().len())
 }
 
 #[tokio::test]
@@ -43,12 +43,12 @@ async fn refused_connects_to_dynamic_names_leave_no_namespace_behind() {
     const BATCH: usize = 250;
     for batch in 0..12 {
         let names = (batch * BATCH..(batch + 1) * BATCH).map(|i| format!("/locked-{i}"));
-        for name in names.clone() {
-            c.send(&format!("40{name},")).await;
+        for nsp in names.clone() {
+            c.send(&format!("40{nsp},")).await;
         }
-        for name in names {
+        for nsp in names {
             let p = c.recv_packet().await;
-            assert_eq!(p.encode(), format!(r#"4{name},{{"message":"locked"}}"#));
+            assert_eq!(p.encode(), format!(r#"4{nsp},{{"message":"locked"}}"#));
         }
     }
     assert_eq!(
@@ -185,11 +185,11 @@ async fn concurrent_connects_to_one_new_dynamic_name_share_one_namespace() {
     for j in joining {
         clients.push(j.await.unwrap());
     }
-    let ns = engine.get_namespace("/team-500").expect("registered");
-    assert_eq!(ns.sockets().len(), 8);
+    let namespace = engine.get_namespace("/team-500").expect("registered");
+    assert_eq!(namespace.sockets().len(), 8);
     for (_, sid) in &clients {
         assert!(
-            ns.socket(sid).is_some(),
+            namespace.socket(sid).is_some(),
             "a socket outside the registered one"
         );
     }
@@ -218,7 +218,7 @@ async fn concurrent_connects_to_one_new_dynamic_name_share_one_namespace() {
                     c.wait_event("hello").await;
                     let inside = engine
                         .get_namespace("/team-501")
-                        .is_some_and(|ns| ns.socket(&sid).is_some());
+                        .is_some_and(|namespace| namespace.socket(&sid).is_some());
                     assert!(
                         inside,
                         "a connected socket outside the registered namespace"
@@ -235,9 +235,9 @@ async fn concurrent_connects_to_one_new_dynamic_name_share_one_namespace() {
     for (c, _) in clients {
         c.close().await;
     }
-    for name in ["/team-500", "/team-501"] {
-        eventually(&format!("{name} removed"), || {
-            engine.get_namespace(name).is_none()
+    for nsp in ["/team-500", "/team-501"] {
+        eventually(&format!("{nsp} removed"), || {
+            engine.get_namespace(nsp).is_none()
         })
         .await;
     }

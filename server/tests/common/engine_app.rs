@@ -54,7 +54,9 @@ impl Adapter for RecordingAdapter {
 
 pub struct TestServer {
     pub server: RunningServer,
+    /// Every broadcast handed to the adapter: its options and its encoded text.
     pub broadcasts: Arc<Mutex<Vec<(BroadcastOptions, String)>>>,
+    /// Every room event, after the name (`nsp`) of its namespace.
     pub room_events: Arc<Mutex<Vec<(String, RoomEvent)>>>,
 }
 
@@ -98,11 +100,11 @@ fn handlers(tag: &'static str, room_events: Arc<Mutex<Vec<(String, RoomEvent)>>>
         .on_connect(move |socket: Socket, auth| async move {
             let _ = socket.emit("hello", vec![json!({"tag": tag, "auth": auth})]);
         })
-        .on_room_event(move |ns, event| {
+        .on_room_event(move |namespace, event| {
             room_events
                 .lock()
                 .unwrap()
-                .push((ns.name().to_owned(), event.clone()))
+                .push((namespace.name().to_owned(), event.clone()))
         })
         .on("join", |socket: Socket, event| async move {
             socket.join(arg(&event)["room"].as_str().unwrap_or("").to_owned());
