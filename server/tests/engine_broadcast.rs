@@ -5,8 +5,6 @@
 //! A real server on `127.0.0.1:0` in this process running the engine's test app
 //! (`common::engine_app`), driven by the raw client of `tests/common`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod common;
 
 use std::time::{Duration, Instant};
@@ -26,7 +24,10 @@ async fn four(s: &TestServer) -> [Client; 4] {
         }
         out.push(c);
     }
-    out.try_into().ok().unwrap()
+    let Ok(clients) = out.try_into() else {
+        panic!("four clients")
+    };
+    clients
 }
 
 async fn receivers(clients: &mut [Client; 4], event: &str) -> Vec<(usize, usize)> {

@@ -5,8 +5,6 @@
 //! A real server on `127.0.0.1:0` in this process running the engine's test app
 //! (`common::engine_app`), driven by the raw client of `tests/common`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod common;
 
 use std::time::{Duration, Instant};

@@ -9,8 +9,6 @@
 //! the test's one-thread runtime and talks over loopback, so the clock moves only when every
 //! task waits with nothing in flight, and then straight to the next timer.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod common;
 
 use chat_protocol::socket_io::{Packet, PacketKind, placeholder};

@@ -11,8 +11,6 @@
 //! the test's one-thread runtime and talks over loopback, so the clock moves only when every
 //! task waits with nothing in flight, and then straight to the next timer.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod common;
 
 use std::net::SocketAddr;
@@ -46,17 +44,20 @@ async fn open_packet_has_the_reference_shape() {
     assert_eq!(c.open["sid"].as_str().unwrap().len(), 20);
 }
 
+/// The whole response to a plain HTTP GET of `path`.
 async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("tcp connect");
     tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .await
-        .unwrap();
+        .expect("send the request");
     let mut out = String::new();
     tokio::time::timeout(common::RECV_TIMEOUT, tcp.read_to_string(&mut out))
         .await
-        .unwrap()
-        .unwrap();
+        .expect("the server answers and closes")
+        .expect("read the response");
     out
 }
 

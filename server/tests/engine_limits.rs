@@ -13,8 +13,6 @@
 //! `waiting_for_a_pong_costs_no_cpu` keeps the real clock: it measures CPU time over a real
 //! second.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod common;
 
 use std::time::Duration;
