@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use chat_server::engine::{BroadcastOptions, RoomEventKind};
+use chat_server::engine::{BroadcastOptions, RoomEvent, RoomEventKind};
 use common::Client;
 use common::engine_app::{TestServer, client, received, start_default};
 use serde_json::json;
@@ -216,21 +214,18 @@ async fn room_lifecycle_events_are_observable() {
     b.close().await;
     a.call("/", "echo-ack", vec![]).await;
     // Wait (bounded) for b's disconnect to be processed.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let lobby = loop {
-        let v: Vec<(RoomEventKind, String)> = s
-            .room_events
-            .lock()
-            .unwrap()
+    let in_lobby = |events: &[(String, RoomEvent)]| -> Vec<(RoomEventKind, String)> {
+        events
             .iter()
             .filter(|(nsp, e)| nsp == "/" && e.room == "lobby")
             .map(|(_, e)| (e.kind, e.sid.to_string()))
-            .collect();
-        if v.len() >= 6 || Instant::now() > deadline {
-            break v;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+            .collect()
     };
+    let lobby = in_lobby(
+        &s.room_events
+            .wait_until(|events| in_lobby(events).len() >= 6)
+            .await,
+    );
     assert_eq!(
         lobby,
         [

@@ -15,8 +15,9 @@ use chat_server::engine::{
 use chat_server::{RunningServer, serve_engine};
 use regex::Regex;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
-use super::Client;
+use super::{Client, RECV_TIMEOUT};
 
 /// Records what every broadcast handed to the adapter, then delegates to the local adapter.
 struct RecordingAdapter {
@@ -56,8 +57,7 @@ pub struct TestServer {
     pub server: RunningServer,
     /// Every broadcast handed to the adapter: its options and its encoded text.
     pub broadcasts: Arc<Mutex<Vec<(BroadcastOptions, String)>>>,
-    /// Every room event, after the name (`nsp`) of its namespace.
-    pub room_events: Arc<Mutex<Vec<(String, RoomEvent)>>>,
+    pub room_events: RoomEvents,
 }
 
 impl TestServer {
@@ -74,6 +74,34 @@ impl TestServer {
             .filter(|(_, t)| t.contains(needle))
             .map(|(o, _)| o.clone())
             .collect()
+    }
+}
+
+/// Every room event, after the name (`nsp`) of its namespace, with a count to await.
+#[derive(Clone, Default)]
+pub struct RoomEvents {
+    events: Arc<Mutex<Vec<(String, RoomEvent)>>>,
+    recorded: Arc<watch::Sender<usize>>,
+}
+
+impl RoomEvents {
+    fn record(&self, nsp: &str, event: &RoomEvent) {
+        self.events
+            .lock()
+            .unwrap()
+            .push((nsp.to_owned(), event.clone()));
+        self.recorded.send_modify(|n| *n += 1);
+    }
+
+    /// The events recorded once `enough` holds of them, or after [`RECV_TIMEOUT`].
+    pub async fn wait_until(
+        &self,
+        enough: impl Fn(&[(String, RoomEvent)]) -> bool,
+    ) -> Vec<(String, RoomEvent)> {
+        let mut recorded = self.recorded.subscribe();
+        let events = || self.events.lock().unwrap().clone();
+        let _ = tokio::time::timeout(RECV_TIMEOUT, recorded.wait_for(|_| enough(&events()))).await;
+        events()
     }
 }
 
@@ -95,17 +123,12 @@ fn done(event: Event) {
     }
 }
 
-fn handlers(tag: &'static str, room_events: Arc<Mutex<Vec<(String, RoomEvent)>>>) -> Handlers {
+fn handlers(tag: &'static str, room_events: RoomEvents) -> Handlers {
     Handlers::new()
         .on_connect(move |socket: Socket, auth| async move {
             let _ = socket.emit("hello", vec![json!({"tag": tag, "auth": auth})]);
         })
-        .on_room_event(move |namespace, event| {
-            room_events
-                .lock()
-                .unwrap()
-                .push((namespace.name().to_owned(), event.clone()))
-        })
+        .on_room_event(move |namespace, event| room_events.record(namespace.name(), event))
         .on("join", |socket: Socket, event| async move {
             socket.join(arg(&event)["room"].as_str().unwrap_or("").to_owned());
             done(event);
@@ -194,7 +217,7 @@ fn handlers(tag: &'static str, room_events: Arc<Mutex<Vec<(String, RoomEvent)>>>
 
 pub async fn start(config: EngineConfig) -> TestServer {
     let broadcasts = Arc::new(Mutex::new(Vec::new()));
-    let room_events = Arc::new(Mutex::new(Vec::new()));
+    let room_events = RoomEvents::default();
     let log = broadcasts.clone();
     let engine = Engine::with_adapter(config, move |ctx: AdapterContext| {
         Arc::new(RecordingAdapter {
