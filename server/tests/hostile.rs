@@ -3,7 +3,7 @@
 //! other clients: two bystanders chat throughout every test and every one of their messages
 //! must arrive, in order.
 //!
-//! Complements `tests/engine.rs` (which has the first malformed-packet list, the single
+//! Complements `tests/engine_*.rs` (which has the first malformed-packet list, the single
 //! slowloris, the missed pong and the slow consumer on the engine's test app).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

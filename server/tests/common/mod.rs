@@ -2,6 +2,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod bystanders;
+pub mod chat;
+pub mod engine_app;
+pub mod frames;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -1,0 +1,89 @@
+//! A chat connection's requests gone wrong and its end: unknown events and malformed
+//! arguments are answered with an error and keep the connection; the server's shutdown closes
+//! every connection with 1001 and no Socket.IO DISCONNECT, and stops listening.
+//!
+//! A real server on `127.0.0.1:0` in this process, driven by the raw Socket.IO client of
+//! `tests/common`; every receive has a timeout. To prove that an event did NOT arrive, a test
+//! makes a `ping` round trip on that client and looks at the packets skipped on the way
+//! (`common::chat::pending`).
+
+mod common;
+
+use chat_protocol::events::ErrorCode;
+use chat_protocol::socket_io::Packet;
+use common::chat::{code, failure, join, ok, start, user};
+use common::{RECV_TIMEOUT, Seen};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn bad_requests_are_answered_and_keep_the_connection() {
+    let (_server, addr) = start().await;
+    let mut alice = user(addr, "alice").await;
+    let reply = alice.request("/", "frobnicate", json!({})).await;
+    let err = failure(&reply);
+    assert_eq!(err.code, ErrorCode::UnknownEvent);
+    assert!(err.message.contains("frobnicate"), "{}", err.message);
+    for (event, arg) in [
+        ("join", json!({ "rooom": "r" })),
+        ("join", json!("r")),
+        ("join", Value::Null),
+        ("message", json!({ "room": "r" })),
+        ("message", json!({ "room": "r", "text": 5 })),
+        ("dm", json!({ "text": "x" })),
+        ("nick", json!([])),
+        ("who", json!({})),
+        ("topic", json!({ "room": "r", "topic": 1 })),
+        ("history", json!({ "room": "r", "before": -1 })),
+        ("typing", json!({})),
+        ("leave", json!({ "room": 7 })),
+    ] {
+        let reply = alice.request("/", event, arg.clone()).await;
+        assert_eq!(code(&reply), ErrorCode::BadRequest, "{event} {arg}");
+    }
+    // No argument at all.
+    let (args, _) = alice.call("/", "join", vec![]).await;
+    assert_eq!(code(&args[0]), ErrorCode::BadRequest);
+    // An unknown event without an ack is ignored.
+    alice
+        .send_packet(&Packet::event("/", "frobnicate", vec![json!(1)], None))
+        .await;
+    // Still connected and working.
+    let ping: Value = ok(&alice.request("/", "ping", json!({})).await);
+    assert!(ping["ts"].as_i64().is_some_and(|ts| ts > 0), "{ping}");
+    assert_eq!(join(&mut alice, "/", "r").await.members, vec!["alice"]);
+}
+
+#[tokio::test]
+async fn shutdown_closes_with_1001_and_no_disconnect_packet() {
+    let (server, addr) = start().await;
+    let mut alice = user(addr, "alice").await;
+    alice.join_ns("/other", None).await;
+    join(&mut alice, "/", "r").await;
+    let stop = tokio::spawn(server.shutdown());
+    let mut texts = Vec::new();
+    let frame = loop {
+        match alice.next().await {
+            Seen::Text(t) => texts.push(t),
+            Seen::Binary(_) => {}
+            Seen::Close(frame) => break frame,
+        }
+    };
+    assert!(
+        texts.iter().all(|t| !t.starts_with("41")),
+        "no Socket.IO DISCONNECT before the close: {texts:?}"
+    );
+    let frame = frame.expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1001);
+    tokio::time::timeout(RECV_TIMEOUT, stop)
+        .await
+        .expect("shutdown finishes")
+        .expect("shutdown task");
+    // Nothing listens any more.
+    let refused = tokio::time::timeout(
+        RECV_TIMEOUT,
+        tokio_tungstenite::connect_async(common::url(addr)),
+    )
+    .await
+    .expect("connect attempt ends");
+    assert!(refused.is_err(), "the server stopped accepting");
+}
