@@ -179,7 +179,7 @@ impl ChatApp {
 
     /// Checks a message and hands it to the store without waiting for its commit: the ack
     /// is sent when the store reports back (from its writer thread), so a client may have
-    /// up to [`MESSAGES_IN_FLIGHT`](super::MESSAGES_IN_FLIGHT) messages in the writer at once,
+    /// up to [`MESSAGES_IN_FLIGHT`](super::session::MESSAGES_IN_FLIGHT) messages in the writer at once,
     /// stored in the order sent. A refused message is answered at once.
     async fn message(
         &self,

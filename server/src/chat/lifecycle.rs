@@ -1,0 +1,223 @@
+//! What happens around a socket's life: on connect (the welcome, catch-up with `since`, the
+//! direct messages that waited), on disconnect (presence, the nick freed), and the room
+//! lifecycle events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_protocol::events::{
+    Auth, DirectMessage, Notice, Presence, PresenceAction, RoomAction, RoomChange, ServerEvent,
+};
+use chat_protocol::names;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::reply::Push;
+use super::store::{Catchup, StoreError};
+use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
+use crate::engine::{Namespace, RoomEvent, RoomEventKind, Socket, lock};
+
+/// Rooms a notice about refused `since` rooms names before "and N more".
+const SINCE_REFUSALS_NAMED: usize = 10;
+
+/// How long a recipient has to acknowledge a direct message that waited for it.
+const DM_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The notice for the rooms of a CONNECT's `since` that were not rejoined, grouped by
+/// reason (most share one: the rooms-per-socket limit), a few names each.
+fn since_refusals(refused: &[(String, String)]) -> Option<String> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (room, why) in refused {
+        match groups.iter_mut().find(|(w, _)| w == why) {
+            Some((_, rooms)) => rooms.push(room),
+            None => groups.push((why, vec![room])),
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(why, rooms)| {
+            // Escaped and cut short: a refused name may be anything the client sent.
+            let named: Vec<String> = rooms
+                .iter()
+                .take(SINCE_REFUSALS_NAMED)
+                .map(|room| {
+                    let short: String = room.chars().take(names::ROOM_MAX).collect();
+                    short.escape_debug().to_string()
+                })
+                .collect();
+            let more = rooms.len() - named.len();
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("{}{more} ({why})", named.join(", "))
+        })
+        .collect();
+    Some(format!("not rejoined: {}", parts.join("; ")))
+}
+
+impl ChatApp {
+    pub(super) async fn on_connect(self: Arc<Self>, socket: Socket, auth: Value) {
+        let Some(session) = socket.extensions().get::<Session>() else {
+            return;
+        };
+        let first = {
+            let mut sockets = lock(&session.sockets);
+            sockets.push(socket.clone());
+            sockets.len() == 1
+        };
+        let online = lock(&self.users).len();
+        let text = format!(
+            "Welcome to {}, {}. {online} user{} online.",
+            socket.namespace().name(),
+            session.nick(),
+            if online == 1 { "" } else { "s" }
+        );
+        socket.push(&Notice { text });
+        // Catch-up: rejoin the rooms the client names and send what it missed.
+        let since = serde_json::from_value::<Auth>(auth)
+            .ok()
+            .and_then(|a| a.since)
+            .unwrap_or_default();
+        // Each room as a `join` would be: the name rules and the rooms-per-socket limit
+        // (rooms in name order); what is refused is named in one notice.
+        let mut refused = Vec::new();
+        for (room, seq) in since {
+            let allowed = names::validate_room(&room)
+                .map_err(|e| e.to_string())
+                .and_then(|()| self.join_limits(&socket, &room).map_err(|f| f.1));
+            if let Err(why) = allowed {
+                refused.push((room, why));
+                continue;
+            }
+            if let Err(e) = self
+                .attach(&socket, &session, &room, Some(seq), self.catchup_limit)
+                .await
+            {
+                warn!(error = %e, room, "catch-up failed");
+            }
+        }
+        if let Some(text) = since_refusals(&refused) {
+            socket.push(&Notice { text });
+        }
+        if first && session.is_authenticated() {
+            self.deliver_queued_dms(&socket, &session).await;
+        }
+    }
+
+    /// Joins `socket` to `room` inside the store's ordering section, sending it the catch-up
+    /// (`message` events, oldest first, and a notice for what was skipped) before any live
+    /// message. Returns the catch-up.
+    pub(crate) async fn attach(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        room: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Catchup, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (s, nick, r) = (socket.clone(), session.nick(), room.to_owned());
+        let replay = after.is_some();
+        let attach = Box::new(move |c: Catchup| {
+            enter_room(&s, nick, &r);
+            if replay {
+                if c.skipped > 0 {
+                    let text = format!(
+                        "{} older message{} in {r} not shown",
+                        c.skipped,
+                        if c.skipped == 1 { "" } else { "s" }
+                    );
+                    s.push(&Notice { text });
+                }
+                for m in &c.messages {
+                    s.push(m);
+                }
+            }
+            let _ = tx.send(c);
+        });
+        self.store
+            .attach(socket.namespace().name(), room, after, limit, attach)
+            .await?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Sends the direct messages that waited, each asking for an ack; removes each once acked.
+    async fn deliver_queued_dms(&self, socket: &Socket, session: &Session) {
+        let key = names::nick_key(&session.nick());
+        let queued = match self.store.queued_dms(&key).await {
+            Ok(q) => q,
+            Err(e) => return warn!(error = %e, "cannot read queued direct messages"),
+        };
+        for dm in queued {
+            let wait = socket.emit_with_ack(DirectMessage::EVENT, vec![json!(dm)], DM_ACK_TIMEOUT);
+            let (store, key, id) = (self.store.clone(), key.clone(), dm.id.clone());
+            // Waiting for the client's ack must not hold up its connection's reader.
+            tokio::spawn(async move {
+                if wait.await.is_ok()
+                    && let Err(e) = store.remove_dm(&key, &id).await
+                {
+                    warn!(error = %e, "cannot remove a delivered direct message");
+                }
+            });
+        }
+    }
+
+    pub(super) async fn on_disconnect(&self, socket: Socket, reason: &'static str) {
+        let Some(session) = socket.extensions().get::<Session>() else {
+            return;
+        };
+        // Its last messages are published (and acknowledged, if it is still there) first.
+        session.settled().await;
+        let nick = session.nick();
+        for room in chat_rooms(&socket) {
+            let presence = Presence {
+                room: room.clone(),
+                nick: nick.clone(),
+                action: PresenceAction::Quit,
+                previous: None,
+            };
+            socket.to(engine_room(&room)).push(&presence);
+        }
+        let mut sockets = lock(&session.sockets);
+        sockets.retain(|s| s.sid() != socket.sid());
+        if sockets.is_empty() {
+            drop(sockets);
+            self.release(&nick, &session);
+            info!(nick, reason, "user disconnected");
+        }
+    }
+
+    /// Forgets a session under a nick (the nick is free once no session holds it).
+    pub(super) fn release(&self, nick: &str, session: &Arc<Session>) {
+        let mut users = lock(&self.users);
+        let key = names::nick_key(nick);
+        if let Some(v) = users.get_mut(&key) {
+            v.retain(|s| !Arc::ptr_eq(s, session));
+            if v.is_empty() {
+                users.remove(&key);
+                lock(&self.online_nicks).remove(nick);
+            }
+        }
+    }
+
+    /// Tells the namespace when a chat room appears or vanishes.
+    pub(super) fn on_room_event(&self, ns: &Namespace, event: &RoomEvent) {
+        let Some(room) = event.room.strip_prefix('#') else {
+            return;
+        };
+        let action = match event.kind {
+            RoomEventKind::Created => RoomAction::Created,
+            RoomEventKind::Deleted => RoomAction::Deleted,
+            RoomEventKind::Joined | RoomEventKind::Left => return,
+        };
+        ns.push(&RoomChange {
+            action,
+            room: room.to_owned(),
+        });
+    }
+}
