@@ -20,12 +20,20 @@
 //! - [`sanitize`]: text from the network made harmless for a terminal (control characters
 //!   and bidirectional overrides shown as escapes, newlines as continuation rows); both the
 //!   view and the headless output use it.
-//! - [`net`]: the network actor (Engine.IO heartbeat, namespaces, acks, reconnect).
+//! - [`net`]: the network actor (Engine.IO heartbeat, namespaces, acks, reconnect), one idea
+//!   per file: `net/mod.rs` the public side (`NetHandle`, `NetCommand`, `NetEvent`,
+//!   `spawn`); `net/session.rs` the actor, the task that owns the connection (reconnect
+//!   loop, one `select!` per session, a handler per packet kind); `net/namespace.rs` each
+//!   namespace's connect state machine and the CONNECT auth; `net/acks.rs` the requests in
+//!   flight; `net/request.rs` requests and replies; `net/server_event.rs` pushed events;
+//!   `net/reconnect.rs` the backoff and retry delays; `net/transport.rs` the WebSocket and
+//!   `net/tls.rs` the rustls setup; `net/seen_ids.rs`, `net/random.rs` small helpers.
 //! - [`tui`]: the terminal runtime; [`script`]: the headless runtime.
 //!
 //! Where to add things: a command goes in `command` (parser + table) and `run_command` in
-//! `app/commands.rs`; a server event in `net::ServerEvent` and `on_server_event` in
-//! `app/network.rs`; a request in `net::Request` (+ `Reply`) and `on_reply` there too;
+//! `app/commands.rs`; a server event in `net::ServerEvent` (`net/server_event.rs`) and
+//! `on_server_event` in `app/network.rs`; a request in `net::Request` (+ `Reply`, both in
+//! `net/request.rs`) and `on_reply` there too;
 //! anything on screen in `view` (text that came over the network through `sanitize`).
 
 pub mod app;

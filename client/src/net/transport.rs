@@ -1,0 +1,119 @@
+//! The WebSocket under the session: the Engine.IO URL of a server address, opening the
+//! connection (TCP, TLS for `wss://`, the WebSocket handshake and the Engine.IO open packet,
+//! within [`CONNECT_TIMEOUT`]), sending a frame, and saying why the server closed it.
+
+use std::time::Duration;
+
+use chat_protocol::{engine_io, socket_io};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+/// How long to wait for the TCP/WebSocket handshake and the Engine.IO open packet.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The Engine.IO WebSocket URL for a server address such as `ws://127.0.0.1:7878`.
+pub fn socket_url(server: &str) -> String {
+    let server = server.trim().trim_end_matches('/');
+    let server = if let Some(rest) = server.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = server.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if server.starts_with("ws://") || server.starts_with("wss://") {
+        server.to_owned()
+    } else {
+        format!("ws://{server}")
+    };
+    format!("{server}/socket.io/?EIO=4&transport=websocket")
+}
+
+/// Opens the WebSocket and reads the Engine.IO open packet, within [`CONNECT_TIMEOUT`].
+pub(super) async fn connect(
+    url: &str,
+    tls: Option<tokio_tungstenite::Connector>,
+) -> Result<(Ws, engine_io::OpenPayload), String> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, open(url, tls)).await {
+        Ok(opened) => opened,
+        Err(_) => Err("timed out".to_owned()),
+    }
+}
+
+async fn open(
+    url: &str,
+    tls: Option<tokio_tungstenite::Connector>,
+) -> Result<(Ws, engine_io::OpenPayload), String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, tls)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => match engine_io::Packet::decode(text.as_str()) {
+                Ok(engine_io::Packet::Open(open)) => return Ok((ws, open)),
+                other => return Err(format!("unexpected first packet: {other:?}")),
+            },
+            Some(Ok(Message::Close(_))) | None => {
+                return Err("closed during the handshake".to_owned());
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(format!("handshake failed: {e}")),
+        }
+    }
+}
+
+/// Sends one Socket.IO packet as a text frame.
+pub(super) async fn send_packet(ws: &mut Ws, packet: &socket_io::Packet) -> Result<(), String> {
+    let frame = packet.encode_frame();
+    tracing::trace!(%frame, "send");
+    send_text(ws, frame).await
+}
+
+/// Sends one text frame (an encoded Engine.IO packet).
+pub(super) async fn send_text(ws: &mut Ws, frame: String) -> Result<(), String> {
+    ws.send(Message::text(frame))
+        .await
+        .map_err(|e| format!("send failed: {e}"))
+}
+
+/// Ends the session politely: the Engine.IO close packet, then the WebSocket close.
+pub(super) async fn close(ws: &mut Ws) {
+    let _ = ws
+        .send(Message::text(engine_io::Packet::Close.encode()))
+        .await;
+    let _ = ws.close(None).await;
+}
+
+/// Why the server closed the WebSocket, in words, from its close frame.
+pub(super) fn close_reason(frame: Option<CloseFrame>) -> String {
+    match frame {
+        Some(f) if u16::from(f.code) == 1001 => "the server is going away".to_owned(),
+        Some(f) if !f.reason.is_empty() => {
+            format!("closed by the server ({}: {})", u16::from(f.code), f.reason)
+        }
+        Some(f) => format!("closed by the server ({})", u16::from(f.code)),
+        None => "closed by the server".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            socket_url("ws://127.0.0.1:7878"),
+            "ws://127.0.0.1:7878/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            socket_url("http://h:1/"),
+            "ws://h:1/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            socket_url("h:2"),
+            "ws://h:2/socket.io/?EIO=4&transport=websocket"
+        );
+    }
+}
