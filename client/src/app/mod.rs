@@ -656,7 +656,7 @@ mod tests {
         app.update(Event::Net(NetEvent::NsRefused {
             nsp: "/ops".into(),
             message: "wrong key".into(),
-            code: Some("forbidden".into()),
+            code: Some(events::ErrorCode::Forbidden),
         }));
         let journal = app.take_journal();
         assert_eq!(
@@ -675,7 +675,7 @@ mod tests {
         app.update(Event::Net(NetEvent::NsRefused {
             nsp: "/".into(),
             message: "nick 'alice' is in use".into(),
-            code: Some("nick_taken".into()),
+            code: Some(events::ErrorCode::NickTaken),
         }));
         assert!(app.failure.is_some());
     }

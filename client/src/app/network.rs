@@ -1,6 +1,8 @@
 //! What the network actor reports: connection state, namespace answers, replies to
 //! requests and the server's events.
 
+use chat_protocol::events::ErrorCode;
+
 use super::*;
 
 impl App {
@@ -80,15 +82,17 @@ impl App {
                     ns.status = NsStatus::Refused(message.clone());
                 }
                 let i = self.window(&nsp, WindowKind::Server);
-                let hint = match code.as_deref() {
-                    Some("nick_taken") => " (choose another with /nick <nick>)",
-                    Some("forbidden") => " (a key: /ns <namespace> <key>)",
-                    Some("wrong_password" | "nick_claimed") => {
+                let hint = match code {
+                    Some(ErrorCode::NickTaken) => " (choose another with /nick <nick>)",
+                    Some(ErrorCode::Forbidden) => " (a key: /ns <namespace> <key>)",
+                    Some(ErrorCode::WrongPassword | ErrorCode::NickClaimed) => {
                         " (a registered nick: start with --password, or /nick <other>)"
                     }
-                    Some("token_required" | "token_invalid" | "token_expired") => {
-                        " (start with --token <token>)"
-                    }
+                    Some(
+                        ErrorCode::TokenRequired
+                        | ErrorCode::TokenInvalid
+                        | ErrorCode::TokenExpired,
+                    ) => " (start with --token <token>)",
                     _ => "",
                 };
                 self.error(i, format!("{nsp} refused the connection: {message}{hint}"));

@@ -46,6 +46,7 @@ mod transport;
 
 use std::time::Duration;
 
+use chat_protocol::events::ErrorCode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -121,9 +122,9 @@ pub enum NetEvent {
     NsRefused {
         nsp: String,
         message: String,
-        /// The `data.code` string (`nick_taken`, `forbidden`, ...), kept as text so codes
-        /// newer than this client still reach the screen.
-        code: Option<String>,
+        /// The `data.code` (`nick_taken`, `forbidden`, ...); a code newer than this client is
+        /// `Unknown` (the message still says what happened).
+        code: Option<ErrorCode>,
     },
     /// The server sent a Socket.IO DISCONNECT: the namespace is not reconnected.
     NsClosed { nsp: String },

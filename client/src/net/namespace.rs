@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use chat_protocol::events;
+use chat_protocol::events::{self, ErrorCode};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::reconnect::{NICK_RETRY, busy_retry};
@@ -105,12 +106,12 @@ impl Namespace {
     }
 
     /// The server refused our CONNECT with this `data.code`.
-    pub(super) fn refused(&mut self, code: Option<&str>, now: Instant) -> Refusal {
+    pub(super) fn refused(&mut self, code: Option<ErrorCode>, now: Instant) -> Refusal {
         // After a reconnect our previous connection may still hold the nick; `busy` (the
         // server is short of password checks) is retried with a growing, jittered delay.
-        let retry_at = if code == Some("nick_taken") && self.was_connected {
+        let retry_at = if code == Some(ErrorCode::NickTaken) && self.was_connected {
             Some(now + NICK_RETRY)
-        } else if code == Some("busy") {
+        } else if code == Some(ErrorCode::Busy) {
             let delay = busy_retry(self.busy_refusals);
             self.busy_refusals = self.busy_refusals.saturating_add(1);
             Some(now + delay)
@@ -306,7 +307,7 @@ fn bump(since: &mut BTreeMap<String, u64>, room: &str, seq: u64) {
 }
 
 /// The message and code of a CONNECT_ERROR payload (`{"message":..,"data":{"code":..}}`).
-pub fn connect_error_details(data: Option<&Value>) -> (String, Option<String>) {
+pub fn connect_error_details(data: Option<&Value>) -> (String, Option<ErrorCode>) {
     match data {
         Some(Value::String(s)) => (s.clone(), None),
         Some(v) => {
@@ -318,8 +319,7 @@ pub fn connect_error_details(data: Option<&Value>) -> (String, Option<String>) {
             let code = v
                 .get("data")
                 .and_then(|d| d.get("code"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+                .and_then(|c| ErrorCode::deserialize(c).ok());
             (message, code)
         }
         None => ("refused".to_owned(), None),
@@ -354,12 +354,18 @@ mod tests {
         let v = serde_json::json!({"message":"nick 'x' is in use","data":{"code":"nick_taken"}});
         assert_eq!(
             connect_error_details(Some(&v)),
-            ("nick 'x' is in use".into(), Some("nick_taken".into()))
+            ("nick 'x' is in use".into(), Some(ErrorCode::NickTaken))
         );
         let v = serde_json::json!({"message":"Invalid namespace"});
         assert_eq!(
             connect_error_details(Some(&v)),
             ("Invalid namespace".into(), None)
+        );
+        // A code from a newer server: still a refusal with its message.
+        let v = serde_json::json!({"message":"m","data":{"code":"from_the_future"}});
+        assert_eq!(
+            connect_error_details(Some(&v)),
+            ("m".into(), Some(ErrorCode::Unknown))
         );
     }
 
@@ -378,7 +384,7 @@ mod tests {
 
         // A first-time nick clash is final and gives back what waited.
         let ns = all.get_mut("/").unwrap();
-        match ns.refused(Some("nick_taken"), now) {
+        match ns.refused(Some(ErrorCode::NickTaken), now) {
             Refusal::Final { queued } => assert_eq!(queued[0].request, join("a")),
             Refusal::Retry => panic!("a first nick clash is not retried"),
         }
@@ -394,7 +400,7 @@ mod tests {
         assert_eq!(all.start_wanted().count(), 1);
         let ns = all.get_mut("/").unwrap();
         assert!(matches!(
-            ns.refused(Some("nick_taken"), now),
+            ns.refused(Some(ErrorCode::NickTaken), now),
             Refusal::Retry
         ));
         assert_eq!(
@@ -418,7 +424,10 @@ mod tests {
         all.want("/".into(), None);
         let ns = all.get_mut("/").unwrap();
         for n in 0..3 {
-            assert!(matches!(ns.refused(Some("busy"), now), Refusal::Retry));
+            assert!(matches!(
+                ns.refused(Some(ErrorCode::Busy), now),
+                Refusal::Retry
+            ));
             let NsState::Refused { retry_at: Some(at) } = ns.state else {
                 panic!("busy is retried");
             };

@@ -46,90 +46,111 @@ pub enum Request {
 }
 
 impl Request {
-    pub fn event(&self) -> &'static str {
-        use events::client as c;
+    /// The one place a command meets the wire: its protocol request (which names its event
+    /// and its reply type, `chat_protocol::events::Request`) and the [`Reply`] its ack becomes.
+    /// A new request is a variant above and a line here.
+    fn wire(&self) -> Box<dyn Wire> {
+        use events::{
+            DmRequest, HistoryRequest, JoinRequest, LeaveRequest, MessageRequest, NickRequest,
+            PingRequest, RoomsRequest, TopicRequest, WhoRequest,
+        };
         match self {
-            Request::Join { .. } => c::JOIN,
-            Request::Leave { .. } => c::LEAVE,
-            Request::Message { .. } => c::MESSAGE,
-            Request::Dm { .. } => c::DM,
-            Request::Nick { .. } => c::NICK,
-            Request::Rooms => c::ROOMS,
-            Request::Who { .. } => c::WHO,
-            Request::Topic { .. } => c::TOPIC,
-            Request::History { .. } => c::HISTORY,
-            Request::Ping => c::PING,
-        }
-    }
-
-    /// The request object (the event's one argument).
-    pub fn payload(&self) -> Value {
-        let v = match self {
-            Request::Join { room } => {
-                serde_json::to_value(events::JoinRequest { room: room.clone() })
-            }
-            Request::Leave { room } => {
-                serde_json::to_value(events::LeaveRequest { room: room.clone() })
-            }
-            Request::Message { room, text, action } => {
-                // Built by hand rather than from `events::MessageRequest` so optional fields
-                // the server added later do not have to be spelled out here.
-                let mut map = serde_json::Map::new();
-                map.insert("room".into(), Value::String(room.clone()));
-                map.insert("text".into(), Value::String(text.clone()));
-                if *action {
-                    map.insert("action".into(), Value::Bool(true));
-                }
-                Ok(Value::Object(map))
-            }
-            Request::Dm { to, text, action } => serde_json::to_value(events::DmRequest {
-                to: to.clone(),
-                text: text.clone(),
-                action: *action,
-            }),
-            Request::Nick { nick } => {
-                serde_json::to_value(events::NickRequest { nick: nick.clone() })
-            }
-            Request::Rooms => serde_json::to_value(events::RoomsRequest {}),
-            Request::Who { room } => {
-                serde_json::to_value(events::WhoRequest { room: room.clone() })
-            }
+            Request::Join { room } => typed(JoinRequest { room: room.clone() }, Reply::Join),
+            Request::Leave { room } => typed(LeaveRequest { room: room.clone() }, Reply::Leave),
+            Request::Message { room, text, action } => typed(
+                MessageRequest {
+                    room: room.clone(),
+                    text: text.clone(),
+                    action: *action,
+                    // Added when sent (`acks`): a re-send keeps the first one.
+                    cid: None,
+                },
+                Reply::Message,
+            ),
+            Request::Dm { to, text, action } => typed(
+                DmRequest {
+                    to: to.clone(),
+                    text: text.clone(),
+                    action: *action,
+                },
+                Reply::Dm,
+            ),
+            Request::Nick { nick } => typed(NickRequest { nick: nick.clone() }, Reply::Nick),
+            Request::Rooms => typed(RoomsRequest {}, Reply::Rooms),
+            Request::Who { room } => typed(WhoRequest { room: room.clone() }, Reply::Who),
+            Request::Topic { room, topic } => typed(
+                TopicRequest {
+                    room: room.clone(),
+                    topic: topic.clone(),
+                },
+                Reply::Topic,
+            ),
             Request::History {
                 room,
                 before,
                 limit,
-            } => serde_json::to_value(events::HistoryRequest {
-                room: room.clone(),
-                before: *before,
-                limit: Some(*limit),
+            } => typed(
+                HistoryRequest {
+                    room: room.clone(),
+                    before: *before,
+                    limit: Some(*limit),
+                },
+                Reply::History,
+            ),
+            // The round trip is measured by the sender (`parse_ack`).
+            Request::Ping => typed(PingRequest {}, |_| Reply::Pong {
+                rtt: Duration::ZERO,
             }),
-            Request::Topic { room, topic } => serde_json::to_value(events::TopicRequest {
-                room: room.clone(),
-                topic: topic.clone(),
-            }),
-            Request::Ping => Ok(Value::Object(serde_json::Map::new())),
-        };
-        v.unwrap_or(Value::Null)
+        }
+    }
+
+    pub fn event(&self) -> &'static str {
+        self.wire().event()
+    }
+
+    /// The request object (the event's one argument).
+    pub fn payload(&self) -> Value {
+        self.wire().payload()
     }
 
     /// Decodes the ack object for this request.
     pub(super) fn parse_ack(&self, ack: &Value, rtt: Duration) -> Result<Reply, ErrorBody> {
-        use events::parse_reply;
-        Ok(match self {
-            Request::Join { .. } => Reply::Join(parse_reply(ack)?),
-            Request::Leave { .. } => Reply::Leave(parse_reply(ack)?),
-            Request::Message { .. } => Reply::Message(parse_reply(ack)?),
-            Request::Dm { .. } => Reply::Dm(parse_reply(ack)?),
-            Request::Nick { .. } => Reply::Nick(parse_reply(ack)?),
-            Request::Rooms => Reply::Rooms(parse_reply(ack)?),
-            Request::Who { .. } => Reply::Who(parse_reply(ack)?),
-            Request::Topic { .. } => Reply::Topic(parse_reply(ack)?),
-            Request::History { .. } => Reply::History(parse_reply(ack)?),
-            Request::Ping => {
-                let _: events::PingReply = parse_reply(ack)?;
-                Reply::Pong { rtt }
-            }
+        Ok(match self.wire().reply(ack)? {
+            Reply::Pong { .. } => Reply::Pong { rtt },
+            reply => reply,
         })
+    }
+}
+
+/// A request on the wire, whatever its type.
+trait Wire {
+    fn event(&self) -> &'static str;
+    fn payload(&self) -> Value;
+    fn reply(&self, ack: &Value) -> Result<Reply, ErrorBody>;
+}
+
+/// A protocol request and how its reply type becomes a [`Reply`].
+struct Typed<R: events::Request> {
+    request: R,
+    into: fn(R::Reply) -> Reply,
+}
+
+fn typed<R: events::Request + 'static>(request: R, into: fn(R::Reply) -> Reply) -> Box<dyn Wire> {
+    Box::new(Typed { request, into })
+}
+
+impl<R: events::Request> Wire for Typed<R> {
+    fn event(&self) -> &'static str {
+        R::EVENT
+    }
+
+    fn payload(&self) -> Value {
+        // Our request types always serialise.
+        serde_json::to_value(&self.request).unwrap_or(Value::Null)
+    }
+
+    fn reply(&self, ack: &Value) -> Result<Reply, ErrorBody> {
+        events::parse_reply::<R::Reply>(ack).map(self.into)
     }
 }
 
@@ -197,6 +218,56 @@ mod tests {
             .to_string(),
             r#"{"room":"r"}"#
         );
+    }
+
+    #[test]
+    fn each_request_goes_out_under_its_protocol_event() {
+        use events::client as c;
+        let cases = [
+            (Request::Join { room: "r".into() }, c::JOIN),
+            (Request::Leave { room: "r".into() }, c::LEAVE),
+            (
+                Request::Message {
+                    room: "r".into(),
+                    text: "t".into(),
+                    action: false,
+                },
+                c::MESSAGE,
+            ),
+            (
+                Request::Dm {
+                    to: "n".into(),
+                    text: "t".into(),
+                    action: false,
+                },
+                c::DM,
+            ),
+            (Request::Nick { nick: "n".into() }, c::NICK),
+            (Request::Rooms, c::ROOMS),
+            (Request::Who { room: "r".into() }, c::WHO),
+            (
+                Request::Topic {
+                    room: "r".into(),
+                    topic: None,
+                },
+                c::TOPIC,
+            ),
+            (
+                Request::History {
+                    room: "r".into(),
+                    before: Some(3),
+                    limit: 10,
+                },
+                c::HISTORY,
+            ),
+            (Request::Ping, c::PING),
+        ];
+        for (request, event) in cases {
+            assert_eq!(request.event(), event, "{request:?}");
+        }
+        let pong = events::ok_reply(&events::PingReply { ts: 1 });
+        let rtt = Duration::from_millis(7);
+        assert_eq!(Request::Ping.parse_ack(&pong, rtt), Ok(Reply::Pong { rtt }));
     }
 
     #[test]

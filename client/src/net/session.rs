@@ -411,7 +411,7 @@ impl Actor {
         let Some(ns) = self.namespaces.get_mut(&nsp) else {
             return;
         };
-        let Refusal::Final { queued } = ns.refused(code.as_deref(), Instant::now()) else {
+        let Refusal::Final { queued } = ns.refused(code, Instant::now()) else {
             return;
         };
         self.emit(NetEvent::NsRefused {
