@@ -349,10 +349,10 @@ async fn a_dm_to_an_offline_nick_fails() {
 async fn a_dm_goes_to_the_senders_namespace_else_to_slash() {
     let (_server, addr) = start().await;
     let mut bob = user(addr, "bob").await;
-    bob.join_ns("/other", None).await;
+    bob.join_namespace("/other", None).await;
     bob.wait_event(events::server::NOTICE).await;
     let mut alice = user_in(addr, "/other", "alice").await;
-    alice.join_ns("/x", None).await;
+    alice.join_namespace("/x", None).await;
     let send = json!({ "to": "bob", "text": "here" });
     let reply: DmReply = ok(&alice.request("/other", "dm", send).await);
     assert!(reply.delivered);

@@ -40,22 +40,23 @@ async fn a_namespace_key_is_checked() {
         json!({ "nick": "alice", "key": "" }),
         json!({ "nick": "alice", "key": "kk" }),
     ] {
-        let p = c.connect_ns("/ops", Some(auth.clone())).await;
+        let p = c.connect_namespace("/ops", Some(auth.clone())).await;
         let (message, code) = refused(&p);
         assert_eq!(code, Some(ErrorCode::Forbidden), "auth {auth}: {message}");
     }
-    c.join_ns("/ops", Some(json!({ "nick": "alice", "key": "k" })))
+    c.join_namespace("/ops", Some(json!({ "nick": "alice", "key": "k" })))
         .await;
     // `/` is open and inherits the nick.
-    c.join_ns("/", None).await;
+    c.join_namespace("/", None).await;
     let joined = join(&mut c, "/ops", "war-room").await;
     assert_eq!(joined.members, vec!["alice"]);
 
     // A key is checked on a later namespace of a connection too.
     let mut bob = user(addr, "bob").await;
-    let p = bob.connect_ns("/ops", None).await;
+    let p = bob.connect_namespace("/ops", None).await;
     assert_eq!(refused(&p).1, Some(ErrorCode::Forbidden));
-    bob.join_ns("/ops", Some(json!({ "key": "k" }))).await;
+    bob.join_namespace("/ops", Some(json!({ "key": "k" })))
+        .await;
 }
 
 #[tokio::test]
@@ -63,11 +64,12 @@ async fn unknown_namespaces_are_refused_when_not_dynamic() {
     let (_server, addr) = serve(ops_config(false)).await;
     let mut c = Client::connect(addr).await;
     let p = c
-        .connect_ns("/elsewhere", Some(json!({ "nick": "alice" })))
+        .connect_namespace("/elsewhere", Some(json!({ "nick": "alice" })))
         .await;
     assert_eq!(refused(&p).0, "Invalid namespace");
-    c.join_ns("/", Some(json!({ "nick": "alice" }))).await;
-    let p = c.connect_ns("/elsewhere", None).await;
+    c.join_namespace("/", Some(json!({ "nick": "alice" })))
+        .await;
+    let p = c.connect_namespace("/elsewhere", None).await;
     assert_eq!(refused(&p).0, "Invalid namespace");
 }
 
@@ -75,11 +77,11 @@ async fn unknown_namespaces_are_refused_when_not_dynamic() {
 async fn any_valid_namespace_is_open_when_dynamic() {
     let (_server, addr) = serve(ops_config(true)).await;
     let mut c = Client::connect(addr).await;
-    c.join_ns("/team-42/a.b_c", Some(json!({ "nick": "alice" })))
+    c.join_namespace("/team-42/a.b_c", Some(json!({ "nick": "alice" })))
         .await;
-    c.join_ns("/x", None).await;
+    c.join_namespace("/x", None).await;
     // Declared namespaces keep their key.
-    let p = c.connect_ns("/ops", None).await;
+    let p = c.connect_namespace("/ops", None).await;
     assert_eq!(refused(&p).1, Some(ErrorCode::Forbidden));
     let joined = join(&mut c, "/team-42/a.b_c", "r").await;
     assert_eq!(joined.members, vec!["alice"]);
@@ -89,7 +91,7 @@ async fn any_valid_namespace_is_open_when_dynamic() {
 async fn rooms_of_different_namespaces_are_separate() {
     let (_server, addr) = start().await;
     let mut alice = user(addr, "alice").await; // in `/` and `/other`
-    alice.join_ns("/other", None).await;
+    alice.join_namespace("/other", None).await;
     let mut bob = user(addr, "bob").await; // `/` only
     let mut carol = user_in(addr, "/other", "carol").await; // `/other` only
     join(&mut alice, "/", "r").await;
@@ -138,9 +140,9 @@ async fn rooms_of_different_namespaces_are_separate() {
 async fn leaving_a_namespace_quits_its_rooms_and_the_last_one_frees_the_nick() {
     let (_server, addr) = start().await;
     let mut alice = user(addr, "alice").await;
-    alice.join_ns("/other", None).await;
+    alice.join_namespace("/other", None).await;
     let mut bob = user(addr, "bob").await;
-    bob.join_ns("/other", None).await;
+    bob.join_namespace("/other", None).await;
     for nsp in ["/", "/other"] {
         join(&mut alice, nsp, "r").await;
         join(&mut bob, nsp, "r").await;
@@ -159,7 +161,9 @@ async fn leaving_a_namespace_quits_its_rooms_and_the_last_one_frees_the_nick() {
     );
     // Still connected to `/`, so the nick is still hers.
     let mut c = Client::connect(addr).await;
-    let p = c.connect_ns("/", Some(json!({ "nick": "alice" }))).await;
+    let p = c
+        .connect_namespace("/", Some(json!({ "nick": "alice" })))
+        .await;
     assert_eq!(refused(&p).1, Some(ErrorCode::NickTaken));
     let who: WhoReply = ok(&alice.request("/", "who", json!({ "room": "r" })).await);
     assert_eq!(who.members, vec!["alice", "bob"]);
@@ -169,14 +173,15 @@ async fn leaving_a_namespace_quits_its_rooms_and_the_last_one_frees_the_nick() {
     alice.send_packet(&Packet::disconnect("/")).await;
     let quit: Presence = decode(&bob.wait_event(events::server::PRESENCE).await);
     assert_eq!(quit.action, PresenceAction::Quit);
-    c.join_ns("/", Some(json!({ "nick": "alice" }))).await;
+    c.join_namespace("/", Some(json!({ "nick": "alice" })))
+        .await;
     join(&mut c, "/", "r").await;
     // The old connection cannot take it back now.
-    let p = alice.connect_ns("/", None).await;
+    let p = alice.connect_namespace("/", None).await;
     assert_eq!(refused(&p).1, Some(ErrorCode::NickTaken));
     // But a connection whose nick is still free takes it back on its next namespace.
     bob.send_packet(&Packet::disconnect("/")).await;
     bob.send_packet(&Packet::disconnect("/other")).await;
-    bob.join_ns("/", None).await;
+    bob.join_namespace("/", None).await;
     assert_eq!(join(&mut bob, "/", "r").await.members, vec!["alice", "bob"]);
 }

@@ -25,7 +25,7 @@ async fn connect_without_a_nick_is_refused() {
     let (_server, addr) = start().await;
     let mut c = Client::connect(addr).await;
     for auth in [None, Some(json!({})), Some(json!({ "key": "x" }))] {
-        let p = c.connect_ns("/", auth.clone()).await;
+        let p = c.connect_namespace("/", auth.clone()).await;
         assert_eq!(
             refused(&p).1,
             Some(ErrorCode::NickRequired),
@@ -33,7 +33,8 @@ async fn connect_without_a_nick_is_refused() {
         );
     }
     // The refusals left the connection usable.
-    c.join_ns("/", Some(json!({ "nick": "alice" }))).await;
+    c.join_namespace("/", Some(json!({ "nick": "alice" })))
+        .await;
 }
 
 #[tokio::test]
@@ -41,10 +42,12 @@ async fn connect_with_an_invalid_nick_is_refused() {
     let (_server, addr) = start().await;
     let mut c = Client::connect(addr).await;
     for nick in ["", "2pac", "a b", "a:b", "#chan", &"n".repeat(33)] {
-        let p = c.connect_ns("/", Some(json!({ "nick": nick }))).await;
+        let p = c
+            .connect_namespace("/", Some(json!({ "nick": nick })))
+            .await;
         assert_eq!(refused(&p).1, Some(ErrorCode::InvalidName), "nick {nick:?}");
     }
-    c.join_ns("/", Some(json!({ "nick": "n".repeat(32) })))
+    c.join_namespace("/", Some(json!({ "nick": "n".repeat(32) })))
         .await;
 }
 
@@ -54,17 +57,20 @@ async fn connect_with_a_taken_nick_is_refused_case_insensitively() {
     let _alice = user(addr, "Alice").await;
     let mut c = Client::connect(addr).await;
     for nick in ["Alice", "alice", "ALICE"] {
-        let p = c.connect_ns("/", Some(json!({ "nick": nick }))).await;
+        let p = c
+            .connect_namespace("/", Some(json!({ "nick": nick })))
+            .await;
         let (message, code) = refused(&p);
         assert_eq!(code, Some(ErrorCode::NickTaken));
         assert!(message.contains(nick), "message {message:?} names {nick}");
     }
     // Also from another namespace of another connection: nicks are server-wide.
     let p = c
-        .connect_ns("/other", Some(json!({ "nick": "alice" })))
+        .connect_namespace("/other", Some(json!({ "nick": "alice" })))
         .await;
     assert_eq!(refused(&p).1, Some(ErrorCode::NickTaken));
-    c.join_ns("/", Some(json!({ "nick": "alice2" }))).await;
+    c.join_namespace("/", Some(json!({ "nick": "alice2" })))
+        .await;
 }
 
 #[tokio::test]
@@ -77,10 +83,11 @@ async fn connect_with_a_malformed_auth_payload_is_refused() {
         json!({ "nick": "alice", "since": "everything" }),
         json!({ "nick": "alice", "key": true }),
     ] {
-        let p = c.connect_ns("/", Some(auth.clone())).await;
+        let p = c.connect_namespace("/", Some(auth.clone())).await;
         assert_eq!(refused(&p).1, Some(ErrorCode::BadRequest), "auth {auth}");
     }
-    c.join_ns("/", Some(json!({ "nick": "alice" }))).await;
+    c.join_namespace("/", Some(json!({ "nick": "alice" })))
+        .await;
 }
 
 #[tokio::test]
@@ -88,14 +95,14 @@ async fn a_second_namespace_shares_the_connections_nick() {
     let (_server, addr) = start().await;
     let mut alice = user(addr, "alice").await;
     // No nick: inherited.
-    alice.join_ns("/other", None).await;
+    alice.join_namespace("/other", None).await;
     // The same nick in another case is the same nick.
     alice
-        .join_ns("/third", Some(json!({ "nick": "ALICE" })))
+        .join_namespace("/third", Some(json!({ "nick": "ALICE" })))
         .await;
     // A different nick on the same connection is refused.
     let p = alice
-        .connect_ns("/fourth", Some(json!({ "nick": "bob" })))
+        .connect_namespace("/fourth", Some(json!({ "nick": "bob" })))
         .await;
     let (message, code) = refused(&p);
     assert_eq!(code, Some(ErrorCode::BadRequest), "{message}");
@@ -123,7 +130,9 @@ async fn a_nick_is_free_again_after_its_user_disconnects() {
         ("alice", PresenceAction::Quit)
     );
     let mut again = Client::connect(addr).await;
-    again.join_ns("/", Some(json!({ "nick": "ALICE" }))).await;
+    again
+        .join_namespace("/", Some(json!({ "nick": "ALICE" })))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,7 +149,9 @@ async fn concurrent_claims_of_one_nick_admit_exactly_one() {
             tokio::spawn(async move {
                 // Different cases: the same nick.
                 let nick = if i % 2 == 0 { "Same" } else { "sAME" };
-                let p = c.connect_ns("/", Some(json!({ "nick": nick }))).await;
+                let p = c
+                    .connect_namespace("/", Some(json!({ "nick": nick })))
+                    .await;
                 (p, c)
             })
         })
@@ -205,9 +216,12 @@ async fn a_nick_change_is_announced_to_shared_rooms() {
     );
     // The old nick is free, the new one is not.
     let mut c = Client::connect(addr).await;
-    let p = c.connect_ns("/", Some(json!({ "nick": "Alicia" }))).await;
+    let p = c
+        .connect_namespace("/", Some(json!({ "nick": "Alicia" })))
+        .await;
     assert_eq!(refused(&p).1, Some(ErrorCode::NickTaken));
-    c.join_ns("/", Some(json!({ "nick": "alice" }))).await;
+    c.join_namespace("/", Some(json!({ "nick": "alice" })))
+        .await;
     // A DM finds the user under the new nick.
     let dm: DmReply = ok(&bob
         .request("/", "dm", json!({ "to": "alicia", "text": "x" }))
@@ -219,7 +233,7 @@ async fn a_nick_change_is_announced_to_shared_rooms() {
 async fn a_nick_change_reaches_rooms_in_every_namespace() {
     let (_server, addr) = start().await;
     let mut alice = user(addr, "alice").await;
-    alice.join_ns("/other", None).await;
+    alice.join_namespace("/other", None).await;
     let mut bob = user(addr, "bob").await;
     let mut carol = user_in(addr, "/other", "carol").await;
     join(&mut alice, "/", "r").await;

@@ -257,7 +257,7 @@ async fn who_and_rooms_list_members_and_topics() {
         ]
     );
     // Other namespaces have their own rooms.
-    bob.join_ns("/other", None).await;
+    bob.join_namespace("/other", None).await;
     let rooms: RoomsReply = ok(&bob.request("/other", "rooms", json!({})).await);
     assert!(rooms.rooms.is_empty(), "{:?}", rooms.rooms);
 }

@@ -57,7 +57,7 @@ async fn bad_requests_are_answered_and_keep_the_connection() {
 async fn shutdown_closes_with_1001_and_no_disconnect_packet() {
     let (server, addr) = start().await;
     let mut alice = user(addr, "alice").await;
-    alice.join_ns("/other", None).await;
+    alice.join_namespace("/other", None).await;
     join(&mut alice, "/", "r").await;
     let stop = tokio::spawn(server.shutdown());
     let mut texts = Vec::new();

@@ -82,7 +82,7 @@ impl Sender {
 /// connection drops or `deadline` (after which it only waits for the acks).
 async fn run_sender(addr: SocketAddr, mut s: Sender, deadline: Instant) -> Sender {
     let mut c = Client::connect(addr).await;
-    c.join_ns("/", Some(json!({"nick": s.nick}))).await;
+    c.join_namespace("/", Some(json!({"nick": s.nick}))).await;
     let mut ack_id = 1000;
     let (_, _) = c.call("/", "join", vec![json!({"room": ROOM})]).await;
     let mut resend: VecDeque<usize> = s.unacked.clone();
@@ -149,7 +149,8 @@ async fn run_sender(addr: SocketAddr, mut s: Sender, deadline: Instant) -> Sende
 /// Every message of the room, oldest first, through `history` pages.
 async fn all_messages(addr: SocketAddr) -> Vec<Value> {
     let mut c = Client::connect(addr).await;
-    c.join_ns("/", Some(json!({"nick": "checker"}))).await;
+    c.join_namespace("/", Some(json!({"nick": "checker"})))
+        .await;
     c.call("/", "join", vec![json!({"room": ROOM})]).await;
     let mut out: Vec<Value> = Vec::new();
     let mut before: Option<u64> = None;

@@ -36,7 +36,7 @@ async fn start(config: ServerConfig) -> RunningServer {
 /// Connects `/` with this auth; panics on refusal.
 async fn user(addr: SocketAddr, auth: Value) -> Client {
     let mut c = Client::connect(addr).await;
-    let p = c.connect_ns("/", Some(auth.clone())).await;
+    let p = c.connect_namespace("/", Some(auth.clone())).await;
     assert_eq!(p.kind, PacketKind::Connect, "{auth} refused: {p:?}");
     c.wait_event("notice").await;
     c
@@ -45,7 +45,7 @@ async fn user(addr: SocketAddr, auth: Value) -> Client {
 /// The CONNECT_ERROR data code for this auth on `nsp`.
 async fn refused(addr: SocketAddr, nsp: &str, auth: Value) -> (String, String) {
     let mut c = Client::connect(addr).await;
-    let p = c.connect_ns(nsp, Some(auth)).await;
+    let p = c.connect_namespace(nsp, Some(auth)).await;
     assert_eq!(
         p.kind,
         PacketKind::ConnectError,
@@ -342,7 +342,7 @@ async fn far_behind_gets_the_newest_n_and_a_notice() {
     .await;
     send_n(server.local_addr(), "snd", "r", 30).await;
     let mut c = Client::connect(server.local_addr()).await;
-    c.join_ns("/", Some(json!({"nick": "cat", "since": {"r": 0}})))
+    c.join_namespace("/", Some(json!({"nick": "cat", "since": {"r": 0}})))
         .await;
     let (_, skipped) = c.call("/", "ping", vec![json!({})]).await;
     let notices: Vec<String> = skipped
@@ -535,7 +535,7 @@ async fn token_namespaces_refuse_missing_expired_forged_and_foreign_tokens() {
         ("token_invalid", "the token is for 'bob', not 'ada'")
     );
     let mut c = Client::connect(addr).await;
-    c.join_ns("/vip", Some(json!({"nick": "ada", "token": good})))
+    c.join_namespace("/vip", Some(json!({"nick": "ada", "token": good})))
         .await;
     // `/` stays open to guests.
     user(addr, json!({"nick": "guest"})).await;

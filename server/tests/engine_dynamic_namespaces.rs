@@ -57,7 +57,8 @@ async fn refused_connects_to_dynamic_names_leave_no_namespace_behind() {
     assert!(engine.get_namespace("/locked-7").is_none());
 
     // Admitted, the namespace exists while its socket does, and works.
-    c.join_ns("/locked-7", Some(json!({"key": "open"}))).await;
+    c.join_namespace("/locked-7", Some(json!({"key": "open"})))
+        .await;
     assert_eq!(c.wait_event("hello").await["tag"], "locked");
     assert_eq!(registered_sockets(&engine, "/locked-7"), 1);
     assert_eq!(engine.namespaces().len(), statics + 1);
@@ -80,7 +81,7 @@ async fn a_dynamic_namespace_lives_while_it_has_sockets_and_comes_back() {
         Client::connect(s.addr()).await,
     ];
     for c in [&mut a, &mut b] {
-        c.join_ns("/team-7", None).await;
+        c.join_namespace("/team-7", None).await;
         c.wait_event("hello").await;
     }
     assert_eq!(registered_sockets(&engine, "/team-7"), 2);
@@ -102,7 +103,7 @@ async fn a_dynamic_namespace_lives_while_it_has_sockets_and_comes_back() {
     // Connecting again makes it again; rooms and broadcasts work in the new one.
     let mut c = Client::connect(s.addr()).await;
     for c in [&mut a, &mut c] {
-        c.join_ns("/team-7", None).await;
+        c.join_namespace("/team-7", None).await;
         c.wait_event("hello").await;
         c.call("/team-7", "join", vec![json!({"room": "r"})]).await;
     }
@@ -144,7 +145,7 @@ async fn a_panicking_disconnect_handler_still_frees_the_namespace() {
     let engine = s.server.engine().clone();
     let statics = engine.namespaces().len();
     let (mut c, _) = client(s.addr()).await;
-    c.join_ns("/fragile-1", None).await;
+    c.join_namespace("/fragile-1", None).await;
     c.wait_event("hello").await;
     assert_eq!(registered_sockets(&engine, "/fragile-1"), 1);
     c.send("41/fragile-1,").await;
@@ -152,7 +153,7 @@ async fn a_panicking_disconnect_handler_still_frees_the_namespace() {
     c.call("/", "echo-ack", vec![json!(1)]).await;
     assert!(engine.get_namespace("/fragile-1").is_none());
     // And on a connection close.
-    c.join_ns("/fragile-1", None).await;
+    c.join_namespace("/fragile-1", None).await;
     c.wait_event("hello").await;
     c.close().await;
     eventually("/fragile-1 removed", || {
@@ -173,7 +174,7 @@ async fn concurrent_connects_to_one_new_dynamic_name_share_one_namespace() {
             let addr = s.addr();
             tokio::spawn(async move {
                 let mut c = Client::connect(addr).await;
-                let sid = c.join_ns("/team-500", None).await;
+                let sid = c.join_namespace("/team-500", None).await;
                 c.wait_event("hello").await;
                 (c, sid)
             })
@@ -212,7 +213,7 @@ async fn concurrent_connects_to_one_new_dynamic_name_share_one_namespace() {
             tokio::spawn(async move {
                 let mut c = Client::connect(addr).await;
                 for _ in 0..40 {
-                    let sid = c.join_ns("/team-501", None).await;
+                    let sid = c.join_namespace("/team-501", None).await;
                     c.wait_event("hello").await;
                     let inside = engine
                         .get_namespace("/team-501")

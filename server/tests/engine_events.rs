@@ -125,13 +125,13 @@ async fn events_are_handled_and_answered_in_arrival_order() {
 async fn server_side_disconnect_sends_disconnect_and_keeps_the_connection() {
     let s = start_default().await;
     let (mut c, _) = client(s.addr()).await;
-    c.join_ns("/admin", None).await;
+    c.join_namespace("/admin", None).await;
     c.wait_event("hello").await;
     c.call("/admin", "kick", vec![]).await;
     assert_eq!(c.recv_text().await, "41/admin,");
     c.call("/", "echo-ack", vec![json!(1)]).await;
     // The client may connect that namespace again.
-    c.join_ns("/admin", None).await;
+    c.join_namespace("/admin", None).await;
     c.call("/admin", "echo-ack", vec![json!(2)]).await;
 }
 

@@ -107,7 +107,7 @@ async fn slowloris_handshake_is_dropped_after_the_handshake_timeout() {
 async fn unknown_namespace_is_refused_and_the_connection_stays() {
     let s = start_default().await;
     let (mut c, _) = client(s.addr()).await;
-    let p = c.connect_ns("/nope", None).await;
+    let p = c.connect_namespace("/nope", None).await;
     assert_eq!(p.encode(), r#"4/nope,{"message":"Invalid namespace"}"#);
     c.call("/", "echo-ack", vec![json!(1)]).await;
 }
@@ -117,18 +117,18 @@ async fn middleware_chain_refuses_with_message_and_data_in_order() {
     let s = start_default().await;
     let mut c = Client::connect(s.addr()).await;
     let p = c
-        .connect_ns("/secure", Some(json!({"token": "letmein"})))
+        .connect_namespace("/secure", Some(json!({"token": "letmein"})))
         .await;
     assert_eq!(p.encode(), r#"4/secure,{"message":"who are you?"}"#);
     let p = c
-        .connect_ns("/secure", Some(json!({"user": "u", "token": "nope"})))
+        .connect_namespace("/secure", Some(json!({"user": "u", "token": "nope"})))
         .await;
     assert_eq!(
         p.encode(),
         r#"4/secure,{"message":"not authorized","data":{"reason":"bad token"}}"#
     );
     let sid = c
-        .join_ns("/secure", Some(json!({"user": "u", "token": "letmein"})))
+        .join_namespace("/secure", Some(json!({"user": "u", "token": "letmein"})))
         .await;
     assert_eq!(sid.len(), 20);
     let hello = c.wait_event("hello").await;
@@ -139,11 +139,11 @@ async fn middleware_chain_refuses_with_message_and_data_in_order() {
 async fn dynamic_namespaces_match_a_pattern_and_static_wins() {
     let s = start_default().await;
     let mut c = Client::connect(s.addr()).await;
-    c.join_ns("/team-42", None).await;
+    c.join_namespace("/team-42", None).await;
     assert_eq!(c.wait_event("hello").await["tag"], "dynamic");
-    c.join_ns("/team-1", None).await;
+    c.join_namespace("/team-1", None).await;
     assert_eq!(c.wait_event("hello").await["tag"], "static");
-    let p = c.connect_ns("/team-x", None).await;
+    let p = c.connect_namespace("/team-x", None).await;
     assert_eq!(p.kind, PacketKind::ConnectError);
 }
 
@@ -151,12 +151,12 @@ async fn dynamic_namespaces_match_a_pattern_and_static_wins() {
 async fn namespaces_are_multiplexed_and_separate() {
     let s = start_default().await;
     let mut a = Client::connect(s.addr()).await;
-    let root_sid = a.join_ns("/", None).await;
-    let admin_sid = a.join_ns("/admin", None).await;
+    let root_sid = a.join_namespace("/", None).await;
+    let admin_sid = a.join_namespace("/admin", None).await;
     assert_ne!(root_sid, admin_sid, "each namespace socket has its own id");
     let mut b = Client::connect(s.addr()).await;
-    b.join_ns("/", None).await;
-    b.join_ns("/admin", None).await;
+    b.join_namespace("/", None).await;
+    b.join_namespace("/admin", None).await;
     for c in [&mut a, &mut b] {
         c.call("/", "join", vec![json!({"room": "r"})]).await;
         c.call("/admin", "join", vec![json!({"room": "r"})]).await;
@@ -178,6 +178,6 @@ async fn namespaces_are_multiplexed_and_separate() {
     // Leaving the last namespace keeps the Engine.IO connection (and its heartbeat).
     a.send_packet(&Packet::disconnect("/")).await;
     a.send_packet(&Packet::disconnect("/admin")).await;
-    a.join_ns("/", None).await;
+    a.join_namespace("/", None).await;
     a.call("/", "echo-ack", vec![json!("still here")]).await;
 }

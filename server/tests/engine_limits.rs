@@ -33,7 +33,7 @@ async fn server_pings_after_one_interval_and_closes_on_missed_pong() {
     .await;
     let mut c = Client::connect(s.addr()).await;
     let opened = tokio::time::Instant::now();
-    c.join_ns("/", None).await;
+    c.join_namespace("/", None).await;
     c.auto_pong = false;
     c.wait_event("hello").await;
     // The first ping comes one interval after the open packet, not at once.
@@ -120,7 +120,7 @@ async fn rate_limit_refusals_default_to_plain_replies() {
     })
     .await;
     let mut c = Client::connect(s.addr()).await;
-    c.join_ns("/", None).await;
+    c.join_namespace("/", None).await;
     c.wait_event("hello").await;
     // The CONNECT took one token, this join the other.
     let (first, _) = c.call("/", "join", vec![json!({"room": "a"})]).await;
@@ -201,7 +201,7 @@ async fn a_slow_consumer_is_closed_and_others_keep_their_messages() {
     })
     .await;
     let mut slow = Client::connect(s.addr()).await;
-    slow.join_ns("/", None).await;
+    slow.join_namespace("/", None).await;
     slow.call("/", "join", vec![json!({"room": "victims"})])
         .await;
     let (mut fast, _) = client(s.addr()).await;

@@ -148,7 +148,9 @@ async fn malformed_packets_of_every_kind_get_their_documented_answer() {
     assert_eq!(reply["error"]["code"], "unknown_event");
     // Unknown namespaces (and over-long names) are refused; the connection stays.
     for nsp in ["/nope,x", &format!("/{}", "a".repeat(200)), "/has space"] {
-        let p = c.connect_ns(nsp.split(',').next().unwrap(), None).await;
+        let p = c
+            .connect_namespace(nsp.split(',').next().unwrap(), None)
+            .await;
         assert_eq!(p.kind, PacketKind::ConnectError, "{nsp}");
     }
     alive(&mut c).await;
@@ -528,14 +530,16 @@ async fn namespaces_per_connection_are_limited_with_a_connect_error() {
     .await;
     let chat = bystanders(addr).await;
     let mut c = user(addr, "many").await;
-    c.join_ns("/a", Some(json!({"nick": "many"}))).await;
-    let p = c.connect_ns("/b", Some(json!({"nick": "many"}))).await;
+    c.join_namespace("/a", Some(json!({"nick": "many"}))).await;
+    let p = c
+        .connect_namespace("/b", Some(json!({"nick": "many"})))
+        .await;
     assert_eq!(p.kind, PacketKind::ConnectError);
     assert_eq!(p.data.as_ref().unwrap()["message"], "Too many namespaces");
     alive(&mut c).await;
     // Leaving one makes room for another.
     c.send("41/a,").await;
-    c.join_ns("/b", Some(json!({"nick": "many"}))).await;
+    c.join_namespace("/b", Some(json!({"nick": "many"}))).await;
     chat.finish().await;
     server.shutdown().await;
 }
@@ -628,7 +632,9 @@ async fn chat_limits_rooms_per_socket_and_name_and_text_lengths() {
     let reply = c.request("/", "nick", json!({"nick": "toolong"})).await;
     assert_eq!(reply["error"]["code"], "invalid_name", "{reply}");
     let mut d = Client::connect(addr).await;
-    let p = d.connect_ns("/", Some(json!({"nick": "toolong"}))).await;
+    let p = d
+        .connect_namespace("/", Some(json!({"nick": "toolong"})))
+        .await;
     assert_eq!(p.kind, PacketKind::ConnectError);
     assert_eq!(p.data.as_ref().unwrap()["data"]["code"], "invalid_name");
     server.shutdown().await;
@@ -673,7 +679,7 @@ async fn look_alikes_of_registered_and_online_nicks_are_refused() {
     let chat = bystanders(addr).await;
     let mut owner = Client::connect(addr).await;
     owner
-        .join_ns("/", Some(json!({"nick": "Alex", "password": "pw-alex"})))
+        .join_namespace("/", Some(json!({"nick": "Alex", "password": "pw-alex"})))
         .await;
     // Mixed scripts (Cyrillic А, Greek Α, a Cyrillic е) and fullwidth letters
     // break the nick rules; Latin look-alikes pass for the registered nick.
@@ -686,30 +692,34 @@ async fn look_alikes_of_registered_and_online_nicks_are_refused() {
         ("aIex", "nick_claimed"),
     ] {
         let mut c = Client::connect(addr).await;
-        let p = c.connect_ns("/", Some(json!({ "nick": nick }))).await;
+        let p = c
+            .connect_namespace("/", Some(json!({ "nick": nick })))
+            .await;
         assert_eq!(refused_code(&p), code, "{nick}: {p:?}");
         // Nor can a look-alike be registered.
         let p = c
-            .connect_ns("/", Some(json!({"nick": nick, "password": "x"})))
+            .connect_namespace("/", Some(json!({"nick": nick, "password": "x"})))
             .await;
         assert_eq!(refused_code(&p), code, "{nick} with a password: {p:?}");
     }
     // An online guest's nick is guarded too, and a rename into a look-alike is refused.
     let _bob = user(addr, "rob").await;
     let mut c = Client::connect(addr).await;
-    let p = c.connect_ns("/", Some(json!({"nick": "r0b"}))).await;
+    let p = c.connect_namespace("/", Some(json!({"nick": "r0b"}))).await;
     assert_eq!(refused_code(&p), "nick_taken", "{p:?}");
     // Registering a look-alike of an online guest is refused before any hash, and the guest
     // is not locked out of its own nick afterwards.
     let p = c
-        .connect_ns("/", Some(json!({"nick": "r0b", "password": "x"})))
+        .connect_namespace("/", Some(json!({"nick": "r0b", "password": "x"})))
         .await;
     assert_eq!(refused_code(&p), "nick_taken", "{p:?}");
     drop(_bob);
     let deadline = Instant::now() + Duration::from_secs(5);
     let _bob = loop {
         let mut again = Client::connect(addr).await;
-        let p = again.connect_ns("/", Some(json!({"nick": "rob"}))).await;
+        let p = again
+            .connect_namespace("/", Some(json!({"nick": "rob"})))
+            .await;
         if p.kind == PacketKind::Connect {
             break again;
         }
@@ -721,8 +731,8 @@ async fn look_alikes_of_registered_and_online_nicks_are_refused() {
     // Two look-alikes registered at the same moment: one of them, never both.
     let (mut one, mut two) = (Client::connect(addr).await, Client::connect(addr).await);
     let (a, b) = tokio::join!(
-        one.connect_ns("/", Some(json!({"nick": "bill", "password": "pw"}))),
-        two.connect_ns("/", Some(json!({"nick": "biII", "password": "pw"}))),
+        one.connect_namespace("/", Some(json!({"nick": "bill", "password": "pw"}))),
+        two.connect_namespace("/", Some(json!({"nick": "biII", "password": "pw"}))),
     );
     let kinds = [a.kind, b.kind];
     assert!(
@@ -746,11 +756,13 @@ async fn look_alikes_of_registered_and_online_nicks_are_refused() {
     // The owner is offline: her registered nick is still guarded, and she comes back.
     owner.close().await;
     let mut c = Client::connect(addr).await;
-    let p = c.connect_ns("/", Some(json!({"nick": "aIex"}))).await;
+    let p = c
+        .connect_namespace("/", Some(json!({"nick": "aIex"})))
+        .await;
     assert_eq!(refused_code(&p), "nick_claimed");
     let mut owner = Client::connect(addr).await;
     owner
-        .join_ns("/", Some(json!({"nick": "alex", "password": "pw-alex"})))
+        .join_namespace("/", Some(json!({"nick": "alex", "password": "pw-alex"})))
         .await;
     chat.finish().await;
     server.shutdown().await;
@@ -796,7 +808,7 @@ async fn refused_connects_to_distinct_dynamic_names_allocate_no_namespace() {
     // The attacker's connection still works: with a nick it is admitted, and the namespace
     // exists while its socket does.
     attacker
-        .join_ns("/dyn-3", Some(json!({"nick": "mallory"})))
+        .join_namespace("/dyn-3", Some(json!({"nick": "mallory"})))
         .await;
     attacker.wait_event("notice").await;
     assert_eq!(server.engine().namespaces().len(), statics + 1);
@@ -821,7 +833,7 @@ async fn since_obeys_the_join_rules_and_the_room_limit() {
     }
     since.insert("bad name".into(), json!(0));
     let mut c = Client::connect(addr).await;
-    c.join_ns("/", Some(json!({"nick": "many", "since": since})))
+    c.join_namespace("/", Some(json!({"nick": "many", "since": since})))
         .await;
     // The welcome, then (after a `room` event per room created) the refusals.
     let mut notices = Vec::new();
@@ -993,7 +1005,7 @@ async fn a_dynamic_chat_namespace_goes_with_its_last_user_and_comes_back_working
     let nsp = "/dyn-live";
     let enter = |nick: &'static str| async move {
         let mut c = Client::connect(addr).await;
-        c.join_ns(nsp, Some(json!({ "nick": nick }))).await;
+        c.join_namespace(nsp, Some(json!({ "nick": nick }))).await;
         c.wait_event("notice").await;
         let reply = c.request(nsp, "join", json!({"room": "talk"})).await;
         assert_eq!(reply["ok"], true, "join: {reply}");
@@ -1028,7 +1040,7 @@ async fn a_dynamic_chat_namespace_goes_with_its_last_user_and_comes_back_working
     assert_eq!(server.engine().namespaces().len(), statics);
     // Back again: a new namespace of the same name, rooms and messages work; the nicks
     // were released with the sockets.
-    carol.join_ns(nsp, None).await;
+    carol.join_namespace(nsp, None).await;
     carol.wait_event("notice").await;
     let reply = carol.request(nsp, "join", json!({"room": "talk"})).await;
     assert_eq!(reply["ok"], true, "join: {reply}");
@@ -1047,7 +1059,7 @@ async fn direct_messages_waiting_for_one_offline_user_are_bounded() {
     let (server, addr) = serve(config(EngineConfig::default())).await;
     let chat = bystanders(addr).await;
     let mut dora = Client::connect(addr).await;
-    dora.join_ns("/", Some(json!({"nick": "dora", "password": "pw-dora"})))
+    dora.join_namespace("/", Some(json!({"nick": "dora", "password": "pw-dora"})))
         .await;
     dora.close().await;
     let mut m = user(addr, "mallory").await;
@@ -1072,7 +1084,7 @@ async fn direct_messages_waiting_for_one_offline_user_are_bounded() {
     // Dora gets them all when she comes back, and her mailbox takes messages again once
     // she has acknowledged them.
     let mut dora = Client::connect(addr).await;
-    dora.join_ns("/", Some(json!({"nick": "dora", "password": "pw-dora"})))
+    dora.join_namespace("/", Some(json!({"nick": "dora", "password": "pw-dora"})))
         .await;
     let mut got = 0;
     while got < 500 {

@@ -104,7 +104,7 @@ async fn log_in(addr: SocketAddr, local: IpAddr, nick: &str, password: &str) -> 
     for tries in 1..=30 {
         let mut c = Client::connect_from(addr, local).await;
         let p = c
-            .connect_ns("/", Some(json!({"nick": nick, "password": password})))
+            .connect_namespace("/", Some(json!({"nick": nick, "password": password})))
             .await;
         match refusal_code(&p).as_deref() {
             None => return tries,
@@ -250,7 +250,7 @@ async fn failures_delay_their_address_and_registrations_per_address_are_bounded(
     for n in 0..3 {
         let started = Instant::now();
         let p = c
-            .connect_ns(
+            .connect_namespace(
                 "/",
                 Some(json!({"nick": "carol", "password": format!("x{n}")})),
             )
@@ -275,13 +275,15 @@ async fn failures_delay_their_address_and_registrations_per_address_are_bounded(
     }
     let mut c = Client::connect_from(addr, spammer).await;
     let p = c
-        .connect_ns("/", Some(json!({"nick": "spam10", "password": "pw"})))
+        .connect_namespace("/", Some(json!({"nick": "spam10", "password": "pw"})))
         .await;
     assert_eq!(refusal_code(&p).as_deref(), Some("rate_limited"), "{p:?}");
     let data: &Value = p.data.as_ref().unwrap();
     assert!(data["message"].as_str().unwrap().contains("registered"));
     // A guest nick needs no hash and is not limited.
-    let p = c.connect_ns("/", Some(json!({"nick": "spam10"}))).await;
+    let p = c
+        .connect_namespace("/", Some(json!({"nick": "spam10"})))
+        .await;
     assert_eq!(refusal_code(&p), None);
     assert_eq!(log_in(addr, [127, 0, 0, 42].into(), "fresh", "pw").await, 1);
 }

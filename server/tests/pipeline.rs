@@ -142,7 +142,7 @@ async fn a_connection_has_at_most_16_messages_in_the_store_and_a_dropped_one_is_
         .await
         .unwrap();
     let mut c = Client::connect(server.local_addr()).await;
-    c.join_ns("/", Some(json!({"nick": "ada"}))).await;
+    c.join_namespace("/", Some(json!({"nick": "ada"}))).await;
     let joined = c.request("/", "join", json!({"room": "r"})).await;
     assert_eq!(joined["ok"], true, "{joined}");
 

@@ -398,7 +398,7 @@ async fn a_clean_a_crashed_and_an_emptied_store_open_without_a_rebuild() {
 /// Connects `/` as `nick`, joins `room`, and returns the client and the join's history.
 async fn member(addr: SocketAddr, nick: &str, room: &str) -> (Client, Vec<Value>) {
     let mut c = Client::connect(addr).await;
-    c.join_ns("/", Some(json!({"nick": nick}))).await;
+    c.join_namespace("/", Some(json!({"nick": nick}))).await;
     let r = c.request("/", "join", json!({"room": room})).await;
     assert_eq!(r["ok"], true, "{r}");
     (c, r["history"].as_array().unwrap().clone())
@@ -463,7 +463,7 @@ async fn a_file_of_the_landed_version_opens_with_what_a_second_server_left() {
     assert_eq!(say(&mut a, "r", "m6").await, 6);
     // A reconnect's catch-up has every message once, in order.
     let mut c = Client::connect(addr).await;
-    c.join_ns("/", Some(json!({"nick": "cat", "since": {"r": 2}})))
+    c.join_namespace("/", Some(json!({"nick": "cat", "since": {"r": 2}})))
         .await;
     let (_, skipped) = c.call("/", "ping", vec![json!({})]).await;
     let caught: Vec<Value> = skipped

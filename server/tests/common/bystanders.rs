@@ -13,7 +13,7 @@ use super::Client;
 /// A connection to `/` as `nick`, past its welcome notice.
 pub async fn user(addr: SocketAddr, nick: &str) -> Client {
     let mut c = Client::connect(addr).await;
-    c.join_ns("/", Some(json!({ "nick": nick }))).await;
+    c.join_namespace("/", Some(json!({ "nick": nick }))).await;
     c.wait_event("notice").await;
     c
 }

@@ -35,7 +35,7 @@ pub async fn start() -> (RunningServer, SocketAddr) {
 /// A new connection, connected to `nsp` as `nick`, past its welcome notice.
 pub async fn user_in(addr: SocketAddr, nsp: &str, nick: &str) -> Client {
     let mut c = Client::connect(addr).await;
-    c.join_ns(nsp, Some(json!({ "nick": nick }))).await;
+    c.join_namespace(nsp, Some(json!({ "nick": nick }))).await;
     let notice = c.wait_event(events::server::NOTICE).await;
     assert!(
         notice["text"].as_str().expect("notice text").contains(nick),

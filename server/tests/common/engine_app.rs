@@ -282,7 +282,7 @@ pub async fn start_default() -> TestServer {
 /// A client connected to `/` that has consumed its `hello`.
 pub async fn client(addr: SocketAddr) -> (Client, String) {
     let mut c = Client::connect(addr).await;
-    let sid = c.join_ns("/", None).await;
+    let sid = c.join_namespace("/", None).await;
     c.wait_event("hello").await;
     (c, sid)
 }

@@ -180,7 +180,7 @@ impl Client {
     }
 
     /// Sends CONNECT for `nsp` and returns the answer packet (CONNECT or CONNECT_ERROR).
-    pub async fn connect_ns(&mut self, nsp: &str, auth: Option<Value>) -> Packet {
+    pub async fn connect_namespace(&mut self, nsp: &str, auth: Option<Value>) -> Packet {
         self.send_packet(&Packet::connect(nsp, auth)).await;
         loop {
             let p = self.recv_packet().await;
@@ -191,8 +191,8 @@ impl Client {
     }
 
     /// Connects `nsp` and asserts success; returns the socket id.
-    pub async fn join_ns(&mut self, nsp: &str, auth: Option<Value>) -> String {
-        let p = self.connect_ns(nsp, auth).await;
+    pub async fn join_namespace(&mut self, nsp: &str, auth: Option<Value>) -> String {
+        let p = self.connect_namespace(nsp, auth).await;
         assert_eq!(
             p.kind,
             PacketKind::Connect,
