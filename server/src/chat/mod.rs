@@ -28,7 +28,6 @@ mod session;
 pub mod sqlite;
 pub mod store;
 pub mod token;
-mod unindexed;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

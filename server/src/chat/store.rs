@@ -35,6 +35,12 @@ pub enum StoreError {
         /// `pid N; ` when the lock file names its holder, else empty.
         holder: String,
     },
+    /// The database was written by a newer chat-server, whose schema this one does not know:
+    /// it is left untouched.
+    #[error(
+        "database {db} has schema version {found}, newer than this chat-server's {known}: run the newer chat-server, or restore a backup"
+    )]
+    NewerSchema { db: String, found: u32, known: u32 },
 }
 
 /// A message to store; the store fills in `id`, `seq` and `ts`.

@@ -1,0 +1,266 @@
+//! Indexing the log by room and seq (`room_index`) and by client id (`cids`), and, at open,
+//! checking the indexes against the log and rebuilding them when they disagree.
+
+use std::time::Instant;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tracing::warn;
+
+use super::super::store::StoreError;
+use super::retention::LogRow;
+use super::unindexed::{Map, RoomKey, RoomRef};
+use super::{backend, write_transaction};
+
+/// Indexes the log's messages with rowid `<= upto` not indexed yet (and writes their rooms'
+/// last seq, and how far the log is indexed) in one transaction; returns how many, and the
+/// newest rowid indexed.
+pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), StoreError> {
+    // Where the indexing starts is read under the write lock.
+    let tx = write_transaction(conn)?;
+    let from: i64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'indexed_upto'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?
+        .unwrap_or_default();
+    let run = |sql: &str| {
+        tx.prepare_cached(sql)
+            .and_then(|mut s| s.execute([from, upto]))
+            .map_err(backend)
+    };
+    // In key order, so each room's index pages are visited once.
+    let count = run(
+        "INSERT INTO room_index (ns, room, seq, n) SELECT ns, room, seq, n FROM log WHERE n > ?1 AND n <= ?2 ORDER BY ns, room, seq",
+    )?;
+    let mut last = from;
+    if count > 0 {
+        run(
+            "INSERT INTO cids (ns, room, sender, cid, n) SELECT ns, room, sender, cid, n FROM log WHERE n > ?1 AND n <= ?2 AND cid IS NOT NULL ORDER BY ns, room, sender, cid",
+        )?;
+        run(
+            "INSERT INTO rooms (ns, room, last_seq) SELECT ns, room, max(seq) FROM log WHERE n > ?1 AND n <= ?2 GROUP BY ns, room ON CONFLICT (ns, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+        )?;
+        last = tx
+            .query_row(
+                "SELECT max(n) FROM log WHERE n > ?1 AND n <= ?2",
+                [from, upto],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('indexed_upto', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [last],
+        )
+        .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)?;
+    Ok((count, last))
+}
+
+/// At open: indexes what a crash left unindexed, after a cheap check that the indexes agree
+/// with the log; if they do not, or the tail does not index, rebuilds them ([`repair`]).
+/// Returns what [`index_log`] does, and whether the indexes were rebuilt.
+pub(super) fn recover(conn: &Connection) -> Result<((usize, i64), bool), StoreError> {
+    if let Some(why) = disagreement(conn)? {
+        warn!(%why, "the store's indexes disagree with its log: rebuilding them");
+        return Ok((repair(conn)?, true));
+    }
+    match index_log(conn, i64::MAX) {
+        Ok(done) => Ok((done, false)),
+        Err(e) => {
+            warn!(error = %e, "indexing the log's tail failed: rebuilding the indexes");
+            Ok((repair(conn)?, true))
+        }
+    }
+}
+
+/// Where the indexes disagree with the log, looked for without reading the whole log:
+/// O(rooms) index lookups, however many messages.
+///
+/// Where damage can be: indexing is one transaction per chunk that also moves
+/// `meta.indexed_upto`, so a crash leaves only an unindexed tail (the log after
+/// `indexed_upto`), which [`index_log`] then indexes. A second writer on the file (a store
+/// that did not take the lock, as before there was one) counts rooms from its own memory, so
+/// its messages take seqs (or client ids) already taken; indexing them fails on the indexes'
+/// keys, and stops there: what it left is all in the tail too, and makes indexing the tail
+/// fail, which [`recover`] answers with [`repair`]. So the indexed part is checked only where
+/// any writer touches it, at its newest entries:
+/// - the log's newest indexed message (`n <= indexed_upto`) is in `room_index` under its
+///   room and seq, and its client id in `cids` (under its own or an earlier message): this
+///   catches an `indexed_upto` ahead of the indexes, and the newest entries gone;
+/// - every room's newest `room_index` entry names a log message with that room and seq, and
+///   is the room's `last_seq` (a room's messages are numbered in log order, and retention
+///   removes a room's oldest messages first or all of them, so a room with indexed messages
+///   has its `last_seq` among them): this catches a `last_seq` behind (new messages would
+///   take taken seqs) or ahead, and a room's newest entries gone or pointing elsewhere.
+///
+/// An `indexed_upto` behind the indexes makes indexing the tail fail (on keys already
+/// there), which repairs too. Damage only a hand edit could leave below the newest entries
+/// is not looked for; deleting `meta.indexed_upto` forces a rebuild at the next open.
+fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
+    let upto: i64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'indexed_upto'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?
+        .unwrap_or_default();
+    let newest = conn
+        .query_row(
+            "SELECT n, ns, room, seq, sender, cid FROM log WHERE n <= ?1 ORDER BY n DESC LIMIT 1",
+            [upto],
+            LogRow::read,
+        )
+        .optional()
+        .map_err(backend)?;
+    if let Some(row) = newest {
+        let indexed: Option<i64> = conn
+            .query_row(
+                "SELECT n FROM room_index WHERE ns = ?1 AND room = ?2 AND seq = ?3",
+                params![row.ns, row.room, row.seq],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        if indexed != Some(row.n) {
+            return Ok(Some(format!(
+                "message {} ({} {} #{}) is not in room_index",
+                row.n, row.ns, row.room, row.seq
+            )));
+        }
+        if let Some(cid) = &row.cid {
+            let first: Option<i64> = conn
+                .query_row(
+                    "SELECT n FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
+                    params![row.ns, row.room, row.sender, cid],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if first.is_none_or(|n| n > row.n) {
+                return Ok(Some(format!(
+                    "message {}'s client id is not in cids",
+                    row.n
+                )));
+            }
+        }
+    }
+    let mut rooms = conn
+        .prepare("SELECT ns, room, last_seq FROM rooms")
+        .map_err(backend)?;
+    let mut rooms = rooms.query([]).map_err(backend)?;
+    let mut top = conn
+        .prepare(
+            "SELECT r.seq, r.n, l.ns, l.room, l.seq FROM room_index r LEFT JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 ORDER BY r.seq DESC LIMIT 1",
+        )
+        .map_err(backend)?;
+    while let Some(room) = rooms.next().map_err(backend)? {
+        let (ns, name, last_seq): (String, String, i64) = (
+            room.get(0).map_err(backend)?,
+            room.get(1).map_err(backend)?,
+            room.get(2).map_err(backend)?,
+        );
+        type Top = (i64, i64, Option<String>, Option<String>, Option<i64>);
+        let found: Option<Top> = top
+            .query_row(params![ns, name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
+            .map_err(backend)?;
+        let Some((seq, n, log_ns, log_room, log_seq)) = found else {
+            continue; // No indexed message: none yet, or retention removed them all.
+        };
+        if seq != last_seq {
+            return Ok(Some(format!(
+                "room {ns} {name}: last_seq {last_seq}, newest indexed message #{seq}"
+            )));
+        }
+        if (log_ns.as_deref(), log_room.as_deref(), log_seq)
+            != (Some(ns.as_str()), Some(name.as_str()), Some(seq))
+            || n > upto
+        {
+            return Ok(Some(format!(
+                "room {ns} {name}: #{seq} names message {n}, which is not it"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Rebuilds `room_index`, `cids`, the rooms' `last_seq` and `meta.indexed_upto` from the log,
+/// in one transaction, keeping every message in it (each was acknowledged once committed).
+///
+/// Each room's messages are numbered in log order (rowid order, the order they were
+/// committed), as one writer numbers them: walking a room's messages in that order, a
+/// message keeps its seq if it is above every earlier one's, else (a seq a second writer
+/// took again) it takes the next one after them; so from the first such message the room's
+/// later ones are mostly numbered on too. Ids, texts and times are unchanged. A client id
+/// stored twice (a re-send that reached both writers) names its first message, as a re-send
+/// would have found it; both messages stay. A room's `last_seq` becomes its newest message's
+/// seq (rooms whose messages retention removed keep theirs).
+fn repair(conn: &Connection) -> Result<(usize, i64), StoreError> {
+    let started = Instant::now();
+    let tx = write_transaction(conn)?;
+    let mut renumbered = Vec::new();
+    {
+        let mut rooms: Map<RoomKey, i64> = Map::default();
+        let mut stmt = tx
+            .prepare("SELECT n, ns, room, seq FROM log ORDER BY n")
+            .map_err(backend)?;
+        let mut rows = stmt.query([]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let (n, ns, room, seq): (i64, String, String, i64) = (
+                row.get(0).map_err(backend)?,
+                row.get(1).map_err(backend)?,
+                row.get(2).map_err(backend)?,
+                row.get(3).map_err(backend)?,
+            );
+            let key = RoomRef(&ns, &room);
+            match rooms.get_mut(&key) {
+                Some(last) if seq <= *last => {
+                    *last += 1;
+                    renumbered.push((n, *last));
+                }
+                Some(last) => *last = seq,
+                None => drop(rooms.insert(key.to_key(), seq)),
+            }
+        }
+    }
+    {
+        let mut update = tx
+            .prepare("UPDATE log SET seq = ?2 WHERE n = ?1")
+            .map_err(backend)?;
+        for (n, seq) in &renumbered {
+            update.execute([n, seq]).map_err(backend)?;
+        }
+    }
+    tx.execute_batch(
+        "DELETE FROM room_index;
+         DELETE FROM cids;
+         INSERT INTO room_index (ns, room, seq, n) SELECT ns, room, seq, n FROM log ORDER BY ns, room, seq;
+         INSERT INTO cids (ns, room, sender, cid, n) SELECT ns, room, sender, cid, min(n) FROM log WHERE cid IS NOT NULL GROUP BY ns, room, sender, cid;
+         INSERT INTO rooms (ns, room, last_seq) SELECT ns, room, max(seq) FROM room_index GROUP BY ns, room
+             ON CONFLICT (ns, room) DO UPDATE SET last_seq = excluded.last_seq;
+         INSERT INTO meta (key, value) SELECT 'indexed_upto', coalesce(max(n), 0) FROM log WHERE true
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
+    )
+    .map_err(backend)?;
+    let (count, last): (i64, i64) = tx
+        .query_row("SELECT count(*), coalesce(max(n), 0) FROM log", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    warn!(
+        messages = count,
+        renumbered = renumbered.len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "store indexes rebuilt from the log"
+    );
+    Ok((count as usize, last))
+}

@@ -1,0 +1,142 @@
+//! The database's tables, the connection settings, and the upgrade of files written by
+//! earlier versions.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tracing::info;
+
+use super::super::store::StoreError;
+use super::{backend, write_transaction};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rooms (
+    ns TEXT NOT NULL, room TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0, topic TEXT,
+    PRIMARY KEY (ns, room)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, room TEXT NOT NULL,
+    seq INTEGER NOT NULL, id TEXT NOT NULL, sender TEXT NOT NULL, text TEXT NOT NULL,
+    ts INTEGER NOT NULL, action INTEGER NOT NULL, cid TEXT);
+CREATE TABLE IF NOT EXISTS room_index (
+    ns TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (ns, room, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cids (
+    ns TEXT NOT NULL, room TEXT NOT NULL, sender TEXT NOT NULL, cid TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (ns, room, sender, cid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS identities (
+    nick_key TEXT PRIMARY KEY, nick TEXT NOT NULL, password_hash TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS queued_dms (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, to_key TEXT NOT NULL, id TEXT NOT NULL,
+    sender TEXT NOT NULL, recipient TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL,
+    action INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS queued_dms_to ON queued_dms (to_key, n);
+";
+
+/// Page cache of each connection (the writer's and the reader's: up to twice this in all):
+/// indexing touches the newest page of every active room in two B-trees; SQLite's default
+/// 2 MiB made the writer re-read them from the OS again and again.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// WAL pages after which a commit checkpoints (about 40 MiB at 4 KiB pages, the WAL file's
+/// usual largest size). A checkpoint copies each distinct page once, so a larger WAL means
+/// fewer copies of the same hot pages (1,000, SQLite's default, cost a third of the acked
+/// messages per second in `durable_bench`).
+const WAL_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// If a long read held a checkpoint back and the WAL grew past this, it is truncated back to
+/// this size once a checkpoint resets it.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(backend)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)
+        .map_err(backend)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+        .map_err(backend)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .map_err(backend)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+/// The schema this build writes, kept in the file's `PRAGMA user_version`. 0 is a file
+/// written before the schema carried a version (every release up to the one that added it),
+/// or a new, empty file.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One step of [`UPGRADES`]: brings a file from the version at its index to the next one,
+/// inside the upgrade's transaction.
+type Upgrade = fn(&Connection) -> Result<(), StoreError>;
+
+/// `UPGRADES[v]` upgrades version `v` to `v + 1`. A new schema is a step here (and
+/// [`SCHEMA_VERSION`] one higher), never an edit of [`SCHEMA`] alone: a file of any earlier
+/// version must open.
+const UPGRADES: [Upgrade; SCHEMA_VERSION as usize] = [to_version_1];
+
+/// Brings the database to [`SCHEMA_VERSION`] in one transaction (a crash half-way leaves the
+/// file as it was), or refuses a file a newer build wrote ([`StoreError::NewerSchema`]),
+/// before changing anything in it.
+pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let tx = write_transaction(conn)?;
+    let found: u32 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            db: path.display().to_string(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for step in &UPGRADES[found as usize..] {
+        step(&tx)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    if found > 0 {
+        info!(from = found, to = SCHEMA_VERSION, "store schema upgraded");
+    }
+    Ok(())
+}
+
+/// Version 0 to 1: the tables this build uses, created where missing (a new file, or one of
+/// the first layout), and that first layout's `messages` table (clustered by room, with a
+/// client-id and a time index) moved to the `log`, in time order, to be indexed like any
+/// unindexed messages. A file of the log layout (the releases before versions) already has
+/// every table: only its version changes.
+fn to_version_1(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA).map_err(backend)?;
+    let first_layout: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    if !first_layout {
+        return Ok(());
+    }
+    let n = conn
+        .execute(
+            "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) SELECT ns, room, seq, id, sender, text, ts, action, cid FROM messages ORDER BY ts, ns, room, seq",
+            [],
+        )
+        .map_err(backend)?;
+    conn.execute_batch("DROP TABLE messages").map_err(backend)?;
+    info!(messages = n, "store upgraded: messages moved to the log");
+    Ok(())
+}

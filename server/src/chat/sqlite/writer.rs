@@ -1,0 +1,574 @@
+//! The writer thread: batches of commands in one transaction each (group commit), their
+//! effects after the commit in order (the per-room ordering section), and indexing between
+//! batches.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat_protocol::events::{ChatMessage, DirectMessage};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+use tracing::{debug, error};
+
+use super::super::store::{
+    AppendDone, Appended, Attach, Identity, NewMessage, Publish, StoreError, catchup, new_id,
+    now_ms,
+};
+use super::index::index_log;
+use super::read::{MESSAGE_COLUMNS, read_messages, row_message};
+use super::retention::Retention;
+use super::unindexed::{CidIndex, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
+use super::{IndexLimits, MAX_BATCH, WriterStats, backend, write_transaction};
+use crate::engine::lock;
+
+pub(super) const RETENTION_EVERY: Duration = Duration::from_secs(1);
+
+/// Appends are refused while this many chunks ([`IndexLimits::rows`]) wait for indexing.
+pub(super) const UNINDEXED_CHUNKS_MAX: usize = 16;
+
+/// After a failed indexing, the next attempt waits this long.
+const INDEX_RETRY: Duration = Duration::from_secs(1);
+
+pub(super) enum Command {
+    Append {
+        message: NewMessage,
+        publish: Publish,
+        reply: AppendDone,
+    },
+    Attach {
+        ns: String,
+        room: String,
+        after: Option<u64>,
+        limit: usize,
+        attach: Attach,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    SetTopic {
+        ns: String,
+        room: String,
+        topic: Option<String>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    CreateIdentity {
+        key: String,
+        identity: Identity,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    QueueDm {
+        to_key: String,
+        message: DirectMessage,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    RemoveDm {
+        to_key: String,
+        id: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// What a command does once its transaction has committed.
+enum Effect {
+    Appended {
+        appended: Appended,
+        publish: Publish,
+        reply: AppendDone,
+    },
+    /// An append not stored (nothing else in the batch is affected).
+    Refused { reply: AppendDone, error: String },
+    Attach {
+        ns: String,
+        room: String,
+        after: Option<u64>,
+        upto: u64,
+        limit: usize,
+        attach: Attach,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Done {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Created {
+        created: bool,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+}
+
+impl Effect {
+    fn fail(self, e: &StoreError) {
+        let err = || StoreError::Backend(e.to_string());
+        match self {
+            Effect::Appended { reply, .. } | Effect::Refused { reply, .. } => {
+                reply.call(Err(err()))
+            }
+            Effect::Attach { reply, .. } | Effect::Done { reply } => drop(reply.send(Err(err()))),
+            Effect::Created { reply, .. } => drop(reply.send(Err(err()))),
+        }
+    }
+}
+
+pub(super) struct Writer {
+    pub(super) conn: Connection,
+    pub(super) rooms: RoomCache,
+    pub(super) retention: Retention,
+    pub(super) limits: IndexLimits,
+    /// The newest rowid of the log in the indexes.
+    pub(super) indexed_upto: i64,
+    /// After a failed indexing: not before then.
+    pub(super) next_index: Option<Instant>,
+    pub(super) stats: Arc<Mutex<WriterStats>>,
+}
+
+/// What the writer remembers between batches.
+#[derive(Default)]
+pub(super) struct RoomCache {
+    /// Last seq per room (namespace, room), loaded on first use.
+    pub(super) seqs: Map<RoomKey, u64>,
+    /// Rooms appended to since the last retention pass.
+    pub(super) touched: Set<RoomKey>,
+    /// Committed messages not yet indexed (shared with the readers).
+    pub(super) unindexed: Arc<Mutex<Unindexed>>,
+    /// This batch's messages: added to `unmoved` once it commits.
+    pub(super) staged: Vec<Entry>,
+    /// This batch's client ids: index in `staged`.
+    pub(super) staged_cids: CidIndex<usize>,
+    /// Appends are refused while this many messages wait for indexing (it keeps failing):
+    /// memory stays bounded, and so does the work of the next open.
+    pub(super) max_unindexed: usize,
+}
+
+impl RoomCache {
+    fn last_seq(&mut self, tx: &Connection, ns: &str, room: &str) -> Result<u64, StoreError> {
+        let key = RoomRef(ns, room);
+        if let Some(seq) = self.seqs.get(&key) {
+            return Ok(*seq);
+        }
+        let moved: i64 = tx
+            .query_row(
+                "SELECT last_seq FROM rooms WHERE ns = ?1 AND room = ?2",
+                params![ns, room],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .unwrap_or(0);
+        let seq = lock(&self.unindexed)
+            .last_seq(ns, room)
+            .unwrap_or(0)
+            .max(moved as u64);
+        self.seqs.insert(key.to_key(), seq);
+        Ok(seq)
+    }
+
+    /// The message this sender already stored with this client id in this room: in this
+    /// batch, not yet indexed, or indexed.
+    fn by_cid(&self, tx: &Connection, key: &CidRef<'_>) -> Result<Option<ChatMessage>, StoreError> {
+        if let Some(i) = self.staged_cids.find(key, |i| self.staged[i].is(key)) {
+            return Ok(Some(self.staged[i].message.clone()));
+        }
+        if let Some(found) = lock(&self.unindexed).by_cid(key) {
+            return Ok(Some(found));
+        }
+        let n: Option<i64> = tx
+            .prepare_cached(
+                "SELECT n FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![key.0, key.1, key.2, key.3], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(backend)?;
+        let Some(n) = n else { return Ok(None) };
+        tx.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM log l WHERE l.n = ?1"
+        ))
+        .and_then(|mut stmt| stmt.query_row([n], row_message).optional())
+        .map_err(backend)
+    }
+
+    /// Forgets what the rolled-back batch did.
+    fn rolled_back(&mut self) {
+        self.seqs.clear();
+        self.staged.clear();
+        self.staged_cids.clear();
+    }
+
+    /// The write phase of one command (inside the batch's transaction).
+    fn write(&mut self, tx: &Connection, command: Command) -> Result<Effect, StoreError> {
+        Ok(match command {
+            Command::Append {
+                message: m,
+                publish,
+                reply,
+            } => {
+                let waiting = lock(&self.unindexed).len() + self.staged.len();
+                if waiting >= self.max_unindexed {
+                    return Ok(Effect::Refused {
+                        reply,
+                        error: format!("{waiting} messages wait for indexing, which is failing"),
+                    });
+                }
+                let seq = self.last_seq(tx, &m.namespace, &m.room)? + 1;
+                // A re-sent message (same sender, client id and room) is stored once.
+                let cid_key = m
+                    .cid
+                    .as_deref()
+                    .map(|cid| CidRef(&m.namespace, &m.room, &m.from, cid));
+                if let Some(key) = &cid_key
+                    && let Some(first) = self.by_cid(tx, key)?
+                {
+                    return Ok(Effect::Appended {
+                        appended: Appended {
+                            message: first,
+                            duplicate: true,
+                        },
+                        publish,
+                        reply,
+                    });
+                }
+                let message = ChatMessage {
+                    id: new_id(),
+                    room: m.room,
+                    seq,
+                    from: m.from,
+                    text: m.text,
+                    ts: now_ms(),
+                    action: m.action,
+                };
+                tx.prepare_cached(
+                    "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        m.namespace,
+                        message.room,
+                        seq as i64,
+                        message.id,
+                        message.from,
+                        message.text,
+                        message.ts,
+                        message.action as i64,
+                        m.cid
+                    ])
+                })
+                .map_err(backend)?;
+                let room = RoomRef(&m.namespace, &message.room);
+                match self.seqs.get_mut(&room) {
+                    Some(last) => *last = seq,
+                    None => drop(self.seqs.insert(room.to_key(), seq)),
+                }
+                if !self.touched.contains(&room) {
+                    self.touched.insert(room.to_key());
+                }
+                if let Some(cid) = &m.cid {
+                    let key = CidRef(&m.namespace, &message.room, &message.from, cid);
+                    self.staged_cids.insert(&key, self.staged.len());
+                }
+                self.staged.push(Entry {
+                    n: tx.last_insert_rowid(),
+                    ns: m.namespace,
+                    cid: m.cid,
+                    message: message.clone(),
+                });
+                Effect::Appended {
+                    appended: Appended {
+                        message,
+                        duplicate: false,
+                    },
+                    publish,
+                    reply,
+                }
+            }
+            Command::Attach {
+                ns,
+                room,
+                after,
+                limit,
+                attach,
+                reply,
+            } => {
+                let upto = self.last_seq(tx, &ns, &room)?;
+                Effect::Attach {
+                    ns,
+                    room,
+                    after,
+                    upto,
+                    limit,
+                    attach,
+                    reply,
+                }
+            }
+            Command::SetTopic {
+                ns,
+                room,
+                topic,
+                reply,
+            } => {
+                tx.execute(
+                    "INSERT INTO rooms (ns, room, topic) VALUES (?1, ?2, ?3) ON CONFLICT (ns, room) DO UPDATE SET topic = excluded.topic",
+                    params![ns, room, topic],
+                )
+                .map_err(backend)?;
+                Effect::Done { reply }
+            }
+            Command::CreateIdentity {
+                key,
+                identity,
+                reply,
+            } => {
+                let n = tx
+                    .execute(
+                        "INSERT INTO identities (nick_key, nick, password_hash, created) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                        params![key, identity.nick, identity.password_hash, now_ms()],
+                    )
+                    .map_err(backend)?;
+                Effect::Created {
+                    created: n == 1,
+                    reply,
+                }
+            }
+            Command::QueueDm {
+                to_key,
+                message: d,
+                reply,
+            } => {
+                tx.execute(
+                    "INSERT INTO queued_dms (to_key, id, sender, recipient, text, ts, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![to_key, d.id, d.from, d.to, d.text, d.ts, d.action as i64],
+                )
+                .map_err(backend)?;
+                Effect::Done { reply }
+            }
+            Command::RemoveDm { to_key, id, reply } => {
+                tx.execute(
+                    "DELETE FROM queued_dms WHERE to_key = ?1 AND id = ?2",
+                    params![to_key, id],
+                )
+                .map_err(backend)?;
+                Effect::Done { reply }
+            }
+        })
+    }
+}
+
+impl Writer {
+    pub(super) fn run(mut self, rx: std::sync::mpsc::Receiver<Command>) {
+        let mut last_retention = Instant::now();
+        let mut retention_left = false;
+        let tick = RETENTION_EVERY
+            .min(self.limits.age)
+            .max(Duration::from_millis(10));
+        loop {
+            let wait = if retention_left { Duration::ZERO } else { tick };
+            let first = match rx.recv_timeout(wait) {
+                Ok(c) => Some(c),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(first) = first {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(c) => batch.push(c),
+                        Err(_) => break,
+                    }
+                }
+                self.apply(batch);
+            }
+            self.index_due(false);
+            if retention_left || last_retention.elapsed() >= RETENTION_EVERY {
+                retention_left = self.enforce_retention().unwrap_or_else(|e| {
+                    error!(error = %e, "retention pass failed");
+                    false
+                });
+                last_retention = Instant::now();
+            }
+        }
+        debug!("store writer stopped");
+    }
+
+    fn apply(&mut self, batch: Vec<Command>) {
+        let size = batch.len() as u64;
+        let mut effects = Vec::with_capacity(batch.len());
+        let mut pending: std::collections::VecDeque<Command> = batch.into();
+        let started = Instant::now();
+        let mut written = started;
+        let result = (|| -> Result<(), StoreError> {
+            let tx = write_transaction(&self.conn)?;
+            while let Some(command) = pending.pop_front() {
+                effects.push(self.rooms.write(&tx, command)?);
+            }
+            written = Instant::now();
+            tx.commit().map_err(backend)
+        })();
+        match result {
+            Ok(()) => {
+                let committed = Instant::now();
+                self.rooms.staged_cids.clear();
+                let staged = std::mem::take(&mut self.rooms.staged);
+                lock(&self.rooms.unindexed).add(staged, committed);
+                let mut appends = 0;
+                for effect in effects {
+                    if matches!(effect, Effect::Appended { .. }) {
+                        appends += 1;
+                    }
+                    self.finish(effect);
+                }
+                let mut stats = lock(&self.stats);
+                stats.write_time += written - started;
+                stats.commit_time += committed - written;
+                stats.finish_time += committed.elapsed();
+                stats.commits += 1;
+                stats.appends += appends;
+                stats.largest_batch = stats.largest_batch.max(size);
+            }
+            Err(e) => {
+                error!(error = %e, "store transaction failed");
+                self.rooms.rolled_back();
+                for effect in effects {
+                    effect.fail(&e);
+                }
+                for command in pending {
+                    Effect::from_unapplied(command).fail(&e);
+                }
+            }
+        }
+    }
+
+    /// The effects of one command after its commit, in batch order.
+    fn finish(&mut self, effect: Effect) {
+        match effect {
+            Effect::Appended {
+                appended,
+                publish,
+                reply,
+            } => {
+                if !appended.duplicate {
+                    publish(&appended.message);
+                }
+                reply.call(Ok(appended));
+            }
+            Effect::Attach {
+                ns,
+                room,
+                after,
+                upto,
+                limit,
+                attach,
+                reply,
+            } => match read_messages(
+                &self.conn,
+                &self.rooms.unindexed,
+                &ns,
+                &room,
+                after.unwrap_or(0),
+                upto,
+                limit,
+            ) {
+                Ok(found) => {
+                    attach(catchup(found, after, upto));
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => drop(reply.send(Err(backend(e)))),
+            },
+            Effect::Refused { reply, error } => reply.call(Err(StoreError::Backend(error))),
+            Effect::Done { reply } => drop(reply.send(Ok(()))),
+            Effect::Created { created, reply } => drop(reply.send(Ok(created))),
+        }
+    }
+
+    /// Indexes the log, a chunk at a time, while the unindexed messages are at the limit (or
+    /// the oldest of them at the age limit, or `all` says so).
+    pub(super) fn index_due(&mut self, all: bool) {
+        loop {
+            let started = Instant::now();
+            if self.next_index.is_some_and(|at| started < at) {
+                return;
+            }
+            let rows = self.limits.rows.max(1);
+            let (len, oldest, upto) = {
+                let unindexed = lock(&self.rooms.unindexed);
+                (
+                    unindexed.len(),
+                    unindexed.oldest(),
+                    unindexed.chunk_end(rows),
+                )
+            };
+            let aged = oldest.is_some_and(|at| started.duration_since(at) >= self.limits.age);
+            let Some(upto) = upto.filter(|_| all || aged || len >= rows) else {
+                return;
+            };
+            match index_log(&self.conn, upto) {
+                Ok((count, last)) => {
+                    lock(&self.rooms.unindexed).remove_upto(upto);
+                    self.indexed_upto = last;
+                    self.next_index = None;
+                    let mut stats = lock(&self.stats);
+                    stats.index_passes += 1;
+                    stats.indexed += count as u64;
+                    stats.index_time += started.elapsed();
+                }
+                Err(e) => {
+                    // The messages stay unindexed (and readable); indexing is tried again, and
+                    // appends are refused once too many wait (`RoomCache::max_unindexed`).
+                    error!(error = %e, unindexed = len, "indexing the log failed");
+                    self.next_index = Some(started + INDEX_RETRY);
+                    return;
+                }
+            }
+            if len <= rows {
+                return;
+            }
+        }
+    }
+}
+
+impl Effect {
+    /// A command that never reached its write phase (an earlier one failed the batch).
+    fn from_unapplied(command: Command) -> Effect {
+        match command {
+            Command::Append {
+                message,
+                publish,
+                reply,
+            } => Effect::Appended {
+                appended: Appended {
+                    message: ChatMessage {
+                        id: String::new(),
+                        room: message.room,
+                        seq: 0,
+                        from: message.from,
+                        text: String::new(),
+                        ts: 0,
+                        action: false,
+                    },
+                    duplicate: true,
+                },
+                publish,
+                reply,
+            },
+            Command::Attach {
+                ns,
+                room,
+                after,
+                limit,
+                attach,
+                reply,
+            } => Effect::Attach {
+                ns,
+                room,
+                after,
+                upto: 0,
+                limit,
+                attach,
+                reply,
+            },
+            Command::SetTopic { reply, .. }
+            | Command::QueueDm { reply, .. }
+            | Command::RemoveDm { reply, .. } => Effect::Done { reply },
+            Command::CreateIdentity { reply, .. } => Effect::Created {
+                created: false,
+                reply,
+            },
+        }
+    }
+}
