@@ -192,92 +192,103 @@ impl RoomCache {
         self.staged_cids.clear();
     }
 
+    /// An append's write: refused while indexing fails, the first message when its client
+    /// id was stored before, else a new message with the room's next seq, staged for the
+    /// indexing.
+    fn write_append(
+        &mut self,
+        tx: &Connection,
+        m: NewMessage,
+        publish: Publish,
+        reply: AppendDone,
+    ) -> Result<Effect, StoreError> {
+        let waiting = lock(&self.unindexed).len() + self.staged.len();
+        if waiting >= self.max_unindexed {
+            return Ok(Effect::Refused {
+                reply,
+                error: format!("{waiting} messages wait for indexing, which is failing"),
+            });
+        }
+        let seq = self.last_seq(tx, &m.namespace, &m.room)? + 1;
+        // A re-sent message (same sender, client id and room) is stored once.
+        let cid_key = m
+            .cid
+            .as_deref()
+            .map(|cid| CidRef(&m.namespace, &m.room, &m.from, cid));
+        if let Some(key) = &cid_key
+            && let Some(first) = self.by_cid(tx, key)?
+        {
+            return Ok(Effect::Appended {
+                appended: Appended {
+                    message: first,
+                    duplicate: true,
+                },
+                publish,
+                reply,
+            });
+        }
+        let message = ChatMessage {
+            id: new_id(),
+            room: m.room,
+            seq,
+            from: m.from,
+            text: m.text,
+            ts: now_ms(),
+            action: m.action,
+        };
+        tx.prepare_cached(
+            "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                m.namespace,
+                message.room,
+                seq as i64,
+                message.id,
+                message.from,
+                message.text,
+                message.ts,
+                message.action as i64,
+                m.cid
+            ])
+        })
+        .map_err(backend)?;
+        let room = RoomRef(&m.namespace, &message.room);
+        match self.seqs.get_mut(&room) {
+            Some(last) => *last = seq,
+            None => drop(self.seqs.insert(room.to_key(), seq)),
+        }
+        if !self.touched.contains(&room) {
+            self.touched.insert(room.to_key());
+        }
+        if let Some(cid) = &m.cid {
+            let key = CidRef(&m.namespace, &message.room, &message.from, cid);
+            self.staged_cids.insert(&key, self.staged.len());
+        }
+        self.staged.push(Entry {
+            n: tx.last_insert_rowid(),
+            ns: m.namespace,
+            cid: m.cid,
+            message: message.clone(),
+        });
+        Ok(Effect::Appended {
+            appended: Appended {
+                message,
+                duplicate: false,
+            },
+            publish,
+            reply,
+        })
+    }
+
     /// The write phase of one command (inside the batch's transaction).
     fn write(&mut self, tx: &Connection, command: Command) -> Result<Effect, StoreError> {
         Ok(match command {
             Command::Append {
-                message: m,
+                message,
                 publish,
                 reply,
-            } => {
-                let waiting = lock(&self.unindexed).len() + self.staged.len();
-                if waiting >= self.max_unindexed {
-                    return Ok(Effect::Refused {
-                        reply,
-                        error: format!("{waiting} messages wait for indexing, which is failing"),
-                    });
-                }
-                let seq = self.last_seq(tx, &m.namespace, &m.room)? + 1;
-                // A re-sent message (same sender, client id and room) is stored once.
-                let cid_key = m
-                    .cid
-                    .as_deref()
-                    .map(|cid| CidRef(&m.namespace, &m.room, &m.from, cid));
-                if let Some(key) = &cid_key
-                    && let Some(first) = self.by_cid(tx, key)?
-                {
-                    return Ok(Effect::Appended {
-                        appended: Appended {
-                            message: first,
-                            duplicate: true,
-                        },
-                        publish,
-                        reply,
-                    });
-                }
-                let message = ChatMessage {
-                    id: new_id(),
-                    room: m.room,
-                    seq,
-                    from: m.from,
-                    text: m.text,
-                    ts: now_ms(),
-                    action: m.action,
-                };
-                tx.prepare_cached(
-                    "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        m.namespace,
-                        message.room,
-                        seq as i64,
-                        message.id,
-                        message.from,
-                        message.text,
-                        message.ts,
-                        message.action as i64,
-                        m.cid
-                    ])
-                })
-                .map_err(backend)?;
-                let room = RoomRef(&m.namespace, &message.room);
-                match self.seqs.get_mut(&room) {
-                    Some(last) => *last = seq,
-                    None => drop(self.seqs.insert(room.to_key(), seq)),
-                }
-                if !self.touched.contains(&room) {
-                    self.touched.insert(room.to_key());
-                }
-                if let Some(cid) = &m.cid {
-                    let key = CidRef(&m.namespace, &message.room, &message.from, cid);
-                    self.staged_cids.insert(&key, self.staged.len());
-                }
-                self.staged.push(Entry {
-                    n: tx.last_insert_rowid(),
-                    ns: m.namespace,
-                    cid: m.cid,
-                    message: message.clone(),
-                });
-                Effect::Appended {
-                    appended: Appended {
-                        message,
-                        duplicate: false,
-                    },
-                    publish,
-                    reply,
-                }
-            }
+            } => self.write_append(tx, message, publish, reply)?,
             Command::Attach {
                 ns,
                 room,
