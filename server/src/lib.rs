@@ -56,6 +56,23 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     serve_engine_with(engine, config.listen, tls).await
 }
 
+/// What a failed bind says: the address, the cause in words, and what to do about it.
+fn listen_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => {
+            format!("cannot listen on {addr} (in use): choose another with --listen")
+        }
+        ErrorKind::AddrNotAvailable => {
+            format!("cannot listen on {addr} (no such local address): choose another with --listen")
+        }
+        ErrorKind::PermissionDenied => format!(
+            "cannot listen on {addr} (permission denied: ports below 1024 need privileges): choose another with --listen"
+        ),
+        _ => format!("cannot listen on {addr}: {e}"),
+    }
+}
+
 /// Binds `addr` and serves any engine on it (the examples use this).
 pub async fn serve_engine(engine: Engine, addr: SocketAddr) -> std::io::Result<RunningServer> {
     serve_engine_with(engine, addr, None).await
@@ -69,7 +86,7 @@ pub async fn serve_engine_with(
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| std::io::Error::new(e.kind(), listen_error(addr, &e)))?;
     let addr = listener.local_addr()?;
     let accept = tokio::spawn(engine::listener::serve_with(engine.clone(), listener, tls));
     Ok(RunningServer {

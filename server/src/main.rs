@@ -1,14 +1,36 @@
 //! `chat-server`: parses flags (and their environment variables), reads the optional config
-//! file, sets up logging, and runs the server until Ctrl-C or SIGTERM.
+//! file, sets up logging, and runs the server until Ctrl-C or SIGTERM. A failure to start is
+//! one line on stderr (`chat-server: what failed: why`, never a backtrace, whatever
+//! `RUST_BACKTRACE` says) and exit code 2.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use chat_server::config::{FileConfig, ServerConfig, Settings, command};
 use tracing::{info, warn};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the runtime")),
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints the error and its causes on one line (`{:#}` leaves the backtrace out).
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("chat-server: {e:#}");
+    ExitCode::from(2)
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -314,7 +314,7 @@ async fn a_file_written_by_the_landed_version_is_upgraded_in_place_and_keeps_eve
             let n = i as u64 + 1;
             assert_eq!(m.seq, n);
             assert_eq!(m.text, format!("general message {n}"));
-            assert_eq!(m.from, if n % 2 == 0 { "alice" } else { "bob" });
+            assert_eq!(m.from, if n.is_multiple_of(2) { "alice" } else { "bob" });
             assert_eq!(m.action, n == 3);
         }
         assert_eq!(

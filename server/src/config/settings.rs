@@ -485,6 +485,21 @@ pub struct FileConfig {
     pub namespaces: Vec<NamespaceConfig>,
 }
 
+/// A TOML error on one line: where (line and column, 1-based) and what, without the
+/// excerpt and caret the error's `Display` draws over several lines.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', "; ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -494,11 +509,11 @@ impl FileConfig {
 
     /// Parses a config file's text: every key must be a setting (or an old name of one).
     pub fn parse(text: &str) -> Result<FileConfig, String> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         let namespaces = match table.remove("namespace") {
             Some(v) => v
                 .try_into::<Vec<NamespaceConfig>>()
-                .map_err(|e| format!("[[namespace]]: {e}"))?,
+                .map_err(|e| format!("[[namespace]]: {}", e.message().trim_end()))?,
             None => Vec::new(),
         };
         for ns in &namespaces {
