@@ -137,6 +137,40 @@ pub fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
 }
 
 /// Merges flags, file and defaults.
+/// Refuses a server address that could never connect, at start rather than by retrying
+/// forever: a scheme other than `ws://`, `wss://` and their aliases `http://` and `https://`
+/// (the URLs a browser or the JavaScript client uses), no host, or a port that is not one.
+fn check_server(server: &str) -> anyhow::Result<()> {
+    let trimmed = server.trim();
+    let rest = match trimmed.split_once("://") {
+        Some((scheme, rest)) => {
+            if !["ws", "wss", "http", "https"].contains(&scheme.to_ascii_lowercase().as_str()) {
+                bail!(
+                    "--server {server:?}: unknown scheme {scheme:?}: use ws://, wss://, http:// or https://"
+                );
+            }
+            rest
+        }
+        None => trimmed,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // `[::1]:7878`, `host:7878`, `host`.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, _)) if !host.ends_with(']') && host.contains(':') => (authority, None),
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    if host.is_empty() || host == "[]" {
+        bail!("--server {server:?}: no host (e.g. ws://127.0.0.1:7878)");
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        bail!("--server {server:?}: {port:?} is not a port");
+    }
+    Ok(())
+}
+
 pub fn resolve(args: Args, file: FileConfig) -> anyhow::Result<Settings> {
     let nick = args
         .nick
@@ -169,11 +203,13 @@ pub fn resolve(args: Args, file: FileConfig) -> anyhow::Result<Settings> {
     if namespaces.is_empty() {
         namespaces.push(("/".to_owned(), None));
     }
+    let server = args
+        .server
+        .or(file.server)
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    check_server(&server)?;
     Ok(Settings {
-        server: args
-            .server
-            .or(file.server)
-            .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+        server,
         nick,
         password: args.password,
         token: args.token,
@@ -194,6 +230,35 @@ mod tests {
         let mut v = vec!["chat"];
         v.extend_from_slice(list);
         Args::parse_from(v)
+    }
+
+    #[test]
+    fn server_addresses_are_checked_at_start() {
+        for good in [
+            "ws://127.0.0.1:7878",
+            "wss://chat.example:443/",
+            "http://127.0.0.1:7878",
+            "HTTPS://chat.example",
+            "127.0.0.1:7878",
+            "ws://[::1]:7878",
+            "[::1]:7878",
+        ] {
+            let s = resolve(args(&["--server", good]), FileConfig::default());
+            assert!(s.is_ok(), "{good}: {:?}", s.err());
+        }
+        for (bad, says) in [
+            ("foo://h:1", "unknown scheme \"foo\""),
+            ("ftp://h", "unknown scheme"),
+            ("ws://", "no host"),
+            ("ws://:7878", "no host"),
+            ("ws://h:port", "\"port\" is not a port"),
+            ("h:99999", "is not a port"),
+        ] {
+            match resolve(args(&["--server", bad]), FileConfig::default()) {
+                Ok(_) => panic!("{bad} accepted"),
+                Err(e) => assert!(e.to_string().contains(says), "{bad}: {e}"),
+            }
+        }
     }
 
     #[test]
