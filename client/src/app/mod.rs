@@ -384,6 +384,7 @@ impl App {
         RowStyle {
             theme: &self.theme,
             tz: &self.tz,
+            now_ms: self.clock.now_ms(),
         }
     }
 

@@ -170,35 +170,37 @@ impl App {
         self.switch_to(next as usize);
     }
 
-    /// Adds a line to window `i`, counting it as unread when the window is not active.
+    /// Adds a line to window `i`, counting it as unread when the window is not active (our
+    /// own messages never count: sent from another window, they were read as written).
     pub(super) fn push_line(&mut self, i: usize, kind: LineKind, ts: i64) {
         let journal = self.journal_line(i, &kind);
         self.journal.push(journal);
         let active = i == self.active;
-        let line = Line { ts, kind };
-        // Rows the new line takes, to keep a scrolled-up view still.
-        let scrolled = self.windows.get(i).is_some_and(|w| w.scroll > 0);
-        let rows = if active && scrolled {
-            let areas = self.areas();
-            layout::line_height(&self.row_style(), &line, areas.messages.width)
-        } else {
-            0
+        let own_key = names::nick_key(&self.nick);
+        let width = self.areas().messages.width;
+        let style = RowStyle {
+            theme: &self.theme,
+            tz: &self.tz,
+            now_ms: self.clock.now_ms(),
         };
         let Some(w) = self.windows.get_mut(i) else {
             return;
         };
-        let kind = &line.kind;
-        if let (LineKind::Message { mention, .. }, false) = (kind, active) {
+        if let (LineKind::Message { mention, from, .. }, false) = (&kind, active)
+            && names::nick_key(from) != own_key
+        {
             w.unread += 1;
             if *mention {
                 w.mentions += 1;
             }
         }
-        w.lines.push(line);
+        w.lines.push(Line { ts, kind });
         if active {
             w.read_upto = w.lines.len();
-            // Keep the view where the reader is; the new rows appear below it.
-            w.scroll += rows;
+            // Keep a scrolled-up view where the reader is; the new rows appear below it.
+            if w.scroll > 0 {
+                w.scroll += layout::last_line_height(&style, &w.lines, width);
+            }
         }
         if w.lines.len() > SCROLLBACK_MAX {
             let drop = w.lines.len() - SCROLLBACK_MAX;
