@@ -139,6 +139,25 @@ impl App {
     }
 
     pub(super) fn on_failure(&mut self, nsp: &str, request: &Request, failure: &Failure) {
+        if self.ns_info(nsp).is_none() {
+            // A namespace the user closed: nothing of it is shown any more.
+            return;
+        }
+        if let Request::Dm { to, text, .. } = request {
+            // Never lost: back in the input line when it is empty, else shown in full.
+            let i = self
+                .find_window(nsp, &WindowKind::Dm(to.clone()))
+                .unwrap_or(self.active);
+            let kept = self.keep_unsent(text);
+            self.error(i, format!("message to {to} not sent: {failure}{kept}"));
+            return;
+        }
+        if let Request::Message { room, text, .. } = request {
+            let i = self.target(nsp, Some(room));
+            let kept = self.keep_unsent(text);
+            self.error(i, format!("message to #{room} not sent: {failure}{kept}"));
+            return;
+        }
         let (what, room) = match request {
             Request::Join { room } => (format!("cannot join #{room}"), None),
             Request::Leave { room } => {
@@ -147,10 +166,7 @@ impl App {
                 }
                 (format!("cannot leave #{room}"), Some(room.as_str()))
             }
-            Request::Message { room, .. } => {
-                (format!("message to #{room} not sent"), Some(room.as_str()))
-            }
-            Request::Dm { to, .. } => (format!("message to {to} not sent"), None),
+            Request::Message { .. } | Request::Dm { .. } => return,
             Request::Nick { nick } => (format!("cannot change nick to {nick}"), None),
             Request::Rooms => ("cannot list rooms".to_owned(), None),
             Request::Who { room } => (format!("cannot list #{room}"), Some(room.as_str())),
@@ -167,6 +183,18 @@ impl App {
         };
         let i = self.target(nsp, room);
         self.error(i, format!("{what}: {failure}"));
+    }
+
+    /// Puts the text of a message that was not sent back in the input line when that is
+    /// empty (so it can be edited and sent again); otherwise says what it was. The words to
+    /// add to the error line.
+    fn keep_unsent(&mut self, text: &str) -> String {
+        if self.input.is_empty() {
+            self.input.set(text);
+            " (it is back in the input line)".to_owned()
+        } else {
+            format!(" (it was: {text})")
+        }
     }
 
     pub(super) fn on_reply(&mut self, nsp: &str, reply: Reply, automatic: bool) {
@@ -391,6 +419,10 @@ impl App {
                 );
             }
             ServerEvent::Presence(p) => {
+                if let (PresenceAction::Nick, Some(old)) = (p.action, &p.previous) {
+                    // Once per change, whichever shared room tells it first.
+                    self.rename_dm(old, &p.nick);
+                }
                 let Some(i) = self.find_window(nsp, &WindowKind::Room(p.room.clone())) else {
                     return;
                 };

@@ -120,6 +120,45 @@ impl App {
         at
     }
 
+    /// A peer's nick changed: every direct conversation with the old nick (in any
+    /// namespace: nicks are server-wide) now has the new one, keeping its lines, and says so.
+    /// A conversation already open with the new nick takes the old one's lines.
+    pub(super) fn rename_dm(&mut self, old: &str, new: &str) {
+        let old_key = names::nick_key(old);
+        while let Some(i) = self.windows.iter().position(
+            |w| matches!(&w.kind, WindowKind::Dm(n) if names::nick_key(n) == old_key && n != new),
+        ) {
+            let was_active = self.active == i;
+            let mut window = self.windows.remove(i);
+            if self.active > i {
+                self.active -= 1;
+            }
+            let kind = WindowKind::Dm(new.to_owned());
+            let j = match self.find_window(&window.nsp, &kind) {
+                Some(j) => {
+                    let mut lines = std::mem::take(&mut window.lines);
+                    lines.append(&mut self.windows[j].lines);
+                    lines.sort_by_key(|l| l.ts);
+                    self.windows[j].lines = lines;
+                    self.windows[j].unread += window.unread;
+                    self.windows[j].mentions += window.mentions;
+                    j
+                }
+                None => {
+                    window.kind = kind.clone();
+                    let nsp = window.nsp.clone();
+                    let j = self.window(&nsp, kind);
+                    self.windows[j] = window;
+                    j
+                }
+            };
+            if was_active {
+                self.active = j;
+            }
+            self.info(j, format!("{old} is now known as {new}"));
+        }
+    }
+
     pub(super) fn remove_window(&mut self, i: usize) {
         if i >= self.windows.len() {
             return;

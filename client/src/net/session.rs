@@ -187,8 +187,21 @@ impl Actor {
             }
             NetCommand::Request { nsp, request } => self.queue_or_fail(nsp, request),
             NetCommand::SetNick(nick) => self.set_nick(nick),
+            NetCommand::Disconnect { nsp } => {
+                self.forget(&nsp);
+            }
             NetCommand::Typing { .. } | NetCommand::Shutdown => {}
         }
+    }
+
+    /// Forgets a namespace the application closed, failing what waited for it; true when
+    /// the server is to be told (a DISCONNECT).
+    fn forget(&mut self, nsp: &str) -> bool {
+        let (live, waiting) = self.namespaces.remove(nsp);
+        for request in waiting {
+            self.fail(nsp.to_owned(), request, format!("you closed {nsp}"), false);
+        }
+        live
     }
 
     fn set_nick(&mut self, nick: String) {
@@ -297,6 +310,11 @@ impl Actor {
                     let packet =
                         socket_io::Packet::event(&nsp, events::client::TYPING, vec![payload], None);
                     transport::send_packet(ws, &packet).await?;
+                }
+            }
+            NetCommand::Disconnect { nsp } => {
+                if self.forget(&nsp) {
+                    transport::send_packet(ws, &socket_io::Packet::disconnect(&nsp)).await?;
                 }
             }
             NetCommand::Shutdown => {}
