@@ -816,9 +816,9 @@ async fn conversations_follow_nick_changes_and_windows_close() {
     let server_url = url(server.local_addr());
     let alice = Client::start(&server_url, "alice", &[]);
     let bob = Client::start(&server_url, "bob", &[]);
-    for c in [&alice, &bob] {
-        c.line("/join #general");
-    }
+    alice.line("/join #general");
+    alice.wait_for("[/ #general] -- you joined #general").await;
+    bob.line("/join #general");
     alice.wait_for("bob joined #general").await;
     alice.line("/query bob");
     alice.line("hello from the query window");
@@ -855,6 +855,44 @@ async fn conversations_follow_nick_changes_and_windows_close() {
     let (ok_b, _) = bob.finish().await;
     assert!(ok_a && ok_b, "{out_a}");
     let renamed = out_a.find("is now known as robert").unwrap_or(0);
-    assert!(!out_a[renamed..].contains("[/ @bob]"), "a stale @bob window: {out_a}");
+    assert!(
+        !out_a[renamed..].contains("[/ @bob]"),
+        "a stale @bob window: {out_a}"
+    );
+    server.shutdown().await;
+}
+
+/// With the default reconnect delays (capped at 3 s, jittered), a server that comes back
+/// after several seconds is rejoined within about 3 s of its return, and the lost
+/// connection is one line however many attempts fail meanwhile (the status line counts
+/// them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_rejoined_within_about_three_seconds_with_one_line() {
+    let server = start_server(&[]).await;
+    let addr = server.local_addr();
+    let alice = Client::start_exactly(chat_client::net::NetConfig::new(&url(addr), "alice"), &[]);
+    alice.line("/join lobby");
+    alice.wait_for("you joined #lobby").await;
+    server.shutdown().await;
+    alice.wait_for("disconnected from the server").await;
+    // Down long enough for the delays to reach their cap.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let server = start_server_at(addr, &[]).await;
+    let back = std::time::Instant::now();
+    alice.wait_for("reconnected to / as alice").await;
+    let took = back.elapsed();
+    assert!(
+        took < Duration::from_millis(3600),
+        "rejoined after {took:?}"
+    );
+    let (ok, out) = alice.finish().await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.matches("disconnected from the server").count(),
+        1,
+        "{out}"
+    );
+    assert!(!out.contains("no connection"), "{out}");
+    assert!(!out.contains("os error"), "{out}");
     server.shutdown().await;
 }

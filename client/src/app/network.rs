@@ -8,16 +8,14 @@ use super::*;
 impl App {
     pub(super) fn on_net(&mut self, ev: NetEvent) {
         match ev {
-            NetEvent::Connecting { attempt } => {
-                self.conn = ConnState::Connecting { attempt };
-                if attempt > 0 {
-                    self.push_to_servers(
-                        LineKind::Info(format!("reconnecting to {} ...", self.server)),
-                        false,
-                    );
-                }
+            // Every retry is the status line's to show, updated in place: the windows get
+            // one line when the connection is lost (or cannot be made at first), and the
+            // namespaces' "reconnected" lines when it is back.
+            NetEvent::Connecting { attempt } => self.conn = ConnState::Connecting { attempt },
+            NetEvent::Up => {
+                self.conn = ConnState::Online;
+                self.loss_reported = false;
             }
-            NetEvent::Up => self.conn = ConnState::Online,
             NetEvent::Down {
                 reason,
                 ever_connected,
@@ -37,18 +35,16 @@ impl App {
                 if self.script && !ever_connected {
                     self.failure = Some(format!("cannot connect to {}: {reason}", self.server));
                 }
-                let text = format!(
-                    "{} ({reason}); retrying in {:.1} s",
-                    if was_online {
-                        "disconnected from the server"
-                    } else {
-                        "no connection"
-                    },
-                    retry_in.as_secs_f64()
-                );
-                // Losing the connection is news everywhere; another failed retry only in
-                // the server windows (the status line shows the state too).
-                self.push_to_servers(LineKind::Error(text), was_online);
+                if was_online {
+                    // News everywhere: the server windows and the one being read.
+                    let text = format!("disconnected from the server ({reason}); reconnecting");
+                    self.push_to_servers(LineKind::Error(text), true);
+                    self.loss_reported = true;
+                } else if !self.loss_reported {
+                    let text = format!("no connection to {} ({reason}); retrying", self.server);
+                    self.push_to_servers(LineKind::Error(text), false);
+                    self.loss_reported = true;
+                }
             }
             NetEvent::NsConnected { nsp, resumed } => {
                 if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {

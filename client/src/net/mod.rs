@@ -81,8 +81,8 @@ impl NetConfig {
             password: None,
             token: None,
             ca_file: None,
-            backoff_base: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(15),
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(3),
         }
     }
 }

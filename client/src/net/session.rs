@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::acks::InFlight;
 use super::namespace::{Namespaces, Queued, Refusal, connect_error_details};
-use super::reconnect::{backoff, jitter};
+use super::reconnect::{SLOW_DOWN_BASE, SLOW_DOWN_CAP, backoff, jitter};
 use super::request::{Failure, Reply, Request};
 use super::seen_ids::SeenIds;
 use super::server_event::ServerEvent;
@@ -115,12 +115,13 @@ impl Actor {
                 Err(e) => e,
             };
             self.connection_lost();
-            let delay = backoff(
-                attempt,
-                self.config.backoff_base,
-                self.config.backoff_cap,
-                jitter(),
-            );
+            // A server that refuses for too many connections is given longer.
+            let (base, cap) = if reason.starts_with(transport::SLOW_DOWN) {
+                (SLOW_DOWN_BASE, SLOW_DOWN_CAP)
+            } else {
+                (self.config.backoff_base, self.config.backoff_cap)
+            };
+            let delay = backoff(attempt, base, cap, jitter());
             attempt = attempt.saturating_add(1);
             tracing::info!(%reason, ?delay, "connection down");
             self.emit(NetEvent::Down {
