@@ -317,15 +317,14 @@ fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
     Box::pin(std::future::ready(Ok(v)))
 }
 
-impl MemoryStore {
-    /// Appends inside the room's lock (its ordering section).
-    fn append_now(&self, m: NewMessage, publish: Publish) -> Appended {
-        let log = self.room(&m.namespace, &m.room);
-        let mut log = lock(&log);
+impl MemoryRoom {
+    /// Stores a message (or finds the one its `cid` names) and publishes it; called with the
+    /// room's lock held (its ordering section).
+    fn append(&mut self, capacity: usize, m: NewMessage, publish: Publish) -> Appended {
         if let Some(cid) = &m.cid {
             let key = (m.from.clone(), cid.clone());
-            if let Some(seq) = log.cids.get(&key)
-                && let Some(first) = log.messages.iter().find(|x| x.seq == *seq)
+            if let Some(seq) = self.cids.get(&key)
+                && let Some(first) = self.messages.iter().find(|x| x.seq == *seq)
             {
                 return Appended {
                     message: first.clone(),
@@ -333,28 +332,27 @@ impl MemoryStore {
                 };
             }
         }
-        log.last_seq += 1;
+        self.last_seq += 1;
         let stored = ChatMessage {
             id: new_id(),
             room: m.room,
-            seq: log.last_seq,
+            seq: self.last_seq,
             from: m.from.clone(),
             text: m.text,
             ts: now_ms(),
             action: m.action,
         };
-        if log.messages.len() == self.capacity
-            && let Some(old) = log.messages.pop_front()
-            && let Some(key) = log.cid_of.remove(&old.seq)
+        if self.messages.len() == capacity
+            && let Some(old) = self.messages.pop_front()
+            && let Some(key) = self.cid_of.remove(&old.seq)
         {
-            log.cids.remove(&key);
+            self.cids.remove(&key);
         }
         if let Some(cid) = m.cid {
-            log.cids.insert((m.from.clone(), cid.clone()), stored.seq);
-            log.cid_of.insert(stored.seq, (m.from, cid));
+            self.cids.insert((m.from.clone(), cid.clone()), stored.seq);
+            self.cid_of.insert(stored.seq, (m.from, cid));
         }
-        log.messages.push_back(stored.clone());
-        // Publishing only queues bytes (no await), so it runs in the ordering section.
+        self.messages.push_back(stored.clone());
         publish(&stored);
         Appended {
             message: stored,
@@ -365,7 +363,11 @@ impl MemoryStore {
 
 impl RoomLog for MemoryStore {
     fn append_then(&self, m: NewMessage, publish: Publish, done: AppendDone) {
-        let appended = self.append_now(m, publish);
+        let log = self.room(&m.namespace, &m.room);
+        let mut log = lock(&log);
+        // Publishing and answering only queue bytes (no await), so both run in the ordering
+        // section: a room's acks, like its broadcasts, go out in `seq` order.
+        let appended = log.append(self.capacity, m, publish);
         done.call(Ok(appended));
     }
 
