@@ -529,27 +529,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_resent_cid_is_stored_once_and_not_republished() {
-        let store = MemoryStore::new(10);
-        let published = std::sync::Arc::new(Mutex::new(0));
-        let count = |p: &std::sync::Arc<Mutex<i32>>| -> Publish {
-            let p = p.clone();
-            Box::new(move |_| *lock(&p) += 1)
-        };
-        let first = store
-            .append(msg("x", Some("c1")), count(&published))
-            .await
-            .expect("append");
-        let again = store
-            .append(msg("x", Some("c1")), count(&published))
-            .await
-            .expect("append");
-        assert!(!first.duplicate && again.duplicate);
-        assert_eq!(first.message, again.message);
-        assert_eq!(*lock(&published), 1);
-    }
-
-    #[tokio::test]
     async fn attach_reports_what_was_missed_and_what_was_skipped() {
         let store = MemoryStore::new(100);
         for i in 0..10 {
