@@ -151,10 +151,11 @@ pub struct Identity {
 /// - **Attach.** `attach` calls its callback once, inside the room's ordering section, with a
 ///   [`Catchup`]: the messages with `seq > after` (all when `after` is `None`), at most
 ///   `limit` of them, the newest, oldest first; `skipped` counts the missed ones left out
-///   (beyond `limit`, or already removed; 0 when `after` is `None`); `last_seq` is the room's last `seq` at that point
-///   (0 for a room with no message). So a subscriber registered by the callback gets, from the
-///   catch-up and then the `publish` calls that follow, every message after `after` exactly
-///   once and in order. Attaching to a room creates nothing.
+///   (beyond `limit`, or already removed; 0 when `after` is `None`); `last_seq` is the room's
+///   last `seq` at that point (0 for a room with no message). So a subscriber registered by
+///   the callback gets, from the catch-up and then the `publish` calls that follow, every
+///   message after `after` exactly once and in order. An attach stores nothing and takes no
+///   `seq`.
 /// - **History.** `history` returns the newest `limit` messages with `seq < before` (any when
 ///   `None`), oldest first; a room with none gives an empty list. It needs no ordering
 ///   section: it sees at least every message whose `done` was called before it was called.
