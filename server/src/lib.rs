@@ -4,7 +4,8 @@
 //! - [`engine`]: the generic realtime layer (listener, connections, namespaces, rooms,
 //!   broadcast, acks, the `Adapter` seam). It knows nothing about chat.
 //! - [`chat`]: the chat application: nicks, rooms, messages, DMs, topics, presence, built on
-//!   engine handlers; its storage sits behind the [`chat::store::Store`] trait.
+//!   engine handlers; its storage sits behind the [`chat::store::Store`] trait (whose
+//!   [`chat::store::RoomLog`], a sequenced log per room, orders every room's messages).
 //! - [`config`]: the server configuration (flags, environment, TOML file, defaults).
 //!
 //! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
-use chat_server::chat::store::{Appended, NewMessage, Store};
+use chat_server::chat::store::{Appended, NewMessage, RoomLog, Store};
 
 /// Never indexes while running (only at open).
 const NEVER: IndexLimits = IndexLimits {

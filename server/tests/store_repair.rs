@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
-use chat_server::chat::store::{Appended, NewMessage, Store};
+use chat_server::chat::store::{Appended, NewMessage, RoomLog, Store};
 use chat_server::config::StoreConfig;
 use chat_server::{RunningServer, ServerConfig};
 use common::Client;

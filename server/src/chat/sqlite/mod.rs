@@ -6,7 +6,7 @@
 //! commit: one fsync for the whole batch), and only then runs each command's effects in
 //! order: an append publishes its message and answers its sender, an attach reads what the
 //! socket missed (up to the room's `seq` at its place in the batch) and joins it. That
-//! thread is the per-room ordering section of the `Store` contract. Reads that need no
+//! thread is the per-room ordering section of the `RoomLog` contract. Reads that need no
 //! ordering (history, topics, identities, queued DMs) use a second connection.
 //!
 //! Messages are appended to the `log` table (in arrival order, no secondary index: a commit
@@ -53,7 +53,7 @@ pub use self::schema::SCHEMA_VERSION;
 use self::unindexed::Unindexed;
 use self::writer::{Command, RoomCache, UNINDEXED_CHUNKS_MAX, Writer};
 use super::store::{
-    AppendDone, Attach, Identity, NewMessage, Publish, Store, StoreError, StoreFuture,
+    AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, Store, StoreError, StoreFuture,
 };
 use crate::engine::lock;
 
@@ -238,7 +238,7 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl RoomLog for SqliteStore {
     fn append_then(&self, message: NewMessage, publish: Publish, done: AppendDone) {
         // A closed channel hands the command back, and dropping it answers `Closed`.
         let _ = self.tx.send(Command::Append {
@@ -290,7 +290,9 @@ impl Store for SqliteStore {
             )
         })
     }
+}
 
+impl Store for SqliteStore {
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>> {
         let (ns, room) = (namespace.to_owned(), room.to_owned());
         self.read(move |c| {
