@@ -397,3 +397,25 @@ async fn a_file_of_a_newer_schema_is_refused_and_left_untouched() {
     );
     assert_eq!(user_version(&path), newer);
 }
+
+/// Attaching to rooms that have no messages (a `join` or a `since` names any room it likes)
+/// leaves nothing in the writer's memory: it keeps the last seq of rooms with messages only.
+#[tokio::test]
+async fn attaching_to_empty_rooms_leaves_nothing_in_the_writers_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("chat.db"), IndexLimits::default());
+    append(&store, "real", "a message", None).await;
+    for i in 0..2_000 {
+        store
+            .attach("/", &format!("empty-{i}"), None, 10, Box::new(|_| {}))
+            .await
+            .unwrap();
+    }
+    // One more commit, so the stats are as of after the attaches.
+    append(&store, "real", "another", None).await;
+    assert_eq!(store.stats().cached_rooms, 1);
+    assert_eq!(
+        texts(&store, "real", None, 10).await,
+        ["1:a message", "2:another"]
+    );
+}

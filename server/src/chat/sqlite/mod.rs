@@ -96,6 +96,8 @@ pub struct WriterStats {
     pub index_time: Duration,
     /// 1 when the open found the indexes disagreeing with the log and rebuilt them.
     pub rebuilds: u64,
+    /// Rooms whose last seq the writer keeps in memory, as of the last commit.
+    pub cached_rooms: u64,
 }
 
 pub struct SqliteStore {

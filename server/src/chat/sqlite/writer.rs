@@ -121,7 +121,9 @@ pub(super) struct Writer {
 /// What the writer remembers between batches.
 #[derive(Default)]
 pub(super) struct RoomCache {
-    /// Last seq per room (namespace, room), loaded on first use.
+    /// Last seq per room (namespace, room), loaded on first use; only rooms with messages
+    /// (an attach to an empty room, which anyone can name, leaves nothing behind), so it
+    /// holds no more rooms than the store does.
     pub(super) seqs: Map<RoomKey, u64>,
     /// Rooms appended to since the last retention pass.
     pub(super) touched: Set<RoomKey>,
@@ -155,7 +157,9 @@ impl RoomCache {
             .last_seq(ns, room)
             .unwrap_or(0)
             .max(moved as u64);
-        self.seqs.insert(key.to_key(), seq);
+        if seq > 0 {
+            self.seqs.insert(key.to_key(), seq);
+        }
         Ok(seq)
     }
 
@@ -431,6 +435,7 @@ impl Writer {
                 stats.commits += 1;
                 stats.appends += appends;
                 stats.largest_batch = stats.largest_batch.max(size);
+                stats.cached_rooms = self.rooms.seqs.len() as u64;
             }
             Err(e) => {
                 error!(error = %e, "store transaction failed");
