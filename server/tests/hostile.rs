@@ -1111,3 +1111,58 @@ async fn direct_messages_waiting_for_one_offline_user_are_bounded() {
     chat.finish().await;
     server.shutdown().await;
 }
+
+/// Registering the very nick an online guest uses is refused (`nick_taken`) before any hash,
+/// and leaves no identity behind: the guest keeps its nick across a reconnect (a review found
+/// the identity stored first and the CONNECT refused after, so the registrant owned the
+/// guest's nick from then on). A login's password over the limit is refused at once, before
+/// any hash or delay.
+#[tokio::test]
+async fn an_online_guests_nick_cannot_be_registered_from_under_it() {
+    let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
+    let guest = user(addr, "dana").await;
+    for nick in ["dana", "Dana", "DANA"] {
+        let mut mallory = Client::connect(addr).await;
+        let p = mallory
+            .connect_namespace("/", Some(json!({"nick": nick, "password": "mine now"})))
+            .await;
+        assert_eq!(refused_code(&p), "nick_taken", "{nick}: {p:?}");
+    }
+    drop(guest);
+    // The guest comes back as a guest: no identity was stored for its nick.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let _guest = loop {
+        let mut again = Client::connect(addr).await;
+        let p = again
+            .connect_namespace("/", Some(json!({"nick": "dana"})))
+            .await;
+        if p.kind == PacketKind::Connect {
+            break again;
+        }
+        assert_eq!(refused_code(&p), "nick_taken", "dana is locked out: {p:?}");
+        assert!(Instant::now() < deadline, "dana cannot come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // A registered owner, and a login whose password is over the limit: refused at once.
+    let mut owner = Client::connect(addr).await;
+    owner
+        .join_namespace("/", Some(json!({"nick": "erin", "password": "pw-erin"})))
+        .await;
+    let long = "x".repeat(900_000);
+    let started = Instant::now();
+    for _ in 0..20 {
+        let mut c = Client::connect(addr).await;
+        let p = c
+            .connect_namespace("/", Some(json!({"nick": "erin", "password": long})))
+            .await;
+        assert_eq!(refused_code(&p), "bad_request", "{:?}", p.data);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "long passwords were hashed or delayed: {:?}",
+        started.elapsed()
+    );
+    chat.finish().await;
+    server.shutdown().await;
+}
