@@ -48,7 +48,6 @@ use tracing::info;
 
 pub use self::lockfile::lock_path;
 use self::read::read_messages;
-pub use self::retention::Retention;
 pub use self::schema::SCHEMA_VERSION;
 use self::unindexed::Unindexed;
 use self::writer::{Command, RoomCache, UNINDEXED_CHUNKS_MAX, Writer};
@@ -56,6 +55,15 @@ use super::store::{
     AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, Store, StoreError, StoreFuture,
 };
 use crate::engine::lock;
+
+/// How long messages are kept, per room.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many messages per room.
+    pub max_messages: Option<u64>,
+    /// Remove messages older than this.
+    pub max_age: Option<Duration>,
+}
 
 /// Most commands applied in one transaction.
 pub const MAX_BATCH: usize = 4096;

@@ -16,9 +16,8 @@ use super::super::store::{
 };
 use super::index::index_log;
 use super::read::{MESSAGE_COLUMNS, read_messages, row_message};
-use super::retention::Retention;
 use super::unindexed::{CidIndex, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
-use super::{IndexLimits, MAX_BATCH, WriterStats, backend, write_transaction};
+use super::{IndexLimits, MAX_BATCH, Retention, WriterStats, backend, write_transaction};
 use crate::engine::lock;
 
 pub(super) const RETENTION_EVERY: Duration = Duration::from_secs(1);
