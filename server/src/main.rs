@@ -1,7 +1,7 @@
 //! `chat-server`: parses flags (and their environment variables), reads the optional config
 //! file, sets up logging, and runs the server until Ctrl-C or SIGTERM. A failure to start is
 //! one line on stderr (`chat-server: what failed: why`, never a backtrace, whatever
-//! `RUST_BACKTRACE` says) and exit code 2.
+//! `RUST_BACKTRACE` says) and exit code 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
 /// Prints the error and its causes on one line (`{:#}` leaves the backtrace out).
 fn fail(e: &anyhow::Error) -> ExitCode {
     eprintln!("chat-server: {e:#}");
-    ExitCode::from(2)
+    ExitCode::FAILURE
 }
 
 async fn run() -> anyhow::Result<()> {

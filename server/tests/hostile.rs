@@ -1166,3 +1166,69 @@ async fn an_online_guests_nick_cannot_be_registered_from_under_it() {
     chat.finish().await;
     server.shutdown().await;
 }
+
+/// Room joins are budgeted per connection: a burst of the rooms-per-socket limit (so a
+/// reconnect rejoins every room at once), then 2 a second, for `join` and `since` alike. A
+/// client that CONNECTs with 100 rooms, DISCONNECTs and CONNECTs again with 100 others gets
+/// a few of them and a notice for the rest, and its `join`s are `rate_limited` until the
+/// budget refills, however it cycles (each cycle used to cost the store 100 attaches and
+/// everyone in the namespace 200 room events).
+#[tokio::test]
+async fn room_joins_are_budgeted_per_connection_however_it_reconnects() {
+    let mut server_config = config(EngineConfig::default());
+    server_config.limits.joins_per_sec = chat_server::config::DEFAULT_JOINS_PER_SEC;
+    let (server, addr) = serve(server_config).await;
+    let chat = bystanders(addr).await;
+    let since = |prefix: &str| {
+        let mut since = serde_json::Map::new();
+        for i in 0..100 {
+            since.insert(format!("{prefix}{i:03}"), json!(0));
+        }
+        since
+    };
+    let mut c = Client::connect(addr).await;
+    c.join_namespace("/", Some(json!({"nick": "cycler", "since": since("a")})))
+        .await;
+    let reply = c
+        .request(
+            "/",
+            "message",
+            json!({"room": "a099", "text": "all rejoined"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    c.send_packet(&Packet::disconnect("/")).await;
+    c.join_namespace("/", Some(json!({"nick": "cycler", "since": since("b")})))
+        .await;
+    let mut notice = String::new();
+    for _ in 0..1000 {
+        let p = c.recv_packet().await;
+        if p.event_name() == Some("notice") {
+            let text = p.data.unwrap()[1]["text"].as_str().unwrap().to_owned();
+            if text.starts_with("not rejoined") {
+                notice = text;
+                break;
+            }
+        }
+    }
+    assert!(notice.contains("too many joins"), "{notice}");
+    let rejoined = (0..100)
+        .filter(|i| !notice.contains(&format!("b{i:03}")))
+        .count();
+    // The notice names ten and counts the rest: at most a few were rejoined.
+    assert!(notice.contains("and ") && rejoined < 100, "{notice}");
+    let more: usize = notice
+        .split("and ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(more + 10 >= 90, "only {} refused: {notice}", more + 10);
+    let reply = c.request("/", "join", json!({"room": "extra"})).await;
+    assert_eq!(reply["error"]["code"], "rate_limited", "{reply}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reply = c.request("/", "join", json!({"room": "extra"})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    chat.finish().await;
+    server.shutdown().await;
+}

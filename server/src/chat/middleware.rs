@@ -173,7 +173,12 @@ impl ChatApp {
         let claim = self
             .authenticate(req.conn.remote.ip(), &nick, auth.password)
             .await?;
-        let session = Session::new(&nick, claim != Claim::Guest);
+        let session = Session::new(
+            &nick,
+            claim != Claim::Guest,
+            self.limits.max_rooms_per_socket,
+            self.limits.joins_per_sec,
+        );
         self.register(session, req, claim == Claim::Login)
     }
 

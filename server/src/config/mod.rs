@@ -18,6 +18,9 @@ pub use settings::{FileConfig, Settings, command};
 /// The rate limit's steady rate (events per second per connection) when the server is
 /// configured through [`ServerConfig::resolve`] (the binary); the library default is off.
 pub const DEFAULT_RATE_PER_SEC: u32 = 100;
+/// The `chat-server` binary's room joins per second per connection (see
+/// [`ChatLimits::joins_per_sec`]).
+pub const DEFAULT_JOINS_PER_SEC: u32 = 2;
 
 /// A namespace declared in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -90,6 +93,11 @@ pub struct ChatLimits {
     pub max_nick_len: usize,
     /// Longest message or DM text (`invalid_text` beyond it).
     pub max_text_len: usize,
+    /// Room joins (`join`, and each room of a CONNECT's `since`) per second per connection
+    /// once its burst (`max_rooms_per_socket` at once) is spent; beyond: `rate_limited`.
+    /// 0: no budget (the library's default, like the rate limit; the binary's is
+    /// [`DEFAULT_JOINS_PER_SEC`]).
+    pub joins_per_sec: u32,
 }
 
 impl Default for ChatLimits {
@@ -99,6 +107,7 @@ impl Default for ChatLimits {
             max_room_len: chat_protocol::names::ROOM_MAX,
             max_nick_len: chat_protocol::names::NICK_MAX,
             max_text_len: chat_protocol::names::TEXT_MAX,
+            joins_per_sec: 0,
         }
     }
 }

@@ -71,6 +71,7 @@ impl Draft {
     fn binary_defaults() -> Draft {
         let mut config = ServerConfig::default();
         config.engine.rate_per_sec = super::DEFAULT_RATE_PER_SEC;
+        config.limits.joins_per_sec = super::DEFAULT_JOINS_PER_SEC;
         Draft {
             config,
             store: "sqlite".into(),
@@ -189,6 +190,11 @@ pub static SETTINGS: &[Setting] = &[
         "max_rooms_per_socket",
         "Chat rooms one socket may be in at once.",
         Field::Usize(|d| &mut d.config.limits.max_rooms_per_socket),
+    ),
+    setting(
+        "joins_per_sec",
+        "Room joins (join, and each room of a reconnect's since) per second per connection once a burst of max_rooms_per_socket is spent (0: no limit).",
+        Field::U32(|d| &mut d.config.limits.joins_per_sec),
     ),
     setting(
         "max_room_len",
