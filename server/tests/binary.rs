@@ -137,7 +137,7 @@ fn what_keeps_the_server_from_starting_is_named() {
             .output()
             .expect("run chat-server");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         for e in expected {
             assert!(
                 stderr.contains(e.as_str()),
