@@ -2,15 +2,40 @@
 //! file, sets up logging, and runs the server until Ctrl-C or SIGTERM. A failure to start is
 //! one line on stderr (`chat-server: what failed: why`, never a backtrace, whatever
 //! `RUST_BACKTRACE` says) and exit code 2.
+//!
+//! The command line ([`chat_server::cli`]) is the server's flags, or one subcommand instead
+//! of them: `chat-server completions <shell>` prints a completion script and
+//! `chat-server manpage` the man page, each built from the same clap command, so they list
+//! every flag there is. A subcommand takes none of the server's flags (clap's
+//! `args_conflicts_with_subcommands`), runs, and exits; no subcommand runs the server. A
+//! later subcommand (`chat-server admin <verb>`) goes beside them: a `cli::Action` variant,
+//! and its arm in [`main`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chat_server::config::{FileConfig, ServerConfig, Settings, command};
+use chat_server::cli::{self, Action};
+use chat_server::config::{FileConfig, ServerConfig, Settings};
 use tracing::{info, warn};
 
 fn main() -> ExitCode {
+    let matches = match Action::from(cli::command().get_matches()) {
+        Action::Serve(matches) => matches,
+        Action::Completions(shell) => {
+            let written = cli::write_completions(
+                cli::command(),
+                "chat-server",
+                shell,
+                &mut std::io::stdout(),
+            );
+            return done(written, "cannot write the completions");
+        }
+        Action::Manpage => {
+            let written = cli::write_manpage(cli::command(), &mut std::io::stdout());
+            return done(written, "cannot write the man page");
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -18,9 +43,17 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the runtime")),
     };
-    match runtime.block_on(run()) {
+    match runtime.block_on(run(matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+/// A subcommand's exit: success, or its error on one line.
+fn done(written: std::io::Result<()>, what: &'static str) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&anyhow::Error::new(e).context(what)),
     }
 }
 
@@ -30,7 +63,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(matches: clap::ArgMatches) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -43,7 +76,6 @@ async fn run() -> anyhow::Result<()> {
         .log_internal_errors(false)
         .init();
     // Every flag, its environment variable and config key: `config::settings`.
-    let matches = command().get_matches();
     let file = match matches.get_one::<String>("config") {
         Some(path) => FileConfig::load(&PathBuf::from(path))?,
         None => FileConfig::default(),

@@ -60,3 +60,52 @@ fn a_missing_config_file_and_a_toml_typo_are_one_line_each() {
     assert_eq!(code, Some(2));
     assert!(one_line(&stderr).contains("typo.toml"), "{stderr}");
 }
+
+/// Runs `chat-server` with `args` and returns its exit code, stdout and stderr.
+fn output(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_flags() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, stdout, stderr) = output(&["completions", shell]);
+        assert_eq!(code, Some(0), "{shell}: {stderr}");
+        assert!(stdout.contains("chat-server"), "{shell}: {stdout}");
+        for flag in ["listen", "sqlite-path", "store"] {
+            assert!(stdout.contains(flag), "{shell}: no {flag}:\n{stdout}");
+        }
+        // Hidden flags are not offered: the secret's (nobody should type a secret where
+        // `ps` shows it) and the old names (which only the help lines mention).
+        let offered = stdout.replace("token-secret-file", "");
+        assert!(!offered.contains("token-secret"), "{shell}:\n{stdout}");
+    }
+}
+
+#[test]
+fn the_man_page_is_roff_with_every_flag() {
+    let (code, stdout, stderr) = output(&["manpage"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(".TH chat-server 1"), "{stdout}");
+    // roff escapes each `-` of a flag.
+    for flag in [r"\-\-listen", r"\-\-store", r"\-\-sqlite\-path"] {
+        assert!(stdout.contains(flag), "no {flag}:\n{stdout}");
+    }
+    assert!(stdout.contains("completions"), "the subcommands are listed");
+}
+
+#[test]
+fn a_subcommand_takes_no_server_flag() {
+    let (code, stdout, stderr) = output(&["--store", "memory", "manpage"]);
+    assert_eq!(code, Some(2));
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
