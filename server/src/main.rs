@@ -87,28 +87,36 @@ async fn run(matches: clap::ArgMatches) -> anyhow::Result<()> {
         );
     }
     let config = ServerConfig::resolve(settings)?;
+    let shutdown = shutdown_signal()?;
     let server = chat_server::start(config.clone())
         .await
         .context("cannot start")?;
     info!("listening on {}", server.local_addr());
-    shutdown_signal().await;
+    shutdown.await;
     info!("shutting down");
     server.shutdown().await;
     info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM, listened for from the call on (not from the first poll): called before
+/// the server says where it listens, so a SIGTERM sent as soon as it does (a service manager,
+/// a test) stops it gracefully instead of killing it by the signal's default action.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            return;
-        }
+        })
     }
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
