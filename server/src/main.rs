@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chat_server::cli::{self, Action};
-use chat_server::config::{FileConfig, ServerConfig, Settings};
+use chat_server::config::{FileConfig, LogFormat, ServerConfig, Settings};
 use tracing::{info, warn};
 
 fn main() -> ExitCode {
@@ -64,29 +64,20 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(matches: clap::ArgMatches) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // A log line that cannot be written (stderr is a pipe whose reader died) is dropped:
-        // by default tracing-subscriber reports it with `eprintln!`, which panics on the same
-        // broken pipe, in whichever task was logging (a connection, or the shutdown).
-        .log_internal_errors(false)
-        .init();
     // Every flag, its environment variable and config key: `config::settings`.
     let file = match matches.get_one::<String>("config") {
         Some(path) => FileConfig::load(&PathBuf::from(path))?,
         None => FileConfig::default(),
     };
     let settings = Settings::new(&matches, file);
-    if settings.secret_on_command_line() {
+    let secret_on_command_line = settings.secret_on_command_line();
+    let config = ServerConfig::resolve(settings)?;
+    init_logging(config.log_format);
+    if secret_on_command_line {
         warn!(
             "--token-secret shows the secret to anyone who can list processes: use CHAT_TOKEN_SECRET or --token-secret-file"
         );
     }
-    let config = ServerConfig::resolve(settings)?;
     let shutdown = shutdown_signal()?;
     let server = chat_server::start(config.clone())
         .await
@@ -97,6 +88,25 @@ async fn run(matches: clap::ArgMatches) -> anyhow::Result<()> {
     server.shutdown().await;
     info!("stopped");
     Ok(())
+}
+
+/// Log lines go to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON.
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr is a pipe whose reader died) is dropped:
+        // by default tracing-subscriber reports it with `eprintln!`, which panics on the same
+        // broken pipe, in whichever task was logging (a connection, or the shutdown).
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 /// Ctrl-C or SIGTERM, listened for from the call on (not from the first poll): called before

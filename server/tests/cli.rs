@@ -80,7 +80,7 @@ fn completions_for_bash_zsh_and_fish_name_the_flags() {
         let (code, stdout, stderr) = output(&["completions", shell]);
         assert_eq!(code, Some(0), "{shell}: {stderr}");
         assert!(stdout.contains("chat-server"), "{shell}: {stdout}");
-        for flag in ["listen", "sqlite-path", "store"] {
+        for flag in ["listen", "sqlite-path", "log-format"] {
             assert!(stdout.contains(flag), "{shell}: no {flag}:\n{stdout}");
         }
         // Hidden flags are not offered: the secret's (nobody should type a secret where
@@ -96,7 +96,7 @@ fn the_man_page_is_roff_with_every_flag() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains(".TH chat-server 1"), "{stdout}");
     // roff escapes each `-` of a flag.
-    for flag in [r"\-\-listen", r"\-\-store", r"\-\-sqlite\-path"] {
+    for flag in [r"\-\-listen", r"\-\-log\-format", r"\-\-sqlite\-path"] {
         assert!(stdout.contains(flag), "no {flag}:\n{stdout}");
     }
     assert!(stdout.contains("completions"), "the subcommands are listed");
@@ -108,4 +108,52 @@ fn a_subcommand_takes_no_server_flag() {
     assert_eq!(code, Some(2));
     assert!(stdout.is_empty());
     assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+/// `--log-format json`: every line on stderr is one JSON object with a level and a message,
+/// from the first ("listening on") to the last ("stopped").
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--log-format", "json", "--store", "memory"])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut messages = Vec::new();
+    let mut stopped = false;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let object: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(object["level"], "INFO", "{line}");
+        assert!(object["timestamp"].is_string(), "{line}");
+        let message = object["fields"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no fields.message: {line}"))
+            .to_owned();
+        if message.starts_with("listening on ") {
+            // Up: stop it (SIGTERM, as systemd does) and read the lines to the end.
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        stopped |= message == "stopped";
+        messages.push(message);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {messages:?}");
+    assert!(stopped, "{messages:?}");
+    assert!(
+        messages[0].starts_with("listening on 127.0.0.1:"),
+        "{messages:?}"
+    );
 }
