@@ -1,6 +1,6 @@
 //! Layout shared by the model and the view: where each part of the screen goes
 //! ([`layout`]), the lines a window holds ([`Line`], [`LineKind`]) and how they wrap into
-//! rows at a width ([`tail_rows`], [`line_height`]). The model (`app`) uses it for scrolling
+//! rows at a width ([`tail_rows`], [`last_line_height`]). The model (`app`) uses it for scrolling
 //! and page sizes, the view (`view`) to draw; neither imports the other for it, so the
 //! rows counted when scrolling are the rows drawn.
 
