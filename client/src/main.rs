@@ -10,6 +10,8 @@ fn main() -> ExitCode {
     if let Some(action) = args.action.take() {
         return match action.write(&mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
+            // A reader that stopped early (`chat manpage | head`) is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("chat: cannot write the output: {e}");
                 ExitCode::from(2)

@@ -49,10 +49,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// A subcommand's exit: success, or its error on one line.
+/// A subcommand's exit: success, or its error on one line. A reader that stopped early
+/// (`chat-server manpage | head`) is not an error.
 fn done(written: std::io::Result<()>, what: &'static str) -> ExitCode {
     match written {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(&anyhow::Error::new(e).context(what)),
     }
 }

@@ -157,3 +157,25 @@ fn json_logs_are_one_object_per_line() {
         "{messages:?}"
     );
 }
+
+/// `chat-server manpage | head`: the reader goes away early, and that is no error.
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .arg("manpage")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before a byte is read: the write meets a broken pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
