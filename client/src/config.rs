@@ -1,6 +1,10 @@
 //! Command-line arguments and the config file, merged into [`Settings`]. Flags win over the
 //! file, the file over the defaults.
 //!
+//! Besides the flags, `chat completions <shell>` and `chat manpage` ([`Action`]) print a
+//! completion script or the man page, made from [`Args`] itself, and exit; they take none of
+//! the flags (`args_conflicts_with_subcommands`).
+//!
 //! The file is TOML, by default `<config dir>/chat/config.toml` (`dirs::config_dir()`):
 //!
 //! ```toml
@@ -13,7 +17,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 use serde::Deserialize;
 
 use crate::theme::ThemeName;
@@ -22,8 +27,11 @@ pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:7878";
 
 /// `chat`: a terminal client for the chat server (Socket.IO over WebSocket).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chat", version, about)]
+#[command(name = "chat", version, about, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// Instead of chatting: print a completion script or the man page.
+    #[command(subcommand)]
+    pub action: Option<Action>,
     /// Server address [default: ws://127.0.0.1:7878]
     #[arg(long, value_name = "ws://HOST:PORT")]
     pub server: Option<String>,
@@ -63,6 +71,34 @@ pub struct Args {
     /// Log file [default: chat/chat.log in the user state or cache dir]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+}
+
+/// What `chat` can do instead of chatting (`main.rs` runs it and exits).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Action {
+    /// Print a shell completion script (e.g. chat completions bash > ~/.local/share/bash-completion/completions/chat)
+    Completions {
+        /// The shell to complete for
+        shell: Shell,
+    },
+    /// Print the man page in roff (e.g. chat manpage > chat.1)
+    Manpage,
+}
+
+impl Action {
+    /// Writes the completion script or the man page, made from [`Args`].
+    pub fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match self {
+            Action::Completions { shell } => {
+                // `generate` panics on a write error (`| head`): write the whole script here.
+                let mut buf = Vec::new();
+                clap_complete::generate(*shell, &mut Args::command(), "chat", &mut buf);
+                out.write_all(&buf)?;
+            }
+            Action::Manpage => clap_mangen::Man::new(Args::command()).render(out)?,
+        }
+        out.flush()
+    }
 }
 
 /// The config file's keys.

@@ -7,12 +7,15 @@
 //!   engine handlers; its storage sits behind the [`chat::store::Store`] trait (whose
 //!   [`chat::store::RoomLog`], a sequenced log per room, orders every room's messages).
 //! - [`config`]: the server configuration (flags, environment, TOML file, defaults).
+//! - [`cli`]: the binary's whole command line: the server's flags and the subcommands
+//!   (`completions`, `manpage`) beside them.
 //!
 //! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).
 //! Where to add things: a new chat event goes in `chat/handlers.rs` (and `chat-protocol`);
 //! a protocol-level behaviour goes in `engine/connection/`.
 
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod engine;
 

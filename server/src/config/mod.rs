@@ -79,6 +79,20 @@ pub struct ServerConfig {
     pub limits: ChatLimits,
     /// Serve `wss://` with this certificate chain and key (PEM files).
     pub tls: Option<TlsConfig>,
+    /// How the `chat-server` binary writes its log lines (`main.rs` installs the subscriber;
+    /// [`crate::start`] does not read it).
+    pub log_format: LogFormat,
+}
+
+/// The shape of the binary's log lines on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO chat_server: listening on ...`, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields.message`, `target`), for a
+    /// log collector.
+    Json,
 }
 
 /// Limits the chat application checks (the engine's own are in [`EngineConfig`]). Each
@@ -161,6 +175,7 @@ impl Default for ServerConfig {
             catchup_limit: 500,
             limits: ChatLimits::default(),
             tls: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -329,6 +344,16 @@ mod tests {
         let help = command().render_help().to_string();
         assert!(!help.contains("--token-secret "), "{help}");
         assert!(help.contains("--token-secret-file"), "{help}");
+    }
+
+    #[test]
+    fn the_log_format_is_text_json_or_an_error() {
+        assert_eq!(resolve(&[], "").expect("valid").log_format, LogFormat::Text);
+        let c = resolve(&["--log-format", "json"], "").expect("valid");
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = resolve(&[], "log_format = \"json\"").expect("valid");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(resolve(&["--log-format", "xml"], "").is_err());
     }
 
     #[test]

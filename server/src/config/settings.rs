@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
 
-use super::{ConfigError, NamespaceConfig, ServerConfig, StoreConfig, TlsConfig};
+use super::{ConfigError, LogFormat, NamespaceConfig, ServerConfig, StoreConfig, TlsConfig};
 
 /// One setting: its key and the one place it lands.
 pub struct Setting {
@@ -63,6 +63,7 @@ struct Draft {
     tls_key: Option<PathBuf>,
     token_secret: Option<String>,
     token_secret_file: Option<PathBuf>,
+    log_format: String,
 }
 
 impl Draft {
@@ -80,6 +81,7 @@ impl Draft {
             tls_key: None,
             token_secret: None,
             token_secret_file: None,
+            log_format: "text".into(),
         }
     }
 }
@@ -282,6 +284,11 @@ pub static SETTINGS: &[Setting] = &[
         "token_secret_file",
         "A file holding the HS256 token secret (instead of CHAT_TOKEN_SECRET).",
         Field::MaybePath(|d| &mut d.token_secret_file),
+    ),
+    setting(
+        "log_format",
+        "Log lines on stderr: text (for people) or json (one object per line, for collectors).",
+        Field::Choice(|d| &mut d.log_format, &["text", "json"]),
     ),
 ];
 
@@ -590,6 +597,7 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
         tls_key,
         token_secret,
         token_secret_file,
+        log_format,
     } = draft;
     super::check_limits(&config)?;
     config.tls = match (tls_cert, tls_key) {
@@ -620,6 +628,10 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
             "a namespace requires a token but no token_secret is set".into(),
         ));
     }
+    config.log_format = match log_format.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
     config.catchup_limit = config.catchup_limit.max(1);
     config.room_capacity = config.room_capacity.max(1);
     config.namespaces = namespaces;
