@@ -127,7 +127,7 @@ impl ChatApp {
         if let Some(text) = since_refusals(&refused) {
             socket.push(&Notice { text });
         }
-        if first && session.is_authenticated() {
+        if first && session.is_authenticated() && session.first_dm_delivery() {
             self.deliver_queued_dms(&socket, &session).await;
         }
     }

@@ -18,6 +18,9 @@ pub struct Session {
     pub(super) nick: Mutex<String>,
     /// Proved a claimed nick with its password.
     pub(super) authenticated: AtomicBool,
+    /// The waiting direct messages were sent on this connection (once per connection: a
+    /// namespace left and CONNECTed again does not read them again).
+    dms_sent: AtomicBool,
     pub(super) sockets: Mutex<Vec<Socket>>,
     /// A permit per `message` slot; a message not yet acknowledged holds one.
     in_flight: tokio::sync::Semaphore,
@@ -45,6 +48,7 @@ impl Session {
         Arc::new(Session {
             nick: Mutex::new(nick.to_owned()),
             authenticated: AtomicBool::new(authenticated),
+            dms_sent: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
             in_flight: tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT),
             joins: Mutex::new((join_burst, Instant::now())),
@@ -89,6 +93,12 @@ impl Session {
             // The permits are given back at once: this only waits for them.
             let _ = self.in_flight.acquire_many(MESSAGES_IN_FLIGHT as u32).await;
         }
+    }
+
+    /// True the first time it is called on this connection: the waiting direct messages
+    /// are to be sent now.
+    pub(crate) fn first_dm_delivery(&self) -> bool {
+        !self.dms_sent.swap(true, Ordering::AcqRel)
     }
 
     pub fn nick(&self) -> String {
