@@ -444,6 +444,7 @@ async fn a_brief_burst_over_the_limit_is_only_slowed() {
         ..EngineConfig::default()
     }))
     .await;
+    let chat = bystanders(addr).await;
     let mut c = user(addr, "eager").await;
     let mut refused = 0;
     for _ in 0..20 {
@@ -459,6 +460,7 @@ async fn a_brief_burst_over_the_limit_is_only_slowed() {
         alive(&mut c).await;
     }
     assert!(refused < 20);
+    chat.finish().await;
     server.shutdown().await;
 }
 
@@ -609,6 +611,7 @@ async fn chat_limits_rooms_per_socket_and_name_and_text_lengths() {
     cfg.limits.max_nick_len = 6;
     cfg.limits.max_text_len = 10;
     let (server, addr) = serve(cfg).await;
+    let chat = bystanders(addr).await;
     let mut c = user(addr, "lim").await;
     for room in ["r1", "r2", "r3"] {
         assert_eq!(join(&mut c, room).await["ok"], true);
@@ -637,6 +640,7 @@ async fn chat_limits_rooms_per_socket_and_name_and_text_lengths() {
         .await;
     assert_eq!(p.kind, PacketKind::ConnectError);
     assert_eq!(p.data.as_ref().unwrap()["data"]["code"], "invalid_name");
+    chat.finish().await;
     server.shutdown().await;
 }
 
@@ -944,6 +948,7 @@ async fn texts_and_topics_refuse_terminal_controls_and_normalise_line_breaks() {
 #[tokio::test]
 async fn an_unsupported_websocket_version_is_told_the_supported_one() {
     let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
     let mut answer = String::new();
@@ -961,6 +966,7 @@ async fn an_unsupported_websocket_version_is_told_the_supported_one() {
             .ends_with(r#"{"code":3,"message":"Unsupported WebSocket version (13 is supported)"}"#),
         "{answer}"
     );
+    chat.finish().await;
     server.shutdown().await;
 }
 
@@ -987,6 +993,7 @@ async fn a_lone_surrogate_closes_like_invalid_utf8() {
 #[tokio::test]
 async fn who_lists_the_members_of_a_room_one_is_not_in() {
     let (server, addr) = serve(config(EngineConfig::default())).await;
+    let chat = bystanders(addr).await;
     let mut a = user(addr, "ann").await;
     assert_eq!(join(&mut a, "open").await["ok"], true);
     let mut b = user(addr, "ben").await;
@@ -994,6 +1001,7 @@ async fn who_lists_the_members_of_a_room_one_is_not_in() {
     assert_eq!(reply["members"], json!(["ann"]), "{reply}");
     let reply = b.request("/", "who", json!({"room": "nobody-here"})).await;
     assert_eq!(reply["members"], json!([]), "{reply}");
+    chat.finish().await;
     server.shutdown().await;
 }
 
