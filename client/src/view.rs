@@ -244,10 +244,14 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
             Some(w) if w.scroll > 0 => " | scrolled up (PgDn)",
             _ => "",
         };
+        let nick = match &app.nick_refused {
+            Some(why) => format!("{} refused: {why} (/nick <other>)", app.nick),
+            None => app.nick.clone(),
+        };
         format!(
             " {} | {} | ns {}{lag}{typing}{scrolled} | /help",
             conn,
-            app.nick,
+            nick,
             app.current_ns()
         )
     };

@@ -608,3 +608,53 @@ fn own_direct_messages_are_not_unread() {
     );
     assert_eq!(unread(&app), before + 1);
 }
+
+/// A refused nick shows in the status bar until a namespace takes a nick; a room that gains
+/// its first member or loses its last one is no line of its own (after a restart such a room
+/// existed all along, and an empty room keeps its history).
+#[test]
+fn a_refused_nick_in_the_status_bar_and_room_changes_without_lines() {
+    let mut app = fixture();
+    app.update(Event::Resize(100, 24));
+    let lines_before: usize = app.windows.iter().map(|w| w.lines.len()).sum();
+    for action in [
+        chat_protocol::events::RoomAction::Created,
+        chat_protocol::events::RoomAction::Deleted,
+    ] {
+        net(
+            &mut app,
+            NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Room(chat_protocol::events::RoomChange {
+                    action,
+                    room: "lounge".into(),
+                }),
+            },
+        );
+    }
+    let lines_after: usize = app.windows.iter().map(|w| w.lines.len()).sum();
+    assert_eq!(lines_after, lines_before, "a room change became a line");
+    net(
+        &mut app,
+        NetEvent::NsRefused {
+            nsp: "/ops".into(),
+            message: "nick 'alice' is in use".into(),
+            code: Some(chat_protocol::events::ErrorCode::NickTaken),
+        },
+    );
+    let (text, _) = draw(&app, 100, 24);
+    let status = text.lines().nth(22).unwrap_or_default();
+    assert!(
+        status.contains("alice refused: nick 'alice' is in use (/nick <other>)"),
+        "{status}"
+    );
+    net(
+        &mut app,
+        NetEvent::NsConnected {
+            nsp: "/ops".into(),
+            resumed: false,
+        },
+    );
+    let (text, _) = draw(&app, 100, 24);
+    assert!(!text.lines().nth(22).unwrap_or_default().contains("refused"));
+}

@@ -147,6 +147,8 @@ pub struct App {
     /// The windows were told the connection is down (retries say nothing more until it is
     /// back).
     loss_reported: bool,
+    /// Why the server refused our nick (shown in the status bar until a namespace takes it).
+    pub nick_refused: Option<String>,
     completion: Option<Completion>,
     /// Others typing (from `typing` events), pruned on each tick.
     typing: Vec<Typist>,
@@ -186,6 +188,7 @@ impl App {
             failure: None,
             in_flight: 0,
             loss_reported: false,
+            nick_refused: None,
             completion: None,
             typing: Vec::new(),
             last_typing: i64::MIN / 2,

@@ -47,6 +47,7 @@ impl App {
                 }
             }
             NetEvent::NsConnected { nsp, resumed } => {
+                self.nick_refused = None;
                 if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
                     ns.status = NsStatus::Connected;
                 }
@@ -78,6 +79,17 @@ impl App {
                     ns.status = NsStatus::Refused(message.clone());
                 }
                 let i = self.window(&nsp, WindowKind::Server);
+                if matches!(
+                    code,
+                    Some(
+                        ErrorCode::NickTaken
+                            | ErrorCode::NickClaimed
+                            | ErrorCode::WrongPassword
+                            | ErrorCode::InvalidName
+                    )
+                ) {
+                    self.nick_refused = Some(message.clone());
+                }
                 let hint = match code {
                     Some(ErrorCode::NickTaken) => " (choose another with /nick <nick>)",
                     Some(ErrorCode::Forbidden) => " (a key: /ns <namespace> <key>)",
@@ -230,6 +242,7 @@ impl App {
                 }
             }
             Reply::Nick(n) => {
+                self.nick_refused = None;
                 let old = std::mem::replace(&mut self.nick, n.nick.clone());
                 self.info_active(format!("you are now known as {} (was {old})", n.nick));
             }
@@ -462,12 +475,9 @@ impl App {
                         }
                     }
                 }
-                let i = self.window(nsp, WindowKind::Server);
-                let what = match r.action {
-                    RoomAction::Created => "created",
-                    RoomAction::Deleted => "deleted",
-                };
-                self.info(i, format!("room #{} {what}", r.room));
+                // No line: a room "created" after a restart existed all along, and one whose
+                // last member left keeps its history. The event only keeps the namespace's
+                // room list (completion) current.
             }
             ServerEvent::Topic(t) => {
                 let i = self.window(nsp, WindowKind::Room(t.room.clone()));
