@@ -59,7 +59,7 @@ pub struct Args {
     /// Config file [default: chat/config.toml in the user config dir]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Colours for a dark or a light terminal
+    /// Colours: auto (light where the terminal says its background is light, through COLORFGBG; else dark), dark or light
     #[arg(long, value_enum)]
     pub theme: Option<ThemeName>,
     /// Headless: run the lines of FILE (`-` for stdin) and print events as plain lines

@@ -61,6 +61,18 @@ impl Widget for &App {
     }
 }
 
+/// Cuts `s` to at most `width` columns, ending in `…` when something was cut.
+fn fit_ellipsis(s: &str, width: usize) -> String {
+    if s.width() <= width {
+        return s.to_owned();
+    }
+    let mut out = fit(s, width.saturating_sub(1));
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
 /// Cuts `s` to at most `width` columns (never halving a wide character).
 fn fit(s: &str, width: usize) -> String {
     let mut out = String::new();
@@ -155,7 +167,7 @@ fn render_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             counts.push(Span::styled(format!(" @{}", w.mentions), app.theme.mention));
         }
         let counts_w: usize = counts.iter().map(|s| s.content.width()).sum();
-        let name = fit(&sanitize::one_line(&name), width.saturating_sub(counts_w));
+        let name = fit_ellipsis(&sanitize::one_line(&name), width.saturating_sub(counts_w));
         let active = i == app.active;
         let style = if active {
             app.theme.sidebar_active
@@ -248,12 +260,12 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
             Some(why) => format!("{} refused: {why} (/nick <other>)", app.nick),
             None => app.nick.clone(),
         };
-        format!(
-            " {} | {} | ns {}{lag}{typing}{scrolled} | /help",
-            conn,
-            nick,
-            app.current_ns()
-        )
+        // Where the input goes: the namespace and the room or conversation.
+        let place = match app.active_window() {
+            Some(w) if w.kind != WindowKind::Server => format!("{} {}", w.nsp, w.title()),
+            _ => format!("ns {}", app.current_ns()),
+        };
+        format!(" {conn} | {nick} | {place}{lag}{typing}{scrolled} | /help")
     };
     buf.set_string(
         area.x,

@@ -190,7 +190,7 @@ fn screen_80x24() {
     let (text, _) = draw(&app, 80, 24);
     assert_snapshot("screen_80x24", &text);
     assert!(text.contains("#general (4 members) - Rust and friends"));
-    assert!(text.contains("online | alice | ns / | lag 12 ms"));
+    assert!(text.contains("online | alice | / #general | lag 12 ms"));
 }
 
 #[test]
@@ -657,4 +657,43 @@ fn a_refused_nick_in_the_status_bar_and_room_changes_without_lines() {
     );
     let (text, _) = draw(&app, 100, 24);
     assert!(!text.lines().nth(22).unwrap_or_default().contains("refused"));
+}
+
+/// A room name longer than the room list ends in an ellipsis, and a click on a window's row
+/// in the list switches to it (the status bar then names it).
+#[test]
+fn long_room_names_end_in_an_ellipsis_and_a_click_switches() {
+    let mut app = fixture();
+    app.update(Event::Resize(80, 24));
+    join(
+        &mut app,
+        "/",
+        "a-very-long-room-name-indeed",
+        &["alice"],
+        vec![],
+    );
+    let (text, _) = draw(&app, 80, 24);
+    let row = text
+        .lines()
+        .skip(1)
+        .find(|l| l.chars().take(18).collect::<String>().contains("a-very"))
+        .unwrap_or_else(|| panic!("no row:\n{text}"));
+    let list: String = row.chars().take(18).collect();
+    assert!(list.trim_end().ends_with('…'), "{list:?}");
+    // Click on #random's row.
+    let y = text
+        .lines()
+        .skip(1)
+        .position(|l| l.chars().take(18).collect::<String>().contains("#random"))
+        .map(|y| y + 1)
+        .unwrap_or_else(|| panic!("no #random:\n{text}"));
+    app.update(Event::Mouse(crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: 3,
+        row: y as u16,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(app.windows[app.active].title(), "#random");
+    let (text, _) = draw(&app, 80, 24);
+    assert!(text.contains("| / #random |"), "{text}");
 }

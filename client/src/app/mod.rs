@@ -372,6 +372,18 @@ impl App {
         match mouse.kind {
             MouseEventKind::ScrollUp => self.scroll_by(WHEEL_ROWS as isize),
             MouseEventKind::ScrollDown => self.scroll_by(-(WHEEL_ROWS as isize)),
+            // A click on a window's row in the room list switches to it.
+            MouseEventKind::Down(crossterm::event::MouseButton::Left) => {
+                let list = self.areas().sidebar;
+                let inside = mouse.column >= list.x
+                    && mouse.column < list.x + list.width
+                    && mouse.row >= list.y
+                    && mouse.row < list.y + list.height;
+                let i = usize::from(mouse.row.saturating_sub(list.y));
+                if inside && i < self.windows.len() {
+                    self.switch_to(i);
+                }
+            }
             _ => {}
         }
     }
