@@ -149,6 +149,12 @@ pub struct App {
     loss_reported: bool,
     /// Why the server refused our nick (shown in the status bar until a namespace takes it).
     pub nick_refused: Option<String>,
+    /// Words that count as mentions besides the nick (`--highlight`, `highlights`).
+    pub highlights: Vec<String>,
+    /// Ring the terminal bell on a mention or direct message in a window not shown.
+    pub bell: bool,
+    /// A bell is due (the terminal runtime takes it: [`App::take_bell`]).
+    bell_due: bool,
     completion: Option<Completion>,
     /// Others typing (from `typing` events), pruned on each tick.
     typing: Vec<Typist>,
@@ -189,6 +195,9 @@ impl App {
             in_flight: 0,
             loss_reported: false,
             nick_refused: None,
+            highlights: Vec::new(),
+            bell: true,
+            bell_due: false,
             completion: None,
             typing: Vec::new(),
             last_typing: i64::MIN / 2,
@@ -393,6 +402,33 @@ impl App {
         self.outbox.push(NetCommand::Shutdown);
     }
 
+    /// Whether the terminal bell is due (a mention or direct message arrived in a window not
+    /// shown since the last call).
+    pub fn take_bell(&mut self) -> bool {
+        std::mem::take(&mut self.bell_due)
+    }
+
+    /// The terminal's title: the nick, and the unread messages and mentions of every window
+    /// (`chat: alice (3 unread, 1 mention)`).
+    pub fn terminal_title(&self) -> String {
+        let unread: usize = self.windows.iter().map(|w| w.unread).sum();
+        let mentions: usize = self.windows.iter().map(|w| w.mentions).sum();
+        let nick = crate::sanitize::one_line(&self.nick);
+        match (unread, mentions) {
+            (0, 0) => format!("chat: {nick}"),
+            (u, 0) => format!("chat: {nick} ({u} unread)"),
+            (u, m) => format!(
+                "chat: {nick} ({u} unread, {m} mention{})",
+                if m == 1 { "" } else { "s" }
+            ),
+        }
+    }
+
+    /// Does this text mention us (our nick or a highlight word)?
+    pub(super) fn mentions_us(&self, text: &str) -> bool {
+        mentions(text, &self.nick) || self.highlights.iter().any(|w| mentions(text, w))
+    }
+
     /// Where each part of the screen goes at the current terminal size.
     pub fn areas(&self) -> Areas {
         layout::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
@@ -558,6 +594,41 @@ mod tests {
             })),
             automatic,
         }));
+    }
+
+    #[test]
+    fn highlight_words_mention_us_and_ring_the_bell_for_a_window_not_shown() {
+        let mut app = app();
+        app.highlights = vec!["deploy".into()];
+        joined(&mut app, "ops", vec![], false);
+        joined(&mut app, "chat", vec![], false);
+        // #chat is shown; #ops is not.
+        let server = |app: &mut App, room: &str, seq: u64, text: &str| {
+            app.update(Event::Net(NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Message(msg(room, seq, "bob", text)),
+            }));
+        };
+        server(&mut app, "ops", 1, "nothing for you");
+        assert!(!app.take_bell());
+        server(&mut app, "chat", 1, "alice: in the shown window");
+        assert!(!app.take_bell(), "no bell for the window being read");
+        server(&mut app, "ops", 2, "Deploy is done");
+        assert!(app.take_bell());
+        assert!(!app.take_bell(), "taken once");
+        let ops = app
+            .find_window("/", &WindowKind::Room("ops".into()))
+            .unwrap();
+        assert_eq!((app.windows[ops].unread, app.windows[ops].mentions), (2, 1));
+        assert_eq!(app.terminal_title(), "chat: alice (2 unread, 1 mention)");
+        app.bell = false;
+        server(&mut app, "ops", 3, "alice, redeploy");
+        assert!(!app.take_bell(), "the bell is off");
+        // Not a word of its own: no mention.
+        server(&mut app, "ops", 4, "redeployment");
+        assert_eq!(app.windows[ops].mentions, 2);
+        app.switch_to(ops);
+        assert_eq!(app.terminal_title(), "chat: alice");
     }
 
     #[test]

@@ -391,7 +391,7 @@ impl App {
             return;
         }
         w.seen.insert(m.seq, m.id.clone());
-        let mention = m.from != self.nick && mentions(&m.text, &self.nick);
+        let mention = m.from != self.nick && self.mentions_us(&m.text);
         self.push_line(
             i,
             LineKind::Message {

@@ -231,6 +231,7 @@ impl App {
             w.unread += 1;
             if *mention {
                 w.mentions += 1;
+                self.bell_due |= self.bell;
             }
         }
         w.lines.push(Line { ts, kind });
