@@ -147,6 +147,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Up/Down", "input history"),
     ("Tab", "complete a command, nick or room"),
     ("Alt+1..9", "switch to window 1..9"),
+    ("Alt+N", "show or hide the nick list"),
+    (
+        "Alt+Enter",
+        "a new line in the message (Shift+Enter too where the terminal tells)",
+    ),
     ("Ctrl+N/Ctrl+P", "next/previous window"),
     ("PgUp/PgDn", "scroll the messages (also the mouse wheel)"),
     ("Left/Right Home/End", "move in the input line"),

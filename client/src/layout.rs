@@ -59,11 +59,33 @@ pub struct Areas {
     pub sidebar: Rect,
     pub separator: Rect,
     pub messages: Rect,
+    /// The nick list (zero wide when hidden) and the line left of it.
+    pub members_separator: Rect,
+    pub members: Rect,
     pub status: Rect,
     pub input: Rect,
 }
 
-/// Splits the screen. Pure, so `update` uses it too (page size for PgUp/PgDn).
+/// Columns of the nick list, when shown.
+pub const MEMBERS_WIDTH: u16 = 18;
+/// From this many columns the nick list is shown unless the user hid it (Alt+N).
+pub const MEMBERS_FROM: u16 = 100;
+
+/// Splits the screen, with the nick list at the right when `members` (and the screen is
+/// wide enough for it beside 40 columns of messages). Pure, so `update` uses it too (page
+/// size for PgUp/PgDn).
+pub fn layout_with(area: Rect, members: bool) -> Areas {
+    let mut areas = layout(area);
+    let m = &mut areas.messages;
+    if members && m.width >= MEMBERS_WIDTH + 1 + 40 {
+        m.width -= MEMBERS_WIDTH + 1;
+        areas.members_separator = Rect::new(m.right(), m.y, 1, m.height);
+        areas.members = Rect::new(m.right() + 1, m.y, MEMBERS_WIDTH, m.height);
+    }
+    areas
+}
+
+/// Splits the screen, without the nick list.
 pub fn layout(area: Rect) -> Areas {
     let h = area.height;
     let title = Rect::new(area.x, area.y, area.width, h.min(1));
@@ -92,6 +114,8 @@ pub fn layout(area: Rect) -> Areas {
             area.width.saturating_sub(sidebar_w + sep_w),
             body_h,
         ),
+        members_separator: Rect::new(area.right(), body_y, 0, body_h),
+        members: Rect::new(area.right(), body_y, 0, body_h),
         status,
         input,
     }

@@ -697,3 +697,35 @@ fn long_room_names_end_in_an_ellipsis_and_a_click_switches() {
     let (text, _) = draw(&app, 80, 24);
     assert!(text.contains("| / #random |"), "{text}");
 }
+
+/// The nick list: beside the messages from 100 columns, hidden below; Alt+N toggles it; a
+/// conversation lists the two of us; a server window has none.
+#[test]
+fn the_nick_list_shows_from_100_columns_and_alt_n_toggles_it() {
+    let mut app = fixture();
+    let alt_n = Event::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::ALT));
+    app.update(Event::Resize(120, 30));
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("│ 4 members"), "{text}");
+    assert!(text.contains("│ carol "), "{text}");
+    app.update(alt_n.clone());
+    let (text, _) = draw(&app, 120, 30);
+    assert!(!text.contains("4 members "), "{text}");
+    app.update(Event::Resize(80, 24));
+    let (text, _) = draw(&app, 80, 24);
+    assert!(!text.contains("│ 4 members"), "{text}");
+    app.update(alt_n);
+    let (text, _) = draw(&app, 80, 24);
+    assert!(text.contains("│ 4 members"), "hidden at 80 columns: {text}");
+    let dm = app
+        .windows
+        .iter()
+        .position(|w| w.title() == "@bob")
+        .unwrap_or_else(|| panic!("no @bob"));
+    app.switch_to(dm);
+    let (text, _) = draw(&app, 80, 24);
+    assert!(text.contains("│ 2 members"), "{text}");
+    app.switch_to(0);
+    let (text, _) = draw(&app, 80, 24);
+    assert!(!text.contains("members "), "{text}");
+}

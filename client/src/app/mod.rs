@@ -151,6 +151,8 @@ pub struct App {
     pub nick_refused: Option<String>,
     /// Words that count as mentions besides the nick (`--highlight`, `highlights`).
     pub highlights: Vec<String>,
+    /// The nick list, as toggled with Alt+N (`None`: shown from 100 columns).
+    pub show_members: Option<bool>,
     /// Ring the terminal bell on a mention or direct message in a window not shown.
     pub bell: bool,
     /// A bell is due (the terminal runtime takes it: [`App::take_bell`]).
@@ -196,6 +198,7 @@ impl App {
             loss_reported: false,
             nick_refused: None,
             highlights: Vec::new(),
+            show_members: None,
             bell: true,
             bell_due: false,
             completion: None,
@@ -279,10 +282,9 @@ impl App {
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         if let Some(paste) = self.pending_paste.take() {
             match key.code {
+                // One message, its lines kept (the server takes newlines in a text).
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    for line in paste.lines().filter(|l| !l.trim().is_empty()) {
-                        self.send_text(line, false);
-                    }
+                    self.send_text(&paste, false);
                 }
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
                     self.info_active("paste discarded");
@@ -300,6 +302,7 @@ impl App {
             KeyCode::Char('u') if ctrl => self.input.delete_to_start(),
             KeyCode::Char('k') if ctrl => self.input.delete_to_end(),
             KeyCode::Char('w') if ctrl => self.input.delete_word_before(),
+            KeyCode::Char('n') if alt => self.toggle_members(),
             KeyCode::Char(c) if alt && c.is_ascii_digit() && c != '0' => {
                 self.switch_to(c as usize - '1' as usize);
             }
@@ -307,6 +310,11 @@ impl App {
             KeyCode::Char(c) => {
                 self.input.insert_char(c);
                 self.typed();
+            }
+            // Alt+Enter (and Shift+Enter where the terminal tells them apart) starts a new
+            // line of the same message.
+            KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => {
+                self.input.insert_char('\n');
             }
             KeyCode::Enter => {
                 let line = self.input.submit();
@@ -429,9 +437,30 @@ impl App {
         mentions(text, &self.nick) || self.highlights.iter().any(|w| mentions(text, w))
     }
 
-    /// Where each part of the screen goes at the current terminal size.
+    /// Where each part of the screen goes at the current terminal size (the nick list for a
+    /// room or a conversation when shown).
     pub fn areas(&self) -> Areas {
-        layout::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
+        self.areas_in(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
+    }
+
+    /// [`App::areas`] for a screen of that size (what the view draws in).
+    pub fn areas_in(&self, area: ratatui::layout::Rect) -> Areas {
+        let members = self.members_shown()
+            && self
+                .active_window()
+                .is_some_and(|w| w.kind != WindowKind::Server);
+        layout::layout_with(area, members)
+    }
+
+    /// Whether the nick list is shown: as the user toggled it (Alt+N), else from
+    /// [`layout::MEMBERS_FROM`] columns.
+    pub fn members_shown(&self) -> bool {
+        self.show_members
+            .unwrap_or(self.size.0 >= layout::MEMBERS_FROM)
+    }
+
+    fn toggle_members(&mut self) {
+        self.show_members = Some(!self.members_shown());
     }
 
     /// The colours and time zone lines are drawn with.
@@ -852,9 +881,47 @@ mod tests {
             KeyCode::Char('y'),
             KeyModifiers::NONE,
         )));
-        assert_eq!(app.take_commands().len(), 2);
+        // One message, its lines kept.
+        let sent = app.take_commands();
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [NetCommand::Request { request: Request::Message { text, .. }, .. }] if text == "one\ntwo"
+            ),
+            "{sent:?}"
+        );
         app.update(Event::Paste("single".into()));
         assert_eq!(app.input.text(), "single");
+    }
+
+    #[test]
+    fn alt_enter_starts_a_new_line_of_the_same_message() {
+        let key = |c| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        for c in "first".chars() {
+            app.update(key(KeyCode::Char(c)));
+        }
+        app.update(Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)));
+        for c in "second".chars() {
+            app.update(key(KeyCode::Char(c)));
+        }
+        assert!(
+            app.take_commands()
+                .iter()
+                .all(|c| !matches!(c, NetCommand::Request { .. }))
+        );
+        assert_eq!(app.input.visible(40).0, "first↵second");
+        app.update(key(KeyCode::Enter));
+        let sent = app.take_commands();
+        assert!(
+            sent.iter().any(|c| matches!(
+                c,
+                NetCommand::Request { request: Request::Message { text, .. }, .. } if text == "first\nsecond"
+            )),
+            "{sent:?}"
+        );
     }
 
     #[test]
