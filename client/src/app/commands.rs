@@ -43,7 +43,9 @@ impl App {
     /// Sends text to the active room or DM partner.
     pub(super) fn send_text(&mut self, text: &str, action: bool) {
         if let Err(e) = names::validate_text(text) {
-            self.error_active(e.to_string());
+            // Never lost: a text over the limit goes back to the input line to be cut.
+            let kept = self.keep_unsent(text);
+            self.error_active(format!("{e}{kept}"));
             return;
         }
         let Some(w) = self.active_window() else {

@@ -895,6 +895,29 @@ mod tests {
     }
 
     #[test]
+    fn a_text_over_the_limit_goes_back_to_the_input_line() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        let long = "word ".repeat(900);
+        app.input.set(&long);
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+        assert!(app.take_commands().is_empty(), "sent anyway");
+        assert_eq!(app.input.text(), long, "the text was lost");
+        let last = app
+            .active_window()
+            .and_then(|w| w.lines.last())
+            .map(|l| l.kind.clone());
+        assert!(
+            matches!(&last, Some(LineKind::Error(e)) if e.contains("back in the input line")),
+            "{last:?}"
+        );
+    }
+
+    #[test]
     fn alt_enter_starts_a_new_line_of_the_same_message() {
         let key = |c| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
         let mut app = app();

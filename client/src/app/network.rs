@@ -196,7 +196,7 @@ impl App {
     /// Puts the text of a message that was not sent back in the input line when that is
     /// empty (so it can be edited and sent again); otherwise says what it was. The words to
     /// add to the error line.
-    fn keep_unsent(&mut self, text: &str) -> String {
+    pub(super) fn keep_unsent(&mut self, text: &str) -> String {
         if self.input.is_empty() {
             self.input.set(text);
             " (it is back in the input line)".to_owned()
