@@ -28,6 +28,13 @@ pub enum LineKind {
         /// Mentions our nick (or is a DM to us).
         mention: bool,
     },
+    /// A message of ours on its way: shown as typed, marked, until the server's answer
+    /// replaces it (or a refusal removes it).
+    Pending {
+        from: String,
+        text: String,
+        action: bool,
+    },
     /// A system line: joins, topics, command output.
     Info(String),
     /// Something refused or failed.
@@ -41,6 +48,9 @@ pub struct Line {
     pub ts: i64,
     pub kind: LineKind,
 }
+
+/// What follows a message of ours until the server has it.
+pub const PENDING_MARK: &str = "(sending…)";
 
 /// What rows are drawn with: the colours, the time zone of the timestamps, and now (for
 /// which day is today).
@@ -222,6 +232,7 @@ pub fn last_line_height(style: &RowStyle, lines: &[Line], width: u16) -> usize {
 fn line_rows(style: &RowStyle, line: &Line, width: usize) -> Vec<Row> {
     let theme = style.theme;
     let ts = format!("{} ", hhmm(line.ts, style.tz));
+    let pending_text;
     let (prefix, prefix_style, text, text_style) = match &line.kind {
         LineKind::Message {
             from,
@@ -244,6 +255,16 @@ fn line_rows(style: &RowStyle, line: &Line, width: usize) -> Vec<Row> {
             } else {
                 (format!("<{from}> "), nick_style, text, text_style)
             }
+        }
+        LineKind::Pending { from, text, action } => {
+            let from = sanitize::one_line(from);
+            let prefix = if *action {
+                format!("* {from} ")
+            } else {
+                format!("<{from}> ")
+            };
+            pending_text = format!("{text} {PENDING_MARK}");
+            (prefix, theme.info, &pending_text, theme.info)
         }
         LineKind::Info(text) => ("-- ".to_owned(), theme.info, text, theme.info),
         LineKind::Error(text) => ("!! ".to_owned(), theme.error, text, theme.error),

@@ -42,6 +42,9 @@ impl App {
 
     /// Sends text to the active room or DM partner.
     pub(super) fn send_text(&mut self, text: &str, action: bool) {
+        // As the server stores it (a pasted CR LF is a newline), so its answer matches the
+        // line shown while it is on its way.
+        let text = &*names::normalize_newlines(text);
         if let Err(e) = names::validate_text(text) {
             // Never lost: a text over the limit goes back to the input line to be cut.
             let kept = self.keep_unsent(text);
@@ -53,22 +56,28 @@ impl App {
         };
         let nsp = w.nsp.clone();
         match w.kind.clone() {
-            WindowKind::Room(room) => self.request(
-                &nsp,
-                Request::Message {
-                    room,
-                    text: text.to_owned(),
-                    action,
-                },
-            ),
-            WindowKind::Dm(to) => self.request(
-                &nsp,
-                Request::Dm {
-                    to,
-                    text: text.to_owned(),
-                    action,
-                },
-            ),
+            WindowKind::Room(room) => {
+                self.request(
+                    &nsp,
+                    Request::Message {
+                        room,
+                        text: text.to_owned(),
+                        action,
+                    },
+                );
+                self.push_pending(self.active, text, action);
+            }
+            WindowKind::Dm(to) => {
+                self.request(
+                    &nsp,
+                    Request::Dm {
+                        to,
+                        text: text.to_owned(),
+                        action,
+                    },
+                );
+                self.push_pending(self.active, text, action);
+            }
             WindowKind::Server => {
                 self.error_active("this window is not a room: /join <room> first (or /help)");
             }

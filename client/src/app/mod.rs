@@ -758,6 +758,7 @@ mod tests {
             .iter()
             .map(|l| match &l.kind {
                 LineKind::Message { text, .. } => text.clone(),
+                LineKind::Pending { text, .. } => format!("pending {text}"),
                 LineKind::Info(t) | LineKind::Error(t) => format!("-- {t}"),
             })
             .collect();
@@ -892,6 +893,52 @@ mod tests {
         );
         app.update(Event::Paste("single".into()));
         assert_eq!(app.input.text(), "single");
+    }
+
+    #[test]
+    fn a_line_typed_while_offline_shows_at_once_as_pending_then_as_sent() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.update(Event::Net(NetEvent::Down {
+            reason: "the server is not running".into(),
+            ever_connected: true,
+            retry_in: Duration::from_secs(1),
+        }));
+        app.take_journal();
+        app.submit("typed while offline");
+        let kinds = |app: &App| -> Vec<LineKind> {
+            app.active_window()
+                .map(|w| w.lines.iter().map(|l| l.kind.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert!(
+            matches!(kinds(&app).last(), Some(LineKind::Pending { text, .. }) if text == "typed while offline")
+        );
+        assert!(
+            app.take_journal().is_empty(),
+            "a script prints the sent line only"
+        );
+        app.update(Event::Net(NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::Message {
+                room: "r".into(),
+                text: "typed while offline".into(),
+                action: false,
+            },
+            result: Ok(Reply::Message(events::MessageReply {
+                message: std::borrow::Cow::Owned(msg("r", 7, "alice", "typed while offline")),
+            })),
+            automatic: false,
+        }));
+        let lines = kinds(&app);
+        assert!(!lines.iter().any(|k| matches!(k, LineKind::Pending { .. })));
+        let sent = lines
+            .iter()
+            .filter(
+                |k| matches!(k, LineKind::Message { text, .. } if text == "typed while offline"),
+            )
+            .count();
+        assert_eq!(sent, 1);
     }
 
     #[test]

@@ -156,12 +156,14 @@ impl App {
             let i = self
                 .find_window(nsp, &WindowKind::Dm(to.clone()))
                 .unwrap_or(self.active);
+            self.drop_pending(i, text);
             let kept = self.keep_unsent(text);
             self.error(i, format!("message to {to} not sent: {failure}{kept}"));
             return;
         }
         if let Request::Message { room, text, .. } = request {
             let i = self.target(nsp, Some(room));
+            self.drop_pending(i, text);
             let kept = self.keep_unsent(text);
             self.error(i, format!("message to #{room} not sent: {failure}{kept}"));
             return;
@@ -217,10 +219,12 @@ impl App {
             }
             Reply::Message(m) => {
                 let i = self.window(nsp, WindowKind::Room(m.message.room.clone()));
+                self.drop_pending(i, &m.message.text);
                 self.show_message(i, m.message.into_owned());
             }
             Reply::Dm(d) => {
                 let i = self.window(nsp, WindowKind::Dm(d.message.to.clone()));
+                self.drop_pending(i, &d.message.text);
                 let ts = d.message.ts;
                 self.push_line(
                     i,
