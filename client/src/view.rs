@@ -233,12 +233,17 @@ fn render_members(app: &App, area: Rect, buf: &mut Buffer) {
     };
     let own = chat_protocol::names::nick_key(&app.nick);
     for (i, name) in names.iter().take(shown).enumerate() {
-        let style = if chat_protocol::names::nick_key(name) == own {
+        // Away members are dimmed and marked `~`.
+        let away = w.away.contains(name);
+        let style = if away {
+            app.theme.info
+        } else if chat_protocol::names::nick_key(name) == own {
             app.theme.sidebar_active
         } else {
             Style::new().fg(app.theme.nick_color(name))
         };
-        let text = fit_ellipsis(&format!(" {}", sanitize::one_line(name)), width);
+        let mark = if away { '~' } else { ' ' };
+        let text = fit_ellipsis(&format!("{mark}{}", sanitize::one_line(name)), width);
         buf.set_string(area.x, area.y + 1 + i as u16, text, style);
     }
     if shown < names.len() && rows > 0 {

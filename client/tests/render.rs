@@ -43,6 +43,7 @@ fn join(app: &mut App, nsp: &str, room: &str, members: &[&str], history: Vec<Cha
             result: Ok(Reply::Join(JoinReply {
                 room: room.into(),
                 members: members.iter().map(|m| m.to_string()).collect(),
+                away: Vec::new(),
                 topic: Some("Rust and friends".into()).filter(|_| room == "general"),
                 history,
             })),
@@ -728,4 +729,35 @@ fn the_nick_list_shows_from_100_columns_and_alt_n_toggles_it() {
     app.switch_to(0);
     let (text, _) = draw(&app, 80, 24);
     assert!(!text.contains("members "), "{text}");
+}
+
+/// Away members are marked `~` in the nick list, and unmarked once back.
+#[test]
+fn away_members_are_marked_in_the_nick_list() {
+    let mut app = fixture();
+    app.update(Event::Resize(120, 30));
+    let presence = |action| NetEvent::Server {
+        nsp: "/".into(),
+        event: ServerEvent::Presence(chat_protocol::events::Presence {
+            room: "general".into(),
+            nick: "bob".into(),
+            action,
+            previous: None,
+            reason: Some("lunch".into())
+                .filter(|_| action == chat_protocol::events::PresenceAction::Away),
+        }),
+    };
+    net(
+        &mut app,
+        presence(chat_protocol::events::PresenceAction::Away),
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("│~bob "), "{text}");
+    assert!(text.contains("bob is away: lunch"), "{text}");
+    net(
+        &mut app,
+        presence(chat_protocol::events::PresenceAction::Back),
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("│ bob "), "{text}");
 }

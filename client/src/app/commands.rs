@@ -194,6 +194,18 @@ impl App {
                 }
             }
             Command::Close => self.close_window(),
+            Command::Whois(nick) => match names::validate_nick(&nick) {
+                Ok(()) => self.request(&nsp, Request::Whois { nick }),
+                Err(e) => self.error_active(e.to_string()),
+            },
+            // Away is the connection's, in every namespace: asked once, in the first.
+            Command::Away(reason) => {
+                let first = self
+                    .namespaces
+                    .first()
+                    .map_or_else(|| nsp.clone(), |n| n.name.clone());
+                self.request(&first, Request::Away { reason });
+            }
             Command::Clear => {
                 if let Some(w) = self.windows.get_mut(self.active) {
                     w.lines.clear();

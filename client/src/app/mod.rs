@@ -618,6 +618,7 @@ mod tests {
             result: Ok(Reply::Join(events::JoinReply {
                 room: room.into(),
                 members: vec!["alice".into(), "bob".into()],
+                away: Vec::new(),
                 topic: None,
                 history,
             })),

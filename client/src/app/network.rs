@@ -190,6 +190,8 @@ impl App {
                 (format!("no older messages of #{room}"), Some(room.as_str()))
             }
             Request::Ping => return,
+            Request::Whois { nick } => (format!("no whois for {nick}"), None),
+            Request::Away { .. } => ("away unchanged".to_owned(), None),
         };
         let i = self.target(nsp, room);
         self.error(i, format!("{what}: {failure}"));
@@ -270,9 +272,36 @@ impl App {
                     );
                 }
             }
+            Reply::Whois(w) => {
+                let mut parts = vec![if w.registered {
+                    "registered".to_owned()
+                } else {
+                    "a guest".to_owned()
+                }];
+                if w.online {
+                    if let Some(idle) = w.idle_secs {
+                        parts.push(format!("idle {}", idle_words(idle)));
+                    }
+                    if !w.rooms.is_empty() {
+                        let rooms: Vec<String> = w.rooms.iter().map(|r| format!("#{r}")).collect();
+                        parts.push(format!("in {} with you", rooms.join(", ")));
+                    }
+                    if let Some(reason) = &w.away {
+                        parts.push(format!("away: {reason}"));
+                    }
+                } else {
+                    parts.push("offline".to_owned());
+                }
+                self.info_active(format!("{}: {}", w.nick, parts.join("; ")));
+            }
+            Reply::Away(a) => match a.away {
+                Some(reason) => self.info_active(format!("you are away: {reason}")),
+                None => self.info_active("you are back"),
+            },
             Reply::Who(w) => {
                 if let Some(r) = self.find_window(nsp, &WindowKind::Room(w.room.clone())) {
                     self.windows[r].members = w.members.clone();
+                    self.windows[r].away = w.away.iter().cloned().collect();
                 }
                 let i = self.answer_window(nsp, &w.room);
                 self.info(
@@ -448,7 +477,19 @@ impl App {
                         }
                         format!("{} joined #{}", p.nick, p.room)
                     }
+                    PresenceAction::Away => {
+                        w.away.insert(p.nick.clone());
+                        match &p.reason {
+                            Some(reason) => format!("{} is away: {reason}", p.nick),
+                            None => format!("{} is away", p.nick),
+                        }
+                    }
+                    PresenceAction::Back => {
+                        w.away.remove(&p.nick);
+                        format!("{} is back", p.nick)
+                    }
                     PresenceAction::Leave | PresenceAction::Quit => {
+                        w.away.remove(&p.nick);
                         w.members.retain(|m| m != &p.nick);
                         if p.action == PresenceAction::Leave {
                             format!("{} left #{}", p.nick, p.room)
@@ -458,6 +499,9 @@ impl App {
                     }
                     PresenceAction::Nick => {
                         let old = p.previous.clone().unwrap_or_default();
+                        if w.away.remove(&old) {
+                            w.away.insert(p.nick.clone());
+                        }
                         w.members.retain(|m| m != &old);
                         if !w.members.contains(&p.nick) {
                             w.members.push(p.nick.clone());
@@ -516,5 +560,15 @@ impl App {
                 self.info(i, format!("unknown event: {what}"));
             }
         }
+    }
+}
+
+/// "3 s", "5 min", "2 h 10 min", "3 days".
+fn idle_words(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 86_400 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        s => format!("{} days", s / 86_400),
     }
 }

@@ -32,6 +32,8 @@ pub struct Window {
     pub scroll: usize,
     pub topic: Option<String>,
     pub members: Vec<String>,
+    /// Members who are away (marked in the nick list), as `who` and presence events tell.
+    pub away: std::collections::BTreeSet<String>,
     /// An older-history request is on its way.
     pub(super) history_pending: bool,
     /// Not (or soon not) a member: a `leave` is on its way, or the namespace was closed. A
@@ -60,6 +62,7 @@ impl Window {
             scroll: 0,
             topic: None,
             members: Vec::new(),
+            away: std::collections::BTreeSet::new(),
             history_pending: false,
             history_done: false,
             catch_up_from: None,

@@ -231,6 +231,7 @@ impl ChatApp {
                 nick: nick.clone(),
                 action: PresenceAction::Quit,
                 previous: None,
+                reason: None,
             };
             socket.to(engine_room(&room)).push(&presence);
         }

@@ -199,6 +199,7 @@ pub(crate) fn enter_room(socket: &Socket, nick: String, room: &str) {
         nick,
         action: PresenceAction::Join,
         previous: None,
+        reason: None,
     };
     socket.to(engine_room(room)).push(&presence);
     socket.join(engine_room(room));
