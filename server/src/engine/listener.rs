@@ -1,77 +1,45 @@
-//! Accepts TCP connections and performs the HTTP upgrade itself, so every request that is
-//! not a valid Engine.IO WebSocket handshake gets the documented HTTP 400 JSON answer:
+//! Accepts TCP connections, reads each request head itself and routes it (a WebSocket
+//! upgrade, a long-polling request, the upgrade of a polling session), so every request that
+//! is not a valid Engine.IO request gets the documented HTTP 400 JSON answer:
 //! `{"code":N,"message":"..."}` with the Engine.IO error codes (0 transport unknown,
 //! 1 session id unknown, 2 bad handshake method, 3 bad request, 4 forbidden, 5 unsupported
 //! protocol version).
 //!
 //! Limits here: `max_connections` open at once (further ones wait in the accept queue),
-//! `max_connections_per_ip` (beyond it: HTTP 429 `{"code":4,"message":"Too many
-//! connections"}`), the request head's size (`chat_protocol::http::MAX_HEAD`) and time (`handshake_timeout`),
-//! and the WebSocket frame and message sizes (`wire::websocket_config`).
+//! `max_connections_per_ip` sessions (beyond it: HTTP 429 `{"code":4,"message":"Too many
+//! connections"}`; a polling session counts from its handshake, see `per_ip`), the request
+//! head's size (`chat_protocol::http::MAX_HEAD`) and time (`handshake_timeout`, also for each
+//! later request on a keep-alive connection, and for a POST body), a POST body's size
+//! (`max_payload`, else 413; chunked: 411), and the WebSocket frame and message sizes
+//! (`wire::websocket_config`).
 //!
 //! [`accept_upgrade`] and [`parse_websocket_upgrade`] are the same accept path without the
 //! Engine.IO checks, for plain WebSocket servers such as the `echo` example.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
-use chat_protocol::http::{ENGINE_PATH, head_ended};
+use chat_protocol::http::{ENGINE_PATH, EngineRequest, RequestHead, parse_engine_request};
 pub use chat_protocol::http::{HandshakeError, Upgrade, parse_upgrade, parse_websocket_upgrade};
 
-use super::namespace::ConnectionInfo;
-use super::{Engine, Sid, connection};
+use super::namespace::{ConnectionInfo, Transport};
+use super::outbox::CloseReason;
+use super::per_ip::{IpSlot, PerIp};
+use super::{Engine, Sid, connection, http_io, polling};
 
 /// The path Socket.IO clients use by default.
 pub const PATH: &str = ENGINE_PATH;
 
-/// Open connections per remote IP address; a [`IpSlot`] gives its place back on drop.
-#[derive(Default)]
-struct PerIp {
-    counts: Mutex<HashMap<IpAddr, usize>>,
-}
-
-struct IpSlot {
-    table: Arc<PerIp>,
-    ip: IpAddr,
-}
-
-impl PerIp {
-    /// Counts one more connection from `ip`; the second value says whether it is within `max`.
-    fn enter(table: &Arc<PerIp>, ip: IpAddr, max: usize) -> (IpSlot, bool) {
-        let mut counts = super::lock(&table.counts);
-        let n = counts.entry(ip).or_insert(0);
-        *n += 1;
-        let within = *n <= max;
-        drop(counts);
-        (
-            IpSlot {
-                table: table.clone(),
-                ip,
-            },
-            within,
-        )
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = super::lock(&self.table.counts);
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
+/// The per-IP table, this connection's place in it, and whether that place is within the
+/// limit.
+type Counted = (Arc<PerIp>, IpSlot, bool);
 
 /// Accepts until shutdown. Each connection runs on its own task, tracked by the engine.
 pub async fn serve(engine: Engine, listener: TcpListener) {
@@ -113,16 +81,17 @@ pub async fn serve_with(
             PerIp::enter(&per_ip, remote.ip(), engine.config().max_connections_per_ip);
         let engine2 = engine.clone();
         let tls = tls.clone();
+        let per_ip = per_ip.clone();
         // The connection's future is boxed, so the task holds only a pointer and the box only
         // the state of its kind of connection (a plain one does not carry a TLS stream's size).
         engine.tracker().spawn(async move {
+            let counted = (per_ip, slot, within);
             match tls {
-                None => Box::pin(handle(engine2, stream, remote, within)).await,
+                None => Box::pin(handle(engine2, stream, remote, counted)).await,
                 Some(acceptor) => {
-                    Box::pin(handle_tls(engine2, acceptor, stream, remote, within)).await
+                    Box::pin(handle_tls(engine2, acceptor, stream, remote, counted)).await
                 }
             }
-            drop(slot);
             drop(permit);
         });
     }
@@ -134,11 +103,11 @@ async fn handle_tls(
     acceptor: tokio_rustls::TlsAcceptor,
     stream: tokio::net::TcpStream,
     remote: SocketAddr,
-    within_ip_limit: bool,
+    counted: Counted,
 ) {
     let limit = engine.config().handshake_timeout;
     match timeout(limit, acceptor.accept(stream)).await {
-        Ok(Ok(tls_stream)) => handle(engine, tls_stream, remote, within_ip_limit).await,
+        Ok(Ok(tls_stream)) => handle(engine, tls_stream, remote, counted).await,
         Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
         Err(_) => debug!(%remote, "TLS handshake timeout"),
     }
@@ -195,14 +164,14 @@ where
     F: FnOnce(&[u8]) -> Result<Upgrade, HandshakeError>,
 {
     let mut buf = Vec::with_capacity(1024);
-    match timeout(limit, read_head(&mut stream, &mut buf)).await {
+    match timeout(limit, http_io::read_head(&mut stream, &mut buf)).await {
         Ok(Ok(())) => {}
         _ => return None,
     }
     let mut upgrade = match check(&buf) {
         Ok(u) => u,
         Err(refusal) => {
-            let _ = timeout(limit, refuse(&mut stream, &refusal)).await;
+            http_io::refuse(&mut stream, &refusal, limit).await;
             return None;
         }
     };
@@ -215,60 +184,92 @@ where
     Some((stream, leftover, upgrade))
 }
 
-async fn handle<S>(engine: Engine, mut stream: S, remote: SocketAddr, within_ip_limit: bool)
+/// Serves one TCP connection: reads a request head (within the handshake timeout) and routes
+/// it. A WebSocket upgrade without `sid` becomes a connection ([`connection::serve`]); with
+/// `sid`, the upgrade of a polling session; a polling request is answered and the next one
+/// read (HTTP/1.1 keep-alive, one request at a time). `slot` counts this connection for its
+/// IP address until its first request shows it belongs to a polling session (which counts
+/// for itself).
+async fn handle<S>(engine: Engine, mut stream: S, remote: SocketAddr, counted: Counted)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let handshake_timeout = engine.config().handshake_timeout;
+    let (per_ip, slot, within_ip_limit) = counted;
+    let limit = engine.config().handshake_timeout;
+    let max_body = engine.config().max_payload;
     let shutdown = engine.shutdown_token();
-    if !within_ip_limit {
-        // Read the request first, so the client sees the answer instead of a reset.
-        let mut buf = Vec::with_capacity(1024);
-        if let Ok(Ok(())) = timeout(handshake_timeout, read_head(&mut stream, &mut buf)).await {
-            debug!(%remote, "too many connections from this address");
-            let _ = timeout(
-                handshake_timeout,
-                refuse(&mut stream, &HandshakeError::TOO_MANY),
-            )
-            .await;
-        }
-        return;
-    }
-    let accepted = tokio::select! {
-        _ = shutdown.cancelled() => return,
-        a = Box::pin(accept_upgrade(stream, handshake_timeout, parse_upgrade)) => a,
-    };
-    let Some((stream, leftover, upgrade)) = accepted else {
-        debug!(%remote, "handshake refused, failed or timed out");
-        return;
-    };
-    let info = Arc::new(ConnectionInfo {
-        id: Sid::random(),
-        remote,
-        query: upgrade.query,
-    });
-    connection::serve(engine, stream, leftover, info).await;
-}
-
-/// Reads until the end of the request head (or `http::MAX_HEAD` bytes).
-async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut chunk = [0u8; 1024];
+    let mut slot = Some(slot);
+    let mut buf = Vec::with_capacity(1024);
     loop {
-        if head_ended(buf) {
-            return Ok(());
+        let read = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            read = timeout(limit, http_io::read_head(&mut stream, &mut buf)) => read,
+        };
+        if !matches!(read, Ok(Ok(()))) {
+            debug!(%remote, "no request head in time, or the client went away");
+            return;
         }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        let request = match parse_engine_request(&buf, max_body) {
+            Ok(request) => request,
+            Err(refusal) => {
+                if refusal == HandshakeError::TOO_LARGE {
+                    // A body over max_payload ends the session it was for.
+                    if let Ok(head) = RequestHead::parse(&buf)
+                        && let Some(sid) = head.param("sid")
+                    {
+                        engine.polling().close(sid, CloseReason::TOO_BIG);
+                    }
+                }
+                debug!(%remote, status = refusal.status, "request refused");
+                http_io::refuse(&mut stream, &refusal, limit).await;
+                return;
+            }
+        };
+        match request {
+            EngineRequest::WebSocket(upgrade) => {
+                if !within_ip_limit || slot.is_none() {
+                    debug!(%remote, "too many connections from this address");
+                    http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
+                    return;
+                }
+                match timeout(limit, stream.write_all(upgrade.response().as_bytes())).await {
+                    Ok(Ok(())) => {}
+                    _ => return,
+                }
+                let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
+                let info = Arc::new(ConnectionInfo::new(
+                    Sid::random(),
+                    remote,
+                    upgrade.query,
+                    Transport::WebSocket,
+                ));
+                connection::serve(engine, stream, leftover, info).await;
+                drop(slot);
+                return;
+            }
+            EngineRequest::UpgradeSession { sid, upgrade } => {
+                // The session counts for its address; this connection becomes its transport.
+                drop(slot);
+                let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
+                Box::pin(polling::upgrade(engine, stream, leftover, &sid, upgrade)).await;
+                return;
+            }
+            EngineRequest::Polling(req) => {
+                slot = None;
+                let keep_alive = Box::pin(polling::serve(
+                    &engine,
+                    req,
+                    &mut stream,
+                    &mut buf,
+                    remote,
+                    &per_ip,
+                ))
+                .await;
+                if !keep_alive {
+                    let _ = timeout(limit, stream.shutdown()).await;
+                    return;
+                }
+            }
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-}
-
-async fn refuse<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    refusal: &HandshakeError,
-) -> std::io::Result<()> {
-    stream.write_all(refusal.response().as_bytes()).await?;
-    stream.shutdown().await
 }

@@ -1,8 +1,12 @@
 //! The realtime engine: a Socket.IO v5 server over WebSocket, independent of the chat.
 //!
 //! One layer per file:
-//! - [`listener`]: accepts TCP, validates the HTTP upgrade (`/socket.io/?EIO=4&transport=websocket`),
-//!   answers anything else with HTTP 400 JSON, spawns one connection task each.
+//! - [`listener`]: accepts TCP, reads each request head and routes it: a WebSocket upgrade
+//!   (`/socket.io/?EIO=4&transport=websocket`), a long-polling request, or the upgrade of a
+//!   polling session; answers anything else with HTTP 400 JSON; one task per TCP connection.
+//! - `http_io`: bounded reading of request heads and bodies, and writing the answers.
+//! - `per_ip`: the open sessions per IP address.
+//! - `polling`: Engine.IO long-polling sessions (held GET, POST, the upgrade to WebSocket).
 //! - [`connection`]: one connection: the Engine.IO session (open packet, heartbeat, connect
 //!   timeout), Socket.IO packet dispatch in arrival order, and the writer that drains the
 //!   bounded outgoing queue.
@@ -31,9 +35,12 @@ pub mod adapter;
 pub mod broadcast;
 pub mod buffers;
 pub mod connection;
+mod http_io;
 pub mod listener;
 pub mod namespace;
 pub mod outbox;
+mod per_ip;
+pub(crate) mod polling;
 pub mod socket;
 pub mod wire;
 
@@ -51,7 +58,9 @@ pub use adapter::{
     Adapter, AdapterContext, BroadcastOptions, LocalAdapter, RoomEvent, RoomEventKind,
 };
 pub use broadcast::BroadcastOperator;
-pub use namespace::{ConnectError, ConnectRequest, Event, Handlers, Namespace};
+pub use namespace::{
+    ConnectError, ConnectRequest, ConnectionInfo, Event, Handlers, Namespace, Transport,
+};
 pub use outbox::EncodedPacket;
 pub use socket::{AckError, AckResponse, AckSender, Socket};
 
@@ -222,6 +231,8 @@ struct EngineInner {
     tracker: TaskTracker,
     /// Set by the application (the chat), else the plain defaults.
     rate_limit_replies: OnceLock<RateLimitReplies>,
+    /// Open long-polling sessions by sid (bounded by `max_connections`).
+    polling: polling::Sessions,
 }
 
 /// What the engine tells a client whose packet went over the rate limit. The engine knows no
@@ -267,6 +278,7 @@ impl Engine {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 rate_limit_replies: OnceLock::new(),
+                polling: polling::Sessions::default(),
             }),
         }
     }
@@ -338,6 +350,15 @@ impl Engine {
     /// The signal every connection watches; cancelled by [`Engine::shutdown`].
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
+    }
+
+    pub(crate) fn polling(&self) -> &polling::Sessions {
+        &self.inner.polling
+    }
+
+    /// How many sessions opened by long-polling are open (upgraded ones included).
+    pub fn polling_sessions(&self) -> usize {
+        self.inner.polling.len()
     }
 
     pub(crate) fn tracker(&self) -> &TaskTracker {

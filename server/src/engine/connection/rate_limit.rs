@@ -93,7 +93,7 @@ impl Connection {
         let replies = self.engine.rate_limit_replies();
         if connect {
             let data = replies.connect_data.clone();
-            self.send(Packet::connect_error(nsp, "Rate limit exceeded", data));
+            self.send_alone(Packet::connect_error(nsp, "Rate limit exceeded", data));
         } else if let Some(id) = ack {
             self.send(Packet::ack(nsp, id, replies.ack.clone()));
         } else if let Some((event, args)) = &replies.notice

@@ -22,7 +22,7 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// written, writes what is still queued (unless the peer is a slow consumer), then the close
 /// frame (tungstenite's answer to the peer's close, else its own), each step bounded by
 /// [`CLOSE_GRACE`], and shuts the socket down.
-pub(super) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
+pub(crate) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
 where
     W: AsyncWrite + Unpin,
 {
