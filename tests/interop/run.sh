@@ -159,7 +159,7 @@ if wants node; then
     cd "$HERE" || exit 2
     if [[ "${INTEROP_DEBUG:-}" == 1 ]]; then export DEBUG="socket.io-client:*,engine.io-client:*"; fi
     timeout -k 10 "$NODE_TIMEOUT" node --test --test-concurrency=1 --test-timeout=60000 \
-      --test-reporter=spec node/interop.test.mjs node/chat.test.mjs
+      --test-reporter=spec node/interop.test.mjs node/transports.test.mjs node/chat.test.mjs
   ) 2>&1 | tee "$NODE_OUT"
   rc=${PIPESTATUS[0]}
   p="$(sed -nE 's/^. pass ([0-9]+)$/\1/p' "$NODE_OUT" | tail -n1)"
