@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop tests with the official Socket.IO clients: socket.io-client (npm, node:test) and
-# python-socketio (PyPI, pytest), WebSocket transport only, against
+# python-socketio (PyPI, pytest), over WebSocket and (transports tests) long-polling, against
 #   - the `interop` example (server/examples/interop.rs) and
 #   - the real `chat-server` binary.
 #
