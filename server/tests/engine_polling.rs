@@ -231,6 +231,7 @@ where
 async fn the_upgrade_loses_duplicates_and_reorders_nothing() {
     let s = start_default().await;
     let mut p = polling_client(s.addr()).await;
+    assert_eq!(p.call("/", "transport", vec![]).await, [json!("Polling")]);
     let (mut w, _) = client(s.addr()).await;
     let mut sent = 0;
     let send = async |w: &mut common::Client, n: &mut i32, count: i32| {
@@ -296,6 +297,8 @@ async fn the_upgrade_loses_duplicates_and_reorders_nothing() {
         .await
         .unwrap();
     assert_eq!(ws_text(&mut ws).await, r#"430["up"]"#);
+    ws.send(Message::text(r#"422["transport"]"#)).await.unwrap();
+    assert_eq!(ws_text(&mut ws).await, r#"432["WebSocket"]"#);
     // HTTP with the sid: 400; a second WebSocket with it: refused.
     let r = p.get.request("GET", &path, None).await;
     assert_eq!(r.status, 400, "{r:?}");
@@ -527,4 +530,31 @@ async fn a_websocket_session_still_opens_without_upgrades() {
     let r = http.request("GET", &engine_path(Some(sid)), None).await;
     assert_eq!(r.json()["code"], 1);
     let _ = Seen::Text(String::new());
+}
+
+#[tokio::test]
+async fn connections_count_per_ip_apart_from_sessions() {
+    let s = start(EngineConfig {
+        max_connections_per_ip: 1,
+        ..Default::default()
+    })
+    .await;
+    // One session on two connections (GET and POST).
+    let mut p = polling_client(s.addr()).await;
+    // A third connection is allowed (a client's WebSocket for the upgrade), but no second
+    // session on it.
+    let mut third = Http::connect(s.addr()).await;
+    let r = third.request("GET", &engine_path(None), None).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    // Idle connections count too: beyond three per allowed session, refused.
+    let _a = Http::connect(s.addr()).await;
+    let _b = Http::connect(s.addr()).await;
+    let mut fourth = Http::connect(s.addr()).await;
+    let r = fourth.request("GET", &p.path(), None).await;
+    assert_eq!(
+        r.json(),
+        json!({"code": 4, "message": "Too many connections"})
+    );
+    // The session itself is unaffected.
+    assert_eq!(p.call("/", "echo-ack", vec![json!(1)]).await, [json!(1)]);
 }

@@ -31,14 +31,14 @@ pub use chat_protocol::http::{HandshakeError, Upgrade, parse_upgrade, parse_webs
 
 use super::namespace::{ConnectionInfo, Transport};
 use super::outbox::CloseReason;
-use super::per_ip::{IpSlot, PerIp};
+use super::per_ip::{CONNECTIONS_PER_SESSION, IpSlot, PerIp};
 use super::{Engine, Sid, connection, http_io, polling};
 
 /// The path Socket.IO clients use by default.
 pub const PATH: &str = ENGINE_PATH;
 
-/// The per-IP table, this connection's place in it, and whether that place is within the
-/// limit.
+/// The per-IP table of sessions, this connection's place in the per-IP table of connections,
+/// and whether that place is within the bound.
 type Counted = (Arc<PerIp>, IpSlot, bool);
 
 /// Accepts until shutdown. Each connection runs on its own task, tracked by the engine.
@@ -54,7 +54,9 @@ pub async fn serve_with(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let permits = Arc::new(Semaphore::new(engine.config().max_connections));
+    // Sessions per address, and TCP connections per address (see `per_ip`).
     let per_ip = Arc::new(PerIp::default());
+    let per_conn = Arc::new(PerIp::default());
     let shutdown = engine.shutdown_token();
     loop {
         let permit = tokio::select! {
@@ -77,8 +79,12 @@ pub async fn serve_with(
             },
         };
         let _ = stream.set_nodelay(true);
-        let (slot, within) =
-            PerIp::enter(&per_ip, remote.ip(), engine.config().max_connections_per_ip);
+        let max_per_ip = engine.config().max_connections_per_ip;
+        let (slot, within) = PerIp::enter(
+            &per_conn,
+            remote.ip(),
+            max_per_ip.saturating_mul(CONNECTIONS_PER_SESSION),
+        );
         let engine2 = engine.clone();
         let tls = tls.clone();
         let per_ip = per_ip.clone();
@@ -187,18 +193,17 @@ where
 /// Serves one TCP connection: reads a request head (within the handshake timeout) and routes
 /// it. A WebSocket upgrade without `sid` becomes a connection ([`connection::serve`]); with
 /// `sid`, the upgrade of a polling session; a polling request is answered and the next one
-/// read (HTTP/1.1 keep-alive, one request at a time). `slot` counts this connection for its
-/// IP address until its first request shows it belongs to a polling session (which counts
-/// for itself).
+/// read (HTTP/1.1 keep-alive, one request at a time). The connection counts for its address
+/// while open (beyond the bound: 429 for its first request); a session counts apart, from the
+/// upgrade request or the polling handshake.
 async fn handle<S>(engine: Engine, mut stream: S, remote: SocketAddr, counted: Counted)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (per_ip, slot, within_ip_limit) = counted;
+    let (per_ip, _conn_slot, conn_within) = counted;
     let limit = engine.config().handshake_timeout;
     let max_body = engine.config().max_payload;
     let shutdown = engine.shutdown_token();
-    let mut slot = Some(slot);
     let mut buf = Vec::with_capacity(1024);
     loop {
         let read = tokio::select! {
@@ -207,6 +212,11 @@ where
         };
         if !matches!(read, Ok(Ok(()))) {
             debug!(%remote, "no request head in time, or the client went away");
+            return;
+        }
+        if !conn_within {
+            debug!(%remote, "too many connections from this address");
+            http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
             return;
         }
         let request = match parse_engine_request(&buf, max_body) {
@@ -227,8 +237,10 @@ where
         };
         match request {
             EngineRequest::WebSocket(upgrade) => {
-                if !within_ip_limit || slot.is_none() {
-                    debug!(%remote, "too many connections from this address");
+                let max = engine.config().max_connections_per_ip;
+                let (session_slot, within) = PerIp::enter(&per_ip, remote.ip(), max);
+                if !within {
+                    debug!(%remote, "too many sessions from this address");
                     http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
                     return;
                 }
@@ -244,18 +256,17 @@ where
                     Transport::WebSocket,
                 ));
                 connection::serve(engine, stream, leftover, info).await;
-                drop(slot);
+                drop(session_slot);
                 return;
             }
             EngineRequest::UpgradeSession { sid, upgrade } => {
-                // The session counts for its address; this connection becomes its transport.
-                drop(slot);
+                // The session counts for its address already; this connection becomes its
+                // transport.
                 let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
                 Box::pin(polling::upgrade(engine, stream, leftover, &sid, upgrade)).await;
                 return;
             }
             EngineRequest::Polling(req) => {
-                slot = None;
                 let keep_alive = Box::pin(polling::serve(
                     &engine,
                     req,

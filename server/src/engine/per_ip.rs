@@ -1,16 +1,23 @@
-//! Open Engine.IO sessions per remote IP address (and, before a request says which session
-//! it belongs to, the TCP connection carrying it): the `max_connections_per_ip` count.
+//! Counts per remote IP address, in two tables of this one type: open Engine.IO sessions
+//! (the `max_connections_per_ip` limit) and open TCP connections (a looser bound,
+//! [`CONNECTIONS_PER_SESSION`] times that).
 //!
-//! A WebSocket session is its TCP connection, so the connection's place is the session's. A
-//! long-polling session takes a place of its own at the handshake and keeps it until it ends,
-//! whatever TCP connections its requests arrive on; a connection that carries polling
-//! requests gives its own place back once its first request is read.
+//! A WebSocket session takes its place when its upgrade request is read and keeps it while
+//! its connection is open. A long-polling session takes its place at the handshake and keeps
+//! it until it ends, whatever TCP connections its requests arrive on. The connections
+//! themselves are counted apart, so that connections kept alive between polling requests (or
+//! that never send a request, within the handshake timeout) cannot pile up from one address
+//! either.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use super::lock;
+
+/// TCP connections one address may hold per session it may open: a polling client uses one
+/// for its held GET, one for its POSTs and one for the WebSocket it upgrades to.
+pub(crate) const CONNECTIONS_PER_SESSION: usize = 3;
 
 /// The count per address; an [`IpSlot`] gives its place back on drop.
 #[derive(Default)]

@@ -249,4 +249,66 @@ mod tests {
             .expect("the writer gives up within the grace")
             .unwrap();
     }
+
+    /// Records each write call's bytes.
+    #[derive(Default, Clone)]
+    struct Recorder(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connect_answer_goes_out_in_a_write_of_its_own() {
+        let (tx, rx) = outbox(16);
+        tx.send(EncodedPacket::raw("0{}".into()), false).unwrap();
+        tx.send_alone(EncodedPacket::raw("40{}".into())).unwrap();
+        tx.send(EncodedPacket::raw("42[\"hello\"]".into()), false)
+            .unwrap();
+        tx.send(EncodedPacket::raw("42[\"again\"]".into()), false)
+            .unwrap();
+        let recorder = Recorder::default();
+        let writer = tokio::spawn(write_loop(
+            recorder.clone(),
+            rx,
+            Arc::new(Control::default()),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tx.close(CloseReason::NORMAL);
+        tokio::time::timeout(CLOSE_GRACE * 2, writer)
+            .await
+            .expect("the writer ends")
+            .unwrap();
+        let writes = recorder.0.lock().unwrap().clone();
+        let texts: Vec<Vec<String>> = writes
+            .iter()
+            .map(|w| {
+                frames(w)
+                    .into_iter()
+                    .map(|(_, p)| String::from_utf8_lossy(&p).into_owned())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(texts[0], ["0{}", "40{}"], "{texts:?}");
+        assert_eq!(texts[1], ["42[\"hello\"]", "42[\"again\"]"], "{texts:?}");
+    }
 }

@@ -105,7 +105,8 @@ pub(crate) struct PollingSession {
     /// Set while a WebSocket probes the session: a held GET answers `6` (noop) at once, so
     /// the client stops polling and sends the upgrade.
     probing: watch::Sender<bool>,
-    /// Signalled when a GET gives the outbox receiver back.
+    /// Signalled when a GET gives the outbox receiver back or a POST ends (what the upgrade
+    /// waits for).
     returned: Notify,
 }
 
@@ -142,6 +143,7 @@ struct PostClaim<'s>(&'s PollingSession);
 impl Drop for PostClaim<'_> {
     fn drop(&mut self) {
         lock(&self.0.state).post_busy = false;
+        self.0.returned.notify_one();
     }
 }
 

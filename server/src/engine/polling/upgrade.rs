@@ -3,7 +3,8 @@
 //! The client sends `2probe` over the new WebSocket; the server answers `3probe` and makes
 //! the held GET answer `6`, so the client stops polling; the client sends `5` (upgrade). Then
 //! the WebSocket writer takes the session's outbox receiver (once the last GET has given it
-//! back) and the session's reader reads the WebSocket, after any frames POSTs carried before.
+//! back and no POST is under way) and the session's reader reads the WebSocket, after the
+//! frames POSTs carried before.
 //! What the last GET took went out in its answer, which the client handles before it sends `5`;
 //! the rest goes out over the WebSocket, in order, once. A probe that fails (other frames, a
 //! timeout: the handshake timeout) leaves the session polling; a second WebSocket for the
@@ -100,14 +101,17 @@ where
     matches!(ws.next().await, Some(Ok(Message::Text(t))) if t.as_str() == want)
 }
 
-/// Waits until no GET holds the session's outbox receiver and takes it for the WebSocket;
-/// from then on HTTP requests with the sid get 400.
+/// Waits until no GET holds the session's outbox receiver and no POST is under way (its
+/// frames must reach the reader before the switch), and takes the receiver for the
+/// WebSocket; from then on HTTP requests with the sid get 400.
 async fn take_receiver(session: &PollingSession) -> OutboxReceiver {
     loop {
         let returned = session.returned.notified();
         {
             let mut state = lock(&session.state);
-            if let Some(rx) = state.rx.take() {
+            if !state.post_busy
+                && let Some(rx) = state.rx.take()
+            {
                 state.phase = Phase::Upgraded;
                 return rx;
             }
