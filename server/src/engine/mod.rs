@@ -30,6 +30,9 @@
 //! that connection only, with a WebSocket close reason. Refused without closing: a CONNECT
 //! beyond `max_namespaces` (CONNECT_ERROR) and an event over the rate limit (error ack or
 //! `notice`). Refused before the upgrade: more than `max_connections_per_ip` (HTTP 429).
+//! A long-polling session ends for the same causes, and also for a second concurrent GET or
+//! POST, a POST body that is not a payload (400) or over `max_payload` (413), or a GET answer
+//! the client does not take.
 
 pub mod adapter;
 pub mod broadcast;
@@ -91,6 +94,9 @@ impl PartialEq for Sid {
 impl Eq for Sid {}
 
 impl Sid {
+    /// 20 characters of a 64-letter alphabet from the thread's CSPRNG (`rand`'s `ThreadRng`,
+    /// ChaCha reseeded from the OS): 120 bits. A polling session's sid is the credential of
+    /// its requests, so it must not be guessable (nor logged).
     pub fn random() -> Sid {
         use rand::Rng;
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
