@@ -166,27 +166,25 @@ where
         return Err(None);
     }
     let body: Vec<u8> = buf.drain(..len).collect();
-    let frames = decode(&body).ok_or_else(|| {
+    // Checked whole first, so a bad body hands nothing to the session; then decoded one
+    // packet at a time, so a body of many tiny packets never exists as many messages at once.
+    let Some(text) = std::str::from_utf8(&body)
+        .ok()
+        .filter(|t| payload::decode(t).all(|p| p.is_ok()))
+    else {
         session.outbox.close(CloseReason::PARSE_ERROR);
-        Some(HandshakeError::BAD_REQUEST)
-    })?;
-    for frame in frames {
+        return Err(Some(HandshakeError::BAD_REQUEST));
+    };
+    for part in payload::decode(text) {
+        let frame = match part {
+            Ok(Decoded::Text(t)) => Message::Text(Utf8Bytes::from(t)),
+            Ok(Decoded::Binary(b)) => Message::Binary(Bytes::from(b)),
+            Err(_) => return Err(Some(HandshakeError::BAD_REQUEST)),
+        };
         if session.feed.send(Feed::Frame(frame)).await.is_err() {
             // The session ended meanwhile.
             return Err(Some(HandshakeError::SESSION_UNKNOWN));
         }
     }
     Ok("ok".to_owned())
-}
-
-/// The frames of a POST body; `None` when it is not a valid payload (not UTF-8, an empty
-/// packet, bad base64).
-fn decode(body: &[u8]) -> Option<Vec<Message>> {
-    let text = std::str::from_utf8(body).ok()?;
-    payload::decode(text)
-        .map(|part| match part.ok()? {
-            Decoded::Text(t) => Some(Message::Text(Utf8Bytes::from(t))),
-            Decoded::Binary(b) => Some(Message::Binary(Bytes::from(b))),
-        })
-        .collect()
 }
