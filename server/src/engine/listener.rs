@@ -249,6 +249,8 @@ where
                     _ => return,
                 }
                 let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
+                // Given back now: the connection's task lives as long as the connection.
+                drop(std::mem::take(&mut buf));
                 let info = Arc::new(ConnectionInfo::new(
                     Sid::random(),
                     remote,
@@ -263,6 +265,7 @@ where
                 // The session counts for its address already; this connection becomes its
                 // transport.
                 let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
+                drop(std::mem::take(&mut buf));
                 Box::pin(polling::upgrade(engine, stream, leftover, &sid, upgrade)).await;
                 return;
             }
