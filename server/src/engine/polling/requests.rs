@@ -12,7 +12,7 @@ use chat_protocol::payload::{self, Decoded, Part};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::{Feed, PollingSession, session};
+use super::{Feed, HeldReceiver, PollingSession, session};
 use crate::engine::Engine;
 use crate::engine::http_io::{answer_text, read_body, refuse};
 use crate::engine::outbox::{CloseReason, EncodedPacket};
@@ -48,14 +48,19 @@ where
         refuse(stream, &HandshakeError::SESSION_UNKNOWN, limit).await;
         return false;
     };
+    // A GET holds the session's outbox receiver until its answer is written: a second GET
+    // meanwhile is a concurrent one, and an upgrade waits for the answer to be out.
     let answered = match req.method {
-        PollMethod::Get => get(engine, &session, stream, buf).await,
-        PollMethod::Post => post(engine, &session, req.content_length, stream, buf).await,
+        PollMethod::Get => get(engine, &session, stream, buf).await.map(Some),
+        PollMethod::Post => post(engine, &session, req.content_length, stream, buf)
+            .await
+            .map(|()| None),
     };
     match answered {
-        Ok(body) => {
-            let sent = answer_text(stream, &body, req.keep_alive, limit).await;
-            if !sent && req.method == PollMethod::Get {
+        Ok(held) => {
+            let body = held.as_ref().map_or("ok", |(body, _)| body.as_str());
+            let sent = answer_text(stream, body, req.keep_alive, limit).await;
+            if !sent && held.is_some() {
                 // The packets taken for this answer did not reach the client: the session
                 // cannot go on without a gap.
                 session.outbox.close(CloseReason {
@@ -63,6 +68,7 @@ where
                     reason: "transport error",
                 });
             }
+            drop(held);
             sent && req.keep_alive
         }
         Err(Some(refusal)) => {
@@ -80,13 +86,14 @@ type Refused = Option<HandshakeError>;
 
 /// A held GET: waits until the session has packets to send, is closed or is being probed by
 /// a WebSocket, and returns the payload: what is queued (up to `max_payload` bytes), then `6`
-/// during a probe, or `1` once the session is closed and all is sent.
-async fn get<S>(
+/// during a probe, or `1` once the session is closed and all is sent; with the receiver,
+/// given back when the answer is written.
+async fn get<'s, S>(
     engine: &Engine,
-    session: &PollingSession,
+    session: &'s PollingSession,
     stream: &mut S,
     buf: &mut Vec<u8>,
-) -> Result<String, Refused>
+) -> Result<(String, HeldReceiver<'s>), Refused>
 where
     S: AsyncRead + Unpin,
 {
@@ -130,7 +137,7 @@ where
         // Woken with nothing to send (a probe given up): a noop keeps the client polling.
         payload::encode([Part::Text("6")], &mut body);
     }
-    Ok(body)
+    Ok((body, held))
 }
 
 /// A packet's parts in a payload: its text, then its attachments.
@@ -157,7 +164,7 @@ async fn post<S>(
     len: usize,
     stream: &mut S,
     buf: &mut Vec<u8>,
-) -> Result<String, Refused>
+) -> Result<(), Refused>
 where
     S: AsyncRead + Unpin,
 {
@@ -186,5 +193,5 @@ where
             return Err(Some(HandshakeError::SESSION_UNKNOWN));
         }
     }
-    Ok("ok".to_owned())
+    Ok(())
 }
