@@ -558,3 +558,61 @@ async fn connections_count_per_ip_apart_from_sessions() {
     // The session itself is unaffected.
     assert_eq!(p.call("/", "echo-ack", vec![json!(1)]).await, [json!(1)]);
 }
+
+#[tokio::test]
+async fn shutdown_answers_the_held_get_and_waits_for_every_session() {
+    let s = start_default().await;
+    let mut p = polling_client(s.addr()).await;
+    let path = p.path();
+    p.get.send("GET", &path, None).await;
+    // A second session, never polled, and an idle kept-alive connection.
+    let mut idle = Http::connect(s.addr()).await;
+    assert_eq!(
+        idle.request("GET", &engine_path(None), None).await.status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let common::engine_app::TestServer { server, .. } = s;
+    tokio::time::timeout(RECV_TIMEOUT, server.shutdown())
+        .await
+        .expect("shutdown waits for no client");
+    let r = p.get.response().await;
+    assert_eq!(decode_payload(&r.body).last(), Some(&Ok("1".to_owned())));
+    assert!(idle.closed().await);
+}
+
+#[tokio::test]
+async fn an_upgrade_waits_for_a_post_under_way_and_keeps_its_packets_first() {
+    let s = start_default().await;
+    let mut p = polling_client(s.addr()).await;
+    let path = p.path();
+    let body = br#"420["echo-ack","first"]"#;
+    p.post
+        .tcp
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    p.post.tcp.write_all(&body[..5]).await.unwrap();
+    let mut ws = upgrade_socket(s.addr(), &p.sid).await;
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(ws_text(&mut ws).await, "3probe");
+    ws.send(Message::text("5")).await.unwrap();
+    ws.send(Message::text(r#"421["echo-ack","second"]"#))
+        .await
+        .unwrap();
+    // Nothing moves while the POST is under way...
+    let early = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
+    assert!(early.is_err(), "{early:?}");
+    // ...then its packet is handled first, and the WebSocket's after it.
+    p.post.tcp.write_all(&body[5..]).await.unwrap();
+    let r = p.post.response().await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+    assert_eq!(ws_text(&mut ws).await, r#"430["first"]"#);
+    assert_eq!(ws_text(&mut ws).await, r#"431["second"]"#);
+}
