@@ -374,7 +374,7 @@ async fn a_second_concurrent_get_gets_400_and_closes_the_session() {
     let mut p = polling_client(s.addr()).await;
     let path = p.path();
     p.get.send("GET", &path, None).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut second = Http::connect(s.addr()).await;
     let r = second.request("GET", &path, None).await;
     assert_eq!(r.status, 400, "{r:?}");
@@ -397,7 +397,7 @@ async fn a_second_concurrent_post_gets_400_and_closes_the_session() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // ...and another one.
     let mut second = Http::connect(s.addr()).await;
     let r = second.request("POST", &path, Some(b"6")).await;
@@ -571,7 +571,7 @@ async fn shutdown_answers_the_held_get_and_waits_for_every_session() {
         idle.request("GET", &engine_path(None), None).await.status,
         200
     );
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let common::engine_app::TestServer { server, .. } = s;
     tokio::time::timeout(RECV_TIMEOUT, server.shutdown())
         .await
