@@ -616,3 +616,19 @@ async fn an_upgrade_waits_for_a_post_under_way_and_keeps_its_packets_first() {
     assert_eq!(ws_text(&mut ws).await, r#"430["first"]"#);
     assert_eq!(ws_text(&mut ws).await, r#"431["second"]"#);
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_on_its_held_get_ends_the_session() {
+    let s = start_default().await;
+    let mut p = polling_client(s.addr()).await;
+    let path = p.path();
+    p.get.send("GET", &path, None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(std::mem::replace(&mut p.get, Http::connect(s.addr()).await));
+    let deadline = tokio::time::Instant::now() + RECV_TIMEOUT;
+    while s.server.engine().polling_sessions() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "session not closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_closed(&mut p, &s).await;
+}

@@ -117,6 +117,16 @@ impl CloseReason {
         code: 1008,
         reason: "rate limit exceeded",
     };
+    /// The transport went away (a polling client hung up on its held GET).
+    pub const TRANSPORT_CLOSE: CloseReason = CloseReason {
+        code: 1006,
+        reason: "transport close",
+    };
+    /// The transport failed (a polling answer the client did not take).
+    pub const TRANSPORT_ERROR: CloseReason = CloseReason {
+        code: 1006,
+        reason: "transport error",
+    };
     pub const FORCED: CloseReason = CloseReason {
         code: 1008,
         reason: "forced close",

@@ -63,10 +63,7 @@ where
             if !sent && held.is_some() {
                 // The packets taken for this answer did not reach the client: the session
                 // cannot go on without a gap.
-                session.outbox.close(CloseReason {
-                    code: 1006,
-                    reason: "transport error",
-                });
+                session.outbox.close(CloseReason::TRANSPORT_ERROR);
             }
             drop(held);
             sent && req.keep_alive
@@ -114,10 +111,14 @@ where
                     break;
                 }
             }
-            // The client hanging up while its GET waits leaves the packets queued for the
-            // next one. (Bytes it sends meanwhile are the next request; kept, up to a head.)
+            // A client that hangs up while its GET waits is gone (a closed tab): the session
+            // ends, as with the reference server, rather than wait for the ping timeout.
+            // (Bytes it sends meanwhile are the next request; kept, up to a head.)
             read = stream.read(&mut chunk), if buf.len() < MAX_HEAD => match read {
-                Ok(0) | Err(_) => return Err(None),
+                Ok(0) | Err(_) => {
+                    session.outbox.close(CloseReason::TRANSPORT_CLOSE);
+                    return Err(None);
+                }
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             },
         }
