@@ -149,15 +149,19 @@ pub struct EngineConfig {
     /// How long the client has to answer a ping with a pong.
     pub ping_timeout: Duration,
     /// The largest message (and frame) accepted, in bytes; above it the connection is closed
-    /// with code 1009.
+    /// with code 1009. Also the largest long-polling POST body (above: HTTP 413 and the
+    /// session closed) and about the most a GET answer carries.
     pub max_payload: usize,
     /// How long a new connection may go without connecting to any namespace.
     pub connect_timeout: Duration,
-    /// How long a client may take to send its HTTP upgrade request.
+    /// How long a client may take to send an HTTP request head (the upgrade request, each
+    /// long-polling request, also on a kept-alive connection), a POST body, or a WebSocket
+    /// upgrade's probe; also the bound on writing an HTTP answer.
     pub handshake_timeout: Duration,
     /// Packets queued per connection before a non-volatile packet closes it (slow consumer).
     pub outbox_capacity: usize,
-    /// Open connections at most; further ones wait in the accept queue.
+    /// Open connections at most; further ones wait in the accept queue. Also the most
+    /// long-polling sessions open at once (a handshake beyond: HTTP 503).
     pub max_connections: usize,
     /// The largest single WebSocket frame accepted, in bytes (a message may be fragmented
     /// into several frames up to `max_payload`); above it the connection is closed with 1009.
@@ -168,8 +172,9 @@ pub struct EngineConfig {
     /// Longest namespace name accepted in a CONNECT; a longer one gets CONNECT_ERROR
     /// `{"message":"Invalid namespace"}` before any pattern is tried.
     pub max_namespace_len: usize,
-    /// Open connections from one IP address at most; beyond it the upgrade request gets
-    /// HTTP 429 with `{"code":4,"message":"Too many connections"}`.
+    /// Open sessions (WebSocket or long-polling) from one IP address at most, and three times
+    /// as many TCP connections; beyond, the request gets HTTP 429 with
+    /// `{"code":4,"message":"Too many connections"}`.
     pub max_connections_per_ip: usize,
     /// Rate limit on inbound CONNECT and EVENT packets, per connection: a token bucket of
     /// `rate_burst` tokens refilled at `rate_per_sec`. An event over the limit is not handled:
