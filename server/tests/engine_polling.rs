@@ -632,3 +632,48 @@ async fn a_client_that_hangs_up_on_its_held_get_ends_the_session() {
     }
     assert_closed(&mut p, &s).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_holds_over_polling_across_one_post() {
+    let s = start(EngineConfig {
+        rate_burst: 2,
+        rate_per_sec: 1,
+        ..Default::default()
+    })
+    .await;
+    let mut p = polling_client(s.addr()).await;
+    // The CONNECT took one token; of three events in one POST, the first has the other, the
+    // second is refused, and the third waits for the next token (reading pauses).
+    p.send_parts(&[
+        Ok(r#"420["echo-ack","a"]"#),
+        Ok(r#"421["echo-ack","b"]"#),
+        Ok(r#"422["echo-ack","c"]"#),
+    ])
+    .await;
+    let mut acks = Vec::new();
+    while acks.len() < 3 {
+        acks.push(p.recv_text().await);
+    }
+    assert_eq!(
+        acks,
+        [
+            r#"430["a"]"#,
+            r#"431[{"error":"rate limit exceeded"}]"#,
+            r#"432["c"]"#
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_that_never_connects_a_namespace_is_closed_at_the_connect_timeout() {
+    let s = start(EngineConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let mut p = PollingClient::connect(s.addr()).await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(p.poll().await, [Ok("1".to_owned())]);
+    assert!(started.elapsed() >= Duration::from_millis(280));
+    assert_closed(&mut p, &s).await;
+}
