@@ -9,9 +9,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::debug;
 
-use crate::engine::buffers::{KEEP_CONTROL, KEEP_GATHER, MAX_BATCH, QUIET};
-use crate::engine::outbox::{CloseReason, EncodedPacket, Next, OutboxReceiver};
-use crate::engine::wire::{self, Control};
+use crate::buffers::{KEEP_CONTROL, KEEP_GATHER, MAX_BATCH, QUIET};
+use crate::outbox::{CloseReason, EncodedPacket, Next, OutboxReceiver};
+use crate::wire::{self, Control};
 
 /// How long the writer may spend sending the close frame to a peer that is not reading (it
 /// must first drain what the kernel already buffered for it).
@@ -173,7 +173,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outbox::outbox;
+    use crate::outbox::outbox;
 
     /// The frames (opcode, payload) in `bytes`, which must hold whole unmasked frames.
     fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {

@@ -1,5 +1,5 @@
 //! The per-connection rate limit on CONNECT and EVENT packets: a token bucket. Over it the
-//! packet is refused (the application's [`RateLimitReplies`](crate::engine::RateLimitReplies)
+//! packet is refused (the application's [`RateLimitReplies`](crate::RateLimitReplies)
 //! say how) and the reader pauses until the next token, so a flooding client is slowed by
 //! its own TCP window; a sustained flood is closed.
 
@@ -7,7 +7,7 @@ use chat_protocol::socket_io::Packet;
 use tokio::time::Instant;
 
 use super::{Close, Connection};
-use crate::engine::outbox::CloseReason;
+use crate::outbox::CloseReason;
 
 /// A token bucket: `burst` tokens, refilled at `rate` per second. A rate of 0 disables it.
 pub(super) struct TokenBucket {

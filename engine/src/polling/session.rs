@@ -9,11 +9,11 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::inbound::Inbound;
 use super::{Phase, PollingSession, State};
-use crate::engine::connection::Connection;
-use crate::engine::namespace::{ConnectionInfo, Transport};
-use crate::engine::outbox::outbox;
-use crate::engine::per_ip::{IpSlot, PerIp};
-use crate::engine::{Engine, Sid};
+use crate::connection::Connection;
+use crate::namespace::{ConnectionInfo, Transport};
+use crate::outbox::outbox;
+use crate::per_ip::{IpSlot, PerIp};
+use crate::{Engine, Sid};
 
 /// Frames waiting for the session's reader; a POST with more waits for room.
 const FEED_CAPACITY: usize = 16;

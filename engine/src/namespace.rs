@@ -427,8 +427,8 @@ impl Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::LocalAdapter;
-    use crate::engine::outbox::outbox;
+    use crate::LocalAdapter;
+    use crate::outbox::outbox;
 
     fn make(name: &str, registry: Option<&Arc<Registry>>, handlers: &Arc<Handlers>) -> Namespace {
         let factory: AdapterFactory =

@@ -13,10 +13,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{Feed, HeldReceiver, PollingSession, session};
-use crate::engine::Engine;
-use crate::engine::http_io::{answer_text, read_body, refuse};
-use crate::engine::outbox::{CloseReason, EncodedPacket};
-use crate::engine::per_ip::PerIp;
+use crate::Engine;
+use crate::http_io::{answer_text, read_body, refuse};
+use crate::outbox::{CloseReason, EncodedPacket};
+use crate::per_ip::PerIp;
 
 /// Serves one polling request whose head is at the start of `buf` (`req` parsed from it),
 /// answers it, and drains it (head and body) from `buf`. `true`: the connection may carry

@@ -1,4 +1,11 @@
-//! The realtime engine: a Socket.IO v5 server over WebSocket, independent of the chat.
+//! `chat-engine`: a Socket.IO v5 server over Engine.IO v4 (WebSocket and HTTP long-polling,
+//! with the upgrade), independent of any application: it imports only `chat-protocol`'s wire
+//! codecs, and nothing above the Engine.IO session knows which transport a session uses.
+//! `chat-server` re-exports it as `chat_server::engine`.
+//!
+//! Where to add things: a protocol-level behaviour goes in `connection/` (both transports
+//! run its reader), a transport's own in `listener.rs`/`polling/`, a fan-out one behind the
+//! [`Adapter`] seam.
 //!
 //! One layer per file:
 //! - [`listener`]: accepts TCP, reads each request head and routes it: a WebSocket upgrade
@@ -395,7 +402,10 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a std `Mutex` held only for a short section that never crosses an `.await`, taking
+/// over a poisoned one (as the engine's `RwLock` helpers do). Public because the application built
+/// on the engine (the chat) keeps its own short-held state by the same rule.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -21,13 +21,13 @@ use futures_util::StreamExt;
 
 use super::inbound::Upgraded;
 use super::{Feed, Phase, PollingSession};
-use crate::engine::Engine;
-use crate::engine::connection::write_loop;
-use crate::engine::http_io::refuse;
-use crate::engine::lock;
-use crate::engine::namespace::Transport;
-use crate::engine::outbox::OutboxReceiver;
-use crate::engine::wire::{self, websocket_config};
+use crate::Engine;
+use crate::connection::write_loop;
+use crate::http_io::refuse;
+use crate::lock;
+use crate::namespace::Transport;
+use crate::outbox::OutboxReceiver;
+use crate::wire::{self, websocket_config};
 
 /// Upgrades the session `sid` to the WebSocket whose request `upgrade` is (not yet answered);
 /// `leftover`: bytes read past the request head.
