@@ -32,6 +32,16 @@ pub enum Command {
         to: String,
         text: String,
     },
+    /// `/query <nick> [text]`: open (and switch to) a direct conversation, sending the text
+    /// if there is one.
+    Query {
+        to: String,
+        text: Option<String>,
+    },
+    /// `/close`: close the current window (a room is left).
+    Close,
+    /// `/clear`: empty the current window (here only; nothing is deleted on the server).
+    Clear,
     /// `/me <text>`: an action in the current room.
     Me(String),
     /// `/who [room]`.
@@ -96,6 +106,17 @@ pub const COMMANDS: &[CommandInfo] = &[
     ),
     cmd("nick", "/nick <nick>", "change your nick"),
     cmd("msg", "/msg <nick> <text>", "send a direct message"),
+    cmd(
+        "query",
+        "/query <nick> [text]",
+        "open a direct conversation (and send the text)",
+    ),
+    cmd(
+        "close",
+        "/close",
+        "close the current window (leaving a room)",
+    ),
+    cmd("clear", "/clear", "empty the current window (here only)"),
     cmd("me", "/me <text>", "send an action to the current room"),
     cmd("who", "/who [room]", "list the members of a room"),
     cmd("rooms", "/rooms", "list the rooms of the current namespace"),
@@ -176,7 +197,7 @@ pub fn parse(line: &str) -> Result<Input, ParseError> {
             (Some(nick), None) => Command::Nick(nick.to_owned()),
             _ => return Err(ParseError::Usage("/nick <nick>")),
         },
-        "msg" | "query" => {
+        "msg" => {
             let (to, text) = split_first_word(args);
             if to.is_empty() || text.is_empty() {
                 return Err(ParseError::Usage("/msg <nick> <text>"));
@@ -186,6 +207,24 @@ pub fn parse(line: &str) -> Result<Input, ParseError> {
                 text: text.to_owned(),
             }
         }
+        "query" | "q" => {
+            let (to, text) = split_first_word(args);
+            if to.is_empty() {
+                return Err(ParseError::Usage("/query <nick> [text]"));
+            }
+            Command::Query {
+                to: to.to_owned(),
+                text: (!text.is_empty()).then(|| text.to_owned()),
+            }
+        }
+        "close" | "wc" => match words.next() {
+            None => Command::Close,
+            Some(_) => return Err(ParseError::Usage("/close")),
+        },
+        "clear" => match words.next() {
+            None => Command::Clear,
+            Some(_) => return Err(ParseError::Usage("/clear")),
+        },
         "me" => {
             if args.is_empty() {
                 return Err(ParseError::Usage("/me <text>"));

@@ -1,6 +1,10 @@
 //! Command-line arguments and the config file, merged into [`Settings`]. Flags win over the
 //! file, the file over the defaults.
 //!
+//! Besides the flags, `chat completions <shell>` and `chat manpage` ([`Action`]) print a
+//! completion script or the man page, made from [`Args`] itself, and exit; they take none of
+//! the flags (`args_conflicts_with_subcommands`).
+//!
 //! The file is TOML, by default `<config dir>/chat/config.toml` (`dirs::config_dir()`):
 //!
 //! ```toml
@@ -13,7 +17,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 use serde::Deserialize;
 
 use crate::theme::ThemeName;
@@ -22,8 +27,11 @@ pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:7878";
 
 /// `chat`: a terminal client for the chat server (Socket.IO over WebSocket).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chat", version, about)]
+#[command(name = "chat", version, about, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// Instead of chatting: print a completion script or the man page.
+    #[command(subcommand)]
+    pub action: Option<Action>,
     /// Server address [default: ws://127.0.0.1:7878]
     #[arg(long, value_name = "ws://HOST:PORT")]
     pub server: Option<String>,
@@ -63,6 +71,34 @@ pub struct Args {
     /// Log file [default: chat/chat.log in the user state or cache dir]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+}
+
+/// What `chat` can do instead of chatting (`main.rs` runs it and exits).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Action {
+    /// Print a shell completion script (e.g. chat completions bash > ~/.local/share/bash-completion/completions/chat)
+    Completions {
+        /// The shell to complete for
+        shell: Shell,
+    },
+    /// Print the man page in roff (e.g. chat manpage > chat.1)
+    Manpage,
+}
+
+impl Action {
+    /// Writes the completion script or the man page, made from [`Args`].
+    pub fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match self {
+            Action::Completions { shell } => {
+                // `generate` panics on a write error (`| head`): write the whole script here.
+                let mut buf = Vec::new();
+                clap_complete::generate(*shell, &mut Args::command(), "chat", &mut buf);
+                out.write_all(&buf)?;
+            }
+            Action::Manpage => clap_mangen::Man::new(Args::command()).render(out)?,
+        }
+        out.flush()
+    }
 }
 
 /// The config file's keys.
@@ -137,6 +173,40 @@ pub fn load_file(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
 }
 
 /// Merges flags, file and defaults.
+/// Refuses a server address that could never connect, at start rather than by retrying
+/// forever: a scheme other than `ws://`, `wss://` and their aliases `http://` and `https://`
+/// (the URLs a browser or the JavaScript client uses), no host, or a port that is not one.
+fn check_server(server: &str) -> anyhow::Result<()> {
+    let trimmed = server.trim();
+    let rest = match trimmed.split_once("://") {
+        Some((scheme, rest)) => {
+            if !["ws", "wss", "http", "https"].contains(&scheme.to_ascii_lowercase().as_str()) {
+                bail!(
+                    "--server {server:?}: unknown scheme {scheme:?}: use ws://, wss://, http:// or https://"
+                );
+            }
+            rest
+        }
+        None => trimmed,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // `[::1]:7878`, `host:7878`, `host`.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, _)) if !host.ends_with(']') && host.contains(':') => (authority, None),
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    if host.is_empty() || host == "[]" {
+        bail!("--server {server:?}: no host (e.g. ws://127.0.0.1:7878)");
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        bail!("--server {server:?}: {port:?} is not a port");
+    }
+    Ok(())
+}
+
 pub fn resolve(args: Args, file: FileConfig) -> anyhow::Result<Settings> {
     let nick = args
         .nick
@@ -169,11 +239,13 @@ pub fn resolve(args: Args, file: FileConfig) -> anyhow::Result<Settings> {
     if namespaces.is_empty() {
         namespaces.push(("/".to_owned(), None));
     }
+    let server = args
+        .server
+        .or(file.server)
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    check_server(&server)?;
     Ok(Settings {
-        server: args
-            .server
-            .or(file.server)
-            .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+        server,
         nick,
         password: args.password,
         token: args.token,
@@ -194,6 +266,35 @@ mod tests {
         let mut v = vec!["chat"];
         v.extend_from_slice(list);
         Args::parse_from(v)
+    }
+
+    #[test]
+    fn server_addresses_are_checked_at_start() {
+        for good in [
+            "ws://127.0.0.1:7878",
+            "wss://chat.example:443/",
+            "http://127.0.0.1:7878",
+            "HTTPS://chat.example",
+            "127.0.0.1:7878",
+            "ws://[::1]:7878",
+            "[::1]:7878",
+        ] {
+            let s = resolve(args(&["--server", good]), FileConfig::default());
+            assert!(s.is_ok(), "{good}: {:?}", s.err());
+        }
+        for (bad, says) in [
+            ("foo://h:1", "unknown scheme \"foo\""),
+            ("ftp://h", "unknown scheme"),
+            ("ws://", "no host"),
+            ("ws://:7878", "no host"),
+            ("ws://h:port", "\"port\" is not a port"),
+            ("h:99999", "is not a port"),
+        ] {
+            match resolve(args(&["--server", bad]), FileConfig::default()) {
+                Ok(_) => panic!("{bad} accepted"),
+                Err(e) => assert!(e.to_string().contains(says), "{bad}: {e}"),
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Layout shared by the model and the view: where each part of the screen goes
 //! ([`layout`]), the lines a window holds ([`Line`], [`LineKind`]) and how they wrap into
-//! rows at a width ([`tail_rows`], [`line_height`]). The model (`app`) uses it for scrolling
+//! rows at a width ([`tail_rows`], [`last_line_height`]). The model (`app`) uses it for scrolling
 //! and page sizes, the view (`view`) to draw; neither imports the other for it, so the
 //! rows counted when scrolling are the rows drawn.
 
@@ -42,11 +42,14 @@ pub struct Line {
     pub kind: LineKind,
 }
 
-/// What rows are drawn with: the colours and the time zone of the timestamps.
+/// What rows are drawn with: the colours, the time zone of the timestamps, and now (for
+/// which day is today).
 #[derive(Debug, Clone, Copy)]
 pub struct RowStyle<'a> {
     pub theme: &'a Theme,
     pub tz: &'a TimeZone,
+    /// Milliseconds since the Unix epoch.
+    pub now_ms: i64,
 }
 
 /// Where each part of the screen goes.
@@ -103,6 +106,40 @@ pub fn hhmm(ts_ms: i64, tz: &TimeZone) -> String {
     format!("{:02}:{:02}", secs / 3600, (secs / 60) % 60)
 }
 
+/// The local date of a millisecond timestamp in time zone `tz`.
+pub fn local_date(ts_ms: i64, tz: &TimeZone) -> jiff::civil::Date {
+    jiff::Timestamp::from_millisecond(ts_ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(tz.clone())
+        .date()
+}
+
+/// "Sunday 6 December 2026".
+pub fn long_date(date: jiff::civil::Date) -> String {
+    date.strftime("%A %-d %B %Y").to_string()
+}
+
+/// The day line that goes above line `i` of `lines`, if any: where the day changes from the
+/// line before, and above the first line when that is not of today. So a window of today's
+/// lines has none, and history from earlier days says which day each part is from.
+fn day_row(style: &RowStyle, lines: &[Line], i: usize, width: usize) -> Option<Row> {
+    let day = local_date(lines.get(i)?.ts, style.tz);
+    let before = match i.checked_sub(1) {
+        Some(p) => local_date(lines[p].ts, style.tz),
+        None => local_date(style.now_ms, style.tz),
+    };
+    if day == before {
+        return None;
+    }
+    let label = format!("── {} ", long_date(day));
+    let rest = width.saturating_sub(label.width());
+    let mut text = format!("{label}{}", "─".repeat(rest));
+    if label.width() > width {
+        text = text.chars().take(width).collect();
+    }
+    Some(Row::styled(text, style.theme.info))
+}
+
 /// Splits `text` into rows: the first at most `first` columns wide, the rest at most
 /// `rest`. Breaks at spaces; a word longer than a row is cut between characters.
 pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
@@ -146,9 +183,15 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
     rows
 }
 
-/// How many rows one line takes in a message pane `width` columns wide.
-pub fn line_height(style: &RowStyle, line: &Line, width: u16) -> usize {
-    line_rows(style, line, usize::from(width)).len()
+/// How many rows the last line of `lines` takes in a message pane `width` columns wide (its
+/// day line included).
+pub fn last_line_height(style: &RowStyle, lines: &[Line], width: u16) -> usize {
+    let Some(i) = lines.len().checked_sub(1) else {
+        return 0;
+    };
+    let width = usize::from(width);
+    line_rows(style, &lines[i], width).len()
+        + usize::from(day_row(style, lines, i, width).is_some())
 }
 
 /// The rows one line of a window takes at `width` columns.
@@ -223,7 +266,7 @@ fn marker_row(style: &RowStyle, width: usize) -> Row {
 }
 
 /// Every row of a window's `lines` at `width` columns, the read marker (before line
-/// `marker`) included.
+/// `marker`) and the day lines included.
 pub fn wrapped_rows(
     style: &RowStyle,
     lines: &[Line],
@@ -249,6 +292,9 @@ pub fn tail_rows(
         let mut rows = line_rows(style, line, width);
         if marker == Some(i) {
             rows.insert(0, marker_row(style, width));
+        }
+        if let Some(day) = day_row(style, lines, i, width) {
+            rows.insert(0, day);
         }
         count += rows.len();
         chunks.push(rows);

@@ -223,8 +223,11 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
             ConnState::Online => "online".to_owned(),
             ConnState::Connecting { attempt: 0 } => "connecting...".to_owned(),
             ConnState::Connecting { attempt } => format!("reconnecting (try {})", attempt + 1),
-            ConnState::Offline { retry_in, .. } => {
-                format!("offline, retry in {:.0} s", retry_in.as_secs_f64().ceil())
+            ConnState::Offline { retry_in, reason } => {
+                format!(
+                    "offline ({reason}), retry in {:.0} s",
+                    retry_in.as_secs_f64().ceil()
+                )
             }
         };
         let lag = match app.lag {

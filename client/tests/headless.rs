@@ -805,3 +805,94 @@ async fn forged_events_are_escaped_without_a_server() {
     .await;
     assert!(ok, "{out}");
 }
+
+/// `/query` opens an empty conversation (and sends a text when given one); the window
+/// follows its peer's nick change, so sending from it reaches the renamed peer; a message
+/// that cannot be sent keeps its text; `/clear` and `/close` act on any window, a second
+/// namespace's included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_follow_nick_changes_and_windows_close() {
+    let server = start_server(&[]).await;
+    let server_url = url(server.local_addr());
+    let alice = Client::start(&server_url, "alice", &[]);
+    let bob = Client::start(&server_url, "bob", &[]);
+    alice.line("/join #general");
+    alice.wait_for("[/ #general] -- you joined #general").await;
+    bob.line("/join #general");
+    alice.wait_for("bob joined #general").await;
+    alice.line("/query bob");
+    alice.line("hello from the query window");
+    bob.wait_for("[/ @alice] <alice> hello from the query window")
+        .await;
+    bob.line("/nick robert");
+    alice
+        .wait_for("[/ @robert] -- bob is now known as robert")
+        .await;
+    // Still the active window, now with robert.
+    alice.line("are you robert now?");
+    bob.wait_for("[/ @alice] <alice> are you robert now?").await;
+    alice.line("/query carol where are you");
+    alice
+        .wait_for("[/ @carol] !! message to carol not sent")
+        .await;
+    alice.wait_for("(it is back in the input line)").await;
+    alice.line("/clear");
+    alice.line("/close");
+    alice.line("/ns /side");
+    alice
+        .wait_for("[/side] -- connected to /side as alice")
+        .await;
+    alice.line("/close");
+    alice.wait_for("[/] -- you closed /side").await;
+    alice.line("/close");
+    alice
+        .wait_for("!! the last namespace stays open: /quit to leave the chat")
+        .await;
+    alice.line("/query robert");
+    alice.line("/msg robert the end");
+    bob.wait_for("[/ @alice] <alice> the end").await;
+    let (ok_a, out_a) = alice.finish().await;
+    let (ok_b, _) = bob.finish().await;
+    assert!(ok_a && ok_b, "{out_a}");
+    let renamed = out_a.find("is now known as robert").unwrap_or(0);
+    assert!(
+        !out_a[renamed..].contains("[/ @bob]"),
+        "a stale @bob window: {out_a}"
+    );
+    server.shutdown().await;
+}
+
+/// With the default reconnect delays (capped at 3 s, jittered), a server that comes back
+/// after several seconds is rejoined within about 3 s of its return, and the lost
+/// connection is one line however many attempts fail meanwhile (the status line counts
+/// them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_is_rejoined_within_about_three_seconds_with_one_line() {
+    let server = start_server(&[]).await;
+    let addr = server.local_addr();
+    let alice = Client::start_exactly(chat_client::net::NetConfig::new(&url(addr), "alice"), &[]);
+    alice.line("/join lobby");
+    alice.wait_for("you joined #lobby").await;
+    server.shutdown().await;
+    alice.wait_for("disconnected from the server").await;
+    // Down long enough for the delays to reach their cap.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let server = start_server_at(addr, &[]).await;
+    let back = std::time::Instant::now();
+    alice.wait_for("reconnected to / as alice").await;
+    let took = back.elapsed();
+    assert!(
+        took < Duration::from_millis(3600),
+        "rejoined after {took:?}"
+    );
+    let (ok, out) = alice.finish().await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.matches("disconnected from the server").count(),
+        1,
+        "{out}"
+    );
+    assert!(!out.contains("no connection"), "{out}");
+    assert!(!out.contains("os error"), "{out}");
+    server.shutdown().await;
+}

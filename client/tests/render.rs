@@ -469,3 +469,142 @@ fn hostile_text_is_escaped_and_a_newline_indents() {
         assert!(!pane(row).starts_with("09:36 <carol>"), "forged: {row}");
     }
 }
+
+/// A window whose history spans days, in a zone east of UTC (UTC+05:30, so a message at
+/// 20:00 UTC is already the next day there): a day line above the first line (not of
+/// today) and wherever the local day changes, none between lines of one day.
+#[test]
+fn day_lines_where_the_local_day_changes() {
+    // 2026-12-06 10:00 UTC, a Sunday: 15:30 in the zone.
+    let now: i64 = 1_796_551_200_000;
+    let hour = 3_600_000;
+    let namespaces = vec![("/".to_owned(), None)];
+    let mut app = App::new("ws://127.0.0.1:7878", "alice", &namespaces, Theme::dark());
+    app.clock = Clock::Fixed(now);
+    app.tz = jiff::tz::TimeZone::fixed(jiff::tz::Offset::from_seconds(5 * 3600 + 1800).unwrap());
+    app.take_commands();
+    net(&mut app, NetEvent::Up);
+    net(
+        &mut app,
+        NetEvent::NsConnected {
+            nsp: "/".into(),
+            resumed: false,
+        },
+    );
+    let at = |seq: u64, ts: i64, text: &str| ChatMessage {
+        ts,
+        ..msg("general", seq, "bob", text)
+    };
+    join(
+        &mut app,
+        "/",
+        "general",
+        &["alice", "bob"],
+        vec![
+            // Friday 4 December, 23:30 local.
+            at(1, now - 40 * hour, "friday night"),
+            // Saturday 5 December 01:30 and 05:29 local (20:00 and 23:59 UTC on the 4th).
+            at(2, now - 38 * hour, "after midnight there"),
+            at(3, now - 34 * hour - 60_000, "still saturday"),
+            // Sunday 6 December 05:30 local (00:00 UTC).
+            at(4, now - 10 * hour, "sunday morning"),
+        ],
+    );
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Message(ChatMessage {
+                ts: now,
+                ..msg("general", 5, "bob", "today, live")
+            }),
+        },
+    );
+    app.update(Event::Resize(80, 16));
+    let (text, _) = draw(&app, 80, 16);
+    assert_snapshot("day_lines_80x16", &text);
+    let day_rows: Vec<&str> = text.lines().filter(|l| l.contains("── ")).collect();
+    assert_eq!(day_rows.len(), 3, "{text}");
+    assert!(day_rows[0].contains("── Friday 4 December 2026"), "{text}");
+    assert!(
+        day_rows[1].contains("── Saturday 5 December 2026"),
+        "{text}"
+    );
+    assert!(day_rows[2].contains("── Sunday 6 December 2026"), "{text}");
+    let order: Vec<usize> = [
+        "Friday 4",
+        "friday night",
+        "Saturday 5",
+        "after midnight there",
+        "still saturday",
+        "Sunday 6",
+        "sunday morning",
+        "today, live",
+    ]
+    .iter()
+    .map(|s| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("{s} missing:\n{text}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    assert!(text.contains("05:29 <bob> still saturday"), "{text}");
+}
+
+/// Our own direct messages, sent from another window, never count as unread there; the
+/// peer's do.
+#[test]
+fn own_direct_messages_are_not_unread() {
+    let mut app = fixture();
+    let unread = |app: &App| {
+        app.windows
+            .iter()
+            .find(|w| w.title().contains("bob") && !w.title().contains('#'))
+            .map(|w| w.unread)
+            .unwrap_or_else(|| panic!("no DM window"))
+    };
+    let general = app.active;
+    let before = unread(&app);
+    // Sent from #general with /msg: the server's ack brings the message back.
+    let message = DirectMessage {
+        id: "d2".into(),
+        from: "alice".into(),
+        to: "bob".into(),
+        text: "mine".into(),
+        ts: T0 + 300_000,
+        action: false,
+    };
+    net(
+        &mut app,
+        NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::Dm {
+                to: "bob".into(),
+                text: "mine".into(),
+                action: false,
+            },
+            result: Ok(Reply::Dm(chat_protocol::events::DmReply {
+                message: message.clone(),
+                delivered: true,
+                queued: false,
+            })),
+            automatic: false,
+        },
+    );
+    assert_eq!(app.active, general, "the DM window was not to be shown");
+    assert_eq!(unread(&app), before, "our own DM counted as unread");
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Dm(DirectMessage {
+                id: "d3".into(),
+                from: "bob".into(),
+                to: "alice".into(),
+                text: "theirs".into(),
+                ..message
+            }),
+        },
+    );
+    assert_eq!(unread(&app), before + 1);
+}

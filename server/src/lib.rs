@@ -5,14 +5,18 @@
 //!   WebSocket and long-polling sessions, namespaces, rooms, broadcast, acks, the `Adapter`
 //!   seam). It knows nothing about chat: a crate of its own, so the compiler checks that.
 //! - [`chat`]: the chat application: nicks, rooms, messages, DMs, topics, presence, built on
-//!   engine handlers; its storage sits behind the [`chat::store::Store`] trait.
+//!   engine handlers; its storage sits behind the [`chat::store::Store`] trait (whose
+//!   [`chat::store::RoomLog`], a sequenced log per room, orders every room's messages).
 //! - [`config`]: the server configuration (flags, environment, TOML file, defaults).
+//! - [`cli`]: the binary's whole command line: the server's flags and the subcommands
+//!   (`completions`, `manpage`) beside them.
 //!
 //! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).
 //! Where to add things: a new chat event goes in `chat/handlers.rs` (and `chat-protocol`);
 //! a protocol-level behaviour goes in the engine crate's `connection/` (`engine/src`).
 
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub use chat_engine as engine;
 
@@ -57,6 +61,23 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     serve_engine_with(engine, config.listen, tls).await
 }
 
+/// What a failed bind says: the address, the cause in words, and what to do about it.
+fn listen_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => {
+            format!("cannot listen on {addr} (in use): choose another with --listen")
+        }
+        ErrorKind::AddrNotAvailable => {
+            format!("cannot listen on {addr} (no such local address): choose another with --listen")
+        }
+        ErrorKind::PermissionDenied => format!(
+            "cannot listen on {addr} (permission denied: ports below 1024 need privileges): choose another with --listen"
+        ),
+        _ => format!("cannot listen on {addr}: {e}"),
+    }
+}
+
 /// Binds `addr` and serves any engine on it (the examples use this).
 pub async fn serve_engine(engine: Engine, addr: SocketAddr) -> std::io::Result<RunningServer> {
     serve_engine_with(engine, addr, None).await
@@ -70,7 +91,7 @@ pub async fn serve_engine_with(
 ) -> std::io::Result<RunningServer> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| std::io::Error::new(e.kind(), listen_error(addr, &e)))?;
     let addr = listener.local_addr()?;
     let accept = tokio::spawn(engine::listener::serve_with(engine.clone(), listener, tls));
     Ok(RunningServer {

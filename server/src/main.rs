@@ -1,60 +1,134 @@
 //! `chat-server`: parses flags (and their environment variables), reads the optional config
-//! file, sets up logging, and runs the server until Ctrl-C or SIGTERM.
+//! file, sets up logging, and runs the server until Ctrl-C or SIGTERM. A failure to start is
+//! one line on stderr (`chat-server: what failed: why`, never a backtrace, whatever
+//! `RUST_BACKTRACE` says) and exit code 1.
+//!
+//! The command line ([`chat_server::cli`]) is the server's flags, or one subcommand instead
+//! of them: `chat-server completions <shell>` prints a completion script and
+//! `chat-server manpage` the man page, each built from the same clap command, so they list
+//! every flag there is. A subcommand takes none of the server's flags (clap's
+//! `args_conflicts_with_subcommands`), runs, and exits; no subcommand runs the server. A
+//! later subcommand (`chat-server admin <verb>`) goes beside them: a `cli::Action` variant,
+//! and its arm in [`main`].
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
-use chat_server::config::{FileConfig, ServerConfig, Settings, command};
+use chat_server::cli::{self, Action};
+use chat_server::config::{FileConfig, LogFormat, ServerConfig, Settings};
 use tracing::{info, warn};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // A log line that cannot be written (stderr is a pipe whose reader died) is dropped:
-        // by default tracing-subscriber reports it with `eprintln!`, which panics on the same
-        // broken pipe, in whichever task was logging (a connection, or the shutdown).
-        .log_internal_errors(false)
-        .init();
+fn main() -> ExitCode {
+    let matches = match Action::from(cli::command().get_matches()) {
+        Action::Serve(matches) => matches,
+        Action::Completions(shell) => {
+            let written = cli::write_completions(
+                cli::command(),
+                "chat-server",
+                shell,
+                &mut std::io::stdout(),
+            );
+            return done(written, "cannot write the completions");
+        }
+        Action::Manpage => {
+            let written = cli::write_manpage(cli::command(), &mut std::io::stdout());
+            return done(written, "cannot write the man page");
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::Error::new(e).context("cannot start the runtime")),
+    };
+    match runtime.block_on(run(matches)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// A subcommand's exit: success, or its error on one line. A reader that stopped early
+/// (`chat-server manpage | head`) is not an error.
+fn done(written: std::io::Result<()>, what: &'static str) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&anyhow::Error::new(e).context(what)),
+    }
+}
+
+/// Prints the error and its causes on one line (`{:#}` leaves the backtrace out).
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("chat-server: {e:#}");
+    ExitCode::FAILURE
+}
+
+async fn run(matches: clap::ArgMatches) -> anyhow::Result<()> {
     // Every flag, its environment variable and config key: `config::settings`.
-    let matches = command().get_matches();
     let file = match matches.get_one::<String>("config") {
         Some(path) => FileConfig::load(&PathBuf::from(path))?,
         None => FileConfig::default(),
     };
     let settings = Settings::new(&matches, file);
-    if settings.secret_on_command_line() {
+    let secret_on_command_line = settings.secret_on_command_line();
+    let config = ServerConfig::resolve(settings)?;
+    init_logging(config.log_format);
+    if secret_on_command_line {
         warn!(
             "--token-secret shows the secret to anyone who can list processes: use CHAT_TOKEN_SECRET or --token-secret-file"
         );
     }
-    let config = ServerConfig::resolve(settings)?;
+    let shutdown = shutdown_signal()?;
     let server = chat_server::start(config.clone())
         .await
         .context("cannot start")?;
     info!("listening on {}", server.local_addr());
-    shutdown_signal().await;
+    shutdown.await;
     info!("shutting down");
     server.shutdown().await;
     info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Log lines go to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON.
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr is a pipe whose reader died) is dropped:
+        // by default tracing-subscriber reports it with `eprintln!`, which panics on the same
+        // broken pipe, in whichever task was logging (a connection, or the shutdown).
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
+/// Ctrl-C or SIGTERM, listened for from the call on (not from the first poll): called before
+/// the server says where it listens, so a SIGTERM sent as soon as it does (a service manager,
+/// a test) stops it gracefully instead of killing it by the signal's default action.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            return;
-        }
+        })
     }
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -601,6 +601,15 @@ async fn a_dm_to_an_offline_registered_nick_waits_across_a_restart_until_acked()
     let first = dms_unacked(&mut bob).await;
     assert_eq!(texts(&first), ["first", "second"]);
     assert!(first.iter().all(|p| p.id.is_some()), "each asks for an ack");
+    // Once per connection: leaving the namespace and CONNECTing it again on the same
+    // connection (no new password check) does not read them again.
+    bob.send_packet(&Packet::disconnect("/")).await;
+    let p = bob
+        .connect_namespace("/", Some(json!({"nick": "bob", "password": "pw"})))
+        .await;
+    assert_eq!(p.kind, PacketKind::Connect, "{p:?}");
+    bob.wait_event("notice").await;
+    assert_eq!(texts(&dms_unacked(&mut bob).await), Vec::<String>::new());
     bob.close().await;
     // Again, and this time acknowledged.
     let mut bob = user(addr, json!({"nick": "bob", "password": "pw"})).await;

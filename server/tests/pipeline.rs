@@ -12,8 +12,8 @@ use chat_protocol::events::DirectMessage;
 use chat_protocol::socket_io::{Packet, PacketKind};
 use chat_server::ServerConfig;
 use chat_server::chat::store::{
-    AppendDone, Appended, Attach, Identity, MemoryStore, NewMessage, Publish, Store, StoreError,
-    StoreFuture,
+    AppendDone, Appended, Attach, Identity, MemoryStore, NewMessage, Publish, RoomLog, Store,
+    StoreError, StoreFuture,
 };
 use common::Client;
 use serde_json::{Value, json};
@@ -40,7 +40,7 @@ impl HeldStore {
     }
 }
 
-impl Store for HeldStore {
+impl RoomLog for HeldStore {
     fn append_then(&self, message: NewMessage, publish: Publish, done: AppendDone) {
         let slot = Arc::new(Mutex::new(None));
         let into = slot.clone();
@@ -75,6 +75,9 @@ impl Store for HeldStore {
     ) -> StoreFuture<'_, Vec<chat_protocol::events::ChatMessage>> {
         self.inner.history(namespace, room, before, limit)
     }
+}
+
+impl Store for HeldStore {
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>> {
         self.inner.topic(namespace, room)
     }

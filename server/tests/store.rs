@@ -1,13 +1,14 @@
 //! The SQLite store on its own: messages read back whether or not the log is indexed yet, a
 //! re-sent client id stored once on either side of the indexing and of a restart, the
-//! indexing a crash left undone done at open, and a database of the previous layout upgraded.
+//! indexing a crash left undone done at open, a database of the previous layout upgraded, and
+//! a file written by the landed version (a committed fixture) upgraded in place.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::time::Duration;
 
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
-use chat_server::chat::store::{Appended, NewMessage, Store};
+use chat_server::chat::store::{Appended, NewMessage, RoomLog, Store};
 
 /// Never indexes while running (only at open).
 const NEVER: IndexLimits = IndexLimits {
@@ -269,4 +270,152 @@ async fn appends_are_refused_while_indexing_fails_and_resume_after() {
     let history = texts(&store, "r", None, 100).await;
     assert_eq!(history.len(), stored + 1);
     assert_eq!(history[0], "1:m1");
+}
+
+// ------------------------------------------------------ a file written by the landed version
+
+/// `fixtures/landed-v0.db` was written by the release before the schema carried a version
+/// (commit 5ade3b8, through its `SqliteStore`, closed cleanly with its log not yet indexed):
+/// 30 messages in `/` `#general` (the even ones by alice, the odd ones by bob, each with the
+/// client id `<sender>-general-N`; message 3 an action), 5 in `#random`, 12 in `/team-1` `#ops`; the topic
+/// "the landed topic" on `#general`; the identity `Alice` (key `alice`, password `hunter2`);
+/// one direct message waiting for `carol`.
+fn landed_copy(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("chat.db");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/landed-v0.db"),
+        &path,
+    )
+    .unwrap();
+    path
+}
+
+fn user_version(path: &Path) -> u32 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_file_written_by_the_landed_version_is_upgraded_in_place_and_keeps_everything() {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    use chat_server::chat::sqlite::SCHEMA_VERSION;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = landed_copy(dir.path());
+    assert_eq!(user_version(&path), 0, "the fixture predates versions");
+    for reopen in 0..2 {
+        let store = open(&path, IndexLimits::default());
+        assert_eq!(user_version(&path), SCHEMA_VERSION, "open {reopen}");
+        let general = store.history("/", "general", None, 100).await.unwrap();
+        assert_eq!(general.len(), 30);
+        for (i, m) in general.iter().enumerate() {
+            let n = i as u64 + 1;
+            assert_eq!(m.seq, n);
+            assert_eq!(m.text, format!("general message {n}"));
+            assert_eq!(m.from, if n.is_multiple_of(2) { "alice" } else { "bob" });
+            assert_eq!(m.action, n == 3);
+        }
+        assert_eq!(
+            store.history("/", "random", None, 100).await.unwrap().len(),
+            5
+        );
+        let ops = store.history("/team-1", "ops", Some(5), 100).await.unwrap();
+        assert_eq!(ops.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(
+            store.topic("/", "general").await.unwrap().as_deref(),
+            Some("the landed topic")
+        );
+        let alice = store.identity("alice").await.unwrap().unwrap();
+        assert_eq!(alice.nick, "Alice");
+        let hash = PasswordHash::new(&alice.password_hash).unwrap();
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"hunter2", &hash)
+                .is_ok()
+        );
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"hunter3", &hash)
+                .is_err()
+        );
+        assert_eq!(store.registered_nicks().await.unwrap(), ["Alice"]);
+        let waiting = store.queued_dms("carol").await.unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(
+            (waiting[0].from.as_str(), waiting[0].text.as_str()),
+            ("Alice", "waiting for you")
+        );
+        // A client id the landed version stored is still known (a re-send is not stored twice).
+        let stored = store
+            .append(
+                NewMessage {
+                    namespace: "/".into(),
+                    room: "general".into(),
+                    from: "alice".into(),
+                    text: "general message 4".into(),
+                    action: false,
+                    cid: Some("alice-general-4".into()),
+                },
+                Box::new(|_| {}),
+            )
+            .await
+            .unwrap();
+        assert!(stored.duplicate);
+        assert_eq!(stored.message.seq, 4);
+    }
+    // New messages continue the landed numbering.
+    let store = open(&path, IndexLimits::default());
+    assert_eq!(append(&store, "general", "new", None).await.message.seq, 31);
+}
+
+#[tokio::test]
+async fn a_file_of_a_newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = landed_copy(dir.path());
+    drop(open(&path, IndexLimits::default()));
+    let newer = chat_server::chat::sqlite::SCHEMA_VERSION + 1;
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", newer)
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let error = match SqliteStore::open_with(&path, Retention::default(), IndexLimits::default()) {
+        Ok(_) => panic!("a newer schema opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        error.contains(&format!("schema version {newer}")),
+        "{error}"
+    );
+    assert!(error.contains(&path.display().to_string()), "{error}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file was changed"
+    );
+    assert_eq!(user_version(&path), newer);
+}
+
+/// Attaching to rooms that have no messages (a `join` or a `since` names any room it likes)
+/// leaves nothing in the writer's memory: it keeps the last seq of rooms with messages only.
+#[tokio::test]
+async fn attaching_to_empty_rooms_leaves_nothing_in_the_writers_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("chat.db"), IndexLimits::default());
+    append(&store, "real", "a message", None).await;
+    for i in 0..2_000 {
+        store
+            .attach("/", &format!("empty-{i}"), None, 10, Box::new(|_| {}))
+            .await
+            .unwrap();
+    }
+    // One more commit, so the stats are as of after the attaches.
+    append(&store, "real", "another", None).await;
+    assert_eq!(store.stats().cached_rooms, 1);
+    assert_eq!(
+        texts(&store, "real", None, 10).await,
+        ["1:a message", "2:another"]
+    );
 }

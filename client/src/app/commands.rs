@@ -171,6 +171,26 @@ impl App {
                     },
                 );
             }
+            Command::Query { to, text } => {
+                if let Err(e) = names::validate_nick(&to) {
+                    self.error_active(e.to_string());
+                    return;
+                }
+                let i = self.window(&nsp, WindowKind::Dm(to.clone()));
+                self.switch_to(i);
+                if let Some(text) = text {
+                    self.send_text(&text, false);
+                }
+            }
+            Command::Close => self.close_window(),
+            Command::Clear => {
+                if let Some(w) = self.windows.get_mut(self.active) {
+                    w.lines.clear();
+                    w.scroll = 0;
+                    w.read_upto = 0;
+                    w.marker = None;
+                }
+            }
             Command::Me(text) => self.send_text(&text, true),
             Command::Who(room) => match room.or(current_room) {
                 Some(room) => self.request(&nsp, Request::Who { room }),
@@ -185,6 +205,37 @@ impl App {
             Command::Quit => self.request_quit(),
             Command::Wait(_) | Command::Expect(_) => {
                 self.error_active("/wait and /expect only work in --script mode");
+            }
+        }
+    }
+
+    /// `/close`: a room is left (its window goes with the server's answer), a conversation
+    /// closed, a namespace's window disconnects that namespace, unless it is the last.
+    fn close_window(&mut self) {
+        let Some(w) = self.active_window() else {
+            return;
+        };
+        let nsp = w.nsp.clone();
+        match w.kind.clone() {
+            WindowKind::Room(room) => self.run_command(Command::Leave(Some(room))),
+            WindowKind::Dm(_) => self.remove_window(self.active),
+            WindowKind::Server => {
+                if self.namespaces.len() <= 1 {
+                    self.error_active("the last namespace stays open: /quit to leave the chat");
+                    return;
+                }
+                self.outbox
+                    .push(NetCommand::Disconnect { nsp: nsp.clone() });
+                self.namespaces.retain(|n| n.name != nsp);
+                self.typing.retain(|t| t.nsp != nsp);
+                while let Some(i) = self.windows.iter().position(|w| w.nsp == nsp) {
+                    self.remove_window(i);
+                }
+                self.active = self.active.min(self.windows.len().saturating_sub(1));
+                let first = self.namespaces[0].name.clone();
+                let i = self.window(&first, WindowKind::Server);
+                self.switch_to(i);
+                self.info(i, format!("you closed {nsp}"));
             }
         }
     }

@@ -144,6 +144,9 @@ pub struct App {
     pub failure: Option<String>,
     /// Requests sent and not yet answered (scripts wait for them before exiting).
     pub in_flight: usize,
+    /// The windows were told the connection is down (retries say nothing more until it is
+    /// back).
+    loss_reported: bool,
     completion: Option<Completion>,
     /// Others typing (from `typing` events), pruned on each tick.
     typing: Vec<Typist>,
@@ -182,6 +185,7 @@ impl App {
             quit: false,
             failure: None,
             in_flight: 0,
+            loss_reported: false,
             completion: None,
             typing: Vec::new(),
             last_typing: i64::MIN / 2,
@@ -384,6 +388,7 @@ impl App {
         RowStyle {
             theme: &self.theme,
             tz: &self.tz,
+            now_ms: self.clock.now_ms(),
         }
     }
 

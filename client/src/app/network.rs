@@ -8,16 +8,14 @@ use super::*;
 impl App {
     pub(super) fn on_net(&mut self, ev: NetEvent) {
         match ev {
-            NetEvent::Connecting { attempt } => {
-                self.conn = ConnState::Connecting { attempt };
-                if attempt > 0 {
-                    self.push_to_servers(
-                        LineKind::Info(format!("reconnecting to {} ...", self.server)),
-                        false,
-                    );
-                }
+            // Every retry is the status line's to show, updated in place: the windows get
+            // one line when the connection is lost (or cannot be made at first), and the
+            // namespaces' "reconnected" lines when it is back.
+            NetEvent::Connecting { attempt } => self.conn = ConnState::Connecting { attempt },
+            NetEvent::Up => {
+                self.conn = ConnState::Online;
+                self.loss_reported = false;
             }
-            NetEvent::Up => self.conn = ConnState::Online,
             NetEvent::Down {
                 reason,
                 ever_connected,
@@ -37,18 +35,16 @@ impl App {
                 if self.script && !ever_connected {
                     self.failure = Some(format!("cannot connect to {}: {reason}", self.server));
                 }
-                let text = format!(
-                    "{} ({reason}); retrying in {:.1} s",
-                    if was_online {
-                        "disconnected from the server"
-                    } else {
-                        "no connection"
-                    },
-                    retry_in.as_secs_f64()
-                );
-                // Losing the connection is news everywhere; another failed retry only in
-                // the server windows (the status line shows the state too).
-                self.push_to_servers(LineKind::Error(text), was_online);
+                if was_online {
+                    // News everywhere: the server windows and the one being read.
+                    let text = format!("disconnected from the server ({reason}); reconnecting");
+                    self.push_to_servers(LineKind::Error(text), true);
+                    self.loss_reported = true;
+                } else if !self.loss_reported {
+                    let text = format!("no connection to {} ({reason}); retrying", self.server);
+                    self.push_to_servers(LineKind::Error(text), false);
+                    self.loss_reported = true;
+                }
             }
             NetEvent::NsConnected { nsp, resumed } => {
                 if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
@@ -139,6 +135,25 @@ impl App {
     }
 
     pub(super) fn on_failure(&mut self, nsp: &str, request: &Request, failure: &Failure) {
+        if self.ns_info(nsp).is_none() {
+            // A namespace the user closed: nothing of it is shown any more.
+            return;
+        }
+        if let Request::Dm { to, text, .. } = request {
+            // Never lost: back in the input line when it is empty, else shown in full.
+            let i = self
+                .find_window(nsp, &WindowKind::Dm(to.clone()))
+                .unwrap_or(self.active);
+            let kept = self.keep_unsent(text);
+            self.error(i, format!("message to {to} not sent: {failure}{kept}"));
+            return;
+        }
+        if let Request::Message { room, text, .. } = request {
+            let i = self.target(nsp, Some(room));
+            let kept = self.keep_unsent(text);
+            self.error(i, format!("message to #{room} not sent: {failure}{kept}"));
+            return;
+        }
         let (what, room) = match request {
             Request::Join { room } => (format!("cannot join #{room}"), None),
             Request::Leave { room } => {
@@ -147,10 +162,7 @@ impl App {
                 }
                 (format!("cannot leave #{room}"), Some(room.as_str()))
             }
-            Request::Message { room, .. } => {
-                (format!("message to #{room} not sent"), Some(room.as_str()))
-            }
-            Request::Dm { to, .. } => (format!("message to {to} not sent"), None),
+            Request::Message { .. } | Request::Dm { .. } => return,
             Request::Nick { nick } => (format!("cannot change nick to {nick}"), None),
             Request::Rooms => ("cannot list rooms".to_owned(), None),
             Request::Who { room } => (format!("cannot list #{room}"), Some(room.as_str())),
@@ -167,6 +179,18 @@ impl App {
         };
         let i = self.target(nsp, room);
         self.error(i, format!("{what}: {failure}"));
+    }
+
+    /// Puts the text of a message that was not sent back in the input line when that is
+    /// empty (so it can be edited and sent again); otherwise says what it was. The words to
+    /// add to the error line.
+    fn keep_unsent(&mut self, text: &str) -> String {
+        if self.input.is_empty() {
+            self.input.set(text);
+            " (it is back in the input line)".to_owned()
+        } else {
+            format!(" (it was: {text})")
+        }
     }
 
     pub(super) fn on_reply(&mut self, nsp: &str, reply: Reply, automatic: bool) {
@@ -391,6 +415,10 @@ impl App {
                 );
             }
             ServerEvent::Presence(p) => {
+                if let (PresenceAction::Nick, Some(old)) = (p.action, &p.previous) {
+                    // Once per change, whichever shared room tells it first.
+                    self.rename_dm(old, &p.nick);
+                }
                 let Some(i) = self.find_window(nsp, &WindowKind::Room(p.room.clone())) else {
                     return;
                 };

@@ -120,6 +120,45 @@ impl App {
         at
     }
 
+    /// A peer's nick changed: every direct conversation with the old nick (in any
+    /// namespace: nicks are server-wide) now has the new one, keeping its lines, and says so.
+    /// A conversation already open with the new nick takes the old one's lines.
+    pub(super) fn rename_dm(&mut self, old: &str, new: &str) {
+        let old_key = names::nick_key(old);
+        while let Some(i) = self.windows.iter().position(
+            |w| matches!(&w.kind, WindowKind::Dm(n) if names::nick_key(n) == old_key && n != new),
+        ) {
+            let was_active = self.active == i;
+            let mut window = self.windows.remove(i);
+            if self.active > i {
+                self.active -= 1;
+            }
+            let kind = WindowKind::Dm(new.to_owned());
+            let j = match self.find_window(&window.nsp, &kind) {
+                Some(j) => {
+                    let mut lines = std::mem::take(&mut window.lines);
+                    lines.append(&mut self.windows[j].lines);
+                    lines.sort_by_key(|l| l.ts);
+                    self.windows[j].lines = lines;
+                    self.windows[j].unread += window.unread;
+                    self.windows[j].mentions += window.mentions;
+                    j
+                }
+                None => {
+                    window.kind = kind.clone();
+                    let nsp = window.nsp.clone();
+                    let j = self.window(&nsp, kind);
+                    self.windows[j] = window;
+                    j
+                }
+            };
+            if was_active {
+                self.active = j;
+            }
+            self.info(j, format!("{old} is now known as {new}"));
+        }
+    }
+
     pub(super) fn remove_window(&mut self, i: usize) {
         if i >= self.windows.len() {
             return;
@@ -170,35 +209,37 @@ impl App {
         self.switch_to(next as usize);
     }
 
-    /// Adds a line to window `i`, counting it as unread when the window is not active.
+    /// Adds a line to window `i`, counting it as unread when the window is not active (our
+    /// own messages never count: sent from another window, they were read as written).
     pub(super) fn push_line(&mut self, i: usize, kind: LineKind, ts: i64) {
         let journal = self.journal_line(i, &kind);
         self.journal.push(journal);
         let active = i == self.active;
-        let line = Line { ts, kind };
-        // Rows the new line takes, to keep a scrolled-up view still.
-        let scrolled = self.windows.get(i).is_some_and(|w| w.scroll > 0);
-        let rows = if active && scrolled {
-            let areas = self.areas();
-            layout::line_height(&self.row_style(), &line, areas.messages.width)
-        } else {
-            0
+        let own_key = names::nick_key(&self.nick);
+        let width = self.areas().messages.width;
+        let style = RowStyle {
+            theme: &self.theme,
+            tz: &self.tz,
+            now_ms: self.clock.now_ms(),
         };
         let Some(w) = self.windows.get_mut(i) else {
             return;
         };
-        let kind = &line.kind;
-        if let (LineKind::Message { mention, .. }, false) = (kind, active) {
+        if let (LineKind::Message { mention, from, .. }, false) = (&kind, active)
+            && names::nick_key(from) != own_key
+        {
             w.unread += 1;
             if *mention {
                 w.mentions += 1;
             }
         }
-        w.lines.push(line);
+        w.lines.push(Line { ts, kind });
         if active {
             w.read_upto = w.lines.len();
-            // Keep the view where the reader is; the new rows appear below it.
-            w.scroll += rows;
+            // Keep a scrolled-up view where the reader is; the new rows appear below it.
+            if w.scroll > 0 {
+                w.scroll += layout::last_line_height(&style, &w.lines, width);
+            }
         }
         if w.lines.len() > SCROLLBACK_MAX {
             let drop = w.lines.len() - SCROLLBACK_MAX;

@@ -81,8 +81,8 @@ impl NetConfig {
             password: None,
             token: None,
             ca_file: None,
-            backoff_base: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(15),
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(3),
         }
     }
 }
@@ -99,6 +99,9 @@ pub enum NetCommand {
     SetNick(String),
     /// "I am typing in this room": volatile, no ack, dropped when not connected.
     Typing { nsp: String, room: String },
+    /// Leave a namespace (a Socket.IO DISCONNECT when it is connected) and forget it: its
+    /// waiting requests fail, it is not CONNECTed again after a reconnect.
+    Disconnect { nsp: String },
     /// Close the connection and end the task.
     Shutdown,
 }

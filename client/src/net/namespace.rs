@@ -209,6 +209,17 @@ impl Namespaces {
         }
     }
 
+    /// Forgets a namespace; returns whether a DISCONNECT is due (it was connected or
+    /// CONNECTing) and the requests that were waiting for it.
+    pub(super) fn remove(&mut self, nsp: &str) -> (bool, Vec<Request>) {
+        let Some(at) = self.list.iter().position(|n| n.name == nsp) else {
+            return (false, Vec::new());
+        };
+        let ns = self.list.remove(at);
+        let live = matches!(ns.state, NsState::Connected | NsState::Connecting);
+        (live, ns.queue.into_iter().map(|q| q.request).collect())
+    }
+
     /// The nick changed: every refused namespace is wanted again.
     pub(super) fn retry_refused(&mut self) {
         for ns in &mut self.list {

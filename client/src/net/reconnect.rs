@@ -14,6 +14,11 @@ pub(super) const NICK_RETRY: Duration = Duration::from_secs(2);
 const BUSY_RETRY: Duration = Duration::from_millis(500);
 const BUSY_RETRY_CAP: Duration = Duration::from_secs(10);
 
+/// The reconnect delays after the server refused for too many connections (HTTP 429):
+/// from 2 s, doubling up to a minute, jittered.
+pub(super) const SLOW_DOWN_BASE: Duration = Duration::from_secs(2);
+pub(super) const SLOW_DOWN_CAP: Duration = Duration::from_secs(60);
+
 /// The delay before reconnect attempt `attempt` (0-based): `base * 2^attempt`, capped, then
 /// scaled by `jitter` in `[0.5, 1.0]` so that many clients do not come back at once.
 pub fn backoff(attempt: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::acks::InFlight;
 use super::namespace::{Namespaces, Queued, Refusal, connect_error_details};
-use super::reconnect::{backoff, jitter};
+use super::reconnect::{SLOW_DOWN_BASE, SLOW_DOWN_CAP, backoff, jitter};
 use super::request::{Failure, Reply, Request};
 use super::seen_ids::SeenIds;
 use super::server_event::ServerEvent;
@@ -115,12 +115,13 @@ impl Actor {
                 Err(e) => e,
             };
             self.connection_lost();
-            let delay = backoff(
-                attempt,
-                self.config.backoff_base,
-                self.config.backoff_cap,
-                jitter(),
-            );
+            // A server that refuses for too many connections is given longer.
+            let (base, cap) = if reason.starts_with(transport::SLOW_DOWN) {
+                (SLOW_DOWN_BASE, SLOW_DOWN_CAP)
+            } else {
+                (self.config.backoff_base, self.config.backoff_cap)
+            };
+            let delay = backoff(attempt, base, cap, jitter());
             attempt = attempt.saturating_add(1);
             tracing::info!(%reason, ?delay, "connection down");
             self.emit(NetEvent::Down {
@@ -187,8 +188,21 @@ impl Actor {
             }
             NetCommand::Request { nsp, request } => self.queue_or_fail(nsp, request),
             NetCommand::SetNick(nick) => self.set_nick(nick),
+            NetCommand::Disconnect { nsp } => {
+                self.forget(&nsp);
+            }
             NetCommand::Typing { .. } | NetCommand::Shutdown => {}
         }
+    }
+
+    /// Forgets a namespace the application closed, failing what waited for it; true when
+    /// the server is to be told (a DISCONNECT).
+    fn forget(&mut self, nsp: &str) -> bool {
+        let (live, waiting) = self.namespaces.remove(nsp);
+        for request in waiting {
+            self.fail(nsp.to_owned(), request, format!("you closed {nsp}"), false);
+        }
+        live
     }
 
     fn set_nick(&mut self, nick: String) {
@@ -297,6 +311,11 @@ impl Actor {
                     let packet =
                         socket_io::Packet::event(&nsp, events::client::TYPING, vec![payload], None);
                     transport::send_packet(ws, &packet).await?;
+                }
+            }
+            NetCommand::Disconnect { nsp } => {
+                if self.forget(&nsp) {
+                    transport::send_packet(ws, &socket_io::Packet::disconnect(&nsp)).await?;
                 }
             }
             NetCommand::Shutdown => {}

@@ -47,7 +47,7 @@ async fn open(
 ) -> Result<(Ws, engine_io::OpenPayload), String> {
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, tls)
         .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
+        .map_err(|e| connect_error(&e))?;
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => match engine_io::Packet::decode(text.as_str()) {
@@ -62,6 +62,45 @@ async fn open(
         }
     }
 }
+
+/// Why a connection could not be opened, in words a user reads in the status and server
+/// windows (not the raw OS error). [`SLOW_DOWN`] marks the server's own refusal of too many
+/// connections, after which the client waits longer.
+pub(super) fn connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    use std::io::ErrorKind;
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => "the server is not running (connection refused)".into(),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                "the connection was reset".into()
+            }
+            ErrorKind::TimedOut => "no answer from the server".into(),
+            ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable => {
+                "the server's network cannot be reached".into()
+            }
+            ErrorKind::NotFound => "no such host".into(),
+            _ => {
+                // "failed to lookup address information: Name or service not known" and the
+                // like: the words without the "(os error N)" tail.
+                let text = io.to_string();
+                match text.find(" (os error") {
+                    Some(at) => text[..at].to_owned(),
+                    None => text,
+                }
+            }
+        },
+        Error::Http(response) if response.status().as_u16() == 429 => {
+            format!("{SLOW_DOWN}: too many connections from this address (HTTP 429)")
+        }
+        Error::Http(response) => format!("the server refused (HTTP {})", response.status()),
+        Error::Tls(e) => format!("TLS: {e}"),
+        other => format!("cannot connect: {other}"),
+    }
+}
+
+/// The start of a reason after which the client backs off longer (the server asked it to).
+pub(super) const SLOW_DOWN: &str = "the server asks to slow down";
 
 /// Sends one Socket.IO packet as a text frame.
 pub(super) async fn send_packet(ws: &mut Ws, packet: &socket_io::Packet) -> Result<(), String> {

@@ -109,12 +109,18 @@ impl Client {
         Client::start_config(config, namespaces)
     }
 
-    /// Like [`Client::start`], with a network configuration of the test's own.
+    /// Like [`Client::start`], with a network configuration of the test's own (its reconnect
+    /// delays shortened to 100-500 ms).
     pub fn start_config(mut config: NetConfig, namespaces: &[(&str, Option<&str>)]) -> Client {
-        let (server, nick) = (config.server.clone(), config.nick.clone());
-        let (server, nick) = (server.as_str(), nick.as_str());
         config.backoff_base = Duration::from_millis(100);
         config.backoff_cap = Duration::from_millis(500);
+        Client::start_exactly(config, namespaces)
+    }
+
+    /// Like [`Client::start_config`], with the configuration's reconnect delays as they are.
+    pub fn start_exactly(config: NetConfig, namespaces: &[(&str, Option<&str>)]) -> Client {
+        let (server, nick) = (config.server.clone(), config.nick.clone());
+        let (server, nick) = (server.as_str(), nick.as_str());
         let (net, net_rx, _task) = net::spawn(config);
         let namespaces: Vec<(String, Option<String>)> = namespaces
             .iter()

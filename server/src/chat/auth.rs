@@ -15,9 +15,11 @@
 //!   most [`REGISTRATIONS_PER_ADDRESS`] new registrations per [`REGISTRATION_WINDOW`]
 //!   (more: `rate_limited`).
 //!
-//! The address table holds only addresses with an attempt under way, recent failures or
-//! recent registrations, and at most [`MAX_ADDRESSES`] of them (beyond that, after dropping
-//! what has expired: `busy`).
+//! The address table holds only addresses with an attempt under way, recent hashes, recent
+//! failures or recent registrations, and at most [`MAX_ADDRESSES`] of them. When it is full
+//! (at most once a second) what has expired is dropped, then the addresses that only remember
+//! recent hashes; an address that still finds no room is served untracked (it has no known
+//! failures), so nobody can shut clean addresses out by filling the table.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -118,6 +120,15 @@ impl AddressState {
         }
     }
 
+    /// Nothing but the times of recent hashes (no attempt under way, no failure, no
+    /// registration).
+    fn only_hashes(&self) -> bool {
+        self.in_flight == 0
+            && self.registering == 0
+            && self.failures == 0
+            && self.registrations.is_empty()
+    }
+
     fn is_empty(&self) -> bool {
         self.in_flight == 0
             && self.failures == 0
@@ -208,9 +219,23 @@ impl Passwords {
                     s.expire(now);
                     !s.is_empty()
                 });
+                if map.len() >= MAX_ADDRESSES {
+                    // Still full: forget the addresses that only remember recent hashes
+                    // (cheap to make by the thousand: an attempt refused `busy` is one),
+                    // keeping failures, registrations and attempts under way.
+                    map.retain(|_, s| !s.only_hashes());
+                }
             }
             if map.len() >= MAX_ADDRESSES {
-                return Err(Refusal::Busy);
+                // Full of failures and registrations: an address the table does not know has
+                // no failures, so it goes untracked in the first tier, never refused for
+                // the table's sake (the pool's queues still bound the work).
+                let attempt = Attempt {
+                    addresses: self.addresses.clone(),
+                    key,
+                    registering,
+                };
+                return Ok((attempt, Duration::ZERO, true));
             }
         }
         let state = map.entry(key).or_default();
@@ -580,6 +605,51 @@ mod tests {
             state.expire(later);
             assert!(state.is_empty());
         }
+    }
+
+    /// An IPv6 address in its own /64.
+    fn net64(i: u64) -> IpAddr {
+        IpAddr::V6((u128::from(0x2001_0db8_u32) << 96 | u128::from(i) << 64 | 1).into())
+    }
+
+    #[tokio::test]
+    async fn a_table_full_of_attempts_makes_room_and_a_full_one_shuts_no_clean_address_out() {
+        let p = Passwords::new(1);
+        // Filled by attempts that left only their hash times (each refused or done).
+        for i in 0..MAX_ADDRESSES as u64 {
+            drop(p.begin(net64(i), false).expect("attempt"));
+        }
+        assert_eq!(p.tracked_addresses(), MAX_ADDRESSES);
+        let owner: IpAddr = [127, 0, 0, 2].into();
+        let (a, delay, first) = p.begin(owner, false).expect("a clean address is served");
+        assert_eq!((delay, first), (Duration::ZERO, true));
+        assert_eq!(
+            p.tracked_addresses(),
+            1,
+            "the attempts-only entries were dropped"
+        );
+        drop(a);
+        // Filled with failures (kept: they delay their addresses), the table takes no more,
+        // and a clean address is still served, untracked, undelayed, in the first tier.
+        {
+            let mut addresses = lock(&p.addresses);
+            let now = Instant::now();
+            for i in 0..MAX_ADDRESSES as u64 {
+                let state = addresses.map.entry(address_key(net64(i))).or_default();
+                state.failures = 3;
+                state.last_failure = Some(now);
+            }
+            addresses.last_sweep = None;
+        }
+        let other: IpAddr = [127, 0, 0, 3].into();
+        for _ in 0..3 {
+            let (a, delay, first) = p.begin(other, false).expect("served untracked");
+            assert_eq!((delay, first), (Duration::ZERO, true));
+            p.failed(&a);
+        }
+        assert!(p.tracked_addresses() <= MAX_ADDRESSES + 1);
+        let (_a, delay, first) = p.begin(net64(7), false).expect("a failing address");
+        assert!(delay > Duration::ZERO && !first, "{delay:?} {first}");
     }
 
     #[tokio::test]

@@ -134,6 +134,15 @@ impl ChatApp {
         if let Err(f) = self.join_limits(socket, &room) {
             return refuse(ack, f);
         }
+        if !socket.rooms().contains(&engine_room(&room)) && !session.take_join() {
+            return refuse(
+                ack,
+                Failure(
+                    ErrorCode::RateLimited,
+                    "too many joins: try again in a moment".into(),
+                ),
+            );
+        }
         let ns = socket.namespace().name().to_owned();
         let topic = match self.store.topic(&ns, &room).await {
             Ok(t) => t,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_protocol::events::{
-    Auth, DirectMessage, Notice, Presence, PresenceAction, RoomAction, RoomChange, ServerEvent,
+    Auth, DirectMessage, ErrorCode, Notice, Presence, PresenceAction, RoomAction, RoomChange,
+    ServerEvent,
 };
 use chat_protocol::names;
 use serde_json::{Value, json};
@@ -83,13 +84,35 @@ impl ChatApp {
             .ok()
             .and_then(|a| a.since)
             .unwrap_or_default();
-        // Each room as a `join` would be: the name rules and the rooms-per-socket limit
-        // (rooms in name order); what is refused is named in one notice.
+        // Each room as a `join` would be: the name rules, the rooms-per-socket limit and the
+        // join budget (rooms in name order); what is refused is named in one notice. Once
+        // the limit or the budget is reached the rest are refused without more work.
         let mut refused = Vec::new();
+        let mut stop: Option<String> = None;
         for (room, seq) in since {
+            if let Some(why) = &stop {
+                refused.push((room, why.clone()));
+                continue;
+            }
             let allowed = names::validate_room(&room)
                 .map_err(|e| e.to_string())
-                .and_then(|()| self.join_limits(&socket, &room).map_err(|f| f.1));
+                .and_then(|()| {
+                    self.join_limits(&socket, &room).map_err(|f| {
+                        if f.0 == ErrorCode::TooManyRooms {
+                            stop = Some(f.1.clone());
+                        }
+                        f.1
+                    })
+                })
+                .and_then(|()| {
+                    if session.take_join() {
+                        Ok(())
+                    } else {
+                        let why = "too many joins: try again in a moment".to_owned();
+                        stop = Some(why.clone());
+                        Err(why)
+                    }
+                });
             if let Err(why) = allowed {
                 refused.push((room, why));
                 continue;
@@ -104,7 +127,7 @@ impl ChatApp {
         if let Some(text) = since_refusals(&refused) {
             socket.push(&Notice { text });
         }
-        if first && session.is_authenticated() {
+        if first && session.is_authenticated() && session.first_dm_delivery() {
             self.deliver_queued_dms(&socket, &session).await;
         }
     }

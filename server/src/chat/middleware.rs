@@ -173,7 +173,12 @@ impl ChatApp {
         let claim = self
             .authenticate(req.conn.remote.ip(), &nick, auth.password)
             .await?;
-        let session = Session::new(&nick, claim != Claim::Guest);
+        let session = Session::new(
+            &nick,
+            claim != Claim::Guest,
+            self.limits.max_rooms_per_socket,
+            self.limits.joins_per_sec,
+        );
         self.register(session, req, claim == Claim::Login)
     }
 
@@ -185,6 +190,17 @@ impl ChatApp {
         password: Option<String>,
     ) -> Result<Claim, ConnectError> {
         let key = names::nick_key(nick);
+        // Checked before anything else: a login's password is held through the delay, the
+        // queue and the hash, so a long one would cost memory for all of that.
+        if password
+            .as_ref()
+            .is_some_and(|p| p.is_empty() || p.len() > PASSWORD_MAX)
+        {
+            return Err(refusal(
+                ErrorCode::BadRequest,
+                format!("a password has 1 to {PASSWORD_MAX} bytes"),
+            ));
+        }
         let identity = self.store.identity(&key).await.map_err(internal)?;
         match (identity, password) {
             (Some(identity), Some(password)) => {
@@ -207,22 +223,21 @@ impl ChatApp {
                 format!("'{nick}' is registered: a password is required"),
             )),
             (None, Some(password)) => {
-                if password.is_empty() || password.len() > PASSWORD_MAX {
-                    return Err(refusal(
-                        ErrorCode::BadRequest,
-                        format!("a password has 1 to {PASSWORD_MAX} bytes"),
-                    ));
-                }
                 // The nick's skeletons are held among the registered ones while it is
-                // hashed, so two look-alikes registered at once cannot both pass; no hash
-                // for a nick that passes for an online user's.
+                // hashed, so two look-alikes registered at once cannot both pass (and a
+                // guest arriving meanwhile is refused as a look-alike of a registered nick);
+                // no hash for a nick a guest is using, or that passes for an online user's.
                 let reservation = self.reserve_registered_nick(nick).await?;
+                self.not_in_use(nick)?;
                 self.not_like_an_online_nick(nick)?;
                 let registration = self
                     .passwords
                     .hash_new(ip, password.clone())
                     .await
                     .map_err(password_refusal)?;
+                // Again after the hash, just before the identity is stored: a guest who
+                // connected under this nick meanwhile keeps it.
+                self.not_in_use(nick)?;
                 let created = self
                     .store
                     .create_identity(
@@ -249,6 +264,21 @@ impl ChatApp {
                 Ok(Claim::Guest)
             }
         }
+    }
+
+    /// Refuses to register a nick someone is connected with (a guest, since it has no
+    /// identity yet): registering it would lock them out of their own nick.
+    fn not_in_use(&self, nick: &str) -> Result<(), ConnectError> {
+        if lock(&self.users)
+            .get(&names::nick_key(nick))
+            .is_some_and(|sessions| !sessions.is_empty())
+        {
+            return Err(refusal(
+                ErrorCode::NickTaken,
+                format!("nick '{nick}' is in use"),
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses a nick that would pass for an online user's (the final check is made again

@@ -11,7 +11,8 @@
 //! - [`handlers`]: one method per client event (`join`, `message`, `dm`, ...);
 //! - `reply`: typed acks (each request's reply type) and typed pushes (`Push::push`, the
 //!   event's name from its type);
-//! - [`store`]: the `Store` trait and the in-memory store; [`sqlite`]: the durable store
+//! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
+//!   beside it) and the in-memory store; [`sqlite`]: the durable store
 //!   (its log's newest messages wait in memory for indexing in `unindexed`);
 //! - [`token`]: HS256 tokens for namespaces that require one.
 //!

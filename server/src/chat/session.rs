@@ -1,8 +1,10 @@
 //! A connected user's session: its nick, whether it proved it, its sockets (one per
-//! namespace), and the slots of its `message`s waiting for their commit.
+//! namespace), the slots of its `message`s waiting for their commit, and its budget of
+//! room joins.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::engine::{Socket, lock};
 
@@ -16,19 +18,62 @@ pub struct Session {
     pub(super) nick: Mutex<String>,
     /// Proved a claimed nick with its password.
     pub(super) authenticated: AtomicBool,
+    /// The waiting direct messages were sent on this connection (once per connection: a
+    /// namespace left and CONNECTed again does not read them again).
+    dms_sent: AtomicBool,
     pub(super) sockets: Mutex<Vec<Socket>>,
     /// A permit per `message` slot; a message not yet acknowledged holds one.
     in_flight: tokio::sync::Semaphore,
+    /// The room-join budget: (tokens, when last refilled), at most `join_burst`, refilled
+    /// at `joins_per_sec` (0: no budget). Each `join`, and each room a CONNECT's `since`
+    /// rejoins, takes one. The burst is the rooms-per-socket limit, so a reconnect rejoins
+    /// every room at once; what joins cost the server (store attaches, room events to the
+    /// namespace) is then bounded per connection, however often it CONNECTs and
+    /// DISCONNECTs a namespace.
+    joins: Mutex<(f64, Instant)>,
+    join_burst: f64,
+    joins_per_sec: f64,
 }
 
 impl Session {
-    pub(super) fn new(nick: &str, authenticated: bool) -> Arc<Session> {
+    /// `join_burst`: the room joins allowed at once (the rooms-per-socket limit), refilled at
+    /// `joins_per_sec` (0: unlimited).
+    pub(super) fn new(
+        nick: &str,
+        authenticated: bool,
+        join_burst: usize,
+        joins_per_sec: u32,
+    ) -> Arc<Session> {
+        let join_burst = join_burst.max(1) as f64;
         Arc::new(Session {
             nick: Mutex::new(nick.to_owned()),
             authenticated: AtomicBool::new(authenticated),
+            dms_sent: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
             in_flight: tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT),
+            joins: Mutex::new((join_burst, Instant::now())),
+            join_burst,
+            joins_per_sec: f64::from(joins_per_sec),
         })
+    }
+
+    /// Takes one room join from the budget; false when it is spent (the join is refused).
+    pub(crate) fn take_join(&self) -> bool {
+        if self.joins_per_sec == 0.0 {
+            return true;
+        }
+        let mut joins = lock(&self.joins);
+        let now = Instant::now();
+        let (tokens, at) = &mut *joins;
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.joins_per_sec)
+            .min(self.join_burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Waits for a `message` slot and takes it; [`Session::release_message`] gives it back.
@@ -48,6 +93,12 @@ impl Session {
             // The permits are given back at once: this only waits for them.
             let _ = self.in_flight.acquire_many(MESSAGES_IN_FLIGHT as u32).await;
         }
+    }
+
+    /// True the first time it is called on this connection: the waiting direct messages
+    /// are to be sent now.
+    pub(crate) fn first_dm_delivery(&self) -> bool {
+        !self.dms_sent.swap(true, Ordering::AcqRel)
     }
 
     pub fn nick(&self) -> String {

@@ -1,11 +1,14 @@
-//! Everything the chat keeps: room messages and topics, identities (claimed nicks), and
-//! direct messages waiting for an offline recipient; behind the [`Store`] trait.
-//! [`MemoryStore`] keeps it in memory (tests, `--store memory`); [`super::sqlite::SqliteStore`]
-//! is the durable default.
+//! Everything the chat keeps, behind the [`Store`] trait: each room's [`RoomLog`] (its
+//! sequenced messages, the part with an ordering contract), room topics, identities (claimed
+//! nicks), and direct messages waiting for an offline recipient. [`MemoryStore`] keeps it in
+//! memory (tests, `--store memory`); [`super::sqlite::SqliteStore`] is the durable default.
+//! A new backend implements both traits and runs `server/tests/store_contract.rs`, the
+//! contract's one test suite.
 //!
 //! Ordering: a store has one ordering section per room (a lock here, the writer thread in
-//! SQLite). `append_then` assigns the next `seq` and, once the message is stored, calls
-//! `publish` with it inside that section, then its `AppendDone` (`append` waits for it); `attach` reads what a socket missed and calls its callback
+//! SQLite). [`RoomLog::append_then`] assigns the next `seq` and, once the message is stored,
+//! calls `publish` with it inside that section, then its [`AppendDone`] ([`RoomLog::append`]
+//! waits for it); [`RoomLog::attach`] reads what a socket missed and calls its callback
 //! (which joins the socket to the room) inside the same section. So every member receives a
 //! room's messages in `seq` order, and a joiner's catch-up meets live traffic with no gap and
 //! no duplicate.
@@ -116,13 +119,56 @@ pub struct Identity {
     pub password_hash: String,
 }
 
-pub trait Store: Send + Sync + 'static {
+/// A sequenced room log: the messages of each room, numbered and handed to the application
+/// in one order. The contract, which `server/tests/store_contract.rs` checks for every
+/// backend (a new one, such as a Redis store, adds itself there):
+///
+/// - **Rooms.** A room is a (namespace, room) pair; rooms share nothing, not even `seq`s.
+/// - **Ordering section.** Each room has one ordering section (a lock, a single writer): a
+///   region in which at most one of the room's appends or attaches runs at a time, in one
+///   order. Every callback below runs inside it, so it must only queue work (no await, no
+///   blocking, no call back into the store for the same room).
+/// - **Seq.** A new message gets the room's next `seq`: 1 for the room's first, then each one
+///   greater by exactly one: no gap, no reuse (not after the message is removed by retention,
+///   nor after a restart, for a durable store). The store also fills in a unique `id` and the
+///   `ts` (milliseconds since the epoch); `room`, `from`, `text` and `action` are kept as
+///   given.
+/// - **Publish, then done.** For a new message, `publish` is called once with the stored
+///   message, then `done` once with `Ok(Appended { message, duplicate: false })`, both inside
+///   the room's ordering section: per room, the calls come as publish 1, done 1, publish 2,
+///   done 2, ..., with nothing of another append or attach in between, however many callers
+///   append at once. A durable store calls them only once the message is durable.
+/// - **Appends are placed when issued.** An append's place in its room is taken by the call
+///   to `append_then`, not when its outcome arrives: appends a caller issues one after another
+///   (without waiting for each) are stored, and their callbacks called, in that order (a
+///   connection's messages are pipelined this way).
+/// - **Re-sends.** A `cid` sent again by the same sender (`from`) in the same room returns the
+///   first message: `done` gets `Ok(Appended { message: first, duplicate: true })`, `publish`
+///   is dropped uncalled, and no `seq` is taken. This holds for as long as the first message
+///   is kept (retention may forget it), and also while the first append is still in flight
+///   (issued, not yet done). Another sender, room or namespace with the same `cid` is a new
+///   message.
+/// - **Attach.** `attach` calls its callback once, inside the room's ordering section, with a
+///   [`Catchup`]: the messages with `seq > after` (all when `after` is `None`), at most
+///   `limit` of them, the newest, oldest first; `skipped` counts the missed ones left out
+///   (beyond `limit`, or already removed; 0 when `after` is `None`); `last_seq` is the room's
+///   last `seq` at that point (0 for a room with no message). So a subscriber registered by
+///   the callback gets, from the catch-up and then the `publish` calls that follow, every
+///   message after `after` exactly once and in order. An attach stores nothing and takes no
+///   `seq`.
+/// - **History.** `history` returns the newest `limit` messages with `seq < before` (any when
+///   `None`), oldest first; a room with none gives an empty list. It needs no ordering
+///   section: it sees at least every message whose `done` was called before it was called.
+/// - **Errors.** A [`StoreError`] means the operation did not happen (an append's `done` gets
+///   it instead of an outcome, its `publish` is dropped uncalled); [`StoreError::Closed`]
+///   means the store is shutting down. An `AppendDone` dropped uncalled reports `Closed`, so
+///   every append hears back exactly once.
+pub trait RoomLog: Send + Sync + 'static {
     /// Stores a message (or finds the one its `cid` names), then calls `publish` (new
-    /// messages only) and `done`. The append's place in its room is taken when this is
-    /// called: appends made one after another are stored in that order, without the caller
-    /// waiting for each (a connection's messages are pipelined this way).
+    /// messages only) and `done`, in the room's ordering section. The append's place in its
+    /// room is taken when this is called.
     fn append_then(&self, message: NewMessage, publish: Publish, done: AppendDone);
-    /// [`Store::append_then`], waited for.
+    /// [`RoomLog::append_then`], waited for.
     fn append(&self, message: NewMessage, publish: Publish) -> StoreFuture<'_, Appended> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.append_then(
@@ -132,8 +178,8 @@ pub trait Store: Send + Sync + 'static {
         );
         Box::pin(async move { rx.await.map_err(|_| StoreError::Closed)? })
     }
-    /// Reads the messages after `after` (the newest `limit` when `None`) and calls `attach`
-    /// with them in the room's ordering section.
+    /// Reads the newest `limit` messages after `after` (of all when `None`) and calls
+    /// `attach` with them in the room's ordering section; resolves once it was called.
     fn attach(
         &self,
         namespace: &str,
@@ -142,7 +188,7 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         attach: Attach,
     ) -> StoreFuture<'_, ()>;
-    /// Up to `limit` messages with `seq < before` (all when `None`), oldest first.
+    /// Up to `limit` messages with `seq < before` (any when `None`), the newest, oldest first.
     fn history(
         &self,
         namespace: &str,
@@ -150,6 +196,22 @@ pub trait Store: Send + Sync + 'static {
         before: Option<u64>,
         limit: usize,
     ) -> StoreFuture<'_, Vec<ChatMessage>>;
+}
+
+/// Everything the chat keeps: the [`RoomLog`] and the state beside it, which has no ordering
+/// contract (each call is done when its future resolves; a later call sees it). The rest of
+/// the contract, also checked by `server/tests/store_contract.rs`:
+///
+/// - **Topics.** One per (namespace, room), `None` until set; `set_topic(None)` clears it.
+///   Setting one takes no `seq`.
+/// - **Identities.** Keyed by a nick key the caller supplies (the chat passes the lowercase
+///   nick; the store compares keys exactly). `create_identity` is true when it claimed the
+///   key, false (changing nothing) when the key was taken. `registered_nicks` lists every
+///   identity's nick as registered, in no particular order.
+/// - **Queued direct messages.** Per recipient key: `queued_dms` returns them in the order
+///   queued, `queued_dm_count` counts them, `remove_dm` removes the one with that id (from
+///   that recipient's queue only; an unknown id is no error).
+pub trait Store: RoomLog {
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>>;
     fn set_topic(&self, namespace: &str, room: &str, topic: Option<String>) -> StoreFuture<'_, ()>;
     /// The identity of a nick key (lowercase nick), if claimed.
@@ -194,7 +256,7 @@ pub(crate) fn catchup(found: Vec<ChatMessage>, after: Option<u64>, last_seq: u64
 }
 
 #[derive(Default)]
-struct RoomLog {
+struct MemoryRoom {
     last_seq: u64,
     messages: VecDeque<ChatMessage>,
     /// (from, cid) -> seq of the messages still kept.
@@ -211,7 +273,7 @@ struct Memory {
 
 /// namespace -> room -> log. Each room has its own lock, which is its ordering section, so
 /// rooms append and publish in parallel (one lock for all rooms serialized every broadcast).
-type Rooms = HashMap<String, HashMap<String, Arc<Mutex<RoomLog>>>>;
+type Rooms = HashMap<String, HashMap<String, Arc<Mutex<MemoryRoom>>>>;
 
 /// Keeps the newest `capacity` messages of each room, in memory.
 pub struct MemoryStore {
@@ -230,7 +292,7 @@ impl MemoryStore {
     }
 
     /// The room's log, created if needed.
-    fn room(&self, namespace: &str, room: &str) -> Arc<Mutex<RoomLog>> {
+    fn room(&self, namespace: &str, room: &str) -> Arc<Mutex<MemoryRoom>> {
         let mut rooms = lock(&self.rooms);
         if let Some(log) = rooms.get(namespace).and_then(|r| r.get(room)) {
             return log.clone();
@@ -244,7 +306,7 @@ impl MemoryStore {
     }
 
     /// The room's log if it has one.
-    fn existing(&self, namespace: &str, room: &str) -> Option<Arc<Mutex<RoomLog>>> {
+    fn existing(&self, namespace: &str, room: &str) -> Option<Arc<Mutex<MemoryRoom>>> {
         lock(&self.rooms)
             .get(namespace)
             .and_then(|r| r.get(room))
@@ -256,15 +318,14 @@ fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
     Box::pin(std::future::ready(Ok(v)))
 }
 
-impl MemoryStore {
-    /// Appends inside the room's lock (its ordering section).
-    fn append_now(&self, m: NewMessage, publish: Publish) -> Appended {
-        let log = self.room(&m.namespace, &m.room);
-        let mut log = lock(&log);
+impl MemoryRoom {
+    /// Stores a message (or finds the one its `cid` names) and publishes it; called with the
+    /// room's lock held (its ordering section).
+    fn append(&mut self, capacity: usize, m: NewMessage, publish: Publish) -> Appended {
         if let Some(cid) = &m.cid {
             let key = (m.from.clone(), cid.clone());
-            if let Some(seq) = log.cids.get(&key)
-                && let Some(first) = log.messages.iter().find(|x| x.seq == *seq)
+            if let Some(seq) = self.cids.get(&key)
+                && let Some(first) = self.messages.iter().find(|x| x.seq == *seq)
             {
                 return Appended {
                     message: first.clone(),
@@ -272,28 +333,27 @@ impl MemoryStore {
                 };
             }
         }
-        log.last_seq += 1;
+        self.last_seq += 1;
         let stored = ChatMessage {
             id: new_id(),
             room: m.room,
-            seq: log.last_seq,
+            seq: self.last_seq,
             from: m.from.clone(),
             text: m.text,
             ts: now_ms(),
             action: m.action,
         };
-        if log.messages.len() == self.capacity
-            && let Some(old) = log.messages.pop_front()
-            && let Some(key) = log.cid_of.remove(&old.seq)
+        if self.messages.len() == capacity
+            && let Some(old) = self.messages.pop_front()
+            && let Some(key) = self.cid_of.remove(&old.seq)
         {
-            log.cids.remove(&key);
+            self.cids.remove(&key);
         }
         if let Some(cid) = m.cid {
-            log.cids.insert((m.from.clone(), cid.clone()), stored.seq);
-            log.cid_of.insert(stored.seq, (m.from, cid));
+            self.cids.insert((m.from.clone(), cid.clone()), stored.seq);
+            self.cid_of.insert(stored.seq, (m.from, cid));
         }
-        log.messages.push_back(stored.clone());
-        // Publishing only queues bytes (no await), so it runs in the ordering section.
+        self.messages.push_back(stored.clone());
         publish(&stored);
         Appended {
             message: stored,
@@ -302,9 +362,13 @@ impl MemoryStore {
     }
 }
 
-impl Store for MemoryStore {
+impl RoomLog for MemoryStore {
     fn append_then(&self, m: NewMessage, publish: Publish, done: AppendDone) {
-        let appended = self.append_now(m, publish);
+        let log = self.room(&m.namespace, &m.room);
+        let mut log = lock(&log);
+        // Publishing and answering only queue bytes (no await), so both run in the ordering
+        // section: a room's acks, like its broadcasts, go out in `seq` order.
+        let appended = log.append(self.capacity, m, publish);
         done.call(Ok(appended));
     }
 
@@ -363,7 +427,9 @@ impl Store for MemoryStore {
         out.reverse();
         ready(out)
     }
+}
 
+impl Store for MemoryStore {
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>> {
         ready(
             self.existing(namespace, room)
@@ -461,27 +527,6 @@ mod tests {
                 .expect("history")
                 .is_empty()
         );
-    }
-
-    #[tokio::test]
-    async fn a_resent_cid_is_stored_once_and_not_republished() {
-        let store = MemoryStore::new(10);
-        let published = std::sync::Arc::new(Mutex::new(0));
-        let count = |p: &std::sync::Arc<Mutex<i32>>| -> Publish {
-            let p = p.clone();
-            Box::new(move |_| *lock(&p) += 1)
-        };
-        let first = store
-            .append(msg("x", Some("c1")), count(&published))
-            .await
-            .expect("append");
-        let again = store
-            .append(msg("x", Some("c1")), count(&published))
-            .await
-            .expect("append");
-        assert!(!first.duplicate && again.duplicate);
-        assert_eq!(first.message, again.message);
-        assert_eq!(*lock(&published), 1);
     }
 
     #[tokio::test]

@@ -18,6 +18,9 @@ pub use settings::{FileConfig, Settings, command};
 /// The rate limit's steady rate (events per second per connection) when the server is
 /// configured through [`ServerConfig::resolve`] (the binary); the library default is off.
 pub const DEFAULT_RATE_PER_SEC: u32 = 100;
+/// The `chat-server` binary's room joins per second per connection (see
+/// [`ChatLimits::joins_per_sec`]).
+pub const DEFAULT_JOINS_PER_SEC: u32 = 2;
 
 /// A namespace declared in the config file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -76,6 +79,20 @@ pub struct ServerConfig {
     pub limits: ChatLimits,
     /// Serve `wss://` with this certificate chain and key (PEM files).
     pub tls: Option<TlsConfig>,
+    /// How the `chat-server` binary writes its log lines (`main.rs` installs the subscriber;
+    /// [`crate::start`] does not read it).
+    pub log_format: LogFormat,
+}
+
+/// The shape of the binary's log lines on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO chat_server: listening on ...`, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields.message`, `target`), for a
+    /// log collector.
+    Json,
 }
 
 /// Limits the chat application checks (the engine's own are in [`EngineConfig`]). Each
@@ -90,6 +107,11 @@ pub struct ChatLimits {
     pub max_nick_len: usize,
     /// Longest message or DM text (`invalid_text` beyond it).
     pub max_text_len: usize,
+    /// Room joins (`join`, and each room of a CONNECT's `since`) per second per connection
+    /// once its burst (`max_rooms_per_socket` at once) is spent; beyond: `rate_limited`.
+    /// 0: no budget (the library's default, like the rate limit; the binary's is
+    /// [`DEFAULT_JOINS_PER_SEC`]).
+    pub joins_per_sec: u32,
 }
 
 impl Default for ChatLimits {
@@ -99,6 +121,7 @@ impl Default for ChatLimits {
             max_room_len: chat_protocol::names::ROOM_MAX,
             max_nick_len: chat_protocol::names::NICK_MAX,
             max_text_len: chat_protocol::names::TEXT_MAX,
+            joins_per_sec: 0,
         }
     }
 }
@@ -152,6 +175,7 @@ impl Default for ServerConfig {
             catchup_limit: 500,
             limits: ChatLimits::default(),
             tls: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -320,6 +344,16 @@ mod tests {
         let help = command().render_help().to_string();
         assert!(!help.contains("--token-secret "), "{help}");
         assert!(help.contains("--token-secret-file"), "{help}");
+    }
+
+    #[test]
+    fn the_log_format_is_text_json_or_an_error() {
+        assert_eq!(resolve(&[], "").expect("valid").log_format, LogFormat::Text);
+        let c = resolve(&["--log-format", "json"], "").expect("valid");
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = resolve(&[], "log_format = \"json\"").expect("valid");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(resolve(&["--log-format", "xml"], "").is_err());
     }
 
     #[test]

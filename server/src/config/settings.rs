@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
 
-use super::{ConfigError, NamespaceConfig, ServerConfig, StoreConfig, TlsConfig};
+use super::{ConfigError, LogFormat, NamespaceConfig, ServerConfig, StoreConfig, TlsConfig};
 
 /// One setting: its key and the one place it lands.
 pub struct Setting {
@@ -63,6 +63,7 @@ struct Draft {
     tls_key: Option<PathBuf>,
     token_secret: Option<String>,
     token_secret_file: Option<PathBuf>,
+    log_format: String,
 }
 
 impl Draft {
@@ -71,6 +72,7 @@ impl Draft {
     fn binary_defaults() -> Draft {
         let mut config = ServerConfig::default();
         config.engine.rate_per_sec = super::DEFAULT_RATE_PER_SEC;
+        config.limits.joins_per_sec = super::DEFAULT_JOINS_PER_SEC;
         Draft {
             config,
             store: "sqlite".into(),
@@ -79,6 +81,7 @@ impl Draft {
             tls_key: None,
             token_secret: None,
             token_secret_file: None,
+            log_format: "text".into(),
         }
     }
 }
@@ -191,6 +194,11 @@ pub static SETTINGS: &[Setting] = &[
         Field::Usize(|d| &mut d.config.limits.max_rooms_per_socket),
     ),
     setting(
+        "joins_per_sec",
+        "Room joins (join, and each room of a reconnect's since) per second per connection once a burst of max_rooms_per_socket is spent (0: no limit).",
+        Field::U32(|d| &mut d.config.limits.joins_per_sec),
+    ),
+    setting(
         "max_room_len",
         "Longest room name, in characters (at most 64).",
         Field::Usize(|d| &mut d.config.limits.max_room_len),
@@ -276,6 +284,11 @@ pub static SETTINGS: &[Setting] = &[
         "token_secret_file",
         "A file holding the HS256 token secret (instead of CHAT_TOKEN_SECRET).",
         Field::MaybePath(|d| &mut d.token_secret_file),
+    ),
+    setting(
+        "log_format",
+        "Log lines on stderr: text (for people) or json (one object per line, for collectors).",
+        Field::Choice(|d| &mut d.log_format, &["text", "json"]),
     ),
 ];
 
@@ -485,6 +498,21 @@ pub struct FileConfig {
     pub namespaces: Vec<NamespaceConfig>,
 }
 
+/// A TOML error on one line: where (line and column, 1-based) and what, without the
+/// excerpt and caret the error's `Display` draws over several lines.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', "; ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -494,11 +522,11 @@ impl FileConfig {
 
     /// Parses a config file's text: every key must be a setting (or an old name of one).
     pub fn parse(text: &str) -> Result<FileConfig, String> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         let namespaces = match table.remove("namespace") {
             Some(v) => v
                 .try_into::<Vec<NamespaceConfig>>()
-                .map_err(|e| format!("[[namespace]]: {e}"))?,
+                .map_err(|e| format!("[[namespace]]: {}", e.message().trim_end()))?,
             None => Vec::new(),
         };
         for ns in &namespaces {
@@ -569,6 +597,7 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
         tls_key,
         token_secret,
         token_secret_file,
+        log_format,
     } = draft;
     super::check_limits(&config)?;
     config.tls = match (tls_cert, tls_key) {
@@ -599,6 +628,10 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
             "a namespace requires a token but no token_secret is set".into(),
         ));
     }
+    config.log_format = match log_format.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
     config.catchup_limit = config.catchup_limit.max(1);
     config.room_capacity = config.room_capacity.max(1);
     config.namespaces = namespaces;

@@ -7,7 +7,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tracing::warn;
 
 use super::super::store::StoreError;
-use super::retention::LogRow;
 use super::unindexed::{Map, RoomKey, RoomRef};
 use super::{backend, write_transaction};
 
@@ -263,4 +262,41 @@ fn repair(conn: &Connection) -> Result<(usize, i64), StoreError> {
         "store indexes rebuilt from the log"
     );
     Ok((count as usize, last))
+}
+
+/// A logged message's keys, for removing it from the log and the indexes.
+pub(super) struct LogRow {
+    pub(super) n: i64,
+    pub(super) ns: String,
+    pub(super) room: String,
+    pub(super) seq: i64,
+    pub(super) sender: String,
+    pub(super) cid: Option<String>,
+}
+
+impl LogRow {
+    pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+        Ok(LogRow {
+            n: r.get(0)?,
+            ns: r.get(1)?,
+            room: r.get(2)?,
+            seq: r.get(3)?,
+            sender: r.get(4)?,
+            cid: r.get(5)?,
+        })
+    }
+
+    pub(super) fn delete(&self, tx: &Connection) -> rusqlite::Result<()> {
+        tx.prepare_cached("DELETE FROM log WHERE n = ?1")?
+            .execute([self.n])?;
+        tx.prepare_cached("DELETE FROM room_index WHERE ns = ?1 AND room = ?2 AND seq = ?3")?
+            .execute(params![self.ns, self.room, self.seq])?;
+        if let Some(cid) = &self.cid {
+            tx.prepare_cached(
+                "DELETE FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
+            )?
+            .execute(params![self.ns, self.room, self.sender, cid])?;
+        }
+        Ok(())
+    }
 }

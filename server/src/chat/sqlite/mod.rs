@@ -6,7 +6,7 @@
 //! commit: one fsync for the whole batch), and only then runs each command's effects in
 //! order: an append publishes its message and answers its sender, an attach reads what the
 //! socket missed (up to the room's `seq` at its place in the batch) and joins it. That
-//! thread is the per-room ordering section of the `Store` contract. Reads that need no
+//! thread is the per-room ordering section of the `RoomLog` contract. Reads that need no
 //! ordering (history, topics, identities, queued DMs) use a second connection.
 //!
 //! Messages are appended to the `log` table (in arrival order, no secondary index: a commit
@@ -48,14 +48,22 @@ use tracing::info;
 
 pub use self::lockfile::lock_path;
 use self::read::read_messages;
-pub use self::retention::Retention;
 pub use self::schema::SCHEMA_VERSION;
 use self::unindexed::Unindexed;
 use self::writer::{Command, RoomCache, UNINDEXED_CHUNKS_MAX, Writer};
 use super::store::{
-    AppendDone, Attach, Identity, NewMessage, Publish, Store, StoreError, StoreFuture,
+    AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, Store, StoreError, StoreFuture,
 };
 use crate::engine::lock;
+
+/// How long messages are kept, per room.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many messages per room.
+    pub max_messages: Option<u64>,
+    /// Remove messages older than this.
+    pub max_age: Option<Duration>,
+}
 
 /// Most commands applied in one transaction.
 pub const MAX_BATCH: usize = 4096;
@@ -96,6 +104,8 @@ pub struct WriterStats {
     pub index_time: Duration,
     /// 1 when the open found the indexes disagreeing with the log and rebuilt them.
     pub rebuilds: u64,
+    /// Rooms whose last seq the writer keeps in memory, as of the last commit.
+    pub cached_rooms: u64,
 }
 
 pub struct SqliteStore {
@@ -238,7 +248,7 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl RoomLog for SqliteStore {
     fn append_then(&self, message: NewMessage, publish: Publish, done: AppendDone) {
         // A closed channel hands the command back, and dropping it answers `Closed`.
         let _ = self.tx.send(Command::Append {
@@ -290,7 +300,9 @@ impl Store for SqliteStore {
             )
         })
     }
+}
 
+impl Store for SqliteStore {
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>> {
         let (ns, room) = (namespace.to_owned(), room.to_owned());
         self.read(move |c| {

@@ -1,26 +1,16 @@
 //! Retention: removing each room's messages beyond a count or an age, on the writer between
 //! batches, in bounded chunks.
 
-use std::time::Duration;
-
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 use super::super::store::{StoreError, now_ms};
+use super::index::LogRow;
 use super::unindexed::RoomKey;
 use super::writer::Writer;
-use super::{backend, write_transaction};
+use super::{Retention, backend, write_transaction};
 
 /// Rows removed per retention chunk, so a big clean-up never holds the writer for long.
 const RETENTION_CHUNK: usize = 2000;
-
-/// How long messages are kept, per room.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Retention {
-    /// Keep at most this many messages per room.
-    pub max_messages: Option<u64>,
-    /// Remove messages older than this.
-    pub max_age: Option<Duration>,
-}
 
 impl Writer {
     /// Removes, in bounded chunks and one transaction, messages beyond the per-room count and
@@ -89,42 +79,5 @@ impl Writer {
         }
         tx.commit().map_err(backend)?;
         Ok(more)
-    }
-}
-
-/// A logged message's keys, for removing it from the log and the indexes.
-pub(super) struct LogRow {
-    pub(super) n: i64,
-    pub(super) ns: String,
-    pub(super) room: String,
-    pub(super) seq: i64,
-    pub(super) sender: String,
-    pub(super) cid: Option<String>,
-}
-
-impl LogRow {
-    pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
-        Ok(LogRow {
-            n: r.get(0)?,
-            ns: r.get(1)?,
-            room: r.get(2)?,
-            seq: r.get(3)?,
-            sender: r.get(4)?,
-            cid: r.get(5)?,
-        })
-    }
-
-    pub(super) fn delete(&self, tx: &Connection) -> rusqlite::Result<()> {
-        tx.prepare_cached("DELETE FROM log WHERE n = ?1")?
-            .execute([self.n])?;
-        tx.prepare_cached("DELETE FROM room_index WHERE ns = ?1 AND room = ?2 AND seq = ?3")?
-            .execute(params![self.ns, self.room, self.seq])?;
-        if let Some(cid) = &self.cid {
-            tx.prepare_cached(
-                "DELETE FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
-            )?
-            .execute(params![self.ns, self.room, self.sender, cid])?;
-        }
-        Ok(())
     }
 }

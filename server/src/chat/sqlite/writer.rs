@@ -16,9 +16,8 @@ use super::super::store::{
 };
 use super::index::index_log;
 use super::read::{MESSAGE_COLUMNS, read_messages, row_message};
-use super::retention::Retention;
 use super::unindexed::{CidIndex, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
-use super::{IndexLimits, MAX_BATCH, WriterStats, backend, write_transaction};
+use super::{IndexLimits, MAX_BATCH, Retention, WriterStats, backend, write_transaction};
 use crate::engine::lock;
 
 pub(super) const RETENTION_EVERY: Duration = Duration::from_secs(1);
@@ -121,7 +120,9 @@ pub(super) struct Writer {
 /// What the writer remembers between batches.
 #[derive(Default)]
 pub(super) struct RoomCache {
-    /// Last seq per room (namespace, room), loaded on first use.
+    /// Last seq per room (namespace, room), loaded on first use; only rooms with messages
+    /// (an attach to an empty room, which anyone can name, leaves nothing behind), so it
+    /// holds no more rooms than the store does.
     pub(super) seqs: Map<RoomKey, u64>,
     /// Rooms appended to since the last retention pass.
     pub(super) touched: Set<RoomKey>,
@@ -155,7 +156,9 @@ impl RoomCache {
             .last_seq(ns, room)
             .unwrap_or(0)
             .max(moved as u64);
-        self.seqs.insert(key.to_key(), seq);
+        if seq > 0 {
+            self.seqs.insert(key.to_key(), seq);
+        }
         Ok(seq)
     }
 
@@ -192,92 +195,103 @@ impl RoomCache {
         self.staged_cids.clear();
     }
 
+    /// An append's write: refused while indexing fails, the first message when its client
+    /// id was stored before, else a new message with the room's next seq, staged for the
+    /// indexing.
+    fn write_append(
+        &mut self,
+        tx: &Connection,
+        m: NewMessage,
+        publish: Publish,
+        reply: AppendDone,
+    ) -> Result<Effect, StoreError> {
+        let waiting = lock(&self.unindexed).len() + self.staged.len();
+        if waiting >= self.max_unindexed {
+            return Ok(Effect::Refused {
+                reply,
+                error: format!("{waiting} messages wait for indexing, which is failing"),
+            });
+        }
+        let seq = self.last_seq(tx, &m.namespace, &m.room)? + 1;
+        // A re-sent message (same sender, client id and room) is stored once.
+        let cid_key = m
+            .cid
+            .as_deref()
+            .map(|cid| CidRef(&m.namespace, &m.room, &m.from, cid));
+        if let Some(key) = &cid_key
+            && let Some(first) = self.by_cid(tx, key)?
+        {
+            return Ok(Effect::Appended {
+                appended: Appended {
+                    message: first,
+                    duplicate: true,
+                },
+                publish,
+                reply,
+            });
+        }
+        let message = ChatMessage {
+            id: new_id(),
+            room: m.room,
+            seq,
+            from: m.from,
+            text: m.text,
+            ts: now_ms(),
+            action: m.action,
+        };
+        tx.prepare_cached(
+            "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                m.namespace,
+                message.room,
+                seq as i64,
+                message.id,
+                message.from,
+                message.text,
+                message.ts,
+                message.action as i64,
+                m.cid
+            ])
+        })
+        .map_err(backend)?;
+        let room = RoomRef(&m.namespace, &message.room);
+        match self.seqs.get_mut(&room) {
+            Some(last) => *last = seq,
+            None => drop(self.seqs.insert(room.to_key(), seq)),
+        }
+        if !self.touched.contains(&room) {
+            self.touched.insert(room.to_key());
+        }
+        if let Some(cid) = &m.cid {
+            let key = CidRef(&m.namespace, &message.room, &message.from, cid);
+            self.staged_cids.insert(&key, self.staged.len());
+        }
+        self.staged.push(Entry {
+            n: tx.last_insert_rowid(),
+            ns: m.namespace,
+            cid: m.cid,
+            message: message.clone(),
+        });
+        Ok(Effect::Appended {
+            appended: Appended {
+                message,
+                duplicate: false,
+            },
+            publish,
+            reply,
+        })
+    }
+
     /// The write phase of one command (inside the batch's transaction).
     fn write(&mut self, tx: &Connection, command: Command) -> Result<Effect, StoreError> {
         Ok(match command {
             Command::Append {
-                message: m,
+                message,
                 publish,
                 reply,
-            } => {
-                let waiting = lock(&self.unindexed).len() + self.staged.len();
-                if waiting >= self.max_unindexed {
-                    return Ok(Effect::Refused {
-                        reply,
-                        error: format!("{waiting} messages wait for indexing, which is failing"),
-                    });
-                }
-                let seq = self.last_seq(tx, &m.namespace, &m.room)? + 1;
-                // A re-sent message (same sender, client id and room) is stored once.
-                let cid_key = m
-                    .cid
-                    .as_deref()
-                    .map(|cid| CidRef(&m.namespace, &m.room, &m.from, cid));
-                if let Some(key) = &cid_key
-                    && let Some(first) = self.by_cid(tx, key)?
-                {
-                    return Ok(Effect::Appended {
-                        appended: Appended {
-                            message: first,
-                            duplicate: true,
-                        },
-                        publish,
-                        reply,
-                    });
-                }
-                let message = ChatMessage {
-                    id: new_id(),
-                    room: m.room,
-                    seq,
-                    from: m.from,
-                    text: m.text,
-                    ts: now_ms(),
-                    action: m.action,
-                };
-                tx.prepare_cached(
-                    "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        m.namespace,
-                        message.room,
-                        seq as i64,
-                        message.id,
-                        message.from,
-                        message.text,
-                        message.ts,
-                        message.action as i64,
-                        m.cid
-                    ])
-                })
-                .map_err(backend)?;
-                let room = RoomRef(&m.namespace, &message.room);
-                match self.seqs.get_mut(&room) {
-                    Some(last) => *last = seq,
-                    None => drop(self.seqs.insert(room.to_key(), seq)),
-                }
-                if !self.touched.contains(&room) {
-                    self.touched.insert(room.to_key());
-                }
-                if let Some(cid) = &m.cid {
-                    let key = CidRef(&m.namespace, &message.room, &message.from, cid);
-                    self.staged_cids.insert(&key, self.staged.len());
-                }
-                self.staged.push(Entry {
-                    n: tx.last_insert_rowid(),
-                    ns: m.namespace,
-                    cid: m.cid,
-                    message: message.clone(),
-                });
-                Effect::Appended {
-                    appended: Appended {
-                        message,
-                        duplicate: false,
-                    },
-                    publish,
-                    reply,
-                }
-            }
+            } => self.write_append(tx, message, publish, reply)?,
             Command::Attach {
                 ns,
                 room,
@@ -420,6 +434,7 @@ impl Writer {
                 stats.commits += 1;
                 stats.appends += appends;
                 stats.largest_batch = stats.largest_batch.max(size);
+                stats.cached_rooms = self.rooms.seqs.len() as u64;
             }
             Err(e) => {
                 error!(error = %e, "store transaction failed");
