@@ -1,8 +1,9 @@
 //! `chat-server`: a Socket.IO v5 compatible realtime engine and the chat application on it.
 //!
 //! Modules:
-//! - [`engine`]: the generic realtime layer (listener, connections, namespaces, rooms,
-//!   broadcast, acks, the `Adapter` seam). It knows nothing about chat.
+//! - [`engine`]: the generic realtime layer, the `chat-engine` crate re-exported (listener,
+//!   WebSocket and long-polling sessions, namespaces, rooms, broadcast, acks, the `Adapter`
+//!   seam). It knows nothing about chat: a crate of its own, so the compiler checks that.
 //! - [`chat`]: the chat application: nicks, rooms, messages, DMs, topics, presence, built on
 //!   engine handlers; its storage sits behind the [`chat::store::Store`] trait (whose
 //!   [`chat::store::RoomLog`], a sequenced log per room, orders every room's messages).
@@ -12,12 +13,12 @@
 //!
 //! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).
 //! Where to add things: a new chat event goes in `chat/handlers.rs` (and `chat-protocol`);
-//! a protocol-level behaviour goes in `engine/connection/`.
+//! a protocol-level behaviour goes in the engine crate's `connection/` (`engine/src`).
 
 pub mod chat;
 pub mod cli;
 pub mod config;
-pub mod engine;
+pub use chat_engine as engine;
 
 use std::net::SocketAddr;
 

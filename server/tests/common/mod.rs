@@ -5,6 +5,7 @@ pub mod bystanders;
 pub mod chat;
 pub mod engine_app;
 pub mod frames;
+pub mod polling;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
