@@ -447,7 +447,7 @@ class Page {
     const list = $("window-list");
     const items = [];
     for (const w of this.ordered()) {
-      const b = el("button", "win", w.kind === "ns" ? w.label : `  ${w.label}`);
+      const b = el("button", "win", w.label);
       b.type = "button";
       b.dataset.key = w.key;
       if (w === this.active) b.setAttribute("aria-current", "true");
