@@ -24,8 +24,14 @@ def browser():
 
 
 @pytest.fixture
-def chat_server(tmp_path: Path):
-    server = ChatServer(tmp_path)
+def server_args() -> list[str]:
+    """Extra chat-server flags (a test overrides it with pytest.mark.parametrize)."""
+    return []
+
+
+@pytest.fixture
+def chat_server(tmp_path: Path, server_args: list[str]):
+    server = ChatServer(tmp_path, server_args)
     yield server
     server.stop()
 
@@ -73,6 +79,7 @@ class Pages:
         height: int = 720,
         scheme: str = "light",
         origin: str | None = None,
+        before=None,
         **extra,
     ) -> Page:
         ctx = self.browser.new_context(
@@ -84,6 +91,8 @@ class Pages:
         self.consoles[page] = console
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+        if before:
+            before(page)
         if origin:
             self.origin, saved = origin, self.origin
         url = self.url(nick=nick, room=room if nick else None, ns=ns, transport=transport, **extra)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 
 import pytest
@@ -367,6 +368,51 @@ def test_the_page_talks_to_another_server_with_the_server_parameter(browser, cha
             p.close()
     finally:
         static.stop()
+
+
+@pytest.mark.parametrize("server_args", [["--ping-interval-ms", "300", "--ping-timeout-ms", "300"]])
+def test_pings_are_answered_and_a_silent_server_is_noticed(pages, chat_server):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    ada.evaluate("() => { window.states = []; chatPage.client.on('state', s => states.push(s)); }")
+    ada.wait_for_timeout(1500)  # five pings, each answered in time, or the server would close
+    assert ada.evaluate("states") == []
+    os.kill(chat_server.proc.pid, signal.SIGSTOP)  # the server goes silent, its socket open
+    try:
+        ada.wait_for_function("() => states.some(s => s.state === 'down')", timeout=3000)
+    finally:
+        os.kill(chat_server.proc.pid, signal.SIGCONT)
+    reasons = ada.evaluate("states.filter(s => s.state === 'down').map(s => s.reason)")
+    assert "ping timeout: the server went silent" in reasons
+    ada.wait_for_function("() => states.length > 0 && states[states.length - 1].state === 'open'", timeout=10000)
+    wait_joined(ada)
+    send(ada, "still here")
+    wait_shown(ada, ["ada: still here"])
+
+
+def test_a_busy_refusal_is_retried_with_a_growing_delay(pages):
+    refused: list[float] = []
+    busy = '44{"message":"the server is busy checking passwords: retry in a moment","data":{"code":"busy"}}'
+
+    def route(ws):
+        server = ws.connect_to_server()
+
+        def from_page(message):
+            # The first two CONNECTs are answered "busy" here; the server never sees them.
+            if isinstance(message, str) and message.startswith("40") and len(refused) < 2:
+                refused.append(time.monotonic())
+                ws.send(busy)
+            else:
+                server.send(message)
+
+        ws.on_message(from_page)
+
+    ada = pages.open("ada", before=lambda page: page.route_web_socket("**/socket.io/**", route))
+    wait_joined(ada)
+    assert len(refused) == 2
+    assert refused[1] - refused[0] >= 0.25  # 0.5 s times a jitter of 0.5 to 1
+    retries = ada.locator('ol[data-window="/ *"] li.sys').filter(has_text="trying again in")
+    assert retries.count() == 2
 
 
 def needs_polling(server) -> None:
