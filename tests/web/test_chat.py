@@ -72,6 +72,8 @@ def test_two_pages_and_a_terminal_see_each_message_once_in_order(pages, terminal
     cid = pages.open("cid")
     wait_joined(ada)
     wait_joined(cid)
+    # A same-origin WebSocket under `connect-src 'self'`.
+    assert ada.locator("#status").text_content() == "connected (WebSocket)"
 
     send(ada, "one from ada")
     wait_shown(cid, ["ada: one from ada"])
@@ -344,6 +346,25 @@ def test_another_namespace_from_the_link_and_the_side_panel(pages):
     assert ada.locator("#window-list button").all_inner_texts() == [
         "/games", "#chess", "/team", "#ops",
     ]
+
+
+def test_the_page_runs_under_the_strict_csp(pages, chat_server):
+    """The page server sends the CSP chat-server will send; the page works under it (every
+    test fails on a CSP report in the console), and the policy is really in force."""
+    ada = pages.open("ada")
+    wait_joined(ada)
+    assert ada.evaluate("document.querySelectorAll('[style], script:not([src])').length") == 0
+    assert ada.evaluate("[...document.querySelectorAll('*')].flatMap(e => [...e.attributes]).filter(a => a.name.startsWith('on')).length") == 0
+    violated = ada.evaluate(
+        """url => new Promise(resolve => {
+            document.addEventListener('securitypolicyviolation', e => resolve(e.effectiveDirective));
+            try { new WebSocket(url); } catch (e) { resolve('connect-src (thrown)'); }
+            setTimeout(() => resolve(null), 2000);
+        })""",
+        f"{chat_server.ws_url}/socket.io/?EIO=4&transport=websocket",
+    )
+    assert violated and violated.startswith("connect-src")
+    pages.consoles[ada].clear()  # the violation was provoked on purpose
 
 
 def test_the_page_talks_to_another_server_with_the_server_parameter(browser, chat_server):
