@@ -85,6 +85,7 @@ class Pages:
         ctx = self.browser.new_context(
             viewport={"width": width, "height": height}, color_scheme=scheme
         )
+        ctx.set_default_timeout(10_000)  # every wait is bounded; none needs this long
         self.contexts.append(ctx)
         page = ctx.new_page()
         console: list[str] = []

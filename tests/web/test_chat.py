@@ -502,12 +502,21 @@ def test_screenshots(pages, terminal):
     bob.send("morning all! the build is green again")
     bob.send("ada, can you look at the polling fallback?")
     bob.send("/me pours coffee")
+    bob.send("/join random")
+    bob.wait_for("you joined #random")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     out = []
     for width, height, scheme in SHOTS:
         page = pages.open("ada", width=width, height=height, scheme=scheme)
         wait_joined(page)
         wait_shown(page, ["bob: ada, can you look at the polling fallback?"])
+        page.evaluate("chatPage.client.join('/', 'random')")
+        page.wait_for_selector('button[data-key="/ #random"]', state="attached")
+        bob.send("/join random")
+        bob.send("anyone for lunch?")
+        bob.send("/msg ada the release notes are in the wiki")
+        page.wait_for_selector('button[data-key="/ #random"] .badge', state="attached")
+        page.wait_for_selector('button[data-key="/ @bob"] .badge', state="attached")
         if (width, scheme) == (360, "light"):
             send(page, "on it: a line\nand a second line")
             wait_shown(page, ["ada: on it: a line\nand a second line"])
