@@ -114,6 +114,7 @@ class Win {
     this.noOlder = false;
     this.typers = new Map();
     this.log = el("ol", "log");
+    this.log.setAttribute("role", "log");
     this.log.dataset.window = this.key;
     this.log.tabIndex = -1;
     this.log.setAttribute("aria-label", this.label);
@@ -151,6 +152,11 @@ class Page {
     $("login-remember").checked = Boolean(remembered);
     if (params.get("room")) $("login-room").value = normRoom(params.get("room"));
     if (params.get("ns")) $("login-ns").value = normNs(params.get("ns"));
+    if (serverParam()) {
+      const note = $("login-server");
+      note.textContent = `Server: ${serverParam()} (from the link's server parameter)`;
+      note.hidden = false;
+    }
     if (warned) {
       this.showLogin("A password, key or token in a link is never used: type it here instead.");
       return;
@@ -316,6 +322,7 @@ class Page {
         break;
       case "refused":
         this.system(nsw, `refused: ${e.message}`, "error");
+        if (e.code === "forbidden") this.system(nsw, `to give its key: /ns ${e.nsp} KEY`);
         if ([CODE.NICK_CLAIMED, CODE.WRONG_PASSWORD, CODE.NICK_TAKEN].includes(e.code) ||
             e.code === "invalid_name" || e.code === "nick_required" || !this.anyConnected()) {
           this.showLogin(e.message);
@@ -869,8 +876,11 @@ class Page {
           break;
         }
         case "ns": {
-          const target = normNs(arg);
-          this.client.openNamespace(target);
+          // `/ns /name [key]`: the key is typed, never taken from a link.
+          const [name, key] = arg.split(/\s+/);
+          if (!name) return report("usage: /ns /name [key]", "error");
+          const target = normNs(name);
+          this.client.openNamespace(target, key || undefined);
           this.select(this.nsWindow(target));
           break;
         }
@@ -968,7 +978,11 @@ class Page {
       const on = document.body.classList.toggle(cls);
       $(button).setAttribute("aria-expanded", String(on));
     };
-    $("toggle-rooms").addEventListener("click", () => toggle("show-rooms", "toggle-rooms"));
+    $("toggle-rooms").addEventListener("click", () => {
+      toggle("show-rooms", "toggle-rooms");
+      const current = document.querySelector('#window-list [aria-current="true"]');
+      if (document.body.classList.contains("show-rooms") && current) current.focus();
+    });
     $("toggle-members").addEventListener("click", () => toggle("show-members", "toggle-members"));
     $("switcher-input").addEventListener("input", () => this.renderSwitcher());
     $("switcher-input").addEventListener("keydown", (e) => {
