@@ -11,8 +11,8 @@ import time
 import pytest
 from playwright.sync_api import Page
 
-from conftest import SCREENSHOTS
-from harness import CSP, ROOT, PageServer
+from conftest import SCREENSHOTS, Pages
+from harness import CSP, ROOT, ChatServer, PageServer
 
 GENERAL = "/ #general"
 
@@ -367,6 +367,31 @@ def test_the_page_runs_under_the_strict_csp(pages, chat_server):
     pages.consoles[ada].clear()  # the violation was provoked on purpose
 
 
+def test_a_namespace_key_is_typed_not_linked(browser, tmp_path):
+    config = tmp_path / "chat.toml"
+    config.write_text('[[namespace]]\nname = "/ops"\nkey = "change-me"\n')
+    server = ChatServer(tmp_path, ["--config", str(config)])
+    static = PageServer(server)
+    p = Pages(browser, static.url)
+    try:
+        ada = p.open("ada")
+        wait_joined(ada)
+        ada.locator("#composer").fill("/ns /ops")
+        ada.locator("#composer").press("Enter")
+        ada.wait_for_selector('ol[data-window="/ops *"] li.sys.error')
+        assert "requires a key" in ada.locator('ol[data-window="/ops *"]').inner_text()
+        ada.locator("#composer").fill("/ns /ops change-me")
+        ada.locator("#composer").press("Enter")
+        ada.wait_for_function("() => chatPage.client.isConnected('/ops')")
+        ada.locator("#composer").fill("/join secret")
+        ada.locator("#composer").press("Enter")
+        wait_joined(ada, "/ops #secret")
+    finally:
+        p.close()
+        static.stop()
+        server.stop()
+
+
 def test_the_page_talks_to_another_server_with_the_server_parameter(browser, chat_server):
     """`?server=http://HOST:PORT`: the page from one origin, the chat on another (the CSP
     must then allow that origin; tests and development only)."""
@@ -376,8 +401,6 @@ def test_the_page_talks_to_another_server_with_the_server_parameter(browser, cha
     )
     static = PageServer(chat_server, csp=csp)
     try:
-        from conftest import Pages
-
         p = Pages(browser, static.url)
         try:
             ada = p.open("ada", server=chat_server.http_url)
@@ -448,6 +471,7 @@ def chat_both_ways(page: Page, bob) -> None:
     wait_shown(page, ["ada: over polling", "bob: back to you"])
 
 
+@pytest.mark.parametrize("server_args", [["--ping-interval-ms", "300", "--ping-timeout-ms", "300"]])
 def test_polling_only_mode_chats(pages, terminal, chat_server, page_server):
     needs_polling(chat_server)
     bob = terminal("bob")
@@ -456,6 +480,10 @@ def test_polling_only_mode_chats(pages, terminal, chat_server, page_server):
     ada = pages.open("ada", transport="polling")
     wait_joined(ada)
     assert ada.locator("#status").text_content() == "connected (long-polling)"
+    # Pings come in a GET, pongs go in a POST: five of them and the session stays.
+    ada.evaluate("() => { window.states = []; chatPage.client.on('state', s => states.push(s)); }")
+    ada.wait_for_timeout(1500)
+    assert ada.evaluate("states") == []
     chat_both_ways(ada, bob)
     assert not any("transport=websocket" in r for r in page_server.requests)
     assert any(r.startswith("POST /socket.io/?EIO=4&transport=polling&sid=") for r in page_server.requests)
