@@ -20,3 +20,12 @@ demo:
 # scenarios; writes BENCHMARKS.md and bench/latency.svg (10-15 minutes on 2 cores).
 bench:
     bash bench/run.sh
+
+# The web page's browser tests (Chromium from apt, Playwright in tests/web/.venv).
+web-test *ARGS:
+    bash tests/web/run.sh {{ARGS}}
+
+# Refresh the committed screenshots of the web page (docs/screenshots/, 360 and 1440 px, light
+# and dark) from the browser tests.
+screenshots:
+    UPDATE_SCREENSHOTS=1 bash tests/web/run.sh -k screenshots

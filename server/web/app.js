@@ -1,0 +1,1037 @@
+// app.js: the chat page. The chat client (chat.js) does the talking; this file turns its
+// events into windows (one per room, direct conversation and namespace) and the user's keys
+// into requests. Text from the network only ever reaches the page through textContent (the
+// `el` helper): nobody's text is read as HTML.
+//
+// Page parameters: `?nick=NAME&room=ROOM&ns=/NAME` connects and joins at once;
+// `?transport=polling` (or `websocket`) forces a transport; `?server=http://HOST:PORT` talks
+// to a chat-server other than the page's own (for tests and development). A password, key
+// or token is never taken from the address.
+
+import { ChatClient, CODE, SessionStore } from "./chat.js";
+
+const TYPING_EVERY_MS = 3000;
+const TYPING_SHOWN_MS = 5000;
+const HISTORY_PAGE = 50;
+const NICK_KEY = "chat.nick";
+
+// ---- DOM helpers ----
+
+const $ = (id) => document.getElementById(id);
+
+/** An element with classes and text children (strings become text nodes, never HTML). */
+function el(tag, className, ...children) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(typeof c === "string" ? document.createTextNode(c) : c);
+  }
+  return e;
+}
+
+function timeOf(ts) {
+  const d = new Date(ts);
+  const t = el("time", "ts", d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+  t.dateTime = d.toISOString();
+  t.title = d.toLocaleString();
+  return t;
+}
+
+function escapeRegExp(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** A regular expression that finds `nick` as a word (not inside another nick). */
+function mentionPattern(nick) {
+  return new RegExp(`(?<![\\p{L}\\p{N}_.-])${escapeRegExp(nick)}(?![\\p{L}\\p{N}_-])`, "giu");
+}
+
+// ---- page parameters ----
+
+const params = new URLSearchParams(location.search);
+
+function serverParam() {
+  const raw = params.get("server");
+  if (!raw) return "";
+  try {
+    const u = new URL(raw);
+    if (u.protocol === "http:" || u.protocol === "https:") return u.origin;
+  } catch (_) {
+    // Not a URL: ignored.
+  }
+  return "";
+}
+
+function transportParam() {
+  const t = params.get("transport");
+  return t === "polling" || t === "websocket" ? t : "auto";
+}
+
+/** Removes secrets someone put in the link (they are never used) from the address bar. */
+function scrubSecretsFromUrl() {
+  const secrets = ["password", "pass", "key", "token"].filter((k) => params.has(k));
+  if (secrets.length === 0) return false;
+  const u = new URL(location.href);
+  for (const k of secrets) u.searchParams.delete(k);
+  history.replaceState(null, "", u.toString());
+  return true;
+}
+
+function normRoom(s) {
+  return (s || "").trim().replace(/^#/, "");
+}
+
+function normNs(s) {
+  const t = (s || "").trim();
+  if (!t) return "/";
+  return t.startsWith("/") ? t : `/${t}`;
+}
+
+// ---- windows ----
+
+/** The key of a window: "<nsp> #room", "<nsp> @nick" or "<nsp> *" (the namespace's own). */
+const keyOf = (nsp, kind, name) =>
+  kind === "room" ? `${nsp} #${name}` : kind === "dm" ? `${nsp} @${name}` : `${nsp} *`;
+
+class Win {
+  constructor(nsp, kind, name) {
+    this.nsp = nsp;
+    this.kind = kind;
+    this.name = name;
+    this.key = keyOf(nsp, kind, name);
+    this.unread = 0;
+    this.mentions = 0;
+    this.members = new Set();
+    this.topic = null;
+    /** Shown messages by seq (rooms): each (namespace, room, seq) once. */
+    this.bySeq = new Map();
+    /** Pending messages by cid. */
+    this.pending = new Map();
+    this.dmIds = new Set();
+    this.oldestSeq = null;
+    this.loadingOlder = false;
+    this.noOlder = false;
+    this.typers = new Map();
+    this.log = el("ol", "log");
+    this.log.setAttribute("role", "log");
+    this.log.dataset.window = this.key;
+    this.log.tabIndex = -1;
+    this.log.setAttribute("aria-label", this.label);
+    this.log.hidden = true;
+  }
+
+  get label() {
+    if (this.kind === "room") return `#${this.name}`;
+    if (this.kind === "dm") return `@${this.name}`;
+    return this.nsp === "/" ? "server" : this.nsp;
+  }
+}
+
+// ---- the page ----
+
+class Page {
+  constructor() {
+    this.client = null;
+    this.windows = new Map();
+    this.active = null;
+    this.pendingJoin = null;
+    this.lastTypingSent = new Map();
+    this.typingTimer = null;
+    this.bindStatic();
+  }
+
+  // -- start and log in --
+
+  start() {
+    const warned = scrubSecretsFromUrl();
+    const sessionNick = new SessionStore(sessionStorage).load();
+    const urlNick = (params.get("nick") || "").trim();
+    const remembered = localStorage.getItem(NICK_KEY) || "";
+    $("login-nick").value = urlNick || (sessionNick && sessionNick.nick) || remembered;
+    $("login-remember").checked = Boolean(remembered);
+    if (params.get("room")) $("login-room").value = normRoom(params.get("room"));
+    if (params.get("ns")) $("login-ns").value = normNs(params.get("ns"));
+    if (serverParam()) {
+      const note = $("login-server");
+      note.textContent = `Server: ${serverParam()} (from the link's server parameter)`;
+      note.hidden = false;
+    }
+    if (warned) {
+      this.showLogin("A password, key or token in a link is never used: type it here instead.");
+      return;
+    }
+    if (urlNick) {
+      this.connect(urlNick, "", normRoom(params.get("room")), normNs(params.get("ns")));
+    } else if (sessionNick) {
+      this.connect(sessionNick.nick, "", "", "/");
+    } else {
+      this.showLogin();
+    }
+  }
+
+  showLogin(error) {
+    $("app").hidden = true;
+    $("login").hidden = false;
+    const e = $("login-error");
+    e.textContent = error || "";
+    e.hidden = !error;
+    const nick = $("login-nick");
+    (nick.value ? $("login-password") : nick).focus();
+  }
+
+  onLoginSubmit(ev) {
+    ev.preventDefault();
+    const nick = $("login-nick").value.trim();
+    if (!nick) {
+      this.showLogin("Choose a nick.");
+      return;
+    }
+    const password = $("login-password").value;
+    $("login-password").value = "";
+    if ($("login-remember").checked) localStorage.setItem(NICK_KEY, nick);
+    else localStorage.removeItem(NICK_KEY);
+    const room = normRoom($("login-room").value);
+    const ns = normNs($("login-ns").value);
+    if (this.client && this.client.nick && this.client.nick.toLowerCase() === nick.toLowerCase()) {
+      // A refused login tried again (a password given): same client, same windows.
+      $("login").hidden = true;
+      $("app").hidden = false;
+      this.pendingJoin = room ? { nsp: ns, room } : this.pendingJoin;
+      this.client.retry(ns, password);
+      for (const nsp of this.client.namespaces.keys()) {
+        if (nsp !== ns) this.client.retry(nsp);
+      }
+      return;
+    }
+    if (this.client) this.reset();
+    this.connect(nick, password, room, ns);
+  }
+
+  reset() {
+    this.client.stop();
+    this.client = null;
+    for (const w of this.windows.values()) w.log.remove();
+    this.windows.clear();
+    $("window-list").replaceChildren();
+    this.active = null;
+  }
+
+  connect(nick, password, room, nsp) {
+    $("login").hidden = true;
+    $("app").hidden = false;
+    $("me-nick").textContent = nick;
+    const client = new ChatClient({
+      base: serverParam(),
+      transport: transportParam(),
+      store: new SessionStore(sessionStorage),
+    });
+    this.client = client;
+    this.bindClient(client);
+    this.pendingJoin = room ? { nsp, room } : null;
+    const resumed = client.start(nick, password);
+    for (const ns of resumed) {
+      this.nsWindow(ns);
+      for (const r of client.rooms(ns)) this.window(ns, "room", r);
+      for (const entry of client.outbox(ns)) this.showPending(ns, entry);
+    }
+    if (!client.namespaces.has(nsp)) {
+      client.openNamespace(nsp);
+      this.nsWindow(nsp);
+    }
+    if (!this.active) this.select(this.nsWindow(nsp));
+    this.updateTitle();
+  }
+
+  // -- the client's events --
+
+  bindClient(c) {
+    c.on("state", (s) => this.onState(s));
+    c.on("ns", (e) => this.onNs(e));
+    c.on("joined", (e) => this.onJoined(e));
+    c.on("left", ({ nsp, room }) => this.closeWindow(keyOf(nsp, "room", room)));
+    c.on("sent", ({ nsp, entry }) => this.showPending(nsp, entry));
+    c.on("acked", ({ nsp, entry, message }) => {
+      this.removePending(nsp, entry);
+      this.addMessage(nsp, message, true);
+    });
+    c.on("failed", ({ nsp, entry, error }) => {
+      const w = this.windows.get(keyOf(nsp, "room", entry.room));
+      const li = w && w.pending.get(entry.cid);
+      if (li) {
+        li.classList.remove("pending");
+        li.classList.add("failed");
+        li.append(el("span", "why", ` (not sent: ${error.message})`));
+        w.pending.delete(entry.cid);
+      }
+    });
+    c.on("message", (m) => this.addMessage(m.nsp, m, true));
+    c.on("dm", (d) => this.addDm(d.nsp, d, true));
+    c.on("presence", (p) => this.onPresence(p));
+    c.on("topic", (t) => {
+      const w = this.windows.get(keyOf(t.nsp, "room", t.room));
+      if (!w) return;
+      w.topic = t.topic || null;
+      this.system(w, t.topic ? `${t.by} set the topic: ${t.topic}` : `${t.by} cleared the topic`);
+      if (w === this.active) this.renderHeader();
+    });
+    c.on("typing", (t) => this.onTyping(t));
+    c.on("notice", (n) => this.system(this.nsWindow(n.nsp), n.text, "notice"));
+    c.on("room", () => {});
+    c.on("log", (t) => console.debug("chat:", t));
+  }
+
+  onState(s) {
+    const status = $("status");
+    status.dataset.state = s.state;
+    if (s.state === "open") {
+      status.textContent = `connected (${s.transport === "polling" ? "long-polling" : "WebSocket"})`;
+    } else if (s.state === "down") {
+      status.textContent = `reconnecting in ${(s.retryIn / 1000).toFixed(1)} s: ${s.reason}`;
+    } else {
+      status.textContent = "connecting…";
+    }
+    status.title = status.textContent;
+  }
+
+  onNs(e) {
+    const nsw = this.nsWindow(e.nsp);
+    const rooms = [...this.windows.values()].filter((w) => w.nsp === e.nsp && w !== nsw);
+    switch (e.state) {
+      case "connected":
+        this.system(nsw, `${e.resumed ? "reconnected" : "connected"} to ${e.nsp} as ${this.client.nick}`, "conn");
+        if (e.resumed) for (const w of rooms) this.system(w, "reconnected", "conn");
+        if (this.pendingJoin && this.pendingJoin.nsp === e.nsp) {
+          const { room } = this.pendingJoin;
+          this.pendingJoin = null;
+          this.join(e.nsp, room, true);
+        } else if (this.active === nsw && rooms.length === 0) {
+          $("join-room").focus();
+        }
+        break;
+      case "down":
+        for (const w of [nsw, ...rooms]) this.system(w, `disconnected: ${e.reason}; reconnecting…`, "conn");
+        for (const w of rooms) w.typers.clear();
+        this.renderTyping();
+        break;
+      case "closed":
+        this.system(nsw, `the server closed ${e.nsp}`, "error");
+        break;
+      case "retrying":
+        this.system(nsw, `${e.message}: trying again in ${(e.retryIn / 1000).toFixed(1)} s`, "conn");
+        break;
+      case "refused":
+        this.system(nsw, `refused: ${e.message}`, "error");
+        if (e.code === "forbidden") this.system(nsw, `to give its key: /ns ${e.nsp} KEY`);
+        if ([CODE.NICK_CLAIMED, CODE.WRONG_PASSWORD, CODE.NICK_TAKEN].includes(e.code) ||
+            e.code === "invalid_name" || e.code === "nick_required" || !this.anyConnected()) {
+          this.showLogin(e.message);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  anyConnected() {
+    return [...this.client.namespaces.keys()].some((n) => this.client.isConnected(n));
+  }
+
+  onJoined({ nsp, reply, auto }) {
+    const w = this.window(nsp, "room", reply.room);
+    w.members = new Set(reply.members || []);
+    w.topic = reply.topic || null;
+    if (!auto) this.system(w, `you joined #${reply.room} (${w.members.size} member${w.members.size === 1 ? "" : "s"})`);
+    for (const m of reply.history || []) this.addMessage(nsp, m, false);
+    if (w.oldestSeq === null && (reply.history || []).length === 0) w.noOlder = true;
+    if (w === this.active) {
+      this.renderHeader();
+      this.renderMembers();
+    }
+  }
+
+  onPresence(p) {
+    const w = this.windows.get(keyOf(p.nsp, "room", p.room));
+    if (!w) return;
+    const text = {
+      join: `${p.nick} joined`,
+      leave: `${p.nick} left`,
+      quit: `${p.nick} quit`,
+      nick: `${p.previous} is now known as ${p.nick}`,
+    }[p.action] || `${p.nick}: ${p.action}`;
+    if (p.action === "join") w.members.add(p.nick);
+    if (p.action === "leave" || p.action === "quit") w.members.delete(p.nick);
+    if (p.action === "nick") {
+      w.members.delete(p.previous);
+      w.members.add(p.nick);
+    }
+    w.typers.delete(p.previous || p.nick);
+    this.system(w, text, "presence");
+    if (w === this.active) {
+      this.renderMembers();
+      this.renderTyping();
+    }
+  }
+
+  onTyping(t) {
+    const w = this.windows.get(keyOf(t.nsp, "room", t.room));
+    if (!w || t.nick === this.client.nick) return;
+    w.typers.set(t.nick, Date.now() + TYPING_SHOWN_MS);
+    if (w === this.active) this.renderTyping();
+  }
+
+  // -- windows --
+
+  nsWindow(nsp) {
+    return this.window(nsp, "ns", nsp);
+  }
+
+  window(nsp, kind, name) {
+    const key = keyOf(nsp, kind, name);
+    let w = this.windows.get(key);
+    if (w) return w;
+    w = new Win(nsp, kind, name);
+    this.windows.set(key, w);
+    $("logs").append(w.log);
+    w.log.addEventListener("scroll", () => this.onScroll(w));
+    this.renderWindowList();
+    return w;
+  }
+
+  closeWindow(key) {
+    const w = this.windows.get(key);
+    if (!w || w.kind === "ns") return;
+    const order = this.ordered();
+    const at = order.indexOf(w);
+    w.log.remove();
+    this.windows.delete(key);
+    if (this.active === w) this.select(order[at - 1] || this.nsWindow(w.nsp));
+    this.renderWindowList();
+    this.updateTitle();
+  }
+
+  /** Windows in list order: by namespace, its own window first, then rooms, then DMs. */
+  ordered() {
+    const rank = { ns: 0, room: 1, dm: 2 };
+    return [...this.windows.values()].sort(
+      (a, b) =>
+        a.nsp.localeCompare(b.nsp) ||
+        rank[a.kind] - rank[b.kind] ||
+        a.name.localeCompare(b.name),
+    );
+  }
+
+  select(w, focus = true) {
+    if (!w) return;
+    if (this.active) this.active.log.hidden = true;
+    this.active = w;
+    w.log.hidden = false;
+    w.unread = 0;
+    w.mentions = 0;
+    this.renderWindowList();
+    this.renderHeader();
+    this.renderMembers();
+    this.renderTyping();
+    this.updateTitle();
+    this.stickToBottom(w);
+    document.body.classList.remove("show-rooms", "show-members");
+    $("toggle-rooms").setAttribute("aria-expanded", "false");
+    $("toggle-members").setAttribute("aria-expanded", "false");
+    if (focus) $("composer").focus();
+    this.maybeLoadOlder(w);
+  }
+
+  step(delta) {
+    const order = this.ordered();
+    if (order.length === 0) return;
+    const at = order.indexOf(this.active);
+    this.select(order[(at + delta + order.length) % order.length]);
+  }
+
+  // -- rendering --
+
+  renderWindowList() {
+    const list = $("window-list");
+    const items = [];
+    for (const w of this.ordered()) {
+      const b = el("button", "win", w.label);
+      b.type = "button";
+      b.dataset.key = w.key;
+      if (w === this.active) b.setAttribute("aria-current", "true");
+      if (w.mentions > 0) b.append(el("span", "badge mention", String(w.mentions)));
+      else if (w.unread > 0) b.append(el("span", "badge", String(w.unread)));
+      b.addEventListener("click", () => this.select(w));
+      const li = el("li", `win-item kind-${w.kind}`, b);
+      items.push(li);
+    }
+    list.replaceChildren(...items);
+  }
+
+  renderHeader() {
+    const w = this.active;
+    if (!w) return;
+    $("window-title").textContent = w.kind === "ns" && w.nsp !== "/" ? `${w.nsp}` : w.label;
+    $("window-topic").textContent =
+      w.kind === "room" ? w.topic || "" : w.kind === "dm" ? "direct messages" : "server messages";
+    $("leave").hidden = w.kind === "ns";
+    $("leave").textContent = w.kind === "room" ? "Leave" : "Close";
+    $("composer").placeholder =
+      w.kind === "room"
+        ? `Message #${w.name}`
+        : w.kind === "dm"
+          ? `Message @${w.name}`
+          : "Type /join #room, or /help";
+  }
+
+  renderMembers() {
+    const w = this.active;
+    const list = $("members");
+    if (!w || w.kind !== "room") {
+      $("members-title").textContent = "Members";
+      list.replaceChildren();
+      return;
+    }
+    $("members-title").textContent = `Members (${w.members.size})`;
+    const nicks = [...w.members].sort((a, b) => a.localeCompare(b));
+    list.replaceChildren(
+      ...nicks.map((n) => {
+        const b = el("button", "member", n);
+        b.type = "button";
+        b.title = n === this.client.nick ? "you" : `Message ${n} privately`;
+        if (n === this.client.nick) b.classList.add("self");
+        else b.addEventListener("click", () => this.select(this.window(w.nsp, "dm", n)));
+        return el("li", null, b);
+      }),
+    );
+  }
+
+  renderTyping() {
+    const w = this.active;
+    const line = $("typing");
+    clearTimeout(this.typingTimer);
+    if (!w) return;
+    const now = Date.now();
+    for (const [n, until] of w.typers) if (until <= now) w.typers.delete(n);
+    const nicks = [...w.typers.keys()];
+    line.textContent =
+      nicks.length === 0
+        ? ""
+        : nicks.length === 1
+          ? `${nicks[0]} is typing…`
+          : nicks.length <= 3
+            ? `${nicks.slice(0, -1).join(", ")} and ${nicks[nicks.length - 1]} are typing…`
+            : "several people are typing…";
+    if (nicks.length > 0) {
+      const next = Math.min(...w.typers.values()) - now;
+      this.typingTimer = setTimeout(() => this.renderTyping(), Math.max(50, next));
+    }
+  }
+
+  updateTitle() {
+    let unread = 0;
+    let mentions = 0;
+    for (const w of this.windows.values()) {
+      unread += w.unread;
+      mentions += w.mentions;
+    }
+    const where = this.active ? this.active.label : "";
+    document.title = `${unread > 0 ? `(${unread}${mentions > 0 ? "!" : ""}) ` : ""}${where ? `${where} · ` : ""}chat`;
+    const badge = $("total-badge");
+    badge.textContent = String(unread);
+    badge.hidden = unread === 0;
+  }
+
+  atBottom(w) {
+    return w.log.scrollHeight - w.log.scrollTop - w.log.clientHeight < 40;
+  }
+
+  stickToBottom(w) {
+    w.log.scrollTop = w.log.scrollHeight;
+  }
+
+  /** Appends a line (keeping the view at the bottom if it was there). */
+  appendLine(w, li, before = null) {
+    const stick = this.atBottom(w);
+    w.log.insertBefore(li, before);
+    if (stick || w.log.hidden) this.stickToBottom(w);
+  }
+
+  system(w, text, kind = "info") {
+    const li = el("li", `sys ${kind}`, timeOf(Date.now()), el("span", "text", text));
+    this.appendLine(w, li, w.log.querySelector("li.pending"));
+  }
+
+  /** The text of a message, with mentions of our nick marked (text nodes only). */
+  textWithMentions(text) {
+    const span = el("span", "text");
+    const nick = this.client && this.client.nick;
+    let mentioned = false;
+    if (!nick) {
+      span.textContent = text;
+      return { span, mentioned };
+    }
+    let last = 0;
+    for (const m of text.matchAll(mentionPattern(nick))) {
+      span.append(text.slice(last, m.index), el("mark", "mention", m[0]));
+      last = m.index + m[0].length;
+      mentioned = true;
+    }
+    span.append(text.slice(last));
+    return { span, mentioned };
+  }
+
+  messageLine(m, pending) {
+    const self = this.client && m.from === this.client.nick;
+    const { span, mentioned } = this.textWithMentions(m.text);
+    const from = el("span", "from", m.action ? `* ${m.from}` : m.from);
+    const li = el("li", "msg", timeOf(m.ts), from, span);
+    if (m.action) li.classList.add("action");
+    if (self) li.classList.add("self");
+    if (mentioned && !self) li.classList.add("mentioned");
+    if (pending) li.classList.add("pending");
+    li.dataset.from = m.from;
+    return { li, mentioned: mentioned && !self };
+  }
+
+  /** A room message, shown once per (namespace, room, seq), in seq order. */
+  addMessage(nsp, m, live) {
+    const w = this.window(nsp, "room", m.room);
+    if (w.bySeq.has(m.seq)) return;
+    const { li, mentioned } = this.messageLine(m, false);
+    li.dataset.seq = String(m.seq);
+    li.dataset.id = m.id;
+    w.bySeq.set(m.seq, li);
+    // Before the first shown message with a larger seq, else before the pending ones.
+    let before = null;
+    const seqs = [...w.bySeq.keys()];
+    const later = seqs.filter((s) => s > m.seq);
+    if (later.length > 0) before = w.bySeq.get(Math.min(...later));
+    else before = w.log.querySelector("li.pending");
+    this.appendLine(w, li, before);
+    if (w.oldestSeq === null || m.seq < w.oldestSeq) w.oldestSeq = m.seq;
+    w.typers.delete(m.from);
+    if (w === this.active) this.renderTyping();
+    if (live && later.length === 0 && m.from !== this.client.nick) this.bump(w, mentioned);
+  }
+
+  addDm(nsp, d, live) {
+    const me = this.client.nick;
+    const other = d.from.toLowerCase() === me.toLowerCase() ? d.to : d.from;
+    const w = this.window(nsp, "dm", other);
+    if (w.dmIds.has(d.id)) return;
+    w.dmIds.add(d.id);
+    const { li } = this.messageLine(d, false);
+    li.dataset.id = d.id;
+    this.appendLine(w, li, w.log.querySelector("li.pending"));
+    if (live && d.from !== me) this.bump(w, true);
+  }
+
+  /** Counts a new message for a window the user is not looking at. */
+  bump(w, mention) {
+    if (w === this.active && !document.hidden) return;
+    w.unread += 1;
+    if (mention) w.mentions += 1;
+    this.renderWindowList();
+    this.updateTitle();
+  }
+
+  showPending(nsp, entry) {
+    const w = this.window(nsp, "room", entry.room);
+    if (w.pending.has(entry.cid)) return;
+    const { li } = this.messageLine(
+      { from: this.client.nick, text: entry.text, action: entry.action, ts: Date.now() },
+      true,
+    );
+    li.dataset.cid = entry.cid;
+    li.title = "sending…";
+    w.pending.set(entry.cid, li);
+    this.appendLine(w, li);
+    if (w === this.active) this.stickToBottom(w);
+  }
+
+  removePending(nsp, entry) {
+    const w = this.windows.get(keyOf(nsp, "room", entry.room));
+    const li = w && w.pending.get(entry.cid);
+    if (!li) return;
+    li.remove();
+    w.pending.delete(entry.cid);
+  }
+
+  // -- older history --
+
+  onScroll(w) {
+    if (w.log.scrollTop < 60) this.maybeLoadOlder(w);
+  }
+
+  async maybeLoadOlder(w) {
+    if (w.kind !== "room" || w.loadingOlder || w.noOlder || !this.client) return;
+    if (w.oldestSeq === null || w.oldestSeq <= 1) {
+      if (w.oldestSeq === 1) this.markBeginning(w);
+      return;
+    }
+    if (w.log.scrollTop >= 60 && w.log.scrollHeight > w.log.clientHeight) return;
+    if (!this.client.isConnected(w.nsp)) return;
+    w.loadingOlder = true;
+    try {
+      const reply = await this.client.history(w.nsp, w.name, w.oldestSeq, HISTORY_PAGE);
+      const height = w.log.scrollHeight;
+      const top = w.log.scrollTop;
+      for (const m of reply.messages) this.addOlder(w, m);
+      w.log.scrollTop = top + (w.log.scrollHeight - height);
+      if (reply.messages.length < HISTORY_PAGE || w.oldestSeq <= 1) this.markBeginning(w);
+    } catch (e) {
+      this.system(w, `could not load older messages: ${e.message}`, "error");
+    } finally {
+      w.loadingOlder = false;
+    }
+    // Still no scroll bar: load more.
+    if (!w.noOlder && w.log.scrollHeight <= w.log.clientHeight) this.maybeLoadOlder(w);
+  }
+
+  addOlder(w, m) {
+    if (w.bySeq.has(m.seq)) return;
+    const { li } = this.messageLine(m, false);
+    li.dataset.seq = String(m.seq);
+    li.dataset.id = m.id;
+    const later = [...w.bySeq.keys()].filter((s) => s > m.seq);
+    const before = later.length > 0 ? w.bySeq.get(Math.min(...later)) : null;
+    w.bySeq.set(m.seq, li);
+    w.log.insertBefore(li, before);
+    if (m.seq < w.oldestSeq) w.oldestSeq = m.seq;
+  }
+
+  markBeginning(w) {
+    if (w.noOlder && w.log.querySelector("li.beginning")) return;
+    w.noOlder = true;
+    if (!w.log.querySelector("li.beginning")) {
+      w.log.prepend(el("li", "sys beginning", el("span", "text", `the beginning of #${w.name}`)));
+    }
+  }
+
+  // -- sending --
+
+  async join(nsp, room, focus) {
+    const w = this.nsWindow(nsp);
+    try {
+      const reply = await this.client.join(nsp, room);
+      const rw = this.window(nsp, "room", reply.room);
+      this.select(rw, true);
+      if (focus) $("composer").focus();
+    } catch (e) {
+      this.system(this.active || w, `cannot join #${room}: ${e.message}`, "error");
+    }
+  }
+
+  async leave(w) {
+    if (w.kind === "dm") {
+      this.closeWindow(w.key);
+      return;
+    }
+    try {
+      await this.client.leave(w.nsp, w.name);
+    } catch (e) {
+      this.system(w, `cannot leave: ${e.message}`, "error");
+    }
+  }
+
+  onComposerKey(ev) {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      this.submit();
+    } else if (ev.key === "Escape") {
+      ev.preventDefault();
+      if (this.active) {
+        this.active.unread = 0;
+        this.active.mentions = 0;
+        this.renderWindowList();
+        this.updateTitle();
+        this.stickToBottom(this.active);
+      }
+    }
+  }
+
+  onComposerInput() {
+    const w = this.active;
+    const text = $("composer").value;
+    this.autosize();
+    if (!w || w.kind !== "room" || !text || text.startsWith("/")) return;
+    const now = Date.now();
+    const last = this.lastTypingSent.get(w.key) || 0;
+    if (now - last >= TYPING_EVERY_MS) {
+      this.lastTypingSent.set(w.key, now);
+      this.client.typing(w.nsp, w.name);
+    }
+  }
+
+  autosize() {
+    const c = $("composer");
+    const lines = Math.min(6, c.value.split("\n").length);
+    c.rows = lines;
+  }
+
+  submit() {
+    const c = $("composer");
+    const text = c.value;
+    if (!text.trim() || !this.client) return;
+    c.value = "";
+    this.autosize();
+    if (this.active) this.lastTypingSent.delete(this.active.key);
+    if (text.startsWith("/") && !text.startsWith("//")) this.command(text);
+    else this.say(text.startsWith("//") ? text.slice(1) : text, false);
+  }
+
+  say(text, action) {
+    const w = this.active;
+    if (!w) return;
+    if (w.kind === "room") {
+      this.client.send(w.nsp, w.name, text, action);
+      this.stickToBottom(w);
+    } else if (w.kind === "dm") {
+      this.sendDm(w.nsp, w.name, text, action);
+    } else {
+      this.system(w, "join a room first: /join #room (or /msg NICK text)", "error");
+    }
+  }
+
+  async sendDm(nsp, to, text, action) {
+    const w = this.window(nsp, "dm", to);
+    const { li } = this.messageLine({ from: this.client.nick, text, action, ts: Date.now() }, true);
+    this.appendLine(w, li);
+    try {
+      const reply = await this.client.dm(nsp, to, text, action);
+      li.remove();
+      this.addDm(nsp, reply.message, false);
+      if (!reply.delivered && reply.queued) this.system(w, `${to} is offline: the message waits for them`);
+    } catch (e) {
+      li.classList.remove("pending");
+      li.classList.add("failed");
+      li.append(el("span", "why", ` (not sent: ${e.message})`));
+    }
+  }
+
+  async command(line) {
+    const w = this.active;
+    const nsp = w ? w.nsp : "/";
+    const [cmd, ...rest] = line.slice(1).split(" ");
+    const arg = rest.join(" ").trim();
+    const report = (text, kind = "info") => this.system(this.active || this.nsWindow(nsp), text, kind);
+    try {
+      switch (cmd.toLowerCase()) {
+        case "join":
+        case "j":
+          if (!normRoom(arg)) return report("usage: /join #room", "error");
+          await this.join(nsp, normRoom(arg), true);
+          break;
+        case "leave":
+        case "part": {
+          const target = arg ? this.windows.get(keyOf(nsp, "room", normRoom(arg))) : w;
+          if (target && target.kind !== "ns") await this.leave(target);
+          else report("usage: /leave [#room]", "error");
+          break;
+        }
+        case "me":
+          if (!arg) return report("usage: /me waves", "error");
+          this.say(arg, true);
+          break;
+        case "msg":
+        case "query": {
+          const [to, ...words] = arg.split(" ");
+          if (!to) return report("usage: /msg NICK text", "error");
+          const dw = this.window(nsp, "dm", to);
+          this.select(dw);
+          if (words.join(" ").trim()) await this.sendDm(nsp, to, words.join(" "), false);
+          break;
+        }
+        case "topic":
+          if (!w || w.kind !== "room") return report("/topic works in a room", "error");
+          if (arg) await this.client.topic(nsp, w.name, arg === "-" ? "" : arg);
+          else {
+            const r = await this.client.topic(nsp, w.name);
+            report(r.topic ? `topic: ${r.topic}` : "no topic");
+          }
+          if (arg) {
+            w.topic = arg === "-" ? null : arg;
+            this.renderHeader();
+            report(arg === "-" ? "you cleared the topic" : `you set the topic: ${arg}`);
+          }
+          break;
+        case "nick": {
+          if (!arg) return report("usage: /nick NEWNICK", "error");
+          const r = await this.client.setNick(nsp, arg);
+          $("me-nick").textContent = r.nick;
+          report(`you are now ${r.nick}`);
+          break;
+        }
+        case "who": {
+          if (!w || w.kind !== "room") return report("/who works in a room", "error");
+          const r = await this.client.who(nsp, w.name);
+          w.members = new Set(r.members);
+          this.renderMembers();
+          report(`in #${w.name}: ${r.members.join(", ")}`);
+          break;
+        }
+        case "rooms": {
+          const r = await this.client.listRooms(nsp);
+          report(r.rooms.length ? `rooms: ${r.rooms.map((x) => `#${x.room} (${x.members})`).join(", ")}` : "no rooms");
+          break;
+        }
+        case "ns": {
+          // `/ns /name [key]`: the key is typed, never taken from a link.
+          const [name, key] = arg.split(/\s+/);
+          if (!name) return report("usage: /ns /name [key]", "error");
+          const target = normNs(name);
+          this.client.openNamespace(target, key || undefined);
+          this.select(this.nsWindow(target));
+          break;
+        }
+        case "close":
+          if (w && w.kind === "ns" && w.nsp !== "/") {
+            this.client.closeNamespace(w.nsp);
+            for (const x of [...this.windows.values()]) {
+              if (x.nsp === w.nsp) {
+                x.log.remove();
+                this.windows.delete(x.key);
+              }
+            }
+            this.select(this.nsWindow("/"));
+          } else if (w) await this.leave(w);
+          break;
+        case "help":
+          report(
+            "/join #room · /leave · /me action · /msg NICK text · /topic [text|-] · /nick NEW · " +
+              "/who · /rooms · /ns /name · /close · Alt+Up/Down or Ctrl+K: switch · Esc: mark read",
+          );
+          break;
+        default:
+          report(`unknown command /${cmd} (try /help)`, "error");
+      }
+    } catch (e) {
+      report(`/${cmd}: ${e.message}`, "error");
+    }
+  }
+
+  // -- the switcher (Ctrl+K) --
+
+  openSwitcher() {
+    $("switcher").hidden = false;
+    const input = $("switcher-input");
+    input.value = "";
+    this.renderSwitcher();
+    input.focus();
+  }
+
+  closeSwitcher() {
+    $("switcher").hidden = true;
+    $("composer").focus();
+  }
+
+  switcherMatches() {
+    const q = $("switcher-input").value.trim().toLowerCase().replace(/^[#@]/, "");
+    return this.ordered().filter((w) => `${w.nsp} ${w.label}`.toLowerCase().includes(q));
+  }
+
+  renderSwitcher() {
+    const items = this.switcherMatches().map((w, i) => {
+      const b = el("button", "win", `${w.label}`, w.nsp !== "/" ? el("span", "nsp", ` ${w.nsp}`) : null);
+      b.type = "button";
+      if (i === 0) b.classList.add("first");
+      b.addEventListener("click", () => {
+        $("switcher").hidden = true;
+        this.select(w);
+      });
+      return el("li", null, b);
+    });
+    $("switcher-list").replaceChildren(...items);
+  }
+
+  // -- static bindings --
+
+  bindStatic() {
+    $("login-form").addEventListener("submit", (e) => this.onLoginSubmit(e));
+    $("composer-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    $("composer").addEventListener("keydown", (e) => this.onComposerKey(e));
+    $("composer").addEventListener("input", () => this.onComposerInput());
+    $("join-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const room = normRoom($("join-room").value);
+      $("join-room").value = "";
+      if (room && this.active) this.join(this.active.nsp, room, true);
+    });
+    $("ns-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const nsp = normNs($("ns-name").value);
+      $("ns-name").value = "";
+      this.client.openNamespace(nsp);
+      this.select(this.nsWindow(nsp), false);
+      $("join-room").focus();
+    });
+    $("leave").addEventListener("click", () => this.active && this.leave(this.active));
+    $("logout").addEventListener("click", () => {
+      this.client.forget();
+      this.reset();
+      this.showLogin();
+    });
+    const toggle = (cls, button) => {
+      const on = document.body.classList.toggle(cls);
+      $(button).setAttribute("aria-expanded", String(on));
+    };
+    $("toggle-rooms").addEventListener("click", () => {
+      toggle("show-rooms", "toggle-rooms");
+      const current = document.querySelector('#window-list [aria-current="true"]');
+      if (document.body.classList.contains("show-rooms") && current) current.focus();
+    });
+    $("toggle-members").addEventListener("click", () => toggle("show-members", "toggle-members"));
+    $("switcher-input").addEventListener("input", () => this.renderSwitcher());
+    $("switcher-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        const [first] = this.switcherMatches();
+        $("switcher").hidden = true;
+        if (first) this.select(first);
+        else $("composer").focus();
+      }
+    });
+    document.addEventListener("keydown", (e) => this.onGlobalKey(e));
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && this.active) {
+        this.active.unread = 0;
+        this.active.mentions = 0;
+        this.renderWindowList();
+        this.updateTitle();
+      }
+    });
+    window.addEventListener("online", () => this.client && this.client.manager.retryNow());
+  }
+
+  onGlobalKey(e) {
+    if ($("app").hidden) return;
+    if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
+      e.preventDefault();
+      this.step(e.key === "ArrowUp" ? -1 : 1);
+    } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
+      e.preventDefault();
+      if ($("switcher").hidden) this.openSwitcher();
+      else this.closeSwitcher();
+    } else if (e.key === "Escape") {
+      if (!$("switcher").hidden) {
+        e.preventDefault();
+        this.closeSwitcher();
+      } else if (document.body.classList.contains("show-rooms") || document.body.classList.contains("show-members")) {
+        e.preventDefault();
+        document.body.classList.remove("show-rooms", "show-members");
+        $("composer").focus();
+      } else if (document.activeElement !== $("composer")) {
+        e.preventDefault();
+        $("composer").focus();
+      }
+    }
+  }
+}
+
+const page = new Page();
+page.start();
+// For the browser tests and for debugging from the console.
+window.chatPage = page;

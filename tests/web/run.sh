@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The browser tests: the chat page (server/web/) in Debian's Chromium, driven by Playwright
+# for Python, against a real chat-server and the headless terminal client.
+#
+# Creates tests/web/.venv (gitignored) and installs Playwright and pytest into it when
+# missing; builds chat-server and chat (debug) when target/debug lacks them (or uses
+# $CHAT_BIN_DIR). Chromium comes from the system (`apt-get install chromium`; Playwright's
+# own browser download is not used). Arguments go to pytest: `tests/web/run.sh -k reload`.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+chromium="${CHROMIUM:-$(command -v chromium || true)}"
+if [ -z "$chromium" ]; then
+    echo "chromium not found: apt-get update && apt-get install -y chromium (or set CHROMIUM)" >&2
+    exit 1
+fi
+
+venv="$here/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import playwright, pytest" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
+fi
+
+bins="${CHAT_BIN_DIR:-$root/target/debug}"
+if [ -z "${CHAT_BIN_DIR:-}" ] && { [ ! -x "$bins/chat-server" ] || [ ! -x "$bins/chat" ]; }; then
+    (cd "$root" && cargo build -p chat-server -p chat-client)
+fi
+
+cd "$here"
+exec "$venv/bin/python" -m pytest "$@"

@@ -1,0 +1,566 @@
+"""The chat page in Chromium, against a real chat-server and the headless terminal client.
+Each test is bounded (timeouts of a few seconds) and starts its own server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import pytest
+from playwright.sync_api import Page
+
+from conftest import SCREENSHOTS, Pages
+from harness import CSP, ROOT, ChatServer, PageServer
+
+GENERAL = "/ #general"
+
+SHOWN_JS = """
+w => {
+  const log = document.querySelector(`ol[data-window="${w}"]`);
+  if (!log) return [];
+  return [...log.querySelectorAll('li.msg')].map(li =>
+    (li.classList.contains('pending') ? 'PENDING ' : '') +
+    li.dataset.from + ': ' + li.querySelector('.text').textContent);
+}
+"""
+
+
+def shown(page: Page, window: str = GENERAL) -> list[str]:
+    """The messages of a window in the order shown, as 'from: text' ('PENDING ...' unacked)."""
+    return page.evaluate(SHOWN_JS, window)
+
+
+def wait_shown(page: Page, expected: list[str], window: str = GENERAL, timeout: float = 10) -> list[str]:
+    """Waits until every expected line is shown, acked; returns what is shown."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = shown(page, window)
+        if all(e in lines for e in expected):
+            return lines
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {expected} in {window}, shown: {lines}")
+        page.wait_for_timeout(50)
+
+
+def wait_joined(page: Page, window: str = GENERAL, timeout: float = 10) -> None:
+    """The page joined the room, shows its window, and the message input has the focus."""
+    page.wait_for_function(
+        """w => window.chatPage && chatPage.active && chatPage.active.key === w &&
+               document.activeElement && document.activeElement.id === 'composer' &&
+               chatPage.client.isConnected(w.split(' ')[0])""",
+        arg=window,
+        timeout=timeout * 1000,
+    )
+
+
+def send(page: Page, text: str) -> None:
+    page.locator("#composer").fill(text)
+    page.locator("#composer").press("Enter")
+
+
+def only_once(lines: list[str], line: str) -> None:
+    assert lines.count(line) == 1, f"{line!r} shown {lines.count(line)} times: {lines}"
+
+
+def test_two_pages_and_a_terminal_see_each_message_once_in_order(pages, terminal):
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    ada = pages.open("ada")
+    cid = pages.open("cid")
+    wait_joined(ada)
+    wait_joined(cid)
+    # A same-origin WebSocket under `connect-src 'self'`.
+    assert ada.locator("#status").text_content() == "connected (WebSocket)"
+
+    send(ada, "one from ada")
+    wait_shown(cid, ["ada: one from ada"])
+    bob.wait_for("<ada> one from ada")
+    send(cid, "two from cid")
+    wait_shown(ada, ["cid: two from cid"])
+    bob.wait_for("<cid> two from cid")
+    bob.send("three from bob")
+    expected = ["ada: one from ada", "cid: two from cid", "bob: three from bob"]
+    for page in (ada, cid):
+        lines = wait_shown(page, expected)
+        assert [x for x in lines if x in expected] == expected
+        assert len(lines) == 3, lines
+    for text in ("<ada> one from ada", "<cid> two from cid"):
+        assert bob.count(text) == 1
+    # Who is online: the join reply, then presence events.
+    ada.wait_for_function("() => document.querySelectorAll('#members li').length === 3")
+    assert ada.locator("#members").inner_text().split() == ["ada", "bob", "cid"]
+    bob.send("/leave general")
+    ada.wait_for_function("() => document.querySelectorAll('#members li').length === 2")
+
+
+def test_the_sender_sees_its_message_at_once_pending_then_acked_once(pages):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    send(ada, "quick")
+    # Shown at once (pending or already acked), and never twice.
+    lines = shown(ada)
+    assert lines in (["PENDING ada: quick"], ["ada: quick"]), lines
+    lines = wait_shown(ada, ["ada: quick"])
+    assert lines == ["ada: quick"]
+
+
+def test_the_typing_indicator_appears_and_clears(pages):
+    ada = pages.open("ada")
+    cid = pages.open("cid")
+    wait_joined(ada)
+    wait_joined(cid)
+    cid.locator("#composer").type("hel")
+    ada.wait_for_function(
+        "() => document.getElementById('typing').textContent === 'cid is typing…'", timeout=5000
+    )
+    # No more typing: gone after 5 s.
+    ada.wait_for_function(
+        "() => document.getElementById('typing').textContent === ''", timeout=7000
+    )
+    # Typing again, then the message: the line goes with the message.
+    cid.locator("#composer").type("lo")
+    cid.wait_for_timeout(3100)  # at most one typing event every 3 s
+    cid.locator("#composer").type("!")
+    ada.wait_for_function(
+        "() => document.getElementById('typing').textContent === 'cid is typing…'", timeout=5000
+    )
+    cid.locator("#composer").press("Enter")
+    wait_shown(ada, ["cid: hello!"])
+    assert ada.locator("#typing").text_content() == ""
+
+
+def test_a_direct_message_between_a_page_and_the_terminal(pages, terminal):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    bob = terminal("bob")
+    bob.wait_for("connected")
+    bob.send("/msg ada psst, ada")
+    ada.wait_for_selector('ol[data-window="/ @bob"]', state="attached")
+    wait_shown(ada, ["bob: psst, ada"], window="/ @bob")
+    # Counted as unread and a mention while ada looks at #general; the title says so.
+    badge = ada.locator('button[data-key="/ @bob"] .badge')
+    assert badge.text_content() == "1"
+    assert ada.title().startswith("(1!)")
+    # Keyboard: Alt+Down goes to the next window (the conversation with bob).
+    ada.keyboard.press("Alt+ArrowDown")
+    ada.wait_for_function("() => chatPage.active.key === '/ @bob'")
+    assert ada.evaluate("document.activeElement.id") == "composer"
+    assert not ada.title().startswith("(")
+    send(ada, "hi bob")
+    bob.wait_for("[/ @ada] <ada> hi bob")
+    wait_shown(ada, ["ada: hi bob"], window="/ @bob")
+    # Ctrl+K, a few letters, Enter: back to #general.
+    ada.keyboard.press("Control+k")
+    ada.locator("#switcher-input").type("gen")
+    ada.keyboard.press("Enter")
+    ada.wait_for_function("() => chatPage.active.key === '/ #general'")
+
+
+def test_mentions_are_highlighted_and_counted(pages, terminal):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    ada.locator("#composer").fill("/join other")
+    ada.locator("#composer").press("Enter")
+    wait_joined(ada, "/ #other")
+    bob.send("hey ada, look")
+    bob.send("/me waves at everyone")
+    ada.wait_for_function(
+        "() => document.querySelector('button[data-key=\"/ #general\"] .badge.mention')"
+    )
+    assert ada.locator('button[data-key="/ #general"] .badge').text_content() == "1"
+    assert ada.title().startswith("(2!)")
+    ada.locator('button[data-key="/ #general"]').click()
+    mark = ada.locator(f'ol[data-window="{GENERAL}"] li.mentioned mark.mention')
+    assert mark.text_content() == "ada"
+    action = ada.locator(f'ol[data-window="{GENERAL}"] li.action .from')
+    assert action.text_content() == "* bob"
+
+
+def test_html_and_script_in_a_message_show_as_text(pages):
+    ada = pages.open("ada")
+    cid = pages.open("cid")
+    wait_joined(ada)
+    wait_joined(cid)
+    dialogs = []
+    cid.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    evil = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script><b>bold</b> & &amp;'
+    send(ada, evil)
+    lines = wait_shown(cid, [f"ada: {evil}"])
+    assert lines == [f"ada: {evil}"]
+    log = cid.locator(f'ol[data-window="{GENERAL}"]')
+    assert log.locator("img, script, b").count() == 0
+    assert cid.evaluate("window.pwned") is None
+    assert dialogs == []
+    # Topics are text too.
+    send(ada, "/topic <i>topic</i>")
+    cid.wait_for_function("() => document.getElementById('window-topic').textContent === '<i>topic</i>'")
+
+
+def test_a_reloaded_page_catches_up_without_duplicates(pages, terminal):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    send(ada, "before 1")
+    wait_shown(ada, ["ada: before 1"])
+    bob.send("before 2")
+    wait_shown(ada, ["ada: before 1", "bob: before 2"])
+    url = ada.url
+    ada.goto("about:blank")
+    bob.wait_for("ada quit")
+    bob.send("missed 1")
+    bob.send("missed 2")
+    bob.wait_for("<bob> missed 2")
+    ada.goto(url)
+    wait_joined(ada)
+    expected = ["ada: before 1", "bob: before 2", "bob: missed 1", "bob: missed 2"]
+    lines = wait_shown(ada, expected)
+    ada.wait_for_timeout(500)  # a late duplicate would show by now
+    lines = shown(ada)
+    assert lines == expected, lines
+    seqs = ada.evaluate(
+        "[...document.querySelectorAll('ol[data-window=\"/ #general\"] li.msg')].map(li => Number(li.dataset.seq))"
+    )
+    assert seqs == [1, 2, 3, 4]
+    # The seqs came from sessionStorage: the CONNECT carried `since`.
+    stored = ada.evaluate("JSON.parse(sessionStorage.getItem('chat.session.v1'))")
+    assert stored["nick"] == "ada" and stored["nss"]["/"]["since"]["general"] == 4
+    assert stored["nss"]["/"]["outbox"] == []
+    assert "password" not in str(stored)
+
+
+def test_the_server_restarts_under_an_open_page_and_nothing_is_lost(pages, chat_server):
+    ada = pages.open("ada")
+    cid = pages.open("cid")
+    wait_joined(ada)
+    wait_joined(cid)
+    send(ada, "before the restart")
+    wait_shown(cid, ["ada: before the restart"])
+    chat_server.stop()
+    ada.wait_for_function("() => document.getElementById('status').dataset.state !== 'open'")
+    send(ada, "while down 1")
+    send(ada, "while down 2")
+    assert shown(ada)[-2:] == ["PENDING ada: while down 1", "PENDING ada: while down 2"]
+    outbox = ada.evaluate("JSON.parse(sessionStorage.getItem('chat.session.v1')).nss['/'].outbox")
+    assert [e["text"] for e in outbox] == ["while down 1", "while down 2"]
+    chat_server.start()
+    expected = ["ada: before the restart", "ada: while down 1", "ada: while down 2"]
+    for page in (ada, cid):
+        lines = wait_shown(page, expected, timeout=15)
+        page.wait_for_timeout(300)
+        assert shown(page) == expected, shown(page)
+    assert ada.locator(f'ol[data-window="{GENERAL}"] li.sys.conn').filter(has_text="reconnected").count() >= 1
+    assert ada.evaluate("JSON.parse(sessionStorage.getItem('chat.session.v1')).nss['/'].outbox") == []
+
+
+def test_a_message_acked_before_a_lost_connection_is_not_repeated(pages, chat_server):
+    """A cid re-sent after a reconnect is stored once: the page drops its pending copy."""
+    ada = pages.open("ada")
+    wait_joined(ada)
+    # Send, and restart the server before the page can see the ack; the re-send after the
+    # reconnect is acked with the stored message, shown once.
+    ada.evaluate("""() => {
+        const c = chatPage.client;
+        const ns = c.namespaces.get('/');
+        const entry = c.send('/', 'general', 'maybe twice');
+        // Keep it pending as if the ack were lost: send it once more ourselves with its cid.
+        ns.socket.request('message', {room: 'general', text: entry.text, cid: entry.cid});
+    }""")
+    wait_shown(ada, ["ada: maybe twice"])
+    chat_server.restart()
+    wait_joined(ada)
+    ada.wait_for_function("() => document.getElementById('status').dataset.state === 'open'")
+    ada.wait_for_timeout(500)
+    assert shown(ada) == ["ada: maybe twice"]
+
+
+def test_older_history_loads_when_scrolling_up(pages):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    ada.evaluate("() => { for (let i = 1; i <= 70; i++) chatPage.client.send('/', 'general', `m${i}`); }")
+    wait_shown(ada, ["ada: m70"], timeout=15)
+    cid = pages.open("cid", height=500)
+    wait_joined(cid)
+    wait_shown(cid, ["ada: m70"])
+    assert len(shown(cid)) == 50  # the join reply's history
+    log = cid.locator(f'ol[data-window="{GENERAL}"]')
+    for _ in range(10):
+        log.evaluate("el => { el.scrollTop = 0; }")
+        cid.wait_for_timeout(150)
+        if len(shown(cid)) == 70:
+            break
+    assert shown(cid) == [f"ada: m{i}" for i in range(1, 71)]
+    cid.wait_for_selector("li.beginning", state="attached")
+
+
+def test_a_registered_nick_gives_its_password_in_a_field_never_the_link(pages):
+    # Register dora from the login form (nick and password typed, not in the address).
+    dora = pages.open(None)
+    dora.locator("#login-nick").fill("dora")
+    dora.locator("#login-password").fill("correct horse")
+    dora.locator("#login-remember").check()
+    dora.locator("#login-password").press("Enter")
+    wait_joined(dora)
+    # A link to her nick: refused (registered), and the page asks for the password in a field.
+    other = pages.open("dora")
+    other.wait_for_selector("#login:not([hidden])")
+    assert "password is required" in other.locator("#login-error").text_content()
+    assert other.evaluate("document.activeElement.id") == "login-password"
+    other.locator("#login-password").fill("correct horse")
+    other.locator("#login-password").press("Enter")
+    wait_joined(other)
+    send(other, "from my second device")
+    wait_shown(dora, ["dora: from my second device"])
+    # Only the nick is remembered (it was asked for); no password in any storage.
+    for page in (dora, other):
+        stored = page.evaluate("JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})")
+        assert "correct horse" not in stored
+    assert dora.evaluate("localStorage.getItem('chat.nick')") == "dora"
+    # A password in a link is never used, and goes from the address bar.
+    linked = pages.open("dora", password="correct horse")
+    linked.wait_for_selector("#login-error:not([hidden])")
+    assert "correct" not in linked.url and "password" not in linked.url
+    assert linked.locator("#login-password").input_value() == ""
+
+
+def test_another_namespace_from_the_link_and_the_side_panel(pages):
+    ada = pages.open("ada", room="ops", ns="/team")
+    wait_joined(ada, "/team #ops")
+    send(ada, "in the team namespace")
+    wait_shown(ada, ["ada: in the team namespace"], window="/team #ops")
+    ada.locator("#ns-name").fill("/games")
+    ada.locator("#ns-name").press("Enter")
+    ada.wait_for_function("() => chatPage.client.isConnected('/games')")
+    ada.locator("#join-room").fill("#chess")
+    ada.locator("#join-room").press("Enter")
+    wait_joined(ada, "/games #chess")
+    send(ada, "e4")
+    wait_shown(ada, ["ada: e4"], window="/games #chess")
+    assert ada.locator("#window-list button").all_inner_texts() == [
+        "/games", "#chess", "/team", "#ops",
+    ]
+
+
+def test_the_page_runs_under_the_strict_csp(pages, chat_server):
+    """The page server sends the CSP chat-server will send; the page works under it (every
+    test fails on a CSP report in the console), and the policy is really in force."""
+    ada = pages.open("ada")
+    wait_joined(ada)
+    assert ada.evaluate("document.querySelectorAll('[style], script:not([src])').length") == 0
+    assert ada.evaluate("[...document.querySelectorAll('*')].flatMap(e => [...e.attributes]).filter(a => a.name.startsWith('on')).length") == 0
+    violated = ada.evaluate(
+        """url => new Promise(resolve => {
+            document.addEventListener('securitypolicyviolation', e => resolve(e.effectiveDirective));
+            try { new WebSocket(url); } catch (e) { resolve('connect-src (thrown)'); }
+            setTimeout(() => resolve(null), 2000);
+        })""",
+        f"{chat_server.ws_url}/socket.io/?EIO=4&transport=websocket",
+    )
+    assert violated and violated.startswith("connect-src")
+    pages.consoles[ada].clear()  # the violation was provoked on purpose
+
+
+def test_a_namespace_key_is_typed_not_linked(browser, tmp_path):
+    config = tmp_path / "chat.toml"
+    config.write_text('[[namespace]]\nname = "/ops"\nkey = "change-me"\n')
+    server = ChatServer(tmp_path, ["--config", str(config)])
+    static = PageServer(server)
+    p = Pages(browser, static.url)
+    try:
+        ada = p.open("ada")
+        wait_joined(ada)
+        ada.locator("#composer").fill("/ns /ops")
+        ada.locator("#composer").press("Enter")
+        ada.wait_for_selector('ol[data-window="/ops *"] li.sys.error')
+        assert "requires a key" in ada.locator('ol[data-window="/ops *"]').inner_text()
+        ada.locator("#composer").fill("/ns /ops change-me")
+        ada.locator("#composer").press("Enter")
+        ada.wait_for_function("() => chatPage.client.isConnected('/ops')")
+        ada.locator("#composer").fill("/join secret")
+        ada.locator("#composer").press("Enter")
+        wait_joined(ada, "/ops #secret")
+    finally:
+        p.close()
+        static.stop()
+        server.stop()
+
+
+def test_the_page_talks_to_another_server_with_the_server_parameter(browser, chat_server):
+    """`?server=http://HOST:PORT`: the page from one origin, the chat on another (the CSP
+    must then allow that origin; tests and development only)."""
+    csp = CSP.replace(
+        "connect-src 'self'",
+        f"connect-src 'self' {chat_server.http_url} {chat_server.ws_url}",
+    )
+    static = PageServer(chat_server, csp=csp)
+    try:
+        p = Pages(browser, static.url)
+        try:
+            ada = p.open("ada", server=chat_server.http_url)
+            wait_joined(ada)
+            send(ada, "direct")
+            wait_shown(ada, ["ada: direct"])
+            assert not any("/socket.io" in r for r in static.requests)
+        finally:
+            p.close()
+    finally:
+        static.stop()
+
+
+@pytest.mark.parametrize("server_args", [["--ping-interval-ms", "300", "--ping-timeout-ms", "300"]])
+def test_pings_are_answered_and_a_silent_server_is_noticed(pages, chat_server):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    ada.evaluate("() => { window.states = []; chatPage.client.on('state', s => states.push(s)); }")
+    ada.wait_for_timeout(1500)  # five pings, each answered in time, or the server would close
+    assert ada.evaluate("states") == []
+    os.kill(chat_server.proc.pid, signal.SIGSTOP)  # the server goes silent, its socket open
+    try:
+        ada.wait_for_function("() => states.some(s => s.state === 'down')", timeout=3000)
+    finally:
+        os.kill(chat_server.proc.pid, signal.SIGCONT)
+    reasons = ada.evaluate("states.filter(s => s.state === 'down').map(s => s.reason)")
+    assert "ping timeout: the server went silent" in reasons
+    ada.wait_for_function("() => states.length > 0 && states[states.length - 1].state === 'open'", timeout=10000)
+    wait_joined(ada)
+    send(ada, "still here")
+    wait_shown(ada, ["ada: still here"])
+
+
+def test_a_busy_refusal_is_retried_with_a_growing_delay(pages):
+    refused: list[float] = []
+    busy = '44{"message":"the server is busy checking passwords: retry in a moment","data":{"code":"busy"}}'
+
+    def route(ws):
+        server = ws.connect_to_server()
+
+        def from_page(message):
+            # The first two CONNECTs are answered "busy" here; the server never sees them.
+            if isinstance(message, str) and message.startswith("40") and len(refused) < 2:
+                refused.append(time.monotonic())
+                ws.send(busy)
+            else:
+                server.send(message)
+
+        ws.on_message(from_page)
+
+    ada = pages.open("ada", before=lambda page: page.route_web_socket("**/socket.io/**", route))
+    wait_joined(ada)
+    assert len(refused) == 2
+    assert refused[1] - refused[0] >= 0.25  # 0.5 s times a jitter of 0.5 to 1
+    retries = ada.locator('ol[data-window="/ *"] li.sys').filter(has_text="trying again in")
+    assert retries.count() == 2
+
+
+def needs_polling(server) -> None:
+    if not server.supports_polling():
+        pytest.skip("this chat-server does not serve Engine.IO long-polling yet (it answers 400)")
+
+
+def chat_both_ways(page: Page, bob) -> None:
+    send(page, "over polling")
+    bob.wait_for("<ada> over polling")
+    bob.send("back to you")
+    wait_shown(page, ["ada: over polling", "bob: back to you"])
+
+
+@pytest.mark.parametrize("server_args", [["--ping-interval-ms", "300", "--ping-timeout-ms", "300"]])
+def test_polling_only_mode_chats(pages, terminal, chat_server, page_server):
+    needs_polling(chat_server)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    ada = pages.open("ada", transport="polling")
+    wait_joined(ada)
+    assert ada.locator("#status").text_content() == "connected (long-polling)"
+    # Pings come in a GET, pongs go in a POST: five of them and the session stays.
+    ada.evaluate("() => { window.states = []; chatPage.client.on('state', s => states.push(s)); }")
+    ada.wait_for_timeout(1500)
+    assert ada.evaluate("states") == []
+    chat_both_ways(ada, bob)
+    assert not any("transport=websocket" in r for r in page_server.requests)
+    assert any(r.startswith("POST /socket.io/?EIO=4&transport=polling&sid=") for r in page_server.requests)
+
+
+@pytest.mark.parametrize("websocket_policy", ["block"])
+def test_without_websockets_the_page_falls_back_to_polling(pages, terminal, chat_server):
+    needs_polling(chat_server)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    ada = pages.open("ada")
+    wait_joined(ada)
+    chat_both_ways(ada, bob)
+    # The upgrade was tried (and refused): still on long-polling.
+    assert ada.locator("#status").text_content() == "connected (long-polling)"
+
+
+@pytest.mark.parametrize("websocket_policy", ["block-new"])
+def test_a_polling_session_upgrades_to_websocket(pages, terminal, chat_server, page_server):
+    needs_polling(chat_server)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    ada = pages.open("ada")
+    wait_joined(ada)
+    ada.wait_for_function(
+        "() => document.getElementById('status').textContent === 'connected (WebSocket)'"
+    )
+    assert any("transport=websocket&sid=" in r for r in page_server.requests)
+    chat_both_ways(ada, bob)
+
+
+SHOTS = [(360, 740, "light"), (360, 740, "dark"), (1440, 900, "light"), (1440, 900, "dark")]
+
+
+def test_screenshots(pages, terminal):
+    """Screenshots at 360 and 1440 px, light and dark, under target/web-screenshots/ (and
+    copied to docs/screenshots/ when UPDATE_SCREENSHOTS=1: `just screenshots`)."""
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    bob.send("/topic Release planning — Friday 15:00")
+    bob.send("morning all! the build is green again")
+    bob.send("ada, can you look at the polling fallback?")
+    bob.send("/me pours coffee")
+    bob.send("/join random")
+    bob.wait_for("you joined #random")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out = []
+    for width, height, scheme in SHOTS:
+        page = pages.open("ada", width=width, height=height, scheme=scheme)
+        wait_joined(page)
+        wait_shown(page, ["bob: ada, can you look at the polling fallback?"])
+        page.evaluate("chatPage.client.join('/', 'random')")
+        page.wait_for_selector('button[data-key="/ #random"]', state="attached")
+        bob.send("/join random")
+        bob.send("anyone for lunch?")
+        bob.send("/msg ada the release notes are in the wiki")
+        page.wait_for_selector('button[data-key="/ #random"] .badge', state="attached")
+        page.wait_for_selector('button[data-key="/ @bob"] .badge', state="attached")
+        if (width, scheme) == (360, "light"):
+            send(page, "on it: a line\nand a second line")
+            wait_shown(page, ["ada: on it: a line\nand a second line"])
+        page.wait_for_timeout(200)
+        name = f"chat-{width}-{scheme}.png"
+        page.screenshot(path=str(SCREENSHOTS / name))
+        out.append(name)
+        if width == 360:
+            page.locator("#toggle-rooms").click()
+            page.wait_for_timeout(100)
+            name = f"chat-{width}-{scheme}-rooms.png"
+            page.screenshot(path=str(SCREENSHOTS / name))
+            out.append(name)
+        page.context.close()
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        docs = ROOT / "docs" / "screenshots"
+        docs.mkdir(parents=True, exist_ok=True)
+        for name in out:
+            shutil.copy(SCREENSHOTS / name, docs / name)
