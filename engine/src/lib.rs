@@ -12,6 +12,7 @@
 //!   (`/socket.io/?EIO=4&transport=websocket`), a long-polling request, or the upgrade of a
 //!   polling session; answers anything else with HTTP 400 JSON; one task per TCP connection.
 //! - `http_io`: bounded reading of request heads and bodies, and writing the answers.
+//! - [`http_routes`]: the application's own routes for other paths (the chat's web page).
 //! - `per_ip`: the open sessions per IP address.
 //! - `polling`: Engine.IO long-polling sessions (held GET, POST, the upgrade to WebSocket).
 //! - [`connection`]: one connection: the Engine.IO session (open packet, heartbeat, connect
@@ -46,6 +47,7 @@ pub mod broadcast;
 pub mod buffers;
 pub mod connection;
 mod http_io;
+pub mod http_routes;
 pub mod listener;
 pub mod namespace;
 pub mod outbox;
@@ -251,6 +253,8 @@ struct EngineInner {
     rate_limit_replies: OnceLock<RateLimitReplies>,
     /// Open long-polling sessions by sid (bounded by `max_connections`).
     polling: polling::Sessions,
+    /// The application's routes for paths other than the Engine.IO one.
+    http_routes: OnceLock<http_routes::HttpRoutes>,
 }
 
 /// What the engine tells a client whose packet went over the rate limit. The engine knows no
@@ -297,6 +301,7 @@ impl Engine {
                 tracker: TaskTracker::new(),
                 rate_limit_replies: OnceLock::new(),
                 polling: polling::Sessions::default(),
+                http_routes: OnceLock::new(),
             }),
         }
     }
@@ -309,6 +314,17 @@ impl Engine {
     /// is ignored and returns false).
     pub fn set_rate_limit_replies(&self, replies: RateLimitReplies) -> bool {
         self.inner.rate_limit_replies.set(replies).is_ok()
+    }
+
+    /// Sets the application's routes for paths other than the Engine.IO one (once, before
+    /// serving; a later call is ignored and returns false). Without them such a request gets
+    /// 404.
+    pub fn set_http_routes(&self, routes: http_routes::HttpRoutes) -> bool {
+        self.inner.http_routes.set(routes).is_ok()
+    }
+
+    pub(crate) fn http_routes(&self) -> Option<&http_routes::HttpRoutes> {
+        self.inner.http_routes.get()
     }
 
     pub(crate) fn rate_limit_replies(&self) -> &RateLimitReplies {

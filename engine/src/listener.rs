@@ -29,6 +29,7 @@ use tracing::{debug, warn};
 use chat_protocol::http::{ENGINE_PATH, EngineRequest, RequestHead, parse_engine_request};
 pub use chat_protocol::http::{HandshakeError, Upgrade, parse_upgrade, parse_websocket_upgrade};
 
+use super::http_routes::HttpRequest;
 use super::namespace::{ConnectionInfo, Transport};
 use super::outbox::CloseReason;
 use super::per_ip::{CONNECTIONS_PER_SESSION, IpSlot, PerIp};
@@ -221,6 +222,12 @@ where
         }
         let request = match parse_engine_request(&buf, max_body) {
             Ok(request) => request,
+            Err(HandshakeError::NOT_FOUND) if engine.http_routes().is_some() => {
+                if Box::pin(serve_route(&engine, &mut stream, &mut buf)).await {
+                    continue;
+                }
+                return;
+            }
             Err(refusal) => {
                 if refusal == HandshakeError::TOO_LARGE {
                     // A body over max_payload ends the session it was for.
@@ -286,4 +293,48 @@ where
             }
         }
     }
+}
+
+/// Answers a request for a path other than the Engine.IO one from the application's routes
+/// (404 JSON when they do not serve it) and drops its head from `buf`; true when the
+/// connection stays open for the next request (HTTP/1.1 keep-alive, no request body).
+async fn serve_route<S>(engine: &Engine, stream: &mut S, buf: &mut Vec<u8>) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limit = engine.config().handshake_timeout;
+    let Ok(head) = RequestHead::parse(buf) else {
+        http_io::refuse(stream, &HandshakeError::BAD_REQUEST, limit).await;
+        return false;
+    };
+    let has_body = head
+        .header("content-length")
+        .is_some_and(|v| v.trim() != "0")
+        || head.header("transfer-encoding").is_some();
+    let keep_alive = head.version >= 1 && !head.lists("connection", "close") && !has_body;
+    let request = HttpRequest {
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        if_none_match: head.header("if-none-match"),
+    };
+    let answer = engine.http_routes().and_then(|routes| routes(&request));
+    let head_only = head.method == "HEAD";
+    let head_len = head.head_len;
+    let Some(response) = answer else {
+        http_io::refuse(stream, &HandshakeError::NOT_FOUND, limit).await;
+        return false;
+    };
+    let bytes = response.encode(head_only, keep_alive);
+    let written = timeout(limit, async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) || !keep_alive {
+        let _ = timeout(limit, stream.shutdown()).await;
+        return false;
+    }
+    buf.drain(..head_len.min(buf.len()));
+    true
 }

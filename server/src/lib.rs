@@ -10,6 +10,7 @@
 //! - [`config`]: the server configuration (flags, environment, TOML file, defaults).
 //! - [`cli`]: the binary's whole command line: the server's flags and the subcommands
 //!   (`completions`, `manpage`) beside them.
+//! - [`web`]: the web chat page (`server/web/`), compiled in and served at `/`.
 //!
 //! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).
 //! Where to add things: a new chat event goes in `chat/handlers.rs` (and `chat-protocol`);
@@ -18,6 +19,7 @@
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod web;
 pub use chat_engine as engine;
 
 use std::net::SocketAddr;
@@ -54,6 +56,9 @@ impl RunningServer {
 /// Binds `config.listen` and serves the chat application on it.
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let engine = chat::build(&config).map_err(std::io::Error::other)?;
+    if config.web {
+        engine.set_http_routes(web::routes());
+    }
     let tls = match &config.tls {
         Some(t) => Some(engine::listener::tls_acceptor(&t.cert, &t.key)?),
         None => None,

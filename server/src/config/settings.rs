@@ -224,6 +224,11 @@ pub static SETTINGS: &[Setting] = &[
         Field::MaybePath(|d| &mut d.tls_key),
     ),
     setting(
+        "web",
+        "Whether to serve the web chat page at / (true or false).",
+        Field::Bool(|d| &mut d.config.web),
+    ),
+    setting(
         "dynamic_namespaces",
         "Whether any other valid namespace name may be connected to (true or false).",
         Field::Bool(|d| &mut d.config.dynamic_namespaces),
