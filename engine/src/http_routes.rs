@@ -72,6 +72,9 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello"
         );
         let head = String::from_utf8(r.encode(true, false)).unwrap_or_default();
-        assert!(head.ends_with("Content-Length: 5\r\nConnection: close\r\n\r\n"), "{head}");
+        assert!(
+            head.ends_with("Content-Length: 5\r\nConnection: close\r\n\r\n"),
+            "{head}"
+        );
     }
 }

@@ -77,7 +77,10 @@ fn answer(files: &[File], request: &HttpRequest<'_>) -> Option<HttpResponse> {
     };
     let file = files.iter().find(|f| f.path == path)?;
     let mut headers = vec![
-        ("Content-Security-Policy", CONTENT_SECURITY_POLICY.to_owned()),
+        (
+            "Content-Security-Policy",
+            CONTENT_SECURITY_POLICY.to_owned(),
+        ),
         ("X-Content-Type-Options", "nosniff".to_owned()),
         ("Referrer-Policy", "no-referrer".to_owned()),
         ("X-Frame-Options", "DENY".to_owned()),
