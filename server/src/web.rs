@@ -3,8 +3,9 @@
 //! `/app.js`, `/chat.js`, `/sio.js`, `/style.css`. Each answer has its content type, a strong
 //! `ETag` of its bytes with `Cache-Control: no-cache` (so an upgraded server is picked up at
 //! once, and an unchanged file is a `304`), and the page's Content-Security-Policy (no inline
-//! script or style, no other origin). `GET` and `HEAD` only (`405` otherwise); any other path
-//! is the engine's `404`. Switched off with the `web` setting.
+//! script or style, no other origin). `GET` and `HEAD` only (`405` otherwise); `/favicon.ico`
+//! is an empty `204`; any other path is the engine's `404`. Switched off with the `web`
+//! setting.
 //!
 //! What it costs an unauthenticated client: a lookup among five names and one write of bytes
 //! already in memory, under the per-address connection limit and the head's size and time
@@ -75,6 +76,15 @@ fn answer(files: &[File], request: &HttpRequest<'_>) -> Option<HttpResponse> {
     } else {
         request.path
     };
+    if path == "/favicon.ico" && matches!(request.method, "GET" | "HEAD") {
+        // No icon: an empty answer, so browsers do not log a 404 for it.
+        return Some(HttpResponse {
+            status: 204,
+            reason: "No Content",
+            headers: vec![("Cache-Control", "max-age=86400".to_owned())],
+            body: Bytes::new(),
+        });
+    }
     let file = files.iter().find(|f| f.path == path)?;
     let mut headers = vec![
         (

@@ -120,6 +120,9 @@ async fn the_page_and_its_files_are_served_with_their_types_tags_and_policy() {
         "{:?}",
         String::from_utf8_lossy(&body)
     );
+    request(&mut s, "GET", "/favicon.ico", "").await;
+    let (status, _, body) = response(&mut s).await;
+    assert_eq!((status.as_str(), body.len()), ("HTTP/1.1 204 No Content", 0));
     // Other methods: 405 with Allow; other paths: 404 and the connection closed.
     let mut s = TcpStream::connect(addr).await.unwrap();
     request(&mut s, "DELETE", "/", "").await;
