@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chat_protocol::http::{HandshakeError, head_ended, text_response_head};
+use chat_protocol::http::{HandshakeError, MAX_HEAD, head_ended, text_response_head};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -16,10 +16,15 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(
     buf: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     let mut chunk = [0u8; 1024];
+    // Where the search for the head's end resumes: the bytes before it were searched (less
+    // the three a `\r\n\r\n` split across two reads may start in), so a head sent a byte
+    // at a time costs its length once, not its length squared.
+    let mut searched = 0;
     loop {
-        if head_ended(buf) {
+        if head_ended(&buf[searched..]) || buf.len() >= MAX_HEAD {
             return Ok(());
         }
+        searched = buf.len().saturating_sub(3);
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -80,4 +85,34 @@ pub(crate) async fn answer_text<S: AsyncWrite + Unpin>(
         stream.flush().await
     };
     matches!(timeout(limit, write).await, Ok(Ok(())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A head that arrives a byte at a time, its end split across reads, is found once it
+    /// ends (and not before); what follows it stays in the buffer.
+    #[tokio::test]
+    async fn a_head_sent_a_byte_at_a_time_ends_where_it_ends() {
+        let (mut client, mut server) = tokio::io::duplex(16);
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nNEXT";
+        let writer = tokio::spawn(async move {
+            for b in request {
+                client.write_all(&[*b]).await.unwrap_or_default();
+                tokio::task::yield_now().await;
+            }
+            client
+        });
+        let mut buf = Vec::new();
+        read_head(&mut server, &mut buf).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        assert!(
+            text.starts_with("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "{text:?}"
+        );
+        assert!(text.len() <= request.len());
+        drop(writer.await);
+    }
 }

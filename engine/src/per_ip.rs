@@ -86,15 +86,22 @@ mod tests {
     fn an_ipv6_slash_64_counts_as_one_address() {
         let table = Arc::new(PerIp::default());
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap_or(IpAddr::from([0u8; 16]));
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap_or(IpAddr::from([0u8; 16]));
+        let b: IpAddr = "2001:db8:1:2:ffff::9"
+            .parse()
+            .unwrap_or(IpAddr::from([0u8; 16]));
         let other: IpAddr = "2001:db8:1:3::1".parse().unwrap_or(IpAddr::from([0u8; 16]));
         let (_a, within) = PerIp::enter(&table, a, 1);
         assert!(within);
         let (_b, within) = PerIp::enter(&table, b, 1);
-        assert!(!within, "another address of the same /64 is the same address");
+        assert!(
+            !within,
+            "another address of the same /64 is the same address"
+        );
         let (_c, within) = PerIp::enter(&table, other, 1);
         assert!(within, "another /64 is another address");
-        let mapped: IpAddr = "::ffff:127.0.0.9".parse().unwrap_or(IpAddr::from([0u8; 16]));
+        let mapped: IpAddr = "::ffff:127.0.0.9"
+            .parse()
+            .unwrap_or(IpAddr::from([0u8; 16]));
         let (_m, _) = PerIp::enter(&table, mapped, 1);
         let (_v4, within) = PerIp::enter(&table, IpAddr::from([127, 0, 0, 9]), 1);
         assert!(!within, "an IPv4-mapped address is its IPv4 address");
