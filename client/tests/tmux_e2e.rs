@@ -251,3 +251,117 @@ async fn chat_in_a_real_terminal() {
     let _ = std::fs::remove_file(log);
     let _ = std::fs::remove_file(status_file);
 }
+
+/// A POSIX `TZ` whose local time is about `seconds_to_midnight` before midnight now (a fixed
+/// offset within twelve hours of UTC), so a test sees the local day change.
+fn zone_just_before_midnight(seconds_to_midnight: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let mut offset = (86_400 - seconds_to_midnight - now.rem_euclid(86_400)).rem_euclid(86_400);
+    if offset > 43_200 {
+        offset -= 86_400;
+    }
+    // POSIX writes the offset west of UTC: `XXX-5:30` is five and a half hours east.
+    let sign = if offset >= 0 { '-' } else { '+' };
+    let o = offset.abs();
+    format!("XXX{sign}{}:{:02}:{:02}", o / 3600, (o / 60) % 60, o % 60)
+}
+
+/// The staples in a real terminal, in a time zone other than UTC: the local day changes
+/// between two messages and a day line says so; a conversation follows its peer's nick
+/// change; Alt+Enter makes a message of two lines; the nick list shows away members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_change_a_renamed_conversation_and_a_multi_line_message() {
+    if !Tmux::available() {
+        println!(
+            "SKIPPED a_day_change_a_renamed_conversation_and_a_multi_line_message: tmux is not installed"
+        );
+        return;
+    }
+    let server = start_server(&[]).await;
+    let url = format!("ws://{}", server.local_addr());
+    let bob = Client::start(&url, "bob", &[]);
+    bob.line("/join lobby");
+    bob.wait_for("you joined #lobby").await;
+
+    let log = std::env::temp_dir().join(format!("chat-e2e2-{}.log", std::process::id()));
+    let tmux = Tmux::new();
+    // Midnight comes about 8 s from now in this zone.
+    let tz = zone_just_before_midnight(8);
+    let command = format!(
+        "TZ='{tz}' {} --server {url} --nick alice --log {}",
+        env!("CARGO_BIN_EXE_chat"),
+        log.display(),
+    );
+    tmux.start(120, 32, &command);
+    tmux.wait_text("connected to / as alice").await;
+    tmux.line("/join #lobby");
+    tmux.wait_text("you joined #lobby (2 members)").await;
+    // The nick list, from 100 columns.
+    tmux.wait_text("│ 2 members").await;
+
+    bob.line("before midnight");
+    tmux.wait_text("<bob> before midnight").await;
+    // Past midnight in alice's zone (bounded: the zone was set 8 s ahead).
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    bob.line("after midnight");
+    let screen = tmux.wait_text("<bob> after midnight").await;
+    let rows: Vec<&str> = screen.lines().collect();
+    let before = rows
+        .iter()
+        .position(|l| l.contains("<bob> before midnight"));
+    // The last day line (the first line's own day has one too, now that it is yesterday).
+    let day = rows
+        .iter()
+        .rposition(|l| l.contains("── ") && l.contains(" 20"));
+    let after = rows.iter().position(|l| l.contains("<bob> after midnight"));
+    assert!(
+        matches!((before, day, after), (Some(b), Some(d), Some(a)) if b < d && d < a),
+        "no day line between the two messages:\n{screen}"
+    );
+    assert!(screen.contains("23:59 <bob> before midnight"), "{screen}");
+    assert!(screen.contains("00:00 <bob> after midnight"), "{screen}");
+
+    // A message of two lines: Alt+Enter between them.
+    tmux.type_text("first line");
+    tmux.keys(&["M-Enter"]);
+    tmux.type_text("second line");
+    tmux.keys(&["Enter"]);
+    bob.wait_for("[/ #lobby] <alice> first line").await;
+    bob.wait_for("  | second line").await;
+    let screen = tmux.wait_text("second line").await;
+    let first = screen
+        .lines()
+        .position(|l| l.contains("<alice> first line"));
+    let second = screen
+        .lines()
+        .position(|l| l.contains("second line") && !l.contains("<alice>"));
+    assert!(
+        matches!((first, second), (Some(f), Some(s)) if s == f + 1),
+        "the second line is not a continuation row:\n{screen}"
+    );
+
+    // A conversation with bob; bob becomes robert; the window follows and still works.
+    tmux.line("/query bob");
+    tmux.wait_text("[@bob]").await;
+    bob.line("/nick robert");
+    tmux.wait_text("bob is now known as robert").await;
+    let screen = tmux.wait_text("@robert").await;
+    assert!(!screen.contains("@bob"), "a stale @bob window:\n{screen}");
+    tmux.line("are you still there?");
+    bob.wait_for("[/ @alice] <alice> are you still there?")
+        .await;
+
+    // Away: robert's mark in alice's nick list.
+    bob.line("/away lunch");
+    tmux.line("/join #lobby");
+    tmux.wait_text("robert is away: lunch").await;
+    tmux.wait_text("│~robert").await;
+
+    tmux.line("/quit");
+    let (ok, out) = bob.finish().await;
+    assert!(ok, "{out}");
+    server.shutdown().await;
+}
