@@ -239,7 +239,9 @@ class Page {
       client.openNamespace(nsp);
       this.nsWindow(nsp);
     }
-    if (!this.active) this.select(this.nsWindow(nsp));
+    // A resumed session opens on its first room; a link's room is selected once joined.
+    const firstRoom = this.ordered().find((w) => w.kind === "room");
+    if (!this.active) this.select(firstRoom || this.nsWindow(nsp));
     this.updateTitle();
   }
 
@@ -452,6 +454,7 @@ class Page {
 
   renderWindowList() {
     const list = $("window-list");
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     const items = [];
     for (const w of this.ordered()) {
       const b = el("button", "win", w.label);
@@ -465,6 +468,11 @@ class Page {
       items.push(li);
     }
     list.replaceChildren(...items);
+    // Rebuilt under a keyboard user: the focus stays on the same window's button.
+    if (focused) {
+      const again = [...list.querySelectorAll("button")].find((b) => b.dataset.key === focused);
+      if (again) again.focus();
+    }
   }
 
   renderHeader() {
@@ -894,7 +902,8 @@ class Page {
               }
             }
             this.select(this.nsWindow("/"));
-          } else if (w) await this.leave(w);
+          } else if (w && w.kind !== "ns") await this.leave(w);
+          else report("/ stays open (use Log out)", "error");
           break;
         case "help":
           report(
