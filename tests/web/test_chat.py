@@ -173,8 +173,9 @@ def test_mentions_are_highlighted_and_counted(pages, terminal):
     ada.wait_for_function(
         "() => document.querySelector('button[data-key=\"/ #general\"] .badge.mention')"
     )
+    # Both messages counted (the action arrives after the mention).
+    ada.wait_for_function("() => document.title.startsWith('(2!)')")
     assert ada.locator('button[data-key="/ #general"] .badge').text_content() == "1"
-    assert ada.title().startswith("(2!)")
     ada.locator('button[data-key="/ #general"]').click()
     mark = ada.locator(f'ol[data-window="{GENERAL}"] li.mentioned mark.mention')
     assert mark.text_content() == "ada"
@@ -258,6 +259,27 @@ def test_the_server_restarts_under_an_open_page_and_nothing_is_lost(pages, chat_
         assert shown(page) == expected, shown(page)
     assert ada.locator(f'ol[data-window="{GENERAL}"] li.sys.conn').filter(has_text="reconnected").count() >= 1
     assert ada.evaluate("JSON.parse(sessionStorage.getItem('chat.session.v1')).nss['/'].outbox") == []
+
+
+def test_a_page_reloaded_while_the_server_is_down_sends_its_unacked_messages_once(pages, chat_server):
+    ada = pages.open("ada")
+    cid = pages.open("cid")
+    wait_joined(ada)
+    wait_joined(cid)
+    chat_server.stop()
+    ada.wait_for_function("() => document.getElementById('status').dataset.state !== 'open'")
+    send(ada, "typed before the reload")
+    ada.reload()
+    # Shown again from sessionStorage, still pending.
+    ada.wait_for_function(
+        "() => [...document.querySelectorAll('li.msg.pending .text')].some(e => e.textContent === 'typed before the reload')"
+    )
+    chat_server.start()
+    for page in (ada, cid):
+        wait_shown(page, ["ada: typed before the reload"], timeout=15)
+    ada.wait_for_timeout(300)
+    assert shown(ada) == ["ada: typed before the reload"]
+    assert shown(cid) == ["ada: typed before the reload"]
 
 
 def test_a_message_acked_before_a_lost_connection_is_not_repeated(pages, chat_server):
