@@ -64,6 +64,59 @@ def only_once(lines: list[str], line: str) -> None:
     assert lines.count(line) == 1, f"{line!r} shown {lines.count(line)} times: {lines}"
 
 
+def test_sio_codecs_read_and_write_the_wire_strings_of_the_protocol(pages):
+    """sio.js's packet and payload codecs, on the literal strings of docs/PROTOCOL.md and the
+    Engine.IO v4 long-polling payload format. (A Socket.IO packet is what follows the Engine.IO
+    message type `4`: the frame `431[...]` carries the packet `31[...]`.)"""
+    page = pages.open(None)
+    result = page.evaluate(
+        """async () => {
+            const sio = await import('/sio.js');
+            const out = {};
+            out.connect = sio.encodePacket(0, '/', {nick: 'ada'});
+            out.connectNs = sio.encodePacket(0, '/team', {nick: 'ada', since: {ops: 4}});
+            out.event = sio.encodePacket(2, '/', ['join', {room: 'general'}], 0);
+            out.eventNs = sio.encodePacket(2, '/team', ['typing', {room: 'ops'}]);
+            out.disconnectNs = sio.encodePacket(1, '/team');
+            out.ack = sio.decodePacket('31[{"ok":true,"message":{"seq":1}}]');
+            out.ackNs = sio.decodePacket('3/team,12[{"ok":true}]');
+            out.error = sio.decodePacket('4/ops,{"message":"namespace /ops requires a key","data":{"code":"forbidden"}}');
+            out.connected = sio.decodePacket('0{"sid":"Be4n_o_jMH4RIE0PFm5H"}');
+            out.serverDisconnect = sio.decodePacket('1/team,');
+            out.binary = sio.decodePacket('51-["up",{"_placeholder":true,"num":0}]');
+            out.payload = sio.decodePayload('2\x1e451-["up",{"_placeholder":true,"num":0}]\x1ebAQID')
+                .map(p => typeof p === 'string' ? p : Array.from(p));
+            out.empty = sio.decodePayload('');
+            out.ws = sio.engineUrl('http://127.0.0.1:7878', 'websocket');
+            out.wsUpgrade = sio.engineUrl('https://chat.example', 'websocket', 'abc');
+            out.polling = sio.engineUrl('http://127.0.0.1:7878', 'polling', 'abc');
+            out.delays = Array.from({length: 200}, (_, i) => sio.backoff(i % 8, 250, 3000));
+            return out;
+        }"""
+    )
+    assert result["connect"] == '0{"nick":"ada"}'
+    assert result["connectNs"] == '0/team,{"nick":"ada","since":{"ops":4}}'
+    assert result["event"] == '20["join",{"room":"general"}]'
+    assert result["eventNs"] == '2/team,["typing",{"room":"ops"}]'
+    assert result["disconnectNs"] == "1/team,"
+    assert result["ack"] == {"type": 3, "nsp": "/", "id": 1, "data": [{"ok": True, "message": {"seq": 1}}], "binary": False}
+    assert result["ackNs"]["nsp"] == "/team" and result["ackNs"]["id"] == 12
+    assert result["error"]["type"] == 4 and result["error"]["data"]["data"]["code"] == "forbidden"
+    assert result["connected"]["data"] == {"sid": "Be4n_o_jMH4RIE0PFm5H"} and result["connected"]["id"] is None
+    assert result["serverDisconnect"] == {"type": 1, "nsp": "/team", "id": None, "data": None, "binary": False}
+    assert result["binary"]["binary"] and result["binary"]["data"][0] == "up"
+    assert result["payload"] == ["2", '451-["up",{"_placeholder":true,"num":0}]', [1, 2, 3]]
+    assert result["empty"] == []
+    assert result["ws"] == "ws://127.0.0.1:7878/socket.io/?EIO=4&transport=websocket"
+    assert result["wsUpgrade"] == "wss://chat.example/socket.io/?EIO=4&transport=websocket&sid=abc"
+    assert result["polling"] == "http://127.0.0.1:7878/socket.io/?EIO=4&transport=polling&sid=abc"
+    # Reconnect delays: 250 ms doubling to a 3 s cap, times a jitter of 0.5 to 1.
+    delays = result["delays"]
+    assert min(delays) >= 125 and max(delays) <= 3000
+    assert all(125 <= d <= 250 for d in delays[0::8])
+    assert all(1500 <= d <= 3000 for d in delays[7::8])
+
+
 def test_two_pages_and_a_terminal_see_each_message_once_in_order(pages, terminal):
     bob = terminal("bob")
     bob.send("/join general")
