@@ -923,6 +923,7 @@ class Page {
 
   openSwitcher() {
     $("switcher").hidden = false;
+    this.switcherIndex = 0;
     const input = $("switcher-input");
     input.value = "";
     this.renderSwitcher();
@@ -934,16 +935,28 @@ class Page {
     $("composer").focus();
   }
 
+  /** The windows whose name has what was typed: those it starts first, then the others. */
   switcherMatches() {
     const q = $("switcher-input").value.trim().toLowerCase().replace(/^[#@]/, "");
-    return this.ordered().filter((w) => `${w.nsp} ${w.label}`.toLowerCase().includes(q));
+    const rank = (w) => {
+      const name = w.label.replace(/^[#@]/, "").toLowerCase();
+      if (name.startsWith(q)) return 0;
+      if (name.includes(q)) return 1;
+      return w.nsp.toLowerCase().includes(q) ? 2 : 3;
+    };
+    const order = this.ordered();
+    return order
+      .filter((w) => rank(w) < 3)
+      .sort((a, b) => rank(a) - rank(b) || order.indexOf(a) - order.indexOf(b));
   }
 
   renderSwitcher() {
-    const items = this.switcherMatches().map((w, i) => {
+    const matches = this.switcherMatches();
+    this.switcherIndex = Math.max(0, Math.min(this.switcherIndex || 0, matches.length - 1));
+    const items = matches.map((w, i) => {
       const b = el("button", "win", `${w.label}`, w.nsp !== "/" ? el("span", "nsp", ` ${w.nsp}`) : null);
       b.type = "button";
-      if (i === 0) b.classList.add("first");
+      if (i === this.switcherIndex) b.classList.add("chosen");
       b.addEventListener("click", () => {
         $("switcher").hidden = true;
         this.select(w);
@@ -993,13 +1006,20 @@ class Page {
       if (document.body.classList.contains("show-rooms") && current) current.focus();
     });
     $("toggle-members").addEventListener("click", () => toggle("show-members", "toggle-members"));
-    $("switcher-input").addEventListener("input", () => this.renderSwitcher());
+    $("switcher-input").addEventListener("input", () => {
+      this.switcherIndex = 0;
+      this.renderSwitcher();
+    });
     $("switcher-input").addEventListener("keydown", (e) => {
-      if (e.key === "Enter") {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
         e.preventDefault();
-        const [first] = this.switcherMatches();
+        this.switcherIndex += e.key === "ArrowDown" ? 1 : -1;
+        this.renderSwitcher();
+      } else if (e.key === "Enter") {
+        e.preventDefault();
+        const chosen = this.switcherMatches()[this.switcherIndex];
         $("switcher").hidden = true;
-        if (first) this.select(first);
+        if (chosen) this.select(chosen);
         else $("composer").focus();
       }
     });
