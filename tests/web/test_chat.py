@@ -210,6 +210,16 @@ def test_a_direct_message_between_a_page_and_the_terminal(pages, terminal):
     ada.locator("#switcher-input").type("gen")
     ada.keyboard.press("Enter")
     ada.wait_for_function("() => chatPage.active.key === '/ #general'")
+    assert ada.evaluate("document.activeElement.id") == "composer"
+    # Ctrl+K, Down, Enter: the second window of the list; Esc closes it with no change.
+    ada.keyboard.press("Control+k")
+    ada.keyboard.press("ArrowDown")
+    ada.keyboard.press("Enter")
+    ada.wait_for_function("() => chatPage.active.key === '/ #general'")
+    ada.keyboard.press("Control+k")
+    ada.keyboard.press("Escape")
+    assert ada.locator("#switcher").is_hidden()
+    assert ada.evaluate("document.activeElement.id") == "composer"
 
 
 def test_mentions_are_highlighted_and_counted(pages, terminal):
@@ -633,7 +643,18 @@ def test_screenshots(pages, terminal):
             name = f"chat-{width}-{scheme}-rooms.png"
             page.screenshot(path=str(SCREENSHOTS / name))
             out.append(name)
+        if (width, scheme) == (1440, "dark"):
+            page.keyboard.press("Control+k")
+            page.locator("#switcher-input").type("r")
+            name = f"chat-{width}-{scheme}-switcher.png"
+            page.screenshot(path=str(SCREENSHOTS / name))
+            out.append(name)
         page.context.close()
+    login = pages.open(None, width=360, height=740)
+    login.wait_for_selector("#login-nick")
+    name = "chat-360-light-login.png"
+    login.screenshot(path=str(SCREENSHOTS / name))
+    out.append(name)
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         docs = ROOT / "docs" / "screenshots"
         docs.mkdir(parents=True, exist_ok=True)
