@@ -461,8 +461,17 @@ class Page {
       b.type = "button";
       b.dataset.key = w.key;
       if (w === this.active) b.setAttribute("aria-current", "true");
-      if (w.mentions > 0) b.append(el("span", "badge mention", String(w.mentions)));
-      else if (w.unread > 0) b.append(el("span", "badge", String(w.unread)));
+      // Unread messages, and among them those that mention us (every DM does).
+      if (w.unread > 0) {
+        const unread = el("span", "badge unread", String(w.unread));
+        unread.title = `${w.unread} unread`;
+        b.append(unread);
+      }
+      if (w.mentions > 0) {
+        const mentions = el("span", "badge mention", `@${w.mentions}`);
+        mentions.title = `${w.mentions} mentioning you`;
+        b.append(mentions);
+      }
       b.addEventListener("click", () => this.select(w));
       const li = el("li", `win-item kind-${w.kind}`, b);
       items.push(li);
