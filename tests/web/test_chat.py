@@ -194,8 +194,8 @@ def test_a_direct_message_between_a_page_and_the_terminal(pages, terminal):
     ada.wait_for_selector('ol[data-window="/ @bob"]', state="attached")
     wait_shown(ada, ["bob: psst, ada"], window="/ @bob")
     # Counted as unread and a mention while ada looks at #general; the title says so.
-    badge = ada.locator('button[data-key="/ @bob"] .badge')
-    assert badge.text_content() == "1"
+    assert ada.locator('button[data-key="/ @bob"] .badge.unread').text_content() == "1"
+    assert ada.locator('button[data-key="/ @bob"] .badge.mention').text_content() == "@1"
     assert ada.title().startswith("(1!)")
     # Keyboard: Alt+Down goes to the next window (the conversation with bob).
     ada.keyboard.press("Alt+ArrowDown")
@@ -238,7 +238,9 @@ def test_mentions_are_highlighted_and_counted(pages, terminal):
     )
     # Both messages counted (the action arrives after the mention).
     ada.wait_for_function("() => document.title.startsWith('(2!)')")
-    assert ada.locator('button[data-key="/ #general"] .badge').text_content() == "1"
+    # Two unread, one of them a mention.
+    assert ada.locator('button[data-key="/ #general"] .badge.unread').text_content() == "2"
+    assert ada.locator('button[data-key="/ #general"] .badge.mention').text_content() == "@1"
     ada.locator('button[data-key="/ #general"]').click()
     mark = ada.locator(f'ol[data-window="{GENERAL}"] li.mentioned mark.mention')
     assert mark.text_content() == "ada"
@@ -628,8 +630,8 @@ def test_screenshots(pages, terminal):
         bob.send("/join random")
         bob.send("anyone for lunch?")
         bob.send("/msg ada the release notes are in the wiki")
-        page.wait_for_selector('button[data-key="/ #random"] .badge', state="attached")
-        page.wait_for_selector('button[data-key="/ @bob"] .badge', state="attached")
+        page.wait_for_selector('button[data-key="/ #random"] .badge.unread', state="attached")
+        page.wait_for_selector('button[data-key="/ @bob"] .badge.mention', state="attached")
         if (width, scheme) == (360, "light"):
             send(page, "on it: a line\nand a second line")
             wait_shown(page, ["ada: on it: a line\nand a second line"])
