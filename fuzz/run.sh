@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 RUNS=${1:-1000000}
 shift || true
-TARGETS=${*:-engine_io socket_io binary_assembler upgrade chat_events names}
+TARGETS=${*:-engine_io socket_io binary_assembler upgrade payload chat_events names}
 export RUSTC_BOOTSTRAP=1
 for t in $TARGETS; do
   mkdir -p "corpus/$t"

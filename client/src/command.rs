@@ -40,6 +40,10 @@ pub enum Command {
     },
     /// `/close`: close the current window (a room is left).
     Close,
+    /// `/whois <nick>`: registered or guest, shared rooms, idle, away.
+    Whois(String),
+    /// `/away [reason]`: away with a reason, or back without one (`/back` too).
+    Away(Option<String>),
     /// `/clear`: empty the current window (here only; nothing is deleted on the server).
     Clear,
     /// `/me <text>`: an action in the current room.
@@ -116,6 +120,16 @@ pub const COMMANDS: &[CommandInfo] = &[
         "/close",
         "close the current window (leaving a room)",
     ),
+    cmd(
+        "whois",
+        "/whois <nick>",
+        "who a nick is: registered or guest, shared rooms, idle, away",
+    ),
+    cmd(
+        "away",
+        "/away [reason]",
+        "mark yourself away (without a reason: back)",
+    ),
     cmd("clear", "/clear", "empty the current window (here only)"),
     cmd("me", "/me <text>", "send an action to the current room"),
     cmd("who", "/who [room]", "list the members of a room"),
@@ -147,6 +161,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Up/Down", "input history"),
     ("Tab", "complete a command, nick or room"),
     ("Alt+1..9", "switch to window 1..9"),
+    ("Alt+N", "show or hide the nick list"),
+    (
+        "Alt+Enter",
+        "a new line in the message (Shift+Enter too where the terminal tells)",
+    ),
     ("Ctrl+N/Ctrl+P", "next/previous window"),
     ("PgUp/PgDn", "scroll the messages (also the mouse wheel)"),
     ("Left/Right Home/End", "move in the input line"),
@@ -217,6 +236,12 @@ pub fn parse(line: &str) -> Result<Input, ParseError> {
                 text: (!text.is_empty()).then(|| text.to_owned()),
             }
         }
+        "whois" | "wi" => match (words.next(), words.next()) {
+            (Some(nick), None) => Command::Whois(nick.to_owned()),
+            _ => return Err(ParseError::Usage("/whois <nick>")),
+        },
+        "away" => Command::Away((!args.is_empty()).then(|| args.to_owned())),
+        "back" => Command::Away(None),
         "close" | "wc" => match words.next() {
             None => Command::Close,
             Some(_) => return Err(ParseError::Usage("/close")),

@@ -10,7 +10,9 @@
 //! ```toml
 //! server = "ws://127.0.0.1:7878"
 //! nick = "alice"
-//! theme = "light"   # or "dark"
+//! theme = "light"   # "auto" (the default: from COLORFGBG), "dark" or "light"
+//! highlights = ["deploy", "release"]   # mentions besides your nick
+//! bell = false      # no terminal bell on a mention or DM in a window not shown
 //! ```
 
 use std::path::PathBuf;
@@ -59,7 +61,7 @@ pub struct Args {
     /// Config file [default: chat/config.toml in the user config dir]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Colours for a dark or a light terminal
+    /// Colours: auto (light where the terminal says its background is light, through COLORFGBG; else dark), dark or light
     #[arg(long, value_enum)]
     pub theme: Option<ThemeName>,
     /// Headless: run the lines of FILE (`-` for stdin) and print events as plain lines
@@ -71,6 +73,14 @@ pub struct Args {
     /// Log file [default: chat/chat.log in the user state or cache dir]
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// A word that counts as a mention besides your nick (repeatable; added to the config
+    /// file's `highlights`)
+    #[arg(long = "highlight", value_name = "WORD")]
+    pub highlights: Vec<String>,
+    /// No terminal bell on a mention or direct message in a window not shown (the config
+    /// file's `bell = false`)
+    #[arg(long)]
+    pub no_bell: bool,
 }
 
 /// What `chat` can do instead of chatting (`main.rs` runs it and exits).
@@ -109,6 +119,11 @@ pub struct FileConfig {
     pub nick: Option<String>,
     pub theme: Option<ThemeName>,
     pub ca_file: Option<PathBuf>,
+    /// Words that count as mentions besides the nick.
+    #[serde(default)]
+    pub highlights: Vec<String>,
+    /// The terminal bell on a mention or direct message in a window not shown (default on).
+    pub bell: Option<bool>,
 }
 
 /// Everything the client runs with.
@@ -125,6 +140,9 @@ pub struct Settings {
     pub script: Option<String>,
     pub expect_timeout: Duration,
     pub log: Option<PathBuf>,
+    /// Words that count as mentions besides the nick (the file's, then the flags').
+    pub highlights: Vec<String>,
+    pub bell: bool,
 }
 
 /// `5s`, `500ms`, `2m` or a bare number of seconds.
@@ -255,6 +273,14 @@ pub fn resolve(args: Args, file: FileConfig) -> anyhow::Result<Settings> {
         script: args.script,
         expect_timeout: args.expect_timeout,
         log: args.log,
+        highlights: file
+            .highlights
+            .into_iter()
+            .chain(args.highlights)
+            .map(|w| w.trim().to_owned())
+            .filter(|w| !w.is_empty())
+            .collect(),
+        bell: !args.no_bell && file.bell.unwrap_or(true),
     })
 }
 
@@ -295,6 +321,24 @@ mod tests {
                 Err(e) => assert!(e.to_string().contains(says), "{bad}: {e}"),
             }
         }
+    }
+
+    #[test]
+    fn highlights_add_up_and_the_bell_can_be_turned_off() {
+        let file: FileConfig =
+            toml::from_str("highlights = [\"deploy\", \" \"]\nbell = true\n").unwrap_or_default();
+        let s = resolve(args(&["--highlight", "release"]), file.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.highlights, ["deploy", "release"]);
+        assert!(s.bell);
+        let s = resolve(args(&["--no-bell"]), file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!s.bell);
+        let off: FileConfig = toml::from_str("bell = false\n").unwrap_or_default();
+        assert!(
+            !resolve(args(&[]), off)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .bell
+        );
     }
 
     #[test]

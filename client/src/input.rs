@@ -2,7 +2,7 @@
 //! history, and the horizontal scrolling that keeps the cursor visible. Columns are measured
 //! with `unicode-width`, so wide characters (CJK, most emoji) take two cells.
 
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthChar;
 
 /// How many submitted lines the history keeps.
 const HISTORY_MAX: usize = 200;
@@ -218,9 +218,10 @@ impl LineEditor {
         self.cursor = start + with.chars().count();
     }
 
-    /// The display column of the cursor from the start of the line.
+    /// The display column of the cursor from the start of the line (a newline shows as one
+    /// column: [`NEWLINE_MARK`]).
     pub fn cursor_column(&self) -> usize {
-        self.before_cursor().width()
+        self.before_cursor().chars().map(shown_width).sum()
     }
 
     /// What fits in `width` columns with the cursor visible: the visible text and the
@@ -237,7 +238,7 @@ impl LineEditor {
         let mut out = String::new();
         let mut col = 0usize;
         for c in self.text.chars() {
-            let w = c.width().unwrap_or(0);
+            let w = shown_width(c);
             if skipped < need_skip {
                 skipped += w;
                 continue;
@@ -245,11 +246,19 @@ impl LineEditor {
             if col + w > width {
                 break;
             }
-            out.push(c);
+            out.push(if c == '\n' { NEWLINE_MARK } else { c });
             col += w;
         }
         (out, cursor_col.saturating_sub(skipped))
     }
+}
+
+/// How a newline in the input line is shown (Alt+Enter inserts one; the message keeps it).
+pub const NEWLINE_MARK: char = '↵';
+
+/// Columns a character of the input takes on screen.
+fn shown_width(c: char) -> usize {
+    if c == '\n' { 1 } else { c.width().unwrap_or(0) }
 }
 
 #[cfg(test)]

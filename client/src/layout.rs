@@ -28,6 +28,13 @@ pub enum LineKind {
         /// Mentions our nick (or is a DM to us).
         mention: bool,
     },
+    /// A message of ours on its way: shown as typed, marked, until the server's answer
+    /// replaces it (or a refusal removes it).
+    Pending {
+        from: String,
+        text: String,
+        action: bool,
+    },
     /// A system line: joins, topics, command output.
     Info(String),
     /// Something refused or failed.
@@ -41,6 +48,9 @@ pub struct Line {
     pub ts: i64,
     pub kind: LineKind,
 }
+
+/// What follows a message of ours until the server has it.
+pub const PENDING_MARK: &str = "(sending…)";
 
 /// What rows are drawn with: the colours, the time zone of the timestamps, and now (for
 /// which day is today).
@@ -59,11 +69,33 @@ pub struct Areas {
     pub sidebar: Rect,
     pub separator: Rect,
     pub messages: Rect,
+    /// The nick list (zero wide when hidden) and the line left of it.
+    pub members_separator: Rect,
+    pub members: Rect,
     pub status: Rect,
     pub input: Rect,
 }
 
-/// Splits the screen. Pure, so `update` uses it too (page size for PgUp/PgDn).
+/// Columns of the nick list, when shown.
+pub const MEMBERS_WIDTH: u16 = 18;
+/// From this many columns the nick list is shown unless the user hid it (Alt+N).
+pub const MEMBERS_FROM: u16 = 100;
+
+/// Splits the screen, with the nick list at the right when `members` (and the screen is
+/// wide enough for it beside 40 columns of messages). Pure, so `update` uses it too (page
+/// size for PgUp/PgDn).
+pub fn layout_with(area: Rect, members: bool) -> Areas {
+    let mut areas = layout(area);
+    let m = &mut areas.messages;
+    if members && m.width >= MEMBERS_WIDTH + 1 + 40 {
+        m.width -= MEMBERS_WIDTH + 1;
+        areas.members_separator = Rect::new(m.right(), m.y, 1, m.height);
+        areas.members = Rect::new(m.right() + 1, m.y, MEMBERS_WIDTH, m.height);
+    }
+    areas
+}
+
+/// Splits the screen, without the nick list.
 pub fn layout(area: Rect) -> Areas {
     let h = area.height;
     let title = Rect::new(area.x, area.y, area.width, h.min(1));
@@ -92,6 +124,8 @@ pub fn layout(area: Rect) -> Areas {
             area.width.saturating_sub(sidebar_w + sep_w),
             body_h,
         ),
+        members_separator: Rect::new(area.right(), body_y, 0, body_h),
+        members: Rect::new(area.right(), body_y, 0, body_h),
         status,
         input,
     }
@@ -198,6 +232,7 @@ pub fn last_line_height(style: &RowStyle, lines: &[Line], width: u16) -> usize {
 fn line_rows(style: &RowStyle, line: &Line, width: usize) -> Vec<Row> {
     let theme = style.theme;
     let ts = format!("{} ", hhmm(line.ts, style.tz));
+    let pending_text;
     let (prefix, prefix_style, text, text_style) = match &line.kind {
         LineKind::Message {
             from,
@@ -220,6 +255,16 @@ fn line_rows(style: &RowStyle, line: &Line, width: usize) -> Vec<Row> {
             } else {
                 (format!("<{from}> "), nick_style, text, text_style)
             }
+        }
+        LineKind::Pending { from, text, action } => {
+            let from = sanitize::one_line(from);
+            let prefix = if *action {
+                format!("* {from} ")
+            } else {
+                format!("<{from}> ")
+            };
+            pending_text = format!("{text} {PENDING_MARK}");
+            (prefix, theme.info, &pending_text, theme.info)
         }
         LineKind::Info(text) => ("-- ".to_owned(), theme.info, text, theme.info),
         LineKind::Error(text) => ("!! ".to_owned(), theme.error, text, theme.error),

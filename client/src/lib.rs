@@ -124,6 +124,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     // Local time: the TZ variable, else the system's zone (UTC if neither can be read).
     app.tz = jiff::tz::TimeZone::system();
+    app.highlights = settings.highlights.clone();
+    app.bell = settings.bell;
 
     let code = match &settings.script {
         Some(spec) => {

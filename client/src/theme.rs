@@ -7,9 +7,29 @@ use ratatui::style::{Color, Modifier, Style};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ThemeName {
+    /// Light where the terminal says its background is light (`COLORFGBG`), else dark.
     #[default]
+    Auto,
     Dark,
     Light,
+}
+
+impl ThemeName {
+    /// `Auto` decided from a `COLORFGBG` value (`fg;bg` or `fg;extra;bg`, set by rxvt,
+    /// Konsole, iTerm2 and others): a background of colour 7 (light grey) or 9-15 (the
+    /// bright colours but 8, dark grey) is light. Without the variable: dark.
+    pub fn resolve(self, colorfgbg: Option<&str>) -> ThemeName {
+        if self != ThemeName::Auto {
+            return self;
+        }
+        let background = colorfgbg
+            .and_then(|v| v.rsplit(';').next())
+            .and_then(|bg| bg.trim().parse::<u8>().ok());
+        match background {
+            Some(7 | 9..=15) => ThemeName::Light,
+            _ => ThemeName::Dark,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -33,10 +53,11 @@ pub struct Theme {
 }
 
 impl Theme {
+    /// The theme of that name (`Auto` from this process's `COLORFGBG`).
     pub fn new(name: ThemeName) -> Theme {
-        match name {
-            ThemeName::Dark => Theme::dark(),
+        match name.resolve(std::env::var("COLORFGBG").ok().as_deref()) {
             ThemeName::Light => Theme::light(),
+            ThemeName::Dark | ThemeName::Auto => Theme::dark(),
         }
     }
 
@@ -136,5 +157,23 @@ mod tests {
             .map(|n| format!("{:?}", t.nick_color(n)))
             .collect();
         assert!(colours.len() >= 3);
+    }
+}
+
+#[cfg(test)]
+mod auto_tests {
+    use super::ThemeName;
+
+    #[test]
+    fn auto_reads_the_terminals_background() {
+        let auto = ThemeName::Auto;
+        assert_eq!(auto.resolve(Some("0;15")), ThemeName::Light);
+        assert_eq!(auto.resolve(Some("0;default;7")), ThemeName::Light);
+        assert_eq!(auto.resolve(Some("15;0")), ThemeName::Dark);
+        assert_eq!(auto.resolve(Some("7;8")), ThemeName::Dark);
+        assert_eq!(auto.resolve(Some("garbage")), ThemeName::Dark);
+        assert_eq!(auto.resolve(None), ThemeName::Dark);
+        assert_eq!(ThemeName::Light.resolve(Some("15;0")), ThemeName::Light);
+        assert_eq!(ThemeName::Dark.resolve(Some("0;15")), ThemeName::Dark);
     }
 }

@@ -135,6 +135,7 @@ async fn event_loop(
     let result = async {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut net_open = true;
+        let mut title = String::new();
         loop {
             for cmd in app.take_commands() {
                 net.send(cmd);
@@ -145,6 +146,17 @@ async fn event_loop(
                 return Ok(());
             }
             terminal.draw(|frame| view(app, frame))?;
+            // The unread counts in the terminal's title, and the bell for a mention or a
+            // direct message in a window not shown.
+            let now = app.terminal_title();
+            if now != title {
+                let _ = crossterm::execute!(std::io::stdout(), crossterm::terminal::SetTitle(&now));
+                title = now;
+            }
+            if app.take_bell() {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+            }
 
             tokio::select! {
                 // Keys, paste, mouse, resize.

@@ -24,7 +24,7 @@ use ratatui::widgets::Widget;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::app::{App, ConnState, NsStatus, Window, WindowKind};
-use crate::layout::{layout, members, tail_rows};
+use crate::layout::{members, tail_rows};
 use crate::sanitize;
 
 /// Draws the app and puts the cursor at the input position.
@@ -32,7 +32,7 @@ pub fn view(app: &App, frame: &mut Frame) {
     let area = frame.area();
     frame.render_widget(app, area);
     if app.pending_paste.is_none() {
-        let areas = layout(area);
+        let areas = app.areas_in(area);
         let (prompt, _) = input_parts(app, areas.input.width);
         let (_, col) = app
             .input
@@ -47,7 +47,7 @@ pub fn view(app: &App, frame: &mut Frame) {
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let areas = layout(area);
+        let areas = self.areas_in(area);
         render_title(self, areas.title, buf);
         render_sidebar(self, areas.sidebar, buf);
         if areas.separator.width > 0 {
@@ -56,9 +56,27 @@ impl Widget for &App {
             }
         }
         render_messages(self, areas.messages, buf);
+        if areas.members.width > 0 {
+            for y in areas.members_separator.top()..areas.members_separator.bottom() {
+                buf.set_string(areas.members_separator.x, y, "│", self.theme.separator);
+            }
+            render_members(self, areas.members, buf);
+        }
         render_status(self, areas.status, buf);
         render_input(self, areas.input, buf);
     }
+}
+
+/// Cuts `s` to at most `width` columns, ending in `…` when something was cut.
+fn fit_ellipsis(s: &str, width: usize) -> String {
+    if s.width() <= width {
+        return s.to_owned();
+    }
+    let mut out = fit(s, width.saturating_sub(1));
+    if width > 0 {
+        out.push('…');
+    }
+    out
 }
 
 /// Cuts `s` to at most `width` columns (never halving a wide character).
@@ -155,7 +173,7 @@ fn render_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             counts.push(Span::styled(format!(" @{}", w.mentions), app.theme.mention));
         }
         let counts_w: usize = counts.iter().map(|s| s.content.width()).sum();
-        let name = fit(&sanitize::one_line(&name), width.saturating_sub(counts_w));
+        let name = fit_ellipsis(&sanitize::one_line(&name), width.saturating_sub(counts_w));
         let active = i == app.active;
         let style = if active {
             app.theme.sidebar_active
@@ -181,6 +199,61 @@ fn render_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
             buf.set_stringn(x, y, span.content.as_ref(), room, s);
             x = x.saturating_add(span.content.width() as u16);
         }
+    }
+}
+
+/// The nick list of the active room (its members, ours in bold) or conversation (the two
+/// of us); names that do not fit end in an ellipsis, and a last row says how many are not
+/// shown.
+fn render_members(app: &App, area: Rect, buf: &mut Buffer) {
+    let Some(w) = app.active_window() else {
+        return;
+    };
+    let names: Vec<String> = match &w.kind {
+        WindowKind::Room(_) => w.members.clone(),
+        WindowKind::Dm(peer) => vec![app.nick.clone(), peer.clone()],
+        WindowKind::Server => return,
+    };
+    let width = usize::from(area.width);
+    let height = usize::from(area.height);
+    if height == 0 {
+        return;
+    }
+    buf.set_string(
+        area.x,
+        area.y,
+        fit(&format!(" {}", members(names.len())), width),
+        app.theme.sidebar_ns,
+    );
+    let rows = height - 1;
+    let shown = if names.len() > rows {
+        rows.saturating_sub(1)
+    } else {
+        names.len()
+    };
+    let own = chat_protocol::names::nick_key(&app.nick);
+    for (i, name) in names.iter().take(shown).enumerate() {
+        // Away members are dimmed and marked `~`.
+        let away = w.away.contains(name);
+        let style = if away {
+            app.theme.info
+        } else if chat_protocol::names::nick_key(name) == own {
+            app.theme.sidebar_active
+        } else {
+            Style::new().fg(app.theme.nick_color(name))
+        };
+        let mark = if away { '~' } else { ' ' };
+        let text = fit_ellipsis(&format!("{mark}{}", sanitize::one_line(name)), width);
+        buf.set_string(area.x, area.y + 1 + i as u16, text, style);
+    }
+    if shown < names.len() && rows > 0 {
+        let more = format!(" and {} more", names.len() - shown);
+        buf.set_string(
+            area.x,
+            area.y + 1 + shown as u16,
+            fit(&more, width),
+            app.theme.info,
+        );
     }
 }
 
@@ -244,12 +317,16 @@ fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
             Some(w) if w.scroll > 0 => " | scrolled up (PgDn)",
             _ => "",
         };
-        format!(
-            " {} | {} | ns {}{lag}{typing}{scrolled} | /help",
-            conn,
-            app.nick,
-            app.current_ns()
-        )
+        let nick = match &app.nick_refused {
+            Some(why) => format!("{} refused: {why} (/nick <other>)", app.nick),
+            None => app.nick.clone(),
+        };
+        // Where the input goes: the namespace and the room or conversation.
+        let place = match app.active_window() {
+            Some(w) if w.kind != WindowKind::Server => format!("{} {}", w.nsp, w.title()),
+            _ => format!("ns {}", app.current_ns()),
+        };
+        format!(" {conn} | {nick} | {place}{lag}{typing}{scrolled} | /help")
     };
     buf.set_string(
         area.x,

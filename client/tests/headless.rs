@@ -695,6 +695,7 @@ async fn forged_events_are_escaped_without_a_server() {
             result: Ok(Reply::Join(JoinReply {
                 room: "r".into(),
                 members: vec!["alice".into(), "mallory".into()],
+                away: Vec::new(),
                 topic: Some(hostile.clone()),
                 history: vec![message(1)],
             })),
@@ -722,6 +723,7 @@ async fn forged_events_are_escaped_without_a_server() {
             nick: format!("eve\u{1b}[1A\n{FORGED}"),
             action: PresenceAction::Join,
             previous: None,
+            reason: None,
         })),
         NetEvent::NsRefused {
             nsp: "/x".into(),
@@ -894,5 +896,35 @@ async fn a_restarted_server_is_rejoined_within_about_three_seconds_with_one_line
     );
     assert!(!out.contains("no connection"), "{out}");
     assert!(!out.contains("os error"), "{out}");
+    server.shutdown().await;
+}
+
+/// `/away` tells the rooms and marks the nick list, `/whois` answers in one line, `/back`
+/// (or `/away` alone) is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn away_and_whois_in_the_client() {
+    let server = start_server(&[]).await;
+    let server_url = url(server.local_addr());
+    let alice = Client::start(&server_url, "alice", &[]);
+    let bob = Client::start(&server_url, "bob", &[]);
+    alice.line("/join #general");
+    alice.wait_for("[/ #general] -- you joined #general").await;
+    bob.line("/join #general");
+    alice.wait_for("bob joined #general").await;
+    alice.line("/away lunch");
+    alice.wait_for("-- you are away: lunch").await;
+    bob.wait_for("[/ #general] -- alice is away: lunch").await;
+    bob.line("/whois alice");
+    bob.wait_for("-- alice: a guest; idle ").await;
+    bob.wait_for("; in #general with you; away: lunch").await;
+    alice.line("/back");
+    alice.wait_for("-- you are back").await;
+    bob.wait_for("[/ #general] -- alice is back").await;
+    bob.line("/whois nobody");
+    bob.wait_for("!! no whois for nobody: nobody is called 'nobody'")
+        .await;
+    let (ok_a, out_a) = alice.finish().await;
+    let (ok_b, out_b) = bob.finish().await;
+    assert!(ok_a && ok_b, "{out_a}\n{out_b}");
     server.shutdown().await;
 }

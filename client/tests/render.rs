@@ -43,6 +43,7 @@ fn join(app: &mut App, nsp: &str, room: &str, members: &[&str], history: Vec<Cha
             result: Ok(Reply::Join(JoinReply {
                 room: room.into(),
                 members: members.iter().map(|m| m.to_string()).collect(),
+                away: Vec::new(),
                 topic: Some("Rust and friends".into()).filter(|_| room == "general"),
                 history,
             })),
@@ -190,7 +191,7 @@ fn screen_80x24() {
     let (text, _) = draw(&app, 80, 24);
     assert_snapshot("screen_80x24", &text);
     assert!(text.contains("#general (4 members) - Rust and friends"));
-    assert!(text.contains("online | alice | ns / | lag 12 ms"));
+    assert!(text.contains("online | alice | / #general | lag 12 ms"));
 }
 
 #[test]
@@ -607,4 +608,156 @@ fn own_direct_messages_are_not_unread() {
         },
     );
     assert_eq!(unread(&app), before + 1);
+}
+
+/// A refused nick shows in the status bar until a namespace takes a nick; a room that gains
+/// its first member or loses its last one is no line of its own (after a restart such a room
+/// existed all along, and an empty room keeps its history).
+#[test]
+fn a_refused_nick_in_the_status_bar_and_room_changes_without_lines() {
+    let mut app = fixture();
+    app.update(Event::Resize(100, 24));
+    let lines_before: usize = app.windows.iter().map(|w| w.lines.len()).sum();
+    for action in [
+        chat_protocol::events::RoomAction::Created,
+        chat_protocol::events::RoomAction::Deleted,
+    ] {
+        net(
+            &mut app,
+            NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Room(chat_protocol::events::RoomChange {
+                    action,
+                    room: "lounge".into(),
+                }),
+            },
+        );
+    }
+    let lines_after: usize = app.windows.iter().map(|w| w.lines.len()).sum();
+    assert_eq!(lines_after, lines_before, "a room change became a line");
+    net(
+        &mut app,
+        NetEvent::NsRefused {
+            nsp: "/ops".into(),
+            message: "nick 'alice' is in use".into(),
+            code: Some(chat_protocol::events::ErrorCode::NickTaken),
+        },
+    );
+    let (text, _) = draw(&app, 100, 24);
+    let status = text.lines().nth(22).unwrap_or_default();
+    assert!(
+        status.contains("alice refused: nick 'alice' is in use (/nick <other>)"),
+        "{status}"
+    );
+    net(
+        &mut app,
+        NetEvent::NsConnected {
+            nsp: "/ops".into(),
+            resumed: false,
+        },
+    );
+    let (text, _) = draw(&app, 100, 24);
+    assert!(!text.lines().nth(22).unwrap_or_default().contains("refused"));
+}
+
+/// A room name longer than the room list ends in an ellipsis, and a click on a window's row
+/// in the list switches to it (the status bar then names it).
+#[test]
+fn long_room_names_end_in_an_ellipsis_and_a_click_switches() {
+    let mut app = fixture();
+    app.update(Event::Resize(80, 24));
+    join(
+        &mut app,
+        "/",
+        "a-very-long-room-name-indeed",
+        &["alice"],
+        vec![],
+    );
+    let (text, _) = draw(&app, 80, 24);
+    let row = text
+        .lines()
+        .skip(1)
+        .find(|l| l.chars().take(18).collect::<String>().contains("a-very"))
+        .unwrap_or_else(|| panic!("no row:\n{text}"));
+    let list: String = row.chars().take(18).collect();
+    assert!(list.trim_end().ends_with('…'), "{list:?}");
+    // Click on #random's row.
+    let y = text
+        .lines()
+        .skip(1)
+        .position(|l| l.chars().take(18).collect::<String>().contains("#random"))
+        .map(|y| y + 1)
+        .unwrap_or_else(|| panic!("no #random:\n{text}"));
+    app.update(Event::Mouse(crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: 3,
+        row: y as u16,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(app.windows[app.active].title(), "#random");
+    let (text, _) = draw(&app, 80, 24);
+    assert!(text.contains("| / #random |"), "{text}");
+}
+
+/// The nick list: beside the messages from 100 columns, hidden below; Alt+N toggles it; a
+/// conversation lists the two of us; a server window has none.
+#[test]
+fn the_nick_list_shows_from_100_columns_and_alt_n_toggles_it() {
+    let mut app = fixture();
+    let alt_n = Event::Key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::ALT));
+    app.update(Event::Resize(120, 30));
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("│ 4 members"), "{text}");
+    assert!(text.contains("│ carol "), "{text}");
+    app.update(alt_n.clone());
+    let (text, _) = draw(&app, 120, 30);
+    assert!(!text.contains("4 members "), "{text}");
+    app.update(Event::Resize(80, 24));
+    let (text, _) = draw(&app, 80, 24);
+    assert!(!text.contains("│ 4 members"), "{text}");
+    app.update(alt_n);
+    let (text, _) = draw(&app, 80, 24);
+    assert!(text.contains("│ 4 members"), "hidden at 80 columns: {text}");
+    let dm = app
+        .windows
+        .iter()
+        .position(|w| w.title() == "@bob")
+        .unwrap_or_else(|| panic!("no @bob"));
+    app.switch_to(dm);
+    let (text, _) = draw(&app, 80, 24);
+    assert!(text.contains("│ 2 members"), "{text}");
+    app.switch_to(0);
+    let (text, _) = draw(&app, 80, 24);
+    assert!(!text.contains("members "), "{text}");
+}
+
+/// Away members are marked `~` in the nick list, and unmarked once back.
+#[test]
+fn away_members_are_marked_in_the_nick_list() {
+    let mut app = fixture();
+    app.update(Event::Resize(120, 30));
+    let presence = |action| NetEvent::Server {
+        nsp: "/".into(),
+        event: ServerEvent::Presence(chat_protocol::events::Presence {
+            room: "general".into(),
+            nick: "bob".into(),
+            action,
+            previous: None,
+            reason: Some("lunch".into())
+                .filter(|_| action == chat_protocol::events::PresenceAction::Away),
+        }),
+    };
+    net(
+        &mut app,
+        presence(chat_protocol::events::PresenceAction::Away),
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("│~bob "), "{text}");
+    assert!(text.contains("bob is away: lunch"), "{text}");
+    net(
+        &mut app,
+        presence(chat_protocol::events::PresenceAction::Back),
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("│ bob "), "{text}");
 }

@@ -206,7 +206,7 @@ async fn chat_in_a_real_terminal() {
             // The whole frame: a capture can land while the terminal is still being drawn.
             s.lines().next().is_some_and(|l| l.contains("#lobby"))
                 && s.contains("<bob> alice: look at this")
-                && s.contains("online | alice | ns / ")
+                && s.contains("online | alice | / #lobby ")
         })
         .await;
     let rows: Vec<&str> = screen.lines().collect();

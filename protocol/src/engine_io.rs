@@ -1,4 +1,5 @@
-//! Engine.IO v4 packets over WebSocket: one packet per frame, a type digit then data.
+//! Engine.IO v4 packets: a type digit then data; over WebSocket one packet per frame, over
+//! long-polling several in a payload (see [`crate::payload`]).
 //! A binary WebSocket frame is a binary message as-is and never passes through [`Packet`].
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,8 @@ use crate::DecodeError;
 #[serde(rename_all = "camelCase")]
 pub struct OpenPayload {
     pub sid: String,
-    /// Always empty: this server speaks WebSocket only, there is nothing to upgrade to.
+    /// `["websocket"]` for a session opened by long-polling; empty for one opened over
+    /// WebSocket (nothing to upgrade to).
     pub upgrades: Vec<String>,
     pub ping_interval: u64,
     pub ping_timeout: u64,

@@ -57,6 +57,8 @@ requests! {
     HistoryRequest => client::HISTORY, HistoryReply;
     TypingRequest => client::TYPING, TypingReply;
     PingRequest => client::PING, PingReply;
+    WhoisRequest => client::WHOIS, WhoisReply;
+    AwayRequest => client::AWAY, AwayReply;
 }
 
 server_events! {
@@ -84,6 +86,8 @@ pub mod client {
     pub const TYPING: &str = "typing";
     /// Answered at once with the server time; clients use it to measure lag.
     pub const PING: &str = "ping";
+    pub const WHOIS: &str = "whois";
+    pub const AWAY: &str = "away";
 }
 
 /// Event names, server to client.
@@ -297,6 +301,9 @@ pub struct JoinReply {
     pub room: String,
     /// Nicks of the members, the joiner included, sorted.
     pub members: Vec<String>,
+    /// The members who are away (a subset of `members`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub away: Vec<String>,
     #[serde(default)]
     pub topic: Option<String>,
     /// The most recent messages, oldest first.
@@ -378,6 +385,47 @@ pub struct WhoRequest {
 pub struct WhoReply {
     pub room: String,
     pub members: Vec<String>,
+    /// The members who are away (a subset of `members`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub away: Vec<String>,
+}
+
+/// Who a nick is: online or not, registered or a guest, the rooms of this namespace the
+/// asker shares with them, how long since they last sent anything, and why they are away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoisRequest {
+    pub nick: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoisReply {
+    /// As they are connected (or registered) with it.
+    pub nick: String,
+    pub online: bool,
+    pub registered: bool,
+    /// Rooms of this namespace both are in, sorted.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    /// Seconds since their last message, direct message or join (when online).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_secs: Option<u64>,
+    /// Their away reason, when away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<String>,
+}
+
+/// Marks the connection away with a reason, or back without one (or with an empty one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwayRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwayReply {
+    /// The reason now in force; none: back.
+    #[serde(default)]
+    pub away: Option<String>,
 }
 
 /// Without `topic` it asks for the current topic; with it, sets the topic (an empty string
@@ -446,6 +494,10 @@ pub enum PresenceAction {
     Quit,
     /// Changed nick; `previous` holds the old one.
     Nick,
+    /// Marked away; `reason` says why.
+    Away,
+    /// Back from away.
+    Back,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -455,6 +507,9 @@ pub struct Presence {
     pub action: PresenceAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// For `away`: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -585,6 +640,8 @@ mod tests {
             HistoryRequest::EVENT,
             TypingRequest::EVENT,
             PingRequest::EVENT,
+            WhoisRequest::EVENT,
+            AwayRequest::EVENT,
         ];
         let pushed = [
             ChatMessage::EVENT,
@@ -610,6 +667,7 @@ mod tests {
             nick: "n".into(),
             action: PresenceAction::Nick,
             previous: Some("o".into()),
+            reason: None,
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),

@@ -33,6 +33,8 @@ pub struct RequestHead<'b> {
     /// How many bytes of the buffer the head used (what follows is the body or the first
     /// WebSocket frames).
     pub head_len: usize,
+    /// The minor version of `HTTP/1.x`.
+    pub version: u8,
     headers: [(&'b str, &'b [u8]); MAX_HEADERS],
     count: usize,
 }
@@ -69,6 +71,7 @@ impl<'b> RequestHead<'b> {
             path,
             query,
             head_len,
+            version: req.version.unwrap_or(1),
             headers,
             count,
         })
@@ -161,14 +164,42 @@ impl HandshakeError {
         code: 4,
         message: "Too many connections",
     };
+    /// A polling request on a session that moved to WebSocket, or a second WebSocket for
+    /// a session already upgrading (the Engine.IO reference answers these 400 code 3 too).
+    pub const TRANSPORT_MISMATCH: Self = Self {
+        status: 400,
+        code: 3,
+        message: "Bad request",
+    };
+    /// A POST body without `Content-Length` (chunked bodies are not read).
+    pub const LENGTH_REQUIRED: Self = Self {
+        status: 411,
+        code: 3,
+        message: "Length required",
+    };
+    /// A POST body over `maxPayload`.
+    pub const TOO_LARGE: Self = Self {
+        status: 413,
+        code: 3,
+        message: "Payload too large",
+    };
+    /// No room for another session (the server's session bound).
+    pub const SERVER_FULL: Self = Self {
+        status: 503,
+        code: 4,
+        message: "Too many sessions",
+    };
 
     /// The whole HTTP response: status line, JSON body, `Connection: close`.
     pub fn response(&self) -> String {
         let body = serde_json::json!({"code": self.code, "message": self.message}).to_string();
         let status = match self.status {
             404 => "404 Not Found",
+            411 => "411 Length Required",
+            413 => "413 Payload Too Large",
             426 => "426 Upgrade Required",
             429 => "429 Too Many Requests",
+            503 => "503 Service Unavailable",
             _ => "400 Bad Request",
         };
         let version = if self.status == 426 {
@@ -203,9 +234,124 @@ impl Upgrade {
     }
 }
 
-/// Validates an Engine.IO WebSocket upgrade request head: the path ([`ENGINE_PATH`], with or
-/// without its trailing slash, else 404), `EIO=4`, `transport=websocket`, no `sid` (we do
-/// not upgrade polling sessions yet), then the WebSocket headers.
+/// Longest `sid` looked up; a longer one is unknown without a lookup.
+pub const MAX_SID: usize = 64;
+
+/// A checked Engine.IO request (see [`parse_engine_request`]).
+#[derive(Debug)]
+pub enum EngineRequest {
+    /// A WebSocket upgrade without `sid`: a new session over WebSocket.
+    WebSocket(Upgrade),
+    /// A WebSocket upgrade with `sid`: a polling session moving to WebSocket.
+    UpgradeSession { sid: String, upgrade: Upgrade },
+    /// A long-polling request.
+    Polling(PollRequest),
+}
+
+/// A long-polling request: `GET` without `sid` is the handshake, `GET` with one waits for
+/// packets, `POST` carries packets in a body of `content_length` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollRequest {
+    pub method: PollMethod,
+    pub sid: Option<String>,
+    /// The query string (kept as the session's for a handshake).
+    pub query: String,
+    /// The body's length (POST; 0 for GET).
+    pub content_length: usize,
+    /// The connection may carry another request after this one (HTTP/1.1 without
+    /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`).
+    pub keep_alive: bool,
+    /// How many bytes of the buffer the request head used.
+    pub head_len: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollMethod {
+    Get,
+    Post,
+}
+
+/// Checks any Engine.IO request head: the path (else 404), `EIO=4`, the transport
+/// (`websocket`: the WebSocket headers, with or without `sid`; `polling`: `GET`, or `POST`
+/// with a `Content-Length` of at most `max_body`, else 411 or 413). Never panics.
+pub fn parse_engine_request(buf: &[u8], max_body: usize) -> Result<EngineRequest, HandshakeError> {
+    let head = RequestHead::parse(buf).map_err(|_| HandshakeError::BAD_REQUEST)?;
+    if head.path != ENGINE_PATH && head.path != ENGINE_PATH.trim_end_matches('/') {
+        return Err(HandshakeError::NOT_FOUND);
+    }
+    let transport = head.param("transport");
+    if !matches!(transport, Some("websocket" | "polling")) {
+        return Err(HandshakeError::TRANSPORT_UNKNOWN);
+    }
+    if head.param("EIO") != Some("4") {
+        return Err(HandshakeError::BAD_VERSION);
+    }
+    let sid = match head.param("sid") {
+        Some(s) if s.is_empty() || s.len() > MAX_SID => {
+            return Err(HandshakeError::SESSION_UNKNOWN);
+        }
+        s => s.map(str::to_owned),
+    };
+    if transport == Some("websocket") {
+        let upgrade = websocket_headers(&head)?;
+        return Ok(match sid {
+            None => EngineRequest::WebSocket(upgrade),
+            Some(sid) => EngineRequest::UpgradeSession { sid, upgrade },
+        });
+    }
+    let method = match head.method {
+        "GET" => PollMethod::Get,
+        "POST" => PollMethod::Post,
+        _ => return Err(HandshakeError::BAD_METHOD),
+    };
+    let mut content_length = 0;
+    if method == PollMethod::Post {
+        if sid.is_none() {
+            return Err(HandshakeError::SESSION_UNKNOWN);
+        }
+        if head.header("transfer-encoding").is_some() {
+            return Err(HandshakeError::LENGTH_REQUIRED);
+        }
+        content_length = match head.header("content-length").map(str::trim) {
+            None => return Err(HandshakeError::LENGTH_REQUIRED),
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                // More digits than a usize holds is over any limit.
+                v.parse::<usize>().unwrap_or(usize::MAX)
+            }
+            Some(_) => return Err(HandshakeError::BAD_REQUEST),
+        };
+        if content_length > max_body {
+            return Err(HandshakeError::TOO_LARGE);
+        }
+    }
+    let keep_alive = if head.version == 0 {
+        head.lists("connection", "keep-alive")
+    } else {
+        !head.lists("connection", "close")
+    };
+    Ok(EngineRequest::Polling(PollRequest {
+        method,
+        sid,
+        query: head.query.to_owned(),
+        content_length,
+        keep_alive,
+        head_len: head.head_len,
+    }))
+}
+
+/// The head of a `200 OK` with a `text/plain` body of `len` bytes (a polling answer), and
+/// `Connection: close` unless `keep_alive`.
+pub fn text_response_head(len: usize, keep_alive: bool) -> String {
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: {len}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n\r\n"
+    )
+}
+
+/// Validates a WebSocket upgrade request head for a new Engine.IO session: the path
+/// ([`ENGINE_PATH`], with or without its trailing slash, else 404), `EIO=4`,
+/// `transport=websocket`, no `sid` (an upgrade of a polling session goes through
+/// [`parse_engine_request`]), then the WebSocket headers.
 pub fn parse_upgrade(buf: &[u8]) -> Result<Upgrade, HandshakeError> {
     let head = RequestHead::parse(buf).map_err(|_| HandshakeError::BAD_REQUEST)?;
     if head.path != ENGINE_PATH && head.path != ENGINE_PATH.trim_end_matches('/') {
@@ -356,5 +502,79 @@ mod tests {
         let plain = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(parse_upgrade(plain.as_bytes()).unwrap_err().code, 3);
         assert_eq!(parse_upgrade(b"garbage\r\n\r\n").unwrap_err().code, 3);
+    }
+
+    fn poll(method: &str, query: &str, extra: &str) -> Result<EngineRequest, HandshakeError> {
+        let r = format!("{method} /socket.io/?{query} HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        parse_engine_request(r.as_bytes(), 100)
+    }
+
+    #[test]
+    fn polling_requests_are_routed_and_bounded() {
+        let Ok(EngineRequest::Polling(p)) = poll("GET", "EIO=4&transport=polling&t=1", "") else {
+            panic!("a handshake")
+        };
+        assert_eq!(
+            (p.method, p.sid, p.keep_alive),
+            (PollMethod::Get, None, true)
+        );
+        let Ok(EngineRequest::Polling(p)) = poll(
+            "POST",
+            "EIO=4&transport=polling&sid=abc",
+            "Content-Length: 100\r\nConnection: close\r\n",
+        ) else {
+            panic!("a post")
+        };
+        assert_eq!(p.method, PollMethod::Post);
+        assert_eq!(p.sid.as_deref(), Some("abc"));
+        assert_eq!((p.content_length, p.keep_alive), (100, false));
+        let status = |r: Result<EngineRequest, HandshakeError>| r.unwrap_err().status;
+        let q = "EIO=4&transport=polling&sid=abc";
+        assert_eq!(status(poll("POST", q, "Content-Length: 101\r\n")), 413);
+        assert_eq!(
+            status(poll(
+                "POST",
+                q,
+                "Content-Length: 99999999999999999999999\r\n"
+            )),
+            413
+        );
+        assert_eq!(status(poll("POST", q, "")), 411);
+        assert_eq!(
+            status(poll("POST", q, "Transfer-Encoding: chunked\r\n")),
+            411
+        );
+        assert_eq!(status(poll("POST", q, "Content-Length: -1\r\n")), 400);
+        let code = |r: Result<EngineRequest, HandshakeError>| r.unwrap_err().code;
+        assert_eq!(code(poll("PUT", q, "")), 2);
+        assert_eq!(
+            code(poll(
+                "POST",
+                "EIO=4&transport=polling",
+                "Content-Length: 1\r\n"
+            )),
+            1
+        );
+        assert_eq!(code(poll("GET", "EIO=4&transport=polling&sid=", "")), 1);
+        assert_eq!(code(poll("GET", "EIO=3&transport=polling", "")), 5);
+        assert_eq!(code(poll("GET", "EIO=4&transport=flash", "")), 0);
+        let upgrade = req("/socket.io/?EIO=4&transport=websocket&sid=abc", "");
+        assert!(matches!(
+            parse_engine_request(upgrade.as_bytes(), 100),
+            Ok(EngineRequest::UpgradeSession { sid, .. }) if sid == "abc"
+        ));
+        let fresh = req("/socket.io/?EIO=4&transport=websocket", "");
+        assert!(matches!(
+            parse_engine_request(fresh.as_bytes(), 100),
+            Ok(EngineRequest::WebSocket(_))
+        ));
+        let old = "GET /socket.io/?EIO=4&transport=polling HTTP/1.0\r\n\r\n";
+        let Ok(EngineRequest::Polling(p)) = parse_engine_request(old.as_bytes(), 100) else {
+            panic!("HTTP/1.0")
+        };
+        assert!(!p.keep_alive);
+        assert!(text_response_head(2, true).ends_with(
+            "Content-Length: 2\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\r\n"
+        ));
     }
 }

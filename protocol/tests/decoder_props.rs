@@ -134,3 +134,37 @@ proptest! {
         prop_assert_eq!(Packet::decode(&p.encode()), Ok(p));
     }
 }
+
+mod payload_props {
+    use chat_protocol::payload::{Decoded, Part, decode, encode};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn payload_decode_never_panics(s in any::<String>()) {
+            for part in decode(&s) {
+                let _ = part;
+            }
+        }
+
+        #[test]
+        fn payloads_round_trip(parts in prop::collection::vec(prop_oneof![
+            "[0-6][^\u{1e}]{0,20}".prop_map(Ok),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(Err),
+        ], 1..8)) {
+            let borrowed: Vec<Part<'_>> = parts.iter().map(|p| match p {
+                Ok(t) => Part::Text(t),
+                Err(b) => Part::Binary(b),
+            }).collect();
+            let mut out = String::new();
+            encode(borrowed.iter().copied(), &mut out);
+            prop_assert_eq!(out.len() + 1, borrowed.iter().map(Part::encoded_len).sum::<usize>());
+            let back: Vec<Decoded<'_>> = decode(&out).collect::<Result<_, _>>().expect("decodes");
+            let want: Vec<Decoded<'_>> = parts.iter().map(|p| match p {
+                Ok(t) => Decoded::Text(t),
+                Err(b) => Decoded::Binary(b.clone()),
+            }).collect();
+            prop_assert_eq!(back, want);
+        }
+    }
+}

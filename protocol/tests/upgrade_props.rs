@@ -34,3 +34,16 @@ proptest! {
         prop_assert_eq!(u.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 }
+
+proptest! {
+    #[test]
+    fn engine_request_parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600), max in 0usize..2000) {
+        let _ = chat_protocol::http::parse_engine_request(&bytes, max);
+    }
+
+    #[test]
+    fn near_valid_polling_heads_never_panic(query in "[a-zA-Z0-9=&%]{0,60}", method in "(GET|POST|PUT)", header in "[A-Za-z-]{1,20}: [ -~]{0,30}") {
+        let head = format!("{method} /socket.io/?EIO=4&transport=polling&{query} HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n");
+        let _ = chat_protocol::http::parse_engine_request(head.as_bytes(), 1000);
+    }
+}

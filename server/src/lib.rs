@@ -1,23 +1,26 @@
 //! `chat-server`: a Socket.IO v5 compatible realtime engine and the chat application on it.
 //!
 //! Modules:
-//! - [`engine`]: the generic realtime layer (listener, connections, namespaces, rooms,
-//!   broadcast, acks, the `Adapter` seam). It knows nothing about chat.
+//! - [`engine`]: the generic realtime layer, the `chat-engine` crate re-exported (listener,
+//!   WebSocket and long-polling sessions, namespaces, rooms, broadcast, acks, the `Adapter`
+//!   seam). It knows nothing about chat: a crate of its own, so the compiler checks that.
 //! - [`chat`]: the chat application: nicks, rooms, messages, DMs, topics, presence, built on
 //!   engine handlers; its storage sits behind the [`chat::store::Store`] trait (whose
 //!   [`chat::store::RoomLog`], a sequenced log per room, orders every room's messages).
 //! - [`config`]: the server configuration (flags, environment, TOML file, defaults).
 //! - [`cli`]: the binary's whole command line: the server's flags and the subcommands
 //!   (`completions`, `manpage`) beside them.
+//! - [`web`]: the web chat page (`server/web/`), compiled in and served at `/`.
 //!
 //! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).
 //! Where to add things: a new chat event goes in `chat/handlers.rs` (and `chat-protocol`);
-//! a protocol-level behaviour goes in `engine/connection/`.
+//! a protocol-level behaviour goes in the engine crate's `connection/` (`engine/src`).
 
 pub mod chat;
 pub mod cli;
 pub mod config;
-pub mod engine;
+pub mod web;
+pub use chat_engine as engine;
 
 use std::net::SocketAddr;
 
@@ -53,6 +56,9 @@ impl RunningServer {
 /// Binds `config.listen` and serves the chat application on it.
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let engine = chat::build(&config).map_err(std::io::Error::other)?;
+    if config.web {
+        engine.set_http_routes(web::routes());
+    }
     let tls = match &config.tls {
         Some(t) => Some(engine::listener::tls_acceptor(&t.cert, &t.key)?),
         None => None,

@@ -18,7 +18,7 @@ use common::chat::{
     code, count, decode, failure, join, ok, pending, refused, say, start, user, user_in,
 };
 use common::{Client, RECV_TIMEOUT};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn connect_without_a_nick_is_refused() {
@@ -195,6 +195,7 @@ async fn a_nick_change_is_announced_to_shared_rooms() {
             nick: "alicia".into(),
             action: PresenceAction::Nick,
             previous: Some("alice".into()),
+            reason: None,
         }
     );
     assert_eq!(
@@ -269,4 +270,83 @@ async fn a_nick_change_reaches_rooms_in_every_namespace() {
         (p.nick.as_str(), p.previous.as_deref()),
         ("Ally", Some("ally"))
     );
+}
+
+/// `away` marks the connection away with a reason (its rooms told, `who` and a `join` list
+/// it), `whois` says who a nick is (registered or guest, the rooms shared with the asker,
+/// idle time, away), and `away` without a reason is back.
+#[tokio::test]
+async fn away_and_whois() {
+    let (server, addr) = start().await;
+    let mut ann = user(addr, "ann").await;
+    let mut ben = user(addr, "ben").await;
+    join(&mut ann, "/", "r").await;
+    join(&mut ben, "/", "r").await;
+    join(&mut ben, "/", "only-ben").await;
+    let reply = ben.request("/", "away", json!({"reason": "lunch"})).await;
+    assert_eq!(reply["away"], "lunch", "{reply}");
+    let p = loop {
+        let p = ann.wait_event("presence").await;
+        if p["action"] == "away" {
+            break p;
+        }
+    };
+    assert_eq!(
+        (p["nick"].as_str(), p["reason"].as_str()),
+        (Some("ben"), Some("lunch"))
+    );
+    let who = ann.request("/", "who", json!({"room": "r"})).await;
+    assert_eq!(who["away"], json!(["ben"]), "{who}");
+    let mut cat = user(addr, "cat").await;
+    let joined = cat.request("/", "join", json!({"room": "r"})).await;
+    assert_eq!(joined["away"], json!(["ben"]), "{joined}");
+    let whois = ann.request("/", "whois", json!({"nick": "BEN"})).await;
+    assert_eq!(whois["ok"], true, "{whois}");
+    assert_eq!(whois["nick"], "ben");
+    assert_eq!(whois["online"], true);
+    assert_eq!(whois["registered"], false);
+    assert_eq!(
+        whois["rooms"],
+        json!(["r"]),
+        "only the shared rooms: {whois}"
+    );
+    assert!(
+        whois["idle_secs"].as_u64().is_some_and(|s| s < 5),
+        "{whois}"
+    );
+    assert_eq!(whois["away"], "lunch");
+    // Back: the rooms are told, whois has no reason any more.
+    let reply = ben.request("/", "away", json!({})).await;
+    assert_eq!(reply["away"], Value::Null, "{reply}");
+    let back = loop {
+        let p = ann.wait_event("presence").await;
+        if p["action"] == "back" {
+            break p;
+        }
+    };
+    assert_eq!(back["nick"], "ben");
+    let whois = ann.request("/", "whois", json!({"nick": "ben"})).await;
+    assert!(
+        whois.get("away").is_none() || whois["away"].is_null(),
+        "{whois}"
+    );
+    // Nobody of that name; a registered nick that is offline.
+    let nobody = ann.request("/", "whois", json!({"nick": "zed"})).await;
+    assert_eq!(nobody["error"]["code"], "user_offline", "{nobody}");
+    let mut reg = Client::connect(addr).await;
+    reg.join_namespace("/", Some(json!({"nick": "dora", "password": "pw-dora"})))
+        .await;
+    reg.close().await;
+    let whois = ann.request("/", "whois", json!({"nick": "dora"})).await;
+    assert_eq!(
+        (whois["online"].as_bool(), whois["registered"].as_bool()),
+        (Some(false), Some(true)),
+        "{whois}"
+    );
+    // A reason with a control character is refused, as a topic would be.
+    let bad = ben
+        .request("/", "away", json!({"reason": "out\u{1b}[2J"}))
+        .await;
+    assert_eq!(bad["error"]["code"], "invalid_text", "{bad}");
+    server.shutdown().await;
 }

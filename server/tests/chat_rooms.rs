@@ -51,7 +51,8 @@ async fn join_replies_with_members_topic_and_history() {
             room: "lobby".into(),
             nick: "Bob".into(),
             action: PresenceAction::Join,
-            previous: None
+            previous: None,
+            reason: None,
         }
     );
     // The joiner is not told about itself.
@@ -503,6 +504,7 @@ async fn a_disconnect_is_announced_to_shared_rooms() {
             nick: "alice".into(),
             action: PresenceAction::Quit,
             previous: None,
+            reason: None,
         })
         .collect();
     assert_eq!(quits, expected);

@@ -87,3 +87,20 @@ async fn shutdown_closes_with_1001_and_no_disconnect_packet() {
     .expect("connect attempt ends");
     assert!(refused.is_err(), "the server stopped accepting");
 }
+
+/// The welcome counts the users of the namespace it is for, not of the whole server.
+#[tokio::test]
+async fn the_welcome_counts_the_users_of_its_namespace() {
+    let (server, addr) = start().await;
+    let _a = user(addr, "ann").await;
+    let _b = user(addr, "ben").await;
+    let mut c = common::Client::connect(addr).await;
+    c.join_namespace("/side", Some(json!({"nick": "cat"})))
+        .await;
+    let notice = c.wait_event("notice").await;
+    assert_eq!(
+        notice["text"], "Welcome to /side, cat. 1 user online.",
+        "{notice}"
+    );
+    server.shutdown().await;
+}

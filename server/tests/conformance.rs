@@ -1,7 +1,7 @@
 //! The WebSocket cases of the official Socket.IO v5 protocol test-suite (socketio/socket.io-protocol,
 //! `test-suite/test-suite.js`), written from the protocol facts and run against the
 //! `conformance` example, whose source is included here so the test drives exactly that app.
-//! (The suite's HTTP long-polling and upgrade cases are out of scope: WebSocket only.)
+//! (The suite's HTTP long-polling and upgrade cases are specified in `engine_polling.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -64,7 +64,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn plain_http_requests_get_400_json() {
     let s = start_default().await;
-    let r = http_get(s.addr(), "/socket.io/?EIO=4&transport=polling").await;
+    let r = http_get(s.addr(), "/socket.io/?EIO=4&transport=flash").await;
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
     assert!(
         r.ends_with(r#"{"code":0,"message":"Transport unknown"}"#),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop tests with the official Socket.IO clients: socket.io-client (npm, node:test) and
-# python-socketio (PyPI, pytest), WebSocket transport only, against
+# python-socketio (PyPI, pytest), over WebSocket and (transports tests) long-polling, against
 #   - the `interop` example (server/examples/interop.rs) and
 #   - the real `chat-server` binary.
 #
@@ -159,7 +159,7 @@ if wants node; then
     cd "$HERE" || exit 2
     if [[ "${INTEROP_DEBUG:-}" == 1 ]]; then export DEBUG="socket.io-client:*,engine.io-client:*"; fi
     timeout -k 10 "$NODE_TIMEOUT" node --test --test-concurrency=1 --test-timeout=60000 \
-      --test-reporter=spec node/interop.test.mjs node/chat.test.mjs
+      --test-reporter=spec node/interop.test.mjs node/transports.test.mjs node/chat.test.mjs
   ) 2>&1 | tee "$NODE_OUT"
   rc=${PIPESTATUS[0]}
   p="$(sed -nE 's/^. pass ([0-9]+)$/\1/p' "$NODE_OUT" | tail -n1)"

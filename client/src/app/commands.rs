@@ -42,8 +42,13 @@ impl App {
 
     /// Sends text to the active room or DM partner.
     pub(super) fn send_text(&mut self, text: &str, action: bool) {
+        // As the server stores it (a pasted CR LF is a newline), so its answer matches the
+        // line shown while it is on its way.
+        let text = &*names::normalize_newlines(text);
         if let Err(e) = names::validate_text(text) {
-            self.error_active(e.to_string());
+            // Never lost: a text over the limit goes back to the input line to be cut.
+            let kept = self.keep_unsent(text);
+            self.error_active(format!("{e}{kept}"));
             return;
         }
         let Some(w) = self.active_window() else {
@@ -51,22 +56,28 @@ impl App {
         };
         let nsp = w.nsp.clone();
         match w.kind.clone() {
-            WindowKind::Room(room) => self.request(
-                &nsp,
-                Request::Message {
-                    room,
-                    text: text.to_owned(),
-                    action,
-                },
-            ),
-            WindowKind::Dm(to) => self.request(
-                &nsp,
-                Request::Dm {
-                    to,
-                    text: text.to_owned(),
-                    action,
-                },
-            ),
+            WindowKind::Room(room) => {
+                self.request(
+                    &nsp,
+                    Request::Message {
+                        room,
+                        text: text.to_owned(),
+                        action,
+                    },
+                );
+                self.push_pending(self.active, text, action);
+            }
+            WindowKind::Dm(to) => {
+                self.request(
+                    &nsp,
+                    Request::Dm {
+                        to,
+                        text: text.to_owned(),
+                        action,
+                    },
+                );
+                self.push_pending(self.active, text, action);
+            }
             WindowKind::Server => {
                 self.error_active("this window is not a room: /join <room> first (or /help)");
             }
@@ -183,6 +194,18 @@ impl App {
                 }
             }
             Command::Close => self.close_window(),
+            Command::Whois(nick) => match names::validate_nick(&nick) {
+                Ok(()) => self.request(&nsp, Request::Whois { nick }),
+                Err(e) => self.error_active(e.to_string()),
+            },
+            // Away is the connection's, in every namespace: asked once, in the first.
+            Command::Away(reason) => {
+                let first = self
+                    .namespaces
+                    .first()
+                    .map_or_else(|| nsp.clone(), |n| n.name.clone());
+                self.request(&first, Request::Away { reason });
+            }
             Command::Clear => {
                 if let Some(w) = self.windows.get_mut(self.active) {
                     w.lines.clear();

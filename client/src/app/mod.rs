@@ -147,6 +147,16 @@ pub struct App {
     /// The windows were told the connection is down (retries say nothing more until it is
     /// back).
     loss_reported: bool,
+    /// Why the server refused our nick (shown in the status bar until a namespace takes it).
+    pub nick_refused: Option<String>,
+    /// Words that count as mentions besides the nick (`--highlight`, `highlights`).
+    pub highlights: Vec<String>,
+    /// The nick list, as toggled with Alt+N (`None`: shown from 100 columns).
+    pub show_members: Option<bool>,
+    /// Ring the terminal bell on a mention or direct message in a window not shown.
+    pub bell: bool,
+    /// A bell is due (the terminal runtime takes it: [`App::take_bell`]).
+    bell_due: bool,
     completion: Option<Completion>,
     /// Others typing (from `typing` events), pruned on each tick.
     typing: Vec<Typist>,
@@ -186,6 +196,11 @@ impl App {
             failure: None,
             in_flight: 0,
             loss_reported: false,
+            nick_refused: None,
+            highlights: Vec::new(),
+            show_members: None,
+            bell: true,
+            bell_due: false,
             completion: None,
             typing: Vec::new(),
             last_typing: i64::MIN / 2,
@@ -267,10 +282,9 @@ impl App {
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         if let Some(paste) = self.pending_paste.take() {
             match key.code {
+                // One message, its lines kept (the server takes newlines in a text).
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    for line in paste.lines().filter(|l| !l.trim().is_empty()) {
-                        self.send_text(line, false);
-                    }
+                    self.send_text(&paste, false);
                 }
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
                     self.info_active("paste discarded");
@@ -288,6 +302,7 @@ impl App {
             KeyCode::Char('u') if ctrl => self.input.delete_to_start(),
             KeyCode::Char('k') if ctrl => self.input.delete_to_end(),
             KeyCode::Char('w') if ctrl => self.input.delete_word_before(),
+            KeyCode::Char('n') if alt => self.toggle_members(),
             KeyCode::Char(c) if alt && c.is_ascii_digit() && c != '0' => {
                 self.switch_to(c as usize - '1' as usize);
             }
@@ -295,6 +310,11 @@ impl App {
             KeyCode::Char(c) => {
                 self.input.insert_char(c);
                 self.typed();
+            }
+            // Alt+Enter (and Shift+Enter where the terminal tells them apart) starts a new
+            // line of the same message.
+            KeyCode::Enter if alt || key.modifiers.contains(KeyModifiers::SHIFT) => {
+                self.input.insert_char('\n');
             }
             KeyCode::Enter => {
                 let line = self.input.submit();
@@ -369,6 +389,18 @@ impl App {
         match mouse.kind {
             MouseEventKind::ScrollUp => self.scroll_by(WHEEL_ROWS as isize),
             MouseEventKind::ScrollDown => self.scroll_by(-(WHEEL_ROWS as isize)),
+            // A click on a window's row in the room list switches to it.
+            MouseEventKind::Down(crossterm::event::MouseButton::Left) => {
+                let list = self.areas().sidebar;
+                let inside = mouse.column >= list.x
+                    && mouse.column < list.x + list.width
+                    && mouse.row >= list.y
+                    && mouse.row < list.y + list.height;
+                let i = usize::from(mouse.row.saturating_sub(list.y));
+                if inside && i < self.windows.len() {
+                    self.switch_to(i);
+                }
+            }
             _ => {}
         }
     }
@@ -378,9 +410,57 @@ impl App {
         self.outbox.push(NetCommand::Shutdown);
     }
 
-    /// Where each part of the screen goes at the current terminal size.
+    /// Whether the terminal bell is due (a mention or direct message arrived in a window not
+    /// shown since the last call).
+    pub fn take_bell(&mut self) -> bool {
+        std::mem::take(&mut self.bell_due)
+    }
+
+    /// The terminal's title: the nick, and the unread messages and mentions of every window
+    /// (`chat: alice (3 unread, 1 mention)`).
+    pub fn terminal_title(&self) -> String {
+        let unread: usize = self.windows.iter().map(|w| w.unread).sum();
+        let mentions: usize = self.windows.iter().map(|w| w.mentions).sum();
+        let nick = crate::sanitize::one_line(&self.nick);
+        match (unread, mentions) {
+            (0, 0) => format!("chat: {nick}"),
+            (u, 0) => format!("chat: {nick} ({u} unread)"),
+            (u, m) => format!(
+                "chat: {nick} ({u} unread, {m} mention{})",
+                if m == 1 { "" } else { "s" }
+            ),
+        }
+    }
+
+    /// Does this text mention us (our nick or a highlight word)?
+    pub(super) fn mentions_us(&self, text: &str) -> bool {
+        mentions(text, &self.nick) || self.highlights.iter().any(|w| mentions(text, w))
+    }
+
+    /// Where each part of the screen goes at the current terminal size (the nick list for a
+    /// room or a conversation when shown).
     pub fn areas(&self) -> Areas {
-        layout::layout(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
+        self.areas_in(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1))
+    }
+
+    /// [`App::areas`] for a screen of that size (what the view draws in).
+    pub fn areas_in(&self, area: ratatui::layout::Rect) -> Areas {
+        let members = self.members_shown()
+            && self
+                .active_window()
+                .is_some_and(|w| w.kind != WindowKind::Server);
+        layout::layout_with(area, members)
+    }
+
+    /// Whether the nick list is shown: as the user toggled it (Alt+N), else from
+    /// [`layout::MEMBERS_FROM`] columns.
+    pub fn members_shown(&self) -> bool {
+        self.show_members
+            .unwrap_or(self.size.0 >= layout::MEMBERS_FROM)
+    }
+
+    fn toggle_members(&mut self) {
+        self.show_members = Some(!self.members_shown());
     }
 
     /// The colours and time zone lines are drawn with.
@@ -538,11 +618,47 @@ mod tests {
             result: Ok(Reply::Join(events::JoinReply {
                 room: room.into(),
                 members: vec!["alice".into(), "bob".into()],
+                away: Vec::new(),
                 topic: None,
                 history,
             })),
             automatic,
         }));
+    }
+
+    #[test]
+    fn highlight_words_mention_us_and_ring_the_bell_for_a_window_not_shown() {
+        let mut app = app();
+        app.highlights = vec!["deploy".into()];
+        joined(&mut app, "ops", vec![], false);
+        joined(&mut app, "chat", vec![], false);
+        // #chat is shown; #ops is not.
+        let server = |app: &mut App, room: &str, seq: u64, text: &str| {
+            app.update(Event::Net(NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Message(msg(room, seq, "bob", text)),
+            }));
+        };
+        server(&mut app, "ops", 1, "nothing for you");
+        assert!(!app.take_bell());
+        server(&mut app, "chat", 1, "alice: in the shown window");
+        assert!(!app.take_bell(), "no bell for the window being read");
+        server(&mut app, "ops", 2, "Deploy is done");
+        assert!(app.take_bell());
+        assert!(!app.take_bell(), "taken once");
+        let ops = app
+            .find_window("/", &WindowKind::Room("ops".into()))
+            .unwrap();
+        assert_eq!((app.windows[ops].unread, app.windows[ops].mentions), (2, 1));
+        assert_eq!(app.terminal_title(), "chat: alice (2 unread, 1 mention)");
+        app.bell = false;
+        server(&mut app, "ops", 3, "alice, redeploy");
+        assert!(!app.take_bell(), "the bell is off");
+        // Not a word of its own: no mention.
+        server(&mut app, "ops", 4, "redeployment");
+        assert_eq!(app.windows[ops].mentions, 2);
+        app.switch_to(ops);
+        assert_eq!(app.terminal_title(), "chat: alice");
     }
 
     #[test]
@@ -643,6 +759,7 @@ mod tests {
             .iter()
             .map(|l| match &l.kind {
                 LineKind::Message { text, .. } => text.clone(),
+                LineKind::Pending { text, .. } => format!("pending {text}"),
                 LineKind::Info(t) | LineKind::Error(t) => format!("-- {t}"),
             })
             .collect();
@@ -766,9 +883,116 @@ mod tests {
             KeyCode::Char('y'),
             KeyModifiers::NONE,
         )));
-        assert_eq!(app.take_commands().len(), 2);
+        // One message, its lines kept.
+        let sent = app.take_commands();
+        assert!(
+            matches!(
+                sent.as_slice(),
+                [NetCommand::Request { request: Request::Message { text, .. }, .. }] if text == "one\ntwo"
+            ),
+            "{sent:?}"
+        );
         app.update(Event::Paste("single".into()));
         assert_eq!(app.input.text(), "single");
+    }
+
+    #[test]
+    fn a_line_typed_while_offline_shows_at_once_as_pending_then_as_sent() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.update(Event::Net(NetEvent::Down {
+            reason: "the server is not running".into(),
+            ever_connected: true,
+            retry_in: Duration::from_secs(1),
+        }));
+        app.take_journal();
+        app.submit("typed while offline");
+        let kinds = |app: &App| -> Vec<LineKind> {
+            app.active_window()
+                .map(|w| w.lines.iter().map(|l| l.kind.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert!(
+            matches!(kinds(&app).last(), Some(LineKind::Pending { text, .. }) if text == "typed while offline")
+        );
+        assert!(
+            app.take_journal().is_empty(),
+            "a script prints the sent line only"
+        );
+        app.update(Event::Net(NetEvent::Reply {
+            nsp: "/".into(),
+            request: Request::Message {
+                room: "r".into(),
+                text: "typed while offline".into(),
+                action: false,
+            },
+            result: Ok(Reply::Message(events::MessageReply {
+                message: std::borrow::Cow::Owned(msg("r", 7, "alice", "typed while offline")),
+            })),
+            automatic: false,
+        }));
+        let lines = kinds(&app);
+        assert!(!lines.iter().any(|k| matches!(k, LineKind::Pending { .. })));
+        let sent = lines
+            .iter()
+            .filter(
+                |k| matches!(k, LineKind::Message { text, .. } if text == "typed while offline"),
+            )
+            .count();
+        assert_eq!(sent, 1);
+    }
+
+    #[test]
+    fn a_text_over_the_limit_goes_back_to_the_input_line() {
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        let long = "word ".repeat(900);
+        app.input.set(&long);
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+        assert!(app.take_commands().is_empty(), "sent anyway");
+        assert_eq!(app.input.text(), long, "the text was lost");
+        let last = app
+            .active_window()
+            .and_then(|w| w.lines.last())
+            .map(|l| l.kind.clone());
+        assert!(
+            matches!(&last, Some(LineKind::Error(e)) if e.contains("back in the input line")),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn alt_enter_starts_a_new_line_of_the_same_message() {
+        let key = |c| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
+        let mut app = app();
+        joined(&mut app, "r", vec![], false);
+        app.take_commands();
+        for c in "first".chars() {
+            app.update(key(KeyCode::Char(c)));
+        }
+        app.update(Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)));
+        for c in "second".chars() {
+            app.update(key(KeyCode::Char(c)));
+        }
+        assert!(
+            app.take_commands()
+                .iter()
+                .all(|c| !matches!(c, NetCommand::Request { .. }))
+        );
+        assert_eq!(app.input.visible(40).0, "first↵second");
+        app.update(key(KeyCode::Enter));
+        let sent = app.take_commands();
+        assert!(
+            sent.iter().any(|c| matches!(
+                c,
+                NetCommand::Request { request: Request::Message { text, .. }, .. } if text == "first\nsecond"
+            )),
+            "{sent:?}"
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ impl App {
                 }
             }
             NetEvent::NsConnected { nsp, resumed } => {
+                self.nick_refused = None;
                 if let Some(ns) = self.namespaces.iter_mut().find(|n| n.name == nsp) {
                     ns.status = NsStatus::Connected;
                 }
@@ -78,6 +79,17 @@ impl App {
                     ns.status = NsStatus::Refused(message.clone());
                 }
                 let i = self.window(&nsp, WindowKind::Server);
+                if matches!(
+                    code,
+                    Some(
+                        ErrorCode::NickTaken
+                            | ErrorCode::NickClaimed
+                            | ErrorCode::WrongPassword
+                            | ErrorCode::InvalidName
+                    )
+                ) {
+                    self.nick_refused = Some(message.clone());
+                }
                 let hint = match code {
                     Some(ErrorCode::NickTaken) => " (choose another with /nick <nick>)",
                     Some(ErrorCode::Forbidden) => " (a key: /ns <namespace> <key>)",
@@ -144,12 +156,14 @@ impl App {
             let i = self
                 .find_window(nsp, &WindowKind::Dm(to.clone()))
                 .unwrap_or(self.active);
+            self.drop_pending(i, text);
             let kept = self.keep_unsent(text);
             self.error(i, format!("message to {to} not sent: {failure}{kept}"));
             return;
         }
         if let Request::Message { room, text, .. } = request {
             let i = self.target(nsp, Some(room));
+            self.drop_pending(i, text);
             let kept = self.keep_unsent(text);
             self.error(i, format!("message to #{room} not sent: {failure}{kept}"));
             return;
@@ -176,6 +190,8 @@ impl App {
                 (format!("no older messages of #{room}"), Some(room.as_str()))
             }
             Request::Ping => return,
+            Request::Whois { nick } => (format!("no whois for {nick}"), None),
+            Request::Away { .. } => ("away unchanged".to_owned(), None),
         };
         let i = self.target(nsp, room);
         self.error(i, format!("{what}: {failure}"));
@@ -184,7 +200,7 @@ impl App {
     /// Puts the text of a message that was not sent back in the input line when that is
     /// empty (so it can be edited and sent again); otherwise says what it was. The words to
     /// add to the error line.
-    fn keep_unsent(&mut self, text: &str) -> String {
+    pub(super) fn keep_unsent(&mut self, text: &str) -> String {
         if self.input.is_empty() {
             self.input.set(text);
             " (it is back in the input line)".to_owned()
@@ -205,10 +221,12 @@ impl App {
             }
             Reply::Message(m) => {
                 let i = self.window(nsp, WindowKind::Room(m.message.room.clone()));
+                self.drop_pending(i, &m.message.text);
                 self.show_message(i, m.message.into_owned());
             }
             Reply::Dm(d) => {
                 let i = self.window(nsp, WindowKind::Dm(d.message.to.clone()));
+                self.drop_pending(i, &d.message.text);
                 let ts = d.message.ts;
                 self.push_line(
                     i,
@@ -230,6 +248,7 @@ impl App {
                 }
             }
             Reply::Nick(n) => {
+                self.nick_refused = None;
                 let old = std::mem::replace(&mut self.nick, n.nick.clone());
                 self.info_active(format!("you are now known as {} (was {old})", n.nick));
             }
@@ -253,9 +272,36 @@ impl App {
                     );
                 }
             }
+            Reply::Whois(w) => {
+                let mut parts = vec![if w.registered {
+                    "registered".to_owned()
+                } else {
+                    "a guest".to_owned()
+                }];
+                if w.online {
+                    if let Some(idle) = w.idle_secs {
+                        parts.push(format!("idle {}", idle_words(idle)));
+                    }
+                    if !w.rooms.is_empty() {
+                        let rooms: Vec<String> = w.rooms.iter().map(|r| format!("#{r}")).collect();
+                        parts.push(format!("in {} with you", rooms.join(", ")));
+                    }
+                    if let Some(reason) = &w.away {
+                        parts.push(format!("away: {reason}"));
+                    }
+                } else {
+                    parts.push("offline".to_owned());
+                }
+                self.info_active(format!("{}: {}", w.nick, parts.join("; ")));
+            }
+            Reply::Away(a) => match a.away {
+                Some(reason) => self.info_active(format!("you are away: {reason}")),
+                None => self.info_active("you are back"),
+            },
             Reply::Who(w) => {
                 if let Some(r) = self.find_window(nsp, &WindowKind::Room(w.room.clone())) {
                     self.windows[r].members = w.members.clone();
+                    self.windows[r].away = w.away.iter().cloned().collect();
                 }
                 let i = self.answer_window(nsp, &w.room);
                 self.info(
@@ -378,7 +424,7 @@ impl App {
             return;
         }
         w.seen.insert(m.seq, m.id.clone());
-        let mention = m.from != self.nick && mentions(&m.text, &self.nick);
+        let mention = m.from != self.nick && self.mentions_us(&m.text);
         self.push_line(
             i,
             LineKind::Message {
@@ -431,7 +477,19 @@ impl App {
                         }
                         format!("{} joined #{}", p.nick, p.room)
                     }
+                    PresenceAction::Away => {
+                        w.away.insert(p.nick.clone());
+                        match &p.reason {
+                            Some(reason) => format!("{} is away: {reason}", p.nick),
+                            None => format!("{} is away", p.nick),
+                        }
+                    }
+                    PresenceAction::Back => {
+                        w.away.remove(&p.nick);
+                        format!("{} is back", p.nick)
+                    }
                     PresenceAction::Leave | PresenceAction::Quit => {
+                        w.away.remove(&p.nick);
                         w.members.retain(|m| m != &p.nick);
                         if p.action == PresenceAction::Leave {
                             format!("{} left #{}", p.nick, p.room)
@@ -441,6 +499,9 @@ impl App {
                     }
                     PresenceAction::Nick => {
                         let old = p.previous.clone().unwrap_or_default();
+                        if w.away.remove(&old) {
+                            w.away.insert(p.nick.clone());
+                        }
                         w.members.retain(|m| m != &old);
                         if !w.members.contains(&p.nick) {
                             w.members.push(p.nick.clone());
@@ -462,12 +523,9 @@ impl App {
                         }
                     }
                 }
-                let i = self.window(nsp, WindowKind::Server);
-                let what = match r.action {
-                    RoomAction::Created => "created",
-                    RoomAction::Deleted => "deleted",
-                };
-                self.info(i, format!("room #{} {what}", r.room));
+                // No line: a room "created" after a restart existed all along, and one whose
+                // last member left keeps its history. The event only keeps the namespace's
+                // room list (completion) current.
             }
             ServerEvent::Topic(t) => {
                 let i = self.window(nsp, WindowKind::Room(t.room.clone()));
@@ -502,5 +560,15 @@ impl App {
                 self.info(i, format!("unknown event: {what}"));
             }
         }
+    }
+}
+
+/// "3 s", "5 min", "2 h 10 min", "3 days".
+fn idle_words(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s if s < 86_400 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        s => format!("{} days", s / 86_400),
     }
 }

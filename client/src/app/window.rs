@@ -32,6 +32,8 @@ pub struct Window {
     pub scroll: usize,
     pub topic: Option<String>,
     pub members: Vec<String>,
+    /// Members who are away (marked in the nick list), as `who` and presence events tell.
+    pub away: std::collections::BTreeSet<String>,
     /// An older-history request is on its way.
     pub(super) history_pending: bool,
     /// Not (or soon not) a member: a `leave` is on its way, or the namespace was closed. A
@@ -60,6 +62,7 @@ impl Window {
             scroll: 0,
             topic: None,
             members: Vec::new(),
+            away: std::collections::BTreeSet::new(),
             history_pending: false,
             history_done: false,
             catch_up_from: None,
@@ -231,6 +234,7 @@ impl App {
             w.unread += 1;
             if *mention {
                 w.mentions += 1;
+                self.bell_due |= self.bell;
             }
         }
         w.lines.push(Line { ts, kind });
@@ -267,8 +271,48 @@ impl App {
                     format!("{place} <{from}> {text}")
                 }
             }
+            LineKind::Pending { from, text, .. } => format!("{place} <{from}> {text} (sending)"),
             LineKind::Info(text) => format!("{place} -- {text}"),
             LineKind::Error(text) => format!("{place} !! {text}"),
+        }
+    }
+
+    /// Shows a message of ours at once in window `i`, marked as on its way (not in a
+    /// script's output: the server's answer is printed once it comes).
+    pub(super) fn push_pending(&mut self, i: usize, text: &str, action: bool) {
+        let before = self.journal.len();
+        let now = self.clock.now_ms();
+        let from = self.nick.clone();
+        self.push_line(
+            i,
+            LineKind::Pending {
+                from,
+                text: text.to_owned(),
+                action,
+            },
+            now,
+        );
+        self.journal.truncate(before);
+    }
+
+    /// Removes the first line of ours on its way with this text from window `i` (its answer
+    /// came, or it was refused).
+    pub(super) fn drop_pending(&mut self, i: usize, text: &str) {
+        let Some(w) = self.windows.get_mut(i) else {
+            return;
+        };
+        if let Some(at) = w
+            .lines
+            .iter()
+            .position(|l| matches!(&l.kind, LineKind::Pending { text: t, .. } if t == text))
+        {
+            w.lines.remove(at);
+            w.read_upto = w.read_upto.min(w.lines.len());
+            if let Some(m) = w.marker.as_mut()
+                && *m > at
+            {
+                *m -= 1;
+            }
         }
     }
 

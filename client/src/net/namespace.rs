@@ -460,6 +460,7 @@ mod tests {
         let reply = Reply::Join(events::JoinReply {
             room: "a".into(),
             members: vec!["n".into()],
+            away: Vec::new(),
             topic: None,
             history: Vec::new(),
         });

@@ -43,6 +43,13 @@ pub enum Request {
         limit: u32,
     },
     Ping,
+    Whois {
+        nick: String,
+    },
+    /// Away with a reason, or back without one.
+    Away {
+        reason: Option<String>,
+    },
 }
 
 impl Request {
@@ -51,8 +58,8 @@ impl Request {
     /// A new request is a variant above and a line here.
     fn wire(&self) -> Box<dyn Wire> {
         use events::{
-            DmRequest, HistoryRequest, JoinRequest, LeaveRequest, MessageRequest, NickRequest,
-            PingRequest, RoomsRequest, TopicRequest, WhoRequest,
+            AwayRequest, DmRequest, HistoryRequest, JoinRequest, LeaveRequest, MessageRequest,
+            NickRequest, PingRequest, RoomsRequest, TopicRequest, WhoRequest, WhoisRequest,
         };
         match self {
             Request::Join { room } => typed(JoinRequest { room: room.clone() }, Reply::Join),
@@ -101,6 +108,13 @@ impl Request {
             Request::Ping => typed(PingRequest {}, |_| Reply::Pong {
                 rtt: Duration::ZERO,
             }),
+            Request::Whois { nick } => typed(WhoisRequest { nick: nick.clone() }, Reply::Whois),
+            Request::Away { reason } => typed(
+                AwayRequest {
+                    reason: reason.clone(),
+                },
+                Reply::Away,
+            ),
         }
     }
 
@@ -167,6 +181,8 @@ pub enum Reply {
     Topic(events::TopicReply),
     History(events::HistoryReply),
     Pong { rtt: Duration },
+    Whois(events::WhoisReply),
+    Away(events::AwayReply),
 }
 
 /// Why a request failed: the server said no, or it never got an answer.

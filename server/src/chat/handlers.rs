@@ -7,10 +7,11 @@
 use std::sync::{Arc, Mutex};
 
 use chat_protocol::events::{
-    DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply, HistoryRequest, JoinReply,
-    JoinRequest, LeaveReply, LeaveRequest, MessageRequest, NickReply, NickRequest, PingReply,
-    PingRequest, Presence, PresenceAction, RoomInfo, RoomsReply, RoomsRequest, TopicChange,
-    TopicReply, TopicRequest, Typing, TypingReply, TypingRequest, WhoReply, WhoRequest, client,
+    AwayReply, AwayRequest, DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply,
+    HistoryRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, MessageRequest, NickReply,
+    NickRequest, PingReply, PingRequest, Presence, PresenceAction, RoomInfo, RoomsReply,
+    RoomsRequest, TopicChange, TopicReply, TopicRequest, Typing, TypingReply, TypingRequest,
+    WhoReply, WhoRequest, WhoisReply, WhoisRequest, client,
 };
 use chat_protocol::names;
 use serde::de::DeserializeOwned;
@@ -99,6 +100,9 @@ impl ChatApp {
             return;
         };
         let arg = args.into_iter().next().unwrap_or(Value::Null);
+        if matches!(name.as_str(), client::MESSAGE | client::DM | client::JOIN) {
+            session.active();
+        }
         if name == client::MESSAGE {
             return self.message(&socket, &session, arg, ack).await;
         }
@@ -116,6 +120,8 @@ impl ChatApp {
             client::HISTORY => answer::<HistoryRequest>(ack, self.history(&socket, arg).await),
             client::TYPING => answer::<TypingRequest>(ack, self.typing(&socket, &session, arg)),
             client::PING => answer::<PingRequest>(ack, Ok(PingReply { ts: now_ms() })),
+            client::WHOIS => answer::<WhoisRequest>(ack, self.whois(&socket, arg).await),
+            client::AWAY => answer::<AwayRequest>(ack, self.away(&session, arg)),
             other => refuse(
                 ack,
                 Failure(ErrorCode::UnknownEvent, format!("unknown event '{other}'")),
@@ -156,6 +162,7 @@ impl ChatApp {
             let reply = JoinReply {
                 room: r.clone(),
                 members: members(&s, &r),
+                away: away_members(&s, &r),
                 topic,
                 history: c.messages,
             };
@@ -180,6 +187,7 @@ impl ChatApp {
             nick: session.nick(),
             action: PresenceAction::Leave,
             previous: None,
+            reason: None,
         };
         socket.to(engine_room(&room)).push(&presence);
         socket.leave(&engine_room(&room));
@@ -391,6 +399,7 @@ impl ChatApp {
                         nick: nick.clone(),
                         action: PresenceAction::Nick,
                         previous: Some(old.clone()),
+                        reason: None,
                     };
                     socket.to(engine_room(&room)).push(&presence);
                 }
@@ -420,7 +429,102 @@ impl ChatApp {
         let WhoRequest { room } = parse(arg)?;
         valid_room(&room)?;
         let members = members(socket, &room);
-        Ok(WhoReply { room, members })
+        let away = away_members(socket, &room);
+        Ok(WhoReply {
+            room,
+            members,
+            away,
+        })
+    }
+
+    /// Who a nick is: online (and then the rooms of this namespace shared with the asker,
+    /// idle time and away reason) and registered or not.
+    async fn whois(&self, socket: &Socket, arg: Value) -> Outcome<WhoisReply> {
+        let WhoisRequest { nick } = parse(arg)?;
+        names::validate_nick(&nick).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
+        let key = names::nick_key(&nick);
+        let identity = self.store.identity(&key).await.map_err(internal)?;
+        let sessions: Vec<Arc<Session>> = lock(&self.users).get(&key).cloned().unwrap_or_default();
+        let Some(first) = sessions.first() else {
+            return match identity {
+                Some(identity) => Ok(WhoisReply {
+                    nick: identity.nick,
+                    online: false,
+                    registered: true,
+                    rooms: Vec::new(),
+                    idle_secs: None,
+                    away: None,
+                }),
+                None => Err(Failure(
+                    ErrorCode::UserOffline,
+                    format!("nobody is called '{nick}'"),
+                )),
+            };
+        };
+        // Several devices of one identity: the least idle, and away only if all are.
+        let idle = sessions.iter().map(|s| s.idle_secs()).min();
+        let away = if sessions.iter().all(|s| s.away().is_some()) {
+            first.away()
+        } else {
+            None
+        };
+        let mine: std::collections::HashSet<String> = chat_rooms(socket).into_iter().collect();
+        let namespace = socket.namespace().name().to_owned();
+        let mut rooms: Vec<String> = sessions
+            .iter()
+            .flat_map(|s| s.sockets())
+            .filter(|s| s.namespace().name() == namespace)
+            .flat_map(|s| chat_rooms(&s))
+            .filter(|r| mine.contains(r))
+            .collect();
+        rooms.sort();
+        rooms.dedup();
+        Ok(WhoisReply {
+            nick: first.nick(),
+            online: true,
+            registered: identity.is_some(),
+            rooms,
+            idle_secs: idle,
+            away,
+        })
+    }
+
+    /// Marks the connection away (with a reason) or back (without), and tells the rooms it
+    /// is in, in every namespace, when that changes.
+    fn away(&self, session: &Session, arg: Value) -> Outcome<AwayReply> {
+        let AwayRequest { reason } = parse(arg)?;
+        let reason = match reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+        {
+            Some(r) => {
+                names::validate_topic(&r)
+                    .map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
+                Some(r)
+            }
+            None => None,
+        };
+        let before = std::mem::replace(&mut *lock(&session.away), reason.clone());
+        if before != reason {
+            let (action, why) = match &reason {
+                Some(r) => (PresenceAction::Away, Some(r.clone())),
+                None => (PresenceAction::Back, None),
+            };
+            let nick = session.nick();
+            for socket in session.sockets() {
+                for room in chat_rooms(&socket) {
+                    let presence = Presence {
+                        room: room.clone(),
+                        nick: nick.clone(),
+                        action,
+                        previous: None,
+                        reason: why.clone(),
+                    };
+                    socket.to(engine_room(&room)).push(&presence);
+                }
+            }
+        }
+        Ok(AwayReply { away: reason })
     }
 
     async fn topic(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<TopicReply> {
@@ -477,6 +581,27 @@ impl ChatApp {
 }
 
 /// Sorted nicks of a room's members in the socket's namespace.
+/// The members of a room who are away, sorted as [`members`].
+fn away_members(socket: &Socket, room: &str) -> Vec<String> {
+    let ns = socket.namespace();
+    let opts = BroadcastOptions {
+        rooms: vec![engine_room(room)],
+        ..Default::default()
+    };
+    let mut nicks: Vec<String> = ns
+        .adapter()
+        .sockets(&opts)
+        .iter()
+        .filter_map(|sid| ns.socket(sid.as_str()))
+        .filter_map(|s| s.extensions().get::<Session>())
+        .filter(|sess| sess.away().is_some())
+        .map(|sess| sess.nick())
+        .collect();
+    nicks.sort_by_key(|n| n.to_lowercase());
+    nicks.dedup();
+    nicks
+}
+
 fn members(socket: &Socket, room: &str) -> Vec<String> {
     let ns = socket.namespace();
     let opts = BroadcastOptions {

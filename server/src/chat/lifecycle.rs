@@ -21,6 +21,10 @@ use crate::engine::{Namespace, RoomEvent, RoomEventKind, Socket, lock};
 /// Rooms a notice about refused `since` rooms names before "and N more".
 const SINCE_REFUSALS_NAMED: usize = 10;
 
+/// The disconnect reason of every socket when the server shuts down (the engine's
+/// `CloseReason::GOING_AWAY`).
+const SHUTTING_DOWN: &str = "server shutting down";
+
 /// How long a recipient has to acknowledge a direct message that waited for it.
 const DM_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -71,7 +75,14 @@ impl ChatApp {
             sockets.push(socket.clone());
             sockets.len() == 1
         };
-        let online = lock(&self.users).len();
+        let online = {
+            let mut counts = lock(&self.namespace_users);
+            let n = counts
+                .entry(socket.namespace().name().to_owned())
+                .or_default();
+            *n += 1;
+            *n
+        };
         let text = format!(
             "Welcome to {}, {}. {online} user{} online.",
             socket.namespace().name(),
@@ -196,13 +207,31 @@ impl ChatApp {
         };
         // Its last messages are published (and acknowledged, if it is still there) first.
         session.settled().await;
+        {
+            let mut counts = lock(&self.namespace_users);
+            let name = socket.namespace().name();
+            if let Some(n) = counts.get_mut(name) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(name);
+                }
+            }
+        }
         let nick = session.nick();
-        for room in chat_rooms(&socket) {
+        // A server shutting down is not every user quitting: clients say it once, from the
+        // close (the engine's `CloseReason::GOING_AWAY`).
+        let rooms = if reason == SHUTTING_DOWN {
+            Vec::new()
+        } else {
+            chat_rooms(&socket)
+        };
+        for room in rooms {
             let presence = Presence {
                 room: room.clone(),
                 nick: nick.clone(),
                 action: PresenceAction::Quit,
                 previous: None,
+                reason: None,
             };
             socket.to(engine_room(&room)).push(&presence);
         }

@@ -70,6 +70,8 @@ pub struct ChatApp {
     passwords: auth::Passwords,
     /// Configured limits (rooms per socket, name and text lengths).
     limits: crate::config::ChatLimits,
+    /// Connections in each namespace (for the welcome's count), by namespace name.
+    namespace_users: Mutex<HashMap<String, usize>>,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
@@ -106,6 +108,7 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
     let app = Arc::new(ChatApp {
         store,
         users: Mutex::new(HashMap::new()),
+        namespace_users: Mutex::new(HashMap::new()),
         online_nicks: Mutex::default(),
         registered_nicks: tokio::sync::OnceCell::new(),
         join_history: config.join_history,
@@ -196,6 +199,7 @@ pub(crate) fn enter_room(socket: &Socket, nick: String, room: &str) {
         nick,
         action: PresenceAction::Join,
         previous: None,
+        reason: None,
     };
     socket.to(engine_room(room)).push(&presence);
     socket.join(engine_room(room));

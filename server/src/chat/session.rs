@@ -18,6 +18,11 @@ pub struct Session {
     pub(super) nick: Mutex<String>,
     /// Proved a claimed nick with its password.
     pub(super) authenticated: AtomicBool,
+    /// Why the user is away (`away`), if they are.
+    pub(super) away: Mutex<Option<String>>,
+    /// When the user last sent a message or direct message or joined a room (`whois`'s
+    /// idle time).
+    pub(super) last_active: Mutex<Instant>,
     /// The waiting direct messages were sent on this connection (once per connection: a
     /// namespace left and CONNECTed again does not read them again).
     dms_sent: AtomicBool,
@@ -49,6 +54,8 @@ impl Session {
             nick: Mutex::new(nick.to_owned()),
             authenticated: AtomicBool::new(authenticated),
             dms_sent: AtomicBool::new(false),
+            away: Mutex::new(None),
+            last_active: Mutex::new(Instant::now()),
             sockets: Mutex::new(Vec::new()),
             in_flight: tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT),
             joins: Mutex::new((join_burst, Instant::now())),
@@ -99,6 +106,19 @@ impl Session {
     /// are to be sent now.
     pub(crate) fn first_dm_delivery(&self) -> bool {
         !self.dms_sent.swap(true, Ordering::AcqRel)
+    }
+
+    /// The user did something (sent, joined): not idle.
+    pub(crate) fn active(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    pub(crate) fn idle_secs(&self) -> u64 {
+        lock(&self.last_active).elapsed().as_secs()
+    }
+
+    pub(crate) fn away(&self) -> Option<String> {
+        lock(&self.away).clone()
     }
 
     pub fn nick(&self) -> String {

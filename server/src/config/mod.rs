@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub namespaces: Vec<NamespaceConfig>,
     /// Whether any other valid namespace name may be connected to (open, created on demand).
     pub dynamic_namespaces: bool,
+    /// Serve the web chat page at `/` (see [`crate::web`]).
+    pub web: bool,
     /// Messages returned in a `join` ack.
     pub join_history: usize,
     /// Messages kept per room by the in-memory store.
@@ -167,6 +169,7 @@ impl Default for ServerConfig {
             engine: EngineConfig::default(),
             namespaces: Vec::new(),
             dynamic_namespaces: true,
+            web: true,
             join_history: 50,
             room_capacity: 1000,
             store: StoreConfig::Memory,

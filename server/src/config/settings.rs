@@ -145,7 +145,7 @@ pub static SETTINGS: &[Setting] = &[
     ),
     setting(
         "max_connections",
-        "Open connections at most.",
+        "Open connections at most (and, apart, open long-polling sessions).",
         Field::Usize(|d| &mut d.config.engine.max_connections),
     ),
     setting(
@@ -165,7 +165,7 @@ pub static SETTINGS: &[Setting] = &[
     ),
     setting(
         "max_connections_per_ip",
-        "Open connections from one IP address at most (beyond it: HTTP 429).",
+        "Open sessions (WebSocket or long-polling) from one IP address at most, and three times as many TCP connections (beyond: HTTP 429).",
         Field::Usize(|d| &mut d.config.engine.max_connections_per_ip),
     ),
     setting(
@@ -222,6 +222,11 @@ pub static SETTINGS: &[Setting] = &[
         "tls_key",
         "The PEM private key for tls_cert.",
         Field::MaybePath(|d| &mut d.tls_key),
+    ),
+    setting(
+        "web",
+        "Whether to serve the web chat page at / (true or false).",
+        Field::Bool(|d| &mut d.config.web),
     ),
     setting(
         "dynamic_namespaces",

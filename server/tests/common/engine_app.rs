@@ -1,5 +1,5 @@
 //! The engine's test app: every broadcast operator, acks both ways, binary echo, a flood, a
-//! kick and a panic as client events (like the `interop` example), on `/`, `/admin`,
+//! kick, a panic and the session's transport as client events (like the `interop` example), on `/`, `/admin`,
 //! `/secure` (two middlewares), `/team-1` and the dynamic `/team-N`, `/locked-N` (a key) and
 //! `/fragile-N` (a panicking disconnect handler); every broadcast that reaches the adapter and
 //! every room event is recorded.
@@ -170,6 +170,12 @@ fn handlers(tag: &'static str, room_events: RoomEvents) -> Handlers {
         .on("echo-ack", |_socket, event| async move {
             if let Some(ack) = event.ack {
                 ack.send_binary(event.args, event.attachments).unwrap();
+            }
+        })
+        .on("transport", |socket: Socket, event| async move {
+            // Which transport the session uses now (read-only, for logs and metrics).
+            if let Some(ack) = event.ack {
+                let _ = ack.send(vec![json!(format!("{:?}", socket.conn().transport()))]);
             }
         })
         .on("echo", |socket: Socket, event| async move {

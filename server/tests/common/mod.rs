@@ -5,6 +5,7 @@ pub mod bystanders;
 pub mod chat;
 pub mod engine_app;
 pub mod frames;
+pub mod polling;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -216,7 +217,9 @@ impl Client {
         self.send_packet(&Packet::event(nsp, event, args, Some(id)))
             .await;
         let mut skipped = Vec::new();
-        for _ in 0..1000 {
+        // Bounded, and generous: a busy room can queue many events before a slow (loaded)
+        // machine answers (each receive has its own timeout too).
+        for _ in 0..20_000 {
             let p = self.recv_packet().await;
             if p.kind == PacketKind::Ack && p.id == Some(id) && p.nsp == nsp {
                 match p.data {

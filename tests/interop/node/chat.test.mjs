@@ -1,5 +1,6 @@
 // Smoke test: the official socket.io-client (npm) against the real `chat-server` binary,
-// WebSocket transport only. Run through tests/interop/run.sh, which sets CHAT_URL.
+// over WebSocket only, with the client's default options (polling, then the upgrade) as in
+// the README, and polling only. Run through tests/interop/run.sh, which sets CHAT_URL.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -21,8 +22,8 @@ after(() => {
   for (const client of opened) client.close();
 });
 
-function client(nick) {
-  const c = new Client(nick, url, { auth: { nick } });
+function client(nick, transports = ["websocket"]) {
+  const c = new Client(nick, url, { auth: { nick }, transports });
   opened.push(c);
   return c;
 }
@@ -30,7 +31,8 @@ function client(nick) {
 describe("socket.io-client against chat-server", () => {
   test("join, message: the ack carries the message, the other member gets it, the sender does not", TEST_TIMEOUT, async () => {
     const alice = await client(`alice${run}`).connect(["/"]);
-    const bob = await client(`bob${run}`).connect(["/"]);
+    // Bob connects as the README shows: the client's default options.
+    const bob = await client(`bob${run}`, null).connect(["/"]);
     const room = `interop-${run}`;
 
     const [aliceJoin] = await emitWithAckArgs(alice.sockets["/"], "join", { room });
@@ -82,7 +84,13 @@ describe("socket.io-client against chat-server", () => {
     // run.sh starts chat-server with a short ping interval (CHAT_TEST_PING_INTERVAL_MS).
     const interval = Number(process.env.CHAT_TEST_PING_INTERVAL_MS || 0);
     if (!interval) return; // the default 25 s interval is too long to watch here
-    const dave = await client(`dave${run}`).connect(["/"]);
+    await heartbeat(`dave${run}`, ["websocket"], interval);
+    // Over long-polling the pings come as the held GET's answers, the pongs as POSTs.
+    await heartbeat(`erin${run}`, ["polling"], interval);
+  });
+
+  async function heartbeat(nick, transports, interval) {
+    const dave = await client(nick, transports).connect(["/"]);
     const engine = dave.manager.engine;
     let pings = 0;
     dave.manager.on("ping", () => pings++);
@@ -94,9 +102,10 @@ describe("socket.io-client against chat-server", () => {
     assert.equal(dave.manager.engine, engine, "same Engine.IO connection");
     assert.equal(engine.readyState, "open");
     assert.ok(dave.sockets["/"].connected);
+    assert.equal(engine.transport.name, transports[0]);
     const [ack] = await emitWithAckArgs(dave.sockets["/"], "join", { room: `beat-${run}` });
     assert.equal(ack.ok, true);
-  });
+  }
 
   test("a duplicate nick gets CONNECT_ERROR with data.code nick_taken", TEST_TIMEOUT, async () => {
     const nick = `carol${run}`;

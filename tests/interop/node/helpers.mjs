@@ -94,14 +94,16 @@ export function nextEvent(socket, event, ms = WAIT_MS) {
 }
 
 /**
- * One client = one Manager = one Engine.IO connection (one WebSocket), with one Socket per
- * namespace multiplexed over it. Every event that arrives is recorded per namespace.
+ * One client = one Manager = one Engine.IO connection (WebSocket only unless `transports`
+ * says otherwise; `null` for the client's defaults), with one Socket per namespace
+ * multiplexed over it. Every event that arrives is recorded per namespace.
  */
 export class Client {
-  constructor(name, url, { auth } = {}) {
+  constructor(name, url, { auth, transports = ["websocket"] } = {}) {
     this.name = name;
     this.manager = new Manager(url, {
-      transports: ["websocket"],
+      // `null`: the client's defaults (long-polling, then the upgrade to WebSocket).
+      ...(transports ? { transports } : {}),
       reconnection: false,
       timeout: WAIT_MS,
       autoConnect: true,

@@ -35,8 +35,17 @@ class Client:
     to every namespace in `namespaces` at once (multiplexing). Every event that arrives is
     recorded per namespace; `connect_error` payloads too."""
 
-    def __init__(self, name: str, url: str, namespaces: list[str], auth: Any = None):
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        namespaces: list[str],
+        auth: Any = None,
+        transports: list[str] | None = ["websocket"],  # noqa: B006 (never mutated)
+    ):
         self.name = name
+        #: None: the client's defaults (long-polling, then the upgrade to WebSocket).
+        self.transports = transports
         self.url = url
         self.namespaces = namespaces
         self.auth = auth
@@ -65,7 +74,7 @@ class Client:
         await asyncio.wait_for(
             self.sio.connect(
                 self.url,
-                transports=["websocket"],
+                transports=self.transports,
                 namespaces=self.namespaces,
                 auth=self.auth,
                 wait_timeout=WAIT,

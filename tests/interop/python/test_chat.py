@@ -1,5 +1,6 @@
 """Smoke test: the official python-socketio AsyncClient against the real `chat-server`
-binary, WebSocket transport only. Run through tests/interop/run.sh, which sets CHAT_URL."""
+binary, over WebSocket only and (bob) with the client's default options (long-polling, then
+the upgrade). Run through tests/interop/run.sh, which sets CHAT_URL."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ async def opened():
     await asyncio.gather(*(c.close() for c in clients))
 
 
-def _client(opened: list[Client], nick: str) -> Client:
-    c = Client(nick, require_url("CHAT_URL"), ["/"], auth={"nick": nick})
+def _client(opened: list[Client], nick: str, transports=["websocket"]) -> Client:  # noqa: B006
+    c = Client(nick, require_url("CHAT_URL"), ["/"], auth={"nick": nick}, transports=transports)
     opened.append(c)
     return c
 
@@ -29,7 +30,7 @@ def _client(opened: list[Client], nick: str) -> Client:
 async def test_join_and_message(opened):
     run = token()
     alice = await _client(opened, f"pyalice{run}").connect()
-    bob = await _client(opened, f"pybob{run}").connect()
+    bob = await _client(opened, f"pybob{run}", transports=None).connect()
     room = f"pyinterop-{run}"
 
     assert await alice.call("/", "join", {"room": room}) == [

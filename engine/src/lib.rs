@@ -1,8 +1,20 @@
-//! The realtime engine: a Socket.IO v5 server over WebSocket, independent of the chat.
+//! `chat-engine`: a Socket.IO v5 server over Engine.IO v4 (WebSocket and HTTP long-polling,
+//! with the upgrade), independent of any application: it imports only `chat-protocol`'s wire
+//! codecs, and nothing above the Engine.IO session knows which transport a session uses.
+//! `chat-server` re-exports it as `chat_server::engine`.
+//!
+//! Where to add things: a protocol-level behaviour goes in `connection/` (both transports
+//! run its reader), a transport's own in `listener.rs`/`polling/`, a fan-out one behind the
+//! [`Adapter`] seam.
 //!
 //! One layer per file:
-//! - [`listener`]: accepts TCP, validates the HTTP upgrade (`/socket.io/?EIO=4&transport=websocket`),
-//!   answers anything else with HTTP 400 JSON, spawns one connection task each.
+//! - [`listener`]: accepts TCP, reads each request head and routes it: a WebSocket upgrade
+//!   (`/socket.io/?EIO=4&transport=websocket`), a long-polling request, or the upgrade of a
+//!   polling session; answers anything else with HTTP 400 JSON; one task per TCP connection.
+//! - `http_io`: bounded reading of request heads and bodies, and writing the answers.
+//! - [`http_routes`]: the application's own routes for other paths (the chat's web page).
+//! - `per_ip`: the open sessions per IP address.
+//! - `polling`: Engine.IO long-polling sessions (held GET, POST, the upgrade to WebSocket).
 //! - [`connection`]: one connection: the Engine.IO session (open packet, heartbeat, connect
 //!   timeout), Socket.IO packet dispatch in arrival order, and the writer that drains the
 //!   bounded outgoing queue.
@@ -26,14 +38,21 @@
 //! that connection only, with a WebSocket close reason. Refused without closing: a CONNECT
 //! beyond `max_namespaces` (CONNECT_ERROR) and an event over the rate limit (error ack or
 //! `notice`). Refused before the upgrade: more than `max_connections_per_ip` (HTTP 429).
+//! A long-polling session ends for the same causes, and also for a second concurrent GET or
+//! POST, a POST body that is not a payload (400) or over `max_payload` (413), or a GET answer
+//! the client does not take.
 
 pub mod adapter;
 pub mod broadcast;
 pub mod buffers;
 pub mod connection;
+mod http_io;
+pub mod http_routes;
 pub mod listener;
 pub mod namespace;
 pub mod outbox;
+mod per_ip;
+pub(crate) mod polling;
 pub mod socket;
 pub mod wire;
 
@@ -51,7 +70,9 @@ pub use adapter::{
     Adapter, AdapterContext, BroadcastOptions, LocalAdapter, RoomEvent, RoomEventKind,
 };
 pub use broadcast::BroadcastOperator;
-pub use namespace::{ConnectError, ConnectRequest, Event, Handlers, Namespace};
+pub use namespace::{
+    ConnectError, ConnectRequest, ConnectionInfo, Event, Handlers, Namespace, Transport,
+};
 pub use outbox::EncodedPacket;
 pub use socket::{AckError, AckResponse, AckSender, Socket};
 
@@ -82,6 +103,9 @@ impl PartialEq for Sid {
 impl Eq for Sid {}
 
 impl Sid {
+    /// 20 characters of a 64-letter alphabet from the thread's CSPRNG (`rand`'s `ThreadRng`,
+    /// ChaCha reseeded from the OS): 120 bits. A polling session's sid is the credential of
+    /// its requests, so it must not be guessable (nor logged).
     pub fn random() -> Sid {
         use rand::Rng;
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -134,15 +158,19 @@ pub struct EngineConfig {
     /// How long the client has to answer a ping with a pong.
     pub ping_timeout: Duration,
     /// The largest message (and frame) accepted, in bytes; above it the connection is closed
-    /// with code 1009.
+    /// with code 1009. Also the largest long-polling POST body (above: HTTP 413 and the
+    /// session closed) and about the most a GET answer carries.
     pub max_payload: usize,
     /// How long a new connection may go without connecting to any namespace.
     pub connect_timeout: Duration,
-    /// How long a client may take to send its HTTP upgrade request.
+    /// How long a client may take to send an HTTP request head (the upgrade request, each
+    /// long-polling request, also on a kept-alive connection), a POST body, or a WebSocket
+    /// upgrade's probe; also the bound on writing an HTTP answer.
     pub handshake_timeout: Duration,
     /// Packets queued per connection before a non-volatile packet closes it (slow consumer).
     pub outbox_capacity: usize,
-    /// Open connections at most; further ones wait in the accept queue.
+    /// Open connections at most; further ones wait in the accept queue. Also the most
+    /// long-polling sessions open at once (a handshake beyond: HTTP 503).
     pub max_connections: usize,
     /// The largest single WebSocket frame accepted, in bytes (a message may be fragmented
     /// into several frames up to `max_payload`); above it the connection is closed with 1009.
@@ -153,8 +181,9 @@ pub struct EngineConfig {
     /// Longest namespace name accepted in a CONNECT; a longer one gets CONNECT_ERROR
     /// `{"message":"Invalid namespace"}` before any pattern is tried.
     pub max_namespace_len: usize,
-    /// Open connections from one IP address at most; beyond it the upgrade request gets
-    /// HTTP 429 with `{"code":4,"message":"Too many connections"}`.
+    /// Open sessions (WebSocket or long-polling) from one IP address at most, and three times
+    /// as many TCP connections; beyond, the request gets HTTP 429 with
+    /// `{"code":4,"message":"Too many connections"}`.
     pub max_connections_per_ip: usize,
     /// Rate limit on inbound CONNECT and EVENT packets, per connection: a token bucket of
     /// `rate_burst` tokens refilled at `rate_per_sec`. An event over the limit is not handled:
@@ -222,6 +251,10 @@ struct EngineInner {
     tracker: TaskTracker,
     /// Set by the application (the chat), else the plain defaults.
     rate_limit_replies: OnceLock<RateLimitReplies>,
+    /// Open long-polling sessions by sid (bounded by `max_connections`).
+    polling: polling::Sessions,
+    /// The application's routes for paths other than the Engine.IO one.
+    http_routes: OnceLock<http_routes::HttpRoutes>,
 }
 
 /// What the engine tells a client whose packet went over the rate limit. The engine knows no
@@ -267,6 +300,8 @@ impl Engine {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 rate_limit_replies: OnceLock::new(),
+                polling: polling::Sessions::default(),
+                http_routes: OnceLock::new(),
             }),
         }
     }
@@ -279,6 +314,17 @@ impl Engine {
     /// is ignored and returns false).
     pub fn set_rate_limit_replies(&self, replies: RateLimitReplies) -> bool {
         self.inner.rate_limit_replies.set(replies).is_ok()
+    }
+
+    /// Sets the application's routes for paths other than the Engine.IO one (once, before
+    /// serving; a later call is ignored and returns false). Without them such a request gets
+    /// 404.
+    pub fn set_http_routes(&self, routes: http_routes::HttpRoutes) -> bool {
+        self.inner.http_routes.set(routes).is_ok()
+    }
+
+    pub(crate) fn http_routes(&self) -> Option<&http_routes::HttpRoutes> {
+        self.inner.http_routes.get()
     }
 
     pub(crate) fn rate_limit_replies(&self) -> &RateLimitReplies {
@@ -340,6 +386,15 @@ impl Engine {
         self.inner.shutdown.clone()
     }
 
+    pub(crate) fn polling(&self) -> &polling::Sessions {
+        &self.inner.polling
+    }
+
+    /// How many sessions opened by long-polling are open (upgraded ones included).
+    pub fn polling_sessions(&self) -> usize {
+        self.inner.polling.len()
+    }
+
     pub(crate) fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
     }
@@ -363,7 +418,10 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a std `Mutex` held only for a short section that never crosses an `.await`, taking
+/// over a poisoned one (as the engine's `RwLock` helpers do). Public because the application built
+/// on the engine (the chat) keeps its own short-held state by the same rule.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

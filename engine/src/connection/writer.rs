@@ -9,9 +9,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::debug;
 
-use crate::engine::buffers::{KEEP_CONTROL, KEEP_GATHER, MAX_BATCH, QUIET};
-use crate::engine::outbox::{CloseReason, EncodedPacket, Next, OutboxReceiver};
-use crate::engine::wire::{self, Control};
+use crate::buffers::{KEEP_CONTROL, KEEP_GATHER, MAX_BATCH, QUIET};
+use crate::outbox::{CloseReason, EncodedPacket, Next, OutboxReceiver};
+use crate::wire::{self, Control};
 
 /// How long the writer may spend sending the close frame to a peer that is not reading (it
 /// must first drain what the kernel already buffered for it).
@@ -22,7 +22,7 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// written, writes what is still queued (unless the peer is a slow consumer), then the close
 /// frame (tungstenite's answer to the peer's close, else its own), each step bounded by
 /// [`CLOSE_GRACE`], and shuts the socket down.
-pub(super) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
+pub(crate) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
 where
     W: AsyncWrite + Unpin,
 {
@@ -173,7 +173,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outbox::outbox;
+    use crate::outbox::outbox;
 
     /// The frames (opcode, payload) in `bytes`, which must hold whole unmasked frames.
     fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
@@ -248,5 +248,67 @@ mod tests {
             .await
             .expect("the writer gives up within the grace")
             .unwrap();
+    }
+
+    /// Records each write call's bytes.
+    #[derive(Default, Clone)]
+    struct Recorder(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connect_answer_goes_out_in_a_write_of_its_own() {
+        let (tx, rx) = outbox(16);
+        tx.send(EncodedPacket::raw("0{}".into()), false).unwrap();
+        tx.send_alone(EncodedPacket::raw("40{}".into())).unwrap();
+        tx.send(EncodedPacket::raw("42[\"hello\"]".into()), false)
+            .unwrap();
+        tx.send(EncodedPacket::raw("42[\"again\"]".into()), false)
+            .unwrap();
+        let recorder = Recorder::default();
+        let writer = tokio::spawn(write_loop(
+            recorder.clone(),
+            rx,
+            Arc::new(Control::default()),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tx.close(CloseReason::NORMAL);
+        tokio::time::timeout(CLOSE_GRACE * 2, writer)
+            .await
+            .expect("the writer ends")
+            .unwrap();
+        let writes = recorder.0.lock().unwrap().clone();
+        let texts: Vec<Vec<String>> = writes
+            .iter()
+            .map(|w| {
+                frames(w)
+                    .into_iter()
+                    .map(|(_, p)| String::from_utf8_lossy(&p).into_owned())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(texts[0], ["0{}", "40{}"], "{texts:?}");
+        assert_eq!(texts[1], ["42[\"hello\"]", "42[\"again\"]"], "{texts:?}");
     }
 }

@@ -1,5 +1,5 @@
 //! The per-connection rate limit on CONNECT and EVENT packets: a token bucket. Over it the
-//! packet is refused (the application's [`RateLimitReplies`](crate::engine::RateLimitReplies)
+//! packet is refused (the application's [`RateLimitReplies`](crate::RateLimitReplies)
 //! say how) and the reader pauses until the next token, so a flooding client is slowed by
 //! its own TCP window; a sustained flood is closed.
 
@@ -7,7 +7,7 @@ use chat_protocol::socket_io::Packet;
 use tokio::time::Instant;
 
 use super::{Close, Connection};
-use crate::engine::outbox::CloseReason;
+use crate::outbox::CloseReason;
 
 /// A token bucket: `burst` tokens, refilled at `rate` per second. A rate of 0 disables it.
 pub(super) struct TokenBucket {
@@ -93,7 +93,7 @@ impl Connection {
         let replies = self.engine.rate_limit_replies();
         if connect {
             let data = replies.connect_data.clone();
-            self.send(Packet::connect_error(nsp, "Rate limit exceeded", data));
+            self.send_alone(Packet::connect_error(nsp, "Rate limit exceeded", data));
         } else if let Some(id) = ack {
             self.send(Packet::ack(nsp, id, replies.ack.clone()));
         } else if let Some((event, args)) = &replies.notice

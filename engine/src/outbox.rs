@@ -117,6 +117,16 @@ impl CloseReason {
         code: 1008,
         reason: "rate limit exceeded",
     };
+    /// The transport went away (a polling client hung up on its held GET).
+    pub const TRANSPORT_CLOSE: CloseReason = CloseReason {
+        code: 1006,
+        reason: "transport close",
+    };
+    /// The transport failed (a polling answer the client did not take).
+    pub const TRANSPORT_ERROR: CloseReason = CloseReason {
+        code: 1006,
+        reason: "transport error",
+    };
     pub const FORCED: CloseReason = CloseReason {
         code: 1008,
         reason: "forced close",
@@ -171,6 +181,11 @@ struct Queue {
     /// asking the cancellation token, which takes a lock of its own on every send.)
     closed: bool,
     reason: Option<CloseReason>,
+    /// Packets ever taken out of the queue (positions in `cuts` count from the first).
+    taken: u64,
+    /// Positions of the packets that end a batch (queued by [`Outbox::send_alone`]); empty
+    /// almost always, and then a take is the plain swap.
+    cuts: VecDeque<u64>,
 }
 
 pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
@@ -211,6 +226,31 @@ impl Outbox {
         drop(queue);
         // The writer takes what is queued before it waits again, so it needs waking only when
         // the queue goes from empty to not.
+        if was_empty {
+            self.shared.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues a packet that ends its batch: the writer writes it and what precedes it in one
+    /// write, and what follows in another (a CONNECT answer, so that a client that reads one
+    /// frame per TCP chunk sees it apart from the first event). Never dropped for a full
+    /// queue; closes the connection instead, like any non-volatile packet.
+    pub fn send_alone(&self, packet: EncodedPacket) -> Result<(), SendError> {
+        let mut queue = lock(&self.shared.queue);
+        if queue.closed {
+            return Err(SendError::Closed);
+        }
+        if queue.packets.len() >= self.shared.capacity {
+            drop(queue);
+            self.close(CloseReason::SLOW_CONSUMER);
+            return Err(SendError::Closed);
+        }
+        let was_empty = queue.packets.is_empty();
+        let at = queue.taken + queue.packets.len() as u64;
+        queue.cuts.push_back(at);
+        queue.packets.push_back(packet);
+        drop(queue);
         if was_empty {
             self.shared.waker.wake();
         }
@@ -294,16 +334,82 @@ impl OutboxReceiver {
         if queue.packets.is_empty() {
             return None;
         }
+        // A packet queued to end its batch limits this take to it.
+        let max = match queue.cuts.front() {
+            None => max,
+            Some(&cut) => max.min((cut - queue.taken) as usize + 1),
+        };
         if queue.packets.len() <= max {
             std::mem::swap(&mut queue.packets, batch);
         } else {
             batch.extend(queue.packets.drain(..max));
+        }
+        queue.taken += batch.len() as u64;
+        if !queue.cuts.is_empty() {
+            let taken = queue.taken;
+            while queue.cuts.front().is_some_and(|&c| c < taken) {
+                queue.cuts.pop_front();
+            }
         }
         drop(queue);
         if batch.len() > SMALL_BATCH {
             self.burst_at = Some(Instant::now());
         }
         Some(Next::Packets)
+    }
+
+    /// Moves queued packets into `batch` without waiting while their encoded size (`cost`)
+    /// stays within `budget` (at least one, when any is queued), also after the close; the
+    /// number moved. For a long-polling answer, whose payload is one buffer.
+    pub fn take_within(
+        &mut self,
+        batch: &mut VecDeque<EncodedPacket>,
+        mut budget: usize,
+        cost: impl Fn(&EncodedPacket) -> usize,
+    ) -> usize {
+        let mut queue = lock(&self.shared.queue);
+        let mut n = 0;
+        while let Some(first) = queue.packets.front() {
+            let c = cost(first);
+            if n > 0 && c > budget {
+                break;
+            }
+            budget = budget.saturating_sub(c);
+            if let Some(p) = queue.packets.pop_front() {
+                batch.push_back(p);
+            }
+            n += 1;
+        }
+        queue.taken += n as u64;
+        let taken = queue.taken;
+        while queue.cuts.front().is_some_and(|&c| c < taken) {
+            queue.cuts.pop_front();
+        }
+        n
+    }
+
+    /// Ready once packets are queued or the connection is closed, taking nothing.
+    pub fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let ready = |q: &Queue| q.closed || !q.packets.is_empty();
+        if ready(&lock(&self.shared.queue)) {
+            return Poll::Ready(());
+        }
+        self.shared.waker.register(cx.waker());
+        if ready(&lock(&self.shared.queue)) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared.queue).closed
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.shared.queue).packets.is_empty()
     }
 
     /// About to wait: if the last burst is [`QUIET`] ago, gives back the buffers it grew.
@@ -511,5 +617,47 @@ mod tests {
         tx.close(CloseReason::NORMAL);
         rx.close(CloseReason::FORCED);
         assert_eq!(rx.reason(), Some(CloseReason::PING_TIMEOUT));
+    }
+
+    #[tokio::test]
+    async fn a_packet_sent_alone_ends_its_batch() {
+        let (tx, mut rx) = outbox(100);
+        tx.send(packet(0), false).unwrap();
+        tx.send_alone(packet(1)).unwrap();
+        tx.send(packet(2), false).unwrap();
+        tx.send_alone(packet(3)).unwrap();
+        tx.send_alone(packet(4)).unwrap();
+        tx.send(packet(5), false).unwrap();
+        let mut batch = VecDeque::new();
+        let mut batches = Vec::new();
+        for _ in 0..4 {
+            rx.next_batch(&mut batch, 256).await;
+            batches.push(texts(&batch));
+            batch.clear();
+        }
+        assert_eq!(
+            batches,
+            [vec!["40", "41"], vec!["42", "43"], vec!["44"], vec!["45"]]
+        );
+        // Without cuts, a take is everything again.
+        tx.send(packet(6), false).unwrap();
+        tx.send(packet(7), false).unwrap();
+        rx.next_batch(&mut batch, 256).await;
+        assert_eq!(texts(&batch), ["46", "47"]);
+        assert!(lock(&rx.shared.queue).cuts.is_empty());
+    }
+
+    #[test]
+    fn take_within_keeps_to_the_budget_and_takes_at_least_one() {
+        let (tx, mut rx) = outbox(100);
+        for n in 0..5 {
+            tx.send(packet(n), false).unwrap();
+        }
+        let mut batch = VecDeque::new();
+        assert_eq!(rx.take_within(&mut batch, 1, |p| p.text.len()), 1);
+        assert_eq!(rx.take_within(&mut batch, 5, |p| p.text.len()), 2);
+        assert_eq!(rx.take_within(&mut batch, 100, |p| p.text.len()), 2);
+        assert_eq!(rx.take_within(&mut batch, 100, |p| p.text.len()), 0);
+        assert_eq!(texts(&batch), ["40", "41", "42", "43", "44"]);
     }
 }

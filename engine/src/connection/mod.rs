@@ -42,7 +42,7 @@ mod rate_limit;
 mod writer;
 
 use rate_limit::{Admit, TokenBucket};
-use writer::write_loop;
+pub(crate) use writer::write_loop;
 
 /// Serves one upgraded connection until it closes (`leftover`: bytes read past the upgrade
 /// request, the start of the first frames).
@@ -74,41 +74,20 @@ pub(crate) async fn serve<S>(
     let _ = outbox.send(EncodedPacket::raw(open.encode()), false);
     let writer = tokio::spawn(write_loop(write, rx, control));
 
-    let bucket = TokenBucket::new(config.rate_burst, config.rate_per_sec);
-    let mut conn = Connection {
-        engine: engine.clone(),
-        info,
-        outbox: outbox.clone(),
-        extensions: Extensions::default(),
-        sockets: HashMap::new(),
-        pending: None,
-        pending_bytes: 0,
-        attachment_deadline: None,
-        bucket,
-        resume_at: None,
-        throttled_since: None,
-        last_notice: None,
-    };
+    let mut conn = Connection::new(engine, info, outbox);
     let reason = conn.read_loop(&mut ws).await;
     // tungstenite answers a peer's close when it next writes: this puts the answer in the
     // control bytes, which the writer sends before it closes.
     let _ = ws.flush().await;
     drop(ws);
-    outbox.close(reason.clone());
-    // The Socket.IO disconnect reason the handlers see.
-    let why = if reason == CloseReason::NORMAL {
-        "transport close"
-    } else {
-        reason.reason
-    };
-    for (_, socket) in conn.sockets.drain() {
-        Box::pin(socket.close(why)).await;
-    }
+    conn.finish(reason).await;
     let _ = writer.await;
-    debug!(id = %conn.info.id, code = reason.code, reason = reason.reason, "connection closed");
 }
 
-struct Connection {
+/// The Socket.IO side of one Engine.IO session, whatever its transport: the reader's state.
+/// [`serve`] runs one over a WebSocket; a long-polling session (`engine::polling`) runs one
+/// over the frames its POSTs carry, then over the WebSocket it upgrades to.
+pub(crate) struct Connection {
     engine: Engine,
     info: Arc<ConnectionInfo>,
     outbox: Outbox,
@@ -135,7 +114,47 @@ struct Connection {
 type Close = CloseReason;
 
 impl Connection {
-    async fn read_loop<S>(&mut self, mut stream: S) -> CloseReason
+    /// A session's reader state; `outbox` is the session's queue, drained by whichever
+    /// transport holds it.
+    pub(crate) fn new(engine: Engine, info: Arc<ConnectionInfo>, outbox: Outbox) -> Connection {
+        let bucket = {
+            let config = engine.config();
+            TokenBucket::new(config.rate_burst, config.rate_per_sec)
+        };
+        Connection {
+            engine,
+            info,
+            outbox,
+            extensions: Extensions::default(),
+            sockets: HashMap::new(),
+            pending: None,
+            pending_bytes: 0,
+            attachment_deadline: None,
+            bucket,
+            resume_at: None,
+            throttled_since: None,
+            last_notice: None,
+        }
+    }
+
+    /// Ends the session: closes its queue with `reason` (the transport's writer sends what is
+    /// left and the close) and its sockets (their disconnect handlers run).
+    pub(crate) async fn finish(mut self, reason: CloseReason) {
+        self.outbox.close(reason.clone());
+        // The Socket.IO disconnect reason the handlers see.
+        let why = if reason == CloseReason::NORMAL {
+            "transport close"
+        } else {
+            reason.reason
+        };
+        for (_, socket) in self.sockets.drain() {
+            Box::pin(socket.close(why)).await;
+        }
+        debug!(remote = %self.info.remote, code = reason.code, reason = reason.reason, "session closed");
+    }
+
+    /// Reads and handles the session's inbound frames until it ends; returns why.
+    pub(crate) async fn read_loop<S>(&mut self, mut stream: S) -> CloseReason
     where
         S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
     {
@@ -185,11 +204,11 @@ impl Connection {
                         Some(Err(tungstenite::Error::Capacity(_))) => return CloseReason::TOO_BIG,
                         Some(Err(tungstenite::Error::Utf8(_))) => return CloseReason::INVALID_UTF8,
                         Some(Err(tungstenite::Error::Protocol(e))) => {
-                            debug!(id = %self.info.id, error = %e, "WebSocket protocol error");
+                            debug!(remote = %self.info.remote, error = %e, "WebSocket protocol error");
                             return CloseReason::WS_PROTOCOL;
                         }
                         Some(Err(e)) => {
-                            debug!(id = %self.info.id, error = %e, "read error");
+                            debug!(remote = %self.info.remote, error = %e, "read error");
                             return CloseReason { code: 1006, reason: "transport error" };
                         }
                         // Boxed: the handling future is large and lives only while a frame is
@@ -248,7 +267,7 @@ impl Connection {
                 {
                     engine_io::Packet::Message(data) => {
                         let packet = Packet::decode(&data).map_err(|e| {
-                            debug!(id = %self.info.id, error = %e, "bad Socket.IO packet");
+                            debug!(remote = %self.info.remote, error = %e, "bad Socket.IO packet");
                             match e {
                                 DecodeError::LoneSurrogate(_) => CloseReason::INVALID_UTF8,
                                 _ => CloseReason::PARSE_ERROR,
@@ -364,7 +383,7 @@ impl Connection {
             .await
             .is_err()
         {
-            warn!(id = %self.info.id, "event handler panicked; closing the connection");
+            warn!(remote = %self.info.remote, "event handler panicked; closing the connection");
             return Err(CloseReason {
                 code: 1011,
                 reason: "internal error",
@@ -388,7 +407,7 @@ impl Connection {
         }
         let connected = self.sockets.values().filter(|s| s.is_connected()).count();
         if connected >= self.engine.config().max_namespaces {
-            self.send(Packet::connect_error(
+            self.send_alone(Packet::connect_error(
                 &nsp,
                 "Too many namespaces",
                 Some(json!({"limit": self.engine.config().max_namespaces})),
@@ -400,7 +419,7 @@ impl Connection {
             .then(|| self.engine.resolve_namespace(&nsp))
             .flatten()
         else {
-            self.send(Packet::connect_error(&nsp, "Invalid namespace", None));
+            self.send_alone(Packet::connect_error(&nsp, "Invalid namespace", None));
             return Ok(());
         };
         let auth = packet
@@ -419,12 +438,12 @@ impl Connection {
             {
                 Ok(Ok(())) => {}
                 Ok(Err(ConnectError { message, data })) => {
-                    self.send(Packet::connect_error(&nsp, &message, data));
+                    self.send_alone(Packet::connect_error(&nsp, &message, data));
                     return Ok(());
                 }
                 Err(_) => {
-                    warn!(id = %self.info.id, "connect middleware panicked");
-                    self.send(Packet::connect_error(&nsp, "internal error", None));
+                    warn!(remote = %self.info.remote, "connect middleware panicked");
+                    self.send_alone(Packet::connect_error(&nsp, "internal error", None));
                     return Ok(());
                 }
             }
@@ -441,7 +460,7 @@ impl Connection {
         );
         ns.add_socket(&socket);
         drop(registered);
-        self.send(Packet::connect_ok(&nsp, socket.sid().as_str()));
+        self.send_alone(Packet::connect_ok(&nsp, socket.sid().as_str()));
         self.sockets.insert(nsp, socket.clone());
         if let Some(on_connect) = ns.handlers().on_connect.clone()
             && AssertUnwindSafe(on_connect(socket, auth))
@@ -449,7 +468,7 @@ impl Connection {
                 .await
                 .is_err()
         {
-            warn!(id = %self.info.id, "connect handler panicked; closing the connection");
+            warn!(remote = %self.info.remote, "connect handler panicked; closing the connection");
             return Err(CloseReason {
                 code: 1011,
                 reason: "internal error",
@@ -462,5 +481,13 @@ impl Connection {
         let _ = self
             .outbox
             .send(EncodedPacket::new(packet, Vec::new()), false);
+    }
+
+    /// A CONNECT answer (ok or error): written apart from what follows it, since some
+    /// clients (the official test-suite's) lose a second frame read in the same TCP chunk.
+    fn send_alone(&self, packet: Packet) {
+        let _ = self
+            .outbox
+            .send_alone(EncodedPacket::new(packet, Vec::new()));
     }
 }

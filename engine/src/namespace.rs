@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use bytes::Bytes;
@@ -31,14 +31,61 @@ use super::{AdapterFactory, Registry, Sid, lock, read, write};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// What is known about the underlying connection, shared by its sockets.
-#[derive(Debug)]
+/// What is known about the underlying connection (the Engine.IO session), shared by its
+/// sockets.
 pub struct ConnectionInfo {
-    /// The Engine.IO session id.
+    /// The Engine.IO session id. A long-polling session's requests carry it: it is a bearer
+    /// credential (random, 120 bits), never to be logged or shown to other clients.
     pub id: Sid,
     pub remote: SocketAddr,
-    /// The query string of the upgrade request.
+    /// The query string of the request that opened the session.
     pub query: String,
+    /// The current [`Transport`], changed by an upgrade.
+    transport: AtomicU8,
+}
+
+/// The transport a session's packets currently flow over: for logs and metrics only, nothing
+/// above the Engine.IO session acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP long-polling (the session may still upgrade to WebSocket).
+    Polling,
+    WebSocket,
+}
+
+impl ConnectionInfo {
+    pub fn new(id: Sid, remote: SocketAddr, query: String, transport: Transport) -> Self {
+        ConnectionInfo {
+            id,
+            remote,
+            query,
+            transport: AtomicU8::new(transport as u8),
+        }
+    }
+
+    /// The transport the session's packets flow over now.
+    pub fn transport(&self) -> Transport {
+        if self.transport.load(Ordering::Relaxed) == Transport::Polling as u8 {
+            Transport::Polling
+        } else {
+            Transport::WebSocket
+        }
+    }
+
+    pub(crate) fn set_transport(&self, transport: Transport) {
+        self.transport.store(transport as u8, Ordering::Relaxed);
+    }
+}
+
+/// Leaves the session id out: it is a credential.
+impl std::fmt::Debug for ConnectionInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionInfo")
+            .field("remote", &self.remote)
+            .field("query", &self.query)
+            .field("transport", &self.transport())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Values the application attaches to a connection, shared by its sockets in every namespace
@@ -380,8 +427,8 @@ impl Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::LocalAdapter;
-    use crate::engine::outbox::outbox;
+    use crate::LocalAdapter;
+    use crate::outbox::outbox;
 
     fn make(name: &str, registry: Option<&Arc<Registry>>, handlers: &Arc<Handlers>) -> Namespace {
         let factory: AdapterFactory =
@@ -396,11 +443,12 @@ mod tests {
 
     fn socket(ns: &Namespace) -> Socket {
         let (tx, _rx) = outbox(4);
-        let conn = Arc::new(ConnectionInfo {
-            id: Sid::random(),
-            remote: SocketAddr::from(([127, 0, 0, 1], 1)),
-            query: String::new(),
-        });
+        let conn = Arc::new(ConnectionInfo::new(
+            Sid::random(),
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            String::new(),
+            Transport::WebSocket,
+        ));
         Socket::new(ns.clone(), tx, conn, Extensions::default())
     }
 

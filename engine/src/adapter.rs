@@ -354,7 +354,7 @@ impl Adapter for LocalAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outbox::{OutboxReceiver, outbox};
+    use crate::outbox::{OutboxReceiver, outbox};
     use std::collections::VecDeque;
 
     /// An adapter over `n` local sockets "s0".."s{n-1}", each also in its own-id room.

@@ -1,0 +1,83 @@
+//! Reading and writing HTTP/1.1 on a client's stream, bounded: request heads up to
+//! `chat_protocol::http::MAX_HEAD` bytes, bodies up to their `Content-Length` (already checked
+//! against `max_payload` by `chat_protocol::http::parse_engine_request`), each within a time
+//! limit set by the caller. Parsing is `chat_protocol::http`'s; this module only moves bytes.
+
+use std::time::Duration;
+
+use chat_protocol::http::{HandshakeError, head_ended, text_response_head};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+
+/// Reads until `buf` holds the end of a request head (or `MAX_HEAD` bytes). Bytes read past
+/// the head stay in `buf` (a body, the next request, the first WebSocket frames).
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        if head_ended(buf) {
+            return Ok(());
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads until `buf` holds `len` bytes (the head was already drained from it), within
+/// `limit`; `false` on a timeout, an error or the end of the stream.
+pub(crate) async fn read_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    len: usize,
+    limit: Duration,
+) -> bool {
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        while buf.len() < len {
+            let want = (len - buf.len()).min(chunk.len());
+            let n = stream.read(&mut chunk[..want]).await?;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(())
+    };
+    matches!(timeout(limit, read).await, Ok(Ok(())))
+}
+
+/// Answers with a refusal (its JSON, `Connection: close`) and shuts the stream down, within
+/// `limit`.
+pub(crate) async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    refusal: &HandshakeError,
+    limit: Duration,
+) {
+    let _ = timeout(limit, async {
+        stream.write_all(refusal.response().as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Answers `200 OK` with a `text/plain` body, in one write, within `limit`; `false` when the
+/// client did not take it.
+pub(crate) async fn answer_text<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    body: &str,
+    keep_alive: bool,
+    limit: Duration,
+) -> bool {
+    let mut response = text_response_head(body.len(), keep_alive);
+    response.push_str(body);
+    let write = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.flush().await
+    };
+    matches!(timeout(limit, write).await, Ok(Ok(())))
+}
