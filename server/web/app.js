@@ -103,6 +103,8 @@ class Win {
     this.unread = 0;
     this.mentions = 0;
     this.members = new Set();
+    /** The members who are away, with their reason. */
+    this.away = new Map();
     this.topic = null;
     /** Shown messages by seq (rooms): each (namespace, room, seq) once. */
     this.bySeq = new Map();
@@ -342,6 +344,7 @@ class Page {
   onJoined({ nsp, reply, auto }) {
     const w = this.window(nsp, "room", reply.room);
     w.members = new Set(reply.members || []);
+    w.away = new Map((reply.away || []).map((n) => [n, ""]));
     w.topic = reply.topic || null;
     if (!auto) this.system(w, `you joined #${reply.room} (${w.members.size} member${w.members.size === 1 ? "" : "s"})`);
     for (const m of reply.history || []) this.addMessage(nsp, m, false);
@@ -360,13 +363,22 @@ class Page {
       leave: `${p.nick} left`,
       quit: `${p.nick} quit`,
       nick: `${p.previous} is now known as ${p.nick}`,
+      away: p.reason ? `${p.nick} is away: ${p.reason}` : `${p.nick} is away`,
+      back: `${p.nick} is back`,
     }[p.action] || `${p.nick}: ${p.action}`;
     if (p.action === "join") w.members.add(p.nick);
-    if (p.action === "leave" || p.action === "quit") w.members.delete(p.nick);
+    if (p.action === "leave" || p.action === "quit") {
+      w.members.delete(p.nick);
+      w.away.delete(p.nick);
+    }
     if (p.action === "nick") {
       w.members.delete(p.previous);
       w.members.add(p.nick);
+      if (w.away.has(p.previous)) w.away.set(p.nick, w.away.get(p.previous));
+      w.away.delete(p.previous);
     }
+    if (p.action === "away") w.away.set(p.nick, p.reason || "");
+    if (p.action === "back") w.away.delete(p.nick);
     w.typers.delete(p.previous || p.nick);
     this.system(w, text, "presence");
     if (w === this.active) {
@@ -512,9 +524,11 @@ class Page {
     const nicks = [...w.members].sort((a, b) => a.localeCompare(b));
     list.replaceChildren(
       ...nicks.map((n) => {
-        const b = el("button", "member", n);
+        const away = w.away.has(n);
+        const b = el("button", "member", n, away ? el("span", "away", " away") : null);
         b.type = "button";
         b.title = n === this.client.nick ? "you" : `Message ${n} privately`;
+        if (away) b.title += w.away.get(n) ? ` (away: ${w.away.get(n)})` : " (away)";
         if (n === this.client.nick) b.classList.add("self");
         else b.addEventListener("click", () => this.select(this.window(w.nsp, "dm", n)));
         return el("li", null, b);
@@ -879,9 +893,30 @@ class Page {
           report(`you are now ${r.nick}`);
           break;
         }
+        case "away":
+        case "back": {
+          const reason = cmd.toLowerCase() === "back" ? "" : arg;
+          const r = await this.client.away(nsp, reason);
+          report(r.away ? `you are away: ${r.away}` : "you are back");
+          break;
+        }
+        case "whois": {
+          if (!arg) return report("usage: /whois NICK", "error");
+          const r = await this.client.whois(nsp, arg);
+          const parts = [
+            r.online ? "online" : "offline",
+            r.registered ? "registered" : "guest",
+          ];
+          if (r.rooms && r.rooms.length) parts.push(`with you in ${r.rooms.map((x) => `#${x}`).join(" ")}`);
+          if (typeof r.idle_secs === "number") parts.push(`idle ${Math.round(r.idle_secs / 60)} min`);
+          if (r.away) parts.push(`away: ${r.away}`);
+          report(`${r.nick}: ${parts.join(", ")}`);
+          break;
+        }
         case "who": {
           if (!w || w.kind !== "room") return report("/who works in a room", "error");
           const r = await this.client.who(nsp, w.name);
+          w.away = new Map((r.away || []).map((n) => [n, w.away.get(n) || ""]));
           w.members = new Set(r.members);
           this.renderMembers();
           report(`in #${w.name}: ${r.members.join(", ")}`);
@@ -917,7 +952,8 @@ class Page {
         case "help":
           report(
             "/join #room · /leave · /me action · /msg NICK text · /topic [text|-] · /nick NEW · " +
-              "/who · /rooms · /ns /name · /close · Alt+Up/Down or Ctrl+K: switch · Esc: mark read",
+              "/who · /whois NICK · /away [reason] · /back · /rooms · /ns /name [key] · /close · " +
+              "Alt+Up/Down or Ctrl+K: switch · Esc: mark read",
           );
           break;
         default:
