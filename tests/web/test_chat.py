@@ -248,6 +248,30 @@ def test_mentions_are_highlighted_and_counted(pages, terminal):
     assert action.text_content() == "* bob"
 
 
+def test_away_back_and_whois(pages, terminal):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    bob.send("/away lunch")
+    log = ada.locator(f'ol[data-window="{GENERAL}"]')
+    ada.wait_for_function(
+        "() => [...document.querySelectorAll('#members .member')].some(b => b.textContent === 'bob away')"
+    )
+    assert "bob is away: lunch" in log.inner_text()
+    send(ada, "/whois bob")
+    ada.wait_for_function("() => document.querySelector('ol[data-window=\"/ #general\"]').textContent.includes('bob: online, guest, with you in #general')")
+    assert "away: lunch" in log.inner_text()
+    bob.send("/back")
+    ada.wait_for_function(
+        "() => [...document.querySelectorAll('#members .member')].some(b => b.textContent === 'bob')"
+    )
+    assert "bob is back" in log.inner_text()
+    send(ada, "/away in a meeting")
+    ada.wait_for_function("() => document.querySelector('ol[data-window=\"/ #general\"]').textContent.includes('you are away: in a meeting')")
+
+
 def test_html_and_script_in_a_message_show_as_text(pages):
     ada = pages.open("ada")
     cid = pages.open("cid")
