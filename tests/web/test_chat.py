@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page
 
 from conftest import SCREENSHOTS, Pages
-from harness import CSP, ROOT, ChatServer, PageServer
+from harness import CSP, ROOT, ChatServer, PageServer, free_port
 
 GENERAL = "/ #general"
 
@@ -350,9 +350,11 @@ def test_the_server_restarts_under_an_open_page_and_nothing_is_lost(pages, chat_
     assert ada.evaluate("JSON.parse(sessionStorage.getItem('chat.session.v1')).nss['/'].outbox") == []
 
 
-def test_a_page_reloaded_while_the_server_is_down_sends_its_unacked_messages_once(pages, chat_server):
-    ada = pages.open("ada")
-    cid = pages.open("cid")
+def test_a_page_reloaded_while_the_server_is_down_sends_its_unacked_messages_once(proxied_pages, chat_server):
+    # The page comes from the page server, which stays up (as a copy served from elsewhere
+    # would): a page served by chat-server cannot be reloaded while it is down.
+    ada = proxied_pages.open("ada")
+    cid = proxied_pages.open("cid")
     wait_joined(ada)
     wait_joined(cid)
     chat_server.stop()
@@ -460,8 +462,12 @@ def test_another_namespace_from_the_link_and_the_side_panel(pages):
 
 
 def test_the_page_runs_under_the_strict_csp(pages, chat_server):
-    """The page server sends the CSP chat-server will send; the page works under it (every
-    test fails on a CSP report in the console), and the policy is really in force."""
+    """The page works under the CSP chat-server sends with it (every test fails on a CSP
+    report in the console), and the policy is really in force."""
+    ada = pages.open(None)
+    response = ada.reload()
+    assert response.headers["content-security-policy"] == CSP
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     ada = pages.open("ada")
     wait_joined(ada)
     assert ada.evaluate("document.querySelectorAll('[style], script:not([src])').length") == 0
@@ -472,7 +478,7 @@ def test_the_page_runs_under_the_strict_csp(pages, chat_server):
             try { new WebSocket(url); } catch (e) { resolve('connect-src (thrown)'); }
             setTimeout(() => resolve(null), 2000);
         })""",
-        f"{chat_server.ws_url}/socket.io/?EIO=4&transport=websocket",
+        f"ws://127.0.0.1:{free_port()}/socket.io/?EIO=4&transport=websocket",
     )
     assert violated and violated.startswith("connect-src")
     pages.consoles[ada].clear()  # the violation was provoked on purpose
@@ -583,12 +589,12 @@ def chat_both_ways(page: Page, bob) -> None:
 
 
 @pytest.mark.parametrize("server_args", [["--ping-interval-ms", "300", "--ping-timeout-ms", "300"]])
-def test_polling_only_mode_chats(pages, terminal, chat_server, page_server):
+def test_polling_only_mode_chats(proxied_pages, terminal, chat_server, page_server):
     needs_polling(chat_server)
     bob = terminal("bob")
     bob.send("/join general")
     bob.wait_for("you joined #general")
-    ada = pages.open("ada", transport="polling")
+    ada = proxied_pages.open("ada", transport="polling")
     wait_joined(ada)
     assert ada.locator("#status").text_content() == "connected (long-polling)"
     # Pings come in a GET, pongs go in a POST: five of them and the session stays.
@@ -601,12 +607,12 @@ def test_polling_only_mode_chats(pages, terminal, chat_server, page_server):
 
 
 @pytest.mark.parametrize("websocket_policy", ["block"])
-def test_without_websockets_the_page_falls_back_to_polling(pages, terminal, chat_server):
+def test_without_websockets_the_page_falls_back_to_polling(proxied_pages, terminal, chat_server):
     needs_polling(chat_server)
     bob = terminal("bob")
     bob.send("/join general")
     bob.wait_for("you joined #general")
-    ada = pages.open("ada")
+    ada = proxied_pages.open("ada")
     wait_joined(ada)
     chat_both_ways(ada, bob)
     # The upgrade was tried (and refused): still on long-polling.
@@ -614,12 +620,12 @@ def test_without_websockets_the_page_falls_back_to_polling(pages, terminal, chat
 
 
 @pytest.mark.parametrize("websocket_policy", ["block-new"])
-def test_a_polling_session_upgrades_to_websocket(pages, terminal, chat_server, page_server):
+def test_a_polling_session_upgrades_to_websocket(proxied_pages, terminal, chat_server, page_server):
     needs_polling(chat_server)
     bob = terminal("bob")
     bob.send("/join general")
     bob.wait_for("you joined #general")
-    ada = pages.open("ada")
+    ada = proxied_pages.open("ada")
     wait_joined(ada)
     ada.wait_for_function(
         "() => document.getElementById('status').textContent === 'connected (WebSocket)'"
