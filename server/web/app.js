@@ -140,6 +140,8 @@ class Page {
     this.pendingJoin = null;
     this.lastTypingSent = new Map();
     this.typingTimer = null;
+    /** Messages a room's window keeps while its reader follows the newest. */
+    this.maxShown = 1000;
     this.bindStatic();
   }
 
@@ -643,6 +645,22 @@ class Page {
     w.typers.delete(m.from);
     if (w === this.active) this.renderTyping();
     if (live && later.length === 0 && m.from !== this.client.nick) this.bump(w, mentioned);
+    if (later.length === 0) this.trim(w);
+  }
+
+  /** Keeps a room's window to `maxShown` messages while its reader is at the bottom: the
+   * oldest go (scrolling up loads them again with `history`). */
+  trim(w) {
+    if (w.bySeq.size <= this.maxShown || !this.atBottom(w)) return;
+    const seqs = [...w.bySeq.keys()].sort((a, b) => a - b);
+    for (const seq of seqs.slice(0, seqs.length - Math.floor(this.maxShown * 0.8))) {
+      w.bySeq.get(seq).remove();
+      w.bySeq.delete(seq);
+    }
+    w.oldestSeq = Math.min(...w.bySeq.keys());
+    w.noOlder = false;
+    const beginning = w.log.querySelector("li.beginning");
+    if (beginning) beginning.remove();
   }
 
   addDm(nsp, d, live) {
@@ -769,6 +787,11 @@ class Page {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       this.submit();
+    } else if ((ev.key === "PageUp" || ev.key === "PageDown") && this.active) {
+      // The messages scroll from the input (older ones load at the top).
+      ev.preventDefault();
+      const log = this.active.log;
+      log.scrollBy(0, (ev.key === "PageUp" ? -0.9 : 0.9) * log.clientHeight);
     } else if (ev.key === "Escape") {
       ev.preventDefault();
       if (this.active) {
@@ -953,7 +976,7 @@ class Page {
           report(
             "/join #room · /leave · /me action · /msg NICK text · /topic [text|-] · /nick NEW · " +
               "/who · /whois NICK · /away [reason] · /back · /rooms · /ns /name [key] · /close · " +
-              "Alt+Up/Down or Ctrl+K: switch · Esc: mark read",
+              "Alt+Up/Down or Ctrl+K: switch · PageUp/PageDown: scroll · Esc: mark read",
           );
           break;
         default:
