@@ -403,14 +403,32 @@ def test_older_history_loads_when_scrolling_up(pages):
     wait_joined(cid)
     wait_shown(cid, ["ada: m70"])
     assert len(shown(cid)) == 50  # the join reply's history
-    log = cid.locator(f'ol[data-window="{GENERAL}"]')
-    for _ in range(10):
-        log.evaluate("el => { el.scrollTop = 0; }")
-        cid.wait_for_timeout(150)
+    # PageUp from the message input scrolls; at the top the older messages load.
+    for _ in range(40):
+        cid.locator("#composer").press("PageUp")
+        cid.wait_for_timeout(50)
         if len(shown(cid)) == 70:
             break
     assert shown(cid) == [f"ada: m{i}" for i in range(1, 71)]
     cid.wait_for_selector("li.beginning", state="attached")
+
+
+def test_a_window_keeps_its_newest_messages_and_reloads_the_older(pages):
+    ada = pages.open("ada", height=500)
+    wait_joined(ada)
+    ada.evaluate("() => { chatPage.maxShown = 30; }")
+    ada.evaluate("() => { for (let i = 1; i <= 40; i++) chatPage.client.send('/', 'general', `m${i}`); }")
+    wait_shown(ada, ["ada: m40"], timeout=15)
+    # Past 30, the oldest went down to 24 (80 %); the rest are still there, in order.
+    lines = shown(ada)
+    assert 24 <= len(lines) <= 30 and lines == [f"ada: m{i}" for i in range(41 - len(lines), 41)]
+    log = ada.locator(f'ol[data-window="{GENERAL}"]')
+    for _ in range(20):
+        log.evaluate("el => { el.scrollTop = 0; }")
+        ada.wait_for_timeout(100)
+        if shown(ada)[0] == "ada: m1":
+            break
+    assert shown(ada) == [f"ada: m{i}" for i in range(1, 41)]
 
 
 def test_a_registered_nick_gives_its_password_in_a_field_never_the_link(pages):
