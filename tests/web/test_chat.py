@@ -624,6 +624,19 @@ def test_polling_only_mode_chats(proxied_pages, terminal, chat_server, page_serv
     assert any(r.startswith("POST /socket.io/?EIO=4&transport=polling&sid=") for r in page_server.requests)
 
 
+def test_polling_only_mode_chats_straight_to_chat_server(pages, terminal, chat_server):
+    """The same without the page server in between: the browser's own keep-alive connections
+    to chat-server carry the held GET and the POSTs."""
+    needs_polling(chat_server)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    ada = pages.open("ada", transport="polling")
+    wait_joined(ada)
+    assert ada.locator("#status").text_content() == "connected (long-polling)"
+    chat_both_ways(ada, bob)
+
+
 @pytest.mark.parametrize("websocket_policy", ["block"])
 def test_without_websockets_the_page_falls_back_to_polling(proxied_pages, terminal, chat_server):
     needs_polling(chat_server)
