@@ -292,8 +292,9 @@ def test_html_and_script_in_a_message_show_as_text(pages):
     cid.wait_for_function("() => document.getElementById('window-topic').textContent === '<i>topic</i>'")
 
 
-def test_a_reloaded_page_catches_up_without_duplicates(pages, terminal):
-    ada = pages.open("ada")
+@pytest.mark.parametrize("transport", [None, "polling"])
+def test_a_reloaded_page_catches_up_without_duplicates(pages, terminal, transport):
+    ada = pages.open("ada", transport=transport)
     wait_joined(ada)
     bob = terminal("bob")
     bob.send("/join general")
