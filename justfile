@@ -25,7 +25,6 @@ bench:
 web-test *ARGS:
     bash tests/web/run.sh {{ARGS}}
 
-# Refresh the committed screenshots of the web page (docs/screenshots/, 360 and 1440 px, light
-# and dark) from the browser tests.
+# Refresh docs/screenshots/ (the web page at 360 and 1440 px, light and dark) from the browser tests.
 screenshots:
     UPDATE_SCREENSHOTS=1 bash tests/web/run.sh -k screenshots

@@ -103,6 +103,8 @@ class Win {
     this.unread = 0;
     this.mentions = 0;
     this.members = new Set();
+    /** The members who are away, with their reason. */
+    this.away = new Map();
     this.topic = null;
     /** Shown messages by seq (rooms): each (namespace, room, seq) once. */
     this.bySeq = new Map();
@@ -138,6 +140,8 @@ class Page {
     this.pendingJoin = null;
     this.lastTypingSent = new Map();
     this.typingTimer = null;
+    /** Messages a room's window keeps while its reader follows the newest. */
+    this.maxShown = 1000;
     this.bindStatic();
   }
 
@@ -239,7 +243,9 @@ class Page {
       client.openNamespace(nsp);
       this.nsWindow(nsp);
     }
-    if (!this.active) this.select(this.nsWindow(nsp));
+    // A resumed session opens on its first room; a link's room is selected once joined.
+    const firstRoom = this.ordered().find((w) => w.kind === "room");
+    if (!this.active) this.select(firstRoom || this.nsWindow(nsp));
     this.updateTitle();
   }
 
@@ -340,6 +346,7 @@ class Page {
   onJoined({ nsp, reply, auto }) {
     const w = this.window(nsp, "room", reply.room);
     w.members = new Set(reply.members || []);
+    w.away = new Map((reply.away || []).map((n) => [n, ""]));
     w.topic = reply.topic || null;
     if (!auto) this.system(w, `you joined #${reply.room} (${w.members.size} member${w.members.size === 1 ? "" : "s"})`);
     for (const m of reply.history || []) this.addMessage(nsp, m, false);
@@ -358,13 +365,22 @@ class Page {
       leave: `${p.nick} left`,
       quit: `${p.nick} quit`,
       nick: `${p.previous} is now known as ${p.nick}`,
+      away: p.reason ? `${p.nick} is away: ${p.reason}` : `${p.nick} is away`,
+      back: `${p.nick} is back`,
     }[p.action] || `${p.nick}: ${p.action}`;
     if (p.action === "join") w.members.add(p.nick);
-    if (p.action === "leave" || p.action === "quit") w.members.delete(p.nick);
+    if (p.action === "leave" || p.action === "quit") {
+      w.members.delete(p.nick);
+      w.away.delete(p.nick);
+    }
     if (p.action === "nick") {
       w.members.delete(p.previous);
       w.members.add(p.nick);
+      if (w.away.has(p.previous)) w.away.set(p.nick, w.away.get(p.previous));
+      w.away.delete(p.previous);
     }
+    if (p.action === "away") w.away.set(p.nick, p.reason || "");
+    if (p.action === "back") w.away.delete(p.nick);
     w.typers.delete(p.previous || p.nick);
     this.system(w, text, "presence");
     if (w === this.active) {
@@ -452,19 +468,34 @@ class Page {
 
   renderWindowList() {
     const list = $("window-list");
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     const items = [];
     for (const w of this.ordered()) {
       const b = el("button", "win", w.label);
       b.type = "button";
       b.dataset.key = w.key;
       if (w === this.active) b.setAttribute("aria-current", "true");
-      if (w.mentions > 0) b.append(el("span", "badge mention", String(w.mentions)));
-      else if (w.unread > 0) b.append(el("span", "badge", String(w.unread)));
+      // Unread messages, and among them those that mention us (every DM does).
+      if (w.unread > 0) {
+        const unread = el("span", "badge unread", String(w.unread));
+        unread.title = `${w.unread} unread`;
+        b.append(unread);
+      }
+      if (w.mentions > 0) {
+        const mentions = el("span", "badge mention", `@${w.mentions}`);
+        mentions.title = `${w.mentions} mentioning you`;
+        b.append(mentions);
+      }
       b.addEventListener("click", () => this.select(w));
       const li = el("li", `win-item kind-${w.kind}`, b);
       items.push(li);
     }
     list.replaceChildren(...items);
+    // Rebuilt under a keyboard user: the focus stays on the same window's button.
+    if (focused) {
+      const again = [...list.querySelectorAll("button")].find((b) => b.dataset.key === focused);
+      if (again) again.focus();
+    }
   }
 
   renderHeader() {
@@ -495,9 +526,11 @@ class Page {
     const nicks = [...w.members].sort((a, b) => a.localeCompare(b));
     list.replaceChildren(
       ...nicks.map((n) => {
-        const b = el("button", "member", n);
+        const away = w.away.has(n);
+        const b = el("button", "member", n, away ? el("span", "away", " away") : null);
         b.type = "button";
         b.title = n === this.client.nick ? "you" : `Message ${n} privately`;
+        if (away) b.title += w.away.get(n) ? ` (away: ${w.away.get(n)})` : " (away)";
         if (n === this.client.nick) b.classList.add("self");
         else b.addEventListener("click", () => this.select(this.window(w.nsp, "dm", n)));
         return el("li", null, b);
@@ -612,6 +645,22 @@ class Page {
     w.typers.delete(m.from);
     if (w === this.active) this.renderTyping();
     if (live && later.length === 0 && m.from !== this.client.nick) this.bump(w, mentioned);
+    if (later.length === 0) this.trim(w);
+  }
+
+  /** Keeps a room's window to `maxShown` messages while its reader is at the bottom: the
+   * oldest go (scrolling up loads them again with `history`). */
+  trim(w) {
+    if (w.bySeq.size <= this.maxShown || !this.atBottom(w)) return;
+    const seqs = [...w.bySeq.keys()].sort((a, b) => a - b);
+    for (const seq of seqs.slice(0, seqs.length - Math.floor(this.maxShown * 0.8))) {
+      w.bySeq.get(seq).remove();
+      w.bySeq.delete(seq);
+    }
+    w.oldestSeq = Math.min(...w.bySeq.keys());
+    w.noOlder = false;
+    const beginning = w.log.querySelector("li.beginning");
+    if (beginning) beginning.remove();
   }
 
   addDm(nsp, d, live) {
@@ -738,6 +787,11 @@ class Page {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       this.submit();
+    } else if ((ev.key === "PageUp" || ev.key === "PageDown") && this.active) {
+      // The messages scroll from the input (older ones load at the top).
+      ev.preventDefault();
+      const log = this.active.log;
+      log.scrollBy(0, (ev.key === "PageUp" ? -0.9 : 0.9) * log.clientHeight);
     } else if (ev.key === "Escape") {
       ev.preventDefault();
       if (this.active) {
@@ -862,9 +916,30 @@ class Page {
           report(`you are now ${r.nick}`);
           break;
         }
+        case "away":
+        case "back": {
+          const reason = cmd.toLowerCase() === "back" ? "" : arg;
+          const r = await this.client.away(nsp, reason);
+          report(r.away ? `you are away: ${r.away}` : "you are back");
+          break;
+        }
+        case "whois": {
+          if (!arg) return report("usage: /whois NICK", "error");
+          const r = await this.client.whois(nsp, arg);
+          const parts = [
+            r.online ? "online" : "offline",
+            r.registered ? "registered" : "guest",
+          ];
+          if (r.rooms && r.rooms.length) parts.push(`with you in ${r.rooms.map((x) => `#${x}`).join(" ")}`);
+          if (typeof r.idle_secs === "number") parts.push(`idle ${Math.round(r.idle_secs / 60)} min`);
+          if (r.away) parts.push(`away: ${r.away}`);
+          report(`${r.nick}: ${parts.join(", ")}`);
+          break;
+        }
         case "who": {
           if (!w || w.kind !== "room") return report("/who works in a room", "error");
           const r = await this.client.who(nsp, w.name);
+          w.away = new Map((r.away || []).map((n) => [n, w.away.get(n) || ""]));
           w.members = new Set(r.members);
           this.renderMembers();
           report(`in #${w.name}: ${r.members.join(", ")}`);
@@ -894,12 +969,14 @@ class Page {
               }
             }
             this.select(this.nsWindow("/"));
-          } else if (w) await this.leave(w);
+          } else if (w && w.kind !== "ns") await this.leave(w);
+          else report("/ stays open (use Log out)", "error");
           break;
         case "help":
           report(
             "/join #room · /leave · /me action · /msg NICK text · /topic [text|-] · /nick NEW · " +
-              "/who · /rooms · /ns /name · /close · Alt+Up/Down or Ctrl+K: switch · Esc: mark read",
+              "/who · /whois NICK · /away [reason] · /back · /rooms · /ns /name [key] · /close · " +
+              "Alt+Up/Down or Ctrl+K: switch · PageUp/PageDown: scroll · Esc: mark read",
           );
           break;
         default:
@@ -914,6 +991,7 @@ class Page {
 
   openSwitcher() {
     $("switcher").hidden = false;
+    this.switcherIndex = 0;
     const input = $("switcher-input");
     input.value = "";
     this.renderSwitcher();
@@ -925,16 +1003,28 @@ class Page {
     $("composer").focus();
   }
 
+  /** The windows whose name has what was typed: those it starts first, then the others. */
   switcherMatches() {
     const q = $("switcher-input").value.trim().toLowerCase().replace(/^[#@]/, "");
-    return this.ordered().filter((w) => `${w.nsp} ${w.label}`.toLowerCase().includes(q));
+    const rank = (w) => {
+      const name = w.label.replace(/^[#@]/, "").toLowerCase();
+      if (name.startsWith(q)) return 0;
+      if (name.includes(q)) return 1;
+      return w.nsp.toLowerCase().includes(q) ? 2 : 3;
+    };
+    const order = this.ordered();
+    return order
+      .filter((w) => rank(w) < 3)
+      .sort((a, b) => rank(a) - rank(b) || order.indexOf(a) - order.indexOf(b));
   }
 
   renderSwitcher() {
-    const items = this.switcherMatches().map((w, i) => {
+    const matches = this.switcherMatches();
+    this.switcherIndex = Math.max(0, Math.min(this.switcherIndex || 0, matches.length - 1));
+    const items = matches.map((w, i) => {
       const b = el("button", "win", `${w.label}`, w.nsp !== "/" ? el("span", "nsp", ` ${w.nsp}`) : null);
       b.type = "button";
-      if (i === 0) b.classList.add("first");
+      if (i === this.switcherIndex) b.classList.add("chosen");
       b.addEventListener("click", () => {
         $("switcher").hidden = true;
         this.select(w);
@@ -984,13 +1074,20 @@ class Page {
       if (document.body.classList.contains("show-rooms") && current) current.focus();
     });
     $("toggle-members").addEventListener("click", () => toggle("show-members", "toggle-members"));
-    $("switcher-input").addEventListener("input", () => this.renderSwitcher());
+    $("switcher-input").addEventListener("input", () => {
+      this.switcherIndex = 0;
+      this.renderSwitcher();
+    });
     $("switcher-input").addEventListener("keydown", (e) => {
-      if (e.key === "Enter") {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
         e.preventDefault();
-        const [first] = this.switcherMatches();
+        this.switcherIndex += e.key === "ArrowDown" ? 1 : -1;
+        this.renderSwitcher();
+      } else if (e.key === "Enter") {
+        e.preventDefault();
+        const chosen = this.switcherMatches()[this.switcherIndex];
         $("switcher").hidden = true;
-        if (first) this.select(first);
+        if (chosen) this.select(chosen);
         else $("composer").focus();
       }
     });

@@ -29,6 +29,8 @@ export const REQUEST = Object.freeze({
   HISTORY: "history",
   TYPING: "typing",
   PING: "ping",
+  WHOIS: "whois",
+  AWAY: "away",
 });
 
 export const SERVER_EVENTS = Object.freeze([
@@ -147,6 +149,10 @@ export class ChatClient {
     this.store = store;
     this.nick = null;
     this.password = null;
+    /** The away reason (null: here). Away belongs to a connection: said again after a
+     * reconnect. */
+    this.awayReason = null;
+    this.awaySentIn = null;
     this.namespaces = new Map();
     this.listeners = new Map();
     /** The Engine session each outbox entry was last sent in (not saved: a reload sends
@@ -278,6 +284,10 @@ export class ChatClient {
     ns.busyRefusals = 0;
     ns.nickRetries = 0;
     this.fire("ns", { nsp: ns.name, state: "connected", resumed });
+    if (this.awayReason && this.awaySentIn !== this.manager.sessions) {
+      this.awaySentIn = this.manager.sessions;
+      this.away(ns.name, this.awayReason).catch(() => {});
+    }
     for (const room of Object.keys(ns.since)) {
       this.join(ns.name, room, true).catch(() => {});
     }
@@ -443,6 +453,19 @@ export class ChatClient {
 
   who(nsp, room) {
     return this.request(nsp, REQUEST.WHO, { room });
+  }
+
+  whois(nsp, nick) {
+    return this.request(nsp, REQUEST.WHOIS, { nick });
+  }
+
+  /** Away with a reason, back without one (for the whole connection, every namespace). */
+  async away(nsp, reason) {
+    const req = reason ? { reason } : {};
+    const reply = await this.request(nsp, REQUEST.AWAY, req);
+    this.awayReason = reply.away || null;
+    this.awaySentIn = this.manager.sessions;
+    return reply;
   }
 
   listRooms(nsp) {

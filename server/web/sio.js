@@ -338,15 +338,21 @@ export class Engine {
     const ws = new WsTransport(engineUrl(this.base, "websocket", sid));
     let probed = false;
     const giveUp = (why) => {
+      clearTimeout(timer);
       ws.abort();
       this.log(`staying on long-polling (${why})`);
     };
+    // A probe not answered in time is given up (the server gives up its side too).
+    const timer = setTimeout(() => {
+      if (!probed) giveUp("no answer to the probe");
+    }, 10000);
     ws.onpacket = async (p) => {
       if (probed || p !== "3probe") {
         giveUp("unexpected answer to the probe");
         return;
       }
       probed = true;
+      clearTimeout(timer);
       const polling = this.transport;
       await polling.pause();
       if (this.closed || polling.closed) {

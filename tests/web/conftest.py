@@ -4,6 +4,7 @@ sessionStorage) and headless terminal clients."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -50,10 +51,14 @@ def page_server(chat_server: ChatServer, websocket_policy: str):
 
 
 @pytest.fixture
-def page_origin(page_server: PageServer, chat_server: ChatServer) -> str:
-    """Where the page is loaded from. Once chat-server serves it at `/`, this is the one line
-    to change: `return chat_server.http_url` (and the page_server fixture goes)."""
-    return page_server.url
+def page_origin(request, chat_server: ChatServer) -> str:
+    """Where the page is loaded from: chat-server itself, which serves server/web/ compiled in
+    (run.sh rebuilds it, so the page is the working tree's). With CHAT_WEB_FROM_FILES=1 the
+    page server serves the files as they are on disk instead (for a chat-server binary from
+    elsewhere, CHAT_BIN_DIR, or a quick edit-and-run without a build)."""
+    if os.environ.get("CHAT_WEB_FROM_FILES") == "1":
+        return request.getfixturevalue("page_server").url
+    return chat_server.http_url
 
 
 class Pages:
@@ -117,6 +122,15 @@ class Pages:
 @pytest.fixture
 def pages(browser, page_origin):
     p = Pages(browser, page_origin)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def proxied_pages(browser, page_server):
+    """Pages loaded from the page server, whose /socket.io/ proxy a test can make refuse
+    WebSockets (websocket_policy) and whose requests it can read."""
+    p = Pages(browser, page_server.url)
     yield p
     p.close()
 

@@ -2,11 +2,11 @@
 
 - `ChatServer`: target/debug/chat-server on a free loopback port with a SQLite file in a
   temporary directory (so a restart keeps history); `restart()` comes back on the same port.
-- `PageServer`: serves `server/web/` with the Content-Security-Policy chat-server will send,
-  and passes `/socket.io/` (long-polling requests and WebSocket upgrades, byte for byte) to
-  the chat-server, so the page talks to its own origin exactly as when chat-server serves it.
-  Once chat-server serves the page at `/`, `conftest.page_origin` returns
-  `chat_server.http_url` instead and this class goes.
+- `PageServer`: serves `server/web/` from disk with the Content-Security-Policy chat-server
+  sends, and passes `/socket.io/` (long-polling requests and WebSocket upgrades, byte for
+  byte) to the chat-server, so the page talks to its own origin as when chat-server serves
+  it; a test can make it refuse WebSocket upgrades and read the requests. (Most tests load
+  the page from chat-server itself: `conftest.page_origin`.)
 - `TerminalClient`: `chat --script - --nick NAME`, fed lines on stdin; every line it shows
   comes back on stdout as `[namespace window] line`.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "server" / "web"
 
-# What chat-server will send with the page (docs: tests/web/README.md).
+# What chat-server sends with the page (server/src/web.rs; server/web/README.md).
 CSP = (
     "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

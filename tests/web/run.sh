@@ -3,8 +3,7 @@
 # for Python, against a real chat-server and the headless terminal client.
 #
 # Creates tests/web/.venv (gitignored) and installs Playwright and pytest into it when
-# missing; builds chat-server and chat (debug) when target/debug lacks them (or uses
-# $CHAT_BIN_DIR). Chromium comes from the system (`apt-get install chromium`; Playwright's
+# missing; builds chat-server and chat (debug; or takes them from $CHAT_BIN_DIR). Chromium comes from the system (`apt-get install chromium`; Playwright's
 # own browser download is not used). Arguments go to pytest: `tests/web/run.sh -k reload`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,9 +23,11 @@ if ! "$venv/bin/python" -c "import playwright, pytest" 2>/dev/null; then
     "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
 fi
 
-bins="${CHAT_BIN_DIR:-$root/target/debug}"
-if [ -z "${CHAT_BIN_DIR:-}" ] && { [ ! -x "$bins/chat-server" ] || [ ! -x "$bins/chat" ]; }; then
-    (cd "$root" && cargo build -p chat-server -p chat-client)
+# chat-server serves the page compiled in: build it (a no-op when nothing changed) so the
+# page tested is the working tree's. CHAT_BIN_DIR: binaries from elsewhere, not built here
+# (with CHAT_WEB_FROM_FILES=1 the page then comes from the files on disk).
+if [ -z "${CHAT_BIN_DIR:-}" ]; then
+    (cd "$root" && cargo build -q -p chat-server -p chat-client)
 fi
 
 cd "$here"

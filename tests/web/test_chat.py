@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page
 
 from conftest import SCREENSHOTS, Pages
-from harness import CSP, ROOT, ChatServer, PageServer
+from harness import CSP, ROOT, ChatServer, PageServer, free_port
 
 GENERAL = "/ #general"
 
@@ -62,6 +62,59 @@ def send(page: Page, text: str) -> None:
 
 def only_once(lines: list[str], line: str) -> None:
     assert lines.count(line) == 1, f"{line!r} shown {lines.count(line)} times: {lines}"
+
+
+def test_sio_codecs_read_and_write_the_wire_strings_of_the_protocol(pages):
+    """sio.js's packet and payload codecs, on the literal strings of docs/PROTOCOL.md and the
+    Engine.IO v4 long-polling payload format. (A Socket.IO packet is what follows the Engine.IO
+    message type `4`: the frame `431[...]` carries the packet `31[...]`.)"""
+    page = pages.open(None)
+    result = page.evaluate(
+        """async () => {
+            const sio = await import('/sio.js');
+            const out = {};
+            out.connect = sio.encodePacket(0, '/', {nick: 'ada'});
+            out.connectNs = sio.encodePacket(0, '/team', {nick: 'ada', since: {ops: 4}});
+            out.event = sio.encodePacket(2, '/', ['join', {room: 'general'}], 0);
+            out.eventNs = sio.encodePacket(2, '/team', ['typing', {room: 'ops'}]);
+            out.disconnectNs = sio.encodePacket(1, '/team');
+            out.ack = sio.decodePacket('31[{"ok":true,"message":{"seq":1}}]');
+            out.ackNs = sio.decodePacket('3/team,12[{"ok":true}]');
+            out.error = sio.decodePacket('4/ops,{"message":"namespace /ops requires a key","data":{"code":"forbidden"}}');
+            out.connected = sio.decodePacket('0{"sid":"Be4n_o_jMH4RIE0PFm5H"}');
+            out.serverDisconnect = sio.decodePacket('1/team,');
+            out.binary = sio.decodePacket('51-["up",{"_placeholder":true,"num":0}]');
+            out.payload = sio.decodePayload('2\x1e451-["up",{"_placeholder":true,"num":0}]\x1ebAQID')
+                .map(p => typeof p === 'string' ? p : Array.from(p));
+            out.empty = sio.decodePayload('');
+            out.ws = sio.engineUrl('http://127.0.0.1:7878', 'websocket');
+            out.wsUpgrade = sio.engineUrl('https://chat.example', 'websocket', 'abc');
+            out.polling = sio.engineUrl('http://127.0.0.1:7878', 'polling', 'abc');
+            out.delays = Array.from({length: 200}, (_, i) => sio.backoff(i % 8, 250, 3000));
+            return out;
+        }"""
+    )
+    assert result["connect"] == '0{"nick":"ada"}'
+    assert result["connectNs"] == '0/team,{"nick":"ada","since":{"ops":4}}'
+    assert result["event"] == '20["join",{"room":"general"}]'
+    assert result["eventNs"] == '2/team,["typing",{"room":"ops"}]'
+    assert result["disconnectNs"] == "1/team,"
+    assert result["ack"] == {"type": 3, "nsp": "/", "id": 1, "data": [{"ok": True, "message": {"seq": 1}}], "binary": False}
+    assert result["ackNs"]["nsp"] == "/team" and result["ackNs"]["id"] == 12
+    assert result["error"]["type"] == 4 and result["error"]["data"]["data"]["code"] == "forbidden"
+    assert result["connected"]["data"] == {"sid": "Be4n_o_jMH4RIE0PFm5H"} and result["connected"]["id"] is None
+    assert result["serverDisconnect"] == {"type": 1, "nsp": "/team", "id": None, "data": None, "binary": False}
+    assert result["binary"]["binary"] and result["binary"]["data"][0] == "up"
+    assert result["payload"] == ["2", '451-["up",{"_placeholder":true,"num":0}]', [1, 2, 3]]
+    assert result["empty"] == []
+    assert result["ws"] == "ws://127.0.0.1:7878/socket.io/?EIO=4&transport=websocket"
+    assert result["wsUpgrade"] == "wss://chat.example/socket.io/?EIO=4&transport=websocket&sid=abc"
+    assert result["polling"] == "http://127.0.0.1:7878/socket.io/?EIO=4&transport=polling&sid=abc"
+    # Reconnect delays: 250 ms doubling to a 3 s cap, times a jitter of 0.5 to 1.
+    delays = result["delays"]
+    assert min(delays) >= 125 and max(delays) <= 3000
+    assert all(125 <= d <= 250 for d in delays[0::8])
+    assert all(1500 <= d <= 3000 for d in delays[7::8])
 
 
 def test_two_pages_and_a_terminal_see_each_message_once_in_order(pages, terminal):
@@ -141,8 +194,8 @@ def test_a_direct_message_between_a_page_and_the_terminal(pages, terminal):
     ada.wait_for_selector('ol[data-window="/ @bob"]', state="attached")
     wait_shown(ada, ["bob: psst, ada"], window="/ @bob")
     # Counted as unread and a mention while ada looks at #general; the title says so.
-    badge = ada.locator('button[data-key="/ @bob"] .badge')
-    assert badge.text_content() == "1"
+    assert ada.locator('button[data-key="/ @bob"] .badge.unread').text_content() == "1"
+    assert ada.locator('button[data-key="/ @bob"] .badge.mention').text_content() == "@1"
     assert ada.title().startswith("(1!)")
     # Keyboard: Alt+Down goes to the next window (the conversation with bob).
     ada.keyboard.press("Alt+ArrowDown")
@@ -157,6 +210,16 @@ def test_a_direct_message_between_a_page_and_the_terminal(pages, terminal):
     ada.locator("#switcher-input").type("gen")
     ada.keyboard.press("Enter")
     ada.wait_for_function("() => chatPage.active.key === '/ #general'")
+    assert ada.evaluate("document.activeElement.id") == "composer"
+    # Ctrl+K, Down, Enter: the second window of the list; Esc closes it with no change.
+    ada.keyboard.press("Control+k")
+    ada.keyboard.press("ArrowDown")
+    ada.keyboard.press("Enter")
+    ada.wait_for_function("() => chatPage.active.key === '/ #general'")
+    ada.keyboard.press("Control+k")
+    ada.keyboard.press("Escape")
+    assert ada.locator("#switcher").is_hidden()
+    assert ada.evaluate("document.activeElement.id") == "composer"
 
 
 def test_mentions_are_highlighted_and_counted(pages, terminal):
@@ -173,13 +236,40 @@ def test_mentions_are_highlighted_and_counted(pages, terminal):
     ada.wait_for_function(
         "() => document.querySelector('button[data-key=\"/ #general\"] .badge.mention')"
     )
-    assert ada.locator('button[data-key="/ #general"] .badge').text_content() == "1"
-    assert ada.title().startswith("(2!)")
+    # Both messages counted (the action arrives after the mention).
+    ada.wait_for_function("() => document.title.startsWith('(2!)')")
+    # Two unread, one of them a mention.
+    assert ada.locator('button[data-key="/ #general"] .badge.unread').text_content() == "2"
+    assert ada.locator('button[data-key="/ #general"] .badge.mention').text_content() == "@1"
     ada.locator('button[data-key="/ #general"]').click()
     mark = ada.locator(f'ol[data-window="{GENERAL}"] li.mentioned mark.mention')
     assert mark.text_content() == "ada"
     action = ada.locator(f'ol[data-window="{GENERAL}"] li.action .from')
     assert action.text_content() == "* bob"
+
+
+def test_away_back_and_whois(pages, terminal):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    bob.send("/away lunch")
+    log = ada.locator(f'ol[data-window="{GENERAL}"]')
+    ada.wait_for_function(
+        "() => [...document.querySelectorAll('#members .member')].some(b => b.textContent === 'bob away')"
+    )
+    assert "bob is away: lunch" in log.inner_text()
+    send(ada, "/whois bob")
+    ada.wait_for_function("() => document.querySelector('ol[data-window=\"/ #general\"]').textContent.includes('bob: online, guest, with you in #general')")
+    assert "away: lunch" in log.inner_text()
+    bob.send("/back")
+    ada.wait_for_function(
+        "() => [...document.querySelectorAll('#members .member')].some(b => b.textContent === 'bob')"
+    )
+    assert "bob is back" in log.inner_text()
+    send(ada, "/away in a meeting")
+    ada.wait_for_function("() => document.querySelector('ol[data-window=\"/ #general\"]').textContent.includes('you are away: in a meeting')")
 
 
 def test_html_and_script_in_a_message_show_as_text(pages):
@@ -202,8 +292,9 @@ def test_html_and_script_in_a_message_show_as_text(pages):
     cid.wait_for_function("() => document.getElementById('window-topic').textContent === '<i>topic</i>'")
 
 
-def test_a_reloaded_page_catches_up_without_duplicates(pages, terminal):
-    ada = pages.open("ada")
+@pytest.mark.parametrize("transport", [None, "polling"])
+def test_a_reloaded_page_catches_up_without_duplicates(pages, terminal, transport):
+    ada = pages.open("ada", transport=transport)
     wait_joined(ada)
     bob = terminal("bob")
     bob.send("/join general")
@@ -260,6 +351,29 @@ def test_the_server_restarts_under_an_open_page_and_nothing_is_lost(pages, chat_
     assert ada.evaluate("JSON.parse(sessionStorage.getItem('chat.session.v1')).nss['/'].outbox") == []
 
 
+def test_a_page_reloaded_while_the_server_is_down_sends_its_unacked_messages_once(proxied_pages, chat_server):
+    # The page comes from the page server, which stays up (as a copy served from elsewhere
+    # would): a page served by chat-server cannot be reloaded while it is down.
+    ada = proxied_pages.open("ada")
+    cid = proxied_pages.open("cid")
+    wait_joined(ada)
+    wait_joined(cid)
+    chat_server.stop()
+    ada.wait_for_function("() => document.getElementById('status').dataset.state !== 'open'")
+    send(ada, "typed before the reload")
+    ada.reload()
+    # Shown again from sessionStorage, still pending.
+    ada.wait_for_function(
+        "() => [...document.querySelectorAll('li.msg.pending .text')].some(e => e.textContent === 'typed before the reload')"
+    )
+    chat_server.start()
+    for page in (ada, cid):
+        wait_shown(page, ["ada: typed before the reload"], timeout=15)
+    ada.wait_for_timeout(300)
+    assert shown(ada) == ["ada: typed before the reload"]
+    assert shown(cid) == ["ada: typed before the reload"]
+
+
 def test_a_message_acked_before_a_lost_connection_is_not_repeated(pages, chat_server):
     """A cid re-sent after a reconnect is stored once: the page drops its pending copy."""
     ada = pages.open("ada")
@@ -290,14 +404,32 @@ def test_older_history_loads_when_scrolling_up(pages):
     wait_joined(cid)
     wait_shown(cid, ["ada: m70"])
     assert len(shown(cid)) == 50  # the join reply's history
-    log = cid.locator(f'ol[data-window="{GENERAL}"]')
-    for _ in range(10):
-        log.evaluate("el => { el.scrollTop = 0; }")
-        cid.wait_for_timeout(150)
+    # PageUp from the message input scrolls; at the top the older messages load.
+    for _ in range(40):
+        cid.locator("#composer").press("PageUp")
+        cid.wait_for_timeout(50)
         if len(shown(cid)) == 70:
             break
     assert shown(cid) == [f"ada: m{i}" for i in range(1, 71)]
     cid.wait_for_selector("li.beginning", state="attached")
+
+
+def test_a_window_keeps_its_newest_messages_and_reloads_the_older(pages):
+    ada = pages.open("ada", height=500)
+    wait_joined(ada)
+    ada.evaluate("() => { chatPage.maxShown = 30; }")
+    ada.evaluate("() => { for (let i = 1; i <= 40; i++) chatPage.client.send('/', 'general', `m${i}`); }")
+    wait_shown(ada, ["ada: m40"], timeout=15)
+    # Past 30, the oldest went down to 24 (80 %); the rest are still there, in order.
+    lines = shown(ada)
+    assert 24 <= len(lines) <= 30 and lines == [f"ada: m{i}" for i in range(41 - len(lines), 41)]
+    log = ada.locator(f'ol[data-window="{GENERAL}"]')
+    for _ in range(20):
+        log.evaluate("el => { el.scrollTop = 0; }")
+        ada.wait_for_timeout(100)
+        if shown(ada)[0] == "ada: m1":
+            break
+    assert shown(ada) == [f"ada: m{i}" for i in range(1, 41)]
 
 
 def test_a_registered_nick_gives_its_password_in_a_field_never_the_link(pages):
@@ -349,8 +481,12 @@ def test_another_namespace_from_the_link_and_the_side_panel(pages):
 
 
 def test_the_page_runs_under_the_strict_csp(pages, chat_server):
-    """The page server sends the CSP chat-server will send; the page works under it (every
-    test fails on a CSP report in the console), and the policy is really in force."""
+    """The page works under the CSP chat-server sends with it (every test fails on a CSP
+    report in the console), and the policy is really in force."""
+    ada = pages.open(None)
+    response = ada.reload()
+    assert response.headers["content-security-policy"] == CSP
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
     ada = pages.open("ada")
     wait_joined(ada)
     assert ada.evaluate("document.querySelectorAll('[style], script:not([src])').length") == 0
@@ -361,7 +497,7 @@ def test_the_page_runs_under_the_strict_csp(pages, chat_server):
             try { new WebSocket(url); } catch (e) { resolve('connect-src (thrown)'); }
             setTimeout(() => resolve(null), 2000);
         })""",
-        f"{chat_server.ws_url}/socket.io/?EIO=4&transport=websocket",
+        f"ws://127.0.0.1:{free_port()}/socket.io/?EIO=4&transport=websocket",
     )
     assert violated and violated.startswith("connect-src")
     pages.consoles[ada].clear()  # the violation was provoked on purpose
@@ -472,12 +608,12 @@ def chat_both_ways(page: Page, bob) -> None:
 
 
 @pytest.mark.parametrize("server_args", [["--ping-interval-ms", "300", "--ping-timeout-ms", "300"]])
-def test_polling_only_mode_chats(pages, terminal, chat_server, page_server):
+def test_polling_only_mode_chats(proxied_pages, terminal, chat_server, page_server):
     needs_polling(chat_server)
     bob = terminal("bob")
     bob.send("/join general")
     bob.wait_for("you joined #general")
-    ada = pages.open("ada", transport="polling")
+    ada = proxied_pages.open("ada", transport="polling")
     wait_joined(ada)
     assert ada.locator("#status").text_content() == "connected (long-polling)"
     # Pings come in a GET, pongs go in a POST: five of them and the session stays.
@@ -489,13 +625,26 @@ def test_polling_only_mode_chats(pages, terminal, chat_server, page_server):
     assert any(r.startswith("POST /socket.io/?EIO=4&transport=polling&sid=") for r in page_server.requests)
 
 
-@pytest.mark.parametrize("websocket_policy", ["block"])
-def test_without_websockets_the_page_falls_back_to_polling(pages, terminal, chat_server):
+def test_polling_only_mode_chats_straight_to_chat_server(pages, terminal, chat_server):
+    """The same without the page server in between: the browser's own keep-alive connections
+    to chat-server carry the held GET and the POSTs."""
     needs_polling(chat_server)
     bob = terminal("bob")
     bob.send("/join general")
     bob.wait_for("you joined #general")
-    ada = pages.open("ada")
+    ada = pages.open("ada", transport="polling")
+    wait_joined(ada)
+    assert ada.locator("#status").text_content() == "connected (long-polling)"
+    chat_both_ways(ada, bob)
+
+
+@pytest.mark.parametrize("websocket_policy", ["block"])
+def test_without_websockets_the_page_falls_back_to_polling(proxied_pages, terminal, chat_server):
+    needs_polling(chat_server)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    ada = proxied_pages.open("ada")
     wait_joined(ada)
     chat_both_ways(ada, bob)
     # The upgrade was tried (and refused): still on long-polling.
@@ -503,12 +652,12 @@ def test_without_websockets_the_page_falls_back_to_polling(pages, terminal, chat
 
 
 @pytest.mark.parametrize("websocket_policy", ["block-new"])
-def test_a_polling_session_upgrades_to_websocket(pages, terminal, chat_server, page_server):
+def test_a_polling_session_upgrades_to_websocket(proxied_pages, terminal, chat_server, page_server):
     needs_polling(chat_server)
     bob = terminal("bob")
     bob.send("/join general")
     bob.wait_for("you joined #general")
-    ada = pages.open("ada")
+    ada = proxied_pages.open("ada")
     wait_joined(ada)
     ada.wait_for_function(
         "() => document.getElementById('status').textContent === 'connected (WebSocket)'"
@@ -543,8 +692,8 @@ def test_screenshots(pages, terminal):
         bob.send("/join random")
         bob.send("anyone for lunch?")
         bob.send("/msg ada the release notes are in the wiki")
-        page.wait_for_selector('button[data-key="/ #random"] .badge', state="attached")
-        page.wait_for_selector('button[data-key="/ @bob"] .badge', state="attached")
+        page.wait_for_selector('button[data-key="/ #random"] .badge.unread', state="attached")
+        page.wait_for_selector('button[data-key="/ @bob"] .badge.mention', state="attached")
         if (width, scheme) == (360, "light"):
             send(page, "on it: a line\nand a second line")
             wait_shown(page, ["ada: on it: a line\nand a second line"])
@@ -558,7 +707,18 @@ def test_screenshots(pages, terminal):
             name = f"chat-{width}-{scheme}-rooms.png"
             page.screenshot(path=str(SCREENSHOTS / name))
             out.append(name)
+        if (width, scheme) == (1440, "dark"):
+            page.keyboard.press("Control+k")
+            page.locator("#switcher-input").type("r")
+            name = f"chat-{width}-{scheme}-switcher.png"
+            page.screenshot(path=str(SCREENSHOTS / name))
+            out.append(name)
         page.context.close()
+    login = pages.open(None, width=360, height=740)
+    login.wait_for_selector("#login-nick")
+    name = "chat-360-light-login.png"
+    login.screenshot(path=str(SCREENSHOTS / name))
+    out.append(name)
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         docs = ROOT / "docs" / "screenshots"
         docs.mkdir(parents=True, exist_ok=True)
