@@ -2,7 +2,7 @@
 //! namespace), the slots of its `message`s waiting for their commit, and its budget of
 //! room joins.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,8 +21,9 @@ pub struct Session {
     /// Why the user is away (`away`), if they are.
     pub(super) away: Mutex<Option<String>>,
     /// When the user last sent a message or direct message or joined a room (`whois`'s
-    /// idle time).
-    pub(super) last_active: Mutex<Instant>,
+    /// idle time): milliseconds since `started` (an atomic: it is written on every message).
+    last_active_ms: AtomicU64,
+    started: Instant,
     /// The waiting direct messages were sent on this connection (once per connection: a
     /// namespace left and CONNECTed again does not read them again).
     dms_sent: AtomicBool,
@@ -55,7 +56,8 @@ impl Session {
             authenticated: AtomicBool::new(authenticated),
             dms_sent: AtomicBool::new(false),
             away: Mutex::new(None),
-            last_active: Mutex::new(Instant::now()),
+            last_active_ms: AtomicU64::new(0),
+            started: Instant::now(),
             sockets: Mutex::new(Vec::new()),
             in_flight: tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT),
             joins: Mutex::new((join_burst, Instant::now())),
@@ -110,11 +112,13 @@ impl Session {
 
     /// The user did something (sent, joined): not idle.
     pub(crate) fn active(&self) {
-        *lock(&self.last_active) = Instant::now();
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_active_ms.store(ms, Ordering::Relaxed);
     }
 
     pub(crate) fn idle_secs(&self) -> u64 {
-        lock(&self.last_active).elapsed().as_secs()
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000
     }
 
     pub(crate) fn away(&self) -> Option<String> {
