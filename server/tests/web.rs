@@ -122,7 +122,10 @@ async fn the_page_and_its_files_are_served_with_their_types_tags_and_policy() {
     );
     request(&mut s, "GET", "/favicon.ico", "").await;
     let (status, _, body) = response(&mut s).await;
-    assert_eq!((status.as_str(), body.len()), ("HTTP/1.1 204 No Content", 0));
+    assert_eq!(
+        (status.as_str(), body.len()),
+        ("HTTP/1.1 204 No Content", 0)
+    );
     // Other methods: 405 with Allow; other paths: 404 and the connection closed.
     let mut s = TcpStream::connect(addr).await.unwrap();
     request(&mut s, "DELETE", "/", "").await;
