@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{Feed, HeldReceiver, PollingSession, session};
 use crate::Engine;
-use crate::http_io::{answer_text, read_body, refuse};
+use crate::http_io::{answer_text, read_body, refuse_with};
 use crate::outbox::{CloseReason, EncodedPacket};
 use crate::per_ip::PerIp;
 
@@ -34,18 +34,26 @@ where
 {
     let limit = engine.config().handshake_timeout;
     buf.drain(..req.head_len.min(buf.len()));
+    // Every answer, refusals too, carries the CORS headers an allowed origin gets, so its
+    // page can read the answer (or the error).
+    let cors = engine
+        .config()
+        .cors_origins
+        .answer_headers(req.origin.as_deref());
     let Some(sid) = req.sid.as_deref() else {
         // The handshake (a POST without sid is refused by the parser).
         return match session::open(engine, remote, req.query, per_ip) {
-            Ok(open) => answer_text(stream, &open, req.keep_alive, limit).await && req.keep_alive,
+            Ok(open) => {
+                answer_text(stream, &open, req.keep_alive, &cors, limit).await && req.keep_alive
+            }
             Err(refusal) => {
-                refuse(stream, &refusal, limit).await;
+                refuse_with(stream, &refusal, &cors, limit).await;
                 false
             }
         };
     };
     let Some(session) = engine.polling().get(sid) else {
-        refuse(stream, &HandshakeError::SESSION_UNKNOWN, limit).await;
+        refuse_with(stream, &HandshakeError::SESSION_UNKNOWN, &cors, limit).await;
         return false;
     };
     // A GET holds the session's outbox receiver until its answer is written: a second GET
@@ -59,7 +67,7 @@ where
     match answered {
         Ok(held) => {
             let body = held.as_ref().map_or("ok", |(body, _)| body.as_str());
-            let sent = answer_text(stream, body, req.keep_alive, limit).await;
+            let sent = answer_text(stream, body, req.keep_alive, &cors, limit).await;
             if !sent && held.is_some() {
                 // The packets taken for this answer did not reach the client: the session
                 // cannot go on without a gap.
@@ -69,7 +77,7 @@ where
             sent && req.keep_alive
         }
         Err(Some(refusal)) => {
-            refuse(stream, &refusal, limit).await;
+            refuse_with(stream, &refusal, &cors, limit).await;
             false
         }
         // The client went away.
