@@ -91,8 +91,8 @@ type Refused = Option<HandshakeError>;
 
 /// A held GET: waits until the session has packets to send, is closed or is being probed by
 /// a WebSocket, and returns the payload: what is queued (up to `max_payload` bytes), then `6`
-/// during a probe, or `1` once the session is closed and all is sent; with the receiver,
-/// given back when the answer is written.
+/// during a probe, or once the session is closed and all is sent `1` (`6` when the client's
+/// own `1` closed it); with the receiver, given back when the answer is written.
 async fn get<'s, S>(
     engine: &Engine,
     session: &'s PollingSession,
@@ -136,10 +136,13 @@ where
     let closed = rx.is_closed() && rx.is_empty();
     let mut body = String::new();
     payload::encode(batch.iter().flat_map(parts), &mut body);
-    if noop {
+    // The client's own close (`1`, in a POST) is answered with a noop, as the reference
+    // server answers it; a close of the server's with the close packet.
+    let closed_by_client = closed && rx.reason() == Some(CloseReason::NORMAL);
+    if noop || closed_by_client {
         payload::encode([Part::Text("6")], &mut body);
     }
-    if closed {
+    if closed && !closed_by_client {
         payload::encode([Part::Text("1")], &mut body);
     }
     if body.is_empty() {
