@@ -164,8 +164,8 @@ impl HandshakeError {
         code: 4,
         message: "Too many connections",
     };
-    /// A polling request on a session that moved to WebSocket, or a second WebSocket for
-    /// a session already upgrading (the Engine.IO reference answers these 400 code 3 too).
+    /// A polling request on a session that moved to WebSocket (the Engine.IO reference
+    /// answers it 400 code 3 too).
     pub const TRANSPORT_MISMATCH: Self = Self {
         status: 400,
         code: 3,
