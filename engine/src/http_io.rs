@@ -63,28 +63,51 @@ pub(crate) async fn refuse<S: AsyncWrite + Unpin>(
     refusal: &HandshakeError,
     limit: Duration,
 ) {
+    refuse_with(stream, refusal, "", limit).await;
+}
+
+/// [`refuse`] with more header lines (`extra`, each `Name: value\r\n`: CORS headers).
+pub(crate) async fn refuse_with<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    refusal: &HandshakeError,
+    extra: &str,
+    limit: Duration,
+) {
     let _ = timeout(limit, async {
-        stream.write_all(refusal.response().as_bytes()).await?;
+        stream
+            .write_all(refusal.response_with(extra).as_bytes())
+            .await?;
         stream.shutdown().await
     })
     .await;
 }
 
-/// Answers `200 OK` with a `text/plain` body, in one write, within `limit`; `false` when the
-/// client did not take it.
+/// Writes a whole answer and flushes it, within `limit`; `false` when the client did not
+/// take it.
+pub(crate) async fn answer<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &[u8],
+    limit: Duration,
+) -> bool {
+    let write = async {
+        stream.write_all(response).await?;
+        stream.flush().await
+    };
+    matches!(timeout(limit, write).await, Ok(Ok(())))
+}
+
+/// Answers `200 OK` with a `text/plain` body and the header lines `extra` (CORS headers), in
+/// one write, within `limit`; `false` when the client did not take it.
 pub(crate) async fn answer_text<S: AsyncWrite + Unpin>(
     stream: &mut S,
     body: &str,
     keep_alive: bool,
+    extra: &str,
     limit: Duration,
 ) -> bool {
-    let mut response = text_response_head(body.len(), keep_alive);
+    let mut response = text_response_head(body.len(), keep_alive, extra);
     response.push_str(body);
-    let write = async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.flush().await
-    };
-    matches!(timeout(limit, write).await, Ok(Ok(())))
+    answer(stream, response.as_bytes(), limit).await
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //!   (`/socket.io/?EIO=4&transport=websocket`), a long-polling request, or the upgrade of a
 //!   polling session; answers anything else with HTTP 400 JSON; one task per TCP connection.
 //! - `http_io`: bounded reading of request heads and bodies, and writing the answers.
+//! - [`cors`]: which browser origins may use the Engine.IO path (CORS headers, preflights)
+//!   and the `Origin` check of WebSocket upgrades; pure.
 //! - [`http_routes`]: the application's own routes for other paths (the chat's web page).
 //! - `per_ip`: the open sessions per IP address.
 //! - `polling`: Engine.IO long-polling sessions (held GET, POST, the upgrade to WebSocket).
@@ -46,6 +48,7 @@ pub mod adapter;
 pub mod broadcast;
 pub mod buffers;
 pub mod connection;
+pub mod cors;
 mod http_io;
 pub mod http_routes;
 pub mod listener;
@@ -70,6 +73,7 @@ pub use adapter::{
     Adapter, AdapterContext, BroadcastOptions, LocalAdapter, RoomEvent, RoomEventKind,
 };
 pub use broadcast::BroadcastOperator;
+pub use cors::CorsOrigins;
 pub use namespace::{
     ConnectError, ConnectRequest, ConnectionInfo, Event, Handlers, Namespace, Transport,
 };
@@ -200,6 +204,13 @@ pub struct EngineConfig {
     pub attachment_timeout: Duration,
     /// Most attachments one binary packet may announce (more: 1002 "protocol violation").
     pub max_attachments: usize,
+    /// Browser origins allowed to use the Engine.IO path from pages of their own (CORS on
+    /// long-polling answers and preflights; see [`cors`]). Same origin only by default.
+    pub cors_origins: CorsOrigins,
+    /// Refuse (403) a WebSocket upgrade whose `Origin` is neither allowed by `cors_origins`
+    /// nor the server's own `Host`. Off by default: credentials travel in the CONNECT
+    /// payload, not in cookies a browser would attach for another site's page.
+    pub check_ws_origin: bool,
 }
 
 impl Default for EngineConfig {
@@ -223,6 +234,8 @@ impl Default for EngineConfig {
             flood_timeout: Duration::from_secs(10),
             attachment_timeout: Duration::from_secs(10),
             max_attachments: 64,
+            cors_origins: CorsOrigins::SameOrigin,
+            check_ws_origin: false,
         }
     }
 }

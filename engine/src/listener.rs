@@ -1,6 +1,7 @@
 //! Accepts TCP connections, reads each request head itself and routes it (a WebSocket
-//! upgrade, a long-polling request, the upgrade of a polling session), so every request that
-//! is not a valid Engine.IO request gets the documented HTTP 400 JSON answer:
+//! upgrade, a long-polling request, the upgrade of a polling session, a CORS preflight: see
+//! `cors`), so every request that is not a valid Engine.IO request gets the documented HTTP
+//! 400 JSON answer:
 //! `{"code":N,"message":"..."}` with the Engine.IO error codes (0 transport unknown,
 //! 1 session id unknown, 2 bad handshake method, 3 bad request, 4 forbidden, 5 unsupported
 //! protocol version).
@@ -229,20 +230,47 @@ where
                 return;
             }
             Err(refusal) => {
+                let head = RequestHead::parse(&buf).ok();
                 if refusal == HandshakeError::TOO_LARGE {
                     // A body over max_payload ends the session it was for.
-                    if let Ok(head) = RequestHead::parse(&buf)
-                        && let Some(sid) = head.param("sid")
-                    {
+                    if let Some(sid) = head.as_ref().and_then(|h| h.param("sid")) {
                         engine.polling().close(sid, CloseReason::TOO_BIG);
                     }
                 }
+                // A refusal on the Engine.IO path is readable by an allowed origin's page.
+                let origin = head.as_ref().and_then(|h| h.header("origin"));
+                let cors = match refusal.status {
+                    404 => String::new(),
+                    _ => engine.config().cors_origins.answer_headers(origin),
+                };
                 debug!(%remote, status = refusal.status, "request refused");
-                http_io::refuse(&mut stream, &refusal, limit).await;
+                http_io::refuse_with(&mut stream, &refusal, &cors, limit).await;
                 return;
             }
         };
+        if let EngineRequest::WebSocket(upgrade) | EngineRequest::UpgradeSession { upgrade, .. } =
+            &request
+            && !websocket_origin_allowed(engine.config(), upgrade)
+        {
+            debug!(%remote, "WebSocket upgrade from an origin not allowed");
+            http_io::refuse(&mut stream, &HandshakeError::FORBIDDEN, limit).await;
+            return;
+        }
         match request {
+            EngineRequest::Preflight(preflight) => {
+                let answer = engine.config().cors_origins.preflight(&preflight);
+                let Ok(response) = answer else {
+                    debug!(%remote, "CORS preflight from an origin not allowed");
+                    http_io::refuse(&mut stream, &HandshakeError::FORBIDDEN, limit).await;
+                    return;
+                };
+                let sent = http_io::answer(&mut stream, response.as_bytes(), limit).await;
+                if !sent || !preflight.keep_alive {
+                    let _ = timeout(limit, stream.shutdown()).await;
+                    return;
+                }
+                buf.drain(..preflight.head_len.min(buf.len()));
+            }
             EngineRequest::WebSocket(upgrade) => {
                 let max = engine.config().max_connections_per_ip;
                 let (session_slot, within) = PerIp::enter(&per_ip, remote.ip(), max);
@@ -293,6 +321,15 @@ where
             }
         }
     }
+}
+
+/// Whether a WebSocket upgrade may proceed: always, unless `check_ws_origin` is on; then
+/// only without an `Origin`, from an allowed one, or from the server's own host.
+fn websocket_origin_allowed(config: &crate::EngineConfig, upgrade: &Upgrade) -> bool {
+    !config.check_ws_origin
+        || config
+            .cors_origins
+            .allows_websocket(upgrade.origin.as_deref(), upgrade.host.as_deref())
 }
 
 /// Answers a request for a path other than the Engine.IO one from the application's routes

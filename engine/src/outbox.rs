@@ -163,6 +163,8 @@ pub(crate) struct OutboxReceiver {
     shared: Arc<Shared>,
     /// The last batch larger than [`SMALL_BATCH`], if its buffers have not been given back.
     burst_at: Option<Instant>,
+    /// The last take ended with a packet queued by [`Outbox::send_alone`].
+    ended_alone: bool,
 }
 
 #[derive(Debug)]
@@ -202,6 +204,7 @@ pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
         OutboxReceiver {
             shared,
             burst_at: None,
+            ended_alone: false,
         },
     )
 }
@@ -335,10 +338,12 @@ impl OutboxReceiver {
             return None;
         }
         // A packet queued to end its batch limits this take to it.
-        let max = match queue.cuts.front() {
-            None => max,
-            Some(&cut) => max.min((cut - queue.taken) as usize + 1),
-        };
+        let to_cut = queue
+            .cuts
+            .front()
+            .map(|&cut| (cut - queue.taken) as usize + 1);
+        let max = to_cut.map_or(max, |n| max.min(n));
+        self.ended_alone = to_cut.is_some_and(|n| n <= max);
         if queue.packets.len() <= max {
             std::mem::swap(&mut queue.packets, batch);
         } else {
@@ -356,6 +361,11 @@ impl OutboxReceiver {
             self.burst_at = Some(Instant::now());
         }
         Some(Next::Packets)
+    }
+
+    /// Whether the last batch taken ended with a packet queued by [`Outbox::send_alone`].
+    pub(crate) fn ended_alone(&self) -> bool {
+        self.ended_alone
     }
 
     /// Moves queued packets into `batch` without waiting while their encoded size (`cost`)

@@ -16,8 +16,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(u) = parse_websocket_upgrade(data) {
         assert!(u.head_len <= data.len());
     }
-    if let Ok(EngineRequest::Polling(p)) = parse_engine_request(data, 1000) {
-        assert!(p.head_len <= data.len());
-        assert!(p.content_length <= 1000);
+    match parse_engine_request(data, 1000) {
+        Ok(EngineRequest::Polling(p)) => {
+            assert!(p.head_len <= data.len());
+            assert!(p.content_length <= 1000);
+        }
+        Ok(EngineRequest::Preflight(p)) => assert!(p.head_len <= data.len()),
+        _ => {}
     }
 });

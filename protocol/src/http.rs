@@ -164,8 +164,8 @@ impl HandshakeError {
         code: 4,
         message: "Too many connections",
     };
-    /// A polling request on a session that moved to WebSocket, or a second WebSocket for
-    /// a session already upgrading (the Engine.IO reference answers these 400 code 3 too).
+    /// A polling request on a session that moved to WebSocket (the Engine.IO reference
+    /// answers it 400 code 3 too).
     pub const TRANSPORT_MISMATCH: Self = Self {
         status: 400,
         code: 3,
@@ -189,11 +189,25 @@ impl HandshakeError {
         code: 4,
         message: "Too many sessions",
     };
+    /// A CORS preflight from an origin not allowed, or a WebSocket upgrade from one (with
+    /// the origin check on); the Engine.IO reference's answer to a refused request.
+    pub const FORBIDDEN: Self = Self {
+        status: 403,
+        code: 4,
+        message: "Forbidden",
+    };
 
     /// The whole HTTP response: status line, JSON body, `Connection: close`.
     pub fn response(&self) -> String {
+        self.response_with("")
+    }
+
+    /// [`HandshakeError::response`] with more header lines (`extra`: each `Name: value\r\n`,
+    /// the CORS headers of a refused polling request).
+    pub fn response_with(&self, extra: &str) -> String {
         let body = serde_json::json!({"code": self.code, "message": self.message}).to_string();
         let status = match self.status {
+            403 => "403 Forbidden",
             404 => "404 Not Found",
             411 => "411 Length Required",
             413 => "413 Payload Too Large",
@@ -208,7 +222,7 @@ impl HandshakeError {
             ""
         };
         format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{version}Connection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{version}{extra}Connection: close\r\n\r\n{body}",
             body.len()
         )
     }
@@ -222,6 +236,10 @@ pub struct Upgrade {
     pub query: String,
     /// How many bytes of the buffer the request head used.
     pub head_len: usize,
+    /// The `Origin` header (a browser's page), if any and UTF-8.
+    pub origin: Option<String>,
+    /// The `Host` header, if any and UTF-8 (what a same-origin page's `Origin` names).
+    pub host: Option<String>,
 }
 
 impl Upgrade {
@@ -246,6 +264,21 @@ pub enum EngineRequest {
     UpgradeSession { sid: String, upgrade: Upgrade },
     /// A long-polling request.
     Polling(PollRequest),
+    /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+    Preflight(Preflight),
+}
+
+/// A browser's CORS preflight for a cross-origin request on the Engine.IO path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    pub origin: String,
+    /// `Access-Control-Request-Headers`: the header names the request will carry.
+    pub request_headers: Option<String>,
+    /// The connection may carry another request (as [`PollRequest::keep_alive`], and no
+    /// body announced).
+    pub keep_alive: bool,
+    /// How many bytes of the buffer the request head used.
+    pub head_len: usize,
 }
 
 /// A long-polling request: `GET` without `sid` is the handshake, `GET` with one waits for
@@ -263,6 +296,8 @@ pub struct PollRequest {
     pub keep_alive: bool,
     /// How many bytes of the buffer the request head used.
     pub head_len: usize,
+    /// The `Origin` header (a browser's page), if any and UTF-8.
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,13 +306,37 @@ pub enum PollMethod {
     Post,
 }
 
-/// Checks any Engine.IO request head: the path (else 404), `EIO=4`, the transport
+/// Checks any Engine.IO request head: the path (else 404), a CORS preflight (`OPTIONS` with
+/// `Origin` and `Access-Control-Request-Method`, whatever its query), `EIO=4`, the transport
 /// (`websocket`: the WebSocket headers, with or without `sid`; `polling`: `GET`, or `POST`
 /// with a `Content-Length` of at most `max_body`, else 411 or 413). Never panics.
 pub fn parse_engine_request(buf: &[u8], max_body: usize) -> Result<EngineRequest, HandshakeError> {
     let head = RequestHead::parse(buf).map_err(|_| HandshakeError::BAD_REQUEST)?;
     if head.path != ENGINE_PATH && head.path != ENGINE_PATH.trim_end_matches('/') {
         return Err(HandshakeError::NOT_FOUND);
+    }
+    let keep_alive = if head.version == 0 {
+        head.lists("connection", "keep-alive")
+    } else {
+        !head.lists("connection", "close")
+    };
+    let origin = head.header("origin").map(str::to_owned);
+    if head.method == "OPTIONS"
+        && let Some(origin) = &origin
+        && head.header("access-control-request-method").is_some()
+    {
+        let has_body = head
+            .header("content-length")
+            .is_some_and(|v| v.trim() != "0")
+            || head.header("transfer-encoding").is_some();
+        return Ok(EngineRequest::Preflight(Preflight {
+            origin: origin.clone(),
+            request_headers: head
+                .header("access-control-request-headers")
+                .map(str::to_owned),
+            keep_alive: keep_alive && !has_body,
+            head_len: head.head_len,
+        }));
     }
     let transport = head.param("transport");
     if !matches!(transport, Some("websocket" | "polling")) {
@@ -324,11 +383,6 @@ pub fn parse_engine_request(buf: &[u8], max_body: usize) -> Result<EngineRequest
             return Err(HandshakeError::TOO_LARGE);
         }
     }
-    let keep_alive = if head.version == 0 {
-        head.lists("connection", "keep-alive")
-    } else {
-        !head.lists("connection", "close")
-    };
     Ok(EngineRequest::Polling(PollRequest {
         method,
         sid,
@@ -336,15 +390,17 @@ pub fn parse_engine_request(buf: &[u8], max_body: usize) -> Result<EngineRequest
         content_length,
         keep_alive,
         head_len: head.head_len,
+        origin,
     }))
 }
 
-/// The head of a `200 OK` with a `text/plain` body of `len` bytes (a polling answer), and
-/// `Connection: close` unless `keep_alive`.
-pub fn text_response_head(len: usize, keep_alive: bool) -> String {
+/// The head of a `200 OK` with a `text/plain` body of `len` bytes (a polling answer), the
+/// header lines `extra` (each `Name: value\r\n`: the CORS headers), and `Connection: close`
+/// unless `keep_alive`.
+pub fn text_response_head(len: usize, keep_alive: bool, extra: &str) -> String {
     let connection = if keep_alive { "keep-alive" } else { "close" };
     format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: {len}\r\nCache-Control: no-store\r\nConnection: {connection}\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: {len}\r\nCache-Control: no-store\r\n{extra}Connection: {connection}\r\n\r\n"
     )
 }
 
@@ -396,6 +452,8 @@ fn websocket_headers(head: &RequestHead<'_>) -> Result<Upgrade, HandshakeError> 
             accept_key: accept_key(key.trim()),
             query: head.query.to_owned(),
             head_len: head.head_len,
+            origin: head.header("origin").map(str::to_owned),
+            host: head.header("host").map(str::to_owned),
         }),
         _ => Err(HandshakeError::BAD_REQUEST),
     }
@@ -504,6 +562,49 @@ mod tests {
         assert_eq!(parse_upgrade(b"garbage\r\n\r\n").unwrap_err().code, 3);
     }
 
+    #[test]
+    fn a_preflight_is_options_with_an_origin_and_a_requested_method() {
+        let asks = "Origin: https://a.example\r\nAccess-Control-Request-Method: POST\r\n";
+        let Ok(EngineRequest::Preflight(p)) = poll(
+            "OPTIONS",
+            "EIO=4&transport=polling&t=1",
+            &format!("{asks}Access-Control-Request-Headers: content-type\r\n"),
+        ) else {
+            panic!("a preflight")
+        };
+        assert_eq!(p.origin, "https://a.example");
+        assert_eq!(p.request_headers.as_deref(), Some("content-type"));
+        assert!(p.keep_alive);
+        // Whatever the query: the request it precedes is checked on its own.
+        assert!(matches!(
+            poll("OPTIONS", "", asks),
+            Ok(EngineRequest::Preflight(_))
+        ));
+        let Ok(EngineRequest::Preflight(p)) = poll(
+            "OPTIONS",
+            "",
+            &format!("{asks}Content-Length: 3\r\nConnection: keep-alive\r\n"),
+        ) else {
+            panic!("a preflight")
+        };
+        assert!(!p.keep_alive, "a body is never read");
+        // Without Origin or without the requested method: no preflight, a bad method.
+        let q = "EIO=4&transport=polling";
+        let only_origin = poll("OPTIONS", q, "Origin: https://a.example\r\n");
+        assert_eq!(only_origin.unwrap_err(), HandshakeError::BAD_METHOD);
+        let only_method = poll("OPTIONS", q, "Access-Control-Request-Method: POST\r\n");
+        assert_eq!(only_method.unwrap_err(), HandshakeError::BAD_METHOD);
+        let elsewhere = "OPTIONS /other HTTP/1.1\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: POST\r\n\r\n";
+        assert_eq!(
+            parse_engine_request(elsewhere.as_bytes(), 100).unwrap_err(),
+            HandshakeError::NOT_FOUND
+        );
+        let r = HandshakeError::FORBIDDEN.response_with("X-A: b\r\n");
+        assert!(r.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{r}");
+        assert!(r.contains("\r\nX-A: b\r\nConnection: close\r\n"), "{r}");
+        assert!(r.ends_with(r#"{"code":4,"message":"Forbidden"}"#), "{r}");
+    }
+
     fn poll(method: &str, query: &str, extra: &str) -> Result<EngineRequest, HandshakeError> {
         let r = format!("{method} /socket.io/?{query} HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
         parse_engine_request(r.as_bytes(), 100)
@@ -568,12 +669,27 @@ mod tests {
             parse_engine_request(fresh.as_bytes(), 100),
             Ok(EngineRequest::WebSocket(_))
         ));
+        let Ok(EngineRequest::Polling(p)) = poll("GET", q, "Origin: https://a.example\r\n") else {
+            panic!("a GET")
+        };
+        assert_eq!(p.origin.as_deref(), Some("https://a.example"));
+        let from = req(
+            "/socket.io/?EIO=4&transport=websocket",
+            "Origin: https://a.example\r\n",
+        );
+        let Ok(EngineRequest::WebSocket(u)) = parse_engine_request(from.as_bytes(), 100) else {
+            panic!("an upgrade")
+        };
+        assert_eq!(
+            (u.origin.as_deref(), u.host.as_deref()),
+            (Some("https://a.example"), Some("x"))
+        );
         let old = "GET /socket.io/?EIO=4&transport=polling HTTP/1.0\r\n\r\n";
         let Ok(EngineRequest::Polling(p)) = parse_engine_request(old.as_bytes(), 100) else {
             panic!("HTTP/1.0")
         };
         assert!(!p.keep_alive);
-        assert!(text_response_head(2, true).ends_with(
+        assert!(text_response_head(2, true, "").ends_with(
             "Content-Length: 2\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\r\n"
         ));
     }

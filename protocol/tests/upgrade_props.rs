@@ -42,8 +42,19 @@ proptest! {
     }
 
     #[test]
-    fn near_valid_polling_heads_never_panic(query in "[a-zA-Z0-9=&%]{0,60}", method in "(GET|POST|PUT)", header in "[A-Za-z-]{1,20}: [ -~]{0,30}") {
+    fn near_valid_polling_heads_never_panic(query in "[a-zA-Z0-9=&%]{0,60}", method in "(GET|POST|PUT|OPTIONS)", header in "[A-Za-z-]{1,20}: [ -~]{0,30}") {
         let head = format!("{method} /socket.io/?EIO=4&transport=polling&{query} HTTP/1.1\r\nHost: x\r\n{header}\r\n\r\n");
         let _ = chat_protocol::http::parse_engine_request(head.as_bytes(), 1000);
+    }
+
+    #[test]
+    fn preflights_keep_within_their_head(origin in "[ -~]{0,40}", asked in "[ -~]{0,60}", extra in "[A-Za-z-]{1,20}: [ -~]{0,30}") {
+        let head = format!("OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: {asked}\r\n{extra}\r\n\r\n");
+        if let Ok(chat_protocol::http::EngineRequest::Preflight(p)) =
+            chat_protocol::http::parse_engine_request(head.as_bytes(), 1000)
+        {
+            prop_assert!(p.head_len <= head.len());
+            prop_assert_eq!(p.origin.as_str(), origin.trim());
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The engine configured as the official Socket.IO protocol test-suite expects: port 3000 by
-//! default, pingInterval 300, pingTimeout 200, maxPayload 1000000, connectTimeout 1000;
-//! namespaces `/` and `/custom` each emit `auth` with the CONNECT payload on connect; on `/`,
+//! default, pingInterval 300, pingTimeout 200, maxPayload 1000000, connectTimeout 1000, CORS
+//! for any origin; namespaces `/` and `/custom` each emit `auth` with the CONNECT payload on connect; on `/`,
 //! `message` is echoed back as `message-back` with all arguments (binary too) and
 //! `message-with-ack` is acknowledged with all arguments.
 //!
@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chat_server::engine::{Engine, EngineConfig, Handlers, Socket};
+use chat_server::engine::{CorsOrigins, Engine, EngineConfig, Handlers, Socket};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -30,6 +30,8 @@ pub fn engine() -> Engine {
         ping_timeout: Duration::from_millis(200),
         max_payload: 1_000_000,
         connect_timeout: Duration::from_millis(1000),
+        // The reference server's `cors: { origin: "*" }`, for the suite's browser page.
+        cors_origins: CorsOrigins::Any,
         ..EngineConfig::default()
     });
     let root = Handlers::new()

@@ -187,15 +187,28 @@ async fn binary_attachments_travel_as_base64_both_ways() {
 }
 
 #[tokio::test]
-async fn a_close_packet_ends_the_session() {
+async fn a_close_packet_ends_the_session_and_the_held_get_gets_a_noop() {
     let s = start_default().await;
     let mut p = polling_client(s.addr()).await;
+    // A GET is held when the client's `1` comes: it answers a noop (the reference server's
+    // answer, which the official test-suite checks), not the close packet.
+    let path = p.path();
+    p.get.send("GET", &path, None).await;
+    let early = tokio::time::timeout(Duration::from_millis(100), p.get.try_response()).await;
+    assert!(early.is_err(), "answered at once: {early:?}");
     p.send("1").await;
+    let r = p.get.response().await;
+    assert_eq!((r.status, r.body.as_str()), (200, "6"), "{r:?}");
     let deadline = tokio::time::Instant::now() + RECV_TIMEOUT;
     while s.server.engine().polling_sessions() > 0 {
         assert!(tokio::time::Instant::now() < deadline, "session not closed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let r = p.get.request("GET", &path, None).await;
+    assert_eq!(
+        r.json(),
+        json!({"code": 1, "message": "Session ID unknown"})
+    );
 }
 
 /// The WebSocket side of an upgrade, connected with `sid`.
@@ -299,7 +312,7 @@ async fn the_upgrade_loses_duplicates_and_reorders_nothing() {
     assert_eq!(ws_text(&mut ws).await, r#"430["up"]"#);
     ws.send(Message::text(r#"422["transport"]"#)).await.unwrap();
     assert_eq!(ws_text(&mut ws).await, r#"432["WebSocket"]"#);
-    // HTTP with the sid: 400; a second WebSocket with it: refused.
+    // HTTP with the sid: 400; a second WebSocket with it: accepted, then closed at once.
     let r = p.get.request("GET", &path, None).await;
     assert_eq!(r.status, 400, "{r:?}");
     let mut post = Http::connect(s.addr()).await;
@@ -310,7 +323,20 @@ async fn the_upgrade_loses_duplicates_and_reorders_nothing() {
         s.addr(),
         p.sid
     );
-    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+    let (mut second, _) = tokio::time::timeout(RECV_TIMEOUT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect timed out")
+        .expect("the handshake is accepted");
+    let first = tokio::time::timeout(RECV_TIMEOUT, second.next())
+        .await
+        .expect("closed in time");
+    let Some(Ok(Message::Close(Some(frame)))) = first else {
+        panic!("a close frame, got {first:?}");
+    };
+    assert_eq!(
+        (u16::from(frame.code), frame.reason.as_str()),
+        (1008, "transport mismatch")
+    );
     // Still one session, still alive.
     assert_eq!(s.server.engine().polling_sessions(), 1);
     ws.send(Message::text(r#"421["echo-ack","still"]"#))

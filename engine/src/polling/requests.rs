@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::{Feed, HeldReceiver, PollingSession, session};
 use crate::Engine;
-use crate::http_io::{answer_text, read_body, refuse};
+use crate::http_io::{answer_text, read_body, refuse_with};
 use crate::outbox::{CloseReason, EncodedPacket};
 use crate::per_ip::PerIp;
 
@@ -34,18 +34,26 @@ where
 {
     let limit = engine.config().handshake_timeout;
     buf.drain(..req.head_len.min(buf.len()));
+    // Every answer, refusals too, carries the CORS headers an allowed origin gets, so its
+    // page can read the answer (or the error).
+    let cors = engine
+        .config()
+        .cors_origins
+        .answer_headers(req.origin.as_deref());
     let Some(sid) = req.sid.as_deref() else {
         // The handshake (a POST without sid is refused by the parser).
         return match session::open(engine, remote, req.query, per_ip) {
-            Ok(open) => answer_text(stream, &open, req.keep_alive, limit).await && req.keep_alive,
+            Ok(open) => {
+                answer_text(stream, &open, req.keep_alive, &cors, limit).await && req.keep_alive
+            }
             Err(refusal) => {
-                refuse(stream, &refusal, limit).await;
+                refuse_with(stream, &refusal, &cors, limit).await;
                 false
             }
         };
     };
     let Some(session) = engine.polling().get(sid) else {
-        refuse(stream, &HandshakeError::SESSION_UNKNOWN, limit).await;
+        refuse_with(stream, &HandshakeError::SESSION_UNKNOWN, &cors, limit).await;
         return false;
     };
     // A GET holds the session's outbox receiver until its answer is written: a second GET
@@ -59,7 +67,7 @@ where
     match answered {
         Ok(held) => {
             let body = held.as_ref().map_or("ok", |(body, _)| body.as_str());
-            let sent = answer_text(stream, body, req.keep_alive, limit).await;
+            let sent = answer_text(stream, body, req.keep_alive, &cors, limit).await;
             if !sent && held.is_some() {
                 // The packets taken for this answer did not reach the client: the session
                 // cannot go on without a gap.
@@ -69,7 +77,7 @@ where
             sent && req.keep_alive
         }
         Err(Some(refusal)) => {
-            refuse(stream, &refusal, limit).await;
+            refuse_with(stream, &refusal, &cors, limit).await;
             false
         }
         // The client went away.
@@ -83,8 +91,8 @@ type Refused = Option<HandshakeError>;
 
 /// A held GET: waits until the session has packets to send, is closed or is being probed by
 /// a WebSocket, and returns the payload: what is queued (up to `max_payload` bytes), then `6`
-/// during a probe, or `1` once the session is closed and all is sent; with the receiver,
-/// given back when the answer is written.
+/// during a probe, or once the session is closed and all is sent `1` (`6` when the client's
+/// own `1` closed it); with the receiver, given back when the answer is written.
 async fn get<'s, S>(
     engine: &Engine,
     session: &'s PollingSession,
@@ -128,10 +136,13 @@ where
     let closed = rx.is_closed() && rx.is_empty();
     let mut body = String::new();
     payload::encode(batch.iter().flat_map(parts), &mut body);
-    if noop {
+    // The client's own close (`1`, in a POST) is answered with a noop, as the reference
+    // server answers it; a close of the server's with the close packet.
+    let closed_by_client = closed && rx.reason() == Some(CloseReason::NORMAL);
+    if noop || closed_by_client {
         payload::encode([Part::Text("6")], &mut body);
     }
-    if closed {
+    if closed && !closed_by_client {
         payload::encode([Part::Text("1")], &mut body);
     }
     if body.is_empty() {

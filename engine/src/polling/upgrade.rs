@@ -8,7 +8,8 @@
 //! What the last GET took went out in its answer, which the client handles before it sends `5`;
 //! the rest goes out over the WebSocket, in order, once. A probe that fails (other frames, a
 //! timeout: the handshake timeout) leaves the session polling; a second WebSocket for the
-//! same session, or one after the upgrade, is refused (400).
+//! same session, or one after the upgrade, is accepted and closed at once (1008 "transport
+//! mismatch").
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
@@ -26,7 +27,7 @@ use crate::connection::write_loop;
 use crate::http_io::refuse;
 use crate::lock;
 use crate::namespace::Transport;
-use crate::outbox::OutboxReceiver;
+use crate::outbox::{CloseReason, OutboxReceiver};
 use crate::wire::{self, websocket_config};
 
 /// Upgrades the session `sid` to the WebSocket whose request `upgrade` is (not yet answered);
@@ -46,7 +47,14 @@ pub(crate) async fn upgrade<S>(
         return;
     };
     let Some(claim) = Claim::new(&session) else {
-        refuse(&mut stream, &HandshakeError::TRANSPORT_MISMATCH, limit).await;
+        // Another WebSocket probes or holds the session: accepted, then closed at once, as
+        // the reference server does (its clients expect a close, not a failed handshake).
+        let _ = timeout(limit, async {
+            stream.write_all(upgrade.response().as_bytes()).await?;
+            stream.write_all(&close_frame(&TRANSPORT_MISMATCH)).await?;
+            stream.shutdown().await
+        })
+        .await;
         return;
     };
     match timeout(limit, stream.write_all(upgrade.response().as_bytes())).await {
@@ -91,6 +99,21 @@ pub(crate) async fn upgrade<S>(
     // Fails only when the session ended meanwhile: the writer sees the queue closed and
     // closes the WebSocket.
     let _ = session.feed.send(Feed::Upgrade(upgraded)).await;
+}
+
+/// The close of a second WebSocket for a session that already has one.
+const TRANSPORT_MISMATCH: CloseReason = CloseReason {
+    code: 1008,
+    reason: "transport mismatch",
+};
+
+/// A close frame (unmasked, as a server's) with `reason`'s code and text.
+fn close_frame(reason: &CloseReason) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(4 + reason.reason.len());
+    wire::put_header(&mut frame, wire::OP_CLOSE, 2 + reason.reason.len());
+    frame.extend_from_slice(&reason.code.to_be_bytes());
+    frame.extend_from_slice(reason.reason.as_bytes());
+    frame
 }
 
 /// Whether the next WebSocket message is the text `want`.

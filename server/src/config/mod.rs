@@ -360,6 +360,43 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_are_a_list_or_any_from_a_flag_or_the_file() {
+        use crate::engine::CorsOrigins;
+        let c = resolve(&[], "").expect("valid");
+        assert_eq!(c.engine.cors_origins, CorsOrigins::SameOrigin);
+        assert!(!c.engine.check_ws_origin);
+        let list = CorsOrigins::List(vec!["https://a.example".into(), "https://b.example".into()]);
+        let c = resolve(
+            &[
+                "--cors-origins",
+                "https://a.example, https://b.example",
+                "--check-ws-origin",
+                "true",
+            ],
+            "",
+        )
+        .expect("valid");
+        assert_eq!(c.engine.cors_origins, list);
+        assert!(c.engine.check_ws_origin);
+        let c = resolve(
+            &[],
+            "cors_origins = [\"https://a.example\", \"https://b.example\"]",
+        )
+        .expect("valid");
+        assert_eq!(c.engine.cors_origins, list);
+        let c = resolve(&[], "cors_origins = \"*\"").expect("valid");
+        assert_eq!(c.engine.cors_origins, CorsOrigins::Any);
+        let c = resolve(&["--cors-origins", ""], "cors_origins = \"*\"").expect("valid");
+        assert_eq!(c.engine.cors_origins, CorsOrigins::SameOrigin);
+        assert!(resolve(&["--cors-origins", "https://a.example/"], "").is_err());
+        assert!(resolve(&["--cors-origins", "*,https://a.example"], "").is_err());
+        // An array only for a list; its items are strings without commas.
+        assert!(FileConfig::parse("listen = [\"127.0.0.1:1\"]").is_err());
+        assert!(FileConfig::parse("cors_origins = [1]").is_err());
+        assert!(FileConfig::parse("cors_origins = [\"https://a.example,*\"]").is_err());
+    }
+
+    #[test]
     fn help_shows_every_setting_with_its_default_and_key() {
         let help = command().render_long_help().to_string();
         for s in settings::SETTINGS.iter().filter(|s| !s.secret) {

@@ -24,6 +24,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
 
 use super::{ConfigError, LogFormat, NamespaceConfig, ServerConfig, StoreConfig, TlsConfig};
+use crate::engine::CorsOrigins;
 
 /// One setting: its key and the one place it lands.
 pub struct Setting {
@@ -52,6 +53,9 @@ enum Field {
     MaybeString(fn(&mut Draft) -> &mut Option<String>),
     /// One of these words.
     Choice(fn(&mut Draft) -> &mut String, &'static [&'static str]),
+    /// A list of browser origins, or `*`: comma-separated in a flag or variable, a string or
+    /// an array of strings in the file.
+    Origins(fn(&mut Draft) -> &mut CorsOrigins),
 }
 
 /// The configuration being resolved: the binary's defaults, then each value given.
@@ -229,6 +233,16 @@ pub static SETTINGS: &[Setting] = &[
         Field::Bool(|d| &mut d.config.web),
     ),
     setting(
+        "cors_origins",
+        "Browser origins whose pages may use long-polling from elsewhere: a comma-separated list (https://a.example,https://b.example, with credentials) or * (any, without credentials) [default: none, same origin only].",
+        Field::Origins(|d| &mut d.config.engine.cors_origins),
+    ),
+    setting(
+        "check_ws_origin",
+        "Refuse WebSocket upgrades from origins neither in cors_origins nor the server's own host (true or false).",
+        Field::Bool(|d| &mut d.config.engine.check_ws_origin),
+    ),
+    setting(
         "dynamic_namespaces",
         "Whether any other valid namespace name may be connected to (true or false).",
         Field::Bool(|d| &mut d.config.dynamic_namespaces),
@@ -337,6 +351,7 @@ impl Setting {
                 }
                 *f(draft) = value.to_owned();
             }
+            Field::Origins(f) => *f(draft) = CorsOrigins::parse(value)?,
         }
         Ok(())
     }
@@ -351,6 +366,10 @@ impl Setting {
             Field::Bool(f) => f(draft).to_string(),
             Field::Path(f) => f(draft).display().to_string(),
             Field::Choice(f, _) => f(draft).clone(),
+            Field::Origins(f) => match f(draft) {
+                CorsOrigins::SameOrigin => return None,
+                origins => origins.to_string(),
+            },
             Field::MaybePath(_)
             | Field::MaybeU64(_)
             | Field::MaybeSecs(_)
@@ -366,6 +385,11 @@ impl Setting {
 }
 
 impl Field {
+    /// Whether the file may give the value as an array (joined by commas for parsing).
+    fn is_list(&self) -> bool {
+        matches!(self, Field::Origins(_))
+    }
+
     /// What `--help` calls the value.
     fn value_name(&self) -> &'static str {
         match self {
@@ -377,6 +401,7 @@ impl Field {
             Field::MaybeSecs(_) => "SECS",
             Field::MaybeString(_) => "TEXT",
             Field::Choice(..) => "KIND",
+            Field::Origins(_) => "ORIGINS",
         }
     }
 }
@@ -556,6 +581,14 @@ impl FileConfig {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) if setting.field.is_list() => items
+                    .into_iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) if !s.contains(',') => Ok(s),
+                        other => Err(format!("{key}: {other} is not an item of this list")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
                 other => {
                     return Err(format!(
                         "{key}: {} is not a value this key takes",

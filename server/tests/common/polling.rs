@@ -26,6 +26,14 @@ impl Response {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
+
+    /// The first header called `name` (case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
 }
 
 /// One TCP connection carrying HTTP requests in turn.
@@ -55,7 +63,21 @@ impl Http {
 
     /// Writes a request (a body sets `Content-Length`) without waiting for the answer.
     pub async fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>) {
+        self.send_with(method, path, &[], body).await;
+    }
+
+    /// [`Http::send`] with more headers (`Host: test` is always sent).
+    pub async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) {
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        for (name, value) in headers {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
         if let Some(body) = body {
             req.push_str(&format!(
                 "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n",
@@ -119,6 +141,18 @@ impl Http {
 
     pub async fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Response {
         self.send(method, path, body).await;
+        self.response().await
+    }
+
+    /// A request with more headers, and its answer.
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        self.send_with(method, path, headers, body).await;
         self.response().await
     }
 
