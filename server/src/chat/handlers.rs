@@ -580,9 +580,9 @@ impl ChatApp {
     }
 }
 
-/// Sorted nicks of a room's members in the socket's namespace.
-/// The members of a room who are away, sorted as [`members`].
-fn away_members(socket: &Socket, room: &str) -> Vec<String> {
+/// The sorted nicks of a room's members in the socket's namespace whose session passes
+/// `keep`.
+fn nicks_in(socket: &Socket, room: &str, keep: impl Fn(&Session) -> bool) -> Vec<String> {
     let ns = socket.namespace();
     let opts = BroadcastOptions {
         rooms: vec![engine_room(room)],
@@ -594,7 +594,7 @@ fn away_members(socket: &Socket, room: &str) -> Vec<String> {
         .iter()
         .filter_map(|sid| ns.socket(sid.as_str()))
         .filter_map(|s| s.extensions().get::<Session>())
-        .filter(|sess| sess.away().is_some())
+        .filter(|sess| keep(sess))
         .map(|sess| sess.nick())
         .collect();
     nicks.sort_by_key(|n| n.to_lowercase());
@@ -602,20 +602,12 @@ fn away_members(socket: &Socket, room: &str) -> Vec<String> {
     nicks
 }
 
+/// Sorted nicks of a room's members in the socket's namespace.
 fn members(socket: &Socket, room: &str) -> Vec<String> {
-    let ns = socket.namespace();
-    let opts = BroadcastOptions {
-        rooms: vec![engine_room(room)],
-        ..Default::default()
-    };
-    let mut nicks: Vec<String> = ns
-        .adapter()
-        .sockets(&opts)
-        .iter()
-        .filter_map(|sid| ns.socket(sid.as_str()))
-        .filter_map(|s| s.extensions().get::<Session>().map(|sess| sess.nick()))
-        .collect();
-    nicks.sort_by_key(|n| n.to_lowercase());
-    nicks.dedup();
-    nicks
+    nicks_in(socket, room, |_| true)
+}
+
+/// The members of a room who are away, sorted as [`members`].
+fn away_members(socket: &Socket, room: &str) -> Vec<String> {
+    nicks_in(socket, room, |session| session.away().is_some())
 }
