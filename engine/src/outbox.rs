@@ -104,6 +104,12 @@ impl CloseReason {
         code: 1002,
         reason: "WebSocket protocol error",
     };
+    /// The client went away without a close (a reset, a killed process, a dropped network):
+    /// what a vanished client is, not a protocol error.
+    pub const CONNECTION_RESET: CloseReason = CloseReason {
+        code: 1006,
+        reason: "connection reset",
+    };
     /// A text frame that is not UTF-8.
     pub const INVALID_UTF8: CloseReason = CloseReason {
         code: 1007,

@@ -109,3 +109,55 @@ async fn shutdown_closes_with_1001_and_no_disconnect_packet() {
         .expect("shutdown finishes")
         .unwrap();
 }
+
+/// A client that vanishes without a close (its TCP connection reset) ends its sockets with
+/// the reason "connection reset", not "WebSocket protocol error": what the disconnect
+/// handlers (and the chat's log line) see.
+#[tokio::test]
+async fn a_client_that_vanishes_is_a_connection_reset_not_a_protocol_error() {
+    use chat_server::engine::{Engine, EngineConfig, Handlers};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let engine = Engine::new(EngineConfig::default());
+    engine.namespace(
+        "/",
+        Handlers::new().on_disconnect(move |_socket, reason| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(reason.to_owned());
+            }
+        }),
+    );
+    let server = chat_server::serve_engine(engine, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("serve");
+    let url = common::url(server.local_addr());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    let open = ws.next().await;
+    assert!(
+        matches!(&open, Some(Ok(Message::Text(t))) if t.starts_with('0')),
+        "{open:?}"
+    );
+    ws.send(Message::text("40")).await.expect("send CONNECT");
+    let reply = ws.next().await;
+    assert!(
+        matches!(&reply, Some(Ok(Message::Text(t))) if t.starts_with("40")),
+        "{reply:?}"
+    );
+    // Gone at once: a reset, no close frame.
+    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        #[allow(deprecated)]
+        let _ = tcp.set_linger(Some(Duration::ZERO));
+    }
+    drop(ws);
+    let reason = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the socket ends")
+        .expect("a reason");
+    assert_eq!(reason, "connection reset");
+    server.shutdown().await;
+}

@@ -203,6 +203,20 @@ impl Connection {
                         None => return CloseReason { code: 1006, reason: "transport close" },
                         Some(Err(tungstenite::Error::Capacity(_))) => return CloseReason::TOO_BIG,
                         Some(Err(tungstenite::Error::Utf8(_))) => return CloseReason::INVALID_UTF8,
+                        Some(Err(tungstenite::Error::Protocol(
+                            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                        ))) => return CloseReason::CONNECTION_RESET,
+                        Some(Err(tungstenite::Error::Io(e)))
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::ConnectionReset
+                                    | std::io::ErrorKind::ConnectionAborted
+                                    | std::io::ErrorKind::BrokenPipe
+                                    | std::io::ErrorKind::UnexpectedEof
+                            ) =>
+                        {
+                            return CloseReason::CONNECTION_RESET;
+                        }
                         Some(Err(tungstenite::Error::Protocol(e))) => {
                             debug!(remote = %self.info.remote, error = %e, "WebSocket protocol error");
                             return CloseReason::WS_PROTOCOL;

@@ -240,7 +240,8 @@ impl ChatApp {
         if sockets.is_empty() {
             drop(sockets);
             self.release(&nick, &session);
-            info!(nick, reason, "user disconnected");
+            let conn = socket.conn();
+            info!(nick, remote = %conn.remote, transport = ?conn.transport(), reason, "user disconnected");
         }
     }
 

@@ -373,7 +373,7 @@ impl ChatApp {
         }
         drop(users);
         req.extensions.insert(session.clone());
-        info!(nick, remote = %req.conn.remote, registered = session.is_authenticated(), "user connected");
+        info!(nick, remote = %req.conn.remote, transport = ?req.conn.transport(), registered = session.is_authenticated(), "user connected");
         Ok(())
     }
 }
