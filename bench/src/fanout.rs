@@ -101,6 +101,8 @@ pub struct FanoutResult {
     pub server_cpu_s: f64,
     pub generator_cpu_s: f64,
     pub server_cpu_s_per_million: f64,
+    /// The kernel's part of `server_cpu_s` (system time), seconds.
+    pub server_sys_s: f64,
     /// Server RSS before the first connection, with every member joined and the server idle,
     /// and the highest sample (every 100 ms) while publishing and draining, KiB; 0 unknown.
     pub rss_start_kib: u64,
@@ -109,6 +111,11 @@ pub struct FanoutResult {
     /// (joined - start) / connections and (peak - start) / connections, KiB.
     pub rss_per_connection_joined_kib: f64,
     pub rss_per_connection_peak_kib: f64,
+    /// With `--transport polling`: the HTTP GETs and POSTs answered, and the TCP
+    /// connections opened, while publishing and draining (all 0 over WebSocket).
+    pub polling_gets: u64,
+    pub polling_posts: u64,
+    pub polling_connects: u64,
     /// True when every expected delivery arrived exactly once and nothing else did
     /// (order is `in_order`'s business).
     pub complete: bool,
@@ -269,7 +276,9 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
     let mut rss_sampled = Instant::now();
 
     let server_cpu0 = procfs::cpu_or_zero(cfg.server_pid);
+    let server_sys0 = system_or_zero(cfg.server_pid);
     let gen_cpu0 = procfs::self_cpu_seconds();
+    let requests0 = crate::polling::requests();
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + cfg.duration;
     let _ = phase_tx.send(Phase::Publish(start));
@@ -300,7 +309,9 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
     }
     let drain_s = drain_started.elapsed().as_secs_f64();
     let server_cpu_s = procfs::cpu_or_zero(cfg.server_pid) - server_cpu0;
+    let server_sys_s = system_or_zero(cfg.server_pid) - server_sys0;
     let generator_cpu_s = procfs::self_cpu_seconds() - gen_cpu0;
+    let requests = crate::polling::requests();
     let _ = phase_tx.send(Phase::Stop);
 
     let mut stats = ConnStats::default();
@@ -377,6 +388,10 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         } else {
             server_cpu_s / stats.delivered as f64 * 1e6
         },
+        polling_gets: requests.0 - requests0.0,
+        polling_posts: requests.1 - requests0.1,
+        polling_connects: requests.2 - requests0.2,
+        server_sys_s,
         rss_start_kib: rss_start,
         rss_joined_kib: rss_joined,
         rss_peak_kib: rss_peak,
@@ -394,6 +409,12 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
 
 /// How often the server's RSS is sampled while publishing and draining.
 const RSS_EVERY: Duration = Duration::from_millis(100);
+
+/// The system CPU seconds of `pid`, 0 when unknown.
+fn system_or_zero(pid: Option<u32>) -> f64 {
+    pid.and_then(procfs::cpu_user_system)
+        .map_or(0.0, |(_, system)| system)
+}
 
 /// `(after - before) / n`, 0 when a reading is missing.
 fn per_connection(before: u64, after: u64, n: usize) -> f64 {

@@ -14,6 +14,7 @@
 //! answers are refused: the server never sends them).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
@@ -35,6 +36,21 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Packets in one POST at most (more wait for the next one).
 const MAX_POST_PACKETS: usize = 1024;
+
+/// HTTP requests answered `200` so far in this process: GETs (the handshake's included),
+/// POSTs, and the connections opened for them.
+static GETS: AtomicU64 = AtomicU64::new(0);
+static POSTS: AtomicU64 = AtomicU64::new(0);
+static CONNECTS: AtomicU64 = AtomicU64::new(0);
+
+/// This process's polling traffic so far: (GETs, POSTs, TCP connections opened).
+pub fn requests() -> (u64, u64, u64) {
+    (
+        GETS.load(Ordering::Relaxed),
+        POSTS.load(Ordering::Relaxed),
+        CONNECTS.load(Ordering::Relaxed),
+    )
+}
 
 /// One HTTP/1.1 keep-alive connection, reopened from the same source address when the
 /// server closed it between requests.
@@ -64,6 +80,7 @@ impl Http {
         stream.set_nodelay(true)?;
         self.input.clear();
         self.stream = Some(stream);
+        CONNECTS.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -161,6 +178,14 @@ impl Http {
         }
         let body = String::from_utf8(body.to_vec())
             .map_err(|_| Unanswered::Broken(anyhow!("answer body is not UTF-8")))?;
+        if status == 200 {
+            let counter = if request.starts_with(b"POST") {
+                &POSTS
+            } else {
+                &GETS
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         Ok((status, body))
     }
 }
