@@ -4,7 +4,7 @@
 # loopback; runs the same scenarios against each, alternating servers within every step;
 # writes bench/results.jsonl, BENCHMARKS.md (the generated part) and bench/latency.svg.
 #
-# Usage: bench/run.sh            (what `just bench` runs; ~10-15 minutes on 2 cores)
+# Usage: bench/run.sh            (what `just bench` runs; ~15-25 minutes on 2 cores)
 # Knobs (environment): BENCH_REV (commit of chat-server to measure), ROOMS, MEMBERS,
 # PUBLISHERS, RATES (the ladder, total msg/s), STEP_SECS, P99_RATE, P99_SECS, P99_ROUNDS, CONNS,
 # CHURN_SECS, FULL_MEMBERS, FULL_WINDOW, FULL_SECS (one publisher at full speed),
