@@ -6,7 +6,7 @@
 //!
 //! Like a browser, it uses two keep-alive HTTP/1.1 connections from the same source address:
 //! one for the GET loop, one for POSTs. Each runs in a task of its own, so [`Polling::next`]
-//! and [`Polling::send_text`] never wait on a request and stay cancel-safe (`fanout` races
+//! and [`Polling::queue_text`] never wait on a request and stay cancel-safe (`fanout` races
 //! them in a `select!`): packets the GET loop receives arrive through a channel, and packets
 //! to send go through one to the POST task, which sends everything queued while its previous
 //! POST was out in one body (as socket.io-client does). The HTTP is the smallest that does:
