@@ -84,6 +84,9 @@ pub struct ServerConfig {
     /// How the `chat-server` binary writes its log lines (`main.rs` installs the subscriber;
     /// [`crate::start`] does not read it).
     pub log_format: LogFormat,
+    /// Server admins: registered nicks (connected with their password) who may moderate
+    /// every room, claim rooms without operators, delete messages and unregister nicks.
+    pub admins: Vec<String>,
 }
 
 /// The shape of the binary's log lines on stderr.
@@ -179,6 +182,7 @@ impl Default for ServerConfig {
             limits: ChatLimits::default(),
             tls: None,
             log_format: LogFormat::Text,
+            admins: Vec::new(),
         }
     }
 }
