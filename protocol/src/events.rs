@@ -867,13 +867,13 @@ mod tests {
             reason: Some("spam".into()),
             until: Some(5),
         };
-        let text = r#"{"room":"r","actor":"op","action":"ban","target":"bob","reason":"spam","until":5}"#;
+        let text =
+            r#"{"room":"r","actor":"op","action":"ban","target":"bob","reason":"spam","until":5}"#;
         assert_eq!(serde_json::to_string(&m).unwrap(), text);
         assert_eq!(serde_json::from_str::<Moderation>(text).unwrap(), m);
-        let later: Moderation = serde_json::from_str(
-            r#"{"room":"r","actor":"op","action":"invite","target":"bob"}"#,
-        )
-        .unwrap();
+        let later: Moderation =
+            serde_json::from_str(r#"{"room":"r","actor":"op","action":"invite","target":"bob"}"#)
+                .unwrap();
         assert_eq!(later.action, ModerationAction::Unknown);
         assert_eq!(
             serde_json::from_value::<ErrorCode>(serde_json::json!("not_operator")).unwrap(),

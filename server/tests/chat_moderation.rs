@@ -103,7 +103,8 @@ async fn the_registered_creator_is_operator_and_kicks_out_of_the_room_not_the_se
     .await;
     assert_eq!(action(&reply), (ModerationAction::Kick, "ada", "bob"));
     assert_eq!(reply.reason.as_deref(), Some("calm down"));
-    assert_eq!(seen, [reply.clone()], "the actor sees the event too");
+    assert_eq!(seen.len(), 1, "the actor sees the event too");
+    assert_eq!(seen[0], reply);
     // The target and the room see it.
     let to_bob: Moderation = decode(&bob.wait_event("moderation").await);
     assert_eq!(to_bob, reply);
@@ -116,7 +117,10 @@ async fn the_registered_creator_is_operator_and_kicks_out_of_the_room_not_the_se
         ErrorCode::NotInRoom
     );
     assert!(
-        pending(&mut bob).await.iter().all(|(n, _)| n != "disconnect"),
+        pending(&mut bob)
+            .await
+            .iter()
+            .all(|(n, _)| n != "disconnect"),
         "no DISCONNECT"
     );
     join(&mut bob, "/", "r").await;
@@ -221,7 +225,9 @@ async fn a_banned_nick_is_removed_and_cannot_rejoin_nor_catch_up_with_since() {
         .filter_map(|(_, v)| v["text"].as_str())
         .collect();
     assert!(
-        notices.iter().any(|t| t.contains("not rejoined: r") && t.contains("banned")),
+        notices
+            .iter()
+            .any(|t| t.contains("not rejoined: r") && t.contains("banned")),
         "{notices:?}"
     );
     assert_eq!(
@@ -280,7 +286,10 @@ async fn a_ban_with_a_duration_ends_by_itself() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    assert!(until > now && until <= now + 1_500, "until {until}, now {now}");
+    assert!(
+        until > now && until <= now + 1_500,
+        "until {until}, now {now}"
+    );
     tokio::time::sleep(Duration::from_millis((until - now + 50) as u64)).await;
     join(&mut bob, "/", "r").await;
 }
@@ -300,9 +309,17 @@ async fn an_admin_bans_an_address_whatever_the_nick_and_operators_cannot() {
         ErrorCode::NotAdmin,
         "an operator bans nicks only"
     );
-    let (ban, seen) = moderate(&mut root, "ban", json!({"room": "r", "target": "127.0.0.2"})).await;
+    let (ban, seen) = moderate(
+        &mut root,
+        "ban",
+        json!({"room": "r", "target": "127.0.0.2"}),
+    )
+    .await;
     assert_eq!(action(&ban), (ModerationAction::Ban, "root", "127.0.0.2"));
-    assert_eq!(seen.last().map(action), Some((ModerationAction::Kick, "root", "bob")));
+    assert_eq!(
+        seen.last().map(action),
+        Some((ModerationAction::Kick, "root", "bob"))
+    );
     assert_eq!(who(&mut ada, "r").await.members, ["ada", "root"]);
     drop(bob);
     let mut other = guest_from(addr, "someone", elsewhere).await;
@@ -331,7 +348,10 @@ async fn a_muted_user_cannot_say_until_unmuted() {
     )
     .await;
     assert_eq!(action(&mute), (ModerationAction::Mute, "ada", "bob"));
-    assert_eq!(decode::<Moderation>(&bob.wait_event("moderation").await), mute);
+    assert_eq!(
+        decode::<Moderation>(&bob.wait_event("moderation").await),
+        mute
+    );
     let err = bob
         .request("/", "message", json!({"room": "r", "text": "hello?"}))
         .await;
@@ -364,7 +384,10 @@ async fn op_gives_operator_powers_deop_takes_them_and_guests_cannot_be_opped() {
     );
     let (op, _) = moderate(&mut ada, "op", json!({"room": "r", "nick": "CAROL"})).await;
     assert_eq!(action(&op), (ModerationAction::Op, "ada", "carol"));
-    assert_eq!(decode::<Moderation>(&bob.wait_event("moderation").await), op);
+    assert_eq!(
+        decode::<Moderation>(&bob.wait_event("moderation").await),
+        op
+    );
     assert_eq!(who(&mut bob, "r").await.operators, ["ada", "carol"]);
     moderate(&mut carol, "mute", json!({"room": "r", "nick": "bob"})).await;
     moderate(&mut carol, "unmute", json!({"room": "r", "nick": "bob"})).await;
@@ -388,12 +411,18 @@ async fn the_topic_is_the_operators_where_a_room_has_any() {
         refused_with(&mut bob, "topic", json!({"room": "r", "topic": "mine"})).await,
         ErrorCode::NotOperator
     );
-    ok::<Value>(&ada.request("/", "topic", json!({"room": "r", "topic": "ours"})).await);
+    ok::<Value>(
+        &ada.request("/", "topic", json!({"room": "r", "topic": "ours"}))
+            .await,
+    );
     // Reading stays open; a room without operators keeps an open topic.
     let read = bob.request("/", "topic", json!({"room": "r"})).await;
     assert_eq!(read["topic"], "ours");
     join(&mut bob, "/", "g").await;
-    ok::<Value>(&bob.request("/", "topic", json!({"room": "g", "topic": "free"})).await);
+    ok::<Value>(
+        &bob.request("/", "topic", json!({"room": "g", "topic": "free"}))
+            .await,
+    );
 }
 
 #[tokio::test]
@@ -405,7 +434,10 @@ async fn an_admin_claims_a_room_a_guest_created() {
     assert!(join(&mut root, "/", "g").await.operators.is_empty());
     let (claim, _) = moderate(&mut root, "op", json!({"room": "g", "nick": "root"})).await;
     assert_eq!(action(&claim), (ModerationAction::Op, "root", "root"));
-    assert_eq!(decode::<Moderation>(&dan.wait_event("moderation").await), claim);
+    assert_eq!(
+        decode::<Moderation>(&dan.wait_event("moderation").await),
+        claim
+    );
     assert_eq!(who(&mut dan, "g").await.operators, ["root"]);
     assert_eq!(
         refused_with(&mut dan, "topic", json!({"room": "g", "topic": "x"})).await,
@@ -468,14 +500,22 @@ async fn an_admin_resets_a_password_and_unregisters_a_nick() {
         ErrorCode::NotAdmin
     );
     let reply = root
-        .request("/", "reset_password", json!({"nick": "carol", "password": "fresh"}))
+        .request(
+            "/",
+            "reset_password",
+            json!({"nick": "carol", "password": "fresh"}),
+        )
         .await;
     assert_eq!(ok::<Value>(&reply)["nick"], "carol");
     let mut c = Client::connect(addr).await;
     let p = c
         .connect_namespace("/", Some(json!({"nick": "carol", "password": "pw-carol"})))
         .await;
-    assert_eq!(p.kind, PacketKind::ConnectError, "the old password is refused");
+    assert_eq!(
+        p.kind,
+        PacketKind::ConnectError,
+        "the old password is refused"
+    );
     let p = c
         .connect_namespace("/", Some(json!({"nick": "carol", "password": "fresh"})))
         .await;
@@ -485,7 +525,11 @@ async fn an_admin_resets_a_password_and_unregisters_a_nick() {
         refused_with(&mut guest, "unregister", json!({"nick": "dave"})).await,
         ErrorCode::NotAdmin
     );
-    ok::<Value>(&root.request("/", "unregister", json!({"nick": "dave"})).await);
+    ok::<Value>(
+        &root
+            .request("/", "unregister", json!({"nick": "dave"}))
+            .await,
+    );
     let whois = guest.request("/", "whois", json!({"nick": "dave"})).await;
     assert_eq!(whois["registered"], false, "{whois}");
     assert_eq!(
@@ -517,7 +561,11 @@ async fn operators_bans_mutes_and_deletions_survive_a_restart_on_sqlite() {
     moderate(&mut ada, "op", json!({"room": "r", "nick": "carol"})).await;
     moderate(&mut ada, "ban", json!({"room": "r", "target": "bob"})).await;
     moderate(&mut ada, "mute", json!({"room": "r", "nick": "eve"})).await;
-    ok::<Value>(&root.request("/", "delete", json!({"room": "r", "seq": 3})).await);
+    ok::<Value>(
+        &root
+            .request("/", "delete", json!({"room": "r", "seq": 3}))
+            .await,
+    );
     drop((ada, root));
     server.shutdown().await;
 
@@ -545,5 +593,9 @@ async fn operators_bans_mutes_and_deletions_survive_a_restart_on_sqlite() {
     let mut carol = registered(addr, "carol").await;
     assert_eq!(join(&mut carol, "/", "r").await.operators, ["carol"]);
     moderate(&mut carol, "kick", json!({"room": "r", "nick": "eve"})).await;
-    assert_eq!(say(&mut carol, "/", "r", "four").await.seq, 4, "seq 3 is not reused");
+    assert_eq!(
+        say(&mut carol, "/", "r", "four").await.seq,
+        4,
+        "seq 3 is not reused"
+    );
 }

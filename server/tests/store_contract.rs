@@ -44,8 +44,8 @@ use std::time::Duration;
 use chat_protocol::events::{ChatMessage, DirectMessage};
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
 use chat_server::chat::store::{
-    AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Restriction,
-    RestrictionKind, Store, StoreError,
+    AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Restriction, RestrictionKind,
+    Store, StoreError,
 };
 use tokio::sync::oneshot;
 
@@ -916,7 +916,10 @@ async fn bans_and_mutes<S: Store>(fresh: impl Fn() -> S) {
     assert_eq!(list("r").await, [ban.clone(), mute.clone()]);
     assert!(list("s").await.is_empty());
     let longer = restriction(RestrictionKind::Ban, "bob", None);
-    store.add_restriction("/", "r", longer.clone()).await.unwrap();
+    store
+        .add_restriction("/", "r", longer.clone())
+        .await
+        .unwrap();
     assert_eq!(list("r").await, [longer, mute.clone()], "replaced");
     assert!(
         store
@@ -956,7 +959,10 @@ async fn deleting_a_message<S: Store>(fresh: impl Fn() -> S) {
     let expected: Vec<u64> = (1..20).filter(|s| *s != 7).collect();
     assert_eq!(seqs(&all), expected);
     let c = attach(&store, "/", "r", Some(5), 100).await;
-    assert_eq!(seqs(&c.messages), [6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    assert_eq!(
+        seqs(&c.messages),
+        [6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    );
     assert_eq!(c.last_seq, 20);
     let calls = Calls::default();
     let next = append(&store, in_r("ann", "after", None), &calls).await;
@@ -1020,5 +1026,8 @@ async fn a_reopened_store_keeps_moderation_and_deletions<S: Store>(
     let next = append(&store, in_r("ann", "six", None), &calls).await;
     assert_eq!(next.message.seq, 6, "the deleted newest seq is not reused");
     let store = reopen(store);
-    assert_eq!(seqs(&history(&store, "/", "r", None, 10).await), [1, 3, 4, 6]);
+    assert_eq!(
+        seqs(&history(&store, "/", "r", None, 10).await),
+        [1, 3, 4, 6]
+    );
 }

@@ -7,22 +7,22 @@
 use std::sync::{Arc, Mutex};
 
 use chat_protocol::events::{
-    AwayReply, AwayRequest, DeleteRequest, DirectMessage, KickRequest, ResetPasswordRequest,
-    UnregisterRequest, DmReply, DmRequest, ErrorCode, HistoryReply,
-    HistoryRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, MessageRequest, NickReply,
-    NickRequest, PingReply, PingRequest, Presence, PresenceAction, RoomInfo, RoomsReply,
-    RoomsRequest, TopicChange, TopicReply, TopicRequest, Typing, TypingReply, TypingRequest,
-    WhoReply, WhoRequest, WhoisReply, WhoisRequest, client,
+    AwayReply, AwayRequest, DeleteRequest, DirectMessage, DmReply, DmRequest, ErrorCode,
+    HistoryReply, HistoryRequest, JoinReply, JoinRequest, KickRequest, LeaveReply, LeaveRequest,
+    MessageRequest, NickReply, NickRequest, PingReply, PingRequest, Presence, PresenceAction,
+    ResetPasswordRequest, RoomInfo, RoomsReply, RoomsRequest, TopicChange, TopicReply,
+    TopicRequest, Typing, TypingReply, TypingRequest, UnregisterRequest, WhoReply, WhoRequest,
+    WhoisReply, WhoisRequest, client,
 };
 use chat_protocol::names;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::warn;
 
+use super::moderation::operators_in;
 pub(crate) use super::reply::Failure;
 use super::reply::{Outcome, Push, answer, answer_message, refuse};
 use super::store::{AppendDone, Catchup, NewMessage, now_ms};
-use super::moderation::operators_in;
 use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
 use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
 
@@ -130,17 +130,15 @@ impl ChatApp {
             | client::MUTE
             | client::UNMUTE
             | client::OP
-            | client::DEOP => answer::<KickRequest>(
-                ack,
-                self.moderate(&socket, &session, &name, arg).await,
-            ),
+            | client::DEOP => {
+                answer::<KickRequest>(ack, self.moderate(&socket, &session, &name, arg).await)
+            }
             client::DELETE => {
                 answer::<DeleteRequest>(ack, self.delete(&socket, &session, arg).await)
             }
-            client::UNREGISTER => answer::<UnregisterRequest>(
-                ack,
-                self.unregister_request(&session, arg).await,
-            ),
+            client::UNREGISTER => {
+                answer::<UnregisterRequest>(ack, self.unregister_request(&session, arg).await)
+            }
             client::RESET_PASSWORD => answer::<ResetPasswordRequest>(
                 ack,
                 self.reset_password_request(&socket, &session, arg).await,
@@ -590,8 +588,7 @@ impl ChatApp {
             return Ok(TopicReply { room, topic });
         };
         member(socket, &room)?;
-        self.may_set_topic(&ns, &room, &self.actor(session))
-            .await?;
+        self.may_set_topic(&ns, &room, &self.actor(session)).await?;
         names::validate_topic(&topic)
             .map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
         let topic = Some(topic.trim().to_owned()).filter(|t| !t.is_empty());
@@ -638,7 +635,11 @@ impl ChatApp {
 
 /// The sorted nicks of a room's members in the socket's namespace whose session passes
 /// `keep`.
-pub(crate) fn nicks_in(socket: &Socket, room: &str, keep: impl Fn(&Session) -> bool) -> Vec<String> {
+pub(crate) fn nicks_in(
+    socket: &Socket,
+    room: &str,
+    keep: impl Fn(&Session) -> bool,
+) -> Vec<String> {
     let ns = socket.namespace();
     let opts = BroadcastOptions {
         rooms: vec![engine_room(room)],

@@ -113,7 +113,10 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
 }
 
 /// [`build_with_store`], also handing out the chat's state (see [`build_app`]).
-pub fn build_app_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> (Engine, Arc<ChatApp>) {
+pub fn build_app_with_store(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> (Engine, Arc<ChatApp>) {
     let engine = Engine::new(config.engine.clone());
     const SLOW_DOWN: &str = "rate limit exceeded: slow down";
     engine.set_rate_limit_replies(RateLimitReplies {

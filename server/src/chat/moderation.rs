@@ -9,7 +9,7 @@
 //!   room's creator, as on IRC), and operators `op` others. A room with no operator (one a
 //!   guest created) stays so until an admin `op`s someone (or themselves: a claim).
 //!   Guests never moderate.
-//! - **Rules** ([`RoomRules`]): a room's operators, bans and mutes, read from the store and
+//! - **Rules** (`RoomRules`): a room's operators, bans and mutes, read from the store and
 //!   cached while the room has members (forgotten when it empties), so `join` and `message`
 //!   check them without a store read.
 //!
@@ -89,7 +89,11 @@ impl RoomRules {
     }
 
     fn may_moderate(&self, actor: &Actor) -> bool {
-        actor.admin || actor.key.as_ref().is_some_and(|k| self.operators.contains(k))
+        actor.admin
+            || actor
+                .key
+                .as_ref()
+                .is_some_and(|k| self.operators.contains(k))
     }
 }
 
@@ -121,7 +125,10 @@ fn valid_nick(nick: &str) -> Result<(), Failure> {
 
 /// A reason: the rules of a topic (one line, at most 300 characters); blank is none.
 fn reason(reason: Option<String>) -> Result<Option<String>, Failure> {
-    let Some(r) = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()) else {
+    let Some(r) = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+    else {
         return Ok(None);
     };
     names::validate_topic(&r).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
@@ -160,7 +167,11 @@ fn room_sockets(ns: &Namespace, room: &str) -> Vec<Socket> {
 }
 
 /// The room members who are its operators, sorted as members are.
-pub(crate) fn operators_in(socket: &Socket, room: &str, operators: &HashSet<String>) -> Vec<String> {
+pub(crate) fn operators_in(
+    socket: &Socket,
+    room: &str,
+    operators: &HashSet<String>,
+) -> Vec<String> {
     if operators.is_empty() {
         return Vec::new();
     }
@@ -230,7 +241,10 @@ impl ChatApp {
     /// Refuses an actor who may not moderate the room.
     async fn moderator(&self, ns: &str, room: &str, actor: &Actor, what: &str) -> Outcome<()> {
         valid_room(room)?;
-        if self.with_rules(ns, room, false, |r| r.may_moderate(actor)).await? {
+        if self
+            .with_rules(ns, room, false, |r| r.may_moderate(actor))
+            .await?
+        {
             Ok(())
         } else {
             Err(not_operator(room, what))
@@ -264,7 +278,12 @@ impl ChatApp {
     }
 
     /// Refuses a `join` (or a `since` room) of a user the room bans.
-    pub(crate) async fn may_enter(&self, socket: &Socket, session: &Session, room: &str) -> Outcome<()> {
+    pub(crate) async fn may_enter(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        room: &str,
+    ) -> Outcome<()> {
         let ip = socket.conn().remote.ip();
         let ns = socket.namespace().name();
         match self.ban_on(ns, room, &session.nick(), ip, false).await? {
@@ -287,7 +306,12 @@ impl ChatApp {
     }
 
     /// Refuses a muted user's message.
-    pub(crate) async fn not_muted(&self, socket: &Socket, session: &Session, room: &str) -> Outcome<()> {
+    pub(crate) async fn not_muted(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        room: &str,
+    ) -> Outcome<()> {
         let nick = session.nick();
         let ns = socket.namespace().name();
         let mute = self
@@ -310,7 +334,9 @@ impl ChatApp {
     /// Whether a `topic` set is allowed: in a room with operators, only to them (and admins).
     pub(crate) async fn may_set_topic(&self, ns: &str, room: &str, actor: &Actor) -> Outcome<()> {
         let allowed = self
-            .with_rules(ns, room, true, |r| r.operators.is_empty() || r.may_moderate(actor))
+            .with_rules(ns, room, true, |r| {
+                r.operators.is_empty() || r.may_moderate(actor)
+            })
             .await?;
         if allowed {
             Ok(())
@@ -320,11 +346,19 @@ impl ChatApp {
     }
 
     /// A registered joiner of a room with no member and no operator becomes its operator.
-    pub(crate) async fn creator_takes_op(&self, ns: &str, room: &str, session: &Session) -> Outcome<()> {
+    pub(crate) async fn creator_takes_op(
+        &self,
+        ns: &str,
+        room: &str,
+        session: &Session,
+    ) -> Outcome<()> {
         if !session.is_authenticated() {
             return Ok(());
         }
-        if !self.with_rules(ns, room, true, |r| r.operators.is_empty()).await? {
+        if !self
+            .with_rules(ns, room, true, |r| r.operators.is_empty())
+            .await?
+        {
             return Ok(());
         }
         let key = names::nick_key(&session.nick());
@@ -346,7 +380,12 @@ impl ChatApp {
 
     /// Removes `nick` (every device) from a room: `kick` to the room first, so the target
     /// sees why, then its sockets leave. False when it was not in the room.
-    fn remove_from_room(ns: &Namespace, room: &str, event: &Moderation, is_target: impl Fn(&Session, &Socket) -> bool) -> Vec<String> {
+    fn remove_from_room(
+        ns: &Namespace,
+        room: &str,
+        event: &Moderation,
+        is_target: impl Fn(&Session, &Socket) -> bool,
+    ) -> Vec<String> {
         let targets: Vec<(Socket, String)> = room_sockets(ns, room)
             .into_iter()
             .filter_map(|s| {
@@ -480,7 +519,8 @@ impl ChatApp {
             .await
             .map_err(internal)?;
         self.cached_change(ns, room, |r| {
-            r.restrictions.retain(|x| (x.kind, x.target.as_str()) != (kind, key))
+            r.restrictions
+                .retain(|x| (x.kind, x.target.as_str()) != (kind, key))
         });
         Ok(removed)
     }
@@ -582,7 +622,9 @@ impl ChatApp {
                 let Some(identity) = self.store.identity(&key).await.map_err(internal)? else {
                     return Err(Failure(
                         ErrorCode::NotRegistered,
-                        format!("{nick} is not a registered nick: only registered nicks can be operators"),
+                        format!(
+                            "{nick} is not a registered nick: only registered nicks can be operators"
+                        ),
                     ));
                 };
                 self.set_operator(ns.name(), &room, &key, true).await?;
@@ -644,10 +686,13 @@ impl ChatApp {
         if !self.lift(ns.name(), room, kind, key).await? {
             return Err(Failure(
                 ErrorCode::NotFound,
-                format!("{shown} is not {} in {room}", match kind {
-                    RestrictionKind::Ban => "banned",
-                    RestrictionKind::Mute => "muted",
-                }),
+                format!(
+                    "{shown} is not {} in {room}",
+                    match kind {
+                        RestrictionKind::Ban => "banned",
+                        RestrictionKind::Mute => "muted",
+                    }
+                ),
             ));
         }
         let event = Moderation {
@@ -698,7 +743,12 @@ impl ChatApp {
         Ok(event)
     }
 
-    pub(crate) async fn delete(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<MessageDeleted> {
+    pub(crate) async fn delete(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        arg: Value,
+    ) -> Outcome<MessageDeleted> {
         let DeleteRequest { room, seq } = parse(arg)?;
         let actor = self.actor(session);
         self.delete_message(socket.namespace(), &actor, &room, seq)
@@ -765,16 +815,20 @@ impl ChatApp {
                 format!("{nick} is not registered"),
             ));
         };
-        let hashed = self.passwords.hash_new(ip, password).await.map_err(|r| match r {
-            super::auth::Refusal::Busy => Failure(
-                ErrorCode::Busy,
-                "the server is busy checking passwords: retry in a moment".into(),
-            ),
-            super::auth::Refusal::Registrations => Failure(
-                ErrorCode::RateLimited,
-                "too many passwords were set from your address lately: try again later".into(),
-            ),
-        })?;
+        let hashed = self
+            .passwords
+            .hash_new(ip, password)
+            .await
+            .map_err(|r| match r {
+                super::auth::Refusal::Busy => Failure(
+                    ErrorCode::Busy,
+                    "the server is busy checking passwords: retry in a moment".into(),
+                ),
+                super::auth::Refusal::Registrations => Failure(
+                    ErrorCode::RateLimited,
+                    "too many passwords were set from your address lately: try again later".into(),
+                ),
+            })?;
         if !self
             .store
             .set_password(&key, hashed.hash.clone())
@@ -791,7 +845,11 @@ impl ChatApp {
         })
     }
 
-    pub(crate) async fn unregister_request(&self, session: &Session, arg: Value) -> Outcome<UnregisterReply> {
+    pub(crate) async fn unregister_request(
+        &self,
+        session: &Session,
+        arg: Value,
+    ) -> Outcome<UnregisterReply> {
         let UnregisterRequest { nick } = parse(arg)?;
         self.unregister(&self.actor(session), &nick).await
     }

@@ -477,12 +477,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_restriction(
-        &self,
-        namespace: &str,
-        room: &str,
-        r: Restriction,
-    ) -> StoreFuture<'_, ()> {
+    fn add_restriction(&self, namespace: &str, room: &str, r: Restriction) -> StoreFuture<'_, ()> {
         let (ns, room) = (namespace.to_owned(), room.to_owned());
         let wrote = self.write(move |c| {
             c.execute(
