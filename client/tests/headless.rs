@@ -696,6 +696,7 @@ async fn forged_events_are_escaped_without_a_server() {
                 room: "r".into(),
                 members: vec!["alice".into(), "mallory".into()],
                 away: Vec::new(),
+                operators: Vec::new(),
                 topic: Some(hostile.clone()),
                 history: vec![message(1)],
             })),
