@@ -214,8 +214,11 @@ impl ChatApp {
         // Still here: the store failed before the callback ran.
         let ack = lock(&slot).take();
         if let Err(e) = result {
-            refuse(ack, internal(e));
+            return refuse(ack, internal(e));
         }
+        // A ban made between the check above and the entry did not see us in the room: look
+        // again now that we are (the rules are cached), and go as its removal would.
+        self.banned_after_entering(socket, session, &room).await;
     }
 
     fn leave(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<LeaveReply> {

@@ -302,6 +302,34 @@ impl ChatApp {
         }
     }
 
+    /// Removes a socket that entered a room whose ban (set meanwhile) matches it, as the
+    /// ban's own removal does: a `kick` to the room, then out.
+    pub(crate) async fn banned_after_entering(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        room: &str,
+    ) {
+        let ns = socket.namespace();
+        let ip = socket.conn().remote.ip();
+        let Ok(Some(ban)) = self
+            .ban_on(ns.name(), room, &session.nick(), ip, true)
+            .await
+        else {
+            return;
+        };
+        let kick = Moderation {
+            room: room.to_owned(),
+            actor: ban.by,
+            action: ModerationAction::Kick,
+            target: session.nick(),
+            reason: ban.reason,
+            until: None,
+        };
+        let sid = socket.sid().clone();
+        ChatApp::remove_from_room(ns, room, &kick, |_, s| *s.sid() == sid);
+    }
+
     /// The refusal of a banned user: why and until when.
     pub(crate) fn banned(room: &str, ban: &Restriction) -> Failure {
         let mut text = format!("you are banned from {room}");
@@ -388,8 +416,8 @@ impl ChatApp {
         ns.to(engine_room(&event.room)).push(event);
     }
 
-    /// Removes `nick` (every device) from a room: `kick` to the room first, so the target
-    /// sees why, then its sockets leave. False when it was not in the room.
+    /// Removes the room's sockets `is_target` picks: a `kick` (one per nick) to the room
+    /// first, so the targets see why, then they leave. Returns the nicks removed.
     fn remove_from_room(
         ns: &Namespace,
         room: &str,
@@ -421,7 +449,7 @@ impl ChatApp {
     }
 
     /// `kick`: takes `nick` (every device of it) out of the room, not out of the server;
-    /// the room sees a `moderation` event, the target first among them.
+    /// the room (the target included) sees a `moderation` event before the target leaves.
     pub async fn kick(
         &self,
         ns: &Namespace,

@@ -364,6 +364,17 @@ mod tests {
     }
 
     #[test]
+    fn admins_are_a_list_of_valid_nicks_from_a_flag_or_the_file() {
+        assert!(resolve(&[], "").expect("valid").admins.is_empty());
+        let c = resolve(&[], "admins = [\"root\", \"Ada\"]").expect("valid");
+        assert_eq!(c.admins, ["root", "Ada"]);
+        let c = resolve(&["--admins", "root, ada"], "admins = [\"x\"]").expect("valid");
+        assert_eq!(c.admins, ["root", "ada"], "the flag wins");
+        assert!(resolve(&["--admins", "2pac"], "").is_err(), "not a nick");
+        assert!(resolve(&[], "admins = [\"a b\"]").is_err());
+    }
+
+    #[test]
     fn cors_origins_are_a_list_or_any_from_a_flag_or_the_file() {
         use crate::engine::CorsOrigins;
         let c = resolve(&[], "").expect("valid");
