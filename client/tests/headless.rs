@@ -429,6 +429,20 @@ async fn an_operator_kicks_and_bans_and_a_guest_cannot() {
         .await;
     ada.line("/who");
     ada.wait_for("#lobby has 1 members: ada").await;
+    // After a restart (a memory store: the ban is gone), bob does not rejoin the room he
+    // was removed from; ada does.
+    let addr = server.local_addr();
+    server.shutdown().await;
+    let server = start_server_at(addr, &[]).await;
+    bob.wait_for("reconnected to / as bob").await;
+    // Handled after any rejoin of bob's (his CONNECT's `since`, his automatic joins).
+    bob.line("/whois bob");
+    bob.wait_for("bob: a guest").await;
+    assert!(
+        !bob.output().contains("in #lobby with you"),
+        "{}",
+        bob.output()
+    );
     let (ok_a, out_a) = ada.finish().await;
     let (ok_b, out_b) = bob.finish().await;
     assert!(ok_a && ok_b, "{out_a}\n{out_b}");

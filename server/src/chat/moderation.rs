@@ -52,8 +52,13 @@ pub struct Actor {
 impl Actor {
     /// The server itself (the admin API): an admin named `server`.
     pub fn server() -> Actor {
+        Actor::admin("server")
+    }
+
+    /// An admin shown to rooms under this name (an admin API that names who called it).
+    pub fn admin(name: &str) -> Actor {
         Actor {
-            nick: "server".into(),
+            nick: name.to_owned(),
             key: None,
             admin: true,
         }
