@@ -79,7 +79,7 @@ pub struct ChatApp {
     /// The config's server admins, as nick keys.
     admins: std::collections::HashSet<String>,
     /// Operators, bans and mutes of the rooms with members (see `moderation`).
-    rules: Mutex<moderation::RulesCache>,
+    rules: moderation::RulesCache,
     /// Taken by loads into `rules` and by moderation writes, so a load never caches what a
     /// write just changed (never held with `rules`).
     rules_io: tokio::sync::Mutex<()>,
@@ -143,7 +143,7 @@ pub fn build_app_with_store(
         passwords: auth::Passwords::sized_to_cores(),
         limits: config.limits.clone(),
         admins: moderation::admin_keys(&config.admins),
-        rules: Mutex::default(),
+        rules: moderation::RulesCache::default(),
         rules_io: tokio::sync::Mutex::new(()),
     });
     for ns in &config.namespaces {

@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::RwLock;
 
 use chat_protocol::events::{
     BanRequest, DeleteRequest, DeopRequest, ErrorCode, KickRequest, MessageDeleted, Moderation,
@@ -75,6 +76,10 @@ pub(crate) struct RoomRules {
 impl RoomRules {
     /// The ban or mute in force on this nick (or its look-alikes) or address.
     fn find(&self, kind: RestrictionKind, nick: &str, ip: Option<IpAddr>) -> Option<&Restriction> {
+        // The usual room has none: no skeleton computed.
+        if !self.restrictions.iter().any(|r| r.kind == kind) {
+            return None;
+        }
         let now = now_ms();
         let key = names::nick_key(nick);
         let skeletons = names::nick_skeletons(nick);
@@ -204,10 +209,19 @@ impl ChatApp {
         cache: bool,
         f: impl FnOnce(&RoomRules) -> T,
     ) -> Result<T, Failure> {
-        let key = (ns.to_owned(), room.to_owned());
-        if let Some(rules) = lock(&self.rules).get(&key) {
-            return Ok(f(rules));
+        // The hit (every `message` checks its room's mutes): a read lock, no allocation.
+        // (`f` is taken by the read only when the rules are cached.)
+        let mut f = Some(f);
+        if let Some(out) = self
+            .rules
+            .read(ns, room, |r| f.take().map(|f| f(r)))
+            .flatten()
+        {
+            return Ok(out);
         }
+        let Some(f) = f else {
+            return Err(internal("the rules cache took the reader and gave nothing"));
+        };
         // Loads that cache and writes take turns, so a load never caches what a write just
         // changed (a load that does not cache needs no turn).
         let _io = if cache {
@@ -215,9 +229,6 @@ impl ChatApp {
         } else {
             None
         };
-        if let Some(rules) = lock(&self.rules).get(&key) {
-            return Ok(f(rules));
-        }
         let operators = self.store.operators(ns, room).await.map_err(internal)?;
         let restrictions = self.store.restrictions(ns, room).await.map_err(internal)?;
         let rules = RoomRules {
@@ -226,26 +237,20 @@ impl ChatApp {
         };
         let out = f(&rules);
         if cache {
-            let mut cached = lock(&self.rules);
-            if cached.len() >= CACHED_ROOMS_MAX {
-                cached.clear();
-            }
-            cached.insert(key, rules);
+            self.rules.insert(ns, room, rules);
         }
         Ok(out)
     }
 
     /// Forgets a room's cached rules (it has no member left).
     pub(crate) fn forget_rules(&self, ns: &str, room: &str) {
-        lock(&self.rules).remove(&(ns.to_owned(), room.to_owned()));
+        self.rules.remove(ns, room);
     }
 
     /// Applies a change to a room's rules to the cache, if it holds them (the store was
     /// written first, under `rules_io`).
     fn cached_change(&self, ns: &str, room: &str, f: impl FnOnce(&mut RoomRules)) {
-        if let Some(rules) = lock(&self.rules).get_mut(&(ns.to_owned(), room.to_owned())) {
-            f(rules);
-        }
+        self.rules.change(ns, room, f);
     }
 
     /// Refuses an actor who may not moderate the room.
@@ -814,9 +819,9 @@ impl ChatApp {
                 format!("{nick} is not registered"),
             ));
         }
-        for rules in lock(&self.rules).values_mut() {
+        self.rules.change_all(|rules| {
             rules.operators.remove(&key);
-        }
+        });
         drop(_io);
         if let Some(registered) = self.registered_nicks.get() {
             let shown = identity.as_ref().map_or(nick, |i| i.nick.as_str());
@@ -915,5 +920,53 @@ pub(crate) fn admin_keys(admins: &[String]) -> HashSet<String> {
     admins.iter().map(|n| names::nick_key(n)).collect()
 }
 
-/// The rules cache: (namespace, room) -> rules.
-pub(crate) type RulesCache = HashMap<(String, String), RoomRules>;
+/// The rules of the rooms with members: namespace -> room -> rules. Read on every
+/// `message` (its room's mutes), so behind a read-write lock and looked up by `&str`.
+#[derive(Debug, Default)]
+pub(crate) struct RulesCache(RwLock<HashMap<String, HashMap<String, RoomRules>>>);
+
+impl RulesCache {
+    /// `f` on the cached rules of a room; `None` when not cached.
+    fn read<T>(&self, ns: &str, room: &str, f: impl FnOnce(&RoomRules) -> T) -> Option<T> {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        map.get(ns).and_then(|rooms| rooms.get(room)).map(f)
+    }
+
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, HashMap<String, RoomRules>>> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, ns: &str, room: &str, rules: RoomRules) {
+        let mut map = self.write();
+        if map.values().map(HashMap::len).sum::<usize>() >= CACHED_ROOMS_MAX {
+            map.clear();
+        }
+        map.entry(ns.to_owned())
+            .or_default()
+            .insert(room.to_owned(), rules);
+    }
+
+    fn remove(&self, ns: &str, room: &str) {
+        let mut map = self.write();
+        if let Some(rooms) = map.get_mut(ns) {
+            rooms.remove(room);
+            if rooms.is_empty() {
+                map.remove(ns);
+            }
+        }
+    }
+
+    fn change(&self, ns: &str, room: &str, f: impl FnOnce(&mut RoomRules)) {
+        if let Some(rules) = self.write().get_mut(ns).and_then(|r| r.get_mut(room)) {
+            f(rules);
+        }
+    }
+
+    fn change_all(&self, mut f: impl FnMut(&mut RoomRules)) {
+        for rooms in self.write().values_mut() {
+            rooms.values_mut().for_each(&mut f);
+        }
+    }
+}
