@@ -242,7 +242,14 @@ fn render_members(app: &App, area: Rect, buf: &mut Buffer) {
         } else {
             Style::new().fg(app.theme.nick_color(name))
         };
-        let mark = if away { '~' } else { ' ' };
+        // Operators are marked `@` (IRC's mark), before away's `~`.
+        let mark = if w.operators.contains(name) {
+            '@'
+        } else if away {
+            '~'
+        } else {
+            ' '
+        };
         let text = fit_ellipsis(&format!("{mark}{}", sanitize::one_line(name)), width);
         buf.set_string(area.x, area.y + 1 + i as u16, text, style);
     }

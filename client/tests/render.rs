@@ -44,6 +44,7 @@ fn join(app: &mut App, nsp: &str, room: &str, members: &[&str], history: Vec<Cha
                 room: room.into(),
                 members: members.iter().map(|m| m.to_string()).collect(),
                 away: Vec::new(),
+                operators: Vec::new(),
                 topic: Some("Rust and friends".into()).filter(|_| room == "general"),
                 history,
             })),
@@ -201,7 +202,7 @@ fn screen_120x40() {
     app.submit("/help");
     let (text, _) = draw(&app, 120, 40);
     assert_snapshot("screen_120x40", &text);
-    assert!(text.contains("/ns <namespace> [key]"));
+    assert!(text.contains("/kick <nick> [reason]"), "{text}");
 }
 
 #[test]
@@ -760,4 +761,70 @@ fn away_members_are_marked_in_the_nick_list() {
     );
     let (text, _) = draw(&app, 120, 30);
     assert!(text.contains("│ bob "), "{text}");
+}
+
+/// Operators are marked `@` in the nick list; `moderation` events are lines in the room
+/// (a kick removes its target from the list, an op adds the mark, a kick of us says so);
+/// a deleted message's line loses its text.
+#[test]
+fn moderation_events_are_lines_and_operators_are_marked() {
+    use chat_protocol::events::{MessageDeleted, Moderation, ModerationAction};
+    let mut app = fixture();
+    app.update(Event::Resize(120, 30));
+    let event = |action, actor: &str, target: &str, reason: Option<&str>| NetEvent::Server {
+        nsp: "/".into(),
+        event: ServerEvent::Moderation(Box::new(Moderation {
+            room: "general".into(),
+            actor: actor.into(),
+            action,
+            target: target.into(),
+            reason: reason.map(str::to_owned),
+            until: None,
+        })),
+    };
+    net(&mut app, event(ModerationAction::Op, "carol", "bob", None));
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("│@bob "), "{text}");
+    assert!(
+        text.contains("carol made bob an operator of #general"),
+        "{text}"
+    );
+    net(
+        &mut app,
+        event(ModerationAction::Kick, "bob", "carol", Some("spam")),
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(
+        text.contains("bob kicked carol from #general (spam)"),
+        "{text}"
+    );
+    assert!(text.contains("│ 3 members"), "{text}");
+    assert!(!text.contains("│ carol "), "{text}");
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Deleted(MessageDeleted {
+                room: "general".into(),
+                seq: 1,
+                id: "general-1".into(),
+                by: "root".into(),
+            }),
+        },
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("(message deleted by root)"), "{text}");
+    assert!(
+        text.contains("root deleted message #1 of #general"),
+        "{text}"
+    );
+    net(
+        &mut app,
+        event(ModerationAction::Kick, "bob", "alice", None),
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(
+        text.contains("you were kicked from #general by bob"),
+        "{text}"
+    );
 }

@@ -24,8 +24,10 @@
 //! `a_resent_cid_returns_the_first_message_and_publishes_nothing`,
 //! `a_cid_resent_while_the_first_is_in_flight_is_stored_once`,
 //! `attach_hands_over_what_was_missed`, `an_attach_racing_appends_misses_and_repeats_nothing`,
-//! `history_pages_backwards_oldest_first`, `topics`, `identities`, `queued_direct_messages`;
-//! for durable stores `a_reopened_store_keeps_everything`.
+//! `history_pages_backwards_oldest_first`, `topics`, `identities`, `queued_direct_messages`,
+//! `operators`, `bans_and_mutes`, `deleting_a_message`, `identity_changes`; for durable
+//! stores `a_reopened_store_keeps_everything` and
+//! `a_reopened_store_keeps_moderation_and_deletions`.
 //!
 //! Not here: the error clause (a backend's failures are its own to provoke: the SQLite
 //! store's refusal while indexing fails is in `store.rs`, an append answered `Closed` in
@@ -42,7 +44,8 @@ use std::time::Duration;
 use chat_protocol::events::{ChatMessage, DirectMessage};
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
 use chat_server::chat::store::{
-    AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Store, StoreError,
+    AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Restriction, RestrictionKind,
+    Store, StoreError,
 };
 use tokio::sync::oneshot;
 
@@ -65,12 +68,20 @@ macro_rules! contract {
                 history_pages_backwards_oldest_first,
                 topics,
                 identities,
-                queued_direct_messages
+                queued_direct_messages,
+                operators,
+                bans_and_mutes,
+                deleting_a_message,
+                identity_changes
             );
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn a_reopened_store_keeps_everything() {
                     super::within(super::a_reopened_store_keeps_everything($fresh, $reopen)).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn a_reopened_store_keeps_moderation_and_deletions() {
+                    super::within(super::a_reopened_store_keeps_moderation_and_deletions($fresh, $reopen)).await
                 }
             )?
         }
@@ -847,5 +858,176 @@ async fn a_reopened_store_keeps_everything<S: Store>(fresh: impl Fn() -> S, reop
     assert_eq!(
         store.queued_dms("bob").await.unwrap(),
         [dm("d1", "bob", "wait")]
+    );
+}
+
+/// Operators: per room, added and removed idempotently, keys compared exactly.
+async fn operators<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let ops = |ns: &'static str, room: &'static str| {
+        let f = store.operators(ns, room);
+        async move {
+            let mut v = f.await.unwrap();
+            v.sort();
+            v
+        }
+    };
+    assert!(ops("/", "r").await.is_empty());
+    store.set_operator("/", "r", "ann", true).await.unwrap();
+    store.set_operator("/", "r", "ann", true).await.unwrap();
+    store.set_operator("/", "r", "bob", true).await.unwrap();
+    store.set_operator("/x", "r", "carol", true).await.unwrap();
+    assert_eq!(ops("/", "r").await, ["ann", "bob"]);
+    assert_eq!(ops("/x", "r").await, ["carol"]);
+    assert!(ops("/", "s").await.is_empty());
+    store.set_operator("/", "r", "bob", false).await.unwrap();
+    store.set_operator("/", "r", "nobody", false).await.unwrap();
+    assert_eq!(ops("/", "r").await, ["ann"]);
+    assert!(history(&store, "/", "r", None, 10).await.is_empty());
+    assert_eq!(fill(&store, 1).await[0].seq, 1, "moderation takes no seq");
+}
+
+fn restriction(kind: RestrictionKind, target: &str, until: Option<i64>) -> Restriction {
+    Restriction {
+        kind,
+        target: target.into(),
+        by: "ann".into(),
+        reason: Some("why".into()),
+        until,
+    }
+}
+
+/// Bans and mutes: per room, one per (kind, target), replaced by a new one, lifted once.
+async fn bans_and_mutes<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let list = |room: &'static str| {
+        let f = store.restrictions("/", room);
+        async move {
+            let mut v = f.await.unwrap();
+            v.sort_by(|a, b| (a.kind.as_str(), &a.target).cmp(&(b.kind.as_str(), &b.target)));
+            v
+        }
+    };
+    assert!(list("r").await.is_empty());
+    let ban = restriction(RestrictionKind::Ban, "bob", Some(5));
+    let mute = restriction(RestrictionKind::Mute, "bob", None);
+    store.add_restriction("/", "r", ban.clone()).await.unwrap();
+    store.add_restriction("/", "r", mute.clone()).await.unwrap();
+    assert_eq!(list("r").await, [ban.clone(), mute.clone()]);
+    assert!(list("s").await.is_empty());
+    let longer = restriction(RestrictionKind::Ban, "bob", None);
+    store
+        .add_restriction("/", "r", longer.clone())
+        .await
+        .unwrap();
+    assert_eq!(list("r").await, [longer, mute.clone()], "replaced");
+    assert!(
+        store
+            .remove_restriction("/", "r", RestrictionKind::Ban, "bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_restriction("/", "r", RestrictionKind::Ban, "bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_restriction("/", "r", RestrictionKind::Mute, "Bob")
+            .await
+            .unwrap(),
+        "targets compare exactly"
+    );
+    assert_eq!(list("r").await, [mute]);
+}
+
+/// Deleting a message: gone from history and attach, found once, its seq not reused.
+async fn deleting_a_message<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let stored = fill(&store, 20).await;
+    let gone = store.delete_message("/", "r", 7).await.unwrap();
+    assert_eq!(gone.as_ref(), Some(&stored[6]));
+    assert_eq!(store.delete_message("/", "r", 7).await.unwrap(), None);
+    assert_eq!(store.delete_message("/", "r", 99).await.unwrap(), None);
+    assert_eq!(store.delete_message("/", "r", 0).await.unwrap(), None);
+    assert_eq!(store.delete_message("/", "other", 1).await.unwrap(), None);
+    // The newest, too (it may not be indexed yet).
+    assert!(store.delete_message("/", "r", 20).await.unwrap().is_some());
+    let all = history(&store, "/", "r", None, 100).await;
+    let expected: Vec<u64> = (1..20).filter(|s| *s != 7).collect();
+    assert_eq!(seqs(&all), expected);
+    let c = attach(&store, "/", "r", Some(5), 100).await;
+    assert_eq!(
+        seqs(&c.messages),
+        [6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    );
+    assert_eq!(c.last_seq, 20);
+    let calls = Calls::default();
+    let next = append(&store, in_r("ann", "after", None), &calls).await;
+    assert_eq!(next.message.seq, 21, "no seq is reused");
+}
+
+/// Identity changes: unregistering takes the identity, its queued messages and its operator
+/// status; a password is replaced only for an identity that exists.
+async fn identity_changes<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    assert!(
+        store
+            .create_identity("ann", identity("Ann", "h1"))
+            .await
+            .unwrap()
+    );
+    assert!(store.set_password("ann", "h2".into()).await.unwrap());
+    assert_eq!(
+        store.identity("ann").await.unwrap(),
+        Some(identity("Ann", "h2"))
+    );
+    assert!(!store.set_password("bob", "h".into()).await.unwrap());
+    assert_eq!(store.identity("bob").await.unwrap(), None);
+    store.queue_dm("ann", dm("d1", "Ann", "hi")).await.unwrap();
+    store.set_operator("/", "r", "ann", true).await.unwrap();
+    store.set_operator("/", "r", "bob", true).await.unwrap();
+    assert!(store.delete_identity("ann").await.unwrap());
+    assert!(!store.delete_identity("ann").await.unwrap());
+    assert_eq!(store.identity("ann").await.unwrap(), None);
+    assert!(store.queued_dms("ann").await.unwrap().is_empty());
+    assert_eq!(store.operators("/", "r").await.unwrap(), ["bob"]);
+    assert!(store.registered_nicks().await.unwrap().is_empty());
+    assert!(
+        store
+            .create_identity("ann", identity("ann", "h3"))
+            .await
+            .unwrap(),
+        "the nick can be registered again"
+    );
+}
+
+/// Durable stores: operators, bans and mutes survive a reopen, and so does a deletion (of
+/// the room's newest message too: the next message still takes the next seq).
+async fn a_reopened_store_keeps_moderation_and_deletions<S: Store>(
+    fresh: impl Fn() -> S,
+    reopen: fn(S) -> S,
+) {
+    let store = fresh();
+    fill(&store, 5).await;
+    store.set_operator("/", "r", "ann", true).await.unwrap();
+    let ban = restriction(RestrictionKind::Ban, "bob", Some(1234));
+    store.add_restriction("/", "r", ban.clone()).await.unwrap();
+    assert!(store.delete_message("/", "r", 2).await.unwrap().is_some());
+    assert!(store.delete_message("/", "r", 5).await.unwrap().is_some());
+
+    let store = reopen(store);
+    assert_eq!(seqs(&history(&store, "/", "r", None, 10).await), [1, 3, 4]);
+    assert_eq!(store.operators("/", "r").await.unwrap(), ["ann"]);
+    assert_eq!(store.restrictions("/", "r").await.unwrap(), [ban]);
+    let calls = Calls::default();
+    let next = append(&store, in_r("ann", "six", None), &calls).await;
+    assert_eq!(next.message.seq, 6, "the deleted newest seq is not reused");
+    let store = reopen(store);
+    assert_eq!(
+        seqs(&history(&store, "/", "r", None, 10).await),
+        [1, 3, 4, 6]
     );
 }

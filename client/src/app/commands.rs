@@ -224,6 +224,16 @@ impl App {
                 Some(room) => self.request(&nsp, Request::Topic { room, topic }),
                 None => self.error_active("/topic works in a room window"),
             },
+            Command::Moderate(action) => match current_room {
+                Some(room) => self.request(
+                    &nsp,
+                    Request::Moderate {
+                        room,
+                        action: Box::new(action),
+                    },
+                ),
+                None => self.error_active("moderation works in a room window"),
+            },
             Command::Help => self.show_help(),
             Command::Quit => self.request_quit(),
             Command::Wait(_) | Command::Expect(_) => {

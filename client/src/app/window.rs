@@ -34,6 +34,9 @@ pub struct Window {
     pub members: Vec<String>,
     /// Members who are away (marked in the nick list), as `who` and presence events tell.
     pub away: std::collections::BTreeSet<String>,
+    /// Members who are room operators (marked `@` in the nick list), as `join`, `who` and
+    /// `moderation` events tell.
+    pub operators: std::collections::BTreeSet<String>,
     /// An older-history request is on its way.
     pub(super) history_pending: bool,
     /// Not (or soon not) a member: a `leave` is on its way, or the namespace was closed. A
@@ -63,6 +66,7 @@ impl Window {
             topic: None,
             members: Vec::new(),
             away: std::collections::BTreeSet::new(),
+            operators: std::collections::BTreeSet::new(),
             history_pending: false,
             history_done: false,
             catch_up_from: None,

@@ -6,6 +6,8 @@ use std::time::Duration;
 use chat_protocol::events::{self, ErrorBody, ErrorCode};
 use serde_json::Value;
 
+use crate::command::Moderate;
+
 /// A request to the server, answered by an ack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -49,6 +51,12 @@ pub enum Request {
     /// Away with a reason, or back without one.
     Away {
         reason: Option<String>,
+    },
+    /// A moderation action in a room (`/kick`, `/ban`, ...).
+    Moderate {
+        room: String,
+        /// Boxed: the largest request otherwise, and every `NetEvent` would be as large.
+        action: Box<Moderate>,
     },
 }
 
@@ -115,6 +123,7 @@ impl Request {
                 },
                 Reply::Away,
             ),
+            Request::Moderate { room, action } => moderation(room.clone(), (**action).clone()),
         }
     }
 
@@ -133,6 +142,48 @@ impl Request {
             Reply::Pong { .. } => Reply::Pong { rtt },
             reply => reply,
         })
+    }
+}
+
+/// A moderation command's protocol request; each is answered with the room's `moderation`
+/// event.
+fn moderation(room: String, action: Moderate) -> Box<dyn Wire> {
+    use events::{
+        BanRequest, DeopRequest, KickRequest, MuteRequest, OpRequest, UnbanRequest, UnmuteRequest,
+    };
+    let into = |m| Reply::Moderation(Box::new(m));
+    match action {
+        Moderate::Kick { nick, reason } => typed(KickRequest { room, nick, reason }, into),
+        Moderate::Ban {
+            target,
+            duration_secs,
+            reason,
+        } => typed(
+            BanRequest {
+                room,
+                target,
+                duration_secs,
+                reason,
+            },
+            into,
+        ),
+        Moderate::Unban(target) => typed(UnbanRequest { room, target }, into),
+        Moderate::Mute {
+            nick,
+            duration_secs,
+            reason,
+        } => typed(
+            MuteRequest {
+                room,
+                nick,
+                duration_secs,
+                reason,
+            },
+            into,
+        ),
+        Moderate::Unmute(nick) => typed(UnmuteRequest { room, nick }, into),
+        Moderate::Op(nick) => typed(OpRequest { room, nick }, into),
+        Moderate::Deop(nick) => typed(DeopRequest { room, nick }, into),
     }
 }
 
@@ -180,9 +231,14 @@ pub enum Reply {
     Who(events::WhoReply),
     Topic(events::TopicReply),
     History(events::HistoryReply),
-    Pong { rtt: Duration },
+    Pong {
+        rtt: Duration,
+    },
     Whois(events::WhoisReply),
     Away(events::AwayReply),
+    /// Any moderation request's answer: the event the room saw.
+    /// (Boxed: the largest reply, and every `NetEvent` would be as large.)
+    Moderation(Box<events::Moderation>),
 }
 
 /// Why a request failed: the server said no, or it never got an answer.
@@ -277,6 +333,24 @@ mod tests {
                 c::HISTORY,
             ),
             (Request::Ping, c::PING),
+            (
+                Request::Moderate {
+                    room: "r".into(),
+                    action: Box::new(Moderate::Ban {
+                        target: "n".into(),
+                        duration_secs: Some(60),
+                        reason: None,
+                    }),
+                },
+                c::BAN,
+            ),
+            (
+                Request::Moderate {
+                    room: "r".into(),
+                    action: Box::new(Moderate::Deop("n".into())),
+                },
+                c::DEOP,
+            ),
         ];
         for (request, event) in cases {
             assert_eq!(request.event(), event, "{request:?}");

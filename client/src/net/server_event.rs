@@ -14,6 +14,9 @@ pub enum ServerEvent {
     Topic(events::TopicChange),
     Notice(events::Notice),
     Typing(events::Typing),
+    /// Boxed, as `Reply::Moderation`.
+    Moderation(Box<events::Moderation>),
+    Deleted(events::MessageDeleted),
     /// An event this client does not know (or could not decode); logged, shown plainly.
     Unknown(String),
 }
@@ -33,6 +36,8 @@ impl ServerEvent {
             s::TOPIC => de(arg).map(ServerEvent::Topic),
             s::NOTICE => de(arg).map(ServerEvent::Notice),
             s::TYPING => de(arg).map(ServerEvent::Typing),
+            s::MODERATION => de(arg).map(|m| ServerEvent::Moderation(Box::new(m))),
+            s::DELETED => de(arg).map(ServerEvent::Deleted),
             _ => None,
         };
         decoded.unwrap_or_else(|| ServerEvent::Unknown(format!("{name} {arg}")))

@@ -128,6 +128,11 @@ impl ChatApp {
                 refused.push((room, why));
                 continue;
             }
+            // Not even a catch-up for a room that bans this user.
+            if let Err(f) = self.may_enter(&socket, &session, &room).await {
+                refused.push((room, f.1));
+                continue;
+            }
             if let Err(e) = self
                 .attach(&socket, &session, &room, Some(seq), self.catchup_limit)
                 .await
@@ -265,7 +270,10 @@ impl ChatApp {
         };
         let action = match event.kind {
             RoomEventKind::Created => RoomAction::Created,
-            RoomEventKind::Deleted => RoomAction::Deleted,
+            RoomEventKind::Deleted => {
+                self.forget_rules(ns.name(), room);
+                RoomAction::Deleted
+            }
             RoomEventKind::Joined | RoomEventKind::Left => return,
         };
         ns.push(&RoomChange {

@@ -9,6 +9,8 @@
 //! - `lifecycle`: connect (catch-up with `since`, direct messages that waited), disconnect,
 //!   room lifecycle events;
 //! - [`handlers`]: one method per client event (`join`, `message`, `dm`, ...);
+//! - [`moderation`]: server admins and room operators, bans, mutes, kicks, message deletion
+//!   (the functions an admin API calls take an [`moderation::Actor`]);
 //! - `reply`: typed acks (each request's reply type) and typed pushes (`Push::push`, the
 //!   event's name from its type);
 //! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
@@ -24,6 +26,7 @@ pub mod handlers;
 mod lifecycle;
 mod look_alike;
 mod middleware;
+pub mod moderation;
 mod reply;
 mod session;
 pub mod sqlite;
@@ -45,6 +48,7 @@ use crate::engine::{ConnectRequest, Engine, Handlers, RateLimitReplies, Socket, 
 use look_alike::LookAlikes;
 use middleware::check_key;
 use reply::Push;
+pub use reply::{Failure, Outcome};
 pub use session::Session;
 use store::{MemoryStore, Store, StoreError};
 
@@ -72,10 +76,24 @@ pub struct ChatApp {
     limits: crate::config::ChatLimits,
     /// Connections in each namespace (for the welcome's count), by namespace name.
     namespace_users: Mutex<HashMap<String, usize>>,
+    /// The config's server admins, as nick keys.
+    admins: std::collections::HashSet<String>,
+    /// Operators, bans and mutes of the rooms with members (see `moderation`).
+    rules: moderation::RulesCache,
+    /// Taken by loads into `rules` and by moderation writes, so a load never caches what a
+    /// write just changed (never held with `rules`).
+    rules_io: tokio::sync::Mutex<()>,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
 pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
+    build_app(config).map(|(engine, _)| engine)
+}
+
+/// [`build`], also handing out the chat's state, whose moderation functions
+/// ([`ChatApp::kick`], [`ChatApp::ban`], ...) an admin API calls with
+/// [`moderation::Actor::server`].
+pub fn build_app(config: &ServerConfig) -> Result<(Engine, Arc<ChatApp>), StoreError> {
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.room_capacity)),
         StoreConfig::Sqlite(path) => Arc::new(
@@ -87,10 +105,18 @@ pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
             })?,
         ),
     };
-    Ok(build_with_store(config, store))
+    Ok(build_app_with_store(config, store))
 }
 
 pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine {
+    build_app_with_store(config, store).0
+}
+
+/// [`build_with_store`], also handing out the chat's state (see [`build_app`]).
+pub fn build_app_with_store(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> (Engine, Arc<ChatApp>) {
     let engine = Engine::new(config.engine.clone());
     const SLOW_DOWN: &str = "rate limit exceeded: slow down";
     engine.set_rate_limit_replies(RateLimitReplies {
@@ -116,6 +142,9 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         token_secret: config.token_secret.clone(),
         passwords: auth::Passwords::sized_to_cores(),
         limits: config.limits.clone(),
+        admins: moderation::admin_keys(&config.admins),
+        rules: moderation::RulesCache::default(),
+        rules_io: tokio::sync::Mutex::new(()),
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));
@@ -129,7 +158,7 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         let any = Regex::new(r"^/[A-Za-z0-9_./-]{0,63}$").unwrap();
         engine.dynamic_namespace(any, app.handlers(None, false));
     }
-    engine
+    (engine, app)
 }
 
 impl ChatApp {

@@ -119,6 +119,53 @@ pub struct Identity {
     pub password_hash: String,
 }
 
+/// What a [`Restriction`] does: a ban keeps its target out of the room, a mute keeps it
+/// from sending messages there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RestrictionKind {
+    Ban,
+    Mute,
+}
+
+impl RestrictionKind {
+    /// How the kind is written in a store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestrictionKind::Ban => "ban",
+            RestrictionKind::Mute => "mute",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RestrictionKind> {
+        match s {
+            "ban" => Some(RestrictionKind::Ban),
+            "mute" => Some(RestrictionKind::Mute),
+            _ => None,
+        }
+    }
+}
+
+/// A ban or a mute in one room. The store keeps at most one per (kind, target) and compares
+/// targets exactly: the chat passes a nick key (lowercase nick) or, for a ban by address,
+/// `ip:` and the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restriction {
+    pub kind: RestrictionKind,
+    pub target: String,
+    /// Who set it (a nick, or `server`).
+    pub by: String,
+    pub reason: Option<String>,
+    /// When it ends, milliseconds since the Unix epoch; `None`: until lifted.
+    pub until: Option<i64>,
+}
+
+impl Restriction {
+    /// In force at `now_ms`.
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.until.is_none_or(|until| now_ms < until)
+    }
+}
+
 /// A sequenced room log: the messages of each room, numbered and handed to the application
 /// in one order. The contract, which `server/tests/store_contract.rs` checks for every
 /// backend (a new one, such as a Redis store, adds itself there):
@@ -211,6 +258,20 @@ pub trait RoomLog: Send + Sync + 'static {
 /// - **Queued direct messages.** Per recipient key: `queued_dms` returns them in the order
 ///   queued, `queued_dm_count` counts them, `remove_dm` removes the one with that id (from
 ///   that recipient's queue only; an unknown id is no error).
+/// - **Moderation** (per (namespace, room); keys compared exactly, as identities'):
+///   `operators` lists the room's operator nick keys (any order); `set_operator` adds or
+///   removes one (idempotent). `restrictions` lists the room's bans and mutes, expired ones
+///   included (the caller decides what is in force; a store may drop expired ones at any
+///   time); `add_restriction` replaces the one of the same kind and target;
+///   `remove_restriction` is true when there was one to remove.
+/// - **Deleting a message.** `delete_message` removes one message of a room's log for good
+///   (history, attach and a restart no longer return it) and returns it, or `None` when the
+///   room has no message with that `seq`. The room's `seq`s are not reused: the next append
+///   still takes the seq after the newest ever stored. It needs no ordering section: an
+///   attach or history made after it resolved does not see the message.
+/// - **Identity changes.** `delete_identity` removes the identity, its queued direct
+///   messages and its operator status in every room, and is true when there was one;
+///   `set_password` replaces an identity's hash and is true when there was one.
 pub trait Store: RoomLog {
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>>;
     fn set_topic(&self, namespace: &str, room: &str, topic: Option<String>) -> StoreFuture<'_, ()>;
@@ -228,6 +289,46 @@ pub trait Store: RoomLog {
     fn queued_dm_count(&self, to_key: &str) -> StoreFuture<'_, usize>;
     /// Removes one waiting message once its recipient acknowledged it.
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()>;
+    /// The nick keys of the room's operators.
+    fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>>;
+    /// Makes a nick key an operator of the room (`true`) or not (`false`).
+    fn set_operator(
+        &self,
+        namespace: &str,
+        room: &str,
+        nick_key: &str,
+        operator: bool,
+    ) -> StoreFuture<'_, ()>;
+    /// The room's bans and mutes, expired ones included.
+    fn restrictions(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>>;
+    /// Adds a ban or mute, replacing the one of the same kind and target.
+    fn add_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        restriction: Restriction,
+    ) -> StoreFuture<'_, ()>;
+    /// Lifts a ban or mute; false when there was none.
+    fn remove_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        kind: RestrictionKind,
+        target: &str,
+    ) -> StoreFuture<'_, bool>;
+    /// Removes one message from the room's log; returns it, or `None` when there is none
+    /// with that seq.
+    fn delete_message(
+        &self,
+        namespace: &str,
+        room: &str,
+        seq: u64,
+    ) -> StoreFuture<'_, Option<ChatMessage>>;
+    /// Forgets an identity, its queued direct messages and its operator status everywhere;
+    /// false when there was none.
+    fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool>;
+    /// Replaces an identity's password hash; false when there is no such identity.
+    fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool>;
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -269,6 +370,14 @@ struct MemoryRoom {
 struct Memory {
     identities: HashMap<String, Identity>,
     dms: HashMap<String, Vec<DirectMessage>>,
+    /// (namespace, room) -> operator nick keys.
+    operators: HashMap<(String, String), std::collections::BTreeSet<String>>,
+    /// (namespace, room) -> bans and mutes.
+    restrictions: HashMap<(String, String), Vec<Restriction>>,
+}
+
+fn room_key(namespace: &str, room: &str) -> (String, String) {
+    (namespace.to_owned(), room.to_owned())
 }
 
 /// namespace -> room -> log. Each room has its own lock, which is its ordering section, so
@@ -488,6 +597,111 @@ impl Store for MemoryStore {
             v.retain(|m| m.id != id);
         }
         ready(())
+    }
+
+    fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+        let state = lock(&self.state);
+        let ops = state.operators.get(&room_key(namespace, room));
+        ready(ops.map(|o| o.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    fn set_operator(
+        &self,
+        namespace: &str,
+        room: &str,
+        nick_key: &str,
+        operator: bool,
+    ) -> StoreFuture<'_, ()> {
+        let mut state = lock(&self.state);
+        let key = room_key(namespace, room);
+        if operator {
+            let ops = state.operators.entry(key).or_default();
+            ops.insert(nick_key.to_owned());
+        } else if let Some(ops) = state.operators.get_mut(&key) {
+            ops.remove(nick_key);
+            if ops.is_empty() {
+                state.operators.remove(&key);
+            }
+        }
+        ready(())
+    }
+
+    fn restrictions(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>> {
+        let state = lock(&self.state);
+        let found = state.restrictions.get(&room_key(namespace, room)).cloned();
+        ready(found.unwrap_or_default())
+    }
+
+    fn add_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        restriction: Restriction,
+    ) -> StoreFuture<'_, ()> {
+        let mut state = lock(&self.state);
+        let list = state
+            .restrictions
+            .entry(room_key(namespace, room))
+            .or_default();
+        list.retain(|r| (r.kind, &r.target) != (restriction.kind, &restriction.target));
+        list.push(restriction);
+        ready(())
+    }
+
+    fn remove_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        kind: RestrictionKind,
+        target: &str,
+    ) -> StoreFuture<'_, bool> {
+        let mut state = lock(&self.state);
+        let Some(list) = state.restrictions.get_mut(&room_key(namespace, room)) else {
+            return ready(false);
+        };
+        let before = list.len();
+        list.retain(|r| (r.kind, r.target.as_str()) != (kind, target));
+        ready(list.len() < before)
+    }
+
+    fn delete_message(
+        &self,
+        namespace: &str,
+        room: &str,
+        seq: u64,
+    ) -> StoreFuture<'_, Option<ChatMessage>> {
+        let Some(log) = self.existing(namespace, room) else {
+            return ready(None);
+        };
+        let mut log = lock(&log);
+        let Some(at) = log.messages.iter().position(|m| m.seq == seq) else {
+            return ready(None);
+        };
+        let removed = log.messages.remove(at);
+        if let Some(key) = log.cid_of.remove(&seq) {
+            log.cids.remove(&key);
+        }
+        ready(removed)
+    }
+
+    fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool> {
+        let mut state = lock(&self.state);
+        let existed = state.identities.remove(nick_key).is_some();
+        state.dms.remove(nick_key);
+        state.operators.retain(|_, ops| {
+            ops.remove(nick_key);
+            !ops.is_empty()
+        });
+        ready(existed)
+    }
+
+    fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool> {
+        let mut state = lock(&self.state);
+        let Some(identity) = state.identities.get_mut(nick_key) else {
+            return ready(false);
+        };
+        identity.password_hash = password_hash;
+        ready(true)
     }
 }
 

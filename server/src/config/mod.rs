@@ -84,6 +84,9 @@ pub struct ServerConfig {
     /// How the `chat-server` binary writes its log lines (`main.rs` installs the subscriber;
     /// [`crate::start`] does not read it).
     pub log_format: LogFormat,
+    /// Server admins: registered nicks (connected with their password) who may moderate
+    /// every room, claim rooms without operators, delete messages and unregister nicks.
+    pub admins: Vec<String>,
 }
 
 /// The shape of the binary's log lines on stderr.
@@ -179,6 +182,7 @@ impl Default for ServerConfig {
             limits: ChatLimits::default(),
             tls: None,
             log_format: LogFormat::Text,
+            admins: Vec::new(),
         }
     }
 }
@@ -357,6 +361,17 @@ mod tests {
         let c = resolve(&[], "log_format = \"json\"").expect("valid");
         assert_eq!(c.log_format, LogFormat::Json);
         assert!(resolve(&["--log-format", "xml"], "").is_err());
+    }
+
+    #[test]
+    fn admins_are_a_list_of_valid_nicks_from_a_flag_or_the_file() {
+        assert!(resolve(&[], "").expect("valid").admins.is_empty());
+        let c = resolve(&[], "admins = [\"root\", \"Ada\"]").expect("valid");
+        assert_eq!(c.admins, ["root", "Ada"]);
+        let c = resolve(&["--admins", "root, ada"], "admins = [\"x\"]").expect("valid");
+        assert_eq!(c.admins, ["root", "ada"], "the flag wins");
+        assert!(resolve(&["--admins", "2pac"], "").is_err(), "not a nick");
+        assert!(resolve(&[], "admins = [\"a b\"]").is_err());
     }
 
     #[test]

@@ -56,6 +56,9 @@ enum Field {
     /// A list of browser origins, or `*`: comma-separated in a flag or variable, a string or
     /// an array of strings in the file.
     Origins(fn(&mut Draft) -> &mut CorsOrigins),
+    /// A list of nicks: comma-separated in a flag or variable, an array of strings in the
+    /// file; each must be a valid nick.
+    Nicks(fn(&mut Draft) -> &mut Vec<String>),
 }
 
 /// The configuration being resolved: the binary's defaults, then each value given.
@@ -305,6 +308,11 @@ pub static SETTINGS: &[Setting] = &[
         Field::MaybePath(|d| &mut d.token_secret_file),
     ),
     setting(
+        "admins",
+        "Server admins: registered nicks, comma-separated, who may moderate every room, delete messages and unregister nicks [default: none].",
+        Field::Nicks(|d| &mut d.config.admins),
+    ),
+    setting(
         "log_format",
         "Log lines on stderr: text (for people) or json (one object per line, for collectors).",
         Field::Choice(|d| &mut d.log_format, &["text", "json"]),
@@ -352,6 +360,15 @@ impl Setting {
                 *f(draft) = value.to_owned();
             }
             Field::Origins(f) => *f(draft) = CorsOrigins::parse(value)?,
+            Field::Nicks(f) => {
+                let mut nicks = Vec::new();
+                for nick in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    chat_protocol::names::validate_nick(nick)
+                        .map_err(|e| format!("{nick:?}: {e}"))?;
+                    nicks.push(nick.to_owned());
+                }
+                *f(draft) = nicks;
+            }
         }
         Ok(())
     }
@@ -370,6 +387,8 @@ impl Setting {
                 CorsOrigins::SameOrigin => return None,
                 origins => origins.to_string(),
             },
+            Field::Nicks(f) if f(draft).is_empty() => return None,
+            Field::Nicks(f) => f(draft).join(","),
             Field::MaybePath(_)
             | Field::MaybeU64(_)
             | Field::MaybeSecs(_)
@@ -387,7 +406,7 @@ impl Setting {
 impl Field {
     /// Whether the file may give the value as an array (joined by commas for parsing).
     fn is_list(&self) -> bool {
-        matches!(self, Field::Origins(_))
+        matches!(self, Field::Origins(_) | Field::Nicks(_))
     }
 
     /// What `--help` calls the value.
@@ -402,6 +421,7 @@ impl Field {
             Field::MaybeString(_) => "TEXT",
             Field::Choice(..) => "KIND",
             Field::Origins(_) => "ORIGINS",
+            Field::Nicks(_) => "NICKS",
         }
     }
 }

@@ -93,7 +93,8 @@ pub(super) fn recover(conn: &Connection) -> Result<((usize, i64), bool), StoreEr
 /// - every room's newest `room_index` entry names a log message with that room and seq, and
 ///   is the room's `last_seq` (a room's messages are numbered in log order, and retention
 ///   removes a room's oldest messages first or all of them, so a room with indexed messages
-///   has its `last_seq` among them): this catches a `last_seq` behind (new messages would
+///   has its `last_seq` among them, or above them only seqs an admin deleted, which
+///   `deleted_messages` keeps): this catches a `last_seq` behind (new messages would
 ///   take taken seqs) or ahead, and a room's newest entries gone or pointing elsewhere.
 ///
 /// An `indexed_upto` behind the indexes makes indexing the tail fail (on keys already
@@ -174,7 +175,16 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
         let Some((seq, n, log_ns, log_room, log_seq)) = found else {
             continue; // No indexed message: none yet, or retention removed them all.
         };
-        if seq != last_seq {
+        // Above the newest indexed message, only deleted ones (their tombstones) may be.
+        let deleted_above = || -> Result<i64, StoreError> {
+            conn.query_row(
+                "SELECT count(*) FROM deleted_messages WHERE ns = ?1 AND room = ?2 AND seq > ?3 AND seq <= ?4",
+                params![ns, name, seq, last_seq],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+        };
+        if seq != last_seq && !(seq < last_seq && deleted_above()? == last_seq - seq) {
             return Ok(Some(format!(
                 "room {ns} {name}: last_seq {last_seq}, newest indexed message #{seq}"
             )));
@@ -201,7 +211,8 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
 /// later ones are mostly numbered on too. Ids, texts and times are unchanged. A client id
 /// stored twice (a re-send that reached both writers) names its first message, as a re-send
 /// would have found it; both messages stay. A room's `last_seq` becomes its newest message's
-/// seq (rooms whose messages retention removed keep theirs).
+/// seq, or its newest deleted message's if that is newer (rooms whose messages retention
+/// removed keep theirs).
 fn repair(conn: &Connection) -> Result<(usize, i64), StoreError> {
     let started = Instant::now();
     let tx = write_transaction(conn)?;
@@ -243,7 +254,8 @@ fn repair(conn: &Connection) -> Result<(usize, i64), StoreError> {
          DELETE FROM cids;
          INSERT INTO room_index (ns, room, seq, n) SELECT ns, room, seq, n FROM log ORDER BY ns, room, seq;
          INSERT INTO cids (ns, room, sender, cid, n) SELECT ns, room, sender, cid, min(n) FROM log WHERE cid IS NOT NULL GROUP BY ns, room, sender, cid;
-         INSERT INTO rooms (ns, room, last_seq) SELECT ns, room, max(seq) FROM room_index GROUP BY ns, room
+         INSERT INTO rooms (ns, room, last_seq)
+             SELECT ns, room, max(seq) FROM (SELECT ns, room, seq FROM room_index UNION ALL SELECT ns, room, seq FROM deleted_messages) GROUP BY ns, room
              ON CONFLICT (ns, room) DO UPDATE SET last_seq = excluded.last_seq;
          INSERT INTO meta (key, value) SELECT 'indexed_upto', coalesce(max(n), 0) FROM log WHERE true
              ON CONFLICT (key) DO UPDATE SET value = excluded.value;",

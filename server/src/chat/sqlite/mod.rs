@@ -24,7 +24,9 @@
 //! Modules: `schema` (tables, connection settings, upgrades), `lockfile` (the lock file),
 //! `writer` (the writer thread, its commands and their effects), `index` (indexing the log,
 //! checking and rebuilding the indexes at open), `retention`, `read` (messages by room and
-//! seq), `unindexed` (the log's newest messages in memory). A new command is a
+//! seq), `unindexed` (the log's newest messages in memory). Moderation (operators, bans and
+//! mutes) is written through the writer's generic `Command::Write`, a deleted message by its
+//! own command (it may still be unindexed). A new command is a
 //! `writer::Command` variant, its write in `RoomCache::write` and its effect in
 //! `Writer::finish`.
 
@@ -52,7 +54,8 @@ pub use self::schema::SCHEMA_VERSION;
 use self::unindexed::Unindexed;
 use self::writer::{Command, RoomCache, UNINDEXED_CHUNKS_MAX, Writer};
 use super::store::{
-    AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, Store, StoreError, StoreFuture,
+    AppendDone, Attach, Identity, NewMessage, Publish, Restriction, RestrictionKind, RoomLog,
+    Store, StoreError, StoreFuture,
 };
 use crate::engine::lock;
 
@@ -234,6 +237,18 @@ impl SqliteStore {
         })
     }
 
+    /// Runs `write` in the writer's next transaction; resolves with the rows it changed once
+    /// committed.
+    fn write(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<usize> + Send + 'static,
+    ) -> StoreFuture<'_, usize> {
+        self.send(|reply| Command::Write {
+            write: Box::new(write),
+            reply,
+        })
+    }
+
     /// Runs a read on the reader connection off the async threads.
     fn read<T: Send + 'static>(
         &self,
@@ -399,5 +414,132 @@ impl Store for SqliteStore {
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
         let (to_key, id) = (to_key.to_owned(), id.to_owned());
         self.send(|reply| Command::RemoveDm { to_key, id, reply })
+    }
+
+    fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+        let (ns, room) = (namespace.to_owned(), room.to_owned());
+        self.read(move |c| {
+            c.prepare_cached("SELECT nick_key FROM operators WHERE ns = ?1 AND room = ?2")?
+                .query_map(params![ns, room], |r| r.get(0))?
+                .collect()
+        })
+    }
+
+    fn set_operator(
+        &self,
+        namespace: &str,
+        room: &str,
+        nick_key: &str,
+        operator: bool,
+    ) -> StoreFuture<'_, ()> {
+        let (ns, room, key) = (namespace.to_owned(), room.to_owned(), nick_key.to_owned());
+        let wrote = self.write(move |c| {
+            let sql = if operator {
+                "INSERT INTO operators (ns, room, nick_key) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM operators WHERE ns = ?1 AND room = ?2 AND nick_key = ?3"
+            };
+            c.execute(sql, params![ns, room, key])
+        });
+        Box::pin(async move { wrote.await.map(drop) })
+    }
+
+    fn restrictions(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>> {
+        let (ns, room) = (namespace.to_owned(), room.to_owned());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT kind, target, by, reason, until FROM restrictions WHERE ns = ?1 AND room = ?2 ORDER BY created",
+            )?;
+            let rows = stmt.query_map(params![ns, room], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Restriction {
+                        kind: RestrictionKind::Ban,
+                        target: r.get(1)?,
+                        by: r.get(2)?,
+                        reason: r.get(3)?,
+                        until: r.get(4)?,
+                    },
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (kind, restriction) = row?;
+                // A kind a newer build wrote is not this build's to enforce.
+                if let Some(kind) = RestrictionKind::parse(&kind) {
+                    out.push(Restriction {
+                        kind,
+                        ..restriction
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn add_restriction(&self, namespace: &str, room: &str, r: Restriction) -> StoreFuture<'_, ()> {
+        let (ns, room) = (namespace.to_owned(), room.to_owned());
+        let wrote = self.write(move |c| {
+            c.execute(
+                "INSERT INTO restrictions (ns, room, kind, target, by, reason, until, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (ns, room, kind, target) DO UPDATE SET by = excluded.by, reason = excluded.reason, until = excluded.until, created = excluded.created",
+                params![ns, room, r.kind.as_str(), r.target, r.by, r.reason, r.until, super::store::now_ms()],
+            )
+        });
+        Box::pin(async move { wrote.await.map(drop) })
+    }
+
+    fn remove_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        kind: RestrictionKind,
+        target: &str,
+    ) -> StoreFuture<'_, bool> {
+        let (ns, room, target) = (namespace.to_owned(), room.to_owned(), target.to_owned());
+        let wrote = self.write(move |c| {
+            c.execute(
+                "DELETE FROM restrictions WHERE ns = ?1 AND room = ?2 AND kind = ?3 AND target = ?4",
+                params![ns, room, kind.as_str(), target],
+            )
+        });
+        Box::pin(async move { wrote.await.map(|n| n > 0) })
+    }
+
+    fn delete_message(
+        &self,
+        namespace: &str,
+        room: &str,
+        seq: u64,
+    ) -> StoreFuture<'_, Option<ChatMessage>> {
+        let (ns, room) = (namespace.to_owned(), room.to_owned());
+        self.send(|reply| Command::DeleteMessage {
+            ns,
+            room,
+            seq,
+            reply,
+        })
+    }
+
+    fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool> {
+        let key = nick_key.to_owned();
+        let wrote = self.write(move |c| {
+            let n = c.execute("DELETE FROM identities WHERE nick_key = ?1", [&key])?;
+            c.execute("DELETE FROM queued_dms WHERE to_key = ?1", [&key])?;
+            c.execute("DELETE FROM operators WHERE nick_key = ?1", [&key])?;
+            Ok(n)
+        });
+        Box::pin(async move { wrote.await.map(|n| n > 0) })
+    }
+
+    fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool> {
+        let key = nick_key.to_owned();
+        let wrote = self.write(move |c| {
+            c.execute(
+                "UPDATE identities SET password_hash = ?2 WHERE nick_key = ?1",
+                params![key, password_hash],
+            )
+        });
+        Box::pin(async move { wrote.await.map(|n| n > 0) })
     }
 }

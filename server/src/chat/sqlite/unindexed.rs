@@ -179,6 +179,31 @@ impl Unindexed {
         });
     }
 
+    /// The unindexed message of a room with this seq: its rowid and the message.
+    pub fn find(&self, ns: &str, room: &str, seq: u64) -> Option<(i64, ChatMessage)> {
+        let entries = self.room(ns, room)?;
+        let e = entries.iter().find(|e| e.message.seq == seq)?;
+        Some((e.n, e.message.clone()))
+    }
+
+    /// Forgets one unindexed message (deleted from the log).
+    pub fn forget(&mut self, ns: &str, room: &str, seq: u64) {
+        let Some(entries) = self.rooms.get_mut(&RoomRef(ns, room)) else {
+            return;
+        };
+        let Some(at) = entries.iter().position(|e| e.message.seq == seq) else {
+            return;
+        };
+        let Some(e) = entries.remove(at) else { return };
+        if entries.is_empty() {
+            self.rooms.remove(&RoomRef(ns, room));
+        }
+        if let Some(cid) = e.cid_ref() {
+            self.cids.remove(&cid, e.n);
+        }
+        self.order.retain(|(n, _)| *n != e.n);
+    }
+
     /// The newest unindexed `seq` of a room.
     pub fn last_seq(&self, ns: &str, room: &str) -> Option<u64> {
         self.room(ns, room)?.back().map(|e| e.message.seq)
