@@ -14,11 +14,13 @@
 //! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
 //!   beside it) and the in-memory store; [`sqlite`]: the durable store
 //!   (its log's newest messages wait in memory for indexing in `unindexed`);
-//! - [`token`]: HS256 tokens for namespaces that require one.
+//! - [`token`]: HS256 tokens for namespaces that require one;
+//! - [`admin`]: what the admin API does to the chat (list users, kick, notices).
 //!
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
 //! own-id room of a socket.
 
+pub mod admin;
 mod auth;
 pub mod handlers;
 mod lifecycle;
@@ -76,6 +78,11 @@ pub struct ChatApp {
 
 /// Builds an engine serving the chat as configured, with the configured store.
 pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
+    build_app(config).map(|(engine, _)| engine)
+}
+
+/// [`build`], and the chat's state (for the admin API).
+pub fn build_app(config: &ServerConfig) -> Result<(Engine, Arc<ChatApp>), StoreError> {
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.room_capacity)),
         StoreConfig::Sqlite(path) => Arc::new(
@@ -87,10 +94,15 @@ pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
             })?,
         ),
     };
-    Ok(build_with_store(config, store))
+    Ok(assemble(config, store))
 }
 
 pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine {
+    assemble(config, store).0
+}
+
+/// The engine with the chat on it, over `store`, and the chat's state.
+fn assemble(config: &ServerConfig, store: Arc<dyn Store>) -> (Engine, Arc<ChatApp>) {
     let engine = Engine::new(config.engine.clone());
     const SLOW_DOWN: &str = "rate limit exceeded: slow down";
     engine.set_rate_limit_replies(RateLimitReplies {
@@ -129,7 +141,7 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         let any = Regex::new(r"^/[A-Za-z0-9_./-]{0,63}$").unwrap();
         engine.dynamic_namespace(any, app.handlers(None, false));
     }
-    engine
+    (engine, app)
 }
 
 impl ChatApp {

@@ -228,6 +228,10 @@ pub trait Store: RoomLog {
     fn queued_dm_count(&self, to_key: &str) -> StoreFuture<'_, usize>;
     /// Removes one waiting message once its recipient acknowledged it.
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()>;
+    /// Whether the store can take writes now (`/readyz`): cheap, called on every probe.
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
