@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use chat_protocol::http::{MAX_HEAD, RequestHead, head_ended};
+use chat_protocol::http::{MAX_HEAD, RequestHead};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -321,7 +321,7 @@ async fn read_head<S: AsyncRead + Unpin>(
 ) -> std::io::Result<bool> {
     let mut chunk = [0u8; 1024];
     loop {
-        if head_ended(buf) {
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
             return Ok(true);
         }
         if buf.len() >= MAX_HEAD {
