@@ -15,7 +15,7 @@
 //!
 //! The chat and store counters are process-wide (one `chat-server` per process; tests that
 //! start several servers in one process read them as differences). The engine's are the
-//! engine's. Cluster mode adds its Redis state in [`EngineCollector::encode`]'s place for it.
+//! engine's. Cluster mode adds its Redis state where the engine collector leaves a place for it.
 
 use std::fmt;
 use std::sync::LazyLock;
