@@ -140,7 +140,10 @@ impl Connection {
     /// Ends the session: closes its queue with `reason` (the transport's writer sends what is
     /// left and the close) and its sockets (their disconnect handlers run).
     pub(crate) async fn finish(mut self, reason: CloseReason) {
-        self.engine.stats().closed(&reason);
+        // Counted by the reason the outbox was closed with, if it was already (a slow
+        // consumer, a polling client gone): the reader only saw "forced".
+        let counted = self.outbox.reason().unwrap_or_else(|| reason.clone());
+        self.engine.stats().closed(&counted);
         self.outbox.close(reason.clone());
         // The Socket.IO disconnect reason the handlers see.
         let why = if reason == CloseReason::NORMAL {
