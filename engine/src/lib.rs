@@ -29,6 +29,8 @@
 //! - [`broadcast`]: the operator (`to`, `except`, `volatile`) that encodes once and hands the
 //!   bytes to the adapter.
 //! - [`outbox`]: encoded packets and each connection's bounded queue with the slow-consumer rule.
+//! - [`stats`]: the engine's counters (connections, deliveries, refusals, closes by reason),
+//!   relaxed atomics the application reads for its metrics.
 //! - [`buffers`]: the buffer policy: what each connection's buffers keep between batches and
 //!   when a burst's are given back (every such constant lives there).
 //!
@@ -57,6 +59,7 @@ pub mod outbox;
 mod per_ip;
 pub(crate) mod polling;
 pub mod socket;
+pub mod stats;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -79,6 +82,7 @@ pub use namespace::{
 };
 pub use outbox::EncodedPacket;
 pub use socket::{AckError, AckResponse, AckSender, Socket};
+pub use stats::EngineStats;
 
 /// A session or socket id: 20 random URL-safe characters. Cheap to clone.
 #[derive(Clone, PartialOrd, Ord)]
@@ -268,6 +272,8 @@ struct EngineInner {
     polling: polling::Sessions,
     /// The application's routes for paths other than the Engine.IO one.
     http_routes: OnceLock<http_routes::HttpRoutes>,
+    /// Counters for the application's metrics (namespaces share it for their broadcasts).
+    stats: Arc<EngineStats>,
 }
 
 /// What the engine tells a client whose packet went over the rate limit. The engine knows no
@@ -315,6 +321,7 @@ impl Engine {
                 rate_limit_replies: OnceLock::new(),
                 polling: polling::Sessions::default(),
                 http_routes: OnceLock::new(),
+                stats: Arc::new(EngineStats::default()),
             }),
         }
     }
@@ -349,7 +356,13 @@ impl Engine {
     /// Registers (or replaces the handlers of) a static namespace and returns its handle.
     /// Static namespaces live as long as the engine.
     pub fn namespace(&self, name: &str, handlers: Handlers) -> Namespace {
-        let ns = Namespace::new(name, Arc::new(handlers), &self.inner.adapter_factory, None);
+        let ns = Namespace::new(
+            name,
+            Arc::new(handlers),
+            &self.inner.adapter_factory,
+            None,
+            self.inner.stats.clone(),
+        );
         let old = write(&self.inner.namespaces).insert(name.to_owned(), ns.clone());
         drop(old);
         ns
@@ -391,6 +404,7 @@ impl Engine {
             handlers,
             &self.inner.adapter_factory,
             Some(registry),
+            self.inner.stats.clone(),
         ))
     }
 
@@ -406,6 +420,11 @@ impl Engine {
     /// How many sessions opened by long-polling are open (upgraded ones included).
     pub fn polling_sessions(&self) -> usize {
         self.inner.polling.len()
+    }
+
+    /// The engine's counters (see [`stats`]).
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
     }
 
     pub(crate) fn tracker(&self) -> &TaskTracker {

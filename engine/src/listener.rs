@@ -34,7 +34,25 @@ use super::http_routes::HttpRequest;
 use super::namespace::{ConnectionInfo, Transport};
 use super::outbox::CloseReason;
 use super::per_ip::{CONNECTIONS_PER_SESSION, IpSlot, PerIp};
+use super::stats::Refusal;
 use super::{Engine, Sid, connection, http_io, polling};
+
+/// Counts an open WebSocket connection while it lives (the gauge goes down however the
+/// connection's task ends).
+struct OpenWebSocket(Engine);
+
+impl OpenWebSocket {
+    fn new(engine: &Engine) -> OpenWebSocket {
+        engine.stats().websocket_opened();
+        OpenWebSocket(engine.clone())
+    }
+}
+
+impl Drop for OpenWebSocket {
+    fn drop(&mut self) {
+        self.0.stats().websocket_closed();
+    }
+}
 
 /// The path Socket.IO clients use by default.
 pub const PATH: &str = ENGINE_PATH;
@@ -218,6 +236,7 @@ where
         }
         if !conn_within {
             debug!(%remote, "too many connections from this address");
+            engine.stats().refused(Refusal::PerIp);
             http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
             return;
         }
@@ -244,6 +263,7 @@ where
                     _ => engine.config().cors_origins.answer_headers(origin),
                 };
                 debug!(%remote, status = refusal.status, "request refused");
+                engine.stats().refused(Refusal::of_status(refusal.status));
                 http_io::refuse_with(&mut stream, &refusal, &cors, limit).await;
                 return;
             }
@@ -253,6 +273,7 @@ where
             && !websocket_origin_allowed(engine.config(), upgrade)
         {
             debug!(%remote, "WebSocket upgrade from an origin not allowed");
+            engine.stats().refused(Refusal::Origin);
             http_io::refuse(&mut stream, &HandshakeError::FORBIDDEN, limit).await;
             return;
         }
@@ -261,6 +282,7 @@ where
                 let answer = engine.config().cors_origins.preflight(&preflight);
                 let Ok(response) = answer else {
                     debug!(%remote, "CORS preflight from an origin not allowed");
+                    engine.stats().refused(Refusal::Origin);
                     http_io::refuse(&mut stream, &HandshakeError::FORBIDDEN, limit).await;
                     return;
                 };
@@ -276,6 +298,7 @@ where
                 let (session_slot, within) = PerIp::enter(&per_ip, remote.ip(), max);
                 if !within {
                     debug!(%remote, "too many sessions from this address");
+                    engine.stats().refused(Refusal::PerIp);
                     http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
                     return;
                 }
@@ -284,6 +307,7 @@ where
                     _ => return,
                 }
                 let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
+                let _open = OpenWebSocket::new(&engine);
                 // Given back now: the connection's task lives as long as the connection.
                 drop(std::mem::take(&mut buf));
                 let info = Arc::new(ConnectionInfo::new(

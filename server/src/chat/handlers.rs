@@ -104,6 +104,9 @@ impl ChatApp {
         let arg = args.into_iter().next().unwrap_or(Value::Null);
         if matches!(name.as_str(), client::MESSAGE | client::DM | client::JOIN) {
             session.active();
+            if name != client::JOIN {
+                crate::metrics::chat().messages_received.inc();
+            }
         }
         if name == client::MESSAGE {
             return self.message(&socket, &session, arg, ack).await;

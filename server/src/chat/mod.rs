@@ -16,11 +16,13 @@
 //! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
 //!   beside it) and the in-memory store; [`sqlite`]: the durable store
 //!   (its log's newest messages wait in memory for indexing in `unindexed`);
-//! - [`token`]: HS256 tokens for namespaces that require one.
+//! - [`token`]: HS256 tokens for namespaces that require one;
+//! - [`admin`]: what the admin API does to the chat (list users, kick, notices).
 //!
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
 //! own-id room of a socket.
 
+pub mod admin;
 mod auth;
 pub mod handlers;
 mod lifecycle;

@@ -44,8 +44,12 @@ fn send<T: Serialize>(ack: Option<AckSender>, outcome: Outcome<T>) {
     };
     // Our reply types always serialise; a closed connection needs no answer.
     let _ = match outcome {
-        Ok(reply) => ack.send_json(&(OkAck::new(&reply),)),
+        Ok(reply) => {
+            crate::metrics::chat().ack(Ok(()));
+            ack.send_json(&(OkAck::new(&reply),))
+        }
         Err(Failure(code, message)) => {
+            crate::metrics::chat().ack(Err(code));
             ack.send_json(&(ErrorAck::new(&ErrorBody { code, message }),))
         }
     };

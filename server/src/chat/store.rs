@@ -329,6 +329,10 @@ pub trait Store: RoomLog {
     fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool>;
     /// Replaces an identity's password hash; false when there is no such identity.
     fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool>;
+    /// Whether the store can take writes now (`/readyz`): cheap, called on every probe.
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -87,7 +87,19 @@ pub struct ServerConfig {
     /// Server admins: registered nicks (connected with their password) who may moderate
     /// every room, claim rooms without operators, delete messages and unregister nicks.
     pub admins: Vec<String>,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`, the admin API; see
+    /// [`crate::admin`]): off unless set, never the same address as `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// The admin API's bearer token; without one the API is off (the health and metrics
+    /// paths are served all the same). At least [`MIN_ADMIN_TOKEN`] bytes.
+    pub admin_token: Option<String>,
+    /// On SIGTERM, how long the binary keeps serving with `/readyz` false (for a load
+    /// balancer to notice) before it closes every connection with 1001.
+    pub drain_delay: std::time::Duration,
 }
+
+/// The shortest admin token accepted (bytes): a token is a password nobody types.
+pub const MIN_ADMIN_TOKEN: usize = 16;
 
 /// The shape of the binary's log lines on stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -183,6 +195,9 @@ impl Default for ServerConfig {
             tls: None,
             log_format: LogFormat::Text,
             admins: Vec::new(),
+            admin_listen: None,
+            admin_token: None,
+            drain_delay: std::time::Duration::from_millis(5000),
         }
     }
 }

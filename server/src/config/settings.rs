@@ -42,6 +42,7 @@ pub struct Setting {
 /// Where a setting's value goes, and how it is parsed and shown.
 enum Field {
     Addr(fn(&mut Draft) -> &mut SocketAddr),
+    MaybeAddr(fn(&mut Draft) -> &mut Option<SocketAddr>),
     Usize(fn(&mut Draft) -> &mut usize),
     U32(fn(&mut Draft) -> &mut u32),
     Millis(fn(&mut Draft) -> &mut Duration),
@@ -71,6 +72,8 @@ struct Draft {
     token_secret: Option<String>,
     token_secret_file: Option<PathBuf>,
     log_format: String,
+    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
 }
 
 impl Draft {
@@ -89,6 +92,8 @@ impl Draft {
             token_secret: None,
             token_secret_file: None,
             log_format: "text".into(),
+            admin_token: None,
+            admin_token_file: None,
         }
     }
 }
@@ -317,6 +322,26 @@ pub static SETTINGS: &[Setting] = &[
         "Log lines on stderr: text (for people) or json (one object per line, for collectors).",
         Field::Choice(|d| &mut d.log_format, &["text", "json"]),
     ),
+    setting(
+        "admin_listen",
+        "Address of the admin listener (/metrics, /healthz, /readyz, the admin API); off unless set, never the listen address.",
+        Field::MaybeAddr(|d| &mut d.config.admin_listen),
+    ),
+    secret(setting(
+        "admin_token",
+        "Bearer token of the admin API, at least 16 bytes (from CHAT_ADMIN_TOKEN or admin_token_file; without one the API is off).",
+        Field::MaybeString(|d| &mut d.admin_token),
+    )),
+    setting(
+        "admin_token_file",
+        "A file holding the admin API's bearer token (instead of CHAT_ADMIN_TOKEN).",
+        Field::MaybePath(|d| &mut d.admin_token_file),
+    ),
+    setting(
+        "drain_delay_ms",
+        "On SIGTERM, milliseconds to keep serving with /readyz false before closing every connection (1001).",
+        Field::Millis(|d| &mut d.config.drain_delay),
+    ),
 ];
 
 /// `ping_interval_ms` -> `ping-interval-ms`, `sqlite.path` -> `sqlite-path`.
@@ -344,6 +369,7 @@ impl Setting {
         }
         match &self.field {
             Field::Addr(f) => *f(draft) = num(value)?,
+            Field::MaybeAddr(f) => *f(draft) = Some(num(value)?),
             Field::Usize(f) => *f(draft) = num(value)?,
             Field::U32(f) => *f(draft) = num(value)?,
             Field::Millis(f) => *f(draft) = Duration::from_millis(num(value)?),
@@ -390,6 +416,7 @@ impl Setting {
             Field::Nicks(f) if f(draft).is_empty() => return None,
             Field::Nicks(f) => f(draft).join(","),
             Field::MaybePath(_)
+            | Field::MaybeAddr(_)
             | Field::MaybeU64(_)
             | Field::MaybeSecs(_)
             | Field::MaybeString(_) => return None,
@@ -412,7 +439,7 @@ impl Field {
     /// What `--help` calls the value.
     fn value_name(&self) -> &'static str {
         match self {
-            Field::Addr(_) => "ADDR",
+            Field::Addr(_) | Field::MaybeAddr(_) => "ADDR",
             Field::Usize(_) | Field::U32(_) | Field::MaybeU64(_) => "N",
             Field::Millis(_) => "MS",
             Field::Bool(_) => "BOOL",
@@ -645,6 +672,19 @@ impl ServerConfig {
     }
 }
 
+/// A secret read from its file (`*_file` settings), its trailing newline dropped.
+fn secret_file(path: Option<PathBuf>) -> Result<Option<String>, ConfigError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    Ok(Some(
+        std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+    ))
+}
+
 /// The checks across settings, and the parts built from several.
 fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig, ConfigError> {
     let Draft {
@@ -656,6 +696,8 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
         token_secret,
         token_secret_file,
         log_format,
+        admin_token,
+        admin_token_file,
     } = draft;
     super::check_limits(&config)?;
     config.tls = match (tls_cert, tls_key) {
@@ -671,16 +713,26 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
         "memory" => StoreConfig::Memory,
         _ => StoreConfig::Sqlite(sqlite_path),
     };
-    let from_file = match token_secret_file {
-        Some(path) => Some(
-            std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let from_file = secret_file(token_secret_file)?;
     config.token_secret = token_secret.or(from_file).filter(|s| !s.is_empty());
+    let from_file = secret_file(admin_token_file)?;
+    config.admin_token = admin_token.or(from_file).filter(|s| !s.is_empty());
+    if config
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| t.len() < super::MIN_ADMIN_TOKEN)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "admin_token is shorter than {} bytes: make a long random one (e.g. openssl rand -hex 32)",
+            super::MIN_ADMIN_TOKEN
+        )));
+    }
+    if config.admin_listen == Some(config.listen) && config.listen.port() != 0 {
+        return Err(ConfigError::Invalid(format!(
+            "admin_listen ({}) must not be the listen address: the admin listener is never the public port",
+            config.listen
+        )));
+    }
     if config.token_secret.is_none() && namespaces.iter().any(|n| n.token) {
         return Err(ConfigError::Invalid(
             "a namespace requires a token but no token_secret is set".into(),

@@ -318,6 +318,11 @@ impl RoomLog for SqliteStore {
 }
 
 impl Store for SqliteStore {
+    /// While the writer thread runs (it stops only when the store is dropped, or on a panic).
+    fn available(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| !w.is_finished())
+    }
+
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>> {
         let (ns, room) = (namespace.to_owned(), room.to_owned());
         self.read(move |c| {

@@ -537,6 +537,13 @@ impl Writer {
                     }
                     self.finish(effect);
                 }
+                if appends > 0 {
+                    let metrics = crate::metrics::store();
+                    metrics
+                        .append_seconds
+                        .observe((committed - started).as_secs_f64());
+                    metrics.batch_size.observe(appends as f64);
+                }
                 let mut stats = lock(&self.stats);
                 stats.write_time += written - started;
                 stats.commit_time += committed - written;
