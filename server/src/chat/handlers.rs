@@ -10,8 +10,8 @@ use chat_protocol::events::{
     AwayReply, AwayRequest, DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply,
     HistoryRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, MessageRequest, NickReply,
     NickRequest, PingReply, PingRequest, Presence, PresenceAction, RoomInfo, RoomsReply,
-    RoomsRequest, TopicChange, TopicReply, TopicRequest, Typing, TypingReply, TypingRequest,
-    WhoReply, WhoRequest, WhoisReply, WhoisRequest, client,
+    RoomsRequest, SearchRequest, TopicChange, TopicReply, TopicRequest, Typing, TypingReply,
+    TypingRequest, WhoReply, WhoRequest, WhoisReply, WhoisRequest, client,
 };
 use chat_protocol::names;
 use serde::de::DeserializeOwned;
@@ -30,7 +30,7 @@ pub(crate) const QUEUED_DMS_MAX: usize = 500;
 /// Longest client message id.
 const CID_MAX: usize = 64;
 
-fn parse<T: DeserializeOwned>(arg: Value) -> Result<T, Failure> {
+pub(super) fn parse<T: DeserializeOwned>(arg: Value) -> Result<T, Failure> {
     serde_json::from_value(arg)
         .map_err(|e| Failure(ErrorCode::BadRequest, format!("invalid request: {e}")))
 }
@@ -39,7 +39,7 @@ fn valid_room(room: &str) -> Result<(), Failure> {
     names::validate_room(room).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))
 }
 
-fn member(socket: &Socket, room: &str) -> Result<(), Failure> {
+pub(super) fn member(socket: &Socket, room: &str) -> Result<(), Failure> {
     valid_room(room)?;
     if socket
         .rooms()
@@ -69,7 +69,7 @@ fn checked_text(limits: &crate::config::ChatLimits, text: String) -> Result<Stri
     Ok(text)
 }
 
-fn internal(e: impl std::fmt::Display) -> Failure {
+pub(super) fn internal(e: impl std::fmt::Display) -> Failure {
     warn!(error = %e, "request failed");
     Failure(ErrorCode::Internal, "internal error".into())
 }
@@ -122,6 +122,9 @@ impl ChatApp {
             client::PING => answer::<PingRequest>(ack, Ok(PingReply { ts: now_ms() })),
             client::WHOIS => answer::<WhoisRequest>(ack, self.whois(&socket, arg).await),
             client::AWAY => answer::<AwayRequest>(ack, self.away(&session, arg)),
+            client::SEARCH => {
+                answer::<SearchRequest>(ack, self.search(&socket, &session, arg).await)
+            }
             other => refuse(
                 ack,
                 Failure(ErrorCode::UnknownEvent, format!("unknown event '{other}'")),

@@ -14,17 +14,22 @@
 //! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
 //!   beside it) and the in-memory store; [`sqlite`]: the durable store
 //!   (its log's newest messages wait in memory for indexing in `unindexed`);
+//! - `search`: the `search` request (its budget, its concurrency); `phrase`: a search text
+//!   as words, for FTS5 and for the scans;
 //! - [`token`]: HS256 tokens for namespaces that require one.
 //!
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
 //! own-id room of a socket.
 
 mod auth;
+mod budget;
 pub mod handlers;
 mod lifecycle;
 mod look_alike;
 mod middleware;
+mod phrase;
 mod reply;
+mod search;
 mod session;
 pub mod sqlite;
 pub mod store;
@@ -72,6 +77,8 @@ pub struct ChatApp {
     limits: crate::config::ChatLimits,
     /// Connections in each namespace (for the welcome's count), by namespace name.
     namespace_users: Mutex<HashMap<String, usize>>,
+    /// A permit per search running ([`search::SEARCHES_AT_ONCE`]).
+    searches: tokio::sync::Semaphore,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
@@ -116,6 +123,7 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         token_secret: config.token_secret.clone(),
         passwords: auth::Passwords::sized_to_cores(),
         limits: config.limits.clone(),
+        searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));

@@ -21,10 +21,13 @@
 //! is refused ([`StoreError::InUse`]).
 //! Retention (count and age per room) runs on the writer between batches, in bounded chunks.
 //!
+//! The indexing pass also fills the full-text index (`log_fts`, FTS5) that `search` reads:
+//! never in an append's commit, so acknowledgements cost what they did without it.
+//!
 //! Modules: `schema` (tables, connection settings, upgrades), `lockfile` (the lock file),
 //! `writer` (the writer thread, its commands and their effects), `index` (indexing the log,
 //! checking and rebuilding the indexes at open), `retention`, `read` (messages by room and
-//! seq), `unindexed` (the log's newest messages in memory). A new command is a
+//! seq), `search` (full-text search), `unindexed` (the log's newest messages in memory). A new command is a
 //! `writer::Command` variant, its write in `RoomCache::write` and its effect in
 //! `Writer::finish`.
 
@@ -33,6 +36,7 @@ mod lockfile;
 mod read;
 mod retention;
 mod schema;
+mod search;
 mod unindexed;
 mod writer;
 
@@ -52,7 +56,8 @@ pub use self::schema::SCHEMA_VERSION;
 use self::unindexed::Unindexed;
 use self::writer::{Command, RoomCache, UNINDEXED_CHUNKS_MAX, Writer};
 use super::store::{
-    AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, Store, StoreError, StoreFuture,
+    AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, SearchPage, SearchQuery, Store,
+    StoreError, StoreFuture,
 };
 use crate::engine::lock;
 
@@ -111,6 +116,8 @@ pub struct WriterStats {
 pub struct SqliteStore {
     tx: std::sync::mpsc::Sender<Command>,
     reader: Arc<Mutex<Connection>>,
+    /// Searches' own connection: a long one never holds up the reader's short reads.
+    searcher: Arc<Mutex<Connection>>,
     unindexed: Arc<Mutex<Unindexed>>,
     stats: Arc<Mutex<WriterStats>>,
     path: PathBuf,
@@ -179,6 +186,7 @@ impl SqliteStore {
         schema::migrate(&writer, path)?;
         let (recovered, rebuilt) = index::recover(&writer)?;
         let reader = schema::open(path)?;
+        let searcher = schema::open(path)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(Mutex::new(WriterStats {
             rebuilds: rebuilt as u64,
@@ -206,6 +214,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             tx,
             reader: Arc::new(Mutex::new(reader)),
+            searcher: Arc::new(Mutex::new(searcher)),
             unindexed,
             stats,
             path: path.to_owned(),
@@ -399,5 +408,16 @@ impl Store for SqliteStore {
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
         let (to_key, id) = (to_key.to_owned(), id.to_owned());
         self.send(|reply| Command::RemoveDm { to_key, id, reply })
+    }
+
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        let (searcher, unindexed) = (self.searcher.clone(), self.unindexed.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                search::search(&lock(&searcher), &unindexed, &query)
+            })
+            .await
+            .map_err(backend)?
+        })
     }
 }
