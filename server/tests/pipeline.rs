@@ -12,8 +12,8 @@ use chat_protocol::events::DirectMessage;
 use chat_protocol::socket_io::{Packet, PacketKind};
 use chat_server::ServerConfig;
 use chat_server::chat::store::{
-    AppendDone, Appended, Attach, Identity, MemoryStore, NewMessage, Publish, RoomLog, Store,
-    StoreError, StoreFuture,
+    AppendDone, Appended, Attach, Identity, MemoryStore, NewMessage, Publish, RoomLog, SearchPage,
+    SearchQuery, Store, StoreError, StoreFuture,
 };
 use common::Client;
 use serde_json::{Value, json};
@@ -104,6 +104,9 @@ impl Store for HeldStore {
     }
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
         self.inner.remove_dm(to_key, id)
+    }
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        self.inner.search(query)
     }
 }
 

@@ -91,7 +91,11 @@ async fn the_index_is_filled_by_the_indexing_pass_and_a_crash_before_it_loses_no
             found(&store, &["a", "b"], "red kite").await,
             ["b:a red kite too", "a:the red kite"]
         );
-        assert_eq!(in_fts(&path), 0, "the commits did not touch the full-text index");
+        assert_eq!(
+            in_fts(&path),
+            0,
+            "the commits did not touch the full-text index"
+        );
         assert_eq!(count(&path, "SELECT count(*) FROM log"), 2);
         // Dropped unindexed, as a crash leaves it.
     }
@@ -192,7 +196,13 @@ async fn a_version_1_file_gets_its_full_text_index_at_the_upgrade() {
     assert_eq!(in_fts(&path), 5, "each message indexed once");
     assert_eq!(
         found(&store, &["a"], "swift").await,
-        ["a:swift 5", "a:swift 4", "a:swift 3", "a:swift 2", "a:swift 1"]
+        [
+            "a:swift 5",
+            "a:swift 4",
+            "a:swift 3",
+            "a:swift 2",
+            "a:swift 1"
+        ]
     );
     assert_eq!(append(&store, "a", "swift 6").await.seq, 6);
 }

@@ -79,6 +79,8 @@ pub struct ChatApp {
     namespace_users: Mutex<HashMap<String, usize>>,
     /// A permit per search running ([`search::SEARCHES_AT_ONCE`]).
     searches: tokio::sync::Semaphore,
+    /// The `limits` event every socket gets after its CONNECT.
+    announced: events::Limits,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
@@ -124,6 +126,15 @@ pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine 
         passwords: auth::Passwords::sized_to_cores(),
         limits: config.limits.clone(),
         searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
+        announced: events::Limits {
+            max_text_len: config.limits.max_text_len,
+            max_nick_len: config.limits.max_nick_len,
+            max_room_len: config.limits.max_room_len,
+            max_rooms: config.limits.max_rooms_per_socket,
+            events_per_sec: config.engine.rate_per_sec,
+            events_burst: config.engine.rate_burst,
+            max_search_len: search::SEARCH_TEXT_MAX,
+        },
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));

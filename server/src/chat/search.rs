@@ -24,8 +24,8 @@ pub const SEARCH_TEXT_MAX: usize = 200;
 pub const SEARCH_LIMIT_MAX: u32 = 50;
 pub const SEARCH_LIMIT_DEFAULT: u32 = 20;
 /// Searches one connection may make at once, then per second.
-pub const SEARCH_BURST: usize = 5;
-pub const SEARCHES_PER_SEC: f64 = 0.5;
+pub const SEARCH_BURST: usize = 10;
+pub const SEARCHES_PER_SEC: f64 = 1.0;
 /// Searches running on the server at once.
 pub const SEARCHES_AT_ONCE: usize = 4;
 

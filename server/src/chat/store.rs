@@ -582,7 +582,7 @@ impl Store for MemoryStore {
                     .map(|(n, m)| (*n, m.clone())),
             );
         }
-        hits.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        hits.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
         hits.truncate(limit);
         let next = (hits.len() == limit)
             .then(|| hits.last().map(|(n, _)| cursor(*n)))

@@ -245,7 +245,7 @@ impl Unindexed {
                     .map(|e| (e.n, e.message.clone())),
             );
         }
-        hits.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        hits.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
         hits.truncate(limit);
         (hits, self.order.front().map(|(n, _)| *n))
     }
