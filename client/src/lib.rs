@@ -17,6 +17,7 @@
 //! - [`layout`]: where each part of the screen goes, a window's lines and how they wrap
 //!   into rows; the model (scrolling, page size) and the view both use it.
 //! - [`view`]: the pure view; [`theme`]: dark and light colours.
+//! - [`split`]: a line over the server's text limit cut into messages at word boundaries.
 //! - [`sanitize`]: text from the network made harmless for a terminal (control characters
 //!   and bidirectional overrides shown as escapes, newlines as continuation rows); both the
 //!   view and the headless output use it.
@@ -44,6 +45,7 @@ pub mod layout;
 pub mod net;
 pub mod sanitize;
 pub mod script;
+pub mod split;
 pub mod theme;
 pub mod tui;
 pub mod view;

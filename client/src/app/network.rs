@@ -186,12 +186,14 @@ impl App {
             Request::History { room, .. } => {
                 if let Some(i) = self.find_window(nsp, &WindowKind::Room(room.clone())) {
                     self.windows[i].history_pending = false;
+                    self.windows[i].jump_to = None;
                 }
                 (format!("no older messages of #{room}"), Some(room.as_str()))
             }
             Request::Ping => return,
             Request::Whois { nick } => (format!("no whois for {nick}"), None),
             Request::Away { .. } => ("away unchanged".to_owned(), None),
+            Request::Search(_) => return self.on_search_failed(nsp, failure),
         };
         let i = self.target(nsp, room);
         self.error(i, format!("{what}: {failure}"));
@@ -328,6 +330,7 @@ impl App {
                 self.info(i, text);
             }
             Reply::History(h) => self.prepend_history(nsp, h),
+            Reply::Search(s) => self.on_search_reply(nsp, s),
             Reply::Pong { rtt } => self.lag = Some(rtt),
         }
     }
@@ -554,6 +557,10 @@ impl App {
                         until,
                     });
                 }
+            }
+            ServerEvent::Limits(l) => {
+                // The same server for every namespace: the last word holds.
+                self.max_text_len = Some(l.max_text_len.min(names::TEXT_MAX));
             }
             ServerEvent::Unknown(what) => {
                 let i = self.window(nsp, WindowKind::Server);

@@ -50,6 +50,9 @@ pub enum Request {
     Away {
         reason: Option<String>,
     },
+    /// Messages holding a phrase: in one room, or in every room of the namespace (boxed:
+    /// the largest request by far).
+    Search(Box<events::SearchRequest>),
 }
 
 impl Request {
@@ -59,7 +62,8 @@ impl Request {
     fn wire(&self) -> Box<dyn Wire> {
         use events::{
             AwayRequest, DmRequest, HistoryRequest, JoinRequest, LeaveRequest, MessageRequest,
-            NickRequest, PingRequest, RoomsRequest, TopicRequest, WhoRequest, WhoisRequest,
+            NickRequest, PingRequest, RoomsRequest, SearchRequest, TopicRequest, WhoRequest,
+            WhoisRequest,
         };
         match self {
             Request::Join { room } => typed(JoinRequest { room: room.clone() }, Reply::Join),
@@ -115,6 +119,7 @@ impl Request {
                 },
                 Reply::Away,
             ),
+            Request::Search(search) => typed(SearchRequest::clone(search), Reply::Search),
         }
     }
 
@@ -183,6 +188,7 @@ pub enum Reply {
     Pong { rtt: Duration },
     Whois(events::WhoisReply),
     Away(events::AwayReply),
+    Search(events::SearchReply),
 }
 
 /// Why a request failed: the server said no, or it never got an answer.

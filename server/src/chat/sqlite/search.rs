@@ -43,7 +43,7 @@ fn match_expression(query: &SearchQuery) -> String {
         .collect();
     format!(
         "text : {} AND scope : ({})",
-        query.phrase.fts5(),
+        super::super::phrase::fts5(&query.phrase),
         rooms.join(" OR ")
     )
 }
