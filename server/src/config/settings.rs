@@ -24,7 +24,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
 
 use super::{ConfigError, LogFormat, NamespaceConfig, ServerConfig, StoreConfig, TlsConfig};
-use crate::engine::CorsOrigins;
+use crate::engine::{CorsOrigins, TrustedProxies};
 
 /// One setting: its key and the one place it lands.
 pub struct Setting {
@@ -56,6 +56,9 @@ enum Field {
     /// A list of browser origins, or `*`: comma-separated in a flag or variable, a string or
     /// an array of strings in the file.
     Origins(fn(&mut Draft) -> &mut CorsOrigins),
+    /// A list of addresses and CIDR blocks: comma-separated in a flag or variable, a string
+    /// or an array of strings in the file.
+    Proxies(fn(&mut Draft) -> &mut TrustedProxies),
 }
 
 /// The configuration being resolved: the binary's defaults, then each value given.
@@ -238,6 +241,11 @@ pub static SETTINGS: &[Setting] = &[
         Field::Origins(|d| &mut d.config.engine.cors_origins),
     ),
     setting(
+        "trusted_proxies",
+        "Reverse proxies or load balancers (addresses or CIDR blocks, comma-separated: 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For names the client, for per-address limits, the failed-password delay and the logs [default: none].",
+        Field::Proxies(|d| &mut d.config.engine.trusted_proxies),
+    ),
+    setting(
         "check_ws_origin",
         "Refuse WebSocket upgrades from origins neither in cors_origins nor the server's own host (true or false).",
         Field::Bool(|d| &mut d.config.engine.check_ws_origin),
@@ -352,6 +360,9 @@ impl Setting {
                 *f(draft) = value.to_owned();
             }
             Field::Origins(f) => *f(draft) = CorsOrigins::parse(value)?,
+            Field::Proxies(f) => {
+                *f(draft) = TrustedProxies::parse(value)?;
+            }
         }
         Ok(())
     }
@@ -370,6 +381,10 @@ impl Setting {
                 CorsOrigins::SameOrigin => return None,
                 origins => origins.to_string(),
             },
+            Field::Proxies(f) => match f(draft) {
+                proxies if proxies.is_empty() => return None,
+                proxies => proxies.to_string(),
+            },
             Field::MaybePath(_)
             | Field::MaybeU64(_)
             | Field::MaybeSecs(_)
@@ -387,7 +402,7 @@ impl Setting {
 impl Field {
     /// Whether the file may give the value as an array (joined by commas for parsing).
     fn is_list(&self) -> bool {
-        matches!(self, Field::Origins(_))
+        matches!(self, Field::Origins(_) | Field::Proxies(_))
     }
 
     /// What `--help` calls the value.
@@ -402,6 +417,7 @@ impl Field {
             Field::MaybeString(_) => "TEXT",
             Field::Choice(..) => "KIND",
             Field::Origins(_) => "ORIGINS",
+            Field::Proxies(_) => "ADDRS",
         }
     }
 }
