@@ -13,7 +13,8 @@
 //! - [`app`]: the model and `update` (keys, scrolling, paste); `app/window.rs` the windows,
 //!   unread/mention counts and read marker; `app/commands.rs` typed lines and Tab
 //!   completion; `app/network.rs` network events, with room history de-duplicated by
-//!   `(namespace, room, seq)`.
+//!   `(namespace, room, seq)`; `app/search.rs` `/search` (Ctrl+F): the results list and
+//!   the jump to a hit.
 //! - [`layout`]: where each part of the screen goes, a window's lines and how they wrap
 //!   into rows; the model (scrolling, page size) and the view both use it.
 //! - [`view`]: the pure view; [`theme`]: dark and light colours.
