@@ -56,6 +56,9 @@ pub enum Command {
     Topic(Option<String>),
     /// A moderation command in the current room (`/kick`, `/ban`, ...).
     Moderate(Moderate),
+    /// `/search <text>` (Ctrl+F): the current window's lines, then the server's history of
+    /// the current room (of every room of the namespace from its own window).
+    Search(String),
     Help,
     Quit,
     /// Script only: `/wait <ms>`.
@@ -199,6 +202,11 @@ pub const COMMANDS: &[CommandInfo] = &[
         "make a registered nick an operator of the current room",
     ),
     cmd("deop", "/deop <nick>", "take a user's operator status away"),
+    cmd(
+        "search",
+        "/search <text>",
+        "find the words in this window, then in the room's history on the server (Ctrl+F)",
+    ),
     cmd("help", "/help", "this help"),
     cmd("quit", "/quit", "leave the chat"),
     CommandInfo {
@@ -222,6 +230,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Tab", "complete a command, nick or room"),
     ("Alt+1..9", "switch to window 1..9"),
     ("Alt+N", "show or hide the nick list"),
+    (
+        "Ctrl+F",
+        "search (/search); in the results Up/Down choose, Enter jumps, Esc closes",
+    ),
     (
         "Alt+Enter",
         "a new line in the message (Shift+Enter too where the terminal tells)",
@@ -377,6 +389,12 @@ pub fn parse(line: &str) -> Result<Input, ParseError> {
                 }));
             }
         },
+        "search" | "find" => {
+            if args.is_empty() {
+                return Err(ParseError::Usage("/search <text>"));
+            }
+            Command::Search(args.to_owned())
+        }
         "help" | "?" => Command::Help,
         "quit" | "exit" => Command::Quit,
         "wait" | "sleep" => match args.parse::<u64>() {
@@ -575,6 +593,11 @@ mod tests {
         assert_eq!(cmd("/wait 250"), Command::Wait(250));
         assert!(parse("/wait soon").is_err());
         assert_eq!(cmd("/expect bob: hi"), Command::Expect("bob: hi".into()));
+        assert_eq!(
+            cmd("/search  deploy \"went\" "),
+            Command::Search("deploy \"went\"".into())
+        );
+        assert_eq!(parse("/search"), Err(ParseError::Usage("/search <text>")));
     }
 
     #[test]

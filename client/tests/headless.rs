@@ -49,6 +49,12 @@ async fn rooms_broadcast_dm_and_leave() {
         .await;
     alice.line("/join #bad room");
     alice.wait_for("!! usage: /join <room>").await;
+    // A search from the namespace's window: every room alice is in, on the server.
+    alice.line("/search HELLO bob");
+    alice
+        .wait_for("[/ search] #general <alice> hello bob 日本 😀")
+        .await;
+    alice.wait_for("[/ search] 1 found for \"HELLO bob\"").await;
 
     let (ok_a, _) = alice.finish().await;
     let (ok_b, out_b) = bob.finish().await;

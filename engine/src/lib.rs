@@ -15,7 +15,8 @@
 //! - [`cors`]: which browser origins may use the Engine.IO path (CORS headers, preflights)
 //!   and the `Origin` check of WebSocket upgrades; pure.
 //! - [`http_routes`]: the application's own routes for other paths (the chat's web page).
-//! - `per_ip`: the open sessions per IP address.
+//! - `per_ip`: the open sessions per IP address; [`trusted_proxy`]: the client's address
+//!   from `X-Forwarded-For`, believed from listed proxies only.
 //! - `polling`: Engine.IO long-polling sessions (held GET, POST, the upgrade to WebSocket).
 //! - [`connection`]: one connection: the Engine.IO session (open packet, heartbeat, connect
 //!   timeout), Socket.IO packet dispatch in arrival order, and the writer that drains the
@@ -60,6 +61,7 @@ mod per_ip;
 pub(crate) mod polling;
 pub mod socket;
 pub mod stats;
+pub mod trusted_proxy;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -83,6 +85,7 @@ pub use namespace::{
 pub use outbox::EncodedPacket;
 pub use socket::{AckError, AckResponse, AckSender, Socket};
 pub use stats::EngineStats;
+pub use trusted_proxy::TrustedProxies;
 
 /// A session or socket id: 20 random URL-safe characters. Cheap to clone.
 #[derive(Clone, PartialOrd, Ord)]
@@ -215,6 +218,10 @@ pub struct EngineConfig {
     /// nor the server's own `Host`. Off by default: credentials travel in the CONNECT
     /// payload, not in cookies a browser would attach for another site's page.
     pub check_ws_origin: bool,
+    /// Reverse proxies (addresses, CIDR blocks) whose `X-Forwarded-For` names the client: its
+    /// address then counts for the per-address limits, the chat's password delay and the
+    /// logs (see [`trusted_proxy`]). None by default: every peer is the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for EngineConfig {
@@ -240,6 +247,7 @@ impl Default for EngineConfig {
             max_attachments: 64,
             cors_origins: CorsOrigins::SameOrigin,
             check_ws_origin: false,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

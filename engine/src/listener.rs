@@ -105,6 +105,9 @@ pub async fn serve_with(
             remote.ip(),
             max_per_ip.saturating_mul(CONNECTIONS_PER_SESSION),
         );
+        // A trusted proxy's connections carry many clients: their sessions are counted per
+        // client (the address its X-Forwarded-For names), its connections not at all.
+        let within = within || engine.config().trusted_proxies.trusts(remote.ip());
         let engine2 = engine.clone();
         let tls = tls.clone();
         let per_ip = per_ip.clone();
@@ -234,6 +237,17 @@ where
             debug!(%remote, "no request head in time, or the client went away");
             return;
         }
+        // Behind a trusted proxy, the client it names (per request: a proxy may send
+        // several clients' requests on one connection).
+        let peer = remote;
+        let proxies = &engine.config().trusted_proxies;
+        let remote = if proxies.trusts(peer.ip()) {
+            RequestHead::parse(&buf).map_or(peer, |head| {
+                proxies.client(peer, head.header_values("x-forwarded-for"))
+            })
+        } else {
+            peer
+        };
         if !conn_within {
             debug!(%remote, "too many connections from this address");
             engine.stats().refused(Refusal::PerIp);

@@ -69,6 +69,7 @@ requests! {
     DeleteRequest => client::DELETE, MessageDeleted;
     UnregisterRequest => client::UNREGISTER, UnregisterReply;
     ResetPasswordRequest => client::RESET_PASSWORD, ResetPasswordReply;
+    SearchRequest => client::SEARCH, SearchReply;
 }
 
 server_events! {
@@ -81,6 +82,7 @@ server_events! {
     Typing => server::TYPING;
     Moderation => server::MODERATION;
     MessageDeleted => server::DELETED;
+    Limits => server::LIMITS;
 }
 
 /// Event names, client to server.
@@ -112,6 +114,8 @@ pub mod client {
     pub const DELETE: &str = "delete";
     pub const UNREGISTER: &str = "unregister";
     pub const RESET_PASSWORD: &str = "reset_password";
+    /// Searches the history of the rooms the socket is in.
+    pub const SEARCH: &str = "search";
 }
 
 /// Event names, server to client.
@@ -127,6 +131,8 @@ pub mod server {
     pub const MODERATION: &str = "moderation";
     /// A message an admin deleted from a room's history.
     pub const DELETED: &str = "deleted";
+    /// The server's limits, sent once after each CONNECT.
+    pub const LIMITS: &str = "limits";
 }
 
 // ---- CONNECT auth payload ----
@@ -624,6 +630,32 @@ pub struct ResetPasswordReply {
     pub nick: String,
 }
 
+/// Searches the messages of one room the socket is in, or of every room it is in (in this
+/// namespace) when `room` is absent, for `text` as a phrase: its words in that order, whole
+/// words, without regard to case. The text is never a query language: quotes, `*`, `AND`,
+/// `NEAR` and the like are words or punctuation like any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    pub text: String,
+    /// The `next` of the previous page: only older hits. Opaque (the store's own cursor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// 1..50, default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchReply {
+    /// The hits, newest first (by when they were stored).
+    pub messages: Vec<ChatMessage>,
+    /// Present when there may be older hits: send it back as `before` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
 // ---- server events ----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -729,6 +761,27 @@ pub struct Notice {
 pub struct Typing {
     pub room: String,
     pub nick: String,
+}
+
+/// The server's limits, pushed to a socket right after its CONNECT is accepted (before the
+/// welcome `notice`), so a client can split a long line instead of having it refused.
+/// Fields may be added; a client ignores what it does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Longest message (and `dm`) text, in characters (Unicode scalar values).
+    pub max_text_len: usize,
+    /// Longest nick, in characters.
+    pub max_nick_len: usize,
+    /// Longest room name, in characters.
+    pub max_room_len: usize,
+    /// Rooms one socket may be in.
+    pub max_rooms: usize,
+    /// Events per second the connection may send after its burst (0: no limit).
+    pub events_per_sec: u32,
+    /// Events the connection may send at once.
+    pub events_burst: u32,
+    /// Longest `search` text, in characters.
+    pub max_search_len: usize,
 }
 
 #[cfg(test)]
@@ -837,6 +890,7 @@ mod tests {
             DeleteRequest::EVENT,
             UnregisterRequest::EVENT,
             ResetPasswordRequest::EVENT,
+            SearchRequest::EVENT,
         ];
         let pushed = [
             ChatMessage::EVENT,
@@ -848,6 +902,7 @@ mod tests {
             Typing::EVENT,
             Moderation::EVENT,
             MessageDeleted::EVENT,
+            Limits::EVENT,
         ];
         for names in [&requests[..], &pushed[..]] {
             let mut sorted = names.to_vec();

@@ -13,7 +13,7 @@ use chat_protocol::socket_io::{Packet, PacketKind};
 use chat_server::ServerConfig;
 use chat_server::chat::store::{
     AppendDone, Appended, Attach, Identity, MemoryStore, NewMessage, Publish, Restriction,
-    RestrictionKind, RoomLog, Store, StoreError, StoreFuture,
+    RestrictionKind, RoomLog, SearchPage, SearchQuery, Store, StoreError, StoreFuture,
 };
 use common::Client;
 use serde_json::{Value, json};
@@ -150,6 +150,10 @@ impl Store for HeldStore {
     }
     fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool> {
         self.inner.set_password(nick_key, password_hash)
+    }
+
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        self.inner.search(query)
     }
 }
 

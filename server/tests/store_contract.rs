@@ -25,7 +25,9 @@
 //! `a_cid_resent_while_the_first_is_in_flight_is_stored_once`,
 //! `attach_hands_over_what_was_missed`, `an_attach_racing_appends_misses_and_repeats_nothing`,
 //! `history_pages_backwards_oldest_first`, `topics`, `identities`, `queued_direct_messages`,
-//! `operators`, `bans_and_mutes`, `deleting_a_message`, `identity_changes`; for durable
+//! `operators`, `bans_and_mutes`, `deleting_a_message`, `identity_changes`,
+//! `search_finds_a_phrase_newest_first_in_pages`, `search_reads_user_text_as_words_only`;
+//! for durable
 //! stores `a_reopened_store_keeps_everything` and
 //! `a_reopened_store_keeps_moderation_and_deletions`.
 //!
@@ -44,8 +46,8 @@ use std::time::Duration;
 use chat_protocol::events::{ChatMessage, DirectMessage};
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
 use chat_server::chat::store::{
-    AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Restriction, RestrictionKind,
-    Store, StoreError,
+    AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Phrase, Restriction,
+    RestrictionKind, SearchPage, SearchQuery, Store, StoreError,
 };
 use tokio::sync::oneshot;
 
@@ -72,7 +74,9 @@ macro_rules! contract {
                 operators,
                 bans_and_mutes,
                 deleting_a_message,
-                identity_changes
+                identity_changes,
+                search_finds_a_phrase_newest_first_in_pages,
+                search_reads_user_text_as_words_only
             );
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,6 +721,144 @@ async fn history_pages_backwards_oldest_first<S: Store>(fresh: impl Fn() -> S) {
     assert!(history(&store, "/x", "r", None, 10).await.is_empty());
 }
 
+async fn search<S: Store + ?Sized>(
+    store: &S,
+    namespace: &str,
+    rooms: &[&str],
+    text: &str,
+    before: Option<String>,
+    limit: usize,
+) -> Result<SearchPage, StoreError> {
+    store
+        .search(SearchQuery {
+            namespace: namespace.into(),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            phrase: Phrase::new(text).expect("a text with words"),
+            before,
+            limit,
+        })
+        .await
+}
+
+/// Every page of a search, following `next` (at most 100 pages).
+async fn search_all<S: Store + ?Sized>(
+    store: &S,
+    rooms: &[&str],
+    text: &str,
+    limit: usize,
+) -> Vec<ChatMessage> {
+    let (mut out, mut before) = (Vec::new(), None);
+    for _ in 0..100 {
+        let page = search(store, "/", rooms, text, before, limit)
+            .await
+            .unwrap();
+        assert!(page.messages.len() <= limit, "a page holds at most limit");
+        out.extend(page.messages);
+        match page.next {
+            Some(next) => before = Some(next),
+            None => return out,
+        }
+    }
+    panic!("a search that pages on and on");
+}
+
+/// Search: the phrase's words in a row, in the rooms asked for only, newest first, in pages
+/// whose cursors neither repeat nor skip a hit.
+async fn search_finds_a_phrase_newest_first_in_pages<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let calls = Calls::default();
+    let mut in_r_and_s = Vec::new();
+    let mut in_r = Vec::new();
+    for i in 0..30 {
+        let room = ["r", "s", "t"][i % 3];
+        let text = if i % 2 == 0 {
+            format!("the Brown fox number {i}")
+        } else {
+            format!("a fox, brown, number {i}")
+        };
+        let m = append(&store, message("/", room, "ann", &text, None), &calls)
+            .await
+            .message;
+        if i % 2 == 0 && room != "t" {
+            in_r_and_s.push(m.clone());
+            if room == "r" {
+                in_r.push(m);
+            }
+        }
+    }
+    append(&store, message("/x", "r", "ann", "brown fox", None), &calls).await;
+    in_r_and_s.reverse();
+    in_r.reverse();
+    assert_eq!(
+        search_all(&store, &["r", "s"], "bRoWn FOX", 4).await,
+        in_r_and_s
+    );
+    assert_eq!(
+        search_all(&store, &["r", "s"], "brown fox", 50).await,
+        in_r_and_s
+    );
+    assert_eq!(search_all(&store, &["r"], "brown fox", 3).await, in_r);
+    let page = search(&store, "/", &["r", "s"], "brown fox", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.messages, in_r_and_s[..10]);
+    assert!(page.next.is_some(), "a full page says there may be more");
+    // Whole words only, in order.
+    assert!(
+        search_all(&store, &["r", "s", "t"], "brow", 50)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        search_all(&store, &["r", "s", "t"], "number 7", 50)
+            .await
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>(),
+        ["a fox, brown, number 7"]
+    );
+    assert!(search_all(&store, &["nowhere"], "fox", 50).await.is_empty());
+    assert!(search_all(&store, &[], "fox", 50).await.is_empty());
+    assert!(matches!(
+        search(&store, "/", &["r"], "fox", Some("not a cursor".into()), 5).await,
+        Err(StoreError::BadCursor(_))
+    ));
+}
+
+/// Search: what looks like query syntax in the text is words and punctuation, nothing else.
+async fn search_reads_user_text_as_words_only<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let calls = Calls::default();
+    for text in [
+        r#"she said "hi" OR * to me"#,
+        "hi there",
+        "cats AND dogs",
+        "NEAR(a b) text : colon",
+    ] {
+        append(&store, in_r("ann", text, None), &calls).await;
+    }
+    let texts = |found: Vec<ChatMessage>| found.into_iter().map(|m| m.text).collect::<Vec<_>>();
+    assert_eq!(
+        texts(search_all(&store, &["r"], r#""hi" OR *"#, 10).await),
+        [r#"she said "hi" OR * to me"#]
+    );
+    assert!(
+        search_all(&store, &["r"], "cats OR hi", 10)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        texts(search_all(&store, &["r"], "cats and", 10).await),
+        ["cats AND dogs"]
+    );
+    assert_eq!(
+        texts(search_all(&store, &["r"], "NEAR(a b) text:", 10).await),
+        ["NEAR(a b) text : colon"]
+    );
+    assert!(search_all(&store, &["r"], "text:colon*", 10).await.len() == 1);
+    assert!(search_all(&store, &["r"], "^hi", 10).await.len() == 2);
+}
+
 /// Topics: per (namespace, room), `None` until set, cleared by `None`, taking no seq.
 async fn topics<S: Store>(fresh: impl Fn() -> S) {
     let store = fresh();
@@ -828,6 +970,11 @@ async fn a_reopened_store_keeps_everything<S: Store>(fresh: impl Fn() -> S, reop
 
     let store = reopen(store);
     assert_eq!(history(&store, "/", "r", None, 10).await, stored);
+    assert_eq!(
+        search_all(&store, &["r"], "m2", 10).await,
+        [stored[2].clone()],
+        "what was found is found after a restart"
+    );
     let again = append(&store, in_r("ann", "one", Some("c1")), &calls).await;
     assert!(again.duplicate, "the cid survives");
     assert_eq!(again.message, first.message);
@@ -838,6 +985,7 @@ async fn a_reopened_store_keeps_everything<S: Store>(fresh: impl Fn() -> S, reop
             .seq,
         4
     );
+    assert_eq!(search_all(&store, &["r"], "four", 10).await.len(), 1);
     let c = attach(&store, "/", "r", Some(1), 10).await;
     assert_eq!((seqs(&c.messages), c.last_seq), (vec![2, 3, 4], 4));
     assert_eq!(

@@ -186,6 +186,7 @@ impl App {
             Request::History { room, .. } => {
                 if let Some(i) = self.find_window(nsp, &WindowKind::Room(room.clone())) {
                     self.windows[i].history_pending = false;
+                    self.windows[i].jump_to = None;
                 }
                 (format!("no older messages of #{room}"), Some(room.as_str()))
             }
@@ -196,6 +197,7 @@ impl App {
                 format!("{} refused", moderation_words(action)),
                 Some(room.as_str()),
             ),
+            Request::Search(_) => return self.on_search_failed(nsp, failure),
         };
         let i = self.target(nsp, room);
         self.error(i, format!("{what}: {failure}"));
@@ -343,6 +345,7 @@ impl App {
                     self.info_active(text);
                 }
             }
+            Reply::Search(s) => self.on_search_reply(nsp, s),
             Reply::Pong { rtt } => self.lag = Some(rtt),
         }
     }
@@ -589,6 +592,10 @@ impl App {
                         until,
                     });
                 }
+            }
+            ServerEvent::Limits(l) => {
+                // The same server for every namespace: the last word holds.
+                self.max_text_len = Some(l.max_text_len.min(names::TEXT_MAX));
             }
             ServerEvent::Unknown(what) => {
                 let i = self.window(nsp, WindowKind::Server);

@@ -50,6 +50,10 @@ pub struct Window {
     /// reconnect is not shown twice. The id guards against a server that restarted with an
     /// empty store and counts from 1 again: same seq, different id, a new message.
     pub(super) seen: HashMap<u64, String>,
+    /// The line a search jumped to (drawn reversed until the window is left).
+    pub found: Option<usize>,
+    /// A search hit's seq whose messages were asked for: shown when they come.
+    pub(super) jump_to: Option<u64>,
 }
 
 impl Window {
@@ -72,6 +76,8 @@ impl Window {
             catch_up_from: None,
             leaving: false,
             seen: HashMap::new(),
+            found: None,
+            jump_to: None,
         }
     }
 
@@ -202,6 +208,7 @@ impl App {
             return;
         };
         w.marker = (w.read_upto < w.lines.len() && w.unread > 0).then_some(w.read_upto);
+        w.found = None;
         w.unread = 0;
         w.mentions = 0;
         w.read_upto = w.lines.len();
@@ -254,6 +261,7 @@ impl App {
             w.lines.drain(..drop);
             w.read_upto = w.read_upto.saturating_sub(drop);
             w.marker = w.marker.map(|m| m.saturating_sub(drop));
+            w.found = w.found.and_then(|f| f.checked_sub(drop));
         }
     }
 

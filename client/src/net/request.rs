@@ -58,6 +58,9 @@ pub enum Request {
         /// Boxed: the largest request otherwise, and every `NetEvent` would be as large.
         action: Box<Moderate>,
     },
+    /// Messages holding a phrase: in one room, or in every room of the namespace (boxed:
+    /// the largest request by far).
+    Search(Box<events::SearchRequest>),
 }
 
 impl Request {
@@ -67,7 +70,8 @@ impl Request {
     fn wire(&self) -> Box<dyn Wire> {
         use events::{
             AwayRequest, DmRequest, HistoryRequest, JoinRequest, LeaveRequest, MessageRequest,
-            NickRequest, PingRequest, RoomsRequest, TopicRequest, WhoRequest, WhoisRequest,
+            NickRequest, PingRequest, RoomsRequest, SearchRequest, TopicRequest, WhoRequest,
+            WhoisRequest,
         };
         match self {
             Request::Join { room } => typed(JoinRequest { room: room.clone() }, Reply::Join),
@@ -124,6 +128,7 @@ impl Request {
                 Reply::Away,
             ),
             Request::Moderate { room, action } => moderation(room.clone(), (**action).clone()),
+            Request::Search(search) => typed(SearchRequest::clone(search), Reply::Search),
         }
     }
 
@@ -239,6 +244,7 @@ pub enum Reply {
     /// Any moderation request's answer: the event the room saw.
     /// (Boxed: the largest reply, and every `NetEvent` would be as large.)
     Moderation(Box<events::Moderation>),
+    Search(events::SearchReply),
 }
 
 /// Why a request failed: the server said no, or it never got an answer.

@@ -17,6 +17,8 @@ pub enum ServerEvent {
     /// Boxed, as `Reply::Moderation`.
     Moderation(Box<events::Moderation>),
     Deleted(events::MessageDeleted),
+    /// The server's limits, after each CONNECT.
+    Limits(events::Limits),
     /// An event this client does not know (or could not decode); logged, shown plainly.
     Unknown(String),
 }
@@ -38,6 +40,7 @@ impl ServerEvent {
             s::TYPING => de(arg).map(ServerEvent::Typing),
             s::MODERATION => de(arg).map(|m| ServerEvent::Moderation(Box::new(m))),
             s::DELETED => de(arg).map(ServerEvent::Deleted),
+            s::LIMITS => de(arg).map(ServerEvent::Limits),
             _ => None,
         };
         decoded.unwrap_or_else(|| ServerEvent::Unknown(format!("{name} {arg}")))

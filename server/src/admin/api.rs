@@ -20,9 +20,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{AdminState, Answer, Request};
+use crate::chat::Failure;
 use crate::chat::admin::{KickError, notice};
 use crate::chat::moderation::Actor;
-use crate::chat::Failure;
 
 /// `POST /api/kick`.
 #[derive(Debug, Deserialize)]
@@ -188,7 +188,14 @@ async fn ban(state: &AdminState, ban: Ban) -> Answer {
     });
     match state
         .app
-        .ban(&ns, &actor, &ban.room, &ban.target, ban.duration_secs, reason)
+        .ban(
+            &ns,
+            &actor,
+            &ban.room,
+            &ban.target,
+            ban.duration_secs,
+            reason,
+        )
         .await
     {
         Ok(moderation) => {

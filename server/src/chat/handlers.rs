@@ -10,9 +10,9 @@ use chat_protocol::events::{
     AwayReply, AwayRequest, DeleteRequest, DirectMessage, DmReply, DmRequest, ErrorCode,
     HistoryReply, HistoryRequest, JoinReply, JoinRequest, KickRequest, LeaveReply, LeaveRequest,
     MessageRequest, NickReply, NickRequest, PingReply, PingRequest, Presence, PresenceAction,
-    ResetPasswordRequest, RoomInfo, RoomsReply, RoomsRequest, TopicChange, TopicReply,
-    TopicRequest, Typing, TypingReply, TypingRequest, UnregisterRequest, WhoReply, WhoRequest,
-    WhoisReply, WhoisRequest, client,
+    ResetPasswordRequest, RoomInfo, RoomsReply, RoomsRequest, SearchRequest, TopicChange,
+    TopicReply, TopicRequest, Typing, TypingReply, TypingRequest, UnregisterRequest, WhoReply,
+    WhoRequest, WhoisReply, WhoisRequest, client,
 };
 use chat_protocol::names;
 use serde::de::DeserializeOwned;
@@ -41,7 +41,7 @@ pub(crate) fn valid_room(room: &str) -> Result<(), Failure> {
     names::validate_room(room).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))
 }
 
-fn member(socket: &Socket, room: &str) -> Result<(), Failure> {
+pub(super) fn member(socket: &Socket, room: &str) -> Result<(), Failure> {
     valid_room(room)?;
     if socket
         .rooms()
@@ -146,6 +146,9 @@ impl ChatApp {
                 ack,
                 self.reset_password_request(&socket, &session, arg).await,
             ),
+            client::SEARCH => {
+                answer::<SearchRequest>(ack, self.search(&socket, &session, arg).await)
+            }
             other => refuse(
                 ack,
                 Failure(ErrorCode::UnknownEvent, format!("unknown event '{other}'")),

@@ -89,6 +89,8 @@ impl ChatApp {
             session.nick(),
             if online == 1 { "" } else { "s" }
         );
+        // The limits first, so a client knows them before it sends anything.
+        socket.push(&self.announced);
         socket.push(&Notice { text });
         // Catch-up: rejoin the rooms the client names and send what it missed.
         let since = serde_json::from_value::<Auth>(auth)

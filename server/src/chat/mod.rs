@@ -16,6 +16,8 @@
 //! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
 //!   beside it) and the in-memory store; [`sqlite`]: the durable store
 //!   (its log's newest messages wait in memory for indexing in `unindexed`);
+//! - `search`: the `search` request (its budget, its concurrency); `phrase`: a search text
+//!   as words, for FTS5 and for the scans;
 //! - [`token`]: HS256 tokens for namespaces that require one;
 //! - [`admin`]: what the admin API does to the chat (list users, kick, notices).
 //!
@@ -24,12 +26,15 @@
 
 pub mod admin;
 mod auth;
+mod budget;
 pub mod handlers;
 mod lifecycle;
 mod look_alike;
 mod middleware;
 pub mod moderation;
+mod phrase;
 mod reply;
+mod search;
 mod session;
 pub mod sqlite;
 pub mod store;
@@ -85,6 +90,10 @@ pub struct ChatApp {
     /// Taken by loads into `rules` and by moderation writes, so a load never caches what a
     /// write just changed (never held with `rules`).
     rules_io: tokio::sync::Mutex<()>,
+    /// A permit per search running ([`search::SEARCHES_AT_ONCE`]).
+    searches: tokio::sync::Semaphore,
+    /// The `limits` event every socket gets after its CONNECT.
+    announced: events::Limits,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
@@ -147,6 +156,16 @@ pub fn build_app_with_store(
         admins: moderation::admin_keys(&config.admins),
         rules: moderation::RulesCache::default(),
         rules_io: tokio::sync::Mutex::new(()),
+        searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
+        announced: events::Limits {
+            max_text_len: config.limits.max_text_len,
+            max_nick_len: config.limits.max_nick_len,
+            max_room_len: config.limits.max_room_len,
+            max_rooms: config.limits.max_rooms_per_socket,
+            events_per_sec: config.engine.rate_per_sec,
+            events_burst: config.engine.rate_burst,
+            max_search_len: search::SEARCH_TEXT_MAX,
+        },
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));

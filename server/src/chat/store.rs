@@ -18,8 +18,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chat_protocol::events::{ChatMessage, DirectMessage};
 
+pub use super::phrase::Phrase;
 use crate::engine::lock;
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -44,6 +47,43 @@ pub enum StoreError {
         "database {db} has schema version {found}, newer than this chat-server's {known}: run the newer chat-server, or restore a backup"
     )]
     NewerSchema { db: String, found: u32, known: u32 },
+    /// A search's `before` that is not a cursor this store made.
+    #[error("not a search cursor: {0:?}")]
+    BadCursor(String),
+}
+
+/// A `search`: the messages of some rooms of a namespace whose text holds a phrase.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub namespace: String,
+    /// The rooms searched (the asker's rooms of that namespace).
+    pub rooms: Vec<String>,
+    pub phrase: Phrase,
+    /// The `next` of the previous page: only hits stored before it.
+    pub before: Option<String>,
+    /// Most hits returned (at least 1).
+    pub limit: usize,
+}
+
+/// One page of search hits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchPage {
+    /// Newest first: in the reverse of the order the messages were stored.
+    pub messages: Vec<ChatMessage>,
+    /// Some when there may be older hits: the `before` of the next page.
+    pub next: Option<String>,
+}
+
+/// The store-wide order of stored messages (a rowid, a counter) as a search cursor.
+pub(crate) fn cursor(n: u64) -> String {
+    n.to_string()
+}
+
+/// Reads back a [`cursor`].
+pub(crate) fn parse_cursor(before: Option<&str>) -> Result<Option<u64>, StoreError> {
+    before
+        .map(|b| b.parse().map_err(|_| StoreError::BadCursor(b.to_owned())))
+        .transpose()
 }
 
 /// A message to store; the store fills in `id`, `seq` and `ts`.
@@ -272,6 +312,14 @@ pub trait RoomLog: Send + Sync + 'static {
 /// - **Identity changes.** `delete_identity` removes the identity, its queued direct
 ///   messages and its operator status in every room, and is true when there was one;
 ///   `set_password` replaces an identity's hash and is true when there was one.
+/// - **Search.** `search` returns the messages of the query's rooms (in its namespace) whose
+///   text holds the phrase ([`Phrase::matches`]: its words in a row, without regard to case
+///   or diacritics), newest first in the order they were stored, at most `limit`. `next` is
+///   `Some` when the page is full (there may be more): passed back as `before`, it gives the
+///   hits stored before the page's last, so paging repeats and skips none. A `before` the
+///   store did not make is [`StoreError::BadCursor`]. Like `history`, it sees at least every
+///   message whose `done` was called before it was called, and none removed by retention.
+///   What it may cost is the backend's to bound and document (an index, or a bounded scan).
 pub trait Store: RoomLog {
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>>;
     fn set_topic(&self, namespace: &str, room: &str, topic: Option<String>) -> StoreFuture<'_, ()>;
@@ -333,6 +381,8 @@ pub trait Store: RoomLog {
     fn available(&self) -> bool {
         true
     }
+    /// The newest messages of the query's rooms that hold its phrase (see the contract).
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage>;
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -364,6 +414,8 @@ pub(crate) fn catchup(found: Vec<ChatMessage>, after: Option<u64>, last_seq: u64
 struct MemoryRoom {
     last_seq: u64,
     messages: VecDeque<ChatMessage>,
+    /// Each kept message's place in the store-wide order (the search cursor), beside it.
+    order: VecDeque<u64>,
     /// (from, cid) -> seq of the messages still kept.
     cids: HashMap<(String, String), u64>,
     cid_of: HashMap<u64, (String, String)>,
@@ -389,10 +441,17 @@ fn room_key(namespace: &str, room: &str) -> (String, String) {
 type Rooms = HashMap<String, HashMap<String, Arc<Mutex<MemoryRoom>>>>;
 
 /// Keeps the newest `capacity` messages of each room, in memory.
+///
+/// Search is a scan (no index): the newest messages of each room searched, newest first,
+/// each split into words; at most `capacity` messages per room, so a search costs at most
+/// rooms-per-socket times `capacity` messages (100 x 1000 by default), each room's lock held
+/// only while its messages are scanned.
 pub struct MemoryStore {
     capacity: usize,
     rooms: Mutex<Rooms>,
     state: Mutex<Memory>,
+    /// The store-wide order of appends (search cursors), last given.
+    appended: AtomicU64,
 }
 
 impl MemoryStore {
@@ -401,6 +460,7 @@ impl MemoryStore {
             capacity: capacity.max(1),
             rooms: Mutex::new(Rooms::default()),
             state: Mutex::new(Memory::default()),
+            appended: AtomicU64::new(0),
         }
     }
 
@@ -434,7 +494,13 @@ fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
 impl MemoryRoom {
     /// Stores a message (or finds the one its `cid` names) and publishes it; called with the
     /// room's lock held (its ordering section).
-    fn append(&mut self, capacity: usize, m: NewMessage, publish: Publish) -> Appended {
+    fn append(
+        &mut self,
+        capacity: usize,
+        order: &AtomicU64,
+        m: NewMessage,
+        publish: Publish,
+    ) -> Appended {
         if let Some(cid) = &m.cid {
             let key = (m.from.clone(), cid.clone());
             if let Some(seq) = self.cids.get(&key)
@@ -458,15 +524,19 @@ impl MemoryRoom {
         };
         if self.messages.len() == capacity
             && let Some(old) = self.messages.pop_front()
-            && let Some(key) = self.cid_of.remove(&old.seq)
         {
-            self.cids.remove(&key);
+            self.order.pop_front();
+            if let Some(key) = self.cid_of.remove(&old.seq) {
+                self.cids.remove(&key);
+            }
         }
         if let Some(cid) = m.cid {
             self.cids.insert((m.from.clone(), cid.clone()), stored.seq);
             self.cid_of.insert(stored.seq, (m.from, cid));
         }
         self.messages.push_back(stored.clone());
+        self.order
+            .push_back(order.fetch_add(1, Ordering::Relaxed) + 1);
         publish(&stored);
         Appended {
             message: stored,
@@ -481,7 +551,7 @@ impl RoomLog for MemoryStore {
         let mut log = lock(&log);
         // Publishing and answering only queue bytes (no await), so both run in the ordering
         // section: a room's acks, like its broadcasts, go out in `seq` order.
-        let appended = log.append(self.capacity, m, publish);
+        let appended = log.append(self.capacity, &self.appended, m, publish);
         done.call(Ok(appended));
     }
 
@@ -682,6 +752,7 @@ impl Store for MemoryStore {
             return ready(None);
         };
         let removed = log.messages.remove(at);
+        log.order.remove(at);
         if let Some(key) = log.cid_of.remove(&seq) {
             log.cids.remove(&key);
         }
@@ -706,6 +777,39 @@ impl Store for MemoryStore {
         };
         identity.password_hash = password_hash;
         ready(true)
+    }
+
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        let before = match parse_cursor(query.before.as_deref()) {
+            Ok(before) => before.unwrap_or(u64::MAX),
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let limit = query.limit.max(1);
+        let mut hits: Vec<(u64, ChatMessage)> = Vec::new();
+        for room in &query.rooms {
+            let Some(log) = self.existing(&query.namespace, room) else {
+                continue;
+            };
+            let log = lock(&log);
+            hits.extend(
+                log.order
+                    .iter()
+                    .zip(&log.messages)
+                    .rev()
+                    .filter(|(n, m)| **n < before && query.phrase.matches(&m.text))
+                    .take(limit)
+                    .map(|(n, m)| (*n, m.clone())),
+            );
+        }
+        hits.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
+        hits.truncate(limit);
+        let next = (hits.len() == limit)
+            .then(|| hits.last().map(|(n, _)| cursor(*n)))
+            .flatten();
+        ready(SearchPage {
+            messages: hits.into_iter().map(|(_, m)| m).collect(),
+            next,
+        })
     }
 }
 

@@ -24,7 +24,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
 
 use super::{ConfigError, LogFormat, NamespaceConfig, ServerConfig, StoreConfig, TlsConfig};
-use crate::engine::CorsOrigins;
+use crate::engine::{CorsOrigins, TrustedProxies};
 
 /// One setting: its key and the one place it lands.
 pub struct Setting {
@@ -60,6 +60,9 @@ enum Field {
     /// A list of nicks: comma-separated in a flag or variable, an array of strings in the
     /// file; each must be a valid nick.
     Nicks(fn(&mut Draft) -> &mut Vec<String>),
+    /// A list of addresses and CIDR blocks: comma-separated in a flag or variable, a string
+    /// or an array of strings in the file.
+    Proxies(fn(&mut Draft) -> &mut TrustedProxies),
 }
 
 /// The configuration being resolved: the binary's defaults, then each value given.
@@ -246,6 +249,11 @@ pub static SETTINGS: &[Setting] = &[
         Field::Origins(|d| &mut d.config.engine.cors_origins),
     ),
     setting(
+        "trusted_proxies",
+        "Reverse proxies or load balancers (addresses or CIDR blocks, comma-separated: 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For names the client, for per-address limits, the failed-password delay and the logs [default: none].",
+        Field::Proxies(|d| &mut d.config.engine.trusted_proxies),
+    ),
+    setting(
         "check_ws_origin",
         "Refuse WebSocket upgrades from origins neither in cors_origins nor the server's own host (true or false).",
         Field::Bool(|d| &mut d.config.engine.check_ws_origin),
@@ -395,6 +403,10 @@ impl Setting {
                 }
                 *f(draft) = nicks;
             }
+
+            Field::Proxies(f) => {
+                *f(draft) = TrustedProxies::parse(value)?;
+            }
         }
         Ok(())
     }
@@ -415,6 +427,10 @@ impl Setting {
             },
             Field::Nicks(f) if f(draft).is_empty() => return None,
             Field::Nicks(f) => f(draft).join(","),
+            Field::Proxies(f) => match f(draft) {
+                proxies if proxies.is_empty() => return None,
+                proxies => proxies.to_string(),
+            },
             Field::MaybePath(_)
             | Field::MaybeAddr(_)
             | Field::MaybeU64(_)
@@ -433,7 +449,10 @@ impl Setting {
 impl Field {
     /// Whether the file may give the value as an array (joined by commas for parsing).
     fn is_list(&self) -> bool {
-        matches!(self, Field::Origins(_) | Field::Nicks(_))
+        matches!(
+            self,
+            Field::Origins(_) | Field::Nicks(_) | Field::Proxies(_)
+        )
     }
 
     /// What `--help` calls the value.
@@ -449,6 +468,7 @@ impl Field {
             Field::Choice(..) => "KIND",
             Field::Origins(_) => "ORIGINS",
             Field::Nicks(_) => "NICKS",
+            Field::Proxies(_) => "ADDRS",
         }
     }
 }

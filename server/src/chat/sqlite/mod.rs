@@ -21,10 +21,14 @@
 //! is refused ([`StoreError::InUse`]).
 //! Retention (count and age per room) runs on the writer between batches, in bounded chunks.
 //!
+//! The indexing pass also fills the full-text index (`log_fts`, FTS5) that `search` reads:
+//! never in an append's commit, so acknowledgements cost what they did without it.
+//!
 //! Modules: `schema` (tables, connection settings, upgrades), `lockfile` (the lock file),
 //! `writer` (the writer thread, its commands and their effects), `index` (indexing the log,
 //! checking and rebuilding the indexes at open), `retention`, `read` (messages by room and
-//! seq), `unindexed` (the log's newest messages in memory). Moderation (operators, bans and
+//! seq), `search` (full-text search), `unindexed` (the log's newest messages in memory).
+//! Moderation (operators, bans and
 //! mutes) is written through the writer's generic `Command::Write`, a deleted message by its
 //! own command (it may still be unindexed). A new command is a
 //! `writer::Command` variant, its write in `RoomCache::write` and its effect in
@@ -35,6 +39,7 @@ mod lockfile;
 mod read;
 mod retention;
 mod schema;
+mod search;
 mod unindexed;
 mod writer;
 
@@ -55,7 +60,7 @@ use self::unindexed::Unindexed;
 use self::writer::{Command, RoomCache, UNINDEXED_CHUNKS_MAX, Writer};
 use super::store::{
     AppendDone, Attach, Identity, NewMessage, Publish, Restriction, RestrictionKind, RoomLog,
-    Store, StoreError, StoreFuture,
+    SearchPage, SearchQuery, Store, StoreError, StoreFuture,
 };
 use crate::engine::lock;
 
@@ -114,6 +119,8 @@ pub struct WriterStats {
 pub struct SqliteStore {
     tx: std::sync::mpsc::Sender<Command>,
     reader: Arc<Mutex<Connection>>,
+    /// Searches' own connection: a long one never holds up the reader's short reads.
+    searcher: Arc<Mutex<Connection>>,
     unindexed: Arc<Mutex<Unindexed>>,
     stats: Arc<Mutex<WriterStats>>,
     path: PathBuf,
@@ -182,6 +189,7 @@ impl SqliteStore {
         schema::migrate(&writer, path)?;
         let (recovered, rebuilt) = index::recover(&writer)?;
         let reader = schema::open(path)?;
+        let searcher = schema::open(path)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(Mutex::new(WriterStats {
             rebuilds: rebuilt as u64,
@@ -209,6 +217,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             tx,
             reader: Arc::new(Mutex::new(reader)),
+            searcher: Arc::new(Mutex::new(searcher)),
             unindexed,
             stats,
             path: path.to_owned(),
@@ -546,5 +555,15 @@ impl Store for SqliteStore {
             )
         });
         Box::pin(async move { wrote.await.map(|n| n > 0) })
+    }
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        let (searcher, unindexed) = (self.searcher.clone(), self.unindexed.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                search::search(&lock(&searcher), &unindexed, &query)
+            })
+            .await
+            .map_err(backend)?
+        })
     }
 }
