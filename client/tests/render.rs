@@ -1015,3 +1015,37 @@ fn a_line_over_the_servers_limit_is_split_at_words() {
         "{text}"
     );
 }
+
+/// A search replaced before its answer came: the late answer is not listed under the new
+/// one.
+#[test]
+fn a_late_answer_of_a_replaced_search_is_dropped() {
+    use chat_protocol::events::SearchReply;
+    let mut app = fixture();
+    app.update(Event::Line("/search first words".into()));
+    app.update(Event::Line("/search hello".into()));
+    let late = chat_client::app::search_request(Some("general".into()), "first words", None);
+    net(
+        &mut app,
+        NetEvent::Reply {
+            nsp: "/".into(),
+            request: late,
+            result: Ok(Reply::Search(SearchReply {
+                messages: vec![msg("general", 2, "carol", "first words here")],
+                next: None,
+            })),
+            automatic: false,
+        },
+    );
+    let view = app.search.as_ref().expect("the list is open");
+    assert_eq!(view.text, "hello");
+    assert!(view.pending, "still waiting for its own answer");
+    assert_eq!(
+        view.hits
+            .iter()
+            .map(|h| h.text.as_str())
+            .collect::<Vec<_>>(),
+        ["hello everyone"],
+        "only the window's own hit"
+    );
+}

@@ -1,8 +1,8 @@
 //! The `search` request end to end: a phrase in the rooms the asker is in (one, or all of
 //! the namespace), query syntax in the text read as plain words, a capped page with a cursor
 //! for the next, refusals (empty or too long text, a room the asker is not in, a bad
-//! cursor, over the per-connection budget), and, on SQLite, hits gone with retention and
-//! kept across a restart.
+//! cursor, over the per-connection budget, `busy` beyond the searches running at once),
+//! and, on SQLite, hits gone with retention and kept across a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -193,4 +193,145 @@ async fn on_sqlite_retention_removes_hits_and_a_restart_keeps_the_rest() {
     join(&mut ann, "/", "r").await;
     let reply: SearchReply = ok(&search(&mut ann, json!({"text": "kestrel 4"})).await);
     assert_eq!(texts(&reply), ["r:kestrel 4"]);
+}
+
+/// The memory store, except that searches wait until the test opens the gate.
+struct GatedSearch {
+    inner: chat_server::chat::store::MemoryStore,
+    waiting: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Semaphore,
+}
+
+mod gated {
+    use super::GatedSearch;
+    use chat_protocol::events::{ChatMessage, DirectMessage};
+    use chat_server::chat::store::{
+        AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, SearchPage, SearchQuery, Store,
+        StoreFuture,
+    };
+    use std::sync::atomic::Ordering;
+
+    impl RoomLog for GatedSearch {
+        fn append_then(&self, message: NewMessage, publish: Publish, done: AppendDone) {
+            self.inner.append_then(message, publish, done)
+        }
+        fn attach(
+            &self,
+            ns: &str,
+            room: &str,
+            after: Option<u64>,
+            limit: usize,
+            attach: Attach,
+        ) -> StoreFuture<'_, ()> {
+            self.inner.attach(ns, room, after, limit, attach)
+        }
+        fn history(
+            &self,
+            ns: &str,
+            room: &str,
+            before: Option<u64>,
+            limit: usize,
+        ) -> StoreFuture<'_, Vec<ChatMessage>> {
+            self.inner.history(ns, room, before, limit)
+        }
+    }
+
+    impl Store for GatedSearch {
+        fn topic(&self, ns: &str, room: &str) -> StoreFuture<'_, Option<String>> {
+            self.inner.topic(ns, room)
+        }
+        fn set_topic(&self, ns: &str, room: &str, topic: Option<String>) -> StoreFuture<'_, ()> {
+            self.inner.set_topic(ns, room, topic)
+        }
+        fn identity(&self, key: &str) -> StoreFuture<'_, Option<Identity>> {
+            self.inner.identity(key)
+        }
+        fn create_identity(&self, key: &str, identity: Identity) -> StoreFuture<'_, bool> {
+            self.inner.create_identity(key, identity)
+        }
+        fn registered_nicks(&self) -> StoreFuture<'_, Vec<String>> {
+            self.inner.registered_nicks()
+        }
+        fn queue_dm(&self, key: &str, message: DirectMessage) -> StoreFuture<'_, ()> {
+            self.inner.queue_dm(key, message)
+        }
+        fn queued_dms(&self, key: &str) -> StoreFuture<'_, Vec<DirectMessage>> {
+            self.inner.queued_dms(key)
+        }
+        fn queued_dm_count(&self, key: &str) -> StoreFuture<'_, usize> {
+            self.inner.queued_dm_count(key)
+        }
+        fn remove_dm(&self, key: &str, id: &str) -> StoreFuture<'_, ()> {
+            self.inner.remove_dm(key, id)
+        }
+        fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                let _open = self.gate.acquire().await;
+                self.inner.search(query).await
+            })
+        }
+    }
+}
+
+/// At most 4 searches run on the server at once; one more is refused with `busy` at once
+/// (not queued), and the running ones are answered when the store is done.
+#[tokio::test]
+async fn searches_beyond_the_four_running_get_busy() {
+    use chat_protocol::socket_io::{Packet, PacketKind};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let store = Arc::new(GatedSearch {
+        inner: chat_server::chat::store::MemoryStore::new(100),
+        waiting: Default::default(),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let engine = chat_server::chat::build_with_store(&config(), store.clone());
+    let server = chat_server::serve_engine(engine, config().listen)
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        let mut c = user(addr, &format!("u{i}")).await;
+        join(&mut c, "/", "r").await;
+        clients.push(c);
+    }
+    for c in clients.iter_mut().take(4) {
+        c.send_packet(&Packet::event(
+            "/",
+            "search",
+            vec![json!({"text": "held"})],
+            Some(900),
+        ))
+        .await;
+    }
+    for _ in 0..500 {
+        if store.waiting.load(Ordering::SeqCst) == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.waiting.load(Ordering::SeqCst), 4, "four searches run");
+    let reply = search(&mut clients[4], json!({"text": "one more"})).await;
+    assert_eq!(code(&reply), ErrorCode::Busy);
+    assert_eq!(
+        store.waiting.load(Ordering::SeqCst),
+        4,
+        "refused before the store"
+    );
+    store.gate.add_permits(4);
+    for c in clients.iter_mut().take(4) {
+        let ack = loop {
+            let p = c.recv_packet().await;
+            if p.kind == PacketKind::Ack && p.id == Some(900) {
+                break p.data.unwrap()[0].clone();
+            }
+        };
+        assert_eq!(ack["ok"], json!(true), "{ack}");
+    }
+    // The permits are back: the next search runs.
+    let reply = search(&mut clients[4], json!({"text": "after"})).await;
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    server.shutdown().await;
 }

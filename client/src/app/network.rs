@@ -137,9 +137,13 @@ impl App {
                 if !automatic {
                     self.in_flight = self.in_flight.saturating_sub(1);
                 }
-                match result {
-                    Ok(reply) => self.on_reply(&nsp, reply, automatic),
-                    Err(failure) => self.on_failure(&nsp, &request, &failure),
+                match (result, &request) {
+                    // Only the answer of the search listed (not of one it replaced).
+                    (Ok(Reply::Search(page)), Request::Search(asked)) => {
+                        self.on_search_reply(&nsp, asked, page);
+                    }
+                    (Ok(reply), _) => self.on_reply(&nsp, reply, automatic),
+                    (Err(failure), _) => self.on_failure(&nsp, &request, &failure),
                 }
             }
             NetEvent::Server { nsp, event } => self.on_server_event(&nsp, event),
@@ -197,7 +201,7 @@ impl App {
                 format!("{} refused", moderation_words(action)),
                 Some(room.as_str()),
             ),
-            Request::Search(_) => return self.on_search_failed(nsp, failure),
+            Request::Search(asked) => return self.on_search_failed(nsp, asked, failure),
         };
         let i = self.target(nsp, room);
         self.error(i, format!("{what}: {failure}"));
@@ -345,7 +349,8 @@ impl App {
                     self.info_active(text);
                 }
             }
-            Reply::Search(s) => self.on_search_reply(nsp, s),
+            // Answered with its request (`on_net`).
+            Reply::Search(_) => {}
             Reply::Pong { rtt } => self.lag = Some(rtt),
         }
     }

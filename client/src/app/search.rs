@@ -159,9 +159,21 @@ impl App {
         self.journal.push(line);
     }
 
+    /// The list this request's answer belongs to: the one open, if it asked this.
+    fn view_for(&mut self, nsp: &str, asked: &events::SearchRequest) -> Option<&mut SearchView> {
+        self.search
+            .as_mut()
+            .filter(|v| v.nsp == nsp && v.room == asked.room && v.text == asked.text)
+    }
+
     /// The server's page of hits, after those already listed (none twice).
-    pub(super) fn on_search_reply(&mut self, nsp: &str, reply: events::SearchReply) {
-        let Some(view) = self.search.as_mut().filter(|v| v.nsp == nsp) else {
+    pub(super) fn on_search_reply(
+        &mut self,
+        nsp: &str,
+        asked: &events::SearchRequest,
+        reply: events::SearchReply,
+    ) {
+        let Some(view) = self.view_for(nsp, asked) else {
             return;
         };
         view.pending = false;
@@ -199,8 +211,13 @@ impl App {
         self.journal.push(summary);
     }
 
-    pub(super) fn on_search_failed(&mut self, nsp: &str, failure: &Failure) {
-        if let Some(view) = self.search.as_mut().filter(|v| v.nsp == nsp) {
+    pub(super) fn on_search_failed(
+        &mut self,
+        nsp: &str,
+        asked: &events::SearchRequest,
+        failure: &Failure,
+    ) {
+        if let Some(view) = self.view_for(nsp, asked) {
             view.pending = false;
             view.failed = Some(failure.to_string());
             let line = format!("[{nsp} search] the server's search failed: {failure}");
