@@ -121,6 +121,23 @@ where
             tokio::time::sleep(ALONE_GAP).await;
         }
     }
+    // Boxed: the close's state is as large as the batch's and lives only at the end; inline,
+    // every connection's writer would carry it.
+    Box::pin(close(w, rx, control, batch, control_bytes)).await;
+}
+
+/// The writer's end: what is still queued (not for a slow consumer), the close frame, the
+/// shutdown, each within [`CLOSE_GRACE`].
+async fn close<W>(
+    mut w: W,
+    mut rx: OutboxReceiver,
+    control: Arc<Control>,
+    mut batch: std::collections::VecDeque<EncodedPacket>,
+    mut control_bytes: Vec<u8>,
+) where
+    W: AsyncWrite + Unpin,
+{
+    let mut gather = Vec::new();
     let reason = rx.reason().unwrap_or(CloseReason::NORMAL);
     if reason.code != 1006 {
         let _ = timeout(CLOSE_GRACE, async {
