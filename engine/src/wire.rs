@@ -491,4 +491,157 @@ mod tests {
         drop(feeder.await.unwrap());
         assert!(ws.next().await.is_none_or(|r| r.is_err()));
     }
+
+    /// A sync stream for tungstenite: reads `input`, and what tungstenite writes is dropped.
+    struct Plain(std::io::Cursor<Vec<u8>>);
+
+    impl std::io::Read for Plain {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl std::io::Write for Plain {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What tungstenite reads from `bytes`, messages then the first error, as strings.
+    fn read_plain(bytes: &[u8], config: WebSocketConfig) -> Vec<String> {
+        use tokio_tungstenite::tungstenite::WebSocket;
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let stream = Plain(std::io::Cursor::new(bytes.to_vec()));
+        let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config));
+        let mut out = Vec::new();
+        loop {
+            match ws.read() {
+                Ok(m) => out.push(format!("{m:?}")),
+                // tokio-tungstenite's stream ends there instead.
+                Err(tokio_tungstenite::tungstenite::Error::ConnectionClosed) => return out,
+                Err(e) => {
+                    out.push(format!("error: {e}"));
+                    return out;
+                }
+            }
+        }
+    }
+
+    /// The same through [`ReadSide`], the bytes arriving in pieces of the given sizes.
+    async fn read_through_side(
+        bytes: &[u8],
+        pieces: &[usize],
+        config: WebSocketConfig,
+    ) -> Vec<String> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::WebSocketStream;
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let (mut client, server) = tokio::io::duplex(8 * 1024);
+        let bytes = bytes.to_vec();
+        let pieces = pieces.to_vec();
+        let feeder = tokio::spawn(async move {
+            let mut rest = &bytes[..];
+            for size in pieces.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, tail) = rest.split_at((*size).clamp(1, rest.len()));
+                if tokio::io::AsyncWriteExt::write_all(&mut client, piece)
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                rest = tail;
+            }
+        });
+        let (read, _write, _control) = split(server);
+        let mut ws = WebSocketStream::from_raw_socket(read, Role::Server, Some(config)).await;
+        let mut out = Vec::new();
+        loop {
+            match ws.next().await {
+                Some(Ok(m)) => out.push(format!("{m:?}")),
+                Some(Err(e)) => {
+                    out.push(format!("error: {e}"));
+                    break;
+                }
+                None => break,
+            }
+        }
+        drop(ws);
+        feeder.abort();
+        out
+    }
+
+    #[tokio::test]
+    async fn random_client_bytes_read_as_with_a_plain_4_kib_buffer() {
+        // Frames valid and not (any opcode, FIN, mask bit, reserved bits, payload, truncated
+        // streams, bad UTF-8, control frames too long, sizes over the limits), cut anywhere:
+        // read through `ReadSide` and the 256-byte buffer, tungstenite gives the same
+        // messages and the same error as over a plain stream with its former 4 KiB buffer.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let limits = websocket_config(20_000, 8_000);
+        let plain = limits.read_buffer_size(4096);
+        for case in 0..300 {
+            let mut bytes = Vec::new();
+            for _ in 0..next() % 10 {
+                let r = next();
+                if r % 11 == 0 {
+                    let n = (next() % 40) as usize;
+                    bytes.extend((0..n).map(|_| next() as u8));
+                    continue;
+                }
+                let opcode = [0u8, 1, 1, 1, 2, 2, 8, 9, 10, 3][(r >> 8) as usize % 10];
+                let len = match (r >> 16) % 6 {
+                    0 => (next() % 126) as usize,
+                    1 => 126 + (next() % 300) as usize,
+                    2 => (next() % 9_000) as usize,
+                    3 => (next() % 30_000) as usize,
+                    _ => (next() % 16) as usize,
+                };
+                let mut payload: Vec<u8> = if (r >> 24) % 3 == 0 {
+                    (0..len).map(|_| next() as u8).collect()
+                } else {
+                    "héllo wörld ".bytes().cycle().take(len).collect()
+                };
+                if opcode == 8 && payload.len() >= 2 && (r >> 28) % 2 == 0 {
+                    payload[..2].copy_from_slice(&1000u16.to_be_bytes());
+                }
+                let mask = (next() as u32).to_be_bytes();
+                let mut frame = client_frame(opcode, &payload, mask);
+                if (r >> 32) % 5 == 0 {
+                    frame[0] &= 0x7f; // not FIN: a fragment
+                }
+                if (r >> 36) % 17 == 0 {
+                    frame[0] |= 0x40; // a reserved bit
+                }
+                if (r >> 40) % 13 == 0 {
+                    // Unmasked: header without the mask bit and key, payload as is.
+                    frame.clear();
+                    put_header(&mut frame, opcode, payload.len());
+                    frame.extend_from_slice(&payload);
+                }
+                bytes.extend(frame);
+            }
+            if next() % 4 == 0 && !bytes.is_empty() {
+                let keep = (next() as usize) % bytes.len();
+                bytes.truncate(keep);
+            }
+            let pieces: Vec<usize> = (0..1 + next() % 5)
+                .map(|_| [1, 2, 7, 100, 255, 256, 257, 4_095, 4_096, 5_000][(next() % 10) as usize])
+                .collect();
+            let expected = read_plain(&bytes, plain);
+            let got = read_through_side(&bytes, &pieces, limits).await;
+            assert_eq!(got, expected, "case {case}, pieces {pieces:?}");
+        }
+    }
 }
