@@ -56,6 +56,16 @@ pub enum Command {
     Topic(Option<String>),
     /// A moderation command in the current room (`/kick`, `/ban`, ...).
     Moderate(Moderate),
+    /// `/delete <seq>` or `/delete <nick> <text>` (server admins): remove a message of the
+    /// current room from the server for good.
+    Delete(DeleteTarget),
+    /// `/unregister <nick>` (server admins): forget a registered nick.
+    Unregister(String),
+    /// `/resetpass <nick> <password>` (server admins): give a registered nick a new password.
+    ResetPassword {
+        nick: String,
+        password: Password,
+    },
     /// `/search <text>` (Ctrl+F): the current window's lines, then the server's history of
     /// the current room (of every room of the namespace from its own window).
     Search(String),
@@ -97,6 +107,48 @@ pub enum Moderate {
     Op(String),
     /// `/deop <nick>`.
     Deop(String),
+}
+
+/// Which message `/delete` removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteTarget {
+    /// `/delete <seq>`: the room's message with this seq (the protocol's number, as in the
+    /// "deleted message #N" lines; the nick and text form needs no number).
+    Seq(u64),
+    /// `/delete <nick> <text>`: the newest message of the window from `nick` whose text holds
+    /// `text` (without regard to case).
+    Newest { nick: String, text: String },
+}
+
+/// A password typed in a command: its `Debug` never shows it, so no log or panic message
+/// can.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// The commands whose second argument is a password: [`redact`] hides it.
+const SECRET_COMMANDS: &[&str] = &["resetpass", "reset_password"];
+
+/// The line as it may be shown or kept (a script's echo, the input history): a
+/// `/resetpass <nick> <password>` line loses its password; any other line is unchanged.
+pub fn redact(line: &str) -> std::borrow::Cow<'_, str> {
+    let Some(rest) = line.strip_prefix('/') else {
+        return line.into();
+    };
+    let (name, args) = split_first_word(rest);
+    if !SECRET_COMMANDS.contains(&name.to_lowercase().as_str()) {
+        return line.into();
+    }
+    let (nick, password) = split_first_word(args);
+    if password.is_empty() {
+        return line.into();
+    }
+    format!("/{name} {nick} ***").into()
 }
 
 /// Why a line could not be understood; shown in the pane as is.
@@ -202,6 +254,21 @@ pub const COMMANDS: &[CommandInfo] = &[
         "make a registered nick an operator of the current room",
     ),
     cmd("deop", "/deop <nick>", "take a user's operator status away"),
+    cmd(
+        "delete",
+        "/delete <seq>",
+        "admins: delete a message for good (/delete <nick> <text>: their newest shown one holding it)",
+    ),
+    cmd(
+        "unregister",
+        "/unregister <nick>",
+        "admins: forget a registered nick",
+    ),
+    cmd(
+        "resetpass",
+        "/resetpass <nick> <pw>",
+        "admins: set a registered nick's password",
+    ),
     cmd(
         "search",
         "/search <text>",
@@ -389,6 +456,33 @@ pub fn parse(line: &str) -> Result<Input, ParseError> {
                 }));
             }
         },
+        "delete" | "del" => {
+            let (first, text) = split_first_word(args);
+            match (first.parse::<u64>(), text.is_empty()) {
+                (Ok(seq), true) => Command::Delete(DeleteTarget::Seq(seq)),
+                (_, false) => Command::Delete(DeleteTarget::Newest {
+                    nick: first.to_owned(),
+                    text: text.to_owned(),
+                }),
+                (Err(_), true) => {
+                    return Err(ParseError::Usage("/delete <seq> or /delete <nick> <text>"));
+                }
+            }
+        }
+        "unregister" => match (words.next(), words.next()) {
+            (Some(nick), None) => Command::Unregister(nick.to_owned()),
+            _ => return Err(ParseError::Usage("/unregister <nick>")),
+        },
+        "resetpass" | "reset_password" => {
+            // The password is one word: spaces around it are almost surely a typing slip.
+            match (words.next(), words.next(), words.next()) {
+                (Some(nick), Some(password), None) => Command::ResetPassword {
+                    nick: nick.to_owned(),
+                    password: Password(password.to_owned()),
+                },
+                _ => return Err(ParseError::Usage("/resetpass <nick> <new password>")),
+            }
+        }
         "search" | "find" => {
             if args.is_empty() {
                 return Err(ParseError::Usage("/search <text>"));
@@ -521,6 +615,56 @@ mod tests {
             (duration("1d"), duration("0"), duration("5x")),
             (Some(86_400), None, None)
         );
+    }
+
+    #[test]
+    fn admin_commands() {
+        assert_eq!(cmd("/delete 42"), Command::Delete(DeleteTarget::Seq(42)));
+        assert_eq!(
+            cmd("/delete bob buy  cheap"),
+            Command::Delete(DeleteTarget::Newest {
+                nick: "bob".into(),
+                text: "buy  cheap".into()
+            })
+        );
+        // A numeric nick with a text is a nick.
+        assert_eq!(
+            cmd("/del 7 spam"),
+            Command::Delete(DeleteTarget::Newest {
+                nick: "7".into(),
+                text: "spam".into()
+            })
+        );
+        let usage = Err(ParseError::Usage("/delete <seq> or /delete <nick> <text>"));
+        assert_eq!(parse("/delete"), usage);
+        assert_eq!(parse("/delete bob"), usage);
+        assert_eq!(parse("/delete -1"), usage);
+        assert_eq!(cmd("/unregister bob"), Command::Unregister("bob".into()));
+        assert_eq!(
+            parse("/unregister"),
+            Err(ParseError::Usage("/unregister <nick>"))
+        );
+        assert_eq!(
+            cmd("/resetpass bob n3w-pass"),
+            Command::ResetPassword {
+                nick: "bob".into(),
+                password: Password("n3w-pass".into())
+            }
+        );
+        let usage = Err(ParseError::Usage("/resetpass <nick> <new password>"));
+        assert_eq!(parse("/resetpass bob"), usage);
+        assert_eq!(parse("/resetpass bob two words"), usage);
+    }
+
+    #[test]
+    fn a_password_is_never_shown() {
+        let parsed = parse("/resetpass bob hunter2").unwrap();
+        assert!(!format!("{parsed:?}").contains("hunter2"), "{parsed:?}");
+        assert_eq!(redact("/resetpass bob hunter2"), "/resetpass bob ***");
+        assert_eq!(redact("/RESETPASS  bob hunter2 x"), "/RESETPASS bob ***");
+        assert_eq!(redact("/resetpass bob"), "/resetpass bob");
+        assert_eq!(redact("/msg bob hunter2"), "/msg bob hunter2");
+        assert_eq!(redact("hunter2"), "hunter2");
     }
 
     #[test]

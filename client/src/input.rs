@@ -61,13 +61,15 @@ impl LineEditor {
         self.browsing = None;
     }
 
-    /// Takes the line for sending, records it in the history and clears the editor.
+    /// Takes the line for sending, records it in the history (unless it holds a password:
+    /// [`crate::command::redact`]) and clears the editor.
     pub fn submit(&mut self) -> String {
         let line = std::mem::take(&mut self.text);
         self.cursor = 0;
         self.browsing = None;
         self.draft.clear();
-        if !line.trim().is_empty() && self.history.last() != Some(&line) {
+        let secret = crate::command::redact(&line) != line;
+        if !line.trim().is_empty() && !secret && self.history.last() != Some(&line) {
             self.history.push(line.clone());
             if self.history.len() > HISTORY_MAX {
                 self.history.remove(0);
@@ -328,6 +330,16 @@ mod tests {
         assert_eq!(e.cursor(), 5);
         e.delete_to_start();
         assert_eq!(e.text(), " ");
+    }
+
+    #[test]
+    fn a_line_with_a_password_stays_out_of_the_history() {
+        let mut e = typed("/msg bob hi");
+        e.submit();
+        e.set("/resetpass bob hunter2");
+        assert_eq!(e.submit(), "/resetpass bob hunter2");
+        e.history_prev();
+        assert_eq!(e.text(), "/msg bob hi");
     }
 
     #[test]

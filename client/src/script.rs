@@ -283,7 +283,8 @@ pub async fn run<W: Write>(
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        r.say(&format!("> {trimmed}"))?;
+        // A password typed in the script is not printed.
+        r.say(&format!("> {}", command::redact(trimmed)))?;
         match command::parse(trimmed) {
             Ok(Input::Command(Command::Wait(ms))) => {
                 let until = Instant::now() + Duration::from_millis(ms);

@@ -455,6 +455,54 @@ async fn an_operator_kicks_and_bans_and_a_guest_cannot() {
     server.shutdown().await;
 }
 
+/// A server admin from the terminal client: `/delete` by nick and words removes the message
+/// (the room is told), `/resetpass` changes a password without showing it, `/unregister` frees the
+/// nick; a user who is no admin is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_deletes_a_message_resets_a_password_and_unregisters_a_nick() {
+    let server = start_server_with("127.0.0.1:0".parse().expect("addr"), &[], |c| {
+        c.admins = vec!["root".into()];
+    })
+    .await;
+    let server_url = url(server.local_addr());
+    let bob = Client::start_with(&server_url, "bob", &[], Some("old-pw"));
+    bob.line("/join lobby");
+    bob.wait_for("you joined #lobby").await;
+    bob.line("buy cheap pills");
+    bob.line("hello all");
+    bob.wait_for("<bob> hello all").await;
+    bob.line("/unregister root");
+    bob.wait_for("!! root not unregistered:").await;
+    let root = Client::start_with(&server_url, "root", &[], Some("pw-root"));
+    root.line("/join lobby");
+    root.wait_for("<bob> hello all").await;
+    root.line("/delete bob CHEAP");
+    root.wait_for("-- root deleted message #1 of #lobby").await;
+    bob.wait_for("-- root deleted message #1 of #lobby").await;
+    root.line("/resetpass bob new-pw");
+    root.wait_for("password of bob reset").await;
+    let (ok, out) = bob.finish().await;
+    assert!(ok, "{out}");
+    let old = Client::start_with(&server_url, "bob", &[], Some("old-pw"));
+    old.wait_for("wrong password for 'bob'").await;
+    old.finish().await;
+    let new = Client::start_with(&server_url, "bob", &[], Some("new-pw"));
+    new.line("/whois bob");
+    new.wait_for("bob: registered").await;
+    new.finish().await;
+    root.line("/unregister bob");
+    root.wait_for("bob is no longer registered").await;
+    let guest = Client::start_with(&server_url, "bob", &[], None);
+    guest.line("/whois bob");
+    guest.wait_for("bob: a guest").await;
+    guest.finish().await;
+    let (ok, out) = root.finish().await;
+    assert!(ok, "{out}");
+    assert!(out.contains("> /resetpass bob ***"), "{out}");
+    assert!(!out.contains("new-pw"), "{out}");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_nick_needs_its_password_and_gets_waiting_direct_messages_once() {
     let server = start_server(&[]).await;

@@ -202,7 +202,9 @@ fn screen_120x40() {
     app.submit("/help");
     let (text, _) = draw(&app, 120, 40);
     assert_snapshot("screen_120x40", &text);
-    assert!(text.contains("/kick <nick> [reason]"), "{text}");
+    assert!(text.contains("/deop <nick>"), "{text}");
+    assert!(text.contains("/delete <seq>"), "{text}");
+    assert!(text.contains("/resetpass <nick> <pw>"), "{text}");
     assert!(text.contains("/search <text>"), "{text}");
 }
 

@@ -1076,11 +1076,52 @@ class Page {
           if (!w.members.has(this.client.nick)) report(`done: ${r.action} ${r.target}`);
           break;
         }
+        case "delete":
+        case "del": {
+          // `/delete SEQ`, or `/delete NICK TEXT`: the newest shown message of NICK holding TEXT.
+          if (!w || w.kind !== "room") return report("/delete works in a room", "error");
+          const [first, ...words] = arg.split(/\s+/).filter(Boolean);
+          let seq = null;
+          if (words.length === 0 && /^\d+$/.test(first || "")) seq = Number(first);
+          else if (words.length > 0) {
+            const nick = first.toLowerCase();
+            const text = words.join(" ").toLowerCase();
+            const lines = [...w.log.querySelectorAll("li.msg[data-seq]")].reverse();
+            const li = lines.find(
+              (x) =>
+                (x.dataset.from || "").toLowerCase() === nick &&
+                (x.querySelector(".text")?.textContent || "").toLowerCase().includes(text),
+            );
+            if (!li) return report(`no message of ${first} holding "${words.join(" ")}" is shown here`, "error");
+            seq = Number(li.dataset.seq);
+          } else return report("usage: /delete SEQ or /delete NICK TEXT", "error");
+          const r = await this.client.admin(nsp, "delete", { room: w.name, seq });
+          // The room shows the `deleted` event; a room we are not in gets no line otherwise.
+          if (!w.members.has(this.client.nick)) report(`message #${r.seq} deleted`);
+          break;
+        }
+        case "unregister": {
+          const nicks = arg.split(/\s+/).filter(Boolean);
+          if (nicks.length !== 1) return report("usage: /unregister NICK", "error");
+          const r = await this.client.admin(nsp, "unregister", { nick: nicks[0] });
+          report(`${r.nick} is no longer registered`);
+          break;
+        }
+        case "resetpass":
+        case "reset_password": {
+          // The password is never shown: not in a line, not in an error.
+          const words = arg.split(/\s+/).filter(Boolean);
+          if (words.length !== 2) return report("usage: /resetpass NICK NEWPASSWORD", "error");
+          const r = await this.client.admin(nsp, "reset_password", { nick: words[0], password: words[1] });
+          report(`password of ${r.nick} reset`);
+          break;
+        }
         case "help":
           report(
             "/join #room · /leave · /me action · /msg NICK text · /topic [text|-] · /nick NEW · " +
               "/who · /whois NICK · /away [reason] · /back · /rooms · /ns /name [key] · /close · " +
               "/kick NICK [reason] · /ban NICK|IP [10m|2h|1d] [reason] · /unban · /mute · /unmute · /op · /deop · " +
+              "admins: /delete SEQ|NICK TEXT · /unregister NICK · /resetpass NICK NEWPASSWORD · " +
               "Alt+Up/Down or Ctrl+K: switch · PageUp/PageDown: scroll · Esc: mark read",
           );
           break;

@@ -38,6 +38,9 @@ export const REQUEST = Object.freeze({
   UNMUTE: "unmute",
   OP: "op",
   DEOP: "deop",
+  DELETE: "delete",
+  UNREGISTER: "unregister",
+  RESET_PASSWORD: "reset_password",
 });
 
 export const SERVER_EVENTS = Object.freeze([
@@ -487,6 +490,14 @@ export class ChatClient {
     this.awayReason = reply.away || null;
     this.awaySentIn = this.manager.sessions;
     return reply;
+  }
+
+  /** A server admin's request (`delete`, `unregister`, `reset_password`). */
+  admin(nsp, event, request) {
+    if (![REQUEST.DELETE, REQUEST.UNREGISTER, REQUEST.RESET_PASSWORD].includes(event)) {
+      return Promise.reject(new ChatError("bad_request", `not an admin request: ${event}`));
+    }
+    return this.request(nsp, event, request);
   }
 
   /** A moderation request (`kick`, `ban`, `unban`, `mute`, `unmute`, `op`, `deop`): its

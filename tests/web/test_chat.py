@@ -462,6 +462,7 @@ def test_a_registered_nick_gives_its_password_in_a_field_never_the_link(pages):
     assert linked.locator("#login-password").input_value() == ""
 
 
+@pytest.mark.parametrize("server_args", [["--admins", "ada"]])
 def test_an_operator_kicks_from_the_page_and_the_room_sees_it(pages, terminal):
     # Ada registers from the login form and creates #general: she is its operator.
     ada = pages.open(None)
@@ -486,6 +487,20 @@ def test_an_operator_kicks_from_the_page_and_the_room_sees_it(pages, terminal):
     bob.wait_for("you joined #general")
     bob.send("/kick ada")
     bob.wait_for("kick of ada refused: only operators of general")
+    # Ada is a server admin: /delete by nick and words blanks the line; /resetpass never
+    # shows the password, not even in the server's refusal (bob is a guest).
+    bob.send("buy cheap pills")
+    wait_shown(ada, ["bob: buy cheap pills"])
+    send(ada, "/delete bob CHEAP")
+    wait_shown(ada, ["bob: (message deleted by ada)"])
+    bob.wait_for("ada deleted message #")
+    send(ada, "/resetpass bob s3cret-pw")
+    ada.wait_for_function(
+        """() => [...document.querySelectorAll('li.sys .text')]
+                 .some(t => t.textContent === '/resetpass: bob is not registered')"""
+    )
+    assert "s3cret-pw" not in ada.locator("body").inner_text()
+    assert ada.locator("#composer").input_value() == ""
 
 
 def test_another_namespace_from_the_link_and_the_side_panel(pages):

@@ -260,6 +260,22 @@ impl App {
                 ),
                 None => self.error_active("moderation works in a room window"),
             },
+            Command::Delete(target) => match current_room {
+                Some(room) => {
+                    if let Some(seq) = self.message_to_delete(&target) {
+                        self.request(&nsp, Request::Delete { room, seq });
+                    }
+                }
+                None => self.error_active("/delete works in a room window"),
+            },
+            Command::Unregister(nick) => match names::validate_nick(&nick) {
+                Err(e) => self.error_active(e.to_string()),
+                Ok(()) => self.request(&nsp, Request::Unregister { nick }),
+            },
+            Command::ResetPassword { nick, password } => match names::validate_nick(&nick) {
+                Err(e) => self.error_active(e.to_string()),
+                Ok(()) => self.request(&nsp, Request::ResetPassword { nick, password }),
+            },
             Command::Search(text) => self.start_search(&text),
             Command::Help => self.show_help(),
             Command::Quit => self.request_quit(),
@@ -267,6 +283,37 @@ impl App {
                 self.error_active("/wait and /expect only work in --script mode");
             }
         }
+    }
+
+    /// The seq `/delete` names: as given, or that of the newest message of the active
+    /// window from the nick whose text holds the words (without regard to case). `None`
+    /// (and a line saying why) when no shown message matches.
+    fn message_to_delete(&mut self, target: &command::DeleteTarget) -> Option<u64> {
+        let (nick, text) = match target {
+            command::DeleteTarget::Seq(seq) => return Some(*seq),
+            command::DeleteTarget::Newest { nick, text } => (nick, text),
+        };
+        let key = names::nick_key(nick);
+        let words = text.to_lowercase();
+        let found = self.active_window().and_then(|w| {
+            w.lines.iter().rev().find_map(|line| match &line.kind {
+                LineKind::Message {
+                    from,
+                    text,
+                    seq: Some(seq),
+                    ..
+                } if names::nick_key(from) == key && text.to_lowercase().contains(&words) => {
+                    Some(*seq)
+                }
+                _ => None,
+            })
+        });
+        if found.is_none() {
+            self.error_active(format!(
+                "no message of {nick} holding \"{text}\" is shown here (/delete <seq> names any)"
+            ));
+        }
+        found
     }
 
     /// `/close`: a room is left (its window goes with the server's answer), a conversation

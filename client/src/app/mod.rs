@@ -721,6 +721,78 @@ mod tests {
     }
 
     #[test]
+    fn admin_commands_name_the_message_and_never_show_a_password() {
+        let mut app = app();
+        joined(
+            &mut app,
+            "r",
+            vec![
+                msg("r", 1, "bob", "buy cheap pills"),
+                msg("r", 2, "carol", "bob: buy what?"),
+                msg("r", 3, "Bob", "BUY NOW"),
+                msg("r", 4, "bob", "sorry"),
+            ],
+            false,
+        );
+        app.take_commands();
+        let kinds = |app: &App| -> Vec<LineKind> {
+            app.active_window()
+                .map(|w| w.lines.iter().map(|l| l.kind.clone()).collect())
+                .unwrap_or_default()
+        };
+        let delete = |seq| NetCommand::Request {
+            nsp: "/".into(),
+            request: Request::Delete {
+                room: "r".into(),
+                seq,
+            },
+        };
+        // The newest shown message of the nick (any case) holding the words.
+        app.submit("/delete BOB buy");
+        assert_eq!(app.take_commands(), vec![delete(3)]);
+        app.submit("/delete 1");
+        assert_eq!(app.take_commands(), vec![delete(1)]);
+        app.submit("/delete carol pills");
+        assert!(app.take_commands().is_empty());
+        assert!(
+            matches!(kinds(&app).last(), Some(LineKind::Error(e)) if e.contains("no message of carol")),
+            "{:?}",
+            kinds(&app).last()
+        );
+        app.take_journal();
+        app.submit("/resetpass dave hunter2");
+        let sent = app.take_commands();
+        let [NetCommand::Request { request, .. }] = &sent[..] else {
+            panic!("{sent:?}");
+        };
+        assert_eq!(request.payload()["password"], "hunter2");
+        for result in [
+            Ok(Reply::PasswordReset(events::ResetPasswordReply {
+                nick: "dave".into(),
+            })),
+            Err(Failure::Server(events::ErrorBody {
+                code: events::ErrorCode::NotRegistered,
+                message: "dave is not registered".into(),
+            })),
+        ] {
+            app.update(Event::Net(NetEvent::Reply {
+                nsp: "/".into(),
+                request: request.clone(),
+                result,
+                automatic: false,
+            }));
+        }
+        let shown = format!("{:?}", kinds(&app));
+        assert!(shown.contains("password of dave reset"), "{shown}");
+        assert!(
+            shown.contains("password of dave not reset: dave is not registered"),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!format!("{:?}", app.take_journal()).contains("hunter2"));
+    }
+
+    #[test]
     fn join_creates_and_activates_the_room() {
         let mut app = app();
         app.submit("/join #rust");

@@ -201,6 +201,13 @@ impl App {
                 format!("{} refused", moderation_words(action)),
                 Some(room.as_str()),
             ),
+            Request::Delete { room, seq } => (
+                format!("message #{seq} of #{room} not deleted"),
+                Some(room.as_str()),
+            ),
+            Request::Unregister { nick } => (format!("{nick} not unregistered"), None),
+            // The password is never shown.
+            Request::ResetPassword { nick, .. } => (format!("password of {nick} not reset"), None),
             Request::Search(asked) => return self.on_search_failed(nsp, asked, failure),
         };
         let i = self.target(nsp, room);
@@ -349,6 +356,19 @@ impl App {
                     self.info_active(text);
                 }
             }
+            // The room's `deleted` event says it when we are in the room.
+            Reply::Deleted(d) => {
+                let in_room = self
+                    .find_window(nsp, &WindowKind::Room(d.room.clone()))
+                    .is_some_and(|i| !self.windows[i].leaving);
+                if !in_room {
+                    self.info_active(format!("message #{} of #{} deleted", d.seq, d.room));
+                }
+            }
+            Reply::Unregistered(u) => {
+                self.info_active(format!("{} is no longer registered", u.nick));
+            }
+            Reply::PasswordReset(r) => self.info_active(format!("password of {} reset", r.nick)),
             // Answered with its request (`on_net`).
             Reply::Search(_) => {}
             Reply::Pong { rtt } => self.lag = Some(rtt),

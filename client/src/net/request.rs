@@ -6,7 +6,7 @@ use std::time::Duration;
 use chat_protocol::events::{self, ErrorBody, ErrorCode};
 use serde_json::Value;
 
-use crate::command::Moderate;
+use crate::command::{Moderate, Password};
 
 /// A request to the server, answered by an ack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,20 @@ pub enum Request {
         /// Boxed: the largest request otherwise, and every `NetEvent` would be as large.
         action: Box<Moderate>,
     },
+    /// Server admins: remove a room's message for good (`/delete`).
+    Delete {
+        room: String,
+        seq: u64,
+    },
+    /// Server admins: forget a registered nick (`/unregister`).
+    Unregister {
+        nick: String,
+    },
+    /// Server admins: a registered nick's new password (`/resetpass`); its `Debug` hides it.
+    ResetPassword {
+        nick: String,
+        password: Password,
+    },
     /// Messages holding a phrase: in one room, or in every room of the namespace (boxed:
     /// the largest request by far).
     Search(Box<events::SearchRequest>),
@@ -69,9 +83,9 @@ impl Request {
     /// A new request is a variant above and a line here.
     fn wire(&self) -> Box<dyn Wire> {
         use events::{
-            AwayRequest, DmRequest, HistoryRequest, JoinRequest, LeaveRequest, MessageRequest,
-            NickRequest, PingRequest, RoomsRequest, SearchRequest, TopicRequest, WhoRequest,
-            WhoisRequest,
+            AwayRequest, DeleteRequest, DmRequest, HistoryRequest, JoinRequest, LeaveRequest,
+            MessageRequest, NickRequest, PingRequest, ResetPasswordRequest, RoomsRequest,
+            SearchRequest, TopicRequest, UnregisterRequest, WhoRequest, WhoisRequest,
         };
         match self {
             Request::Join { room } => typed(JoinRequest { room: room.clone() }, Reply::Join),
@@ -128,6 +142,24 @@ impl Request {
                 Reply::Away,
             ),
             Request::Moderate { room, action } => moderation(room.clone(), (**action).clone()),
+            Request::Delete { room, seq } => typed(
+                DeleteRequest {
+                    room: room.clone(),
+                    seq: *seq,
+                },
+                Reply::Deleted,
+            ),
+            Request::Unregister { nick } => typed(
+                UnregisterRequest { nick: nick.clone() },
+                Reply::Unregistered,
+            ),
+            Request::ResetPassword { nick, password } => typed(
+                ResetPasswordRequest {
+                    nick: nick.clone(),
+                    password: password.0.clone(),
+                },
+                Reply::PasswordReset,
+            ),
             Request::Search(search) => typed(SearchRequest::clone(search), Reply::Search),
         }
     }
@@ -244,6 +276,10 @@ pub enum Reply {
     /// Any moderation request's answer: the event the room saw.
     /// (Boxed: the largest reply, and every `NetEvent` would be as large.)
     Moderation(Box<events::Moderation>),
+    /// `delete`'s answer: the `deleted` event the room saw.
+    Deleted(events::MessageDeleted),
+    Unregistered(events::UnregisterReply),
+    PasswordReset(events::ResetPasswordReply),
     Search(events::SearchReply),
 }
 
@@ -286,6 +322,24 @@ mod tests {
             r#"{"room":"r","text":"hi","action":true}"#
         );
         assert_eq!(Request::Ping.payload().to_string(), "{}");
+        assert_eq!(
+            Request::Delete {
+                room: "r".into(),
+                seq: 9
+            }
+            .payload()
+            .to_string(),
+            r#"{"room":"r","seq":9}"#
+        );
+        let reset = Request::ResetPassword {
+            nick: "bob".into(),
+            password: Password("pw 1".into()),
+        };
+        assert_eq!(
+            reset.payload().to_string(),
+            r#"{"nick":"bob","password":"pw 1"}"#
+        );
+        assert!(!format!("{reset:?}").contains("pw 1"), "{reset:?}");
         assert_eq!(Request::Rooms.payload().to_string(), "{}");
         assert_eq!(
             Request::Topic {
@@ -339,6 +393,21 @@ mod tests {
                 c::HISTORY,
             ),
             (Request::Ping, c::PING),
+            (
+                Request::Delete {
+                    room: "r".into(),
+                    seq: 4,
+                },
+                c::DELETE,
+            ),
+            (Request::Unregister { nick: "n".into() }, c::UNREGISTER),
+            (
+                Request::ResetPassword {
+                    nick: "n".into(),
+                    password: Password("p".into()),
+                },
+                c::RESET_PASSWORD,
+            ),
             (
                 Request::Moderate {
                     room: "r".into(),
