@@ -105,8 +105,18 @@ pub(super) const SLOW_DOWN: &str = "the server asks to slow down";
 /// Sends one Socket.IO packet as a text frame.
 pub(super) async fn send_packet(ws: &mut Ws, packet: &socket_io::Packet) -> Result<(), String> {
     let frame = packet.encode_frame();
-    tracing::trace!(%frame, "send");
+    tracing::trace!(frame = loggable(&frame), "send");
     send_text(ws, frame).await
+}
+
+/// A frame as the trace log may show it: whole, unless it carries a password (a CONNECT's
+/// auth, a `reset_password`), which is never written to a log.
+fn loggable(frame: &str) -> &str {
+    if frame.contains("\"password\"") {
+        "(a frame with a password, not logged)"
+    } else {
+        frame
+    }
 }
 
 /// Sends one text frame (an encoded Engine.IO packet).
@@ -154,5 +164,24 @@ mod tests {
             socket_url("h:2"),
             "ws://h:2/socket.io/?EIO=4&transport=websocket"
         );
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::loggable;
+
+    #[test]
+    fn frames_with_a_password_are_not_logged() {
+        assert_eq!(
+            loggable(r#"42["message",{"room":"r","text":"hi"}]"#),
+            r#"42["message",{"room":"r","text":"hi"}]"#
+        );
+        for frame in [
+            r#"40{"nick":"ann","password":"hunter22"}"#,
+            r#"423["reset_password",{"nick":"bob","password":"fresh"}]"#,
+        ] {
+            assert!(!loggable(frame).contains("hunter22") && !loggable(frame).contains("fresh"));
+        }
     }
 }
