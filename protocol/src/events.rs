@@ -176,6 +176,10 @@ pub enum ErrorCode {
     /// A `dm` to an offline registered nick that has as many messages waiting as the server
     /// keeps (500).
     MailboxFull,
+    /// The server's storage cannot be reached now (in cluster mode, its Redis is down or
+    /// restarting): the request did not happen. Retry it after a short delay; a `message`
+    /// re-sent with the same `cid` is stored once (see `docs/PROTOCOL.md`, "Errors").
+    Unavailable,
     /// A code this build does not know (sent by a newer server): read it as a refusal with
     /// its message. Never sent.
     #[serde(other)]

@@ -20,7 +20,7 @@ use tracing::warn;
 
 pub(crate) use super::reply::Failure;
 use super::reply::{Outcome, Push, answer, answer_message, refuse};
-use super::store::{AppendDone, Catchup, NewMessage, now_ms};
+use super::store::{AppendDone, Catchup, NewMessage, StoreError, now_ms};
 use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
 use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
 
@@ -69,7 +69,18 @@ fn checked_text(limits: &crate::config::ChatLimits, text: String) -> Result<Stri
     Ok(text)
 }
 
-fn internal(e: impl std::fmt::Display) -> Failure {
+fn internal(e: impl std::fmt::Display + 'static) -> Failure {
+    // A store that cannot be reached now (the cluster's Redis restarting) is a retryable
+    // refusal, not a server failure.
+    if let Some(StoreError::Unavailable(why)) =
+        (&e as &dyn std::any::Any).downcast_ref::<StoreError>()
+    {
+        warn!(error = %why, "request refused: storage unavailable");
+        return Failure(
+            ErrorCode::Unavailable,
+            "storage unavailable: retry in a moment".into(),
+        );
+    }
     warn!(error = %e, "request failed");
     Failure(ErrorCode::Internal, "internal error".into())
 }

@@ -24,6 +24,7 @@ pub mod handlers;
 mod lifecycle;
 mod look_alike;
 mod middleware;
+pub mod redis;
 mod reply;
 mod session;
 pub mod sqlite;
@@ -40,7 +41,7 @@ use chat_protocol::names;
 use regex::Regex;
 use serde_json::json;
 
-use crate::config::{ServerConfig, StoreConfig};
+use crate::config::{RedisConfig, ServerConfig, StoreConfig};
 use crate::engine::{ConnectRequest, Engine, Handlers, RateLimitReplies, Socket, lock};
 use look_alike::LookAlikes;
 use middleware::check_key;
@@ -78,6 +79,11 @@ pub struct ChatApp {
 pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.room_capacity)),
+        StoreConfig::Redis(_) => {
+            return Err(StoreError::Backend(
+                "the redis store connects asynchronously: use build_cluster".into(),
+            ));
+        }
         StoreConfig::Sqlite(path) => Arc::new(
             sqlite::SqliteStore::open(path, config.retention.clone()).map_err(|e| match e {
                 StoreError::Backend(why) => {
@@ -90,8 +96,45 @@ pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
     Ok(build_with_store(config, store))
 }
 
+/// Builds an engine serving the chat as one node of a cluster on Redis (`--store redis`):
+/// connects to Redis (an error naming the URL, without its password, when it cannot), says
+/// in the log what an acknowledgement means there, and wires the store's delivery of other
+/// nodes' messages to this node's sockets.
+pub async fn build_cluster(
+    config: &ServerConfig,
+    redis: &RedisConfig,
+) -> Result<Engine, StoreError> {
+    let store = Arc::new(redis::RedisStore::connect(&redis.url, redis.max_messages).await?);
+    match store.durability() {
+        Ok(()) => tracing::info!(
+            redis = %redis.url,
+            node = store.node(),
+            "cluster mode: redis has appendfsync always, an acknowledged message is on its disk"
+        ),
+        Err(why) => tracing::warn!(redis = %redis.url, node = store.node(), "{why}"),
+    }
+    let fanout = crate::cluster::adapter::Fanout::start(&store);
+    let engine = build_on(
+        Engine::with_adapter(config.engine.clone(), fanout.factory()),
+        config,
+        store.clone(),
+    );
+    let weak = engine.clone();
+    store.set_delivery(Arc::new(move |namespace: &str, message: &ChatMessage| {
+        if let Some(ns) = weak.get_namespace(namespace) {
+            // The other nodes got it from the store too: this node's sockets only.
+            ns.to(engine_room(&message.room)).local().push(message);
+        }
+    }));
+    Ok(engine)
+}
+
 pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine {
-    let engine = Engine::new(config.engine.clone());
+    build_on(Engine::new(config.engine.clone()), config, store)
+}
+
+/// The chat's namespaces and handlers on `engine` (made with the adapter it needs).
+fn build_on(engine: Engine, config: &ServerConfig, store: Arc<dyn Store>) -> Engine {
     const SLOW_DOWN: &str = "rate limit exceeded: slow down";
     engine.set_rate_limit_replies(RateLimitReplies {
         connect_data: Some(json!(ConnectErrorData {
@@ -182,8 +225,9 @@ impl ChatApp {
     pub(crate) fn publisher(socket: &Socket) -> store::Publish {
         let sender = socket.clone();
         Box::new(move |stored: &ChatMessage| {
-            // A ChatMessage always serialises.
-            sender.to(engine_room(&stored.room)).push(stored);
+            // A ChatMessage always serialises. Local: a store shared by several processes
+            // brings its messages to the others itself (in `seq` order).
+            sender.to(engine_room(&stored.room)).local().push(stored);
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Everything the chat keeps, behind the [`Store`] trait: each room's [`RoomLog`] (its
 //! sequenced messages, the part with an ordering contract), room topics, identities (claimed
 //! nicks), and direct messages waiting for an offline recipient. [`MemoryStore`] keeps it in
-//! memory (tests, `--store memory`); [`super::sqlite::SqliteStore`] is the durable default.
+//! memory (tests, `--store memory`); [`super::sqlite::SqliteStore`] is the durable default;
+//! [`super::redis::RedisStore`] is shared by every node of a cluster (`--store redis`).
 //! A new backend implements both traits and runs `server/tests/store_contract.rs`, the
 //! contract's one test suite.
 //!
@@ -30,6 +31,11 @@ pub enum StoreError {
     Backend(String),
     #[error("the store is shut down")]
     Closed,
+    /// The store cannot be reached now (the cluster's Redis is down or restarting); the
+    /// operation did not happen and may be retried (an append with its `cid`, so a retry
+    /// of one that did happen is answered with the first).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// Another store (another `chat-server`) holds the database's lock file.
     #[error("database {db} is in use by another chat-server ({holder}lock file {lock})")]
     InUse {
@@ -78,7 +84,9 @@ pub struct Catchup {
     pub last_seq: u64,
 }
 
-/// Called once with the stored message, in `seq` order per room.
+/// Called once with the stored message, in `seq` order per room. It delivers to this
+/// process's sockets: a store shared by several processes (Redis) brings each message to the
+/// others' sockets itself, in the same order.
 pub type Publish = Box<dyn FnOnce(&ChatMessage) + Send>;
 
 /// Called once with the outcome of an append, after its commit (in the SQLite store, on the

@@ -1,0 +1,252 @@
+//! The Redis store: cluster mode (`--store redis`). Every node that shares one Redis (or one
+//! Redis Cluster) is one chat: the room logs, topics, identities and waiting direct
+//! messages live in Redis, and each room's messages reach every node in one order.
+//!
+//! - this file: [`RedisStore`] (connect, the [`RoomLog`] side) and its module map;
+//! - `conn`: connecting to a server or a cluster, the `appendfsync` check, errors that name
+//!   the URL without its password;
+//! - `keys`: key and channel names, hash-tagged per room (`{<ns> <room>}`) so a Redis
+//!   Cluster keeps a room on one shard;
+//! - `script`: the append script (next seq, append, cid, retention cap, publish: one step);
+//! - `writer`: runs the script for this node's appends, in the order issued;
+//! - `sequencer`: this node's ordering section: delivers every room's messages here in
+//!   `seq` order (this node's, with their acks, and other nodes'), reads gaps from the log,
+//!   serves attaches;
+//! - `subscriber`: the room channels this node follows and what arrives on them;
+//! - `entry`: a stored message's JSON;
+//! - `state`: the [`Store`](crate::chat::store::Store) side beside the logs (topics,
+//!   identities, direct messages).
+//!
+//! A message is acknowledged once Redis answered its script: with AOF and
+//! `appendfsync always` (checked at start, see [`RedisStore::durability`]) it is then on
+//! Redis's disk. Redis down: appends and reads fail with
+//! `StoreError::Unavailable` (the client's
+//! `unavailable`, retryable) until the connection is back.
+
+mod conn;
+mod entry;
+mod keys;
+mod script;
+mod sequencer;
+mod state;
+mod subscriber;
+mod writer;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use chat_protocol::events::ChatMessage;
+use redis::PushInfo;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub(crate) use conn::Conn;
+pub use sequencer::Deliver;
+pub(crate) use subscriber::Subscriptions;
+
+use crate::chat::store::{
+    AppendDone, Attach, NewMessage, Publish, RoomLog, StoreError, StoreFuture,
+};
+use crate::config::RedisUrl;
+use crate::engine::lock;
+use sequencer::{Event, Sequencer, Wiring};
+use writer::{Job, Writer};
+
+/// The chat's data in Redis, shared by every node of the cluster.
+pub struct RedisStore {
+    conn: Conn,
+    url: RedisUrl,
+    node: String,
+    jobs: UnboundedSender<Job>,
+    sequencer: UnboundedSender<Event>,
+    deliver: Arc<OnceLock<Deliver>>,
+    subscriptions: Subscriptions,
+    /// Pushes that are not about room logs (the cluster adapter's channels), until taken.
+    other_pushes: Mutex<Option<UnboundedReceiver<PushInfo>>>,
+    /// Appends issued and not yet back at the sequencer.
+    in_flight: Arc<AtomicUsize>,
+    durability: Result<(), String>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url`, keeping the newest `max_messages` per room (0: all).
+    /// Fails at once, naming the URL without its password, when Redis cannot be reached.
+    pub async fn connect(url: &RedisUrl, max_messages: u64) -> Result<RedisStore, StoreError> {
+        let (push_tx, push_rx) = unbounded_channel();
+        let conn::Connections {
+            mut commands,
+            subscriptions,
+        } = conn::connect(url, push_tx).await?;
+        let durability = conn::check_appendfsync(&mut commands).await;
+        let node = format!("{:016x}", rand::random::<u64>());
+        let (jobs, jobs_rx) = unbounded_channel();
+        let (sequencer, events) = unbounded_channel();
+        let (other_tx, other_rx) = unbounded_channel();
+        let deliver: Arc<OnceLock<Deliver>> = Arc::default();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let subscriptions = Subscriptions::new(subscriptions, url.clone());
+        let tasks = vec![
+            subscriptions.keep_alive(),
+            tokio::spawn(
+                Writer {
+                    conn: commands.clone(),
+                    url: url.clone(),
+                    cap: max_messages,
+                    node: node.clone(),
+                    jobs: jobs_rx,
+                    sequencer: sequencer.clone(),
+                }
+                .run(),
+            ),
+            tokio::spawn(
+                Sequencer::new(Wiring {
+                    conn: commands.clone(),
+                    url: url.clone(),
+                    node: node.clone(),
+                    events,
+                    deliver: deliver.clone(),
+                    subscriptions: subscriptions.clone(),
+                    in_flight: in_flight.clone(),
+                    myself: sequencer.clone(),
+                })
+                .run(),
+            ),
+            tokio::spawn(subscriber::run(
+                push_rx,
+                node.clone(),
+                sequencer.clone(),
+                other_tx,
+            )),
+        ];
+        Ok(RedisStore {
+            conn: commands,
+            url: url.clone(),
+            node,
+            jobs,
+            sequencer,
+            deliver,
+            subscriptions,
+            other_pushes: Mutex::new(Some(other_rx)),
+            in_flight,
+            durability,
+            tasks,
+        })
+    }
+
+    /// Where other nodes' messages go on this node: the room's local sockets. Set once
+    /// (the chat sets it when it builds the engine); before, they are only counted as seen.
+    pub fn set_delivery(&self, deliver: Deliver) {
+        let _ = self.deliver.set(deliver);
+    }
+
+    /// `Ok` when an acknowledgement means the message is on Redis's disk (AOF with
+    /// `appendfsync always`), else what it means instead, in a sentence for the log.
+    pub fn durability(&self) -> &Result<(), String> {
+        &self.durability
+    }
+
+    /// This node's id in the cluster (random per start).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The Redis URL (its `Display` hides the password).
+    pub fn url(&self) -> &RedisUrl {
+        &self.url
+    }
+
+    /// The pushes that are not about room logs, once (the cluster adapter reads them).
+    pub(crate) fn take_other_pushes(&self) -> Option<UnboundedReceiver<PushInfo>> {
+        lock(&self.other_pushes).take()
+    }
+
+    pub(crate) fn subscriptions(&self) -> &Subscriptions {
+        &self.subscriptions
+    }
+
+    pub(crate) fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    fn unavailable(&self, e: &redis::RedisError) -> StoreError {
+        conn::unavailable(&self.url, e)
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl RoomLog for RedisStore {
+    fn append_then(&self, message: NewMessage, publish: Publish, done: AppendDone) {
+        // A writer that is gone drops the job, whose `done` then reports `Closed`.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _ = self.jobs.send(Job {
+            message,
+            publish,
+            done,
+        });
+    }
+
+    fn attach(
+        &self,
+        namespace: &str,
+        room: &str,
+        after: Option<u64>,
+        limit: usize,
+        attach: Attach,
+    ) -> StoreFuture<'_, ()> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.sequencer.send(Event::Attach {
+            namespace: namespace.to_owned(),
+            room: room.to_owned(),
+            after,
+            limit,
+            attach,
+            reply,
+        });
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn history(
+        &self,
+        namespace: &str,
+        room: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<ChatMessage>> {
+        let log = keys::room(namespace, room).log;
+        let room = room.to_owned();
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let max = before.map_or("+inf".to_owned(), |b| format!("({b}"));
+            let found: Vec<Vec<u8>> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(&log)
+                .arg(max)
+                .arg("-inf")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| self.unavailable(&e))?;
+            let mut out = found
+                .iter()
+                .map(|e| entry::decode(&room, e))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+}
