@@ -90,6 +90,24 @@ async fn connect(addr: SocketAddr, nsp: &str, nick: &str, since: Option<Value>) 
     c
 }
 
+/// [`connect`], retried (10 s at most) while the nick is refused as in use: the nick of a
+/// client whose node died is held until that node's heartbeat expires (as the terminal
+/// client does, retrying on `nick_taken` during a reconnect).
+async fn connect_when_free(addr: SocketAddr, nick: &str, since: Value) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = Client::connect(addr).await;
+        let auth = json!({ "nick": nick, "since": since });
+        let p = c.connect_namespace("/", Some(auth)).await;
+        if p.kind == chat_protocol::socket_io::PacketKind::Connect {
+            return c;
+        }
+        assert_eq!(common::chat::refused(&p).1, Some(ErrorCode::NickTaken));
+        assert!(Instant::now() < deadline, "{nick} still refused after 10 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The `message` events of `room` in `nsp` that arrive until one with seq `until`.
 async fn messages_until(c: &mut Client, nsp: &str, room: &str, until: u64) -> Vec<ChatMessage> {
     let mut got = Vec::new();
@@ -247,7 +265,7 @@ async fn a_killed_nodes_clients_catch_up_on_another_with_no_gap_and_no_duplicate
         say(&mut cat, "/", "r", &format!("cat {i}")).await;
     }
     // Bob reconnects to C with what he has, and gets the rest once, in order.
-    let mut bob = connect(c.addr, "/", "bob", Some(json!({ "r": last_seen }))).await;
+    let mut bob = connect_when_free(c.addr, "bob", json!({ "r": last_seen })).await;
     let caught = messages_until(&mut bob, "/", "r", 30).await;
     assert_eq!(seqs(&caught), (11..=30).collect::<Vec<_>>());
     // And live delivery goes on from there, from either node.
@@ -391,4 +409,58 @@ async fn two_nodes_chat_on_a_three_master_redis_cluster() {
         .filter(|n| n.cli(&["dbsize"]).trim().parse::<usize>().unwrap_or(0) > 0)
         .count();
     assert!(keys >= 2, "the rooms are spread over the shards");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_nick_is_one_users_across_nodes_until_its_node_dies() {
+    if !installed() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let (mut a, b) = (Node::start(&redis.url()), Node::start(&redis.url()));
+    let _ann = connect(a.addr, "/", "ann", None).await;
+    let _sam = connect(a.addr, "/", "sam", None).await;
+    let attempt = |nick: &'static str| async move {
+        let mut c = Client::connect(b.addr).await;
+        let p = c
+            .connect_namespace("/", Some(json!({ "nick": nick })))
+            .await;
+        (c, p)
+    };
+    // Held on A: refused on B, as is a nick that passes for one online on A.
+    for nick in ["ann", "ANN", "sarn"] {
+        let (_c, p) = attempt(nick).await;
+        assert_eq!(
+            common::chat::refused(&p).1,
+            Some(ErrorCode::NickTaken),
+            "{nick}"
+        );
+    }
+    // A nick free everywhere is taken on B, and then refused on A.
+    let (_bob, p) = attempt("bob").await;
+    assert_eq!(p.kind, chat_protocol::socket_io::PacketKind::Connect);
+    let mut c = Client::connect(a.addr).await;
+    let p = c
+        .connect_namespace("/", Some(json!({ "nick": "bob" })))
+        .await;
+    assert_eq!(common::chat::refused(&p).1, Some(ErrorCode::NickTaken));
+    // A dies: within 10 s its nicks are free on B (its heartbeat expired).
+    a.kill();
+    let died = Instant::now();
+    loop {
+        let (c, p) = attempt("ann").await;
+        if p.kind == chat_protocol::socket_io::PacketKind::Connect {
+            drop(c);
+            break;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(10),
+            "ann still held 10 s after A died"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        died.elapsed() >= Duration::from_secs(2),
+        "not before the heartbeat expired"
+    );
 }

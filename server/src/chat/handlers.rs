@@ -363,6 +363,19 @@ impl ChatApp {
                 .await
                 .map_err(|e| Failure(ErrorCode::NickClaimed, e.message))?;
         }
+        // Every node sharing the store (cluster mode) must agree first.
+        if old_key != new_key
+            && !self
+                .store
+                .claim_online_nick(&nick, false)
+                .await
+                .map_err(internal)?
+        {
+            return Err(Failure(
+                ErrorCode::NickTaken,
+                format!("nick '{nick}' (or one that looks like it) is in use"),
+            ));
+        }
         {
             let mut users = lock(&self.users);
             if users
@@ -386,6 +399,9 @@ impl ChatApp {
                 if v.is_empty() {
                     users.remove(&old_key);
                     online.remove(&old);
+                    if old_key != new_key {
+                        self.release_everywhere(&old);
+                    }
                 }
             }
             users

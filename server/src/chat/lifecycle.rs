@@ -254,8 +254,19 @@ impl ChatApp {
             if v.is_empty() {
                 users.remove(&key);
                 lock(&self.online_nicks).remove(nick);
+                self.release_everywhere(nick);
             }
         }
+    }
+
+    /// Gives up a nick no session here holds any more on every node (cluster mode).
+    pub(super) fn release_everywhere(&self, nick: &str) {
+        let (store, nick) = (self.store.clone(), nick.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = store.release_online_nick(&nick).await {
+                tracing::warn!(error = %e, nick, "cannot release a nick in the cluster");
+            }
+        });
     }
 
     /// Tells the namespace when a chat room appears or vanishes.

@@ -160,7 +160,7 @@ impl ChatApp {
             // Every namespace was left: the nick was released, claim it again (an
             // authenticated session's identity exists by now).
             let login = session.is_authenticated();
-            return self.register(session, req, login);
+            return self.register_everywhere(session, req, login).await;
         }
         let nick = auth.nick.ok_or_else(|| {
             refusal(
@@ -179,7 +179,39 @@ impl ChatApp {
             self.limits.max_rooms_per_socket,
             self.limits.joins_per_sec,
         );
-        self.register(session, req, claim == Claim::Login)
+        self.register_everywhere(session, req, claim == Claim::Login)
+            .await
+    }
+
+    /// [`Self::register`], then the claim on every node sharing the store (cluster mode; a
+    /// store of one process always agrees): a guest nick held on another node, or one that
+    /// passes for a nick online there, is refused, and the local registration undone.
+    async fn register_everywhere(
+        &self,
+        session: Arc<Session>,
+        req: &ConnectRequest,
+        login: bool,
+    ) -> Result<(), ConnectError> {
+        let nick = session.nick();
+        self.register(session.clone(), req, login)?;
+        let claimed = self
+            .store
+            .claim_online_nick(&nick, session.is_authenticated())
+            .await;
+        match claimed {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.release(&nick, &session);
+                Err(refusal(
+                    ErrorCode::NickTaken,
+                    format!("nick '{nick}' (or one that looks like it) is in use"),
+                ))
+            }
+            Err(e) => {
+                self.release(&nick, &session);
+                Err(internal(e))
+            }
+        }
     }
 
     /// Checks or claims the nick's identity.

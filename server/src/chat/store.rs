@@ -236,6 +236,18 @@ pub trait Store: RoomLog {
     fn queued_dm_count(&self, to_key: &str) -> StoreFuture<'_, usize>;
     /// Removes one waiting message once its recipient acknowledged it.
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()>;
+    /// A store shared by several processes (cluster mode): claims a connected nick, and its
+    /// look-alike skeletons, for this process; false when another process holds it (or a
+    /// look-alike of it), unless `login` (a registered identity proved with its password,
+    /// which may be connected on several). A store of one process has nothing to share: the
+    /// chat's own map decides, and this is always true.
+    fn claim_online_nick(&self, _nick: &str, _login: bool) -> StoreFuture<'_, bool> {
+        Box::pin(std::future::ready(Ok(true)))
+    }
+    /// Gives up a nick no session of this process holds any more.
+    fn release_online_nick(&self, _nick: &str) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -14,6 +14,8 @@
 //!   serves attaches;
 //! - `subscriber`: the room channels this node follows and what arrives on them;
 //! - `entry`: a stored message's JSON;
+//! - `nicks`: nicks held across the cluster (guests once, look-alikes refused everywhere)
+//!   and each node's heartbeat (a dead node's nicks are free again within 6 s);
 //! - `state`: the [`Store`](crate::chat::store::Store) side beside the logs (topics,
 //!   identities, direct messages).
 //!
@@ -26,6 +28,7 @@
 mod conn;
 mod entry;
 mod keys;
+mod nicks;
 mod script;
 mod sequencer;
 mod state;
@@ -89,6 +92,7 @@ impl RedisStore {
         let subscriptions = Subscriptions::new(subscriptions, url.clone());
         let tasks = vec![
             subscriptions.keep_alive(),
+            RedisStore::heartbeat(commands.clone(), node.clone()),
             tokio::spawn(
                 Writer {
                     conn: commands.clone(),

@@ -127,6 +127,14 @@ impl Store for RedisStore {
         })
     }
 
+    fn claim_online_nick(&self, nick: &str, login: bool) -> StoreFuture<'_, bool> {
+        self.claim_nick(nick, login)
+    }
+
+    fn release_online_nick(&self, nick: &str) -> StoreFuture<'_, ()> {
+        self.release_nick(nick)
+    }
+
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
         let key = keys::dms(to_key);
         let id = id.to_owned();
