@@ -542,6 +542,16 @@ impl Settings {
         }
     }
 
+    /// Whether a Redis URL with a password was given as a flag (`--redis-url`, `--redis`),
+    /// which `ps` shows; `main` warns.
+    pub fn redis_password_on_command_line(&self) -> bool {
+        ["redis_url", "redis"].iter().any(|k| {
+            self.values.get(k).is_some_and(|(v, src)| {
+                *src == Source::Flag && RedisUrl(v.clone()).redacted().contains("***")
+            })
+        })
+    }
+
     /// Whether a secret was given as a flag (shown by `ps`; `main` warns).
     pub fn secret_on_command_line(&self) -> bool {
         SETTINGS.iter().any(|s| {
