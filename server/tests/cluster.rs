@@ -336,9 +336,10 @@ async fn redis_restarting_loses_no_acknowledged_message_and_delivery_resumes() {
 }
 
 /// Runs the binary with `args` and returns (exit success, stderr); bounded to 20 s.
-fn run_binary(args: &[&str]) -> (bool, String) {
+fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -365,7 +366,11 @@ fn an_unreachable_redis_at_start_is_one_line_naming_the_url_without_its_password
     let port = free_port();
     let url = format!("redis://:hunter2@127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{}", free_port());
-    let (ok, stderr) = run_binary(&["--redis", &url, "--listen", &listen]);
+    // From the environment (where a password belongs): one line.
+    let (ok, stderr) = run_binary(
+        &["--store", "redis", "--listen", &listen],
+        &[("CHAT_REDIS_URL", &url)],
+    );
     assert!(!ok);
     assert!(
         stderr.contains(&format!("redis://:***@127.0.0.1:{port}")),
@@ -373,7 +378,20 @@ fn an_unreachable_redis_at_start_is_one_line_naming_the_url_without_its_password
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    let (ok, stderr) = run_binary(&["--redis", &url, "--data", "/tmp/x.db", "--listen", &listen]);
+    // From a flag: the same error, after a warning that `ps` shows the flag.
+    let (ok, stderr) = run_binary(&["--redis", &url, "--listen", &listen], &[]);
+    assert!(!ok);
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(
+        stderr.contains("shown to anyone who can list processes"),
+        "{stderr}"
+    );
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(last.starts_with("chat-server: cannot start"), "{stderr}");
+    let (ok, stderr) = run_binary(
+        &["--redis", &url, "--data", "/tmp/x.db", "--listen", &listen],
+        &[],
+    );
     assert!(!ok);
     assert!(stderr.contains("cannot be used together"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
@@ -462,5 +480,57 @@ async fn a_guest_nick_is_one_users_across_nodes_until_its_node_dies() {
     assert!(
         died.elapsed() >= Duration::from_secs(2),
         "not before the heartbeat expired"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_users_leave_their_rooms_for_everyone_else_within_10_s() {
+    if !installed() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let (mut a, b) = (Node::start(&redis.url()), Node::start(&redis.url()));
+    let mut ann = connect(a.addr, "/", "ann", None).await;
+    let mut bob = connect(b.addr, "/", "bob", None).await;
+    join(&mut ann, "/", "r").await;
+    join(&mut ann, "/", "s").await;
+    join(&mut bob, "/", "r").await;
+    // Ann left s: no quit for s later.
+    ann.request("/", "leave", json!({ "room": "s" })).await;
+    join(&mut bob, "/", "s").await;
+    // A dies with Ann connected (SIGKILL: no quit of its own).
+    a.kill();
+    let died = Instant::now();
+    let quits = loop {
+        let seen: Vec<Value> = common::chat::pending(&mut bob)
+            .await
+            .into_iter()
+            .filter(|(n, a)| n == "presence" && a["nick"] == "ann")
+            .map(|(_, a)| a)
+            .collect();
+        if !seen.is_empty() {
+            break seen;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(10),
+            "no quit for Ann 10 s after her node died"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    drop(ann);
+    assert_eq!(quits.len(), 1, "{quits:?}");
+    let quit = &quits[0];
+    assert_eq!(
+        (quit["room"].as_str(), quit["action"].as_str()),
+        (Some("r"), Some("quit"))
+    );
+    assert!(died.elapsed() < Duration::from_secs(10));
+    // Once, and only for the room she was in.
+    let rest = common::chat::pending(&mut bob).await;
+    assert!(
+        !rest
+            .iter()
+            .any(|(n, a)| n == "presence" && a["nick"] == "ann"),
+        "{rest:?}"
     );
 }

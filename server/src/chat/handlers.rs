@@ -168,8 +168,9 @@ impl ChatApp {
         // The callback answers on success; if the store fails first, the slot is still full.
         let slot = Arc::new(Mutex::new(ack));
         let (s, nick, r, slot_in) = (socket.clone(), session.nick(), room.clone(), slot.clone());
+        let store = self.store.clone();
         let attach = Box::new(move |c: Catchup| {
-            enter_room(&s, nick, &r);
+            enter_room(&*store, &s, nick, &r);
             let reply = JoinReply {
                 room: r.clone(),
                 members: members(&s, &r),
@@ -202,6 +203,8 @@ impl ChatApp {
         };
         socket.to(engine_room(&room)).push(&presence);
         socket.leave(&engine_room(&room));
+        self.store
+            .note_member(socket.namespace().name(), &room, &session.nick(), false);
         Ok(LeaveReply { room })
     }
 
@@ -421,6 +424,9 @@ impl ChatApp {
         if old != nick {
             for socket in session.sockets() {
                 for room in chat_rooms(&socket) {
+                    let ns = socket.namespace();
+                    self.store.note_member(ns.name(), &room, &old, false);
+                    self.store.note_member(ns.name(), &room, &nick, true);
                     let presence = Presence {
                         room: room.clone(),
                         nick: nick.clone(),

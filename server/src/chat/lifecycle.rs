@@ -156,9 +156,10 @@ impl ChatApp {
     ) -> Result<Catchup, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (s, nick, r) = (socket.clone(), session.nick(), room.to_owned());
+        let store = self.store.clone();
         let replay = after.is_some();
         let attach = Box::new(move |c: Catchup| {
-            enter_room(&s, nick, &r);
+            enter_room(&*store, &s, nick, &r);
             if replay {
                 if c.skipped > 0 {
                     let text = format!(
@@ -226,6 +227,8 @@ impl ChatApp {
             chat_rooms(&socket)
         };
         for room in rooms {
+            self.store
+                .note_member(socket.namespace().name(), &room, &nick, false);
             let presence = Presence {
                 room: room.clone(),
                 nick: nick.clone(),

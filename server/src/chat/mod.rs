@@ -119,6 +119,19 @@ pub async fn build_cluster(
         config,
         store.clone(),
     );
+    let gone = engine.clone();
+    store.set_gone(Arc::new(move |namespace: &str, room: &str, nick: &str| {
+        if let Some(ns) = gone.get_namespace(namespace) {
+            // To every node's members of the room (the adapter publishes it).
+            ns.to(engine_room(room)).push(&Presence {
+                room: room.to_owned(),
+                nick: nick.to_owned(),
+                action: PresenceAction::Quit,
+                previous: None,
+                reason: Some("its server is gone".to_owned()),
+            });
+        }
+    }));
     let weak = engine.clone();
     store.set_delivery(Arc::new(move |namespace: &str, message: &ChatMessage| {
         if let Some(ns) = weak.get_namespace(namespace) {
@@ -234,10 +247,11 @@ impl ChatApp {
 
 /// Joins `socket` to a chat room, announcing it to the room's members, unless it is in
 /// already. Called inside the store's ordering section (see `store`).
-pub(crate) fn enter_room(socket: &Socket, nick: String, room: &str) {
+pub(crate) fn enter_room(store: &dyn Store, socket: &Socket, nick: String, room: &str) {
     if socket.rooms().contains(&engine_room(room)) {
         return;
     }
+    store.note_member(socket.namespace().name(), room, &nick, true);
     let presence = Presence {
         room: room.to_owned(),
         nick,

@@ -248,6 +248,11 @@ pub trait Store: RoomLog {
     fn release_online_nick(&self, _nick: &str) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
     }
+    /// A store shared by several processes: notes that `nick` is now in (`inside`) or out
+    /// of a room on this process, so that if this process dies another can tell the room's
+    /// members it is gone. Only queues (called from ordering sections); a store of one
+    /// process ignores it.
+    fn note_member(&self, _namespace: &str, _room: &str, _nick: &str, _inside: bool) {}
 }
 
 pub(crate) fn now_ms() -> i64 {

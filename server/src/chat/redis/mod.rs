@@ -16,6 +16,8 @@
 //! - `entry`: a stored message's JSON;
 //! - `nicks`: nicks held across the cluster (guests once, look-alikes refused everywhere)
 //!   and each node's heartbeat (a dead node's nicks are free again within 6 s);
+//! - `roster`: who is in which room on this node, so that another node can tell the rooms
+//!   when this one dies (reaped on the heartbeat);
 //! - `state`: the [`Store`](crate::chat::store::Store) side beside the logs (topics,
 //!   identities, direct messages).
 //!
@@ -29,6 +31,7 @@ mod conn;
 mod entry;
 mod keys;
 mod nicks;
+mod roster;
 mod script;
 mod sequencer;
 mod state;
@@ -45,6 +48,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub(crate) use conn::Conn;
+pub use roster::Gone;
 pub use sequencer::Deliver;
 pub(crate) use subscriber::Subscriptions;
 
@@ -69,6 +73,9 @@ pub struct RedisStore {
     other_pushes: Mutex<Option<UnboundedReceiver<PushInfo>>>,
     /// Appends issued and not yet back at the sequencer.
     in_flight: Arc<AtomicUsize>,
+    /// This node's room membership changes, to the roster's writer.
+    roster: UnboundedSender<roster::Change>,
+    gone: Arc<OnceLock<Gone>>,
     durability: Result<(), String>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -89,10 +96,13 @@ impl RedisStore {
         let (other_tx, other_rx) = unbounded_channel();
         let deliver: Arc<OnceLock<Deliver>> = Arc::default();
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let gone: Arc<OnceLock<Gone>> = Arc::default();
+        let (roster, roster_rx) = unbounded_channel();
         let subscriptions = Subscriptions::new(subscriptions, url.clone());
         let tasks = vec![
             subscriptions.keep_alive(),
-            RedisStore::heartbeat(commands.clone(), node.clone()),
+            RedisStore::heartbeat(commands.clone(), node.clone(), gone.clone()),
+            roster::writer(commands.clone(), node.clone(), roster_rx),
             tokio::spawn(
                 Writer {
                     conn: commands.clone(),
@@ -134,6 +144,8 @@ impl RedisStore {
             subscriptions,
             other_pushes: Mutex::new(Some(other_rx)),
             in_flight,
+            roster,
+            gone,
             durability,
             tasks,
         })
@@ -143,6 +155,15 @@ impl RedisStore {
     /// (the chat sets it when it builds the engine); before, they are only counted as seen.
     pub fn set_delivery(&self, deliver: Deliver) {
         let _ = self.deliver.set(deliver);
+    }
+
+    /// What tells a room's members on every node that a dead node's user is gone. Set once.
+    pub fn set_gone(&self, gone: Gone) {
+        let _ = self.gone.set(gone);
+    }
+
+    pub(super) fn note(&self, change: roster::Change) {
+        let _ = self.roster.send(change);
     }
 
     /// `Ok` when an acknowledgement means the message is on Redis's disk (AOF with

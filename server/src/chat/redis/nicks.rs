@@ -7,7 +7,7 @@
 //! the nicks of a node that died are free again within [`NODE_TTL`]. All keys share the hash
 //! tag `{nicks}` (one shard), so one script sees them all.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -22,7 +22,7 @@ pub(super) const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long a node counts as alive after its last heartbeat.
 pub(super) const NODE_TTL: Duration = Duration::from_secs(6);
 
-fn node_key(node: &str) -> String {
+pub(super) fn node_key(node: &str) -> String {
     format!("chat:{{nicks}}:node:{node}")
 }
 
@@ -89,10 +89,15 @@ fn keys_of(nick: &str) -> [String; 3] {
 }
 
 impl RedisStore {
-    /// Starts this node's heartbeat (aborted with the store).
-    pub(super) fn heartbeat(conn: super::Conn, node: String) -> JoinHandle<()> {
+    /// Starts this node's heartbeat (aborted with the store), which also reaps dead nodes.
+    pub(super) fn heartbeat(
+        conn: super::Conn,
+        node: String,
+        gone: Arc<OnceLock<super::roster::Gone>>,
+    ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut conn = conn;
+            let _: redis::RedisResult<()> = conn.sadd(super::roster::NODES, &node).await;
             let mut tick = tokio::time::interval(HEARTBEAT);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -102,7 +107,9 @@ impl RedisStore {
                     .await;
                 if let Err(e) = r {
                     warn!(error = %e, "cannot refresh this node's heartbeat");
+                    continue;
                 }
+                super::roster::reap(&mut conn, &node, &gone).await;
             }
         })
     }

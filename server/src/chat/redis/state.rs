@@ -135,6 +135,15 @@ impl Store for RedisStore {
         self.release_nick(nick)
     }
 
+    fn note_member(&self, namespace: &str, room: &str, nick: &str, inside: bool) {
+        self.note((
+            namespace.to_owned(),
+            room.to_owned(),
+            nick.to_owned(),
+            inside,
+        ));
+    }
+
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
         let key = keys::dms(to_key);
         let id = id.to_owned();
