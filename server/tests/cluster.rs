@@ -190,6 +190,18 @@ async fn clients_on_two_nodes_chat_in_two_namespaces() {
     );
     join(&mut bob, "/two", "r").await;
 
+    // `who` lists the room's members on every node (the other node's once noted in Redis).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let who = ann.request("/", "who", json!({ "room": "r" })).await;
+        if who["members"] == json!(["ann", "bob"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "who on A: {who}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let who = bob.request("/two", "who", json!({ "room": "r" })).await;
+    assert_eq!(who["members"], json!(["ann", "bob"]));
     let hi = say(&mut ann, "/", "r", "hi from A").await;
     assert_eq!(hi.seq, 1);
     let got = messages_until(&mut bob, "/", "r", 1).await;

@@ -126,7 +126,7 @@ impl ChatApp {
             client::DM => answer::<DmRequest>(ack, self.dm(&socket, &session, arg).await),
             client::NICK => answer::<NickRequest>(ack, self.nick(&session, arg).await),
             client::ROOMS => answer::<RoomsRequest>(ack, self.rooms(&socket).await),
-            client::WHO => answer::<WhoRequest>(ack, self.who(&socket, arg)),
+            client::WHO => answer::<WhoRequest>(ack, self.who(&socket, arg).await),
             client::TOPIC => answer::<TopicRequest>(ack, self.topic(&socket, &session, arg).await),
             client::HISTORY => answer::<HistoryRequest>(ack, self.history(&socket, arg).await),
             client::TYPING => answer::<TypingRequest>(ack, self.typing(&socket, &session, arg)),
@@ -165,6 +165,11 @@ impl ChatApp {
             Ok(t) => t,
             Err(e) => return refuse(ack, internal(e)),
         };
+        // Other nodes' members (cluster mode), read before the ordering section.
+        let remote = match self.store.remote_members(&ns, &room).await {
+            Ok(r) => r,
+            Err(e) => return refuse(ack, internal(e)),
+        };
         // The callback answers on success; if the store fails first, the slot is still full.
         let slot = Arc::new(Mutex::new(ack));
         let (s, nick, r, slot_in) = (socket.clone(), session.nick(), room.clone(), slot.clone());
@@ -173,7 +178,7 @@ impl ChatApp {
             enter_room(&*store, &s, nick, &r);
             let reply = JoinReply {
                 room: r.clone(),
-                members: members(&s, &r),
+                members: with_remote(members(&s, &r), remote),
                 away: away_members(&s, &r),
                 topic,
                 history: c.messages,
@@ -458,10 +463,16 @@ impl ChatApp {
         Ok(RoomsReply { rooms })
     }
 
-    fn who(&self, socket: &Socket, arg: Value) -> Outcome<WhoReply> {
+    async fn who(&self, socket: &Socket, arg: Value) -> Outcome<WhoReply> {
         let WhoRequest { room } = parse(arg)?;
         valid_room(&room)?;
-        let members = members(socket, &room);
+        // Other nodes' members too (cluster mode; none for a store of one process).
+        let remote = self
+            .store
+            .remote_members(socket.namespace().name(), &room)
+            .await
+            .map_err(internal)?;
+        let members = with_remote(members(socket, &room), remote);
         let away = away_members(socket, &room);
         Ok(WhoReply {
             room,
@@ -638,6 +649,14 @@ fn nicks_in(socket: &Socket, room: &str, keep: impl Fn(&Session) -> bool) -> Vec
 /// Sorted nicks of a room's members in the socket's namespace.
 fn members(socket: &Socket, room: &str) -> Vec<String> {
     nicks_in(socket, room, |_| true)
+}
+
+/// Local members with other nodes' added, sorted as [`members`], each nick once.
+fn with_remote(mut local: Vec<String>, remote: Vec<String>) -> Vec<String> {
+    local.extend(remote);
+    local.sort_by_key(|n| n.to_lowercase());
+    local.dedup_by_key(|n| n.to_lowercase());
+    local
 }
 
 /// The members of a room who are away, sorted as [`members`].

@@ -253,6 +253,11 @@ pub trait Store: RoomLog {
     /// members it is gone. Only queues (called from ordering sections); a store of one
     /// process ignores it.
     fn note_member(&self, _namespace: &str, _room: &str, _nick: &str, _inside: bool) {}
+    /// A store shared by several processes: the nicks in a room on the other (live)
+    /// processes, as noted by their `note_member`; none for a store of one process.
+    fn remote_members(&self, _namespace: &str, _room: &str) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -12,6 +12,8 @@ pub(super) struct RoomKeys {
     /// `from \n cid` -> seq, for the re-send check (emptied with the log by retention).
     pub cids: String,
     pub topic: String,
+    /// `<node>\n<nick>` of each member, on every node (`roster`).
+    pub members: String,
     /// Where the append script publishes each new message.
     pub channel: String,
 }
@@ -26,6 +28,7 @@ pub(super) fn room(namespace: &str, room: &str) -> RoomKeys {
         log: format!("{tag}}}:log"),
         cids: format!("{tag}}}:cids"),
         topic: format!("{tag}}}:topic"),
+        members: format!("{tag}}}:members"),
         channel: format!("{tag}{CHANNEL_SUFFIX}"),
     }
 }

@@ -27,6 +27,41 @@ fn presence_key(node: &str) -> String {
     format!("chat:{{nicks}}:presence:{node}")
 }
 
+/// A member of a room's `members` set: `<node>\n<nick>`.
+fn room_member(node: &str, nick: &str) -> String {
+    format!("{node}\n{nick}")
+}
+
+/// The nicks in a room on live nodes other than `me`.
+pub(super) async fn remote_members(
+    conn: &mut Conn,
+    me: &str,
+    namespace: &str,
+    room: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let all: Vec<String> = conn
+        .smembers(super::keys::room(namespace, room).members)
+        .await?;
+    let mut alive: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for m in all {
+        let Some((node, nick)) = m.split_once('\n') else {
+            continue;
+        };
+        if node == me {
+            continue;
+        }
+        if !alive.contains_key(node) {
+            let up: bool = conn.exists(super::nicks::node_key(node)).await?;
+            alive.insert(node.to_owned(), up);
+        }
+        if alive.get(node).copied().unwrap_or(false) {
+            out.push(nick.to_owned());
+        }
+    }
+    Ok(out)
+}
+
 fn entry(namespace: &str, room: &str, nick: &str) -> String {
     format!("{namespace}\n{room}\n{nick}")
 }
@@ -42,10 +77,18 @@ pub(super) fn writer(
         let key = presence_key(&node);
         while let Some((ns, room, nick, inside)) = changes.recv().await {
             let member = entry(&ns, &room, &nick);
+            let in_room = room_member(&node, &nick);
+            let room_key = super::keys::room(&ns, &room).members;
             let r: redis::RedisResult<()> = if inside {
-                conn.sadd(&key, member).await
+                match conn.sadd(&key, member).await {
+                    Ok(()) => conn.sadd(&room_key, in_room).await,
+                    Err(e) => Err(e),
+                }
             } else {
-                conn.srem(&key, member).await
+                match conn.srem(&key, member).await {
+                    Ok(()) => conn.srem(&room_key, in_room).await,
+                    Err(e) => Err(e),
+                }
             };
             if let Err(e) = r {
                 warn!(error = %e, "cannot note a room member in the cluster");
@@ -86,13 +129,19 @@ pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) 
             users = members.len(),
             "a node is gone: its users leave their rooms"
         );
-        if let Some(gone) = gone.get() {
+        let gone = gone.get();
+        {
             for m in &members {
                 let mut parts = m.splitn(3, '\n');
                 if let (Some(ns), Some(room), Some(nick)) =
                     (parts.next(), parts.next(), parts.next())
                 {
-                    gone(ns, room, nick);
+                    if let Some(gone) = gone {
+                        gone(ns, room, nick);
+                    }
+                    let _: redis::RedisResult<()> = conn
+                        .srem(super::keys::room(ns, room).members, room_member(node, nick))
+                        .await;
                 }
             }
         }

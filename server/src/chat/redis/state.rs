@@ -144,6 +144,15 @@ impl Store for RedisStore {
         ));
     }
 
+    fn remote_members(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+        let (namespace, room) = (namespace.to_owned(), room.to_owned());
+        Box::pin(async move {
+            super::roster::remote_members(&mut self.conn(), self.node(), &namespace, &room)
+                .await
+                .map_err(|e| self.unavailable(&e))
+        })
+    }
+
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
         let key = keys::dms(to_key);
         let id = id.to_owned();
