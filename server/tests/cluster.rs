@@ -312,6 +312,12 @@ async fn redis_restarting_loses_no_acknowledged_message_and_delivery_resumes() {
         ErrorCode::Unavailable,
         "while down: {reply}"
     );
+    // A CONNECT that needs Redis (the nick's claim) is refused, retryably, with the same code.
+    let mut late = Client::connect(a.addr).await;
+    let p = late
+        .connect_namespace("/", Some(json!({ "nick": "late" })))
+        .await;
+    assert_eq!(common::chat::refused(&p).1, Some(ErrorCode::Unavailable));
     redis.restart();
     // The client re-sends with its cid until it is stored (bounded: 20 s).
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -299,7 +299,7 @@ export class ChatClient {
     const code = data && data.data && data.data.code;
     const message = (data && data.message) || "refused";
     let delay = null;
-    if (code === CODE.BUSY) {
+    if (code === CODE.BUSY || code === CODE.UNAVAILABLE) {
       delay = backoff(ns.busyRefusals, 500, 10000);
       ns.busyRefusals += 1;
     } else if (

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::look_alike::LookAlikes;
-use super::store::{self, Identity};
+use super::store::{self, Identity, StoreError};
 use super::{ChatApp, Session, auth, token};
 use crate::engine::{ConnectError, ConnectRequest, lock};
 
@@ -70,7 +70,17 @@ fn password_refusal(why: auth::Refusal) -> ConnectError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ConnectError {
+fn internal(e: impl std::fmt::Display + 'static) -> ConnectError {
+    // A store that cannot be reached now (cluster mode, Redis restarting): retryable.
+    if let Some(StoreError::Unavailable(why)) =
+        (&e as &dyn std::any::Any).downcast_ref::<StoreError>()
+    {
+        warn!(error = %why, "connect refused: storage unavailable");
+        return refusal(
+            ErrorCode::Unavailable,
+            "storage unavailable: retry in a moment",
+        );
+    }
     warn!(error = %e, "connect failed");
     refusal(ErrorCode::Internal, "internal error")
 }
