@@ -552,3 +552,36 @@ async fn a_dead_nodes_users_leave_their_rooms_for_everyone_else_within_10_s() {
         "{rest:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nick_registered_on_one_node_keeps_its_look_alikes_out_on_another() {
+    if !installed() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let (a, b) = (Node::start(&redis.url()), Node::start(&redis.url()));
+    // B reads its index of registered nicks now, before the registration on A.
+    let _zed = connect(b.addr, "/", "zed", None).await;
+    let mut sam = Client::connect(a.addr).await;
+    sam.join_namespace(
+        "/",
+        Some(json!({ "nick": "sam", "password": "correct horse 1" })),
+    )
+    .await;
+    sam.close().await;
+    // Sam is offline everywhere once A released the nick.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis.cli(&["exists", "chat:{nicks}:nick:sam"]).trim() != "0" {
+        assert!(Instant::now() < deadline, "sam still held");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = Client::connect(b.addr).await;
+    let p = c
+        .connect_namespace("/", Some(json!({ "nick": "sarn" })))
+        .await;
+    let code = common::chat::refused(&p).1;
+    assert!(
+        matches!(code, Some(ErrorCode::NickTaken | ErrorCode::NickClaimed)),
+        "{code:?}"
+    );
+}

@@ -34,8 +34,15 @@ fn skeleton_key(skeleton: &str) -> String {
     format!("chat:{{nicks}}:skel:{skeleton}")
 }
 
-/// KEYS: the nick's key, its two skeleton keys. ARGV: node, nick key, login (`1`/`0`).
-/// Values are `<node> <nick key>`. Returns 1 when claimed (or already this node's).
+/// A registered nick's skeleton: `<nick key>` (never expires, like the identity).
+fn registered_skeleton_key(skeleton: &str) -> String {
+    format!("chat:{{nicks}}:registered:{skeleton}")
+}
+
+/// KEYS: the nick's key, its two skeleton keys, its two registered-skeleton keys. ARGV:
+/// node, nick key, login (`1`/`0`). Values are `<node> <nick key>` (the registered ones: the
+/// nick key). Returns 1 when claimed (or already this node's); 0 when held elsewhere or when
+/// it passes for an online nick or, unless it is itself registered, for a registered one.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -50,6 +57,12 @@ local function holder(k)
   return {node, key}
 end
 local login = ARGV[3] == '1'
+if not login then
+  for i = 4, 5 do
+    local r = redis.call('GET', KEYS[i])
+    if r and r ~= ARGV[2] then return 0 end
+  end
+end
 local held = {}
 for i = 1, 3 do
   held[i] = holder(KEYS[i])
@@ -88,6 +101,10 @@ fn keys_of(nick: &str) -> [String; 3] {
     ]
 }
 
+fn registered_keys_of(nick: &str) -> [String; 2] {
+    chat_protocol::names::nick_skeletons(nick).map(|s| registered_skeleton_key(&s))
+}
+
 impl RedisStore {
     /// Starts this node's heartbeat (aborted with the store), which also reaps dead nodes.
     pub(super) fn heartbeat(
@@ -116,6 +133,7 @@ impl RedisStore {
 
     pub(super) fn claim_nick(&self, nick: &str, login: bool) -> StoreFuture<'_, bool> {
         let keys = keys_of(nick);
+        let registered = registered_keys_of(nick);
         let key = chat_protocol::names::nick_key(nick);
         Box::pin(async move {
             let mut conn = self.conn();
@@ -125,7 +143,7 @@ impl RedisStore {
                 .await
                 .map_err(|e| self.unavailable(&e))?;
             let mut call = CLAIM.prepare_invoke();
-            for k in &keys {
+            for k in keys.iter().chain(&registered) {
                 call.key(k);
             }
             call.arg(&self.node)
@@ -137,6 +155,23 @@ impl RedisStore {
                 .map_err(|e| self.unavailable(&e))?;
             Ok(claimed == 1)
         })
+    }
+
+    /// Files a newly registered nick's skeletons, so that every node refuses a guest nick
+    /// that passes for it (each node's own index of registered nicks is read once).
+    pub(super) async fn file_registered(
+        &self,
+        nick: &str,
+    ) -> Result<(), crate::chat::store::StoreError> {
+        let key = chat_protocol::names::nick_key(nick);
+        let mut conn = self.conn();
+        for k in registered_keys_of(nick) {
+            let _: bool = conn
+                .set_nx(k, &key)
+                .await
+                .map_err(|e| self.unavailable(&e))?;
+        }
+        Ok(())
     }
 
     pub(super) fn release_nick(&self, nick: &str) -> StoreFuture<'_, ()> {

@@ -68,10 +68,18 @@ impl Store for RedisStore {
                 password_hash: identity.password_hash,
             })
             .map_err(|e| corrupt("an identity", e))?;
-            self.conn()
+            let nick = serde_json::from_str::<StoredIdentity>(&json)
+                .map(|s| s.nick)
+                .unwrap_or_default();
+            let claimed: bool = self
+                .conn()
                 .hset_nx(keys::IDENTITIES, field, json)
                 .await
-                .map_err(|e| self.unavailable(&e))
+                .map_err(|e| self.unavailable(&e))?;
+            if claimed {
+                self.file_registered(&nick).await?;
+            }
+            Ok(claimed)
         })
     }
 
