@@ -190,3 +190,46 @@ async fn identities_are_claimed_once_across_nodes() {
         b.identity("ann").await.unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_nobody_here_is_in_is_forgotten_and_followed_again_on_the_next_attach() {
+    if !installed() {
+        return;
+    }
+    let server = RedisServer::start();
+    let a = store(&server, 0).await;
+    let (c, seen) = watching(&server).await;
+    let occupied = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = occupied.clone();
+    c.set_has_members(Arc::new(move |_: &str, _: &str| {
+        flag.load(std::sync::atomic::Ordering::SeqCst)
+    }));
+    let subscribers = || {
+        server
+            .cli(&["pubsub", "numsub", "chat:{/ r}:msg"])
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(subscribers(), "1");
+    assert_eq!(c.forget_idle_rooms().await, 0, "the room has a member here");
+    occupied.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(c.forget_idle_rooms().await, 1);
+    assert_eq!(subscribers(), "0", "unsubscribed");
+    // Messages meanwhile are not delivered here (nobody to deliver to)...
+    a.append(message("a", "unseen", None), Box::new(|_| {}))
+        .await
+        .unwrap();
+    // ...and the next attach follows the room again from where its log is (the appending
+    // store follows the room too now: two subscribers).
+    assert_eq!(subscribers(), "1");
+    occupied.store(true, std::sync::atomic::Ordering::SeqCst);
+    c.attach("/", "r", None, 0, Box::new(|_| {})).await.unwrap();
+    assert_eq!(subscribers(), "2");
+    a.append(message("a", "seen", None), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(until(&seen, 1).await, [2]);
+}

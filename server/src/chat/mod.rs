@@ -119,6 +119,17 @@ pub async fn build_cluster(
         config,
         store.clone(),
     );
+    let here = engine.clone();
+    store.set_has_members(Arc::new(move |namespace: &str, room: &str| {
+        here.get_namespace(namespace).is_some_and(|ns| {
+            !ns.adapter()
+                .sockets(&crate::engine::BroadcastOptions {
+                    rooms: vec![engine_room(room)],
+                    ..Default::default()
+                })
+                .is_empty()
+        })
+    }));
     let gone = engine.clone();
     store.set_gone(Arc::new(move |namespace: &str, room: &str, nick: &str| {
         if let Some(ns) = gone.get_namespace(namespace) {

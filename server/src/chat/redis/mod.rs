@@ -49,7 +49,7 @@ use tokio::task::JoinHandle;
 
 pub(crate) use conn::Conn;
 pub use roster::Gone;
-pub use sequencer::Deliver;
+pub use sequencer::{Deliver, HasMembers};
 pub(crate) use subscriber::Subscriptions;
 
 use crate::chat::store::{
@@ -76,6 +76,7 @@ pub struct RedisStore {
     /// This node's room membership changes, to the roster's writer.
     roster: UnboundedSender<roster::Change>,
     gone: Arc<OnceLock<Gone>>,
+    has_members: Arc<OnceLock<HasMembers>>,
     durability: Result<(), String>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -97,12 +98,14 @@ impl RedisStore {
         let deliver: Arc<OnceLock<Deliver>> = Arc::default();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let gone: Arc<OnceLock<Gone>> = Arc::default();
+        let has_members: Arc<OnceLock<HasMembers>> = Arc::default();
         let (roster, roster_rx) = unbounded_channel();
         let subscriptions = Subscriptions::new(subscriptions, url.clone());
         let tasks = vec![
             subscriptions.keep_alive(),
             RedisStore::heartbeat(commands.clone(), node.clone(), gone.clone()),
             roster::writer(commands.clone(), node.clone(), roster_rx),
+            sweeper(sequencer.clone()),
             tokio::spawn(
                 Writer {
                     conn: commands.clone(),
@@ -124,6 +127,7 @@ impl RedisStore {
                     subscriptions: subscriptions.clone(),
                     in_flight: in_flight.clone(),
                     myself: sequencer.clone(),
+                    has_members: has_members.clone(),
                 })
                 .run(),
             ),
@@ -146,6 +150,7 @@ impl RedisStore {
             in_flight,
             roster,
             gone,
+            has_members,
             durability,
             tasks,
         })
@@ -155,6 +160,25 @@ impl RedisStore {
     /// (the chat sets it when it builds the engine); before, they are only counted as seen.
     pub fn set_delivery(&self, deliver: Deliver) {
         let _ = self.deliver.set(deliver);
+    }
+
+    /// Whether a room has sockets on this node (rooms without any are forgotten every 30 s:
+    /// their subscription and cursor). Set once; until then none is forgotten.
+    pub fn set_has_members(&self, has_members: HasMembers) {
+        let _ = self.has_members.set(has_members);
+    }
+
+    /// Forgets now the rooms that have no socket here; returns how many.
+    pub async fn forget_idle_rooms(&self) -> usize {
+        let (done, answer) = oneshot::channel();
+        if self
+            .sequencer
+            .send(Event::Sweep { done: Some(done) })
+            .is_err()
+        {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
     }
 
     /// What tells a room's members on every node that a dead node's user is gone. Set once.
@@ -198,6 +222,20 @@ impl RedisStore {
     fn unavailable(&self, e: &redis::RedisError) -> StoreError {
         conn::unavailable(&self.url, e)
     }
+}
+
+/// Sends the sequencer a sweep every [`sequencer::SWEEP_EVERY`].
+fn sweeper(sequencer: UnboundedSender<Event>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(sequencer::SWEEP_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if sequencer.send(Event::Sweep { done: None }).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 impl Drop for RedisStore {

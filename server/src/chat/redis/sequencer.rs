@@ -38,6 +38,9 @@ use crate::config::RedisUrl;
 /// Delivers a message of (namespace, its room) to the room's sockets on this node.
 pub type Deliver = Arc<dyn Fn(&str, &ChatMessage) + Send + Sync>;
 
+/// Whether (namespace, room) has sockets on this node.
+pub type HasMembers = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 /// What the sequencer is asked to do, in the order asked.
 pub(super) enum Event {
     /// One of this node's appends came back from Redis.
@@ -70,7 +73,16 @@ pub(super) enum Event {
         attach: Attach,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Stops following the rooms nobody here is in (their cursor and subscription go; a
+    /// later attach starts again). Sent every [`SWEEP_EVERY`], so what a node follows is
+    /// bounded by the rooms its sockets are in, not by every room they ever joined.
+    Sweep {
+        done: Option<oneshot::Sender<usize>>,
+    },
 }
+
+/// How often the rooms nobody here is in are forgotten.
+pub(super) const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 type RoomKey = (String, String);
 
@@ -103,6 +115,7 @@ pub(super) struct Wiring {
     pub in_flight: Arc<AtomicUsize>,
     /// The sender of `events`, for retries.
     pub myself: UnboundedSender<Event>,
+    pub has_members: Arc<OnceLock<HasMembers>>,
 }
 
 pub(super) struct Sequencer {
@@ -119,6 +132,7 @@ pub(super) struct Sequencer {
     myself: UnboundedSender<Event>,
     /// Set while handling a retry's last attempt: a failed read then skips the gap.
     giving_up: bool,
+    has_members: Arc<OnceLock<HasMembers>>,
 }
 
 impl Sequencer {
@@ -134,6 +148,7 @@ impl Sequencer {
             rooms: HashMap::new(),
             myself: w.myself,
             giving_up: false,
+            has_members: w.has_members,
         }
     }
 
@@ -192,6 +207,12 @@ impl Sequencer {
                     let r = self.attach((namespace, room), after, limit, attach).await;
                     let _ = reply.send(r);
                 }
+                Event::Sweep { done } => {
+                    let forgotten = self.sweep().await;
+                    if let Some(done) = done {
+                        let _ = done.send(forgotten);
+                    }
+                }
             }
         }
     }
@@ -219,6 +240,26 @@ impl Sequencer {
                 attempt: attempt + 1,
             });
         });
+    }
+
+    /// Forgets the rooms with no socket here and nothing waiting; returns how many.
+    async fn sweep(&mut self) -> usize {
+        let Some(has_members) = self.has_members.get().cloned() else {
+            return 0;
+        };
+        let idle: Vec<RoomKey> = self
+            .rooms
+            .iter()
+            .filter(|(k, r)| r.waiting.is_empty() && !has_members(&k.0, &k.1))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &idle {
+            self.rooms.remove(key);
+            self.subscriptions
+                .unsubscribe(&keys::room(&key.0, &key.1).channel)
+                .await;
+        }
+        idle.len()
     }
 
     async fn own(

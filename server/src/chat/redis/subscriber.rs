@@ -70,6 +70,22 @@ impl Subscriptions {
     }
 }
 
+impl Subscriptions {
+    /// Unsubscribes from `channel` (a room nobody here is in any more).
+    pub(crate) async fn unsubscribe(&self, channel: &str) {
+        if !lock(&self.done).remove(channel) {
+            return;
+        }
+        let result = match self.conn.clone() {
+            Conn::Single(mut c) => c.unsubscribe(channel).await,
+            Conn::Cluster(mut c) => c.sunsubscribe(channel).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %unavailable(&self.url, &e), "cannot unsubscribe from a room");
+        }
+    }
+}
+
 /// Turns pushes into sequencer events: messages other nodes' scripts published, and
 /// subscription confirmations (after a reconnect too). Another subscriber of the same
 /// pushes (the cluster adapter's) gets them through `also`.
