@@ -114,7 +114,6 @@ impl RedisStore {
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut conn = conn;
-            let _: redis::RedisResult<()> = conn.sadd(super::roster::NODES, &node).await;
             let mut tick = tokio::time::interval(HEARTBEAT);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -126,6 +125,9 @@ impl RedisStore {
                     warn!(error = %e, "cannot refresh this node's heartbeat");
                     continue;
                 }
+                // Listed after the heartbeat key exists (a node listed without one would be
+                // reaped), and again on every beat (a reaper that took it for dead unlisted it).
+                let _: redis::RedisResult<()> = conn.sadd(super::roster::NODES, &node).await;
                 super::roster::reap(&mut conn, &node, &gone).await;
             }
         })
