@@ -13,7 +13,8 @@
 //!   event's name from its type);
 //! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
 //!   beside it) and the in-memory store; [`sqlite`]: the durable store
-//!   (its log's newest messages wait in memory for indexing in `unindexed`);
+//!   (its log's newest messages wait in memory for indexing in `unindexed`); [`redis`]: the
+//!   store every node of a cluster shares (`--store redis`, [`build_cluster`]);
 //! - [`token`]: HS256 tokens for namespaces that require one.
 //!
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
