@@ -22,7 +22,9 @@ demo:
     bash scripts/demo.sh
 
 # The benchmark: chat-server, the bare ceiling, socketioxide and Node Socket.IO through the same
-# scenarios; writes BENCHMARKS.md and bench/latency.svg (10-15 minutes on 2 cores).
+# scenarios (idle connections, memory while 10 rooms x 1,000 chat, one publisher at full speed,
+# the fan-out ladder, latency at a fixed load, churn); writes BENCHMARKS.md and bench/latency.svg
+# (15-25 minutes on 2 cores).
 bench:
     bash bench/run.sh
 

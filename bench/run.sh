@@ -4,10 +4,12 @@
 # loopback; runs the same scenarios against each, alternating servers within every step;
 # writes bench/results.jsonl, BENCHMARKS.md (the generated part) and bench/latency.svg.
 #
-# Usage: bench/run.sh            (what `just bench` runs; ~10-15 minutes on 2 cores)
+# Usage: bench/run.sh            (what `just bench` runs; ~15-25 minutes on 2 cores)
 # Knobs (environment): BENCH_REV (commit of chat-server to measure), ROOMS, MEMBERS,
 # PUBLISHERS, RATES (the ladder, total msg/s), STEP_SECS, P99_RATE, P99_SECS, P99_ROUNDS, CONNS,
-# CHURN_SECS, SERVERS (subset, e.g. "chat-server bare"), CARGO_TARGET_DIR.
+# CHURN_SECS, FULL_MEMBERS, FULL_WINDOW, FULL_SECS (one publisher at full speed),
+# ACTIVE_ROOMS, ACTIVE_MEMBERS, ACTIVE_RATE, ACTIVE_SECS (memory while the rooms chat),
+# SERVERS (subset, e.g. "chat-server bare"), CARGO_TARGET_DIR.
 # Every run is bounded: each chat-bench call has its own time limits and a `timeout` here.
 set -euo pipefail
 
@@ -27,6 +29,13 @@ P99_SECS=${P99_SECS:-10}
 P99_ROUNDS=${P99_ROUNDS:-3}
 CONNS=${CONNS:-19000}
 CHURN_SECS=${CHURN_SECS:-5}
+FULL_MEMBERS=${FULL_MEMBERS:-1000}
+FULL_WINDOW=${FULL_WINDOW:-16}
+FULL_SECS=${FULL_SECS:-5}
+ACTIVE_ROOMS=${ACTIVE_ROOMS:-10}
+ACTIVE_MEMBERS=${ACTIVE_MEMBERS:-1000}
+ACTIVE_RATE=${ACTIVE_RATE:-50}
+ACTIVE_SECS=${ACTIVE_SECS:-20}
 SERVERS=${SERVERS:-"chat-server bare socketioxide socketio-node"}
 RESULTS=$ROOT/bench/results.jsonl
 
@@ -83,18 +92,28 @@ trap cleanup EXIT
 : > "$RESULTS"
 loadavg() { printf '{"scenario":"load","when":"%s","loadavg":"%s"}\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS"; }
 loadavg start
-for name in $SERVERS; do
+start_server() { # name: starts it (again: the old process is stopped first)
+  local name=$1
+  if [ -n "${PID[$name]:-}" ]; then
+    kill "${PID[$name]}" 2>/dev/null || true
+    wait "${PID[$name]}" 2>/dev/null || true
+  fi
   log "starting $name: ${CMD[$name]}"
   if [ "$name" = socketio-node ]; then
-    NODE_ENV=production ${CMD[$name]} > "$T/bench-$name.log" 2>&1 &
+    NODE_ENV=production ${CMD[$name]} >> "$T/bench-$name.log" 2>&1 &
   else
-    RUST_LOG=warn ${CMD[$name]} > "$T/bench-$name.log" 2>&1 &
+    RUST_LOG=warn ${CMD[$name]} >> "$T/bench-$name.log" 2>&1 &
   fi
   PID[$name]=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/${PORT[$name]}") 2>/dev/null; then break; fi
     sleep 0.1
   done
+}
+
+for name in $SERVERS; do
+  : > "$T/bench-$name.log"
+  start_server "$name"
   printf '{"scenario":"server","server":"%s","note":"%s","command":"%s"}\n' \
     "$name" "${NOTE[$name]}" "${CMD[$name]/$T/\$CARGO_TARGET_DIR}" >> "$RESULTS"
 done
@@ -109,6 +128,27 @@ for name in $SERVERS; do
   # shellcheck disable=SC2046
   timeout 400 "$GEN" connections $(common "$name") --count "$CONNS" --procs 2 --src-addrs 8 \
     --setup-secs 180 || true
+done
+
+# --- memory while the rooms chat: each server restarted, so the RSS it starts from is a fresh
+# process's and what the idle connections above left behind does not count.
+for name in $SERVERS; do
+  start_server "$name"
+  log "active memory $name: $ACTIVE_ROOMS x $ACTIVE_MEMBERS members, $ACTIVE_RATE msg/s"
+  # shellcheck disable=SC2046
+  timeout 400 "$GEN" fanout $(common "$name") --rooms "$ACTIVE_ROOMS" --members "$ACTIVE_MEMBERS" \
+    --publishers "$ACTIVE_ROOMS" --rate "$ACTIVE_RATE" --duration-secs "$ACTIVE_SECS" --drain-secs 5 \
+    --src-addrs 8 --tag active-memory || true
+done
+
+# --- one publisher at full speed into one room (Socket.IO servers: the window counts acks)
+for name in $SERVERS; do
+  [ "${MODE[$name]}" = sio ] || continue
+  log "full speed $name: 1 x $FULL_MEMBERS members, $FULL_WINDOW in flight"
+  # shellcheck disable=SC2046
+  timeout 300 "$GEN" fanout $(common "$name") --rooms 1 --members "$FULL_MEMBERS" \
+    --publishers 1 --window "$FULL_WINDOW" --duration-secs "$FULL_SECS" --drain-secs 5 \
+    --tag full-speed || true
 done
 
 # --- fan-out ladder: alternate servers at each rate; a server stops after its first unclean step

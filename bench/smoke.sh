@@ -2,10 +2,11 @@
 # The benchmark's smoke test, for CI: builds chat-server, the bare peer and chat-bench (debug
 # by default; BUILD_PROFILE=release for release), starts chat-server and the bare peer on
 # loopback, and runs a tiny fan-out (2 rooms of 20, 4 publishers, 2 s), 200 idle connections
-# and 1 s of churn against each; then 1 s of `durable_bench` (SQLite store, 32 senders with 4
-# messages in flight each). Fails (non-zero) unless every fan-out delivery arrived exactly
-# once and in order, every connection was held, and every durable message was acked ok and in
-# order. Well under 2 minutes once built.
+# and 1 s of churn against each; the same fan-out against chat-server with every client on
+# HTTP long-polling (`--transport polling`); then 1 s of `durable_bench` (SQLite store, 32
+# senders with 4 messages in flight each). Fails (non-zero) unless every fan-out delivery
+# arrived exactly once and in order, every connection was held, and every durable message was
+# acked ok and in order. Well under 2 minutes once built.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +57,11 @@ for target in "chat-server sio $CS_PORT $CS_PID" "bare raw $BARE_PORT $BARE_PID"
     --setup-secs 30 --strict
   check "$name churn" "$BIN/chat-bench" churn "${flags[@]}" --concurrency 4 --duration-secs 1
 done
+# The polling client: handshake, CONNECT, join, messages sent by POST and received by the held
+# GET, pings answered, each delivery exactly once and in order.
+check "chat-server fan-out over polling" "$BIN/chat-bench" fanout --addr "127.0.0.1:$CS_PORT" \
+  --mode sio --transport polling --server chat-server --server-pid "$CS_PID" --rooms 2 \
+  --members 10 --publishers 4 --rate 100 --duration-secs 2 --drain-secs 5 --tag smoke --strict
 check "durable pipelined" "$BIN/examples/durable_bench" --senders 32 --window 4 --seconds 1
 echo "bench smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

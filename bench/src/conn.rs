@@ -1,8 +1,9 @@
 //! One benchmark connection: a TCP socket bound to a chosen loopback source address, the
-//! WebSocket handshake, and then either the Socket.IO handshake (open packet, CONNECT with
-//! `{nick}`, `join` with its ack) or the bare peer's one-line join. Everything Socket.IO is
-//! encoded and decoded with `chat-protocol`, so the generator speaks exactly what the chat
-//! server's own clients speak.
+//! WebSocket handshake (or, with [`Transport::Polling`], the Engine.IO long-polling handshake),
+//! and then either the Socket.IO handshake (open packet, CONNECT with `{nick}`, `join` with its
+//! ack) or the bare peer's one-line join. Everything Socket.IO is encoded and decoded with
+//! `chat-protocol`, so the generator speaks exactly what the chat server's own clients speak.
+//! [`Client`] is either transport behind the same calls, so the scenarios do not know which.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use chat_protocol::{engine_io, socket_io};
 use serde_json::json;
 use tokio::net::TcpSocket;
 
+use crate::polling::Polling;
 use crate::ws::Msg;
 pub use crate::ws::Ws;
 
@@ -26,11 +28,24 @@ pub enum Mode {
     Raw,
 }
 
+/// The Engine.IO transport a Socket.IO client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A WebSocket from the start (`transport=websocket`), what every scenario uses by default.
+    #[default]
+    Websocket,
+    /// HTTP long-polling only (`transport=polling`, no upgrade): a held GET and POSTs.
+    Polling,
+}
+
 /// Where to connect and how.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     pub mode: Mode,
+    /// Only with [`Mode::Sio`]: the bare peer speaks WebSocket only.
+    pub transport: Transport,
     /// How many loopback source addresses to spread over: 127.0.0.2, 127.0.0.3, ...
     pub src_addrs: u8,
     /// First source address index (so several processes use different addresses).
@@ -69,9 +84,59 @@ pub fn join_retries() -> u64 {
     JOIN_RETRIES.load(Ordering::Relaxed)
 }
 
-/// Opens the TCP connection from `src` (bound before connect, so the ephemeral ports of
-/// each source address are a separate pool) and does the WebSocket handshake.
-pub async fn open(target: &Target, src: IpAddr) -> anyhow::Result<Ws> {
+/// One client connection over either transport; the calls the scenarios make, dispatched.
+#[derive(Debug)]
+pub enum Client {
+    Ws(Ws),
+    Polling(Polling),
+}
+
+impl Client {
+    /// Sends one text message (over polling: queued for the next POST, which goes out at once
+    /// unless one is under way).
+    pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        match self {
+            Client::Ws(ws) => ws.send_text(text).await,
+            Client::Polling(p) => p.queue_text(text),
+        }
+    }
+
+    /// The next message; `None` when the server ended the connection between messages.
+    /// Cancel-safe on both transports.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Msg>> {
+        match self {
+            Client::Ws(ws) => ws.next().await,
+            Client::Polling(p) => p.next().await,
+        }
+    }
+
+    /// The next message if it has been received already.
+    pub fn buffered(&mut self) -> anyhow::Result<Option<Msg>> {
+        match self {
+            Client::Ws(ws) => ws.buffered(),
+            Client::Polling(p) => p.buffered(),
+        }
+    }
+
+    /// Closes gracefully (a WebSocket close handshake, or polling's close packet); the caller
+    /// bounds it in time.
+    pub async fn close(&mut self) -> anyhow::Result<()> {
+        match self {
+            Client::Ws(ws) => ws.close().await,
+            Client::Polling(p) => p.close().await,
+        }
+    }
+}
+
+/// Opens the connection from `src` (bound before connect, so the ephemeral ports of each
+/// source address are a separate pool) and does the WebSocket or the polling handshake.
+pub async fn open(target: &Target, src: IpAddr) -> anyhow::Result<Client> {
+    if target.transport == Transport::Polling {
+        if target.mode == Mode::Raw {
+            bail!("the bare peer speaks WebSocket only");
+        }
+        return Ok(Client::Polling(Polling::connect(target.addr, src).await?));
+    }
     let socket = TcpSocket::new_v4()?;
     socket
         .bind(SocketAddr::new(src, 0))
@@ -80,17 +145,18 @@ pub async fn open(target: &Target, src: IpAddr) -> anyhow::Result<Ws> {
         .await
         .map_err(|_| anyhow!("connect timed out"))??;
     stream.set_nodelay(true)?;
-    tokio::time::timeout(
+    let ws = tokio::time::timeout(
         STEP_TIMEOUT,
         Ws::handshake(stream, target.addr, target.path()),
     )
     .await
-    .map_err(|_| anyhow!("websocket handshake timed out"))?
+    .map_err(|_| anyhow!("websocket handshake timed out"))??;
+    Ok(Client::Ws(ws))
 }
 
 /// Connects and, in Socket.IO mode, CONNECTs to `/` with `{nick}`. Returns the socket ready
 /// for events (or, in raw mode, ready for `join`).
-pub async fn connect(target: &Target, src: IpAddr, nick: &str) -> anyhow::Result<Ws> {
+pub async fn connect(target: &Target, src: IpAddr, nick: &str) -> anyhow::Result<Client> {
     let mut ws = open(target, src).await?;
     if target.mode == Mode::Raw {
         return Ok(ws);
@@ -116,7 +182,7 @@ pub async fn connect(target: &Target, src: IpAddr, nick: &str) -> anyhow::Result
 
 /// Joins `room`: the `join` event with ack id 1 in Socket.IO mode (waits for the ack), or
 /// `join:<room>` and the peer's `ok` in raw mode.
-pub async fn join(ws: &mut Ws, mode: Mode, room: &str) -> anyhow::Result<()> {
+pub async fn join(ws: &mut Client, mode: Mode, room: &str) -> anyhow::Result<()> {
     match mode {
         Mode::Raw => {
             ws.send_text(&format!("join:{room}")).await?;
@@ -170,7 +236,7 @@ pub async fn join(ws: &mut Ws, mode: Mode, room: &str) -> anyhow::Result<()> {
 }
 
 /// The next text frame, within [`STEP_TIMEOUT`]. Binary frames are skipped; a close is an error.
-pub async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
+pub async fn next_text(ws: &mut Client) -> anyhow::Result<String> {
     loop {
         let msg = tokio::time::timeout(STEP_TIMEOUT, ws.next())
             .await
@@ -185,7 +251,7 @@ pub async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
 }
 
 /// The next Socket.IO packet; answers Engine.IO pings on the way (returns `None` for them).
-async fn next_sio(ws: &mut Ws) -> anyhow::Result<Option<socket_io::Packet>> {
+async fn next_sio(ws: &mut Client) -> anyhow::Result<Option<socket_io::Packet>> {
     let text = next_text(ws).await?;
     match engine_io::Packet::decode(&text) {
         Ok(engine_io::Packet::Ping(data)) => {
@@ -218,7 +284,7 @@ pub fn publish_frame(mode: Mode, room: &str, text: &str, ack_id: u64) -> String 
 }
 
 /// Answers an Engine.IO ping frame (`2...`) with its pong; true when `text` was one.
-pub async fn answer_ping(ws: &mut Ws, mode: Mode, text: &str) -> anyhow::Result<bool> {
+pub async fn answer_ping(ws: &mut Client, mode: Mode, text: &str) -> anyhow::Result<bool> {
     if mode == Mode::Sio && text.starts_with('2') {
         let data = text[1..].to_owned();
         ws.send_text(&engine_io::Packet::Pong(data).encode())

@@ -20,7 +20,7 @@ use tokio::process::Command;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::conn::{self, Mode, Target};
+use crate::conn::{self, Mode, Target, Transport};
 use crate::procfs;
 use crate::ws::Msg;
 
@@ -73,10 +73,15 @@ pub async fn run(cfg: ConnectionsConfig) -> anyhow::Result<ConnectionsResult> {
             Mode::Sio => "sio",
             Mode::Raw => "raw",
         };
+        let transport = match cfg.target.transport {
+            Transport::Websocket => "websocket",
+            Transport::Polling => "polling",
+        };
         let mut child = Command::new(&exe)
             .arg("hold")
             .args(["--addr", &cfg.target.addr.to_string()])
             .args(["--mode", mode])
+            .args(["--transport", transport])
             .args(["--count", &share.to_string()])
             .args(["--worker", &p.to_string()])
             .args(["--src-addrs", &cfg.target.src_addrs.to_string()])
@@ -231,7 +236,7 @@ pub async fn hold(
 }
 
 /// Keeps an idle connection: answers pings, ignores everything else, closes on `stop`.
-async fn idle(mut ws: conn::Ws, mode: Mode, stop: &mut tokio::sync::watch::Receiver<bool>) {
+async fn idle(mut ws: conn::Client, mode: Mode, stop: &mut tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = stop.changed() => break,

@@ -9,10 +9,17 @@
 //! a duplicate, a seq below the highest seen is a reordering, and what is missing at the end
 //! is a loss, so a loss and a duplicate can never cancel out.
 //!
+//! With a `window` the publishers do not keep a rate: each sends as fast as its acks come
+//! back, with `window` messages unacknowledged at most (the single publisher at full speed of
+//! `just bench`), and a message's due time is when it was sent.
+//!
 //! Lifecycle, each step bounded in time: connect and join every member (at most
 //! `connect_concurrency` at once), wait for the server's CPU to settle (joins make the chat
 //! server announce presence), publish for `duration`, drain until every expected delivery
-//! arrived or `drain` ran out, then close everything.
+//! arrived or `drain` ran out, then close everything. The server's RSS is read before the
+//! first connection, once every member has joined and the server is idle, and every 100 ms
+//! while publishing and draining (the peak), so memory per connection is known at rest and
+//! while the room is busy.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -26,7 +33,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use crate::conn::{self, Mode, Target};
+use crate::conn::{self, Mode, Target, Transport};
 use crate::procfs;
 use crate::ws::Msg;
 
@@ -40,8 +47,11 @@ pub struct FanoutConfig {
     pub members: usize,
     /// Publishers in all; spread evenly over the rooms (at least one per room).
     pub publishers: usize,
-    /// Messages per second, all publishers together.
+    /// Messages per second, all publishers together (unused with a `window`).
     pub rate: f64,
+    /// Publish as fast as acks allow, this many unacknowledged per publisher (`None`: at
+    /// `rate`).
+    pub window: Option<usize>,
     pub duration: Duration,
     pub drain: Duration,
     pub payload: usize,
@@ -59,10 +69,13 @@ pub struct FanoutResult {
     pub scenario: &'static str,
     pub server: String,
     pub mode: Mode,
+    pub transport: Transport,
     pub rooms: usize,
     pub members: usize,
     pub publishers: usize,
     pub rate: f64,
+    /// Messages in flight per publisher, when publishing at full speed.
+    pub window: Option<usize>,
     pub duration_s: f64,
     pub payload: usize,
     pub sent: u64,
@@ -88,6 +101,21 @@ pub struct FanoutResult {
     pub server_cpu_s: f64,
     pub generator_cpu_s: f64,
     pub server_cpu_s_per_million: f64,
+    /// The kernel's part of `server_cpu_s` (system time), seconds.
+    pub server_sys_s: f64,
+    /// Server RSS before the first connection, with every member joined and the server idle,
+    /// and the highest sample (every 100 ms) while publishing and draining, KiB; 0 unknown.
+    pub rss_start_kib: u64,
+    pub rss_joined_kib: u64,
+    pub rss_peak_kib: u64,
+    /// (joined - start) / connections and (peak - start) / connections, KiB.
+    pub rss_per_connection_joined_kib: f64,
+    pub rss_per_connection_peak_kib: f64,
+    /// With `--transport polling`: the HTTP GETs and POSTs answered, and the TCP
+    /// connections opened, while publishing and draining (all 0 over WebSocket).
+    pub polling_gets: u64,
+    pub polling_posts: u64,
+    pub polling_connects: u64,
     /// True when every expected delivery arrived exactly once and nothing else did
     /// (order is `in_order`'s business).
     pub complete: bool,
@@ -187,6 +215,11 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         "need rooms >= 1, members >= 2"
     );
     anyhow::ensure!(cfg.rate > 0.0, "rate must be > 0");
+    anyhow::ensure!(
+        cfg.window.is_none() || cfg.target.mode == Mode::Sio,
+        "--window counts acks: Socket.IO mode only (the bare peer does not ack)"
+    );
+    anyhow::ensure!(cfg.window != Some(0), "--window must be >= 1");
     let per_room = cfg.publishers.div_ceil(cfg.rooms).clamp(1, cfg.members);
     let publishers = per_room * cfg.rooms;
     let period = Duration::from_secs_f64(publishers as f64 / cfg.rate);
@@ -201,6 +234,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         hist: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
     });
     let cfg = Arc::new(cfg);
+    let rss_start = cfg.server_pid.and_then(procfs::rss_kib).unwrap_or(0);
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let (ready_tx, mut ready_rx) = mpsc::channel::<anyhow::Result<()>>(1024);
     let permits = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
@@ -237,13 +271,26 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
     }
     settle(cfg.server_pid, cfg.settle).await;
     let setup_s = setup_started.elapsed().as_secs_f64();
+    let rss_joined = cfg.server_pid.and_then(procfs::rss_kib).unwrap_or(0);
+    let mut rss_peak = rss_joined;
+    let mut rss_sampled = Instant::now();
 
     let server_cpu0 = procfs::cpu_or_zero(cfg.server_pid);
+    let server_sys0 = system_or_zero(cfg.server_pid);
     let gen_cpu0 = procfs::self_cpu_seconds();
+    let requests0 = crate::polling::requests();
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + cfg.duration;
     let _ = phase_tx.send(Phase::Publish(start));
-    tokio::time::sleep_until((end + period).into()).await;
+    let sample_rss = |peak: &mut u64| {
+        if let Some(rss) = cfg.server_pid.and_then(procfs::rss_kib) {
+            *peak = (*peak).max(rss);
+        }
+    };
+    while Instant::now() < end + period {
+        tokio::time::sleep_until((Instant::now() + RSS_EVERY).min(end + period).into()).await;
+        sample_rss(&mut rss_peak);
+    }
     // Publishers stop at `end`; what they sent is final once they passed it.
     let drain_started = Instant::now();
     let drain_deadline = drain_started + cfg.drain;
@@ -255,10 +302,16 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+        if rss_sampled.elapsed() >= RSS_EVERY {
+            rss_sampled = Instant::now();
+            sample_rss(&mut rss_peak);
+        }
     }
     let drain_s = drain_started.elapsed().as_secs_f64();
     let server_cpu_s = procfs::cpu_or_zero(cfg.server_pid) - server_cpu0;
+    let server_sys_s = system_or_zero(cfg.server_pid) - server_sys0;
     let generator_cpu_s = procfs::self_cpu_seconds() - gen_cpu0;
+    let requests = crate::polling::requests();
     let _ = phase_tx.send(Phase::Stop);
 
     let mut stats = ConnStats::default();
@@ -296,10 +349,12 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         scenario: "fanout",
         server: cfg.server.clone(),
         mode: cfg.target.mode,
+        transport: cfg.target.transport,
         rooms: cfg.rooms,
         members: cfg.members,
         publishers,
         rate: cfg.rate,
+        window: cfg.window,
         duration_s: cfg.duration.as_secs_f64(),
         payload: cfg.payload,
         sent: stats.sent,
@@ -333,6 +388,15 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         } else {
             server_cpu_s / stats.delivered as f64 * 1e6
         },
+        polling_gets: requests.0 - requests0.0,
+        polling_posts: requests.1 - requests0.1,
+        polling_connects: requests.2 - requests0.2,
+        server_sys_s,
+        rss_start_kib: rss_start,
+        rss_joined_kib: rss_joined,
+        rss_peak_kib: rss_peak,
+        rss_per_connection_joined_kib: per_connection(rss_start, rss_joined, total),
+        rss_per_connection_peak_kib: per_connection(rss_start, rss_peak, total),
         complete,
         in_order: stats.reordered == 0,
         kept_up: complete
@@ -341,6 +405,23 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
                 .is_none_or(|k| Duration::from_secs_f64(drain_s) <= k),
         command: crate::command_line(),
     })
+}
+
+/// How often the server's RSS is sampled while publishing and draining.
+const RSS_EVERY: Duration = Duration::from_millis(100);
+
+/// The system CPU seconds of `pid`, 0 when unknown.
+fn system_or_zero(pid: Option<u32>) -> f64 {
+    pid.and_then(procfs::cpu_user_system)
+        .map_or(0.0, |(_, system)| system)
+}
+
+/// `(after - before) / n`, 0 when a reading is missing.
+fn per_connection(before: u64, after: u64, n: usize) -> f64 {
+    if before == 0 || after == 0 || n == 0 {
+        return 0.0;
+    }
+    after.saturating_sub(before) as f64 / n as f64
 }
 
 /// Waits until the server used less than 5% of a core over 200 ms, or `limit` passed.
@@ -413,7 +494,7 @@ impl Task {
         self.serve(ws, phase).await
     }
 
-    async fn serve(&self, mut ws: conn::Ws, phase: watch::Receiver<Phase>) -> ConnStats {
+    async fn serve(&self, mut ws: conn::Client, phase: watch::Receiver<Phase>) -> ConnStats {
         let mode = self.cfg.target.mode;
         let mut stats = ConnStats::default();
         let mut seen: Vec<Seen> = (0..self.publishers).map(|_| Seen::default()).collect();
@@ -423,6 +504,11 @@ impl Task {
         let mut first_due = Instant::now();
         let mut end = Instant::now();
         let mut seq: u64 = 0;
+        // Full speed (`window`): sending is open between the start and the end, and this many
+        // messages await their ack.
+        let window = self.cfg.window.filter(|_| self.publisher.is_some());
+        let mut full_speed = false;
+        let mut in_flight = 0usize;
         // The phase's next change, awaited by one future across frames (a fresh `changed()`
         // per frame registered and dropped a waiter each time).
         let mut next_phase = Box::pin(phase_change(phase));
@@ -441,7 +527,12 @@ impl Task {
                         Phase::Setup => {}
                         Phase::Publish(start) => {
                             end = start + self.cfg.duration;
-                            if let Some(p) = self.publisher {
+                            if window.is_some() {
+                                // One tick, at the start: it opens the window.
+                                let mut t = tokio::time::interval_at(start.into(), Duration::from_secs(3600));
+                                t.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                                ticker = Some(t);
+                            } else if let Some(p) = self.publisher {
                                 let offset = self.period.mul_f64(p as f64 / self.publishers as f64);
                                 first_due = start + offset;
                                 let mut t = tokio::time::interval_at(first_due.into(), self.period);
@@ -454,6 +545,11 @@ impl Task {
                 }
                 // A publisher's tick: send the message that is due.
                 _ = tick(&mut ticker), if ticker.is_some() => {
+                    if window.is_some() {
+                        ticker = None;
+                        full_speed = true;
+                        continue;
+                    }
                     let due = first_due + self.period.mul_f64(seq as f64);
                     if due >= end {
                         ticker = None;
@@ -468,6 +564,25 @@ impl Task {
                         break;
                     }
                     seq += 1;
+                    stats.sent += 1;
+                    self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                // Full speed: the window has room.
+                () = std::future::ready(()), if full_speed && in_flight < window.unwrap_or(0) => {
+                    let now = Instant::now();
+                    if now >= end {
+                        full_speed = false;
+                        continue;
+                    }
+                    let due_us = now.duration_since(self.shared.epoch).as_micros() as u64;
+                    let text = make_payload(self.publisher.unwrap_or(0), seq, due_us, self.cfg.payload);
+                    let frame = conn::publish_frame(mode, &self.room_name, &text, seq + 100);
+                    if ws.send_text(&frame).await.is_err() {
+                        stats.error = true;
+                        break;
+                    }
+                    seq += 1;
+                    in_flight += 1;
                     stats.sent += 1;
                     self.shared.sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -487,6 +602,7 @@ impl Task {
                     }
                     if mode == Mode::Sio {
                         if text.starts_with("43") {
+                            in_flight = in_flight.saturating_sub(1);
                             if text.contains("\"ok\":false") {
                                 stats.acks_failed += 1;
                             } else {

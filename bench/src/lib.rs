@@ -8,7 +8,8 @@
 //! CPU from `/proc` beside its own CPU, because generator and server share the cores.
 //!
 //! Modules:
-//! - [`conn`]: one connection: source address, WebSocket and Socket.IO handshakes, join.
+//! - [`conn`]: one connection: source address, WebSocket (or polling) and Socket.IO
+//!   handshakes, join; [`conn::Client`] is either transport behind the same calls.
 //! - [`fanout`]: R rooms of M members, P publishers at a fixed rate; loss, duplicates,
 //!   reordering per (publisher, seq) and per receiver; latency histogram.
 //! - [`connections`]: N idle connections over several worker processes; RSS per connection.
@@ -16,6 +17,8 @@
 //! - [`procfs`]: `/proc` readings (RSS, CPU seconds, the machine).
 //! - [`report`]: results file -> the generated part of `BENCHMARKS.md` and the SVG chart.
 //! - [`ws`]: the client side of WebSocket the generator speaks (lighter than tungstenite's).
+//! - [`polling`]: the client side of Engine.IO long-polling (`--transport polling`): a held
+//!   GET loop and POSTs over two keep-alive HTTP/1.1 connections.
 //!
 //! Where to add things: a new scenario is a module with a `Config`, a `Result` that
 //! serialises to one JSON line (with `scenario`, `server` and `command`), a subcommand in
@@ -27,6 +30,7 @@ pub mod churn;
 pub mod conn;
 pub mod connections;
 pub mod fanout;
+pub mod polling;
 pub mod procfs;
 pub mod report;
 pub mod ws;

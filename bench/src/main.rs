@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use chat_bench::conn::{Mode, Target};
+use chat_bench::conn::{Mode, Target, Transport};
 use chat_bench::{churn, connections, fanout, report};
 use clap::{Args, Parser, Subcommand};
 
@@ -28,6 +28,10 @@ struct TargetArgs {
     /// Socket.IO (`sio`) or bare WebSocket frames (`raw`, the bare peer).
     #[arg(long, value_enum, default_value = "sio")]
     mode: Mode,
+    /// The Engine.IO transport of every client (`sio` mode): a WebSocket from the start, or
+    /// HTTP long-polling only (no upgrade).
+    #[arg(long, value_enum, default_value = "websocket")]
+    transport: Transport,
     /// How many loopback source addresses (127.0.0.2, ...) to spread connections over.
     #[arg(long, default_value_t = 4)]
     src_addrs: u8,
@@ -50,6 +54,7 @@ impl TargetArgs {
         Target {
             addr: self.addr,
             mode: self.mode,
+            transport: self.transport,
             src_addrs: self.src_addrs,
             src_base: self.src_base,
         }
@@ -72,6 +77,10 @@ enum Command {
         /// Messages per second, all publishers together.
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
+        /// Publish at full speed instead of at `--rate`: each publisher keeps this many
+        /// messages unacknowledged (e.g. 16).
+        #[arg(long)]
+        window: Option<usize>,
         #[arg(long, default_value_t = 5.0)]
         duration_secs: f64,
         /// Longest wait after publishing for the last deliveries.
@@ -133,6 +142,8 @@ enum Command {
         addr: SocketAddr,
         #[arg(long, value_enum)]
         mode: Mode,
+        #[arg(long, value_enum, default_value = "websocket")]
+        transport: Transport,
         #[arg(long)]
         count: usize,
         #[arg(long)]
@@ -188,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
             members,
             publishers,
             rate,
+            window,
             duration_secs,
             drain_secs,
             payload,
@@ -205,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
                 members,
                 publishers,
                 rate,
+                window,
                 duration: Duration::from_secs_f64(duration_secs),
                 drain: Duration::from_secs_f64(drain_secs),
                 payload,
@@ -217,8 +230,13 @@ async fn main() -> anyhow::Result<()> {
             value["tag"] = tag.into();
             emit(target.out.as_ref(), &value)?;
             eprintln!(
-                "{} rate {} msg/s: drain {:.2} s, {}/{} delivered ({:.3}%), lost {} dup {} reordered {} unexpected {}, {:.0} deliveries/s, p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server CPU {:.2} s, generator CPU {:.2} s",
+                "{} ({:?}{}) rate {} msg/s: drain {:.2} s, {}/{} delivered ({:.3}%), lost {} dup {} reordered {} unexpected {}, {:.0} deliveries/s, p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server CPU {:.2} s ({:.2} per M deliveries), generator CPU {:.2} s, server RSS {} -> {} (joined) -> {} KiB (peak): {:.2} / {:.2} KiB per connection",
                 result.server,
+                result.transport,
+                result
+                    .window
+                    .map(|w| format!(", {w} in flight"))
+                    .unwrap_or_default(),
                 result.rate,
                 result.drain_s,
                 result.delivered,
@@ -233,7 +251,13 @@ async fn main() -> anyhow::Result<()> {
                 result.p99_us as f64 / 1000.0,
                 result.p999_us as f64 / 1000.0,
                 result.server_cpu_s,
-                result.generator_cpu_s
+                result.server_cpu_s_per_million,
+                result.generator_cpu_s,
+                result.rss_start_kib,
+                result.rss_joined_kib,
+                result.rss_peak_kib,
+                result.rss_per_connection_joined_kib,
+                result.rss_per_connection_peak_kib
             );
             if strict && !(result.complete && result.kept_up && (result.in_order || allow_reorder))
             {
@@ -299,6 +323,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Hold {
             addr,
             mode,
+            transport,
             count,
             worker,
             src_addrs,
@@ -309,6 +334,7 @@ async fn main() -> anyhow::Result<()> {
             let target = Target {
                 addr,
                 mode,
+                transport,
                 src_addrs,
                 src_base,
             };

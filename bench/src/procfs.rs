@@ -16,6 +16,12 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 /// User plus system CPU seconds of `pid` so far (`/proc/<pid>/stat` fields 14 and 15),
 /// counting its threads and waited-for children (fields 16 and 17 are left out).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_user_system(pid).map(|(user, system)| user + system)
+}
+
+/// User and system CPU seconds of `pid` so far, apart (the system part is the kernel's work
+/// for it: on loopback, most of it the TCP send and receive paths).
+pub fn cpu_user_system(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields are counted after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -23,7 +29,7 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     // `rest` starts at field 3 (state), so field 14 is index 11.
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / TICKS_PER_SEC)
+    Some((utime / TICKS_PER_SEC, stime / TICKS_PER_SEC))
 }
 
 /// CPU seconds of this process.

@@ -124,6 +124,8 @@ pub fn render(input: &ReportInput) -> String {
     summary(&mut md, results);
     latency(&mut md, results);
     ladder(&mut md, results, &input.chart_link);
+    full_speed(&mut md, &of_kind(results, "fanout", Some("full-speed")));
+    active_memory(&mut md, &of_kind(results, "fanout", Some("active-memory")));
     idle_connections(&mut md, &of_kind(results, "connections", None));
     churn(&mut md, &of_kind(results, "churn", None));
     commands(&mut md, results);
@@ -390,6 +392,114 @@ fn ladder(md: &mut String, results: &[Value], chart_link: &str) {
     }
 }
 
+/// chat-server's value of `key` among `runs` (the first one), for ratios.
+fn base_value(runs: &[&Value], key: &str) -> f64 {
+    runs.iter()
+        .find(|r| s(r, "server") == BASE)
+        .map_or(0.0, |r| f(r, key))
+}
+
+/// `value / base` as `1.23x`, or `-` without a base.
+fn ratio(value: f64, base: f64) -> String {
+    if base > 0.0 {
+        format!("{:.2}x", value / base)
+    } else {
+        "-".into()
+    }
+}
+
+/// One publisher at full speed (N messages in flight) into one room.
+fn full_speed(md: &mut String, runs: &[&Value]) {
+    let Some(first) = runs.first() else { return };
+    let _ = writeln!(
+        md,
+        "### One publisher at full speed
+"
+    );
+    let _ = writeln!(
+        md,
+        "One room of {} members, one publisher sending as fast as its acks come back with {} messages in flight, {:.0} s, drain up to 5 s. Deliveries/s = deliveries / (publishing + drain time).
+",
+        f(first, "members"),
+        f(first, "window"),
+        f(first, "duration_s"),
+    );
+    let _ = writeln!(
+        md,
+        "| server | sent | delivered % | lost / dup / reordered | drain (s) | deliveries/s | p50 / p99 (ms) | server CPU-s | server CPU-s per M deliveries | generator CPU-s | deliveries/s vs chat-server | CPU per delivery vs chat-server |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let (base_rate, base_cpu) = (
+        base_value(runs, "deliveries_per_s"),
+        base_value(runs, "server_cpu_s_per_million"),
+    );
+    for r in runs {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.3} | {} / {} / {} | {:.2} | {:.0} | {} / {} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            s(r, "server"),
+            f(r, "sent"),
+            f(r, "delivered_ratio") * 100.0,
+            f(r, "lost"),
+            f(r, "duplicates"),
+            f(r, "reordered"),
+            f(r, "drain_s"),
+            f(r, "deliveries_per_s"),
+            ms(f(r, "p50_us")),
+            ms(f(r, "p99_us")),
+            f(r, "server_cpu_s"),
+            f(r, "server_cpu_s_per_million"),
+            f(r, "generator_cpu_s"),
+            ratio(f(r, "deliveries_per_s"), base_rate),
+            ratio(f(r, "server_cpu_s_per_million"), base_cpu),
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// Memory while every room chats: RSS per connection at rest and at its peak.
+fn active_memory(md: &mut String, runs: &[&Value]) {
+    let Some(first) = runs.first() else { return };
+    let _ = writeln!(
+        md,
+        "### Memory while the rooms chat
+"
+    );
+    let _ = writeln!(
+        md,
+        "{} rooms of {} members, {} publishers, {} msg/s in all, {:.0} s; each server fresh (started for this run). RSS per connection = (RSS - RSS before the first connection) / connections, once all joined and idle, and at the highest sample (every 100 ms) while publishing and draining.
+",
+        f(first, "rooms"),
+        f(first, "members"),
+        f(first, "publishers"),
+        f(first, "rate"),
+        f(first, "duration_s"),
+    );
+    let _ = writeln!(
+        md,
+        "| server | delivered % | RSS before / joined / peak (MiB) | KiB per connection, joined | KiB per connection, peak while active | peak vs chat-server | p99 (ms) | server CPU-s |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let base = base_value(runs, "rss_per_connection_peak_kib");
+    for r in runs {
+        let _ = writeln!(
+            md,
+            "| {} | {:.3} | {:.1} / {:.1} / {:.1} | {:.2} | {:.2} | {} | {} | {:.2} |",
+            s(r, "server"),
+            f(r, "delivered_ratio") * 100.0,
+            f(r, "rss_start_kib") / 1024.0,
+            f(r, "rss_joined_kib") / 1024.0,
+            f(r, "rss_peak_kib") / 1024.0,
+            f(r, "rss_per_connection_joined_kib"),
+            f(r, "rss_per_connection_peak_kib"),
+            ratio(f(r, "rss_per_connection_peak_kib"), base),
+            ms(f(r, "p99_us")),
+            f(r, "server_cpu_s"),
+        );
+    }
+    let _ = writeln!(md);
+}
+
 fn idle_connections(md: &mut String, conns: &[&Value]) {
     if !conns.is_empty() {
         let _ = writeln!(md, "### Idle connections\n");
@@ -623,6 +733,10 @@ mod tests {
             r#"{"scenario":"fanout","tag":"p99-r3","server":"bare","rooms":1,"members":1000,"rate":100,"p99_us":7000,"complete":true,"kept_up":true}"#,
             r#"{"scenario":"fanout","tag":"p99-r3","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":7500,"complete":true,"kept_up":true}"#,
             r#"{"scenario":"fanout","tag":"p99-r4","server":"chat-server","rooms":1,"members":1000,"rate":100,"p99_us":1000,"complete":false,"kept_up":false}"#,
+            r#"{"scenario":"fanout","tag":"full-speed","server":"chat-server","members":1000,"window":16,"deliveries_per_s":1000000,"server_cpu_s_per_million":2.0,"delivered_ratio":1.0}"#,
+            r#"{"scenario":"fanout","tag":"full-speed","server":"bare","members":1000,"window":16,"deliveries_per_s":1200000,"server_cpu_s_per_million":1.5,"delivered_ratio":1.0}"#,
+            r#"{"scenario":"fanout","tag":"active-memory","server":"chat-server","rooms":10,"members":1000,"rss_start_kib":10240,"rss_joined_kib":110240,"rss_peak_kib":140240,"rss_per_connection_joined_kib":10.0,"rss_per_connection_peak_kib":13.0}"#,
+            r#"{"scenario":"fanout","tag":"active-memory","server":"bare","rooms":10,"members":1000,"rss_per_connection_peak_kib":9.75}"#,
         ];
         let results: Vec<Value> = lines
             .iter()
@@ -645,6 +759,17 @@ mod tests {
         assert!(md.contains("- bare: **7.50 ms** (8.00 / 7.00)"), "{md}");
         assert!(md.contains("| chat-server | 3 | 1 x 1000 | 100 |"), "{md}");
         assert!(md.contains("| bare | 3 | 1 x 1000 | 100 |"), "{md}");
+        assert!(md.contains("### One publisher at full speed"), "{md}");
+        assert!(
+            md.contains("| 1000000 | 0.00 / 0.00 | 0.00 | 2.00 | 0.00 | 1.00x | 1.00x |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1200000 | 0.00 / 0.00 | 0.00 | 1.50 | 0.00 | 1.20x | 0.75x |"),
+            "{md}"
+        );
+        assert!(md.contains("| 10.00 | 13.00 | 1.00x |"), "{md}");
+        assert!(md.contains("| 9.75 | 0.75x |"), "{md}");
         let svg = chart(&results);
         assert!(svg.starts_with("<svg") && svg.contains("polyline"));
     }

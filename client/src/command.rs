@@ -54,6 +54,11 @@ pub enum Command {
     Rooms,
     /// `/topic [text]`: show, or set, the current room's topic.
     Topic(Option<String>),
+    /// A moderation command in the current room (`/kick`, `/ban`, ...).
+    Moderate(Moderate),
+    /// `/search <text>` (Ctrl+F): the current window's lines, then the server's history of
+    /// the current room (of every room of the namespace from its own window).
+    Search(String),
     Help,
     Quit,
     /// Script only: `/wait <ms>`.
@@ -61,6 +66,37 @@ pub enum Command {
     /// Script only: `/expect <text>`, wait until a shown line contains the text (a text
     /// starting with `| ` looks at continuation rows: see [`crate::script`]).
     Expect(String),
+}
+
+/// A moderation action on the current room (room operators and server admins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moderate {
+    /// `/kick <nick> [reason]`.
+    Kick {
+        nick: String,
+        reason: Option<String>,
+    },
+    /// `/ban <nick|address> [duration] [reason]`: a duration is a number with `s`, `m`, `h`,
+    /// `d` or `w` (`10m`, `2h`); without one the ban lasts until lifted.
+    Ban {
+        target: String,
+        duration_secs: Option<u64>,
+        reason: Option<String>,
+    },
+    /// `/unban <nick|address>`.
+    Unban(String),
+    /// `/mute <nick> [duration] [reason]`.
+    Mute {
+        nick: String,
+        duration_secs: Option<u64>,
+        reason: Option<String>,
+    },
+    /// `/unmute <nick>`.
+    Unmute(String),
+    /// `/op <nick>`.
+    Op(String),
+    /// `/deop <nick>`.
+    Deop(String),
 }
 
 /// Why a line could not be understood; shown in the pane as is.
@@ -139,6 +175,38 @@ pub const COMMANDS: &[CommandInfo] = &[
         "/topic [text]",
         "show or set the current room's topic",
     ),
+    cmd(
+        "kick",
+        "/kick <nick> [reason]",
+        "remove a user from the current room (operators)",
+    ),
+    cmd(
+        "ban",
+        "/ban <nick|ip> [time]",
+        "ban a nick (admins: an address) from the room, for a time (10m, 2h, 1d), a reason after: /ban bob 2h spam",
+    ),
+    cmd(
+        "unban",
+        "/unban <nick|ip>",
+        "lift a ban in the current room",
+    ),
+    cmd(
+        "mute",
+        "/mute <nick> [time]",
+        "keep a user from speaking in the room (a time and a reason as for /ban)",
+    ),
+    cmd("unmute", "/unmute <nick>", "let a muted user speak again"),
+    cmd(
+        "op",
+        "/op <nick>",
+        "make a registered nick an operator of the current room",
+    ),
+    cmd("deop", "/deop <nick>", "take a user's operator status away"),
+    cmd(
+        "search",
+        "/search <text>",
+        "find the words in this window, then in the room's history on the server (Ctrl+F)",
+    ),
     cmd("help", "/help", "this help"),
     cmd("quit", "/quit", "leave the chat"),
     CommandInfo {
@@ -162,6 +230,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Tab", "complete a command, nick or room"),
     ("Alt+1..9", "switch to window 1..9"),
     ("Alt+N", "show or hide the nick list"),
+    (
+        "Ctrl+F",
+        "search (/search); in the results Up/Down choose, Enter jumps, Esc closes",
+    ),
     (
         "Alt+Enter",
         "a new line in the message (Shift+Enter too where the terminal tells)",
@@ -262,6 +334,67 @@ pub fn parse(line: &str) -> Result<Input, ParseError> {
         },
         "rooms" | "list" => Command::Rooms,
         "topic" => Command::Topic((!args.is_empty()).then(|| args.to_owned())),
+        "kick" | "k" => {
+            let (nick, reason) = split_first_word(args);
+            if nick.is_empty() {
+                return Err(ParseError::Usage("/kick <nick> [reason]"));
+            }
+            Command::Moderate(Moderate::Kick {
+                nick: nick.to_owned(),
+                reason: (!reason.is_empty()).then(|| reason.to_owned()),
+            })
+        }
+        "ban" | "mute" => {
+            let (target, rest) = split_first_word(args);
+            if target.is_empty() {
+                return Err(ParseError::Usage(if name_lc == "ban" {
+                    "/ban <nick|ip> [time] [reason]"
+                } else {
+                    "/mute <nick> [time] [reason]"
+                }));
+            }
+            let (first, after) = split_first_word(rest);
+            let (duration_secs, reason) = match duration(first) {
+                Some(secs) => (Some(secs), after),
+                None => (None, rest),
+            };
+            let reason = (!reason.is_empty()).then(|| reason.to_owned());
+            Command::Moderate(if name_lc == "ban" {
+                Moderate::Ban {
+                    target: target.to_owned(),
+                    duration_secs,
+                    reason,
+                }
+            } else {
+                Moderate::Mute {
+                    nick: target.to_owned(),
+                    duration_secs,
+                    reason,
+                }
+            })
+        }
+        "unban" | "unmute" | "op" | "deop" => match (words.next(), words.next()) {
+            (Some(nick), None) => Command::Moderate(match name_lc.as_str() {
+                "unban" => Moderate::Unban(nick.to_owned()),
+                "unmute" => Moderate::Unmute(nick.to_owned()),
+                "op" => Moderate::Op(nick.to_owned()),
+                _ => Moderate::Deop(nick.to_owned()),
+            }),
+            _ => {
+                return Err(ParseError::Usage(match name_lc.as_str() {
+                    "unban" => "/unban <nick|ip>",
+                    "unmute" => "/unmute <nick>",
+                    "op" => "/op <nick>",
+                    _ => "/deop <nick>",
+                }));
+            }
+        },
+        "search" | "find" => {
+            if args.is_empty() {
+                return Err(ParseError::Usage("/search <text>"));
+            }
+            Command::Search(args.to_owned())
+        }
         "help" | "?" => Command::Help,
         "quit" | "exit" => Command::Quit,
         "wait" | "sleep" => match args.parse::<u64>() {
@@ -277,6 +410,24 @@ pub fn parse(line: &str) -> Result<Input, ParseError> {
         _ => return Err(ParseError::Unknown(name.to_owned())),
     };
     Ok(Input::Command(command))
+}
+
+/// `30s`, `10m`, `2h`, `1d`, `1w` (or plain seconds) in seconds; `None` for anything else.
+pub fn duration(word: &str) -> Option<u64> {
+    let split = word
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(word.len());
+    let (digits, unit) = word.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(scale).filter(|s| *s > 0)
 }
 
 fn strip_hash(room: &str) -> String {
@@ -299,6 +450,77 @@ mod tests {
             Ok(Input::Command(c)) => c,
             other => panic!("{line:?} parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn moderation_commands() {
+        assert_eq!(
+            cmd("/kick bob be nice"),
+            Command::Moderate(Moderate::Kick {
+                nick: "bob".into(),
+                reason: Some("be nice".into())
+            })
+        );
+        assert_eq!(
+            cmd("/kick bob"),
+            Command::Moderate(Moderate::Kick {
+                nick: "bob".into(),
+                reason: None
+            })
+        );
+        assert_eq!(
+            cmd("/ban bob 2h spam links"),
+            Command::Moderate(Moderate::Ban {
+                target: "bob".into(),
+                duration_secs: Some(7200),
+                reason: Some("spam links".into())
+            })
+        );
+        assert_eq!(
+            cmd("/ban 10.0.0.1 spam"),
+            Command::Moderate(Moderate::Ban {
+                target: "10.0.0.1".into(),
+                duration_secs: None,
+                reason: Some("spam".into())
+            })
+        );
+        assert_eq!(
+            cmd("/mute eve 30"),
+            Command::Moderate(Moderate::Mute {
+                nick: "eve".into(),
+                duration_secs: Some(30),
+                reason: None
+            })
+        );
+        assert_eq!(
+            cmd("/unban bob"),
+            Command::Moderate(Moderate::Unban("bob".into()))
+        );
+        assert_eq!(
+            cmd("/op carol"),
+            Command::Moderate(Moderate::Op("carol".into()))
+        );
+        assert_eq!(
+            cmd("/deop carol"),
+            Command::Moderate(Moderate::Deop("carol".into()))
+        );
+        assert_eq!(
+            cmd("/unmute eve"),
+            Command::Moderate(Moderate::Unmute("eve".into()))
+        );
+        assert_eq!(
+            parse("/kick"),
+            Err(ParseError::Usage("/kick <nick> [reason]"))
+        );
+        assert_eq!(parse("/op a b"), Err(ParseError::Usage("/op <nick>")));
+        assert_eq!(
+            parse("/ban"),
+            Err(ParseError::Usage("/ban <nick|ip> [time] [reason]"))
+        );
+        assert_eq!(
+            (duration("1d"), duration("0"), duration("5x")),
+            (Some(86_400), None, None)
+        );
     }
 
     #[test]
@@ -371,6 +593,11 @@ mod tests {
         assert_eq!(cmd("/wait 250"), Command::Wait(250));
         assert!(parse("/wait soon").is_err());
         assert_eq!(cmd("/expect bob: hi"), Command::Expect("bob: hi".into()));
+        assert_eq!(
+            cmd("/search  deploy \"went\" "),
+            Command::Search("deploy \"went\"".into())
+        );
+        assert_eq!(parse("/search"), Err(ParseError::Usage("/search <text>")));
     }
 
     #[test]

@@ -13,10 +13,12 @@
 //! - [`app`]: the model and `update` (keys, scrolling, paste); `app/window.rs` the windows,
 //!   unread/mention counts and read marker; `app/commands.rs` typed lines and Tab
 //!   completion; `app/network.rs` network events, with room history de-duplicated by
-//!   `(namespace, room, seq)`.
+//!   `(namespace, room, seq)`; `app/search.rs` `/search` (Ctrl+F): the results list and
+//!   the jump to a hit.
 //! - [`layout`]: where each part of the screen goes, a window's lines and how they wrap
 //!   into rows; the model (scrolling, page size) and the view both use it.
 //! - [`view`]: the pure view; [`theme`]: dark and light colours.
+//! - [`split`]: a line over the server's text limit cut into messages at word boundaries.
 //! - [`sanitize`]: text from the network made harmless for a terminal (control characters
 //!   and bidirectional overrides shown as escapes, newlines as continuation rows); both the
 //!   view and the headless output use it.
@@ -44,6 +46,7 @@ pub mod layout;
 pub mod net;
 pub mod sanitize;
 pub mod script;
+pub mod split;
 pub mod theme;
 pub mod tui;
 pub mod view;

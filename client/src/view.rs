@@ -23,8 +23,8 @@ use ratatui::text::Span;
 use ratatui::widgets::Widget;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use crate::app::{App, ConnState, NsStatus, Window, WindowKind};
-use crate::layout::{members, tail_rows};
+use crate::app::{App, ConnState, NsStatus, SearchView, Window, WindowKind, hit_place};
+use crate::layout::{members, tail_rows, wrapped_rows};
 use crate::sanitize;
 
 /// Draws the app and puts the cursor at the input position.
@@ -242,7 +242,14 @@ fn render_members(app: &App, area: Rect, buf: &mut Buffer) {
         } else {
             Style::new().fg(app.theme.nick_color(name))
         };
-        let mark = if away { '~' } else { ' ' };
+        // Operators are marked `@` (IRC's mark), before away's `~`.
+        let mark = if w.operators.contains(name) {
+            '@'
+        } else if away {
+            '~'
+        } else {
+            ' '
+        };
         let text = fit_ellipsis(&format!("{mark}{}", sanitize::one_line(name)), width);
         buf.set_string(area.x, area.y + 1 + i as u16, text, style);
     }
@@ -261,12 +268,16 @@ fn render_messages(app: &App, area: Rect, buf: &mut Buffer) {
     if area.width == 0 || area.height == 0 {
         return;
     }
+    if let Some(search) = &app.search {
+        return render_search(app, search, area, buf);
+    }
     let Some(w) = app.active_window() else {
         return;
     };
     let height = usize::from(area.height);
+    let style = app.row_style();
     let rows = tail_rows(
-        &app.row_style(),
+        &style,
         &w.lines,
         w.marker,
         area.width,
@@ -277,6 +288,63 @@ fn render_messages(app: &App, area: Rect, buf: &mut Buffer) {
     let start = end.saturating_sub(height);
     for (dy, row) in rows[start..end].iter().enumerate() {
         buf.set_line(area.x, area.y + dy as u16, row, area.width);
+    }
+    // The line a search jumped to, reversed (its rows counted from the end).
+    if let Some(at) = w.found.filter(|&at| at < w.lines.len()) {
+        let after = wrapped_rows(&style, &w.lines[at + 1..], None, area.width).len();
+        let own = wrapped_rows(&style, &w.lines[at..=at], None, area.width).len();
+        let last = rows.len().saturating_sub(after);
+        for r in last.saturating_sub(own)..last {
+            if (start..end).contains(&r) {
+                let y = area.y + (r - start) as u16;
+                buf.set_style(Rect::new(area.x, y, area.width, 1), app.theme.found);
+            }
+        }
+    }
+}
+
+/// The search results over the messages: what was searched, then one row per hit (where,
+/// who, the text on one row), the chosen one reversed and kept in view.
+fn render_search(app: &App, search: &SearchView, area: Rect, buf: &mut Buffer) {
+    let width = usize::from(area.width);
+    buf.set_string(
+        area.x,
+        area.y,
+        fit_ellipsis(&sanitize::one_line(&search.header()), width),
+        app.theme.info,
+    );
+    let rows = usize::from(area.height).saturating_sub(1);
+    if rows == 0 {
+        return;
+    }
+    let first = search.selected.saturating_sub(rows - 1);
+    for (dy, (i, hit)) in search
+        .hits
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(rows)
+        .enumerate()
+    {
+        let y = area.y + 1 + dy as u16;
+        let text = format!(
+            "{} {} <{}> {}",
+            crate::layout::hhmm(hit.ts, &app.tz),
+            hit_place(hit),
+            hit.from,
+            hit.text
+        );
+        let style = if i == search.selected {
+            app.theme.found
+        } else {
+            app.theme.text
+        };
+        buf.set_string(
+            area.x,
+            y,
+            fit_ellipsis(&sanitize::one_line(&text), width),
+            style,
+        );
     }
 }
 

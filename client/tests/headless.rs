@@ -49,6 +49,12 @@ async fn rooms_broadcast_dm_and_leave() {
         .await;
     alice.line("/join #bad room");
     alice.wait_for("!! usage: /join <room>").await;
+    // A search from the namespace's window: every room alice is in, on the server.
+    alice.line("/search HELLO bob");
+    alice
+        .wait_for("[/ search] #general <alice> hello bob 日本 😀")
+        .await;
+    alice.wait_for("[/ search] 1 found for \"HELLO bob\"").await;
 
     let (ok_a, _) = alice.finish().await;
     let (ok_b, out_b) = bob.finish().await;
@@ -395,6 +401,60 @@ async fn server_disconnect_of_a_namespace_is_not_reconnected() {
     server.shutdown().await;
 }
 
+/// Moderation from the terminal client: the registered creator of a room kicks and bans;
+/// the room and the target see the lines; the banned user's `/join` is refused; a guest's
+/// `/kick` is refused with the server's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_kicks_and_bans_and_a_guest_cannot() {
+    let server = start_server(&[]).await;
+    let server_url = url(server.local_addr());
+    let ada = Client::start_with(&server_url, "ada", &[], Some("pw-ada"));
+    ada.line("/join lobby");
+    ada.wait_for("you joined #lobby").await;
+    let bob = Client::start(&server_url, "bob", &[]);
+    bob.line("/join lobby");
+    ada.wait_for("bob joined #lobby").await;
+    bob.line("/kick ada");
+    bob.wait_for("!! kick of ada refused: only operators of lobby")
+        .await;
+    ada.line("/kick bob too loud");
+    ada.wait_for("[/ #lobby] -- ada kicked bob from #lobby (too loud)")
+        .await;
+    bob.wait_for("[/ #lobby] !! you were kicked from #lobby by ada (too loud)")
+        .await;
+    // Kicked, not banned: back at once.
+    bob.line("/join lobby");
+    bob.line("/who");
+    bob.wait_for("#lobby has 2 members: ada, bob").await;
+    ada.line("/ban bob 1h spam");
+    ada.wait_for("ada banned bob from #lobby for").await;
+    bob.wait_for("you were kicked from #lobby by ada (spam)")
+        .await;
+    bob.line("/join lobby");
+    bob.wait_for("cannot join #lobby: you are banned from lobby for")
+        .await;
+    ada.line("/who");
+    ada.wait_for("#lobby has 1 members: ada").await;
+    // After a restart (a memory store: the ban is gone), bob does not rejoin the room he
+    // was removed from; ada does.
+    let addr = server.local_addr();
+    server.shutdown().await;
+    let server = start_server_at(addr, &[]).await;
+    bob.wait_for("reconnected to / as bob").await;
+    // Handled after any rejoin of bob's (his CONNECT's `since`, his automatic joins).
+    bob.line("/whois bob");
+    bob.wait_for("bob: a guest").await;
+    assert!(
+        !bob.output().contains("in #lobby with you"),
+        "{}",
+        bob.output()
+    );
+    let (ok_a, out_a) = ada.finish().await;
+    let (ok_b, out_b) = bob.finish().await;
+    assert!(ok_a && ok_b, "{out_a}\n{out_b}");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_nick_needs_its_password_and_gets_waiting_direct_messages_once() {
     let server = start_server(&[]).await;
@@ -696,6 +756,7 @@ async fn forged_events_are_escaped_without_a_server() {
                 room: "r".into(),
                 members: vec!["alice".into(), "mallory".into()],
                 away: Vec::new(),
+                operators: Vec::new(),
                 topic: Some(hostile.clone()),
                 history: vec![message(1)],
             })),

@@ -44,6 +44,7 @@ fn join(app: &mut App, nsp: &str, room: &str, members: &[&str], history: Vec<Cha
                 room: room.into(),
                 members: members.iter().map(|m| m.to_string()).collect(),
                 away: Vec::new(),
+                operators: Vec::new(),
                 topic: Some("Rust and friends".into()).filter(|_| room == "general"),
                 history,
             })),
@@ -201,7 +202,8 @@ fn screen_120x40() {
     app.submit("/help");
     let (text, _) = draw(&app, 120, 40);
     assert_snapshot("screen_120x40", &text);
-    assert!(text.contains("/ns <namespace> [key]"));
+    assert!(text.contains("/kick <nick> [reason]"), "{text}");
+    assert!(text.contains("/search <text>"), "{text}");
 }
 
 #[test]
@@ -760,4 +762,290 @@ fn away_members_are_marked_in_the_nick_list() {
     );
     let (text, _) = draw(&app, 120, 30);
     assert!(text.contains("│ bob "), "{text}");
+}
+
+/// Operators are marked `@` in the nick list; `moderation` events are lines in the room
+/// (a kick removes its target from the list, an op adds the mark, a kick of us says so);
+/// a deleted message's line loses its text.
+#[test]
+fn moderation_events_are_lines_and_operators_are_marked() {
+    use chat_protocol::events::{MessageDeleted, Moderation, ModerationAction};
+    let mut app = fixture();
+    app.update(Event::Resize(120, 30));
+    let event = |action, actor: &str, target: &str, reason: Option<&str>| NetEvent::Server {
+        nsp: "/".into(),
+        event: ServerEvent::Moderation(Box::new(Moderation {
+            room: "general".into(),
+            actor: actor.into(),
+            action,
+            target: target.into(),
+            reason: reason.map(str::to_owned),
+            until: None,
+        })),
+    };
+    net(&mut app, event(ModerationAction::Op, "carol", "bob", None));
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("│@bob "), "{text}");
+    assert!(
+        text.contains("carol made bob an operator of #general"),
+        "{text}"
+    );
+    net(
+        &mut app,
+        event(ModerationAction::Kick, "bob", "carol", Some("spam")),
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(
+        text.contains("bob kicked carol from #general (spam)"),
+        "{text}"
+    );
+    assert!(text.contains("│ 3 members"), "{text}");
+    assert!(!text.contains("│ carol "), "{text}");
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Deleted(MessageDeleted {
+                room: "general".into(),
+                seq: 1,
+                id: "general-1".into(),
+                by: "root".into(),
+            }),
+        },
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(text.contains("(message deleted by root)"), "{text}");
+    assert!(
+        text.contains("root deleted message #1 of #general"),
+        "{text}"
+    );
+    net(
+        &mut app,
+        event(ModerationAction::Kick, "bob", "alice", None),
+    );
+    let (text, _) = draw(&app, 120, 30);
+    assert!(
+        text.contains("you were kicked from #general by bob"),
+        "{text}"
+    );
+}
+
+fn key(app: &mut App, code: KeyCode, modifiers: KeyModifiers) {
+    app.update(Event::Key(KeyEvent::new(code, modifiers)));
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c), KeyModifiers::NONE);
+    }
+}
+
+/// Ctrl+F: the loaded lines are searched at once and the server is asked; the results
+/// list replaces the messages (the chosen hit reversed); Enter on a hit that is not loaded
+/// asks for the messages around it and shows its line, marked, with the gap said.
+#[test]
+fn search_lists_local_then_server_hits_and_jumps_to_a_line_not_loaded() {
+    use chat_protocol::events::{HistoryReply, SearchReply};
+    use ratatui::style::Modifier;
+    let mut app = fixture();
+    for seq in 100..=120 {
+        let text = if seq == 110 {
+            "the deploy plan is ready".to_owned()
+        } else {
+            format!("line {seq}")
+        };
+        net(
+            &mut app,
+            NetEvent::Server {
+                nsp: "/".into(),
+                event: ServerEvent::Message(msg("general", seq, "bob", &text)),
+            },
+        );
+    }
+    app.update(Event::Resize(80, 24));
+    app.take_commands();
+    key(&mut app, KeyCode::Char('f'), KeyModifiers::CONTROL);
+    assert_eq!(app.input.text(), "/search ");
+    type_text(&mut app, "Deploy PLAN");
+    key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    let search = chat_client::app::search_request(Some("general".into()), "Deploy PLAN", None);
+    assert!(
+        app.take_commands()
+            .iter()
+            .any(|c| matches!(c, chat_client::net::NetCommand::Request { request, .. } if *request == search)),
+        "the server is asked"
+    );
+    let (text, _) = draw(&app, 80, 24);
+    assert!(
+        text.contains("found \"Deploy PLAN\" in #general: 1 (asking the server...)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("#general <bob> the deploy plan is ready"),
+        "{text}"
+    );
+    net(
+        &mut app,
+        NetEvent::Reply {
+            nsp: "/".into(),
+            request: search,
+            result: Ok(Reply::Search(SearchReply {
+                messages: vec![
+                    msg("general", 110, "bob", "the deploy plan is ready"),
+                    msg("general", 30, "carol", "a first deploy plan"),
+                ],
+                next: None,
+            })),
+            automatic: false,
+        },
+    );
+    key(&mut app, KeyCode::Down, KeyModifiers::NONE);
+    let (text, terminal) = draw(&app, 80, 24);
+    assert_snapshot("search_results_80x24", &text);
+    assert!(text.contains("#general: 2 - Enter"), "{text}");
+    let (x, y) = find(&text, "<carol> a first deploy plan").expect("the server's hit");
+    assert!(
+        terminal.backend().buffer()[(x, y)]
+            .modifier
+            .contains(Modifier::REVERSED),
+        "the chosen hit is reversed"
+    );
+    // Enter: #30 is not loaded, so the messages around it are asked for.
+    key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(app.search.is_none(), "the list closes");
+    let history = Request::History {
+        room: "general".into(),
+        before: Some(41),
+        limit: 50,
+    };
+    assert!(
+        app.take_commands()
+            .iter()
+            .any(|c| matches!(c, chat_client::net::NetCommand::Request { request, .. } if *request == history)),
+        "the messages around the hit are asked for"
+    );
+    let mut page: Vec<ChatMessage> = (1..=40)
+        .map(|seq| msg("general", seq, "carol", &format!("old {seq}")))
+        .collect();
+    page[29] = msg("general", 30, "carol", "a first deploy plan");
+    net(
+        &mut app,
+        NetEvent::Reply {
+            nsp: "/".into(),
+            request: history,
+            result: Ok(Reply::History(HistoryReply {
+                room: "general".into(),
+                messages: page,
+            })),
+            automatic: false,
+        },
+    );
+    let (text, terminal) = draw(&app, 80, 24);
+    let (x, y) = find(&text, "a first deploy plan").expect("the hit's line is shown");
+    assert!(
+        terminal.backend().buffer()[(x, y)]
+            .modifier
+            .contains(Modifier::REVERSED),
+        "the line jumped to is marked: {text}"
+    );
+    // The page ends before the lines already loaded (the fixture's 1..4 were loaded, then
+    // 100..120): the gap after it is said.
+    assert!(
+        text.contains("old 40") || text.contains("messages #"),
+        "{text}"
+    );
+    // Esc on a new search closes its list and leaves the window as it was.
+    app.update(Event::Line("/search nothing like this".into()));
+    assert!(app.search.is_some());
+    key(&mut app, KeyCode::Esc, KeyModifiers::NONE);
+    assert!(app.search.is_none());
+}
+
+/// The server's limits (its `limits` event): a line longer than its text limit goes as
+/// several messages cut between words; a word longer than the limit stays in the input.
+#[test]
+fn a_line_over_the_servers_limit_is_split_at_words() {
+    use chat_protocol::events::Limits;
+    let mut app = fixture();
+    net(
+        &mut app,
+        NetEvent::Server {
+            nsp: "/".into(),
+            event: ServerEvent::Limits(Limits {
+                max_text_len: 12,
+                max_nick_len: 32,
+                max_room_len: 64,
+                max_rooms: 100,
+                events_per_sec: 100,
+                events_burst: 200,
+                max_search_len: 200,
+            }),
+        },
+    );
+    app.take_commands();
+    app.update(Event::Line("one two three four five six".into()));
+    let sent: Vec<String> = app
+        .take_commands()
+        .into_iter()
+        .filter_map(|c| match c {
+            chat_client::net::NetCommand::Request {
+                request: Request::Message { text, .. },
+                ..
+            } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, ["one two", "three four", "five six"]);
+    type_text(&mut app, "a supercalifragilistic word");
+    key(&mut app, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(
+        app.take_commands()
+            .iter()
+            .all(|c| !matches!(c, chat_client::net::NetCommand::Request { .. })),
+        "nothing sent"
+    );
+    assert_eq!(
+        app.input.text(),
+        "a supercalifragilistic word",
+        "kept in the input"
+    );
+    let (text, _) = draw(&app, 80, 24);
+    assert!(
+        text.contains("a word is longer than the server's limit of 12"),
+        "{text}"
+    );
+}
+
+/// A search replaced before its answer came: the late answer is not listed under the new
+/// one.
+#[test]
+fn a_late_answer_of_a_replaced_search_is_dropped() {
+    use chat_protocol::events::SearchReply;
+    let mut app = fixture();
+    app.update(Event::Line("/search first words".into()));
+    app.update(Event::Line("/search hello".into()));
+    let late = chat_client::app::search_request(Some("general".into()), "first words", None);
+    net(
+        &mut app,
+        NetEvent::Reply {
+            nsp: "/".into(),
+            request: late,
+            result: Ok(Reply::Search(SearchReply {
+                messages: vec![msg("general", 2, "carol", "first words here")],
+                next: None,
+            })),
+            automatic: false,
+        },
+    );
+    let view = app.search.as_ref().expect("the list is open");
+    assert_eq!(view.text, "hello");
+    assert!(view.pending, "still waiting for its own answer");
+    assert_eq!(
+        view.hits
+            .iter()
+            .map(|h| h.text.as_str())
+            .collect::<Vec<_>>(),
+        ["hello everyone"],
+        "only the window's own hit"
+    );
 }

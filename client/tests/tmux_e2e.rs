@@ -1,4 +1,5 @@
-//! End to end in a real terminal: the `chat` binary runs inside tmux (a private server
+//! End to end in a real terminal (among the steps: a search with Ctrl+F and the jump to
+//! its hit): the `chat` binary runs inside tmux (a private server
 //! socket, `tmux -L <unique>`), keys are typed with `send-keys`, the screen is read with
 //! `capture-pane -p`. A headless client in this process is the other side of the chat.
 //! Skipped, with a printed reason, when tmux is not installed.
@@ -220,9 +221,42 @@ async fn chat_in_a_real_terminal() {
     );
     assert!(!screen.contains(" 1 @1"), "{screen}");
 
-    // Bob's next message while #lobby is active; then /quit ends the program cleanly.
+    // Bob's next message while #lobby is active.
     bob.line("bye now");
     tmux.wait_text("<bob> bye now").await;
+
+    // Ctrl+F: a search of #lobby, the window's lines then the server's history; the hit
+    // found in both is listed once, and Enter goes back to the room.
+    tmux.keys(&["C-f"]);
+    tmux.wait_text("[#lobby] /search").await;
+    tmux.line("FROM tmux");
+    let screen = tmux
+        .wait_text("found \"FROM tmux\" in #lobby: 1 - Enter")
+        .await;
+    assert!(
+        screen.contains("#lobby <alice> hello from tmux 日本 😀"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("<bob> bye now"),
+        "the list is over the messages:\n{screen}"
+    );
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("scrolled up (PgDn)").await;
+    assert!(!screen.contains("found \""), "{screen}");
+    assert!(screen.contains("<alice> hello from tmux"), "{screen}");
+    // The line jumped to is drawn reversed (SGR 7).
+    let escaped =
+        String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p", "-e", "-t", "chat"]).stdout)
+            .into_owned();
+    assert!(
+        escaped
+            .lines()
+            .any(|l| l.contains("hello from tmux") && l.contains("\u{1b}[7m")),
+        "{escaped:?}"
+    );
+
+    // Then /quit ends the program cleanly.
     tmux.line("/quit");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

@@ -97,7 +97,9 @@ impl BroadcastOperator {
             Packet::event(self.ns.name(), event, args, None),
             attachments,
         );
-        self.ns.adapter().broadcast(packet, &self.opts)
+        let delivered = self.ns.adapter().broadcast(packet, &self.opts);
+        self.ns.stats().delivered(delivered);
+        delivered
     }
 
     /// Emits `event` with one argument written straight to JSON (no `Value` built);
@@ -109,10 +111,12 @@ impl BroadcastOperator {
     ) -> Result<usize, SendError> {
         let text = encode_frame_with(PacketKind::Event, self.ns.name(), None, &(event, arg))
             .map_err(|_| SendError::Unserializable)?;
-        Ok(self
+        let delivered = self
             .ns
             .adapter()
-            .broadcast(EncodedPacket::raw(text), &self.opts))
+            .broadcast(EncodedPacket::raw(text), &self.opts);
+        self.ns.stats().delivered(delivered);
+        Ok(delivered)
     }
 
     /// The sockets this operator currently targets.

@@ -15,7 +15,8 @@
 //! - [`cors`]: which browser origins may use the Engine.IO path (CORS headers, preflights)
 //!   and the `Origin` check of WebSocket upgrades; pure.
 //! - [`http_routes`]: the application's own routes for other paths (the chat's web page).
-//! - `per_ip`: the open sessions per IP address.
+//! - `per_ip`: the open sessions per IP address; [`trusted_proxy`]: the client's address
+//!   from `X-Forwarded-For`, believed from listed proxies only.
 //! - `polling`: Engine.IO long-polling sessions (held GET, POST, the upgrade to WebSocket).
 //! - [`connection`]: one connection: the Engine.IO session (open packet, heartbeat, connect
 //!   timeout), Socket.IO packet dispatch in arrival order, and the writer that drains the
@@ -29,6 +30,8 @@
 //! - [`broadcast`]: the operator (`to`, `except`, `volatile`) that encodes once and hands the
 //!   bytes to the adapter.
 //! - [`outbox`]: encoded packets and each connection's bounded queue with the slow-consumer rule.
+//! - [`stats`]: the engine's counters (connections, deliveries, refusals, closes by reason),
+//!   relaxed atomics the application reads for its metrics.
 //! - [`buffers`]: the buffer policy: what each connection's buffers keep between batches and
 //!   when a burst's are given back (every such constant lives there).
 //!
@@ -57,6 +60,8 @@ pub mod outbox;
 mod per_ip;
 pub(crate) mod polling;
 pub mod socket;
+pub mod stats;
+pub mod trusted_proxy;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -79,6 +84,8 @@ pub use namespace::{
 };
 pub use outbox::EncodedPacket;
 pub use socket::{AckError, AckResponse, AckSender, Socket};
+pub use stats::EngineStats;
+pub use trusted_proxy::TrustedProxies;
 
 /// A session or socket id: 20 random URL-safe characters. Cheap to clone.
 #[derive(Clone, PartialOrd, Ord)]
@@ -211,6 +218,10 @@ pub struct EngineConfig {
     /// nor the server's own `Host`. Off by default: credentials travel in the CONNECT
     /// payload, not in cookies a browser would attach for another site's page.
     pub check_ws_origin: bool,
+    /// Reverse proxies (addresses, CIDR blocks) whose `X-Forwarded-For` names the client: its
+    /// address then counts for the per-address limits, the chat's password delay and the
+    /// logs (see [`trusted_proxy`]). None by default: every peer is the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for EngineConfig {
@@ -236,6 +247,7 @@ impl Default for EngineConfig {
             max_attachments: 64,
             cors_origins: CorsOrigins::SameOrigin,
             check_ws_origin: false,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -268,6 +280,8 @@ struct EngineInner {
     polling: polling::Sessions,
     /// The application's routes for paths other than the Engine.IO one.
     http_routes: OnceLock<http_routes::HttpRoutes>,
+    /// Counters for the application's metrics (namespaces share it for their broadcasts).
+    stats: Arc<EngineStats>,
 }
 
 /// What the engine tells a client whose packet went over the rate limit. The engine knows no
@@ -315,6 +329,7 @@ impl Engine {
                 rate_limit_replies: OnceLock::new(),
                 polling: polling::Sessions::default(),
                 http_routes: OnceLock::new(),
+                stats: Arc::new(EngineStats::default()),
             }),
         }
     }
@@ -349,7 +364,13 @@ impl Engine {
     /// Registers (or replaces the handlers of) a static namespace and returns its handle.
     /// Static namespaces live as long as the engine.
     pub fn namespace(&self, name: &str, handlers: Handlers) -> Namespace {
-        let ns = Namespace::new(name, Arc::new(handlers), &self.inner.adapter_factory, None);
+        let ns = Namespace::new(
+            name,
+            Arc::new(handlers),
+            &self.inner.adapter_factory,
+            None,
+            self.inner.stats.clone(),
+        );
         let old = write(&self.inner.namespaces).insert(name.to_owned(), ns.clone());
         drop(old);
         ns
@@ -391,6 +412,7 @@ impl Engine {
             handlers,
             &self.inner.adapter_factory,
             Some(registry),
+            self.inner.stats.clone(),
         ))
     }
 
@@ -406,6 +428,11 @@ impl Engine {
     /// How many sessions opened by long-polling are open (upgraded ones included).
     pub fn polling_sessions(&self) -> usize {
         self.inner.polling.len()
+    }
+
+    /// The engine's counters (see [`stats`]).
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
     }
 
     pub(crate) fn tracker(&self) -> &TaskTracker {

@@ -34,7 +34,25 @@ use super::http_routes::HttpRequest;
 use super::namespace::{ConnectionInfo, Transport};
 use super::outbox::CloseReason;
 use super::per_ip::{CONNECTIONS_PER_SESSION, IpSlot, PerIp};
+use super::stats::Refusal;
 use super::{Engine, Sid, connection, http_io, polling};
+
+/// Counts an open WebSocket connection while it lives (the gauge goes down however the
+/// connection's task ends).
+struct OpenWebSocket(Engine);
+
+impl OpenWebSocket {
+    fn new(engine: &Engine) -> OpenWebSocket {
+        engine.stats().websocket_opened();
+        OpenWebSocket(engine.clone())
+    }
+}
+
+impl Drop for OpenWebSocket {
+    fn drop(&mut self) {
+        self.0.stats().websocket_closed();
+    }
+}
 
 /// The path Socket.IO clients use by default.
 pub const PATH: &str = ENGINE_PATH;
@@ -87,6 +105,9 @@ pub async fn serve_with(
             remote.ip(),
             max_per_ip.saturating_mul(CONNECTIONS_PER_SESSION),
         );
+        // A trusted proxy's connections carry many clients: their sessions are counted per
+        // client (the address its X-Forwarded-For names), its connections not at all.
+        let within = within || engine.config().trusted_proxies.trusts(remote.ip());
         let engine2 = engine.clone();
         let tls = tls.clone();
         let per_ip = per_ip.clone();
@@ -216,8 +237,20 @@ where
             debug!(%remote, "no request head in time, or the client went away");
             return;
         }
+        // Behind a trusted proxy, the client it names (per request: a proxy may send
+        // several clients' requests on one connection).
+        let peer = remote;
+        let proxies = &engine.config().trusted_proxies;
+        let remote = if proxies.trusts(peer.ip()) {
+            RequestHead::parse(&buf).map_or(peer, |head| {
+                proxies.client(peer, head.header_values("x-forwarded-for"))
+            })
+        } else {
+            peer
+        };
         if !conn_within {
             debug!(%remote, "too many connections from this address");
+            engine.stats().refused(Refusal::PerIp);
             http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
             return;
         }
@@ -244,6 +277,7 @@ where
                     _ => engine.config().cors_origins.answer_headers(origin),
                 };
                 debug!(%remote, status = refusal.status, "request refused");
+                engine.stats().refused(Refusal::of_status(refusal.status));
                 http_io::refuse_with(&mut stream, &refusal, &cors, limit).await;
                 return;
             }
@@ -253,6 +287,7 @@ where
             && !websocket_origin_allowed(engine.config(), upgrade)
         {
             debug!(%remote, "WebSocket upgrade from an origin not allowed");
+            engine.stats().refused(Refusal::Origin);
             http_io::refuse(&mut stream, &HandshakeError::FORBIDDEN, limit).await;
             return;
         }
@@ -261,6 +296,7 @@ where
                 let answer = engine.config().cors_origins.preflight(&preflight);
                 let Ok(response) = answer else {
                     debug!(%remote, "CORS preflight from an origin not allowed");
+                    engine.stats().refused(Refusal::Origin);
                     http_io::refuse(&mut stream, &HandshakeError::FORBIDDEN, limit).await;
                     return;
                 };
@@ -276,6 +312,7 @@ where
                 let (session_slot, within) = PerIp::enter(&per_ip, remote.ip(), max);
                 if !within {
                     debug!(%remote, "too many sessions from this address");
+                    engine.stats().refused(Refusal::PerIp);
                     http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
                     return;
                 }
@@ -284,6 +321,7 @@ where
                     _ => return,
                 }
                 let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
+                let _open = OpenWebSocket::new(&engine);
                 // Given back now: the connection's task lives as long as the connection.
                 drop(std::mem::take(&mut buf));
                 let info = Arc::new(ConnectionInfo::new(

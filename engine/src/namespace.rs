@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use super::adapter::{Adapter, AdapterContext, LocalSockets, RoomEvent};
 use super::socket::{AckSender, Socket};
+use super::stats::EngineStats;
 use super::{AdapterFactory, Registry, Sid, lock, read, write};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -259,6 +260,8 @@ struct NamespaceInner {
     /// Admissions between [`Namespace::register`] and their `add_socket`; taken under the
     /// registry lock, so a removal (under its write lock) sees every one of them.
     pins: AtomicUsize,
+    /// The engine's counters (a broadcast adds its deliveries).
+    stats: Arc<EngineStats>,
 }
 
 /// A namespace returned by [`Namespace::register`], pinned (it stays registered) until this
@@ -286,6 +289,7 @@ impl Namespace {
         handlers: Arc<Handlers>,
         factory: &AdapterFactory,
         registry: Option<Weak<Registry>>,
+        stats: Arc<EngineStats>,
     ) -> Namespace {
         let inner = Arc::new_cyclic(|weak: &Weak<NamespaceInner>| {
             let local = Arc::new(LocalSockets::default());
@@ -306,6 +310,7 @@ impl Namespace {
                 sockets: RwLock::new(HashMap::new()),
                 registry,
                 pins: AtomicUsize::new(0),
+                stats,
             }
         });
         Namespace { inner }
@@ -389,6 +394,10 @@ impl Namespace {
         &self.inner.name
     }
 
+    pub(crate) fn stats(&self) -> &EngineStats {
+        &self.inner.stats
+    }
+
     pub fn adapter(&self) -> &Arc<dyn Adapter> {
         &self.inner.adapter
     }
@@ -438,6 +447,7 @@ mod tests {
             handlers.clone(),
             &factory,
             registry.map(Arc::downgrade),
+            Arc::default(),
         )
     }
 

@@ -274,6 +274,11 @@ impl Outbox {
     pub fn is_closed(&self) -> bool {
         self.shared.closer.is_cancelled()
     }
+
+    /// Why it was closed (the first reason given), once it is.
+    pub(crate) fn reason(&self) -> Option<CloseReason> {
+        lock(&self.shared.queue).reason.clone()
+    }
 }
 
 impl OutboxReceiver {

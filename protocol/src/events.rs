@@ -59,6 +59,17 @@ requests! {
     PingRequest => client::PING, PingReply;
     WhoisRequest => client::WHOIS, WhoisReply;
     AwayRequest => client::AWAY, AwayReply;
+    KickRequest => client::KICK, Moderation;
+    BanRequest => client::BAN, Moderation;
+    UnbanRequest => client::UNBAN, Moderation;
+    MuteRequest => client::MUTE, Moderation;
+    UnmuteRequest => client::UNMUTE, Moderation;
+    OpRequest => client::OP, Moderation;
+    DeopRequest => client::DEOP, Moderation;
+    DeleteRequest => client::DELETE, MessageDeleted;
+    UnregisterRequest => client::UNREGISTER, UnregisterReply;
+    ResetPasswordRequest => client::RESET_PASSWORD, ResetPasswordReply;
+    SearchRequest => client::SEARCH, SearchReply;
 }
 
 server_events! {
@@ -69,6 +80,9 @@ server_events! {
     TopicChange => server::TOPIC;
     Notice => server::NOTICE;
     Typing => server::TYPING;
+    Moderation => server::MODERATION;
+    MessageDeleted => server::DELETED;
+    Limits => server::LIMITS;
 }
 
 /// Event names, client to server.
@@ -88,6 +102,20 @@ pub mod client {
     pub const PING: &str = "ping";
     pub const WHOIS: &str = "whois";
     pub const AWAY: &str = "away";
+    /// Moderation (room operators and server admins; see `docs/PROTOCOL.md`, "Moderation").
+    pub const KICK: &str = "kick";
+    pub const BAN: &str = "ban";
+    pub const UNBAN: &str = "unban";
+    pub const MUTE: &str = "mute";
+    pub const UNMUTE: &str = "unmute";
+    pub const OP: &str = "op";
+    pub const DEOP: &str = "deop";
+    /// Server admins only.
+    pub const DELETE: &str = "delete";
+    pub const UNREGISTER: &str = "unregister";
+    pub const RESET_PASSWORD: &str = "reset_password";
+    /// Searches the history of the rooms the socket is in.
+    pub const SEARCH: &str = "search";
 }
 
 /// Event names, server to client.
@@ -99,6 +127,12 @@ pub mod server {
     pub const TOPIC: &str = "topic";
     pub const NOTICE: &str = "notice";
     pub const TYPING: &str = "typing";
+    /// A moderation action in a room (kick, ban, op, ...).
+    pub const MODERATION: &str = "moderation";
+    /// A message an admin deleted from a room's history.
+    pub const DELETED: &str = "deleted";
+    /// The server's limits, sent once after each CONNECT.
+    pub const LIMITS: &str = "limits";
 }
 
 // ---- CONNECT auth payload ----
@@ -180,6 +214,20 @@ pub enum ErrorCode {
     /// restarting): the request did not happen. Retry it after a short delay; a `message`
     /// re-sent with the same `cid` is stored once (see `docs/PROTOCOL.md`, "Errors").
     Unavailable,
+    /// The request needs a room operator (or a server admin), and the sender is not one;
+    /// also an operator acting on a server admin.
+    NotOperator,
+    /// The request is for server admins only.
+    NotAdmin,
+    /// The sender is banned from the room (`join`, and rooms of a CONNECT's `since`).
+    Banned,
+    /// The sender is muted in the room (`message`).
+    Muted,
+    /// The nick named is not a registered nick (`op`, `unregister`, `reset_password`).
+    NotRegistered,
+    /// The thing named does not exist: a message to delete, a ban or mute to lift, a user
+    /// to kick who is not in the room.
+    NotFound,
     /// A code this build does not know (sent by a newer server): read it as a refusal with
     /// its message. Never sent.
     #[serde(other)]
@@ -308,6 +356,9 @@ pub struct JoinReply {
     /// The members who are away (a subset of `members`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub away: Vec<String>,
+    /// The members who are room operators (a subset of `members`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<String>,
     #[serde(default)]
     pub topic: Option<String>,
     /// The most recent messages, oldest first.
@@ -392,6 +443,9 @@ pub struct WhoReply {
     /// The members who are away (a subset of `members`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub away: Vec<String>,
+    /// The members who are room operators (a subset of `members`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<String>,
 }
 
 /// Who a nick is: online or not, registered or a guest, the rooms of this namespace the
@@ -485,7 +539,170 @@ pub struct PingReply {
     pub ts: i64,
 }
 
+// ---- moderation requests (see `docs/PROTOCOL.md`, "Moderation") ----
+
+/// Removes a user (every device of the nick) from a room; they may join again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KickRequest {
+    pub room: String,
+    pub nick: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Bans a nick (and its look-alikes) or, for server admins, an IP address (an IPv6 address
+/// bans its /64) from a room, for `duration_secs` or until lifted. Members it matches are
+/// removed from the room (each seen as a `kick`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanRequest {
+    pub room: String,
+    /// A nick, or an IP address.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Lifts a ban (the nick or address as banned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbanRequest {
+    pub room: String,
+    pub target: String,
+}
+
+/// Mutes a nick in a room: its `message`s are refused (`muted`), for `duration_secs` or
+/// until lifted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MuteRequest {
+    pub room: String,
+    pub nick: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmuteRequest {
+    pub room: String,
+    pub nick: String,
+}
+
+/// Makes a registered nick a room operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpRequest {
+    pub room: String,
+    pub nick: String,
+}
+
+/// Takes a room operator's status away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeopRequest {
+    pub room: String,
+    pub nick: String,
+}
+
+/// Server admins: removes one message from a room's history (its `seq` is not reused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    pub room: String,
+    pub seq: u64,
+}
+
+/// Server admins: forgets a registered nick (its password, its waiting direct messages and
+/// its operator status in every room); it becomes a guest nick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnregisterRequest {
+    pub nick: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnregisterReply {
+    pub nick: String,
+}
+
+/// Server admins: gives a registered nick a new password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetPasswordRequest {
+    pub nick: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetPasswordReply {
+    pub nick: String,
+}
+
+/// Searches the messages of one room the socket is in, or of every room it is in (in this
+/// namespace) when `room` is absent, for `text` as a phrase: its words in that order, whole
+/// words, without regard to case. The text is never a query language: quotes, `*`, `AND`,
+/// `NEAR` and the like are words or punctuation like any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    pub text: String,
+    /// The `next` of the previous page: only older hits. Opaque (the store's own cursor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// 1..50, default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchReply {
+    /// The hits, newest first (by when they were stored).
+    pub messages: Vec<ChatMessage>,
+    /// Present when there may be older hits: send it back as `before` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
 // ---- server events ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModerationAction {
+    /// The target was removed from the room (by a `kick`, or by a ban that matched them).
+    Kick,
+    Ban,
+    Unban,
+    Mute,
+    Unmute,
+    Op,
+    Deop,
+    /// A moderation action this build does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+/// A moderation action, shown to the room (every member, the actor and the target too) and
+/// returned to the actor as the reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moderation {
+    pub room: String,
+    /// Who did it: a nick, or `server` for the admin API.
+    pub actor: String,
+    pub action: ModerationAction,
+    /// A nick, or an IP address (a ban by address).
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For a ban or mute with a duration: when it ends, milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+}
+
+/// A message removed from a room's history by an admin; clients drop or blank it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageDeleted {
+    pub room: String,
+    pub seq: u64,
+    pub id: String,
+    pub by: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -548,6 +765,27 @@ pub struct Notice {
 pub struct Typing {
     pub room: String,
     pub nick: String,
+}
+
+/// The server's limits, pushed to a socket right after its CONNECT is accepted (before the
+/// welcome `notice`), so a client can split a long line instead of having it refused.
+/// Fields may be added; a client ignores what it does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Longest message (and `dm`) text, in characters (Unicode scalar values).
+    pub max_text_len: usize,
+    /// Longest nick, in characters.
+    pub max_nick_len: usize,
+    /// Longest room name, in characters.
+    pub max_room_len: usize,
+    /// Rooms one socket may be in.
+    pub max_rooms: usize,
+    /// Events per second the connection may send after its burst (0: no limit).
+    pub events_per_sec: u32,
+    /// Events the connection may send at once.
+    pub events_burst: u32,
+    /// Longest `search` text, in characters.
+    pub max_search_len: usize,
 }
 
 #[cfg(test)]
@@ -646,6 +884,17 @@ mod tests {
             PingRequest::EVENT,
             WhoisRequest::EVENT,
             AwayRequest::EVENT,
+            KickRequest::EVENT,
+            BanRequest::EVENT,
+            UnbanRequest::EVENT,
+            MuteRequest::EVENT,
+            UnmuteRequest::EVENT,
+            OpRequest::EVENT,
+            DeopRequest::EVENT,
+            DeleteRequest::EVENT,
+            UnregisterRequest::EVENT,
+            ResetPasswordRequest::EVENT,
+            SearchRequest::EVENT,
         ];
         let pushed = [
             ChatMessage::EVENT,
@@ -655,6 +904,9 @@ mod tests {
             TopicChange::EVENT,
             Notice::EVENT,
             Typing::EVENT,
+            Moderation::EVENT,
+            MessageDeleted::EVENT,
+            Limits::EVENT,
         ];
         for names in [&requests[..], &pushed[..]] {
             let mut sorted = names.to_vec();
@@ -662,6 +914,30 @@ mod tests {
             sorted.dedup();
             assert_eq!(sorted.len(), names.len(), "{names:?}");
         }
+    }
+
+    #[test]
+    fn moderation_wire_shape() {
+        let m = Moderation {
+            room: "r".into(),
+            actor: "op".into(),
+            action: ModerationAction::Ban,
+            target: "bob".into(),
+            reason: Some("spam".into()),
+            until: Some(5),
+        };
+        let text =
+            r#"{"room":"r","actor":"op","action":"ban","target":"bob","reason":"spam","until":5}"#;
+        assert_eq!(serde_json::to_string(&m).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Moderation>(text).unwrap(), m);
+        let later: Moderation =
+            serde_json::from_str(r#"{"room":"r","actor":"op","action":"invite","target":"bob"}"#)
+                .unwrap();
+        assert_eq!(later.action, ModerationAction::Unknown);
+        assert_eq!(
+            serde_json::from_value::<ErrorCode>(serde_json::json!("not_operator")).unwrap(),
+            ErrorCode::NotOperator
+        );
     }
 
     #[test]

@@ -85,6 +85,15 @@ impl<'b> RequestHead<'b> {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// Every value of header `name`, in order (a header that may be sent several times,
+    /// such as `X-Forwarded-For`); values that are not UTF-8 are left out.
+    pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b str> + 's {
+        self.headers[..self.count]
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
     /// Whether header `name` lists `token` (comma-separated, case-insensitive), as
     /// `Connection: keep-alive, Upgrade` lists `upgrade`.
     pub fn lists(&self, name: &str, token: &str) -> bool {

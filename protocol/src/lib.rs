@@ -7,6 +7,8 @@
 //!   and [`socket_io::BinaryAssembler`] that joins a binary packet with its attachments.
 //! - [`events`]: the chat's typed events (requests, replies and server events) with their names.
 //! - [`names`]: the rules for namespace, room and nick names.
+//! - [`search`]: what a `search` text matches (its words in a row), for the server's scans
+//!   and the client's search of its scrollback.
 //! - [`payload`]: Engine.IO long-polling payloads (packets joined by `\x1e`, binary as
 //!   `b` + base64).
 //! - [`http`]: HTTP/1.1 request heads (bounded, via `httparse`) and the Engine.IO WebSocket
@@ -20,6 +22,7 @@ pub mod events;
 pub mod http;
 pub mod names;
 pub mod payload;
+pub mod search;
 pub mod socket_io;
 
 /// Why a frame could not be decoded. Every decoder in this crate returns it instead of panicking;

@@ -4,7 +4,8 @@
 //! (`args_conflicts_with_subcommands`), so `chat-server --listen ... manpage` is an error
 //! rather than a flag silently ignored.
 //!
-//! Adding a subcommand (e.g. `admin <verb>`): a [`Command::subcommand`] in [`command`], a
+//! Subcommands: `completions <shell>`, `manpage`, and `admin <verb>` (the admin API's client,
+//! [`crate::admin::client`]). Adding one: a [`Command::subcommand`] in [`command`], a
 //! variant of [`Action`] and its arm in `Action::from`; `main.rs` runs it.
 
 use std::io::Write;
@@ -23,6 +24,8 @@ pub enum Action {
     Completions(Shell),
     /// Print the man page (roff).
     Manpage,
+    /// Call the admin API (the `admin` subcommand's matches: its verb and options).
+    Admin(ArgMatches),
 }
 
 /// The whole `chat-server` command: the server's flags and the subcommands.
@@ -43,6 +46,7 @@ pub fn command() -> Command {
             Command::new("manpage")
                 .about("Print the man page in roff (e.g. chat-server manpage > chat-server.1)."),
         )
+        .subcommand(crate::admin::client::command())
 }
 
 impl From<ArgMatches> for Action {
@@ -55,6 +59,7 @@ impl From<ArgMatches> for Action {
                     .unwrap_or(Shell::Bash),
             ),
             Some(("manpage", _)) => Action::Manpage,
+            Some(("admin", sub)) => Action::Admin(sub.clone()),
             _ => Action::Serve(matches),
         }
     }

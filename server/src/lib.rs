@@ -11,25 +11,32 @@
 //!   pub/sub); the shared room logs are the Redis store's (`chat::redis`).
 //! - [`config`]: the server configuration (flags, environment, TOML file, defaults).
 //! - [`cli`]: the binary's whole command line: the server's flags and the subcommands
-//!   (`completions`, `manpage`) beside them.
+//!   (`completions`, `manpage`, `admin`) beside them.
 //! - [`web`]: the web chat page (`server/web/`), compiled in and served at `/`.
+//! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`, the admin API behind
+//!   a bearer token) and `chat-server admin <verb>`, its client.
+//! - [`metrics`]: what `/metrics` shows (the engine's counters, the chat's, the store's).
 //!
 //! [`start`] binds and runs a whole server in-process (what `main.rs` and the tests use).
 //! Where to add things: a new chat event goes in `chat/handlers.rs` (and `chat-protocol`);
 //! a protocol-level behaviour goes in the engine crate's `connection/` (`engine/src`).
 
+pub mod admin;
 pub mod chat;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod metrics;
 pub mod web;
 pub use chat_engine as engine;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use admin::{AdminServer, AdminState, Health};
 pub use config::{NamespaceConfig, ServerConfig};
 pub use engine::{Engine, EngineConfig};
 
@@ -38,6 +45,10 @@ pub struct RunningServer {
     addr: SocketAddr,
     engine: Engine,
     accept: JoinHandle<()>,
+    /// Ready, starting or draining (`/readyz`).
+    health: Arc<Health>,
+    /// The admin listener, when `admin_listen` is set.
+    admin: Option<AdminServer>,
 }
 
 impl RunningServer {
@@ -45,22 +56,45 @@ impl RunningServer {
         self.addr
     }
 
+    /// Where the admin listener listens, if it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminServer::local_addr)
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Stops accepting, closes every connection with code 1001 and waits for them.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// The first step of a graceful stop: `/readyz` answers 503 from now on, while every
+    /// connection is still served (and new ones accepted) until [`RunningServer::shutdown`].
+    pub fn drain(&self) {
+        self.health.set_draining();
+    }
+
+    /// Stops accepting, closes every connection with code 1001 (a long-polling session's
+    /// held GET gets the Engine.IO close packet) and waits for them; then stops the admin
+    /// listener.
     pub async fn shutdown(self) {
+        self.health.set_draining();
         self.engine.shutdown().await;
         let _ = self.accept.await;
+        if let Some(admin) = self.admin {
+            admin.stop().await;
+        }
     }
 }
 
-/// Binds `config.listen` and serves the chat application on it.
+/// Binds `config.listen` and serves the chat application on it, and the admin listener on
+/// `config.admin_listen` when set (bound first, so `/readyz` says "starting" until the chat
+/// listens).
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
-    let engine = match &config.store {
+    let (engine, app) = match &config.store {
         config::StoreConfig::Redis(redis) => chat::build_cluster(&config, redis).await,
-        _ => chat::build(&config),
+        _ => chat::build_app(&config),
     }
     .map_err(std::io::Error::other)?;
     if config.web {
@@ -70,7 +104,36 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         Some(t) => Some(engine::listener::tls_acceptor(&t.cert, &t.key)?),
         None => None,
     };
-    serve_engine_with(engine, config.listen, tls).await
+    let health = Arc::new(Health::default());
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            if config.admin_token.is_none() {
+                tracing::info!("admin API off: no admin_token (metrics and health still served)");
+            }
+            let state = AdminState::new(
+                engine.clone(),
+                app,
+                health.clone(),
+                config.admin_token.as_deref(),
+                config.limits.max_text_len,
+            );
+            Some(AdminServer::start(addr, state).await?)
+        }
+        None => None,
+    };
+    let mut server = match serve_engine_with(engine, config.listen, tls).await {
+        Ok(server) => server,
+        Err(e) => {
+            if let Some(admin) = admin {
+                admin.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    server.health = health;
+    server.health.set_ready();
+    server.admin = admin;
+    Ok(server)
 }
 
 /// What a failed bind says: the address, the cause in words, and what to do about it.
@@ -106,9 +169,13 @@ pub async fn serve_engine_with(
         .map_err(|e| std::io::Error::new(e.kind(), listen_error(addr, &e)))?;
     let addr = listener.local_addr()?;
     let accept = tokio::spawn(engine::listener::serve_with(engine.clone(), listener, tls));
+    let health = Arc::new(Health::default());
+    health.set_ready();
     Ok(RunningServer {
         addr,
         engine,
         accept,
+        health,
+        admin: None,
     })
 }

@@ -1,15 +1,19 @@
 //! `chat-server`: parses flags (and their environment variables), reads the optional config
-//! file, sets up logging, and runs the server until Ctrl-C or SIGTERM. A failure to start is
+//! file, sets up logging, and runs the server until SIGTERM or Ctrl-C. A failure to start is
 //! one line on stderr (`chat-server: what failed: why`, never a backtrace, whatever
 //! `RUST_BACKTRACE` says) and exit code 1.
+//!
+//! Stopping: SIGTERM drains: `/readyz` answers 503 at once, the server keeps serving for
+//! `drain_delay_ms` (for a load balancer to take it out), then stops accepting and closes
+//! every connection with 1001 and exits 0. Ctrl-C (SIGINT) does the same without the delay.
+//! A second SIGTERM or Ctrl-C meanwhile exits at once, with code 1.
 //!
 //! The command line ([`chat_server::cli`]) is the server's flags, or one subcommand instead
 //! of them: `chat-server completions <shell>` prints a completion script and
 //! `chat-server manpage` the man page, each built from the same clap command, so they list
-//! every flag there is. A subcommand takes none of the server's flags (clap's
-//! `args_conflicts_with_subcommands`), runs, and exits; no subcommand runs the server. A
-//! later subcommand (`chat-server admin <verb>`) goes beside them: a `cli::Action` variant,
-//! and its arm in [`main`].
+//! every flag there is; `chat-server admin <verb>` calls a running server's admin API. A
+//! subcommand takes none of the server's flags (clap's `args_conflicts_with_subcommands`),
+//! runs, and exits; no subcommand runs the server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +38,15 @@ fn main() -> ExitCode {
         Action::Manpage => {
             let written = cli::write_manpage(cli::command(), &mut std::io::stdout());
             return done(written, "cannot write the man page");
+        }
+        Action::Admin(matches) => {
+            return match chat_server::admin::client::run(&matches) {
+                Ok(answer) => {
+                    println!("{answer}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.context("admin")),
+            };
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -86,16 +99,40 @@ async fn run(matches: clap::ArgMatches) -> anyhow::Result<()> {
             "a password in --redis-url (or --redis) is shown to anyone who can list processes: use CHAT_REDIS_URL or redis_url in the config file"
         );
     }
-    let shutdown = shutdown_signal()?;
+    let mut signals = Signals::new()?;
+    let drain_delay = config.drain_delay;
     let server = chat_server::start(config.clone())
         .await
         .context("cannot start")?;
     info!("listening on {}", server.local_addr());
-    shutdown.await;
+    if let Some(admin) = server.admin_addr() {
+        info!("admin listener on {admin}");
+    }
+    let first = signals.next().await;
+    server.drain();
+    if first == Stop::Term && !drain_delay.is_zero() {
+        info!(
+            "draining: /readyz is 503; closing every connection in {} ms",
+            drain_delay.as_millis()
+        );
+        tokio::select! {
+            () = tokio::time::sleep(drain_delay) => {}
+            _ = signals.next() => return exit_now(),
+        }
+    }
     info!("shutting down");
-    server.shutdown().await;
+    tokio::select! {
+        () = server.shutdown() => {}
+        _ = signals.next() => return exit_now(),
+    }
     info!("stopped");
     Ok(())
+}
+
+/// A second signal while draining or closing: out at once, without waiting for anyone.
+fn exit_now() -> anyhow::Result<()> {
+    warn!("second signal: exiting now");
+    std::process::exit(1)
 }
 
 /// Log lines go to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON.
@@ -117,24 +154,52 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Ctrl-C or SIGTERM, listened for from the call on (not from the first poll): called before
-/// the server says where it listens, so a SIGTERM sent as soon as it does (a service manager,
-/// a test) stops it gracefully instead of killing it by the signal's default action.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+/// Which signal asked the server to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM (a service manager, `kill`): drain first.
+    Term,
+    /// Ctrl-C: stop without the drain delay.
+    Interrupt,
+}
+
+/// SIGTERM and Ctrl-C, listened for from [`Signals::new`] on (not from the first poll):
+/// made before the server says where it listens, so a SIGTERM sent as soon as it does (a
+/// service manager, a test) is handled instead of killing it by the signal's default
+/// action. Each call of [`Signals::next`] waits for the next one.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-        Ok(async move {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        })
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+
+    async fn next(&mut self) -> Stop {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => Stop::Interrupt,
+                _ = self.term.recv() => Stop::Term,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Stop::Interrupt
+        }
+    }
 }

@@ -104,3 +104,40 @@ async fn the_welcome_counts_the_users_of_its_namespace() {
     );
     server.shutdown().await;
 }
+
+/// After its CONNECT each socket gets the server's limits (as configured), before the
+/// welcome notice, so a client can split a long line instead of having it refused.
+#[tokio::test]
+async fn the_limits_are_announced_after_connect() {
+    use chat_protocol::events::Limits;
+    use common::Client;
+    let mut config = common::chat::config();
+    config.limits.max_text_len = 120;
+    config.limits.max_nick_len = 20;
+    config.limits.max_rooms_per_socket = 7;
+    config.engine.rate_per_sec = 30;
+    config.engine.rate_burst = 60;
+    let (_server, addr) = common::chat::serve(config).await;
+    for nsp in ["/", "/other"] {
+        let mut c = Client::connect(addr).await;
+        c.join_namespace(nsp, Some(json!({ "nick": "ann" }))).await;
+        let (got_nsp, name, args) = c.recv_event().await;
+        assert_eq!((got_nsp.as_str(), name.as_str()), (nsp, "limits"));
+        let limits: Limits = serde_json::from_value(args[0].clone()).expect("limits");
+        assert_eq!(
+            limits,
+            Limits {
+                max_text_len: 120,
+                max_nick_len: 20,
+                max_room_len: 64,
+                max_rooms: 7,
+                events_per_sec: 30,
+                events_burst: 60,
+                max_search_len: 200,
+            }
+        );
+        let (_, name, _) = c.recv_event().await;
+        assert_eq!(name, "notice", "then the welcome");
+        c.close().await;
+    }
+}

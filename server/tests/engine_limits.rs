@@ -249,6 +249,20 @@ async fn a_slow_consumer_is_closed_and_others_keep_their_messages() {
     let close = close.unwrap_or_else(|| panic!("close frame after {frames} frames"));
     assert_eq!(u16::from(close.code), 1008);
     assert_eq!(close.reason.as_str(), "slow consumer: outgoing queue full");
+    // Counted for the metrics under its own reason.
+    let stats = s.server.engine().stats();
+    let mut slow_consumers = 0;
+    for _ in 0..100 {
+        slow_consumers = stats
+            .disconnects()
+            .find(|(label, _)| *label == "slow_consumer")
+            .map_or(0, |(_, n)| n);
+        if slow_consumers > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(slow_consumers, 1);
     assert_eq!(
         reader.await.unwrap(),
         4 * 300,

@@ -431,6 +431,21 @@ async fn a_flood_is_told_slowed_and_then_disconnected() {
     // Slowed: the burst plus ~40/s for about the flood timeout, not thousands.
     assert!(ok <= 20 + 40 * 3, "{ok} events were handled");
     assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    // The metrics count it as a flood, and the refused events as rate-limited.
+    let stats = server.engine().stats();
+    let mut floods = 0;
+    for _ in 0..100 {
+        floods = stats
+            .disconnects()
+            .find(|(label, _)| *label == "flood")
+            .map_or(0, |(_, n)| n);
+        if floods > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(floods, 1);
+    assert!(stats.rate_limited_events() >= limited);
     chat.finish().await;
     server.shutdown().await;
 }

@@ -12,8 +12,8 @@ use chat_protocol::events::DirectMessage;
 use chat_protocol::socket_io::{Packet, PacketKind};
 use chat_server::ServerConfig;
 use chat_server::chat::store::{
-    AppendDone, Appended, Attach, Identity, MemoryStore, NewMessage, Publish, RoomLog, Store,
-    StoreError, StoreFuture,
+    AppendDone, Appended, Attach, Identity, MemoryStore, NewMessage, Publish, Restriction,
+    RestrictionKind, RoomLog, SearchPage, SearchQuery, Store, StoreError, StoreFuture,
 };
 use common::Client;
 use serde_json::{Value, json};
@@ -104,6 +104,56 @@ impl Store for HeldStore {
     }
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
         self.inner.remove_dm(to_key, id)
+    }
+    fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+        self.inner.operators(namespace, room)
+    }
+    fn set_operator(
+        &self,
+        namespace: &str,
+        room: &str,
+        nick_key: &str,
+        operator: bool,
+    ) -> StoreFuture<'_, ()> {
+        self.inner.set_operator(namespace, room, nick_key, operator)
+    }
+    fn restrictions(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>> {
+        self.inner.restrictions(namespace, room)
+    }
+    fn add_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        restriction: Restriction,
+    ) -> StoreFuture<'_, ()> {
+        self.inner.add_restriction(namespace, room, restriction)
+    }
+    fn remove_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        kind: RestrictionKind,
+        target: &str,
+    ) -> StoreFuture<'_, bool> {
+        self.inner.remove_restriction(namespace, room, kind, target)
+    }
+    fn delete_message(
+        &self,
+        namespace: &str,
+        room: &str,
+        seq: u64,
+    ) -> StoreFuture<'_, Option<chat_protocol::events::ChatMessage>> {
+        self.inner.delete_message(namespace, room, seq)
+    }
+    fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool> {
+        self.inner.delete_identity(nick_key)
+    }
+    fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool> {
+        self.inner.set_password(nick_key, password_hash)
+    }
+
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        self.inner.search(query)
     }
 }
 

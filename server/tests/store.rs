@@ -419,3 +419,24 @@ async fn attaching_to_empty_rooms_leaves_nothing_in_the_writers_memory() {
         ["1:a message", "2:another"]
     );
 }
+
+/// A deletion of a room's newest message, indexed or not, keeps the room's `last_seq`
+/// without a rebuild at the next open: the index check reads the tombstone.
+#[tokio::test]
+async fn deleting_the_newest_message_needs_no_rebuild_and_reuses_no_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    // Never indexed by itself: the deletion indexes first (the message is then indexed).
+    let store = open(&path, NEVER);
+    for text in ["one", "two", "three"] {
+        append(&store, "r", text, None).await;
+    }
+    assert!(store.delete_message("/", "r", 3).await.unwrap().is_some());
+    append(&store, "r", "four", None).await;
+    assert!(store.delete_message("/", "r", 4).await.unwrap().is_some());
+    drop(store);
+    let store = open(&path, NEVER);
+    assert_eq!(store.stats().rebuilds, 0);
+    assert_eq!(texts(&store, "r", None, 10).await, ["1:one", "2:two"]);
+    assert_eq!(append(&store, "r", "five", None).await.message.seq, 5);
+}

@@ -24,8 +24,12 @@
 //! `a_resent_cid_returns_the_first_message_and_publishes_nothing`,
 //! `a_cid_resent_while_the_first_is_in_flight_is_stored_once`,
 //! `attach_hands_over_what_was_missed`, `an_attach_racing_appends_misses_and_repeats_nothing`,
-//! `history_pages_backwards_oldest_first`, `topics`, `identities`, `queued_direct_messages`;
-//! for durable stores `a_reopened_store_keeps_everything`.
+//! `history_pages_backwards_oldest_first`, `topics`, `identities`, `queued_direct_messages`,
+//! `operators`, `bans_and_mutes`, `deleting_a_message`, `identity_changes`,
+//! `search_finds_a_phrase_newest_first_in_pages`, `search_reads_user_text_as_words_only`;
+//! for durable
+//! stores `a_reopened_store_keeps_everything` and
+//! `a_reopened_store_keeps_moderation_and_deletions`.
 //!
 //! Not here: the error clause (a backend's failures are its own to provoke: the SQLite
 //! store's refusal while indexing fails is in `store.rs`, an append answered `Closed` in
@@ -45,7 +49,8 @@ mod common;
 use chat_server::chat::redis::RedisStore;
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
 use chat_server::chat::store::{
-    AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Store, StoreError,
+    AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Phrase, Restriction,
+    RestrictionKind, SearchPage, SearchQuery, Store, StoreError,
 };
 use chat_server::config::RedisUrl;
 use common::redis::RedisServer;
@@ -74,7 +79,13 @@ macro_rules! contract {
                 history_pages_backwards_oldest_first,
                 topics,
                 identities,
-                queued_direct_messages
+                queued_direct_messages,
+                operators,
+                bans_and_mutes,
+                deleting_a_message,
+                identity_changes,
+                search_finds_a_phrase_newest_first_in_pages,
+                search_reads_user_text_as_words_only
             );
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,6 +94,10 @@ macro_rules! contract {
                         return;
                     }
                     super::within(super::a_reopened_store_keeps_everything($fresh, $reopen)).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn a_reopened_store_keeps_moderation_and_deletions() {
+                    super::within(super::a_reopened_store_keeps_moderation_and_deletions($fresh, $reopen)).await
                 }
             )?
         }
@@ -755,6 +770,144 @@ async fn history_pages_backwards_oldest_first<S: Store>(fresh: impl Fn() -> S) {
     assert!(history(&store, "/x", "r", None, 10).await.is_empty());
 }
 
+async fn search<S: Store + ?Sized>(
+    store: &S,
+    namespace: &str,
+    rooms: &[&str],
+    text: &str,
+    before: Option<String>,
+    limit: usize,
+) -> Result<SearchPage, StoreError> {
+    store
+        .search(SearchQuery {
+            namespace: namespace.into(),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            phrase: Phrase::new(text).expect("a text with words"),
+            before,
+            limit,
+        })
+        .await
+}
+
+/// Every page of a search, following `next` (at most 100 pages).
+async fn search_all<S: Store + ?Sized>(
+    store: &S,
+    rooms: &[&str],
+    text: &str,
+    limit: usize,
+) -> Vec<ChatMessage> {
+    let (mut out, mut before) = (Vec::new(), None);
+    for _ in 0..100 {
+        let page = search(store, "/", rooms, text, before, limit)
+            .await
+            .unwrap();
+        assert!(page.messages.len() <= limit, "a page holds at most limit");
+        out.extend(page.messages);
+        match page.next {
+            Some(next) => before = Some(next),
+            None => return out,
+        }
+    }
+    panic!("a search that pages on and on");
+}
+
+/// Search: the phrase's words in a row, in the rooms asked for only, newest first, in pages
+/// whose cursors neither repeat nor skip a hit.
+async fn search_finds_a_phrase_newest_first_in_pages<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let calls = Calls::default();
+    let mut in_r_and_s = Vec::new();
+    let mut in_r = Vec::new();
+    for i in 0..30 {
+        let room = ["r", "s", "t"][i % 3];
+        let text = if i % 2 == 0 {
+            format!("the Brown fox number {i}")
+        } else {
+            format!("a fox, brown, number {i}")
+        };
+        let m = append(&store, message("/", room, "ann", &text, None), &calls)
+            .await
+            .message;
+        if i % 2 == 0 && room != "t" {
+            in_r_and_s.push(m.clone());
+            if room == "r" {
+                in_r.push(m);
+            }
+        }
+    }
+    append(&store, message("/x", "r", "ann", "brown fox", None), &calls).await;
+    in_r_and_s.reverse();
+    in_r.reverse();
+    assert_eq!(
+        search_all(&store, &["r", "s"], "bRoWn FOX", 4).await,
+        in_r_and_s
+    );
+    assert_eq!(
+        search_all(&store, &["r", "s"], "brown fox", 50).await,
+        in_r_and_s
+    );
+    assert_eq!(search_all(&store, &["r"], "brown fox", 3).await, in_r);
+    let page = search(&store, "/", &["r", "s"], "brown fox", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.messages, in_r_and_s[..10]);
+    assert!(page.next.is_some(), "a full page says there may be more");
+    // Whole words only, in order.
+    assert!(
+        search_all(&store, &["r", "s", "t"], "brow", 50)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        search_all(&store, &["r", "s", "t"], "number 7", 50)
+            .await
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>(),
+        ["a fox, brown, number 7"]
+    );
+    assert!(search_all(&store, &["nowhere"], "fox", 50).await.is_empty());
+    assert!(search_all(&store, &[], "fox", 50).await.is_empty());
+    assert!(matches!(
+        search(&store, "/", &["r"], "fox", Some("not a cursor".into()), 5).await,
+        Err(StoreError::BadCursor(_))
+    ));
+}
+
+/// Search: what looks like query syntax in the text is words and punctuation, nothing else.
+async fn search_reads_user_text_as_words_only<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let calls = Calls::default();
+    for text in [
+        r#"she said "hi" OR * to me"#,
+        "hi there",
+        "cats AND dogs",
+        "NEAR(a b) text : colon",
+    ] {
+        append(&store, in_r("ann", text, None), &calls).await;
+    }
+    let texts = |found: Vec<ChatMessage>| found.into_iter().map(|m| m.text).collect::<Vec<_>>();
+    assert_eq!(
+        texts(search_all(&store, &["r"], r#""hi" OR *"#, 10).await),
+        [r#"she said "hi" OR * to me"#]
+    );
+    assert!(
+        search_all(&store, &["r"], "cats OR hi", 10)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        texts(search_all(&store, &["r"], "cats and", 10).await),
+        ["cats AND dogs"]
+    );
+    assert_eq!(
+        texts(search_all(&store, &["r"], "NEAR(a b) text:", 10).await),
+        ["NEAR(a b) text : colon"]
+    );
+    assert!(search_all(&store, &["r"], "text:colon*", 10).await.len() == 1);
+    assert!(search_all(&store, &["r"], "^hi", 10).await.len() == 2);
+}
+
 /// Topics: per (namespace, room), `None` until set, cleared by `None`, taking no seq.
 async fn topics<S: Store>(fresh: impl Fn() -> S) {
     let store = fresh();
@@ -866,6 +1019,11 @@ async fn a_reopened_store_keeps_everything<S: Store>(fresh: impl Fn() -> S, reop
 
     let store = reopen(store);
     assert_eq!(history(&store, "/", "r", None, 10).await, stored);
+    assert_eq!(
+        search_all(&store, &["r"], "m2", 10).await,
+        [stored[2].clone()],
+        "what was found is found after a restart"
+    );
     let again = append(&store, in_r("ann", "one", Some("c1")), &calls).await;
     assert!(again.duplicate, "the cid survives");
     assert_eq!(again.message, first.message);
@@ -876,6 +1034,7 @@ async fn a_reopened_store_keeps_everything<S: Store>(fresh: impl Fn() -> S, reop
             .seq,
         4
     );
+    assert_eq!(search_all(&store, &["r"], "four", 10).await.len(), 1);
     let c = attach(&store, "/", "r", Some(1), 10).await;
     assert_eq!((seqs(&c.messages), c.last_seq), (vec![2, 3, 4], 4));
     assert_eq!(
@@ -896,5 +1055,176 @@ async fn a_reopened_store_keeps_everything<S: Store>(fresh: impl Fn() -> S, reop
     assert_eq!(
         store.queued_dms("bob").await.unwrap(),
         [dm("d1", "bob", "wait")]
+    );
+}
+
+/// Operators: per room, added and removed idempotently, keys compared exactly.
+async fn operators<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let ops = |ns: &'static str, room: &'static str| {
+        let f = store.operators(ns, room);
+        async move {
+            let mut v = f.await.unwrap();
+            v.sort();
+            v
+        }
+    };
+    assert!(ops("/", "r").await.is_empty());
+    store.set_operator("/", "r", "ann", true).await.unwrap();
+    store.set_operator("/", "r", "ann", true).await.unwrap();
+    store.set_operator("/", "r", "bob", true).await.unwrap();
+    store.set_operator("/x", "r", "carol", true).await.unwrap();
+    assert_eq!(ops("/", "r").await, ["ann", "bob"]);
+    assert_eq!(ops("/x", "r").await, ["carol"]);
+    assert!(ops("/", "s").await.is_empty());
+    store.set_operator("/", "r", "bob", false).await.unwrap();
+    store.set_operator("/", "r", "nobody", false).await.unwrap();
+    assert_eq!(ops("/", "r").await, ["ann"]);
+    assert!(history(&store, "/", "r", None, 10).await.is_empty());
+    assert_eq!(fill(&store, 1).await[0].seq, 1, "moderation takes no seq");
+}
+
+fn restriction(kind: RestrictionKind, target: &str, until: Option<i64>) -> Restriction {
+    Restriction {
+        kind,
+        target: target.into(),
+        by: "ann".into(),
+        reason: Some("why".into()),
+        until,
+    }
+}
+
+/// Bans and mutes: per room, one per (kind, target), replaced by a new one, lifted once.
+async fn bans_and_mutes<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let list = |room: &'static str| {
+        let f = store.restrictions("/", room);
+        async move {
+            let mut v = f.await.unwrap();
+            v.sort_by(|a, b| (a.kind.as_str(), &a.target).cmp(&(b.kind.as_str(), &b.target)));
+            v
+        }
+    };
+    assert!(list("r").await.is_empty());
+    let ban = restriction(RestrictionKind::Ban, "bob", Some(5));
+    let mute = restriction(RestrictionKind::Mute, "bob", None);
+    store.add_restriction("/", "r", ban.clone()).await.unwrap();
+    store.add_restriction("/", "r", mute.clone()).await.unwrap();
+    assert_eq!(list("r").await, [ban.clone(), mute.clone()]);
+    assert!(list("s").await.is_empty());
+    let longer = restriction(RestrictionKind::Ban, "bob", None);
+    store
+        .add_restriction("/", "r", longer.clone())
+        .await
+        .unwrap();
+    assert_eq!(list("r").await, [longer, mute.clone()], "replaced");
+    assert!(
+        store
+            .remove_restriction("/", "r", RestrictionKind::Ban, "bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_restriction("/", "r", RestrictionKind::Ban, "bob")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_restriction("/", "r", RestrictionKind::Mute, "Bob")
+            .await
+            .unwrap(),
+        "targets compare exactly"
+    );
+    assert_eq!(list("r").await, [mute]);
+}
+
+/// Deleting a message: gone from history and attach, found once, its seq not reused.
+async fn deleting_a_message<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    let stored = fill(&store, 20).await;
+    let gone = store.delete_message("/", "r", 7).await.unwrap();
+    assert_eq!(gone.as_ref(), Some(&stored[6]));
+    assert_eq!(store.delete_message("/", "r", 7).await.unwrap(), None);
+    assert_eq!(store.delete_message("/", "r", 99).await.unwrap(), None);
+    assert_eq!(store.delete_message("/", "r", 0).await.unwrap(), None);
+    assert_eq!(store.delete_message("/", "other", 1).await.unwrap(), None);
+    // The newest, too (it may not be indexed yet).
+    assert!(store.delete_message("/", "r", 20).await.unwrap().is_some());
+    let all = history(&store, "/", "r", None, 100).await;
+    let expected: Vec<u64> = (1..20).filter(|s| *s != 7).collect();
+    assert_eq!(seqs(&all), expected);
+    let c = attach(&store, "/", "r", Some(5), 100).await;
+    assert_eq!(
+        seqs(&c.messages),
+        [6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    );
+    assert_eq!(c.last_seq, 20);
+    let calls = Calls::default();
+    let next = append(&store, in_r("ann", "after", None), &calls).await;
+    assert_eq!(next.message.seq, 21, "no seq is reused");
+}
+
+/// Identity changes: unregistering takes the identity, its queued messages and its operator
+/// status; a password is replaced only for an identity that exists.
+async fn identity_changes<S: Store>(fresh: impl Fn() -> S) {
+    let store = fresh();
+    assert!(
+        store
+            .create_identity("ann", identity("Ann", "h1"))
+            .await
+            .unwrap()
+    );
+    assert!(store.set_password("ann", "h2".into()).await.unwrap());
+    assert_eq!(
+        store.identity("ann").await.unwrap(),
+        Some(identity("Ann", "h2"))
+    );
+    assert!(!store.set_password("bob", "h".into()).await.unwrap());
+    assert_eq!(store.identity("bob").await.unwrap(), None);
+    store.queue_dm("ann", dm("d1", "Ann", "hi")).await.unwrap();
+    store.set_operator("/", "r", "ann", true).await.unwrap();
+    store.set_operator("/", "r", "bob", true).await.unwrap();
+    assert!(store.delete_identity("ann").await.unwrap());
+    assert!(!store.delete_identity("ann").await.unwrap());
+    assert_eq!(store.identity("ann").await.unwrap(), None);
+    assert!(store.queued_dms("ann").await.unwrap().is_empty());
+    assert_eq!(store.operators("/", "r").await.unwrap(), ["bob"]);
+    assert!(store.registered_nicks().await.unwrap().is_empty());
+    assert!(
+        store
+            .create_identity("ann", identity("ann", "h3"))
+            .await
+            .unwrap(),
+        "the nick can be registered again"
+    );
+}
+
+/// Durable stores: operators, bans and mutes survive a reopen, and so does a deletion (of
+/// the room's newest message too: the next message still takes the next seq).
+async fn a_reopened_store_keeps_moderation_and_deletions<S: Store>(
+    fresh: impl Fn() -> S,
+    reopen: fn(S) -> S,
+) {
+    let store = fresh();
+    fill(&store, 5).await;
+    store.set_operator("/", "r", "ann", true).await.unwrap();
+    let ban = restriction(RestrictionKind::Ban, "bob", Some(1234));
+    store.add_restriction("/", "r", ban.clone()).await.unwrap();
+    assert!(store.delete_message("/", "r", 2).await.unwrap().is_some());
+    assert!(store.delete_message("/", "r", 5).await.unwrap().is_some());
+
+    let store = reopen(store);
+    assert_eq!(seqs(&history(&store, "/", "r", None, 10).await), [1, 3, 4]);
+    assert_eq!(store.operators("/", "r").await.unwrap(), ["ann"]);
+    assert_eq!(store.restrictions("/", "r").await.unwrap(), [ban]);
+    let calls = Calls::default();
+    let next = append(&store, in_r("ann", "six", None), &calls).await;
+    assert_eq!(next.message.seq, 6, "the deleted newest seq is not reused");
+    let store = reopen(store);
+    assert_eq!(
+        seqs(&history(&store, "/", "r", None, 10).await),
+        [1, 3, 4, 6]
     );
 }

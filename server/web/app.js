@@ -78,6 +78,40 @@ function scrubSecretsFromUrl() {
   return true;
 }
 
+/** `30s`, `10m`, `2h`, `1d`, `1w` (or plain seconds) in seconds; null for anything else. */
+export function durationSecs(word) {
+  const m = /^(\d+)([smhdw]?)$/.exec(word || "");
+  if (!m) return null;
+  const n = Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2]];
+  return n > 0 && Number.isSafeInteger(n) ? n : null;
+}
+
+const MODERATION_USAGE = Object.freeze({
+  kick: "/kick NICK [reason]",
+  ban: "/ban NICK|IP [10m|2h|1d] [reason]",
+  unban: "/unban NICK|IP",
+  mute: "/mute NICK [10m|2h|1d] [reason]",
+  unmute: "/unmute NICK",
+  op: "/op NICK",
+  deop: "/deop NICK",
+});
+
+/** The request object of a moderation command typed in `room`, or null (a usage error). */
+export function moderationRequest(cmd, room, arg) {
+  const [target, ...rest] = (arg || "").trim().split(/\s+/).filter(Boolean);
+  if (!target) return null;
+  if (["unban", "unmute", "op", "deop"].includes(cmd)) {
+    if (rest.length) return null;
+    return cmd === "unban" ? { room, target } : { room, nick: target };
+  }
+  const req = cmd === "ban" ? { room, target } : { room, nick: target };
+  if (cmd !== "kick" && rest.length && durationSecs(rest[0]) !== null) {
+    req.duration_secs = durationSecs(rest.shift());
+  }
+  if (rest.length) req.reason = rest.join(" ");
+  return req;
+}
+
 function normRoom(s) {
   return (s || "").trim().replace(/^#/, "");
 }
@@ -105,6 +139,8 @@ class Win {
     this.members = new Set();
     /** The members who are away, with their reason. */
     this.away = new Map();
+    /** The members who are room operators (marked @). */
+    this.operators = new Set();
     this.topic = null;
     /** Shown messages by seq (rooms): each (namespace, room, seq) once. */
     this.bySeq = new Map();
@@ -281,6 +317,18 @@ class Page {
       this.system(w, t.topic ? `${t.by} set the topic: ${t.topic}` : `${t.by} cleared the topic`);
       if (w === this.active) this.renderHeader();
     });
+    c.on("moderation", (m) => this.onModeration(m));
+    c.on("deleted", (d) => {
+      const w = this.windows.get(keyOf(d.nsp, "room", d.room));
+      if (!w) return;
+      const li = w.bySeq.get(d.seq);
+      const text = li && li.querySelector(".text");
+      if (text) {
+        text.textContent = `(message deleted by ${d.by})`;
+        li.classList.add("deleted");
+      }
+      this.system(w, `${d.by} deleted message #${d.seq}`, "moderation");
+    });
     c.on("typing", (t) => this.onTyping(t));
     c.on("notice", (n) => this.system(this.nsWindow(n.nsp), n.text, "notice"));
     c.on("room", () => {});
@@ -347,6 +395,7 @@ class Page {
     const w = this.window(nsp, "room", reply.room);
     w.members = new Set(reply.members || []);
     w.away = new Map((reply.away || []).map((n) => [n, ""]));
+    w.operators = new Set(reply.operators || []);
     w.topic = reply.topic || null;
     if (!auto) this.system(w, `you joined #${reply.room} (${w.members.size} member${w.members.size === 1 ? "" : "s"})`);
     for (const m of reply.history || []) this.addMessage(nsp, m, false);
@@ -355,6 +404,37 @@ class Page {
       this.renderHeader();
       this.renderMembers();
     }
+  }
+
+  /** A `moderation` event: a line in the room, and the member list kept in step (a kick
+   * removes its target; a kick of us leaves the room). */
+  onModeration(m) {
+    const w = this.windows.get(keyOf(m.nsp, "room", m.room));
+    if (!w) return;
+    const us = this.client.nick && m.target.toLowerCase() === this.client.nick.toLowerCase();
+    let text = {
+      kick: us ? `you were kicked from #${m.room} by ${m.actor}` : `${m.actor} kicked ${m.target}`,
+      ban: `${m.actor} banned ${m.target}`,
+      unban: `${m.actor} lifted the ban on ${m.target}`,
+      mute: `${m.actor} muted ${m.target}`,
+      unmute: `${m.actor} unmuted ${m.target}`,
+      op: `${m.actor} made ${m.target} an operator`,
+      deop: `${m.actor} took operator status from ${m.target}`,
+    }[m.action] || `${m.actor} moderated ${m.target} (${m.action})`;
+    if (typeof m.until === "number") {
+      const mins = Math.max(1, Math.round((m.until - Date.now()) / 60000));
+      text += ` for ${mins} min`;
+    }
+    if (m.reason) text += ` (${m.reason})`;
+    if (m.action === "kick") {
+      w.members.delete(m.target);
+      w.away.delete(m.target);
+      w.operators.delete(m.target);
+    }
+    if (m.action === "op") w.operators.add(m.target);
+    if (m.action === "deop") w.operators.delete(m.target);
+    this.system(w, text, us && m.action === "kick" ? "error" : "moderation");
+    if (w === this.active) this.renderMembers();
   }
 
   onPresence(p) {
@@ -527,7 +607,15 @@ class Page {
     list.replaceChildren(
       ...nicks.map((n) => {
         const away = w.away.has(n);
-        const b = el("button", "member", n, away ? el("span", "away", " away") : null);
+        const op = w.operators.has(n);
+        const b = el(
+          "button",
+          "member",
+          op ? el("span", "op", "@") : null,
+          n,
+          away ? el("span", "away", " away") : null,
+        );
+        if (op) b.classList.add("operator");
         b.type = "button";
         b.title = n === this.client.nick ? "you" : `Message ${n} privately`;
         if (away) b.title += w.away.get(n) ? ` (away: ${w.away.get(n)})` : " (away)";
@@ -941,6 +1029,7 @@ class Page {
           const r = await this.client.who(nsp, w.name);
           w.away = new Map((r.away || []).map((n) => [n, w.away.get(n) || ""]));
           w.members = new Set(r.members);
+          w.operators = new Set(r.operators || []);
           this.renderMembers();
           report(`in #${w.name}: ${r.members.join(", ")}`);
           break;
@@ -972,10 +1061,26 @@ class Page {
           } else if (w && w.kind !== "ns") await this.leave(w);
           else report("/ stays open (use Log out)", "error");
           break;
+        case "kick":
+        case "ban":
+        case "unban":
+        case "mute":
+        case "unmute":
+        case "op":
+        case "deop": {
+          if (!w || w.kind !== "room") return report(`/${cmd} works in a room`, "error");
+          const request = moderationRequest(cmd.toLowerCase(), w.name, arg);
+          if (!request) return report(`usage: ${MODERATION_USAGE[cmd.toLowerCase()]}`, "error");
+          const r = await this.client.moderate(nsp, cmd.toLowerCase(), request);
+          // The room shows the event; a room we are not in (or left) gets no line otherwise.
+          if (!w.members.has(this.client.nick)) report(`done: ${r.action} ${r.target}`);
+          break;
+        }
         case "help":
           report(
             "/join #room · /leave · /me action · /msg NICK text · /topic [text|-] · /nick NEW · " +
               "/who · /whois NICK · /away [reason] · /back · /rooms · /ns /name [key] · /close · " +
+              "/kick NICK [reason] · /ban NICK|IP [10m|2h|1d] [reason] · /unban · /mute · /unmute · /op · /deop · " +
               "Alt+Up/Down or Ctrl+K: switch · PageUp/PageDown: scroll · Esc: mark read",
           );
           break;

@@ -31,6 +31,13 @@ export const REQUEST = Object.freeze({
   PING: "ping",
   WHOIS: "whois",
   AWAY: "away",
+  KICK: "kick",
+  BAN: "ban",
+  UNBAN: "unban",
+  MUTE: "mute",
+  UNMUTE: "unmute",
+  OP: "op",
+  DEOP: "deop",
 });
 
 export const SERVER_EVENTS = Object.freeze([
@@ -41,6 +48,8 @@ export const SERVER_EVENTS = Object.freeze([
   "topic",
   "notice",
   "typing",
+  "moderation",
+  "deleted",
 ]);
 
 /** Codes of a CONNECT_ERROR or an error ack that the page reacts to. */
@@ -142,7 +151,7 @@ class Namespace {
  * - "sent" ({nsp, entry}) a message in the outbox, "acked" ({nsp, entry, message}),
  *   "failed" ({nsp, entry, error});
  * - the server's events by name, each with ({nsp, ...payload}): "message", "dm" (once per id),
- *   "presence", "room", "topic", "notice", "typing".
+ *   "presence", "room", "topic", "notice", "typing", "moderation", "deleted".
  */
 export class ChatClient {
   constructor({ base = "", transport = "auto", store = null } = {}) {
@@ -327,6 +336,18 @@ export class ChatClient {
 
   onServerEvent(ns, name, payload) {
     if (name === "message") this.seen(ns, payload.room, payload.seq);
+    // Kicked (or removed by a ban): no longer a member, so not rejoined on reconnect.
+    if (
+      name === "moderation" &&
+      payload.action === "kick" &&
+      typeof payload.target === "string" &&
+      this.nick &&
+      payload.target.toLowerCase() === this.nick.toLowerCase() &&
+      payload.room in ns.since
+    ) {
+      delete ns.since[payload.room];
+      this.save();
+    }
     if (name === "dm") {
       if (ns.dmIds.has(payload.id)) return;
       ns.dmIds.add(payload.id);
@@ -472,6 +493,15 @@ export class ChatClient {
     this.awayReason = reply.away || null;
     this.awaySentIn = this.manager.sessions;
     return reply;
+  }
+
+  /** A moderation request (`kick`, `ban`, `unban`, `mute`, `unmute`, `op`, `deop`): its
+   * reply is the `moderation` event the room saw. */
+  moderate(nsp, event, request) {
+    if (![REQUEST.KICK, REQUEST.BAN, REQUEST.UNBAN, REQUEST.MUTE, REQUEST.UNMUTE, REQUEST.OP, REQUEST.DEOP].includes(event)) {
+      return Promise.reject(new ChatError("bad_request", `not a moderation request: ${event}`));
+    }
+    return this.request(nsp, event, request);
   }
 
   listRooms(nsp) {

@@ -462,6 +462,32 @@ def test_a_registered_nick_gives_its_password_in_a_field_never_the_link(pages):
     assert linked.locator("#login-password").input_value() == ""
 
 
+def test_an_operator_kicks_from_the_page_and_the_room_sees_it(pages, terminal):
+    # Ada registers from the login form and creates #general: she is its operator.
+    ada = pages.open(None)
+    ada.locator("#login-nick").fill("ada")
+    ada.locator("#login-password").fill("correct horse")
+    ada.locator("#login-password").press("Enter")
+    wait_joined(ada)
+    bob = terminal("bob")
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    ada.wait_for_function("() => document.querySelectorAll('#members li').length === 2")
+    assert ada.locator("#members").inner_text().split() == ["@ada", "bob"]
+    send(ada, "/kick bob too loud")
+    ada.wait_for_function(
+        """() => [...document.querySelectorAll('li.sys .text')]
+                 .some(t => t.textContent === 'ada kicked bob (too loud)')"""
+    )
+    ada.wait_for_function("() => document.querySelectorAll('#members li').length === 1")
+    bob.wait_for("you were kicked from #general by ada (too loud)")
+    # A guest cannot: the server's refusal is shown.
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    bob.send("/kick ada")
+    bob.wait_for("kick of ada refused: only operators of general")
+
+
 def test_another_namespace_from_the_link_and_the_side_panel(pages):
     ada = pages.open("ada", room="ops", ns="/team")
     wait_joined(ada, "/team #ops")

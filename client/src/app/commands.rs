@@ -45,12 +45,38 @@ impl App {
         // As the server stores it (a pasted CR LF is a newline), so its answer matches the
         // line shown while it is on its way.
         let text = &*names::normalize_newlines(text);
-        if let Err(e) = names::validate_text(text) {
-            // Never lost: a text over the limit goes back to the input line to be cut.
-            let kept = self.keep_unsent(text);
-            self.error_active(format!("{e}{kept}"));
-            return;
+        // Over the server's limit (its `limits` event): several messages, cut between words.
+        let max = self.max_text_len.unwrap_or(names::TEXT_MAX);
+        let pieces = if text.chars().count() > max {
+            match crate::split::split_at_words(text, max) {
+                Some(pieces) => pieces,
+                None => {
+                    // Never lost: back to the input line to be shortened.
+                    let kept = self.keep_unsent(text);
+                    self.error_active(format!(
+                        "a word is longer than the server's limit of {max} characters{kept}"
+                    ));
+                    return;
+                }
+            }
+        } else {
+            vec![text.to_owned()]
+        };
+        for piece in &pieces {
+            if let Err(e) = names::validate_text(piece) {
+                // Never lost: a text the server would refuse goes back to the input line.
+                let kept = self.keep_unsent(text);
+                self.error_active(format!("{e}{kept}"));
+                return;
+            }
         }
+        for piece in &pieces {
+            self.send_piece(piece, action);
+        }
+    }
+
+    /// Sends one message (within the limits) to the active room or DM partner.
+    fn send_piece(&mut self, text: &str, action: bool) {
         let Some(w) = self.active_window() else {
             return;
         };
@@ -224,6 +250,17 @@ impl App {
                 Some(room) => self.request(&nsp, Request::Topic { room, topic }),
                 None => self.error_active("/topic works in a room window"),
             },
+            Command::Moderate(action) => match current_room {
+                Some(room) => self.request(
+                    &nsp,
+                    Request::Moderate {
+                        room,
+                        action: Box::new(action),
+                    },
+                ),
+                None => self.error_active("moderation works in a room window"),
+            },
+            Command::Search(text) => self.start_search(&text),
             Command::Help => self.show_help(),
             Command::Quit => self.request_quit(),
             Command::Wait(_) | Command::Expect(_) => {

@@ -9,13 +9,17 @@
 //!
 //! Files: this one holds the state, `update` and the keys; `window` the windows (rooms,
 //! DMs, namespace windows), their lines, unread counts and read marker; `commands` what a
-//! typed line does (and Tab completion); `network` what the network actor reports.
+//! typed line does (and Tab completion, and long lines split to the server's limit);
+//! `network` what the network actor reports; `search` the search results and the jump to
+//! a hit.
 
 mod commands;
 mod network;
+mod search;
 mod window;
 
 pub use crate::layout::{Line, LineKind};
+pub use search::{Hit, SearchView, hit_place, search_request};
 pub use window::{Window, WindowKind};
 
 use std::collections::BTreeSet;
@@ -42,6 +46,9 @@ const HISTORY_PAGE: u32 = 50;
 const WHEEL_ROWS: usize = 3;
 
 /// Everything that can happen to the client.
+// One event at a time goes through the loop (moved, never stored in bulk), so a network
+// event's size (a `join` reply's five lists inline) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Event {
     Key(KeyEvent),
@@ -140,6 +147,10 @@ pub struct App {
     pub tz: jiff::tz::TimeZone,
     /// Set by `/quit` or Ctrl+C.
     pub quit: bool,
+    /// The results of `/search` (Ctrl+F), drawn over the messages while open.
+    pub search: Option<SearchView>,
+    /// The server's longest message text (its `limits` event); longer lines are split.
+    pub max_text_len: Option<usize>,
     /// Why a script must fail (refused first namespace, no connection at all).
     pub failure: Option<String>,
     /// Requests sent and not yet answered (scripts wait for them before exiting).
@@ -193,6 +204,8 @@ impl App {
             clock: Clock::System,
             tz: jiff::tz::TimeZone::UTC,
             quit: false,
+            search: None,
+            max_text_len: None,
             failure: None,
             in_flight: 0,
             loss_reported: false,
@@ -293,8 +306,21 @@ impl App {
             }
             return;
         }
+        if self.on_search_key(&key) {
+            return;
+        }
         match key.code {
             KeyCode::Char('c') if ctrl => self.request_quit(),
+            // Search: the text typed so far, or start typing one.
+            KeyCode::Char('f') if ctrl => {
+                let typed = self.input.text().trim().to_owned();
+                if typed.is_empty() || typed.starts_with('/') {
+                    self.input.set("/search ");
+                } else {
+                    self.input.clear();
+                    self.start_search(&typed);
+                }
+            }
             KeyCode::Char('n') if ctrl => self.switch_by(1),
             KeyCode::Char('p') if ctrl => self.switch_by(-1),
             KeyCode::Char('a') if ctrl => self.input.home(),
@@ -550,10 +576,42 @@ impl App {
                 },
             });
         }
+        // A page fetched around a search hit may end well before the loaded lines.
+        let first_loaded = w.lines.iter().find_map(|l| match l.kind {
+            LineKind::Message { seq: Some(s), .. } => Some(s),
+            _ => None,
+        });
+        let newest_older = older.iter().rev().find_map(|l| match l.kind {
+            LineKind::Message { seq: Some(s), .. } => Some(s),
+            _ => None,
+        });
+        if let (Some(newest), Some(first)) = (newest_older, first_loaded)
+            && newest + 1 < first
+        {
+            let ts = older.last().map_or(0, |l| l.ts);
+            older.push(Line {
+                ts,
+                kind: LineKind::Info(format!(
+                    "messages #{} to #{} are not loaded",
+                    newest + 1,
+                    first - 1
+                )),
+            });
+        }
         let n = older.len();
         w.lines.splice(0..0, older);
         w.read_upto += n;
         w.marker = w.marker.map(|m| m + n);
+        w.found = w.found.map(|f| f + n);
+        if let Some(seq) = w.jump_to.take() {
+            let at = w.lines.iter().position(
+                |l| matches!(&l.kind, LineKind::Message { seq: Some(s), .. } if *s == seq),
+            );
+            match at {
+                Some(at) => self.show_line(i, at),
+                None => self.error(i, format!("message #{seq} is no longer kept")),
+            }
+        }
     }
 
     fn clamp_scroll(&mut self) {
@@ -619,6 +677,7 @@ mod tests {
                 room: room.into(),
                 members: vec!["alice".into(), "bob".into()],
                 away: Vec::new(),
+                operators: Vec::new(),
                 topic: None,
                 history,
             })),
@@ -947,7 +1006,15 @@ mod tests {
         let mut app = app();
         joined(&mut app, "r", vec![], false);
         app.take_commands();
-        let long = "word ".repeat(900);
+        // Words are split into several messages (`render.rs`); one word cannot be.
+        let words = "word ".repeat(900);
+        app.input.set(&words);
+        app.update(Event::Key(KeyEvent::new(
+            KeyCode::Enter,
+            KeyModifiers::NONE,
+        )));
+        assert_eq!(app.take_commands().len(), 2, "sent as two messages");
+        let long = "w".repeat(4500);
         app.input.set(&long);
         app.update(Event::Key(KeyEvent::new(
             KeyCode::Enter,

@@ -1,7 +1,7 @@
 //! What the network actor reports: connection state, namespace answers, replies to
 //! requests and the server's events.
 
-use chat_protocol::events::ErrorCode;
+use chat_protocol::events::{ErrorCode, ModerationAction};
 
 use super::*;
 
@@ -137,9 +137,13 @@ impl App {
                 if !automatic {
                     self.in_flight = self.in_flight.saturating_sub(1);
                 }
-                match result {
-                    Ok(reply) => self.on_reply(&nsp, reply, automatic),
-                    Err(failure) => self.on_failure(&nsp, &request, &failure),
+                match (result, &request) {
+                    // Only the answer of the search listed (not of one it replaced).
+                    (Ok(Reply::Search(page)), Request::Search(asked)) => {
+                        self.on_search_reply(&nsp, asked, page);
+                    }
+                    (Ok(reply), _) => self.on_reply(&nsp, reply, automatic),
+                    (Err(failure), _) => self.on_failure(&nsp, &request, &failure),
                 }
             }
             NetEvent::Server { nsp, event } => self.on_server_event(&nsp, event),
@@ -186,12 +190,18 @@ impl App {
             Request::History { room, .. } => {
                 if let Some(i) = self.find_window(nsp, &WindowKind::Room(room.clone())) {
                     self.windows[i].history_pending = false;
+                    self.windows[i].jump_to = None;
                 }
                 (format!("no older messages of #{room}"), Some(room.as_str()))
             }
             Request::Ping => return,
             Request::Whois { nick } => (format!("no whois for {nick}"), None),
             Request::Away { .. } => ("away unchanged".to_owned(), None),
+            Request::Moderate { room, action } => (
+                format!("{} refused", moderation_words(action)),
+                Some(room.as_str()),
+            ),
+            Request::Search(asked) => return self.on_search_failed(nsp, asked, failure),
         };
         let i = self.target(nsp, room);
         self.error(i, format!("{what}: {failure}"));
@@ -302,6 +312,7 @@ impl App {
                 if let Some(r) = self.find_window(nsp, &WindowKind::Room(w.room.clone())) {
                     self.windows[r].members = w.members.clone();
                     self.windows[r].away = w.away.iter().cloned().collect();
+                    self.windows[r].operators = w.operators.iter().cloned().collect();
                 }
                 let i = self.answer_window(nsp, &w.room);
                 self.info(
@@ -328,6 +339,18 @@ impl App {
                 self.info(i, text);
             }
             Reply::History(h) => self.prepend_history(nsp, h),
+            // The room shows the event when we are in it; otherwise this is the only word.
+            Reply::Moderation(m) => {
+                let in_room = self
+                    .find_window(nsp, &WindowKind::Room(m.room.clone()))
+                    .is_some_and(|i| !self.windows[i].leaving);
+                if !in_room {
+                    let text = moderation_line(&m, &self.nick, self.clock.now_ms());
+                    self.info_active(text);
+                }
+            }
+            // Answered with its request (`on_net`).
+            Reply::Search(_) => {}
             Reply::Pong { rtt } => self.lag = Some(rtt),
         }
     }
@@ -346,6 +369,7 @@ impl App {
         }
         if let Some(w) = self.windows.get_mut(i) {
             w.members = j.members.clone();
+            w.operators = j.operators.iter().cloned().collect();
             w.topic = j.topic.clone();
         }
         let fresh: Vec<events::ChatMessage> = {
@@ -538,6 +562,25 @@ impl App {
                 };
                 self.info(i, text);
             }
+            ServerEvent::Moderation(m) => self.on_moderation(nsp, *m),
+            ServerEvent::Deleted(d) => {
+                let Some(i) = self.find_window(nsp, &WindowKind::Room(d.room.clone())) else {
+                    return;
+                };
+                // The message's line (if shown) keeps its place, its text gone.
+                let w = &mut self.windows[i];
+                for line in &mut w.lines {
+                    if let LineKind::Message { seq, text, .. } = &mut line.kind
+                        && *seq == Some(d.seq)
+                    {
+                        *text = format!("(message deleted by {})", d.by);
+                    }
+                }
+                self.info(
+                    i,
+                    format!("{} deleted message #{} of #{}", d.by, d.seq, d.room),
+                );
+            }
             ServerEvent::Notice(n) => {
                 let i = self.target(nsp, None);
                 self.info(i, format!("notice: {}", n.text));
@@ -555,12 +598,92 @@ impl App {
                     });
                 }
             }
+            ServerEvent::Limits(l) => {
+                // The same server for every namespace: the last word holds.
+                self.max_text_len = Some(l.max_text_len.min(names::TEXT_MAX));
+            }
             ServerEvent::Unknown(what) => {
                 let i = self.window(nsp, WindowKind::Server);
                 self.info(i, format!("unknown event: {what}"));
             }
         }
     }
+}
+
+impl App {
+    /// A `moderation` event: one line in the room, and the nick list kept in step (a kick
+    /// removes its target; a kick of us leaves the room).
+    fn on_moderation(&mut self, nsp: &str, m: events::Moderation) {
+        let Some(i) = self.find_window(nsp, &WindowKind::Room(m.room.clone())) else {
+            return;
+        };
+        let us =
+            chat_protocol::names::nick_key(&m.target) == chat_protocol::names::nick_key(&self.nick);
+        let w = &mut self.windows[i];
+        match m.action {
+            ModerationAction::Kick => {
+                w.members.retain(|n| n != &m.target);
+                w.away.remove(&m.target);
+                w.operators.remove(&m.target);
+                if us {
+                    w.leaving = true;
+                }
+            }
+            ModerationAction::Op => {
+                w.operators.insert(m.target.clone());
+            }
+            ModerationAction::Deop => {
+                w.operators.remove(&m.target);
+            }
+            _ => {}
+        }
+        let text = moderation_line(&m, &self.nick, self.clock.now_ms());
+        if us && m.action == ModerationAction::Kick {
+            self.error(i, text);
+        } else {
+            self.info(i, text);
+        }
+    }
+}
+
+/// What a moderation command is called, for its refusal.
+fn moderation_words(action: &crate::command::Moderate) -> String {
+    use crate::command::Moderate as M;
+    match action {
+        M::Kick { nick, .. } => format!("kick of {nick}"),
+        M::Ban { target, .. } => format!("ban of {target}"),
+        M::Unban(t) => format!("unban of {t}"),
+        M::Mute { nick, .. } => format!("mute of {nick}"),
+        M::Unmute(n) => format!("unmute of {n}"),
+        M::Op(n) => format!("op of {n}"),
+        M::Deop(n) => format!("deop of {n}"),
+    }
+}
+
+/// The line a `moderation` event shows: "ada kicked bob from #r (spam)", "you were kicked
+/// from #r by ada", "ada banned bob from #r for 2 h (spam)".
+pub(crate) fn moderation_line(m: &events::Moderation, own_nick: &str, now_ms: i64) -> String {
+    let us = chat_protocol::names::nick_key(&m.target) == chat_protocol::names::nick_key(own_nick);
+    let (actor, target, room) = (&m.actor, &m.target, &m.room);
+    let mut text = match m.action {
+        ModerationAction::Kick if us => format!("you were kicked from #{room} by {actor}"),
+        ModerationAction::Kick => format!("{actor} kicked {target} from #{room}"),
+        ModerationAction::Ban => format!("{actor} banned {target} from #{room}"),
+        ModerationAction::Unban => format!("{actor} lifted the ban on {target} in #{room}"),
+        ModerationAction::Mute => format!("{actor} muted {target} in #{room}"),
+        ModerationAction::Unmute => format!("{actor} unmuted {target} in #{room}"),
+        ModerationAction::Op => format!("{actor} made {target} an operator of #{room}"),
+        ModerationAction::Deop => format!("{actor} took operator status from {target} in #{room}"),
+        ModerationAction::Unknown => format!("{actor} moderated {target} in #{room}"),
+    };
+    if let Some(until) = m.until {
+        let secs = (until - now_ms).max(0) as u64;
+        text.push_str(&format!(" for {}", idle_words(secs.max(1))));
+    }
+    if let Some(reason) = &m.reason {
+        text.push_str(&format!(" ({reason})"));
+    }
+    text
 }
 
 /// "3 s", "5 min", "2 h 10 min", "3 days".

@@ -34,6 +34,9 @@ pub struct Window {
     pub members: Vec<String>,
     /// Members who are away (marked in the nick list), as `who` and presence events tell.
     pub away: std::collections::BTreeSet<String>,
+    /// Members who are room operators (marked `@` in the nick list), as `join`, `who` and
+    /// `moderation` events tell.
+    pub operators: std::collections::BTreeSet<String>,
     /// An older-history request is on its way.
     pub(super) history_pending: bool,
     /// Not (or soon not) a member: a `leave` is on its way, or the namespace was closed. A
@@ -47,6 +50,10 @@ pub struct Window {
     /// reconnect is not shown twice. The id guards against a server that restarted with an
     /// empty store and counts from 1 again: same seq, different id, a new message.
     pub(super) seen: HashMap<u64, String>,
+    /// The line a search jumped to (drawn reversed until the window is left).
+    pub found: Option<usize>,
+    /// A search hit's seq whose messages were asked for: shown when they come.
+    pub(super) jump_to: Option<u64>,
 }
 
 impl Window {
@@ -63,11 +70,14 @@ impl Window {
             topic: None,
             members: Vec::new(),
             away: std::collections::BTreeSet::new(),
+            operators: std::collections::BTreeSet::new(),
             history_pending: false,
             history_done: false,
             catch_up_from: None,
             leaving: false,
             seen: HashMap::new(),
+            found: None,
+            jump_to: None,
         }
     }
 
@@ -198,6 +208,7 @@ impl App {
             return;
         };
         w.marker = (w.read_upto < w.lines.len() && w.unread > 0).then_some(w.read_upto);
+        w.found = None;
         w.unread = 0;
         w.mentions = 0;
         w.read_upto = w.lines.len();
@@ -250,6 +261,7 @@ impl App {
             w.lines.drain(..drop);
             w.read_upto = w.read_upto.saturating_sub(drop);
             w.marker = w.marker.map(|m| m.saturating_sub(drop));
+            w.found = w.found.and_then(|f| f.checked_sub(drop));
         }
     }
 

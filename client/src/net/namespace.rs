@@ -137,6 +137,12 @@ impl Namespace {
         self.since.clear();
     }
 
+    /// We were removed from `room` (kicked): it is not rejoined.
+    pub(super) fn removed(&mut self, room: &str) {
+        self.rooms.remove(room);
+        self.since.remove(room);
+    }
+
     /// A message of `room` with this `seq` reached us.
     pub(super) fn seen(&mut self, room: &str, seq: u64) {
         bump(&mut self.since, room, seq);
@@ -478,6 +484,7 @@ mod tests {
             room: "a".into(),
             members: vec!["n".into()],
             away: Vec::new(),
+            operators: Vec::new(),
             topic: None,
             history: Vec::new(),
         });

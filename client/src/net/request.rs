@@ -6,6 +6,8 @@ use std::time::Duration;
 use chat_protocol::events::{self, ErrorBody, ErrorCode};
 use serde_json::Value;
 
+use crate::command::Moderate;
+
 /// A request to the server, answered by an ack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -50,6 +52,15 @@ pub enum Request {
     Away {
         reason: Option<String>,
     },
+    /// A moderation action in a room (`/kick`, `/ban`, ...).
+    Moderate {
+        room: String,
+        /// Boxed: the largest request otherwise, and every `NetEvent` would be as large.
+        action: Box<Moderate>,
+    },
+    /// Messages holding a phrase: in one room, or in every room of the namespace (boxed:
+    /// the largest request by far).
+    Search(Box<events::SearchRequest>),
 }
 
 impl Request {
@@ -59,7 +70,8 @@ impl Request {
     fn wire(&self) -> Box<dyn Wire> {
         use events::{
             AwayRequest, DmRequest, HistoryRequest, JoinRequest, LeaveRequest, MessageRequest,
-            NickRequest, PingRequest, RoomsRequest, TopicRequest, WhoRequest, WhoisRequest,
+            NickRequest, PingRequest, RoomsRequest, SearchRequest, TopicRequest, WhoRequest,
+            WhoisRequest,
         };
         match self {
             Request::Join { room } => typed(JoinRequest { room: room.clone() }, Reply::Join),
@@ -115,6 +127,8 @@ impl Request {
                 },
                 Reply::Away,
             ),
+            Request::Moderate { room, action } => moderation(room.clone(), (**action).clone()),
+            Request::Search(search) => typed(SearchRequest::clone(search), Reply::Search),
         }
     }
 
@@ -133,6 +147,48 @@ impl Request {
             Reply::Pong { .. } => Reply::Pong { rtt },
             reply => reply,
         })
+    }
+}
+
+/// A moderation command's protocol request; each is answered with the room's `moderation`
+/// event.
+fn moderation(room: String, action: Moderate) -> Box<dyn Wire> {
+    use events::{
+        BanRequest, DeopRequest, KickRequest, MuteRequest, OpRequest, UnbanRequest, UnmuteRequest,
+    };
+    let into = |m| Reply::Moderation(Box::new(m));
+    match action {
+        Moderate::Kick { nick, reason } => typed(KickRequest { room, nick, reason }, into),
+        Moderate::Ban {
+            target,
+            duration_secs,
+            reason,
+        } => typed(
+            BanRequest {
+                room,
+                target,
+                duration_secs,
+                reason,
+            },
+            into,
+        ),
+        Moderate::Unban(target) => typed(UnbanRequest { room, target }, into),
+        Moderate::Mute {
+            nick,
+            duration_secs,
+            reason,
+        } => typed(
+            MuteRequest {
+                room,
+                nick,
+                duration_secs,
+                reason,
+            },
+            into,
+        ),
+        Moderate::Unmute(nick) => typed(UnmuteRequest { room, nick }, into),
+        Moderate::Op(nick) => typed(OpRequest { room, nick }, into),
+        Moderate::Deop(nick) => typed(DeopRequest { room, nick }, into),
     }
 }
 
@@ -180,9 +236,15 @@ pub enum Reply {
     Who(events::WhoReply),
     Topic(events::TopicReply),
     History(events::HistoryReply),
-    Pong { rtt: Duration },
+    Pong {
+        rtt: Duration,
+    },
     Whois(events::WhoisReply),
     Away(events::AwayReply),
+    /// Any moderation request's answer: the event the room saw.
+    /// (Boxed: the largest reply, and every `NetEvent` would be as large.)
+    Moderation(Box<events::Moderation>),
+    Search(events::SearchReply),
 }
 
 /// Why a request failed: the server said no, or it never got an answer.
@@ -277,6 +339,24 @@ mod tests {
                 c::HISTORY,
             ),
             (Request::Ping, c::PING),
+            (
+                Request::Moderate {
+                    room: "r".into(),
+                    action: Box::new(Moderate::Ban {
+                        target: "n".into(),
+                        duration_secs: Some(60),
+                        reason: None,
+                    }),
+                },
+                c::BAN,
+            ),
+            (
+                Request::Moderate {
+                    room: "r".into(),
+                    action: Box::new(Moderate::Deop("n".into())),
+                },
+                c::DEOP,
+            ),
         ];
         for (request, event) in cases {
             assert_eq!(request.event(), event, "{request:?}");

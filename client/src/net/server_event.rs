@@ -14,6 +14,11 @@ pub enum ServerEvent {
     Topic(events::TopicChange),
     Notice(events::Notice),
     Typing(events::Typing),
+    /// Boxed, as `Reply::Moderation`.
+    Moderation(Box<events::Moderation>),
+    Deleted(events::MessageDeleted),
+    /// The server's limits, after each CONNECT.
+    Limits(events::Limits),
     /// An event this client does not know (or could not decode); logged, shown plainly.
     Unknown(String),
 }
@@ -33,6 +38,9 @@ impl ServerEvent {
             s::TOPIC => de(arg).map(ServerEvent::Topic),
             s::NOTICE => de(arg).map(ServerEvent::Notice),
             s::TYPING => de(arg).map(ServerEvent::Typing),
+            s::MODERATION => de(arg).map(|m| ServerEvent::Moderation(Box::new(m))),
+            s::DELETED => de(arg).map(ServerEvent::Deleted),
+            s::LIMITS => de(arg).map(ServerEvent::Limits),
             _ => None,
         };
         decoded.unwrap_or_else(|| ServerEvent::Unknown(format!("{name} {arg}")))

@@ -536,6 +536,16 @@ impl Actor {
         {
             ns.seen(&m.room, m.seq);
         }
+        // Kicked (or removed by a ban): not a member any more, so a reconnect must not
+        // rejoin it by `since`.
+        if let ServerEvent::Moderation(m) = &event
+            && m.action == chat_protocol::events::ModerationAction::Kick
+            && chat_protocol::names::nick_key(&m.target)
+                == chat_protocol::names::nick_key(&self.nick)
+            && let Some(ns) = self.namespaces.get_mut(&nsp)
+        {
+            ns.removed(&m.room);
+        }
         if let ServerEvent::Unknown(what) = &event {
             tracing::warn!(%what, "unknown server event");
         }

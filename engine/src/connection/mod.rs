@@ -140,6 +140,10 @@ impl Connection {
     /// Ends the session: closes its queue with `reason` (the transport's writer sends what is
     /// left and the close) and its sockets (their disconnect handlers run).
     pub(crate) async fn finish(mut self, reason: CloseReason) {
+        // Counted by the reason the outbox was closed with, if it was already (a slow
+        // consumer, a polling client gone): the reader only saw "forced".
+        let counted = self.outbox.reason().unwrap_or_else(|| reason.clone());
+        self.engine.stats().closed(&counted);
         self.outbox.close(reason.clone());
         // The Socket.IO disconnect reason the handlers see.
         let why = if reason == CloseReason::NORMAL {
@@ -406,6 +410,12 @@ impl Connection {
         Ok(())
     }
 
+    /// Answers a CONNECT with its CONNECT_ERROR, counted as a refusal.
+    fn refuse_connect(&self, packet: Packet) {
+        self.engine.stats().refused(crate::stats::Refusal::Connect);
+        self.send_alone(packet);
+    }
+
     async fn on_connect(&mut self, packet: Packet) -> Result<(), Close> {
         let nsp = packet.nsp;
         match self.sockets.get(&nsp) {
@@ -421,7 +431,7 @@ impl Connection {
         }
         let connected = self.sockets.values().filter(|s| s.is_connected()).count();
         if connected >= self.engine.config().max_namespaces {
-            self.send_alone(Packet::connect_error(
+            self.refuse_connect(Packet::connect_error(
                 &nsp,
                 "Too many namespaces",
                 Some(json!({"limit": self.engine.config().max_namespaces})),
@@ -433,7 +443,7 @@ impl Connection {
             .then(|| self.engine.resolve_namespace(&nsp))
             .flatten()
         else {
-            self.send_alone(Packet::connect_error(&nsp, "Invalid namespace", None));
+            self.refuse_connect(Packet::connect_error(&nsp, "Invalid namespace", None));
             return Ok(());
         };
         let auth = packet
@@ -452,12 +462,12 @@ impl Connection {
             {
                 Ok(Ok(())) => {}
                 Ok(Err(ConnectError { message, data })) => {
-                    self.send_alone(Packet::connect_error(&nsp, &message, data));
+                    self.refuse_connect(Packet::connect_error(&nsp, &message, data));
                     return Ok(());
                 }
                 Err(_) => {
                     warn!(remote = %self.info.remote, "connect middleware panicked");
-                    self.send_alone(Packet::connect_error(&nsp, "internal error", None));
+                    self.refuse_connect(Packet::connect_error(&nsp, "internal error", None));
                     return Ok(());
                 }
             }

@@ -90,6 +90,7 @@ impl Connection {
         if now.saturating_duration_since(since) >= self.engine.config().flood_timeout {
             return Err(CloseReason::RATE_LIMIT);
         }
+        self.engine.stats().rate_limited();
         let replies = self.engine.rate_limit_replies();
         if connect {
             let data = replies.connect_data.clone();

@@ -47,6 +47,9 @@ where
                 answer_text(stream, &open, req.keep_alive, &cors, limit).await && req.keep_alive
             }
             Err(refusal) => {
+                engine
+                    .stats()
+                    .refused(crate::stats::Refusal::of_status(refusal.status));
                 refuse_with(stream, &refusal, &cors, limit).await;
                 false
             }

@@ -60,7 +60,7 @@ pub enum Refusal {
 }
 
 /// The address key: IPv4 as is (an IPv4-mapped IPv6 address too), IPv6 by its /64.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -7,17 +7,19 @@
 use std::sync::{Arc, Mutex};
 
 use chat_protocol::events::{
-    AwayReply, AwayRequest, DirectMessage, DmReply, DmRequest, ErrorCode, HistoryReply,
-    HistoryRequest, JoinReply, JoinRequest, LeaveReply, LeaveRequest, MessageRequest, NickReply,
-    NickRequest, PingReply, PingRequest, Presence, PresenceAction, RoomInfo, RoomsReply,
-    RoomsRequest, TopicChange, TopicReply, TopicRequest, Typing, TypingReply, TypingRequest,
-    WhoReply, WhoRequest, WhoisReply, WhoisRequest, client,
+    AwayReply, AwayRequest, DeleteRequest, DirectMessage, DmReply, DmRequest, ErrorCode,
+    HistoryReply, HistoryRequest, JoinReply, JoinRequest, KickRequest, LeaveReply, LeaveRequest,
+    MessageRequest, NickReply, NickRequest, PingReply, PingRequest, Presence, PresenceAction,
+    ResetPasswordRequest, RoomInfo, RoomsReply, RoomsRequest, SearchRequest, TopicChange,
+    TopicReply, TopicRequest, Typing, TypingReply, TypingRequest, UnregisterRequest, WhoReply,
+    WhoRequest, WhoisReply, WhoisRequest, client,
 };
 use chat_protocol::names;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::warn;
 
+use super::moderation::operators_in;
 pub(crate) use super::reply::Failure;
 use super::reply::{Outcome, Push, answer, answer_message, refuse};
 use super::store::{AppendDone, Catchup, NewMessage, StoreError, now_ms};
@@ -30,16 +32,16 @@ pub(crate) const QUEUED_DMS_MAX: usize = 500;
 /// Longest client message id.
 const CID_MAX: usize = 64;
 
-fn parse<T: DeserializeOwned>(arg: Value) -> Result<T, Failure> {
+pub(crate) fn parse<T: DeserializeOwned>(arg: Value) -> Result<T, Failure> {
     serde_json::from_value(arg)
         .map_err(|e| Failure(ErrorCode::BadRequest, format!("invalid request: {e}")))
 }
 
-fn valid_room(room: &str) -> Result<(), Failure> {
+pub(crate) fn valid_room(room: &str) -> Result<(), Failure> {
     names::validate_room(room).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))
 }
 
-fn member(socket: &Socket, room: &str) -> Result<(), Failure> {
+pub(super) fn member(socket: &Socket, room: &str) -> Result<(), Failure> {
     valid_room(room)?;
     if socket
         .rooms()
@@ -69,7 +71,7 @@ fn checked_text(limits: &crate::config::ChatLimits, text: String) -> Result<Stri
     Ok(text)
 }
 
-fn internal(e: impl std::fmt::Display + 'static) -> Failure {
+pub(crate) fn internal(e: impl std::fmt::Display + 'static) -> Failure {
     // A store that cannot be reached now (the cluster's Redis restarting) is a retryable
     // refusal, not a server failure.
     if let Some(StoreError::Unavailable(why)) =
@@ -113,6 +115,9 @@ impl ChatApp {
         let arg = args.into_iter().next().unwrap_or(Value::Null);
         if matches!(name.as_str(), client::MESSAGE | client::DM | client::JOIN) {
             session.active();
+            if name != client::JOIN {
+                crate::metrics::chat().messages_received.inc();
+            }
         }
         if name == client::MESSAGE {
             return self.message(&socket, &session, arg, ack).await;
@@ -133,6 +138,28 @@ impl ChatApp {
             client::PING => answer::<PingRequest>(ack, Ok(PingReply { ts: now_ms() })),
             client::WHOIS => answer::<WhoisRequest>(ack, self.whois(&socket, arg).await),
             client::AWAY => answer::<AwayRequest>(ack, self.away(&session, arg)),
+            client::KICK
+            | client::BAN
+            | client::UNBAN
+            | client::MUTE
+            | client::UNMUTE
+            | client::OP
+            | client::DEOP => {
+                answer::<KickRequest>(ack, self.moderate(&socket, &session, &name, arg).await)
+            }
+            client::DELETE => {
+                answer::<DeleteRequest>(ack, self.delete(&socket, &session, arg).await)
+            }
+            client::UNREGISTER => {
+                answer::<UnregisterRequest>(ack, self.unregister_request(&session, arg).await)
+            }
+            client::RESET_PASSWORD => answer::<ResetPasswordRequest>(
+                ack,
+                self.reset_password_request(&socket, &session, arg).await,
+            ),
+            client::SEARCH => {
+                answer::<SearchRequest>(ack, self.search(&socket, &session, arg).await)
+            }
             other => refuse(
                 ack,
                 Failure(ErrorCode::UnknownEvent, format!("unknown event '{other}'")),
@@ -161,6 +188,9 @@ impl ChatApp {
             );
         }
         let ns = socket.namespace().name().to_owned();
+        if let Err(f) = self.may_enter(socket, session, &room).await {
+            return refuse(ack, f);
+        }
         let topic = match self.store.topic(&ns, &room).await {
             Ok(t) => t,
             Err(e) => return refuse(ack, internal(e)),
@@ -169,6 +199,21 @@ impl ChatApp {
         let remote = match self.store.remote_members(&ns, &room).await {
             Ok(r) => r,
             Err(e) => return refuse(ack, internal(e)),
+        };
+        // The room's creator (a registered joiner of a room with no member on any node and
+        // no operator) becomes its operator.
+        if members(socket, &room).is_empty()
+            && remote.is_empty()
+            && let Err(f) = self.creator_takes_op(&ns, &room, session).await
+        {
+            return refuse(ack, f);
+        }
+        let operators = match self
+            .with_rules(&ns, &room, true, |r| r.operators.clone())
+            .await
+        {
+            Ok(ops) => ops,
+            Err(f) => return refuse(ack, f),
         };
         // The callback answers on success; if the store fails first, the slot is still full.
         let slot = Arc::new(Mutex::new(ack));
@@ -180,6 +225,7 @@ impl ChatApp {
                 room: r.clone(),
                 members: with_remote(members(&s, &r), remote),
                 away: away_members(&s, &r),
+                operators: operators_in(&s, &r, &operators),
                 topic,
                 history: c.messages,
             };
@@ -192,8 +238,11 @@ impl ChatApp {
         // Still here: the store failed before the callback ran.
         let ack = lock(&slot).take();
         if let Err(e) = result {
-            refuse(ack, internal(e));
+            return refuse(ack, internal(e));
         }
+        // A ban made between the check above and the entry did not see us in the room: look
+        // again now that we are (the rules are cached), and go as its removal would.
+        self.banned_after_entering(socket, session, &room).await;
     }
 
     fn leave(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<LeaveReply> {
@@ -228,6 +277,9 @@ impl ChatApp {
             Ok(new) => new,
             Err(failure) => return refuse(ack, failure),
         };
+        if let Err(failure) = self.not_muted(socket, session, &new.room).await {
+            return refuse(ack, failure);
+        }
         session.reserve_message().await;
         let held = session.clone();
         let done = AppendDone::new(move |outcome| {
@@ -474,10 +526,20 @@ impl ChatApp {
             .map_err(internal)?;
         let members = with_remote(members(socket, &room), remote);
         let away = away_members(socket, &room);
+        let operators = if members.is_empty() {
+            Vec::new()
+        } else {
+            let ns = socket.namespace().name();
+            let ops = self
+                .with_rules(ns, &room, false, |r| r.operators.clone())
+                .await?;
+            operators_in(socket, &room, &ops)
+        };
         Ok(WhoReply {
             room,
             members,
             away,
+            operators,
         })
     }
 
@@ -580,6 +642,7 @@ impl ChatApp {
             return Ok(TopicReply { room, topic });
         };
         member(socket, &room)?;
+        self.may_set_topic(&ns, &room, &self.actor(session)).await?;
         names::validate_topic(&topic)
             .map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
         let topic = Some(topic.trim().to_owned()).filter(|t| !t.is_empty());
@@ -626,7 +689,11 @@ impl ChatApp {
 
 /// The sorted nicks of a room's members in the socket's namespace whose session passes
 /// `keep`.
-fn nicks_in(socket: &Socket, room: &str, keep: impl Fn(&Session) -> bool) -> Vec<String> {
+pub(crate) fn nicks_in(
+    socket: &Socket,
+    room: &str,
+    keep: impl Fn(&Session) -> bool,
+) -> Vec<String> {
     let ns = socket.namespace();
     let opts = BroadcastOptions {
         rooms: vec![engine_room(room)],

@@ -89,6 +89,8 @@ impl ChatApp {
             session.nick(),
             if online == 1 { "" } else { "s" }
         );
+        // The limits first, so a client knows them before it sends anything.
+        socket.push(&self.announced);
         socket.push(&Notice { text });
         // Catch-up: rejoin the rooms the client names and send what it missed.
         let since = serde_json::from_value::<Auth>(auth)
@@ -126,6 +128,11 @@ impl ChatApp {
                 });
             if let Err(why) = allowed {
                 refused.push((room, why));
+                continue;
+            }
+            // Not even a catch-up for a room that bans this user.
+            if let Err(f) = self.may_enter(&socket, &session, &room).await {
+                refused.push((room, f.1));
                 continue;
             }
             if let Err(e) = self
@@ -279,7 +286,10 @@ impl ChatApp {
         };
         let action = match event.kind {
             RoomEventKind::Created => RoomAction::Created,
-            RoomEventKind::Deleted => RoomAction::Deleted,
+            RoomEventKind::Deleted => {
+                self.forget_rules(ns.name(), room);
+                RoomAction::Deleted
+            }
             RoomEventKind::Joined | RoomEventKind::Left => return,
         };
         ns.push(&RoomChange {

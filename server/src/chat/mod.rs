@@ -9,24 +9,34 @@
 //! - `lifecycle`: connect (catch-up with `since`, direct messages that waited), disconnect,
 //!   room lifecycle events;
 //! - [`handlers`]: one method per client event (`join`, `message`, `dm`, ...);
+//! - [`moderation`]: server admins and room operators, bans, mutes, kicks, message deletion
+//!   (the functions an admin API calls take an [`moderation::Actor`]);
 //! - `reply`: typed acks (each request's reply type) and typed pushes (`Push::push`, the
 //!   event's name from its type);
 //! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
 //!   beside it) and the in-memory store; [`sqlite`]: the durable store
 //!   (its log's newest messages wait in memory for indexing in `unindexed`); [`redis`]: the
 //!   store every node of a cluster shares (`--store redis`, [`build_cluster`]);
-//! - [`token`]: HS256 tokens for namespaces that require one.
+//! - `search`: the `search` request (its budget, its concurrency); `phrase`: a search text
+//!   as words, for FTS5 and for the scans;
+//! - [`token`]: HS256 tokens for namespaces that require one;
+//! - [`admin`]: what the admin API does to the chat (list users, kick, notices).
 //!
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
 //! own-id room of a socket.
 
+pub mod admin;
 mod auth;
+mod budget;
 pub mod handlers;
 mod lifecycle;
 mod look_alike;
 mod middleware;
+pub mod moderation;
+mod phrase;
 pub mod redis;
 mod reply;
+mod search;
 mod session;
 pub mod sqlite;
 pub mod store;
@@ -47,6 +57,7 @@ use crate::engine::{ConnectRequest, Engine, Handlers, RateLimitReplies, Socket, 
 use look_alike::LookAlikes;
 use middleware::check_key;
 use reply::Push;
+pub use reply::{Failure, Outcome};
 pub use session::Session;
 use store::{MemoryStore, Store, StoreError};
 
@@ -74,10 +85,28 @@ pub struct ChatApp {
     limits: crate::config::ChatLimits,
     /// Connections in each namespace (for the welcome's count), by namespace name.
     namespace_users: Mutex<HashMap<String, usize>>,
+    /// The config's server admins, as nick keys.
+    admins: std::collections::HashSet<String>,
+    /// Operators, bans and mutes of the rooms with members (see `moderation`).
+    rules: moderation::RulesCache,
+    /// Taken by loads into `rules` and by moderation writes, so a load never caches what a
+    /// write just changed (never held with `rules`).
+    rules_io: tokio::sync::Mutex<()>,
+    /// A permit per search running ([`search::SEARCHES_AT_ONCE`]).
+    searches: tokio::sync::Semaphore,
+    /// The `limits` event every socket gets after its CONNECT.
+    announced: events::Limits,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
 pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
+    build_app(config).map(|(engine, _)| engine)
+}
+
+/// [`build`], also handing out the chat's state, whose moderation functions
+/// ([`ChatApp::kick`], [`ChatApp::ban`], ...) an admin API calls with
+/// [`moderation::Actor::server`].
+pub fn build_app(config: &ServerConfig) -> Result<(Engine, Arc<ChatApp>), StoreError> {
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.room_capacity)),
         StoreConfig::Redis(_) => {
@@ -94,17 +123,18 @@ pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
             })?,
         ),
     };
-    Ok(build_with_store(config, store))
+    Ok(build_app_with_store(config, store))
 }
 
 /// Builds an engine serving the chat as one node of a cluster on Redis (`--store redis`):
 /// connects to Redis (an error naming the URL, without its password, when it cannot), says
 /// in the log what an acknowledgement means there, and wires the store's delivery of other
-/// nodes' messages to this node's sockets.
+/// nodes' messages to this node's sockets. Also hands out the chat's state (see
+/// [`build_app`]).
 pub async fn build_cluster(
     config: &ServerConfig,
     redis: &RedisConfig,
-) -> Result<Engine, StoreError> {
+) -> Result<(Engine, Arc<ChatApp>), StoreError> {
     let store = Arc::new(redis::RedisStore::connect(&redis.url, redis.max_messages).await?);
     match store.durability() {
         Ok(()) => tracing::info!(
@@ -115,7 +145,7 @@ pub async fn build_cluster(
         Err(why) => tracing::warn!(redis = %redis.url, node = store.node(), "{why}"),
     }
     let fanout = crate::cluster::adapter::Fanout::start(&store);
-    let engine = build_on(
+    let (engine, app) = build_on(
         Engine::with_adapter(config.engine.clone(), fanout.factory()),
         config,
         store.clone(),
@@ -151,15 +181,27 @@ pub async fn build_cluster(
             ns.to(engine_room(&message.room)).local().push(message);
         }
     }));
-    Ok(engine)
+    Ok((engine, app))
 }
 
 pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine {
+    build_app_with_store(config, store).0
+}
+
+/// [`build_with_store`], also handing out the chat's state (see [`build_app`]).
+pub fn build_app_with_store(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> (Engine, Arc<ChatApp>) {
     build_on(Engine::new(config.engine.clone()), config, store)
 }
 
 /// The chat's namespaces and handlers on `engine` (made with the adapter it needs).
-fn build_on(engine: Engine, config: &ServerConfig, store: Arc<dyn Store>) -> Engine {
+fn build_on(
+    engine: Engine,
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> (Engine, Arc<ChatApp>) {
     const SLOW_DOWN: &str = "rate limit exceeded: slow down";
     engine.set_rate_limit_replies(RateLimitReplies {
         connect_data: Some(json!(ConnectErrorData {
@@ -184,6 +226,19 @@ fn build_on(engine: Engine, config: &ServerConfig, store: Arc<dyn Store>) -> Eng
         token_secret: config.token_secret.clone(),
         passwords: auth::Passwords::sized_to_cores(),
         limits: config.limits.clone(),
+        admins: moderation::admin_keys(&config.admins),
+        rules: moderation::RulesCache::default(),
+        rules_io: tokio::sync::Mutex::new(()),
+        searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
+        announced: events::Limits {
+            max_text_len: config.limits.max_text_len,
+            max_nick_len: config.limits.max_nick_len,
+            max_room_len: config.limits.max_room_len,
+            max_rooms: config.limits.max_rooms_per_socket,
+            events_per_sec: config.engine.rate_per_sec,
+            events_burst: config.engine.rate_burst,
+            max_search_len: search::SEARCH_TEXT_MAX,
+        },
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));
@@ -197,7 +252,7 @@ fn build_on(engine: Engine, config: &ServerConfig, store: Arc<dyn Store>) -> Eng
         let any = Regex::new(r"^/[A-Za-z0-9_./-]{0,63}$").unwrap();
         engine.dynamic_namespace(any, app.handlers(None, false));
     }
-    engine
+    (engine, app)
 }
 
 impl ChatApp {

@@ -13,10 +13,11 @@ use serde::Serialize;
 use crate::engine::{AckSender, BroadcastOperator, Namespace, Socket};
 
 /// An error ack: its code and message.
-pub(crate) struct Failure(pub(crate) ErrorCode, pub(crate) String);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub ErrorCode, pub String);
 
 /// What a handler of request `R` returns: `Outcome<R::Reply>`.
-pub(crate) type Outcome<T> = Result<T, Failure>;
+pub type Outcome<T> = Result<T, Failure>;
 
 /// Sends the ack of request `R` (nothing when the client asked for none).
 pub(crate) fn answer<R: Request>(ack: Option<AckSender>, outcome: Outcome<R::Reply>) {
@@ -43,8 +44,12 @@ fn send<T: Serialize>(ack: Option<AckSender>, outcome: Outcome<T>) {
     };
     // Our reply types always serialise; a closed connection needs no answer.
     let _ = match outcome {
-        Ok(reply) => ack.send_json(&(OkAck::new(&reply),)),
+        Ok(reply) => {
+            crate::metrics::chat().ack(Ok(()));
+            ack.send_json(&(OkAck::new(&reply),))
+        }
         Err(Failure(code, message)) => {
+            crate::metrics::chat().ack(Err(code));
             ack.send_json(&(ErrorAck::new(&ErrorBody { code, message }),))
         }
     };

@@ -1,11 +1,12 @@
 //! A connected user's session: its nick, whether it proved it, its sockets (one per
-//! namespace), the slots of its `message`s waiting for their commit, and its budget of
-//! room joins.
+//! namespace), the slots of its `message`s waiting for their commit, and its budgets of
+//! room joins and searches.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::budget::Budget;
 use crate::engine::{Socket, lock};
 
 /// Most `message`s one connection may have waiting for their commit (see `handlers`); the
@@ -30,15 +31,14 @@ pub struct Session {
     pub(super) sockets: Mutex<Vec<Socket>>,
     /// A permit per `message` slot; a message not yet acknowledged holds one.
     in_flight: tokio::sync::Semaphore,
-    /// The room-join budget: (tokens, when last refilled), at most `join_burst`, refilled
-    /// at `joins_per_sec` (0: no budget). Each `join`, and each room a CONNECT's `since`
-    /// rejoins, takes one. The burst is the rooms-per-socket limit, so a reconnect rejoins
-    /// every room at once; what joins cost the server (store attaches, room events to the
-    /// namespace) is then bounded per connection, however often it CONNECTs and
-    /// DISCONNECTs a namespace.
-    joins: Mutex<(f64, Instant)>,
-    join_burst: f64,
-    joins_per_sec: f64,
+    /// The room-join budget: at most `join_burst`, refilled at `joins_per_sec` (0: no
+    /// budget). Each `join`, and each room a CONNECT's `since` rejoins, takes one. The burst
+    /// is the rooms-per-socket limit, so a reconnect rejoins every room at once; what joins
+    /// cost the server (store attaches, room events to the namespace) is then bounded per
+    /// connection, however often it CONNECTs and DISCONNECTs a namespace.
+    joins: Budget,
+    /// The search budget ([`super::search`]): a search costs the store more than a message.
+    searches: Budget,
 }
 
 impl Session {
@@ -50,7 +50,6 @@ impl Session {
         join_burst: usize,
         joins_per_sec: u32,
     ) -> Arc<Session> {
-        let join_burst = join_burst.max(1) as f64;
         Arc::new(Session {
             nick: Mutex::new(nick.to_owned()),
             authenticated: AtomicBool::new(authenticated),
@@ -60,29 +59,19 @@ impl Session {
             started: Instant::now(),
             sockets: Mutex::new(Vec::new()),
             in_flight: tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT),
-            joins: Mutex::new((join_burst, Instant::now())),
-            join_burst,
-            joins_per_sec: f64::from(joins_per_sec),
+            joins: Budget::new(join_burst, f64::from(joins_per_sec)),
+            searches: Budget::new(super::search::SEARCH_BURST, super::search::SEARCHES_PER_SEC),
         })
     }
 
     /// Takes one room join from the budget; false when it is spent (the join is refused).
     pub(crate) fn take_join(&self) -> bool {
-        if self.joins_per_sec == 0.0 {
-            return true;
-        }
-        let mut joins = lock(&self.joins);
-        let now = Instant::now();
-        let (tokens, at) = &mut *joins;
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.joins_per_sec)
-            .min(self.join_burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.joins.take()
+    }
+
+    /// Takes one search from the budget; false when it is spent (the search is refused).
+    pub(crate) fn take_search(&self) -> bool {
+        self.searches.take()
     }
 
     /// Waits for a `message` slot and takes it; [`Session::release_message`] gives it back.

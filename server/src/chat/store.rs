@@ -19,8 +19,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chat_protocol::events::{ChatMessage, DirectMessage};
 
+pub use super::phrase::Phrase;
 use crate::engine::lock;
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -50,6 +53,43 @@ pub enum StoreError {
         "database {db} has schema version {found}, newer than this chat-server's {known}: run the newer chat-server, or restore a backup"
     )]
     NewerSchema { db: String, found: u32, known: u32 },
+    /// A search's `before` that is not a cursor this store made.
+    #[error("not a search cursor: {0:?}")]
+    BadCursor(String),
+}
+
+/// A `search`: the messages of some rooms of a namespace whose text holds a phrase.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub namespace: String,
+    /// The rooms searched (the asker's rooms of that namespace).
+    pub rooms: Vec<String>,
+    pub phrase: Phrase,
+    /// The `next` of the previous page: only hits stored before it.
+    pub before: Option<String>,
+    /// Most hits returned (at least 1).
+    pub limit: usize,
+}
+
+/// One page of search hits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchPage {
+    /// Newest first: in the reverse of the order the messages were stored.
+    pub messages: Vec<ChatMessage>,
+    /// Some when there may be older hits: the `before` of the next page.
+    pub next: Option<String>,
+}
+
+/// The store-wide order of stored messages (a rowid, a counter) as a search cursor.
+pub(crate) fn cursor(n: u64) -> String {
+    n.to_string()
+}
+
+/// Reads back a [`cursor`].
+pub(crate) fn parse_cursor(before: Option<&str>) -> Result<Option<u64>, StoreError> {
+    before
+        .map(|b| b.parse().map_err(|_| StoreError::BadCursor(b.to_owned())))
+        .transpose()
 }
 
 /// A message to store; the store fills in `id`, `seq` and `ts`.
@@ -125,6 +165,53 @@ pub struct Identity {
     pub nick: String,
     /// Argon2 PHC string; never the password.
     pub password_hash: String,
+}
+
+/// What a [`Restriction`] does: a ban keeps its target out of the room, a mute keeps it
+/// from sending messages there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RestrictionKind {
+    Ban,
+    Mute,
+}
+
+impl RestrictionKind {
+    /// How the kind is written in a store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestrictionKind::Ban => "ban",
+            RestrictionKind::Mute => "mute",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RestrictionKind> {
+        match s {
+            "ban" => Some(RestrictionKind::Ban),
+            "mute" => Some(RestrictionKind::Mute),
+            _ => None,
+        }
+    }
+}
+
+/// A ban or a mute in one room. The store keeps at most one per (kind, target) and compares
+/// targets exactly: the chat passes a nick key (lowercase nick) or, for a ban by address,
+/// `ip:` and the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restriction {
+    pub kind: RestrictionKind,
+    pub target: String,
+    /// Who set it (a nick, or `server`).
+    pub by: String,
+    pub reason: Option<String>,
+    /// When it ends, milliseconds since the Unix epoch; `None`: until lifted.
+    pub until: Option<i64>,
+}
+
+impl Restriction {
+    /// In force at `now_ms`.
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.until.is_none_or(|until| now_ms < until)
+    }
 }
 
 /// A sequenced room log: the messages of each room, numbered and handed to the application
@@ -219,6 +306,28 @@ pub trait RoomLog: Send + Sync + 'static {
 /// - **Queued direct messages.** Per recipient key: `queued_dms` returns them in the order
 ///   queued, `queued_dm_count` counts them, `remove_dm` removes the one with that id (from
 ///   that recipient's queue only; an unknown id is no error).
+/// - **Moderation** (per (namespace, room); keys compared exactly, as identities'):
+///   `operators` lists the room's operator nick keys (any order); `set_operator` adds or
+///   removes one (idempotent). `restrictions` lists the room's bans and mutes, expired ones
+///   included (the caller decides what is in force; a store may drop expired ones at any
+///   time); `add_restriction` replaces the one of the same kind and target;
+///   `remove_restriction` is true when there was one to remove.
+/// - **Deleting a message.** `delete_message` removes one message of a room's log for good
+///   (history, attach and a restart no longer return it) and returns it, or `None` when the
+///   room has no message with that `seq`. The room's `seq`s are not reused: the next append
+///   still takes the seq after the newest ever stored. It needs no ordering section: an
+///   attach or history made after it resolved does not see the message.
+/// - **Identity changes.** `delete_identity` removes the identity, its queued direct
+///   messages and its operator status in every room, and is true when there was one;
+///   `set_password` replaces an identity's hash and is true when there was one.
+/// - **Search.** `search` returns the messages of the query's rooms (in its namespace) whose
+///   text holds the phrase ([`Phrase::matches`]: its words in a row, without regard to case
+///   or diacritics), newest first in the order they were stored, at most `limit`. `next` is
+///   `Some` when the page is full (there may be more): passed back as `before`, it gives the
+///   hits stored before the page's last, so paging repeats and skips none. A `before` the
+///   store did not make is [`StoreError::BadCursor`]. Like `history`, it sees at least every
+///   message whose `done` was called before it was called, and none removed by retention.
+///   What it may cost is the backend's to bound and document (an index, or a bounded scan).
 pub trait Store: RoomLog {
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>>;
     fn set_topic(&self, namespace: &str, room: &str, topic: Option<String>) -> StoreFuture<'_, ()>;
@@ -258,6 +367,52 @@ pub trait Store: RoomLog {
     fn remote_members(&self, _namespace: &str, _room: &str) -> StoreFuture<'_, Vec<String>> {
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
+    /// The nick keys of the room's operators.
+    fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>>;
+    /// Makes a nick key an operator of the room (`true`) or not (`false`).
+    fn set_operator(
+        &self,
+        namespace: &str,
+        room: &str,
+        nick_key: &str,
+        operator: bool,
+    ) -> StoreFuture<'_, ()>;
+    /// The room's bans and mutes, expired ones included.
+    fn restrictions(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>>;
+    /// Adds a ban or mute, replacing the one of the same kind and target.
+    fn add_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        restriction: Restriction,
+    ) -> StoreFuture<'_, ()>;
+    /// Lifts a ban or mute; false when there was none.
+    fn remove_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        kind: RestrictionKind,
+        target: &str,
+    ) -> StoreFuture<'_, bool>;
+    /// Removes one message from the room's log; returns it, or `None` when there is none
+    /// with that seq.
+    fn delete_message(
+        &self,
+        namespace: &str,
+        room: &str,
+        seq: u64,
+    ) -> StoreFuture<'_, Option<ChatMessage>>;
+    /// Forgets an identity, its queued direct messages and its operator status everywhere;
+    /// false when there was none.
+    fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool>;
+    /// Replaces an identity's password hash; false when there is no such identity.
+    fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool>;
+    /// Whether the store can take writes now (`/readyz`): cheap, called on every probe.
+    fn available(&self) -> bool {
+        true
+    }
+    /// The newest messages of the query's rooms that hold its phrase (see the contract).
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage>;
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -289,6 +444,8 @@ pub(crate) fn catchup(found: Vec<ChatMessage>, after: Option<u64>, last_seq: u64
 struct MemoryRoom {
     last_seq: u64,
     messages: VecDeque<ChatMessage>,
+    /// Each kept message's place in the store-wide order (the search cursor), beside it.
+    order: VecDeque<u64>,
     /// (from, cid) -> seq of the messages still kept.
     cids: HashMap<(String, String), u64>,
     cid_of: HashMap<u64, (String, String)>,
@@ -299,6 +456,14 @@ struct MemoryRoom {
 struct Memory {
     identities: HashMap<String, Identity>,
     dms: HashMap<String, Vec<DirectMessage>>,
+    /// (namespace, room) -> operator nick keys.
+    operators: HashMap<(String, String), std::collections::BTreeSet<String>>,
+    /// (namespace, room) -> bans and mutes.
+    restrictions: HashMap<(String, String), Vec<Restriction>>,
+}
+
+fn room_key(namespace: &str, room: &str) -> (String, String) {
+    (namespace.to_owned(), room.to_owned())
 }
 
 /// namespace -> room -> log. Each room has its own lock, which is its ordering section, so
@@ -306,10 +471,17 @@ struct Memory {
 type Rooms = HashMap<String, HashMap<String, Arc<Mutex<MemoryRoom>>>>;
 
 /// Keeps the newest `capacity` messages of each room, in memory.
+///
+/// Search is a scan (no index): the newest messages of each room searched, newest first,
+/// each split into words; at most `capacity` messages per room, so a search costs at most
+/// rooms-per-socket times `capacity` messages (100 x 1000 by default), each room's lock held
+/// only while its messages are scanned.
 pub struct MemoryStore {
     capacity: usize,
     rooms: Mutex<Rooms>,
     state: Mutex<Memory>,
+    /// The store-wide order of appends (search cursors), last given.
+    appended: AtomicU64,
 }
 
 impl MemoryStore {
@@ -318,6 +490,7 @@ impl MemoryStore {
             capacity: capacity.max(1),
             rooms: Mutex::new(Rooms::default()),
             state: Mutex::new(Memory::default()),
+            appended: AtomicU64::new(0),
         }
     }
 
@@ -351,7 +524,13 @@ fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
 impl MemoryRoom {
     /// Stores a message (or finds the one its `cid` names) and publishes it; called with the
     /// room's lock held (its ordering section).
-    fn append(&mut self, capacity: usize, m: NewMessage, publish: Publish) -> Appended {
+    fn append(
+        &mut self,
+        capacity: usize,
+        order: &AtomicU64,
+        m: NewMessage,
+        publish: Publish,
+    ) -> Appended {
         if let Some(cid) = &m.cid {
             let key = (m.from.clone(), cid.clone());
             if let Some(seq) = self.cids.get(&key)
@@ -375,15 +554,19 @@ impl MemoryRoom {
         };
         if self.messages.len() == capacity
             && let Some(old) = self.messages.pop_front()
-            && let Some(key) = self.cid_of.remove(&old.seq)
         {
-            self.cids.remove(&key);
+            self.order.pop_front();
+            if let Some(key) = self.cid_of.remove(&old.seq) {
+                self.cids.remove(&key);
+            }
         }
         if let Some(cid) = m.cid {
             self.cids.insert((m.from.clone(), cid.clone()), stored.seq);
             self.cid_of.insert(stored.seq, (m.from, cid));
         }
         self.messages.push_back(stored.clone());
+        self.order
+            .push_back(order.fetch_add(1, Ordering::Relaxed) + 1);
         publish(&stored);
         Appended {
             message: stored,
@@ -398,7 +581,7 @@ impl RoomLog for MemoryStore {
         let mut log = lock(&log);
         // Publishing and answering only queue bytes (no await), so both run in the ordering
         // section: a room's acks, like its broadcasts, go out in `seq` order.
-        let appended = log.append(self.capacity, m, publish);
+        let appended = log.append(self.capacity, &self.appended, m, publish);
         done.call(Ok(appended));
     }
 
@@ -518,6 +701,145 @@ impl Store for MemoryStore {
             v.retain(|m| m.id != id);
         }
         ready(())
+    }
+
+    fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+        let state = lock(&self.state);
+        let ops = state.operators.get(&room_key(namespace, room));
+        ready(ops.map(|o| o.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    fn set_operator(
+        &self,
+        namespace: &str,
+        room: &str,
+        nick_key: &str,
+        operator: bool,
+    ) -> StoreFuture<'_, ()> {
+        let mut state = lock(&self.state);
+        let key = room_key(namespace, room);
+        if operator {
+            let ops = state.operators.entry(key).or_default();
+            ops.insert(nick_key.to_owned());
+        } else if let Some(ops) = state.operators.get_mut(&key) {
+            ops.remove(nick_key);
+            if ops.is_empty() {
+                state.operators.remove(&key);
+            }
+        }
+        ready(())
+    }
+
+    fn restrictions(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>> {
+        let state = lock(&self.state);
+        let found = state.restrictions.get(&room_key(namespace, room)).cloned();
+        ready(found.unwrap_or_default())
+    }
+
+    fn add_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        restriction: Restriction,
+    ) -> StoreFuture<'_, ()> {
+        let mut state = lock(&self.state);
+        let list = state
+            .restrictions
+            .entry(room_key(namespace, room))
+            .or_default();
+        list.retain(|r| (r.kind, &r.target) != (restriction.kind, &restriction.target));
+        list.push(restriction);
+        ready(())
+    }
+
+    fn remove_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        kind: RestrictionKind,
+        target: &str,
+    ) -> StoreFuture<'_, bool> {
+        let mut state = lock(&self.state);
+        let Some(list) = state.restrictions.get_mut(&room_key(namespace, room)) else {
+            return ready(false);
+        };
+        let before = list.len();
+        list.retain(|r| (r.kind, r.target.as_str()) != (kind, target));
+        ready(list.len() < before)
+    }
+
+    fn delete_message(
+        &self,
+        namespace: &str,
+        room: &str,
+        seq: u64,
+    ) -> StoreFuture<'_, Option<ChatMessage>> {
+        let Some(log) = self.existing(namespace, room) else {
+            return ready(None);
+        };
+        let mut log = lock(&log);
+        let Some(at) = log.messages.iter().position(|m| m.seq == seq) else {
+            return ready(None);
+        };
+        let removed = log.messages.remove(at);
+        log.order.remove(at);
+        if let Some(key) = log.cid_of.remove(&seq) {
+            log.cids.remove(&key);
+        }
+        ready(removed)
+    }
+
+    fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool> {
+        let mut state = lock(&self.state);
+        let existed = state.identities.remove(nick_key).is_some();
+        state.dms.remove(nick_key);
+        state.operators.retain(|_, ops| {
+            ops.remove(nick_key);
+            !ops.is_empty()
+        });
+        ready(existed)
+    }
+
+    fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool> {
+        let mut state = lock(&self.state);
+        let Some(identity) = state.identities.get_mut(nick_key) else {
+            return ready(false);
+        };
+        identity.password_hash = password_hash;
+        ready(true)
+    }
+
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        let before = match parse_cursor(query.before.as_deref()) {
+            Ok(before) => before.unwrap_or(u64::MAX),
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let limit = query.limit.max(1);
+        let mut hits: Vec<(u64, ChatMessage)> = Vec::new();
+        for room in &query.rooms {
+            let Some(log) = self.existing(&query.namespace, room) else {
+                continue;
+            };
+            let log = lock(&log);
+            hits.extend(
+                log.order
+                    .iter()
+                    .zip(&log.messages)
+                    .rev()
+                    .filter(|(n, m)| **n < before && query.phrase.matches(&m.text))
+                    .take(limit)
+                    .map(|(n, m)| (*n, m.clone())),
+            );
+        }
+        hits.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
+        hits.truncate(limit);
+        let next = (hits.len() == limit)
+            .then(|| hits.last().map(|(n, _)| cursor(*n)))
+            .flatten();
+        ready(SearchPage {
+            messages: hits.into_iter().map(|(_, m)| m).collect(),
+            next,
+        })
     }
 }
 

@@ -178,7 +178,22 @@ pub struct ServerConfig {
     /// How the `chat-server` binary writes its log lines (`main.rs` installs the subscriber;
     /// [`crate::start`] does not read it).
     pub log_format: LogFormat,
+    /// Server admins: registered nicks (connected with their password) who may moderate
+    /// every room, claim rooms without operators, delete messages and unregister nicks.
+    pub admins: Vec<String>,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`, the admin API; see
+    /// [`crate::admin`]): off unless set, never the same address as `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// The admin API's bearer token; without one the API is off (the health and metrics
+    /// paths are served all the same). At least [`MIN_ADMIN_TOKEN`] bytes.
+    pub admin_token: Option<String>,
+    /// On SIGTERM, how long the binary keeps serving with `/readyz` false (for a load
+    /// balancer to notice) before it closes every connection with 1001.
+    pub drain_delay: std::time::Duration,
 }
+
+/// The shortest admin token accepted (bytes): a token is a password nobody types.
+pub const MIN_ADMIN_TOKEN: usize = 16;
 
 /// The shape of the binary's log lines on stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -273,6 +288,10 @@ impl Default for ServerConfig {
             limits: ChatLimits::default(),
             tls: None,
             log_format: LogFormat::Text,
+            admins: Vec::new(),
+            admin_listen: None,
+            admin_token: None,
+            drain_delay: std::time::Duration::from_millis(5000),
         }
     }
 }
@@ -451,6 +470,17 @@ mod tests {
         let c = resolve(&[], "log_format = \"json\"").expect("valid");
         assert_eq!(c.log_format, LogFormat::Json);
         assert!(resolve(&["--log-format", "xml"], "").is_err());
+    }
+
+    #[test]
+    fn admins_are_a_list_of_valid_nicks_from_a_flag_or_the_file() {
+        assert!(resolve(&[], "").expect("valid").admins.is_empty());
+        let c = resolve(&[], "admins = [\"root\", \"Ada\"]").expect("valid");
+        assert_eq!(c.admins, ["root", "Ada"]);
+        let c = resolve(&["--admins", "root, ada"], "admins = [\"x\"]").expect("valid");
+        assert_eq!(c.admins, ["root", "ada"], "the flag wins");
+        assert!(resolve(&["--admins", "2pac"], "").is_err(), "not a nick");
+        assert!(resolve(&[], "admins = [\"a b\"]").is_err());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::{
     ConfigError, LogFormat, NamespaceConfig, RedisConfig, RedisUrl, ServerConfig, StoreConfig,
     TlsConfig,
 };
-use crate::engine::CorsOrigins;
+use crate::engine::{CorsOrigins, TrustedProxies};
 
 /// One setting: its key and the one place it lands.
 pub struct Setting {
@@ -45,6 +45,7 @@ pub struct Setting {
 /// Where a setting's value goes, and how it is parsed and shown.
 enum Field {
     Addr(fn(&mut Draft) -> &mut SocketAddr),
+    MaybeAddr(fn(&mut Draft) -> &mut Option<SocketAddr>),
     Usize(fn(&mut Draft) -> &mut usize),
     U32(fn(&mut Draft) -> &mut u32),
     U64(fn(&mut Draft) -> &mut u64),
@@ -60,6 +61,12 @@ enum Field {
     /// A list of browser origins, or `*`: comma-separated in a flag or variable, a string or
     /// an array of strings in the file.
     Origins(fn(&mut Draft) -> &mut CorsOrigins),
+    /// A list of nicks: comma-separated in a flag or variable, an array of strings in the
+    /// file; each must be a valid nick.
+    Nicks(fn(&mut Draft) -> &mut Vec<String>),
+    /// A list of addresses and CIDR blocks: comma-separated in a flag or variable, a string
+    /// or an array of strings in the file.
+    Proxies(fn(&mut Draft) -> &mut TrustedProxies),
 }
 
 /// The configuration being resolved: the binary's defaults, then each value given.
@@ -80,6 +87,8 @@ struct Draft {
     token_secret: Option<String>,
     token_secret_file: Option<PathBuf>,
     log_format: String,
+    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
 }
 
 impl Draft {
@@ -103,6 +112,8 @@ impl Draft {
             token_secret: None,
             token_secret_file: None,
             log_format: "text".into(),
+            admin_token: None,
+            admin_token_file: None,
         }
     }
 }
@@ -255,6 +266,11 @@ pub static SETTINGS: &[Setting] = &[
         Field::Origins(|d| &mut d.config.engine.cors_origins),
     ),
     setting(
+        "trusted_proxies",
+        "Reverse proxies or load balancers (addresses or CIDR blocks, comma-separated: 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For names the client, for per-address limits, the failed-password delay and the logs [default: none].",
+        Field::Proxies(|d| &mut d.config.engine.trusted_proxies),
+    ),
+    setting(
         "check_ws_origin",
         "Refuse WebSocket upgrades from origins neither in cors_origins nor the server's own host (true or false).",
         Field::Bool(|d| &mut d.config.engine.check_ws_origin),
@@ -337,9 +353,34 @@ pub static SETTINGS: &[Setting] = &[
         Field::MaybePath(|d| &mut d.token_secret_file),
     ),
     setting(
+        "admins",
+        "Server admins: registered nicks, comma-separated, who may moderate every room, delete messages and unregister nicks [default: none].",
+        Field::Nicks(|d| &mut d.config.admins),
+    ),
+    setting(
         "log_format",
         "Log lines on stderr: text (for people) or json (one object per line, for collectors).",
         Field::Choice(|d| &mut d.log_format, &["text", "json"]),
+    ),
+    setting(
+        "admin_listen",
+        "Address of the admin listener (/metrics, /healthz, /readyz, the admin API); off unless set, never the listen address.",
+        Field::MaybeAddr(|d| &mut d.config.admin_listen),
+    ),
+    secret(setting(
+        "admin_token",
+        "Bearer token of the admin API, at least 16 bytes (from CHAT_ADMIN_TOKEN or admin_token_file; without one the API is off).",
+        Field::MaybeString(|d| &mut d.admin_token),
+    )),
+    setting(
+        "admin_token_file",
+        "A file holding the admin API's bearer token (instead of CHAT_ADMIN_TOKEN).",
+        Field::MaybePath(|d| &mut d.admin_token_file),
+    ),
+    setting(
+        "drain_delay_ms",
+        "On SIGTERM, milliseconds to keep serving with /readyz false before closing every connection (1001).",
+        Field::Millis(|d| &mut d.config.drain_delay),
     ),
 ];
 
@@ -368,6 +409,7 @@ impl Setting {
         }
         match &self.field {
             Field::Addr(f) => *f(draft) = num(value)?,
+            Field::MaybeAddr(f) => *f(draft) = Some(num(value)?),
             Field::Usize(f) => *f(draft) = num(value)?,
             Field::U32(f) => *f(draft) = num(value)?,
             Field::U64(f) => *f(draft) = num(value)?,
@@ -385,6 +427,19 @@ impl Setting {
                 *f(draft) = value.to_owned();
             }
             Field::Origins(f) => *f(draft) = CorsOrigins::parse(value)?,
+            Field::Nicks(f) => {
+                let mut nicks = Vec::new();
+                for nick in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    chat_protocol::names::validate_nick(nick)
+                        .map_err(|e| format!("{nick:?}: {e}"))?;
+                    nicks.push(nick.to_owned());
+                }
+                *f(draft) = nicks;
+            }
+
+            Field::Proxies(f) => {
+                *f(draft) = TrustedProxies::parse(value)?;
+            }
         }
         Ok(())
     }
@@ -404,7 +459,14 @@ impl Setting {
                 CorsOrigins::SameOrigin => return None,
                 origins => origins.to_string(),
             },
+            Field::Nicks(f) if f(draft).is_empty() => return None,
+            Field::Nicks(f) => f(draft).join(","),
+            Field::Proxies(f) => match f(draft) {
+                proxies if proxies.is_empty() => return None,
+                proxies => proxies.to_string(),
+            },
             Field::MaybePath(_)
+            | Field::MaybeAddr(_)
             | Field::MaybeU64(_)
             | Field::MaybeSecs(_)
             | Field::MaybeString(_) => return None,
@@ -421,13 +483,16 @@ impl Setting {
 impl Field {
     /// Whether the file may give the value as an array (joined by commas for parsing).
     fn is_list(&self) -> bool {
-        matches!(self, Field::Origins(_))
+        matches!(
+            self,
+            Field::Origins(_) | Field::Nicks(_) | Field::Proxies(_)
+        )
     }
 
     /// What `--help` calls the value.
     fn value_name(&self) -> &'static str {
         match self {
-            Field::Addr(_) => "ADDR",
+            Field::Addr(_) | Field::MaybeAddr(_) => "ADDR",
             Field::Usize(_) | Field::U32(_) | Field::U64(_) | Field::MaybeU64(_) => "N",
             Field::Millis(_) => "MS",
             Field::Bool(_) => "BOOL",
@@ -436,6 +501,8 @@ impl Field {
             Field::MaybeString(_) => "TEXT",
             Field::Choice(..) => "KIND",
             Field::Origins(_) => "ORIGINS",
+            Field::Nicks(_) => "NICKS",
+            Field::Proxies(_) => "ADDRS",
         }
     }
 }
@@ -733,6 +800,19 @@ fn store_config(d: StoreDraft) -> Result<StoreConfig, ConfigError> {
     }
 }
 
+/// A secret read from its file (`*_file` settings), its trailing newline dropped.
+fn secret_file(path: Option<PathBuf>) -> Result<Option<String>, ConfigError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    Ok(Some(
+        std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+    ))
+}
+
 /// The checks across settings, and the parts built from several.
 fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig, ConfigError> {
     let Draft {
@@ -749,6 +829,8 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
         token_secret,
         token_secret_file,
         log_format,
+        admin_token,
+        admin_token_file,
     } = draft;
     super::check_limits(&config)?;
     config.tls = match (tls_cert, tls_key) {
@@ -769,16 +851,26 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
         redis_shorthand,
         redis_max_messages,
     })?;
-    let from_file = match token_secret_file {
-        Some(path) => Some(
-            std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let from_file = secret_file(token_secret_file)?;
     config.token_secret = token_secret.or(from_file).filter(|s| !s.is_empty());
+    let from_file = secret_file(admin_token_file)?;
+    config.admin_token = admin_token.or(from_file).filter(|s| !s.is_empty());
+    if config
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| t.len() < super::MIN_ADMIN_TOKEN)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "admin_token is shorter than {} bytes: make a long random one (e.g. openssl rand -hex 32)",
+            super::MIN_ADMIN_TOKEN
+        )));
+    }
+    if config.admin_listen == Some(config.listen) && config.listen.port() != 0 {
+        return Err(ConfigError::Invalid(format!(
+            "admin_listen ({}) must not be the listen address: the admin listener is never the public port",
+            config.listen
+        )));
+    }
     if config.token_secret.is_none() && namespaces.iter().any(|n| n.token) {
         return Err(ConfigError::Invalid(
             "a namespace requires a token but no token_secret is set".into(),

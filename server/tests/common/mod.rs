@@ -72,6 +72,35 @@ impl Client {
         Client::opened(ws).await
     }
 
+    /// Connects from `local` with one extra request header (`X-Forwarded-For`, as a proxy
+    /// would add it) and reads the open packet.
+    pub async fn connect_with_header(
+        addr: SocketAddr,
+        local: IpAddr,
+        name: &'static str,
+        value: &str,
+    ) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(local, 0)).expect("bind");
+        let stream = tokio::time::timeout(RECV_TIMEOUT, socket.connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("tcp connect");
+        let mut request = url(addr).into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
+        let (ws, _) = tokio::time::timeout(
+            RECV_TIMEOUT,
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("upgrade timed out")
+        .expect("websocket upgrade");
+        Client::opened(ws).await
+    }
+
     async fn opened(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         let mut c = Client {
             ws,

@@ -1,5 +1,6 @@
-//! Indexing the log by room and seq (`room_index`) and by client id (`cids`), and, at open,
-//! checking the indexes against the log and rebuilding them when they disagree.
+//! Indexing the log by room and seq (`room_index`), by client id (`cids`) and by its words
+//! (`log_fts`, for `search`), and, at open, checking the indexes against the log and
+//! rebuilding them when they disagree.
 
 use std::time::Instant;
 
@@ -7,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tracing::warn;
 
 use super::super::store::StoreError;
+use super::search::SCOPE_SQL;
 use super::unindexed::{Map, RoomKey, RoomRef};
 use super::{backend, write_transaction};
 
@@ -39,6 +41,11 @@ pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), St
         run(
             "INSERT INTO cids (ns, room, sender, cid, n) SELECT ns, room, sender, cid, n FROM log WHERE n > ?1 AND n <= ?2 AND cid IS NOT NULL ORDER BY ns, room, sender, cid",
         )?;
+        // The full-text index, here and not in the appends' commits: one FTS5 segment per
+        // chunk, off the acknowledgement path.
+        run(&format!(
+            "INSERT INTO log_fts (rowid, text, scope) SELECT n, text, {SCOPE_SQL} FROM log WHERE n > ?1 AND n <= ?2 ORDER BY n"
+        ))?;
         run(
             "INSERT INTO rooms (ns, room, last_seq) SELECT ns, room, max(seq) FROM log WHERE n > ?1 AND n <= ?2 GROUP BY ns, room ON CONFLICT (ns, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
         )?;
@@ -88,12 +95,14 @@ pub(super) fn recover(conn: &Connection) -> Result<((usize, i64), bool), StoreEr
 /// fail, which [`recover`] answers with [`repair`]. So the indexed part is checked only where
 /// any writer touches it, at its newest entries:
 /// - the log's newest indexed message (`n <= indexed_upto`) is in `room_index` under its
-///   room and seq, and its client id in `cids` (under its own or an earlier message): this
-///   catches an `indexed_upto` ahead of the indexes, and the newest entries gone;
+///   room and seq, its client id in `cids` (under its own or an earlier message), and its
+///   rowid in the full-text index (`log_fts_docsize`): this catches an `indexed_upto` ahead
+///   of the indexes, and the newest entries gone;
 /// - every room's newest `room_index` entry names a log message with that room and seq, and
 ///   is the room's `last_seq` (a room's messages are numbered in log order, and retention
 ///   removes a room's oldest messages first or all of them, so a room with indexed messages
-///   has its `last_seq` among them): this catches a `last_seq` behind (new messages would
+///   has its `last_seq` among them, or above them only seqs an admin deleted, which
+///   `deleted_messages` keeps): this catches a `last_seq` behind (new messages would
 ///   take taken seqs) or ahead, and a room's newest entries gone or pointing elsewhere.
 ///
 /// An `indexed_upto` behind the indexes makes indexing the tail fail (on keys already
@@ -130,6 +139,19 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
             return Ok(Some(format!(
                 "message {} ({} {} #{}) is not in room_index",
                 row.n, row.ns, row.room, row.seq
+            )));
+        }
+        let in_fts: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM log_fts_docsize WHERE id = ?1",
+                [row.n],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if !in_fts {
+            return Ok(Some(format!(
+                "message {} is not in the full-text index",
+                row.n
             )));
         }
         if let Some(cid) = &row.cid {
@@ -174,7 +196,16 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
         let Some((seq, n, log_ns, log_room, log_seq)) = found else {
             continue; // No indexed message: none yet, or retention removed them all.
         };
-        if seq != last_seq {
+        // Above the newest indexed message, only deleted ones (their tombstones) may be.
+        let deleted_above = || -> Result<i64, StoreError> {
+            conn.query_row(
+                "SELECT count(*) FROM deleted_messages WHERE ns = ?1 AND room = ?2 AND seq > ?3 AND seq <= ?4",
+                params![ns, name, seq, last_seq],
+                |r| r.get(0),
+            )
+            .map_err(backend)
+        };
+        if seq != last_seq && !(seq < last_seq && deleted_above()? == last_seq - seq) {
             return Ok(Some(format!(
                 "room {ns} {name}: last_seq {last_seq}, newest indexed message #{seq}"
             )));
@@ -191,7 +222,7 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
     Ok(None)
 }
 
-/// Rebuilds `room_index`, `cids`, the rooms' `last_seq` and `meta.indexed_upto` from the log,
+/// Rebuilds `room_index`, `cids`, `log_fts`, the rooms' `last_seq` and `meta.indexed_upto` from the log,
 /// in one transaction, keeping every message in it (each was acknowledged once committed).
 ///
 /// Each room's messages are numbered in log order (rowid order, the order they were
@@ -201,7 +232,8 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
 /// later ones are mostly numbered on too. Ids, texts and times are unchanged. A client id
 /// stored twice (a re-send that reached both writers) names its first message, as a re-send
 /// would have found it; both messages stay. A room's `last_seq` becomes its newest message's
-/// seq (rooms whose messages retention removed keep theirs).
+/// seq, or its newest deleted message's if that is newer (rooms whose messages retention
+/// removed keep theirs).
 fn repair(conn: &Connection) -> Result<(usize, i64), StoreError> {
     let started = Instant::now();
     let tx = write_transaction(conn)?;
@@ -238,16 +270,19 @@ fn repair(conn: &Connection) -> Result<(usize, i64), StoreError> {
             update.execute([n, seq]).map_err(backend)?;
         }
     }
-    tx.execute_batch(
+    tx.execute_batch(&format!(
         "DELETE FROM room_index;
          DELETE FROM cids;
+         INSERT INTO log_fts (log_fts) VALUES ('delete-all');
+         INSERT INTO log_fts (rowid, text, scope) SELECT n, text, {SCOPE_SQL} FROM log ORDER BY n;
          INSERT INTO room_index (ns, room, seq, n) SELECT ns, room, seq, n FROM log ORDER BY ns, room, seq;
          INSERT INTO cids (ns, room, sender, cid, n) SELECT ns, room, sender, cid, min(n) FROM log WHERE cid IS NOT NULL GROUP BY ns, room, sender, cid;
-         INSERT INTO rooms (ns, room, last_seq) SELECT ns, room, max(seq) FROM room_index GROUP BY ns, room
+         INSERT INTO rooms (ns, room, last_seq)
+             SELECT ns, room, max(seq) FROM (SELECT ns, room, seq FROM room_index UNION ALL SELECT ns, room, seq FROM deleted_messages) GROUP BY ns, room
              ON CONFLICT (ns, room) DO UPDATE SET last_seq = excluded.last_seq;
          INSERT INTO meta (key, value) SELECT 'indexed_upto', coalesce(max(n), 0) FROM log WHERE true
              ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
-    )
+    ))
     .map_err(backend)?;
     let (count, last): (i64, i64) = tx
         .query_row("SELECT count(*), coalesce(max(n), 0) FROM log", [], |r| {
@@ -288,6 +323,8 @@ impl LogRow {
 
     pub(super) fn delete(&self, tx: &Connection) -> rusqlite::Result<()> {
         tx.prepare_cached("DELETE FROM log WHERE n = ?1")?
+            .execute([self.n])?;
+        tx.prepare_cached("DELETE FROM log_fts WHERE rowid = ?1")?
             .execute([self.n])?;
         tx.prepare_cached("DELETE FROM room_index WHERE ns = ?1 AND room = ?2 AND seq = ?3")?
             .execute(params![self.ns, self.room, self.seq])?;

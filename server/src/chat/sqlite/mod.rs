@@ -21,10 +21,16 @@
 //! is refused ([`StoreError::InUse`]).
 //! Retention (count and age per room) runs on the writer between batches, in bounded chunks.
 //!
+//! The indexing pass also fills the full-text index (`log_fts`, FTS5) that `search` reads:
+//! never in an append's commit, so acknowledgements cost what they did without it.
+//!
 //! Modules: `schema` (tables, connection settings, upgrades), `lockfile` (the lock file),
 //! `writer` (the writer thread, its commands and their effects), `index` (indexing the log,
 //! checking and rebuilding the indexes at open), `retention`, `read` (messages by room and
-//! seq), `unindexed` (the log's newest messages in memory). A new command is a
+//! seq), `search` (full-text search), `unindexed` (the log's newest messages in memory).
+//! Moderation (operators, bans and
+//! mutes) is written through the writer's generic `Command::Write`, a deleted message by its
+//! own command (it may still be unindexed). A new command is a
 //! `writer::Command` variant, its write in `RoomCache::write` and its effect in
 //! `Writer::finish`.
 
@@ -33,6 +39,7 @@ mod lockfile;
 mod read;
 mod retention;
 mod schema;
+mod search;
 mod unindexed;
 mod writer;
 
@@ -52,7 +59,8 @@ pub use self::schema::SCHEMA_VERSION;
 use self::unindexed::Unindexed;
 use self::writer::{Command, RoomCache, UNINDEXED_CHUNKS_MAX, Writer};
 use super::store::{
-    AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, Store, StoreError, StoreFuture,
+    AppendDone, Attach, Identity, NewMessage, Publish, Restriction, RestrictionKind, RoomLog,
+    SearchPage, SearchQuery, Store, StoreError, StoreFuture,
 };
 use crate::engine::lock;
 
@@ -111,6 +119,8 @@ pub struct WriterStats {
 pub struct SqliteStore {
     tx: std::sync::mpsc::Sender<Command>,
     reader: Arc<Mutex<Connection>>,
+    /// Searches' own connection: a long one never holds up the reader's short reads.
+    searcher: Arc<Mutex<Connection>>,
     unindexed: Arc<Mutex<Unindexed>>,
     stats: Arc<Mutex<WriterStats>>,
     path: PathBuf,
@@ -179,6 +189,7 @@ impl SqliteStore {
         schema::migrate(&writer, path)?;
         let (recovered, rebuilt) = index::recover(&writer)?;
         let reader = schema::open(path)?;
+        let searcher = schema::open(path)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let stats = Arc::new(Mutex::new(WriterStats {
             rebuilds: rebuilt as u64,
@@ -206,6 +217,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             tx,
             reader: Arc::new(Mutex::new(reader)),
+            searcher: Arc::new(Mutex::new(searcher)),
             unindexed,
             stats,
             path: path.to_owned(),
@@ -231,6 +243,18 @@ impl SqliteStore {
         Box::pin(async move {
             sent.map_err(|_| StoreError::Closed)?;
             rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    /// Runs `write` in the writer's next transaction; resolves with the rows it changed once
+    /// committed.
+    fn write(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<usize> + Send + 'static,
+    ) -> StoreFuture<'_, usize> {
+        self.send(|reply| Command::Write {
+            write: Box::new(write),
+            reply,
         })
     }
 
@@ -303,6 +327,11 @@ impl RoomLog for SqliteStore {
 }
 
 impl Store for SqliteStore {
+    /// While the writer thread runs (it stops only when the store is dropped, or on a panic).
+    fn available(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| !w.is_finished())
+    }
+
     fn topic(&self, namespace: &str, room: &str) -> StoreFuture<'_, Option<String>> {
         let (ns, room) = (namespace.to_owned(), room.to_owned());
         self.read(move |c| {
@@ -399,5 +428,142 @@ impl Store for SqliteStore {
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {
         let (to_key, id) = (to_key.to_owned(), id.to_owned());
         self.send(|reply| Command::RemoveDm { to_key, id, reply })
+    }
+
+    fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+        let (ns, room) = (namespace.to_owned(), room.to_owned());
+        self.read(move |c| {
+            c.prepare_cached("SELECT nick_key FROM operators WHERE ns = ?1 AND room = ?2")?
+                .query_map(params![ns, room], |r| r.get(0))?
+                .collect()
+        })
+    }
+
+    fn set_operator(
+        &self,
+        namespace: &str,
+        room: &str,
+        nick_key: &str,
+        operator: bool,
+    ) -> StoreFuture<'_, ()> {
+        let (ns, room, key) = (namespace.to_owned(), room.to_owned(), nick_key.to_owned());
+        let wrote = self.write(move |c| {
+            let sql = if operator {
+                "INSERT INTO operators (ns, room, nick_key) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM operators WHERE ns = ?1 AND room = ?2 AND nick_key = ?3"
+            };
+            c.execute(sql, params![ns, room, key])
+        });
+        Box::pin(async move { wrote.await.map(drop) })
+    }
+
+    fn restrictions(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>> {
+        let (ns, room) = (namespace.to_owned(), room.to_owned());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT kind, target, by, reason, until FROM restrictions WHERE ns = ?1 AND room = ?2 ORDER BY created",
+            )?;
+            let rows = stmt.query_map(params![ns, room], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Restriction {
+                        kind: RestrictionKind::Ban,
+                        target: r.get(1)?,
+                        by: r.get(2)?,
+                        reason: r.get(3)?,
+                        until: r.get(4)?,
+                    },
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (kind, restriction) = row?;
+                // A kind a newer build wrote is not this build's to enforce.
+                if let Some(kind) = RestrictionKind::parse(&kind) {
+                    out.push(Restriction {
+                        kind,
+                        ..restriction
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn add_restriction(&self, namespace: &str, room: &str, r: Restriction) -> StoreFuture<'_, ()> {
+        let (ns, room) = (namespace.to_owned(), room.to_owned());
+        let wrote = self.write(move |c| {
+            c.execute(
+                "INSERT INTO restrictions (ns, room, kind, target, by, reason, until, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (ns, room, kind, target) DO UPDATE SET by = excluded.by, reason = excluded.reason, until = excluded.until, created = excluded.created",
+                params![ns, room, r.kind.as_str(), r.target, r.by, r.reason, r.until, super::store::now_ms()],
+            )
+        });
+        Box::pin(async move { wrote.await.map(drop) })
+    }
+
+    fn remove_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        kind: RestrictionKind,
+        target: &str,
+    ) -> StoreFuture<'_, bool> {
+        let (ns, room, target) = (namespace.to_owned(), room.to_owned(), target.to_owned());
+        let wrote = self.write(move |c| {
+            c.execute(
+                "DELETE FROM restrictions WHERE ns = ?1 AND room = ?2 AND kind = ?3 AND target = ?4",
+                params![ns, room, kind.as_str(), target],
+            )
+        });
+        Box::pin(async move { wrote.await.map(|n| n > 0) })
+    }
+
+    fn delete_message(
+        &self,
+        namespace: &str,
+        room: &str,
+        seq: u64,
+    ) -> StoreFuture<'_, Option<ChatMessage>> {
+        let (ns, room) = (namespace.to_owned(), room.to_owned());
+        self.send(|reply| Command::DeleteMessage {
+            ns,
+            room,
+            seq,
+            reply,
+        })
+    }
+
+    fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool> {
+        let key = nick_key.to_owned();
+        let wrote = self.write(move |c| {
+            let n = c.execute("DELETE FROM identities WHERE nick_key = ?1", [&key])?;
+            c.execute("DELETE FROM queued_dms WHERE to_key = ?1", [&key])?;
+            c.execute("DELETE FROM operators WHERE nick_key = ?1", [&key])?;
+            Ok(n)
+        });
+        Box::pin(async move { wrote.await.map(|n| n > 0) })
+    }
+
+    fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool> {
+        let key = nick_key.to_owned();
+        let wrote = self.write(move |c| {
+            c.execute(
+                "UPDATE identities SET password_hash = ?2 WHERE nick_key = ?1",
+                params![key, password_hash],
+            )
+        });
+        Box::pin(async move { wrote.await.map(|n| n > 0) })
+    }
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        let (searcher, unindexed) = (self.searcher.clone(), self.unindexed.clone());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                search::search(&lock(&searcher), &unindexed, &query)
+            })
+            .await
+            .map_err(backend)?
+        })
     }
 }

@@ -72,7 +72,7 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
 /// The schema this build writes, kept in the file's `PRAGMA user_version`. 0 is a file
 /// written before the schema carried a version (every release up to the one that added it),
 /// or a new, empty file.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One step of [`UPGRADES`]: brings a file from the version at its index to the next one,
 /// inside the upgrade's transaction.
@@ -81,7 +81,7 @@ type Upgrade = fn(&Connection) -> Result<(), StoreError>;
 /// `UPGRADES[v]` upgrades version `v` to `v + 1`. A new schema is a step here (and
 /// [`SCHEMA_VERSION`] one higher), never an edit of [`SCHEMA`] alone: a file of any earlier
 /// version must open.
-const UPGRADES: [Upgrade; SCHEMA_VERSION as usize] = [to_version_1];
+const UPGRADES: [Upgrade; SCHEMA_VERSION as usize] = [to_version_1, to_version_2, to_version_3];
 
 /// Brings the database to [`SCHEMA_VERSION`] in one transaction (a crash half-way leaves the
 /// file as it was), or refuses a file a newer build wrote ([`StoreError::NewerSchema`]),
@@ -138,5 +138,57 @@ fn to_version_1(conn: &Connection) -> Result<(), StoreError> {
         .map_err(backend)?;
     conn.execute_batch("DROP TABLE messages").map_err(backend)?;
     info!(messages = n, "store upgraded: messages moved to the log");
+    Ok(())
+}
+
+/// Version 1 to 2: moderation. Each room's operators (nick keys), its bans and mutes (one
+/// per kind and target, with an optional end), and the messages an admin deleted (their
+/// room and seq, so a room whose newest message was deleted keeps its `last_seq`: see
+/// `index::disagreement` and `index::repair`).
+fn to_version_2(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS operators (
+            ns TEXT NOT NULL, room TEXT NOT NULL, nick_key TEXT NOT NULL,
+            PRIMARY KEY (ns, room, nick_key)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS operators_by_nick ON operators (nick_key);
+        CREATE TABLE IF NOT EXISTS restrictions (
+            ns TEXT NOT NULL, room TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,
+            by TEXT NOT NULL, reason TEXT, until INTEGER, created INTEGER NOT NULL,
+            PRIMARY KEY (ns, room, kind, target)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS deleted_messages (
+            ns TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+            deleted INTEGER NOT NULL,
+            PRIMARY KEY (ns, room, seq)) WITHOUT ROWID;",
+    )
+    .map_err(backend)
+}
+
+/// The full-text index of the log (`search`): FTS5, contentless (the texts stay in the log
+/// only; a hit is read from the log by its rowid) with deletes, so retention removes a
+/// message by rowid. Two columns: the text, and the message's room as one token
+/// ([`super::search::SCOPE_SQL`]), so a search of some rooms reads only their hits.
+pub(super) fn fts_schema() -> String {
+    format!(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS log_fts USING fts5(text, scope, content = '', contentless_delete = 1, tokenize = '{}')",
+        crate::chat::phrase::FTS5_TOKENIZER
+    )
+}
+
+/// Version 2 to 3: the full-text index (`log_fts`), built for the indexed part of the log
+/// (`n <= meta.indexed_upto`); the rest is indexed with it by the writer's indexing pass.
+fn to_version_3(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(&fts_schema()).map_err(backend)?;
+    let n = conn
+        .execute(
+            &format!(
+                "INSERT INTO log_fts (rowid, text, scope) SELECT n, text, {} FROM log WHERE n <= coalesce((SELECT value FROM meta WHERE key = 'indexed_upto'), 0) ORDER BY n",
+                super::search::SCOPE_SQL
+            ),
+            [],
+        )
+        .map_err(backend)?;
+    if n > 0 {
+        info!(messages = n, "store upgraded: full-text index built");
+    }
     Ok(())
 }

@@ -20,6 +20,8 @@ use std::time::Instant;
 use chat_protocol::events::ChatMessage;
 use hashbrown::Equivalent;
 
+use super::super::phrase::Phrase;
+
 /// (namespace, room).
 pub(crate) type RoomKey = (String, String);
 /// The store's in-memory maps: hashbrown, so a key is looked up by a borrowed form
@@ -179,6 +181,31 @@ impl Unindexed {
         });
     }
 
+    /// The unindexed message of a room with this seq: its rowid and the message.
+    pub fn find(&self, ns: &str, room: &str, seq: u64) -> Option<(i64, ChatMessage)> {
+        let entries = self.room(ns, room)?;
+        let e = entries.iter().find(|e| e.message.seq == seq)?;
+        Some((e.n, e.message.clone()))
+    }
+
+    /// Forgets one unindexed message (deleted from the log).
+    pub fn forget(&mut self, ns: &str, room: &str, seq: u64) {
+        let Some(entries) = self.rooms.get_mut(&RoomRef(ns, room)) else {
+            return;
+        };
+        let Some(at) = entries.iter().position(|e| e.message.seq == seq) else {
+            return;
+        };
+        let Some(e) = entries.remove(at) else { return };
+        if entries.is_empty() {
+            self.rooms.remove(&RoomRef(ns, room));
+        }
+        if let Some(cid) = e.cid_ref() {
+            self.cids.remove(&cid, e.n);
+        }
+        self.order.retain(|(n, _)| *n != e.n);
+    }
+
     /// The newest unindexed `seq` of a room.
     pub fn last_seq(&self, ns: &str, room: &str) -> Option<u64> {
         self.room(ns, room)?.back().map(|e| e.message.seq)
@@ -216,6 +243,36 @@ impl Unindexed {
             .collect();
         out.reverse();
         out
+    }
+
+    /// The newest `limit` unindexed messages of these rooms with rowid `< before` whose text
+    /// holds the phrase, newest first with their rowids; and the oldest unindexed rowid (all
+    /// rooms): every older message is indexed.
+    pub fn search(
+        &self,
+        ns: &str,
+        rooms: &[String],
+        phrase: &Phrase,
+        before: i64,
+        limit: usize,
+    ) -> (Vec<(i64, ChatMessage)>, Option<i64>) {
+        let mut hits: Vec<(i64, ChatMessage)> = Vec::new();
+        for room in rooms {
+            let Some(entries) = self.room(ns, room) else {
+                continue;
+            };
+            hits.extend(
+                entries
+                    .iter()
+                    .rev()
+                    .filter(|e| e.n < before && phrase.matches(&e.message.text))
+                    .take(limit)
+                    .map(|e| (e.n, e.message.clone())),
+            );
+        }
+        hits.sort_unstable_by_key(|(n, _)| std::cmp::Reverse(*n));
+        hits.truncate(limit);
+        (hits, self.order.front().map(|(n, _)| *n))
     }
 
     fn room(&self, ns: &str, room: &str) -> Option<&VecDeque<Entry>> {

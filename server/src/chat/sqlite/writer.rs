@@ -14,7 +14,7 @@ use super::super::store::{
     AppendDone, Appended, Attach, Identity, NewMessage, Publish, StoreError, catchup, new_id,
     now_ms,
 };
-use super::index::index_log;
+use super::index::{LogRow, index_log};
 use super::read::{MESSAGE_COLUMNS, read_messages, row_message};
 use super::unindexed::{CidIndex, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
 use super::{IndexLimits, MAX_BATCH, Retention, WriterStats, backend, write_transaction};
@@ -63,7 +63,25 @@ pub(super) enum Command {
         id: String,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// A write with no effect on the writer's state (moderation, identity changes): runs in
+    /// the batch's transaction; its result (rows changed) is answered after the commit.
+    Write {
+        write: WriteFn,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+    /// Removes one message (indexed or not) and keeps a tombstone of its seq. The batch
+    /// that holds one indexes the log first (`Writer::apply`), so the message is usually
+    /// indexed by then.
+    DeleteMessage {
+        ns: String,
+        room: String,
+        seq: u64,
+        reply: oneshot::Sender<Result<Option<ChatMessage>, StoreError>>,
+    },
 }
+
+/// A [`Command::Write`]'s statements.
+pub(super) type WriteFn = Box<dyn FnOnce(&Connection) -> rusqlite::Result<usize> + Send>;
 
 /// What a command does once its transaction has committed.
 enum Effect {
@@ -90,6 +108,15 @@ enum Effect {
         created: bool,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    Wrote {
+        changed: usize,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+    Deleted {
+        /// The message, and its key if it was unindexed (forgotten from memory now).
+        deleted: Option<(ChatMessage, Option<(String, u64)>)>,
+        reply: oneshot::Sender<Result<Option<ChatMessage>, StoreError>>,
+    },
 }
 
 impl Effect {
@@ -101,6 +128,8 @@ impl Effect {
             }
             Effect::Attach { reply, .. } | Effect::Done { reply } => drop(reply.send(Err(err()))),
             Effect::Created { reply, .. } => drop(reply.send(Err(err()))),
+            Effect::Wrote { reply, .. } => drop(reply.send(Err(err()))),
+            Effect::Deleted { reply, .. } => drop(reply.send(Err(err()))),
         }
     }
 }
@@ -360,7 +389,81 @@ impl RoomCache {
                 .map_err(backend)?;
                 Effect::Done { reply }
             }
+            Command::Write { write, reply } => Effect::Wrote {
+                changed: write(tx).map_err(backend)?,
+                reply,
+            },
+            Command::DeleteMessage {
+                ns,
+                room,
+                seq,
+                reply,
+            } => Effect::Deleted {
+                deleted: self.delete_message(tx, &ns, &room, seq)?,
+                reply,
+            },
         })
+    }
+
+    /// A [`Command::DeleteMessage`]'s write: the message out of the log (and its indexes,
+    /// if indexed), a tombstone of its seq, and the room's `last_seq` kept at least there
+    /// (an unindexed message's seq is not in `rooms` yet).
+    #[allow(clippy::type_complexity)]
+    fn delete_message(
+        &mut self,
+        tx: &Connection,
+        ns: &str,
+        room: &str,
+        seq: u64,
+    ) -> Result<Option<(ChatMessage, Option<(String, u64)>)>, StoreError> {
+        if seq == 0 || seq > i64::MAX as u64 {
+            return Ok(None);
+        }
+        let indexed = tx
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS}, l.n, l.cid FROM room_index r JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 AND r.seq = ?3"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_row(params![ns, room, seq as i64], |r| {
+                    Ok((row_message(r)?, r.get::<_, i64>(7)?, r.get::<_, Option<String>>(8)?))
+                })
+                .optional()
+            })
+            .map_err(backend)?;
+        let (message, unindexed) = match indexed {
+            Some((message, n, cid)) => {
+                let row = LogRow {
+                    n,
+                    ns: ns.to_owned(),
+                    room: room.to_owned(),
+                    seq: seq as i64,
+                    sender: message.from.clone(),
+                    cid,
+                };
+                row.delete(tx).map_err(backend)?;
+                (message, None)
+            }
+            None => {
+                let Some((n, message)) = lock(&self.unindexed).find(ns, room, seq) else {
+                    return Ok(None);
+                };
+                tx.prepare_cached("DELETE FROM log WHERE n = ?1")
+                    .and_then(|mut stmt| stmt.execute([n]))
+                    .map_err(backend)?;
+                (message, Some((ns.to_owned(), seq)))
+            }
+        };
+        tx.prepare_cached(
+            "INSERT INTO deleted_messages (ns, room, seq, id, deleted) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut stmt| stmt.execute(params![ns, room, seq as i64, message.id, now_ms()]))
+        .map_err(backend)?;
+        tx.prepare_cached(
+            "INSERT INTO rooms (ns, room, last_seq) VALUES (?1, ?2, ?3) ON CONFLICT (ns, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![ns, room, seq as i64]))
+        .map_err(backend)?;
+        Ok(Some((message, unindexed)))
     }
 }
 
@@ -402,6 +505,13 @@ impl Writer {
 
     fn apply(&mut self, batch: Vec<Command>) {
         let size = batch.len() as u64;
+        // A deletion finds its message indexed (rare: an admin's action).
+        if batch
+            .iter()
+            .any(|c| matches!(c, Command::DeleteMessage { .. }))
+        {
+            self.index_due(true);
+        }
         let mut effects = Vec::with_capacity(batch.len());
         let mut pending: std::collections::VecDeque<Command> = batch.into();
         let started = Instant::now();
@@ -426,6 +536,13 @@ impl Writer {
                         appends += 1;
                     }
                     self.finish(effect);
+                }
+                if appends > 0 {
+                    let metrics = crate::metrics::store();
+                    metrics
+                        .append_seconds
+                        .observe((committed - started).as_secs_f64());
+                    metrics.batch_size.observe(appends as f64);
                 }
                 let mut stats = lock(&self.stats);
                 stats.write_time += written - started;
@@ -488,6 +605,16 @@ impl Writer {
             Effect::Refused { reply, error } => reply.call(Err(StoreError::Backend(error))),
             Effect::Done { reply } => drop(reply.send(Ok(()))),
             Effect::Created { created, reply } => drop(reply.send(Ok(created))),
+            Effect::Wrote { changed, reply } => drop(reply.send(Ok(changed))),
+            Effect::Deleted { deleted, reply } => {
+                let deleted = deleted.map(|(message, unindexed)| {
+                    if let Some((ns, seq)) = unindexed {
+                        lock(&self.rooms.unindexed).forget(&ns, &message.room, seq);
+                    }
+                    message
+                });
+                drop(reply.send(Ok(deleted)));
+            }
         }
     }
 
@@ -582,6 +709,11 @@ impl Effect {
             | Command::RemoveDm { reply, .. } => Effect::Done { reply },
             Command::CreateIdentity { reply, .. } => Effect::Created {
                 created: false,
+                reply,
+            },
+            Command::Write { reply, .. } => Effect::Wrote { changed: 0, reply },
+            Command::DeleteMessage { reply, .. } => Effect::Deleted {
+                deleted: None,
                 reply,
             },
         }

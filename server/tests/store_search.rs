@@ -1,0 +1,208 @@
+//! Search on the SQLite store beyond the contract (`store_contract.rs`): the full-text index
+//! is filled by the indexing pass (not the commit), a crash between a commit and its
+//! indexing loses no hit, a full-text index that disagrees with the log is rebuilt at open,
+//! retention takes messages out of search, and a file of schema version 1 gets its index at
+//! the upgrade.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use chat_protocol::events::ChatMessage;
+use chat_server::chat::sqlite::{IndexLimits, Retention, SCHEMA_VERSION, SqliteStore};
+use chat_server::chat::store::{NewMessage, Phrase, RoomLog, SearchQuery, Store};
+
+/// Never indexes while running (only at open).
+const NEVER: IndexLimits = IndexLimits {
+    rows: usize::MAX,
+    age: Duration::from_secs(3600),
+};
+
+/// Indexes after every batch.
+const EAGER: IndexLimits = IndexLimits {
+    rows: 1,
+    age: Duration::from_millis(10),
+};
+
+fn open(path: &Path, limits: IndexLimits) -> SqliteStore {
+    SqliteStore::open_with(path, Retention::default(), limits).unwrap()
+}
+
+async fn append(store: &SqliteStore, room: &str, text: &str) -> ChatMessage {
+    store
+        .append(
+            NewMessage {
+                namespace: "/".into(),
+                room: room.into(),
+                from: "ann".into(),
+                text: text.into(),
+                action: false,
+                cid: None,
+            },
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap()
+        .message
+}
+
+async fn found(store: &SqliteStore, rooms: &[&str], text: &str) -> Vec<String> {
+    store
+        .search(SearchQuery {
+            namespace: "/".into(),
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            phrase: Phrase::new(text).unwrap(),
+            before: None,
+            limit: 50,
+        })
+        .await
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| format!("{}:{}", m.room, m.text))
+        .collect()
+}
+
+fn raw(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn
+}
+
+fn count(path: &Path, sql: &str) -> i64 {
+    raw(path).query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Rows in the full-text index.
+fn in_fts(path: &Path) -> i64 {
+    count(path, "SELECT count(*) FROM log_fts_docsize")
+}
+
+#[tokio::test]
+async fn the_index_is_filled_by_the_indexing_pass_and_a_crash_before_it_loses_no_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = open(&path, NEVER);
+        append(&store, "a", "the red kite").await;
+        append(&store, "b", "a red kite too").await;
+        // Committed, not indexed: found by the scan of the unindexed messages.
+        assert_eq!(
+            found(&store, &["a", "b"], "red kite").await,
+            ["b:a red kite too", "a:the red kite"]
+        );
+        assert_eq!(
+            in_fts(&path),
+            0,
+            "the commits did not touch the full-text index"
+        );
+        assert_eq!(count(&path, "SELECT count(*) FROM log"), 2);
+        // Dropped unindexed, as a crash leaves it.
+    }
+    let store = open(&path, NEVER);
+    assert_eq!(in_fts(&path), 2, "the open indexed what the crash left");
+    assert_eq!(
+        found(&store, &["a", "b"], "red kite").await,
+        ["b:a red kite too", "a:the red kite"]
+    );
+    // A new message (unindexed) and the indexed ones, each once, newest first.
+    append(&store, "a", "red kite three").await;
+    assert_eq!(
+        found(&store, &["a", "b"], "red kite").await,
+        ["a:red kite three", "b:a red kite too", "a:the red kite"]
+    );
+}
+
+#[tokio::test]
+async fn a_full_text_index_that_lost_its_newest_entries_is_rebuilt_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = open(&path, EAGER);
+        for i in 1..=4 {
+            append(&store, "a", &format!("owl number {i}")).await;
+        }
+    }
+    assert_eq!(in_fts(&path), 4);
+    let newest: i64 = count(&path, "SELECT max(n) FROM log");
+    raw(&path)
+        .execute("DELETE FROM log_fts WHERE rowid = ?1", [newest])
+        .unwrap();
+    assert_eq!(in_fts(&path), 3);
+    let store = open(&path, EAGER);
+    assert_eq!(store.stats().rebuilds, 1, "the disagreement was seen");
+    assert_eq!(found(&store, &["a"], "owl").await.len(), 4);
+    assert_eq!(found(&store, &["a"], "number 4").await, ["a:owl number 4"]);
+}
+
+#[tokio::test]
+async fn retention_takes_messages_out_of_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open_with(
+        &path,
+        Retention {
+            max_messages: Some(2),
+            max_age: None,
+        },
+        EAGER,
+    )
+    .unwrap();
+    for i in 1..=5 {
+        append(&store, "a", &format!("heron {i}")).await;
+    }
+    // Removed on one of the writer's passes (each second): poll, bounded.
+    let mut hits = Vec::new();
+    for _ in 0..50 {
+        hits = found(&store, &["a"], "heron").await;
+        if hits.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hits, ["a:heron 5", "a:heron 4"]);
+    drop(store);
+    assert_eq!(in_fts(&path), 2, "the index lost the removed messages too");
+}
+
+#[tokio::test]
+async fn a_version_1_file_gets_its_full_text_index_at_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = open(&path, EAGER);
+        for i in 1..=5 {
+            append(&store, "a", &format!("swift {i}")).await;
+        }
+    }
+    {
+        // Version 1: no full-text index; and a crash left the last two messages unindexed.
+        let conn = raw(&path);
+        conn.execute_batch(
+            "DROP TABLE log_fts;
+             DELETE FROM room_index WHERE seq >= 4;
+             UPDATE rooms SET last_seq = 3;
+             UPDATE meta SET value = (SELECT n FROM log WHERE seq = 3) WHERE key = 'indexed_upto';
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = open(&path, NEVER);
+    assert_eq!(
+        count(&path, "PRAGMA user_version"),
+        i64::from(SCHEMA_VERSION)
+    );
+    assert_eq!(store.stats().rebuilds, 0, "an upgrade, not a repair");
+    assert_eq!(in_fts(&path), 5, "each message indexed once");
+    assert_eq!(
+        found(&store, &["a"], "swift").await,
+        [
+            "a:swift 5",
+            "a:swift 4",
+            "a:swift 3",
+            "a:swift 2",
+            "a:swift 1"
+        ]
+    );
+    assert_eq!(append(&store, "a", "swift 6").await.seq, 6);
+}
