@@ -206,8 +206,8 @@ mod gated {
     use super::GatedSearch;
     use chat_protocol::events::{ChatMessage, DirectMessage};
     use chat_server::chat::store::{
-        AppendDone, Attach, Identity, NewMessage, Publish, RoomLog, SearchPage, SearchQuery, Store,
-        StoreFuture,
+        AppendDone, Attach, Identity, NewMessage, Publish, Restriction, RestrictionKind, RoomLog,
+        SearchPage, SearchQuery, Store, StoreFuture,
     };
     use std::sync::atomic::Ordering;
 
@@ -263,6 +263,41 @@ mod gated {
         }
         fn remove_dm(&self, key: &str, id: &str) -> StoreFuture<'_, ()> {
             self.inner.remove_dm(key, id)
+        }
+        fn operators(&self, ns: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+            self.inner.operators(ns, room)
+        }
+        fn set_operator(&self, ns: &str, room: &str, key: &str, op: bool) -> StoreFuture<'_, ()> {
+            self.inner.set_operator(ns, room, key, op)
+        }
+        fn restrictions(&self, ns: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>> {
+            self.inner.restrictions(ns, room)
+        }
+        fn add_restriction(&self, ns: &str, room: &str, r: Restriction) -> StoreFuture<'_, ()> {
+            self.inner.add_restriction(ns, room, r)
+        }
+        fn remove_restriction(
+            &self,
+            ns: &str,
+            room: &str,
+            kind: RestrictionKind,
+            target: &str,
+        ) -> StoreFuture<'_, bool> {
+            self.inner.remove_restriction(ns, room, kind, target)
+        }
+        fn delete_message(
+            &self,
+            ns: &str,
+            room: &str,
+            seq: u64,
+        ) -> StoreFuture<'_, Option<ChatMessage>> {
+            self.inner.delete_message(ns, room, seq)
+        }
+        fn delete_identity(&self, key: &str) -> StoreFuture<'_, bool> {
+            self.inner.delete_identity(key)
+        }
+        fn set_password(&self, key: &str, hash: String) -> StoreFuture<'_, bool> {
+            self.inner.set_password(key, hash)
         }
         fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
             self.waiting.fetch_add(1, Ordering::SeqCst);
