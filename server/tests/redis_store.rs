@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_protocol::events::ChatMessage;
+use chat_protocol::search::Phrase;
 use chat_server::chat::redis::RedisStore;
-use chat_server::chat::store::{NewMessage, RoomLog, Store};
+use chat_server::chat::store::{NewMessage, RoomLog, SearchQuery, Store};
 use chat_server::config::RedisUrl;
 use common::redis::{RedisServer, installed};
 
@@ -232,4 +233,81 @@ async fn a_room_nobody_here_is_in_is_forgotten_and_followed_again_on_the_next_at
         .await
         .unwrap();
     assert_eq!(until(&seen, 1).await, [2]);
+}
+
+/// A message deleted from a stretch of the log that a node missed (its publishes lost) is
+/// passed over when the node fills the gap: the messages around it still arrive, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_message_in_a_missed_stretch_is_passed_over() {
+    if !installed() {
+        return;
+    }
+    let server = RedisServer::start();
+    let a = store(&server, 0).await;
+    let (_c, seen) = watching(&server).await;
+    for i in 1..=3 {
+        a.append(message("ann", &i.to_string(), None), Box::new(|_| {}))
+            .await
+            .unwrap();
+    }
+    assert_eq!(until(&seen, 3).await, [1, 2, 3]);
+    // Seqs 4 to 6 stored without their publishes (a dropped subscription's loss), then 4
+    // deleted: the log holds 5 and 6.
+    for seq in 4..=6 {
+        let entry = format!(
+            r#"{{"id":"x{seq}","seq":{seq},"from":"bob","text":"t{seq}","ts":1,"action":false,"c":"","n":"elsewhere","o":"{seq}"}}"#
+        );
+        server.cli(&["zadd", "chat:{/ r}:log", &seq.to_string(), &entry]);
+    }
+    server.cli(&["set", "chat:{/ r}:seq", "6"]);
+    assert!(a.delete_message("/", "r", 4).await.unwrap().is_some());
+    // The next publish shows the node its gap.
+    a.append(message("ann", "7", None), Box::new(|_| {}))
+        .await
+        .unwrap();
+    assert_eq!(until(&seen, 6).await, [1, 2, 3, 5, 6, 7]);
+    // Search reads the log: the deleted message is not found, its neighbours are.
+    let found = |text: &'static str| {
+        a.search(SearchQuery {
+            namespace: "/".into(),
+            rooms: vec!["r".into()],
+            phrase: Phrase::new(text).unwrap(),
+            before: None,
+            limit: 10,
+        })
+    };
+    assert!(found("t4").await.unwrap().messages.is_empty());
+    assert_eq!(found("t5").await.unwrap().messages[0].seq, 5);
+}
+
+/// `available` (what `/readyz` reads) is false while Redis is down and true again once it
+/// is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn available_follows_redis_reachability() {
+    if !installed() {
+        return;
+    }
+    let mut server = RedisServer::start();
+    let s = store(&server, 0).await;
+    let within = |want: bool| {
+        let s = &s;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(8);
+            while s.available() != want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            s.available() == want
+        }
+    };
+    assert!(within(true).await, "available with Redis up");
+    server.kill();
+    assert!(
+        within(false).await,
+        "unavailable within 8 s of Redis going away"
+    );
+    server.restart();
+    assert!(
+        within(true).await,
+        "available again within 8 s of Redis coming back"
+    );
 }

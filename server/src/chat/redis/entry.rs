@@ -19,6 +19,9 @@ struct Entry {
     /// The node that appended it.
     #[serde(default)]
     n: String,
+    /// Its store-wide order (see `script`), digits.
+    #[serde(default)]
+    o: Option<String>,
 }
 
 /// A log entry with the node that appended it.
@@ -35,6 +38,18 @@ pub(super) fn decode_logged(room: &str, json: &[u8]) -> Result<Logged, StoreErro
         node: e.n.clone(),
         message: message(room, e),
     })
+}
+
+/// Decodes an entry of `room`'s log with its store-wide order (an entry written before the
+/// order existed counts as its `ts`, in microseconds).
+pub(super) fn decode_ordered(room: &str, json: &[u8]) -> Result<(ChatMessage, u64), StoreError> {
+    let e: Entry = serde_json::from_slice(json)
+        .map_err(|e| StoreError::Backend(format!("a log entry does not decode: {e}")))?;
+    let order =
+        e.o.as_deref()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or_else(|| u64::try_from(e.ts).unwrap_or(0).saturating_mul(1000));
+    Ok((message(room, e), order))
 }
 
 /// Decodes an entry of `room`'s log.

@@ -1,6 +1,7 @@
 //! Key and channel names. Every key of a room carries the room's hash tag `{<ns> <room>}`
 //! (a namespace and a room name hold no space), so Redis Cluster keeps a room's seq, log,
-//! cids, topic and channel on one shard, and the append script may touch them all.
+//! cids, order, topic, operators, bans and mutes, and channel on one shard, and the append
+//! script may touch them all.
 
 /// The keys of one room.
 #[derive(Debug, Clone)]
@@ -12,6 +13,13 @@ pub(super) struct RoomKeys {
     /// `from \n cid` -> seq, for the re-send check (emptied with the log by retention).
     pub cids: String,
     pub topic: String,
+    /// The store-wide order (microseconds, rising per room) of the room's newest message,
+    /// which the append script gives each entry (`o`) for search's newest-first order.
+    pub order: String,
+    /// The operators' nick keys (a set).
+    pub operators: String,
+    /// Bans and mutes: a hash, `<kind>\n<target>` -> JSON (by, reason, until).
+    pub restrictions: String,
     /// `<node>\n<nick>` of each member, on every node (`roster`).
     pub members: String,
     /// Where the append script publishes each new message.
@@ -28,6 +36,9 @@ pub(super) fn room(namespace: &str, room: &str) -> RoomKeys {
         log: format!("{tag}}}:log"),
         cids: format!("{tag}}}:cids"),
         topic: format!("{tag}}}:topic"),
+        order: format!("{tag}}}:order"),
+        operators: format!("{tag}}}:operators"),
+        restrictions: format!("{tag}}}:restrictions"),
         members: format!("{tag}}}:members"),
         channel: format!("{tag}{CHANNEL_SUFFIX}"),
     }
@@ -43,6 +54,12 @@ pub(super) fn parse_channel(channel: &str) -> Option<(String, String)> {
 /// Every identity, in one hash (nick key -> JSON): `registered_nicks` reads it whole.
 pub(super) const IDENTITIES: &str = "chat:{identities}";
 
+/// The rooms (`<ns> <room>`) where a nick key is an operator (a set), so that forgetting
+/// an identity reaches every room's operators on whichever shard.
+pub(super) fn operator_of(nick_key: &str) -> String {
+    format!("chat:{{op {nick_key}}}")
+}
+
 /// A recipient's waiting direct messages (a list of JSON, oldest first).
 pub(super) fn dms(to_key: &str) -> String {
     format!("chat:{{dm {to_key}}}")
@@ -55,7 +72,17 @@ mod tests {
     #[test]
     fn a_rooms_keys_share_its_hash_tag_and_its_channel_names_it() {
         let k = room("/a", "b}c");
-        for key in [&k.seq, &k.log, &k.cids, &k.topic, &k.channel] {
+        for key in [
+            &k.seq,
+            &k.log,
+            &k.cids,
+            &k.topic,
+            &k.order,
+            &k.operators,
+            &k.restrictions,
+            &k.members,
+            &k.channel,
+        ] {
             assert!(key.starts_with("chat:{/a b}"), "{key}");
         }
         assert_eq!(parse_channel(&k.channel), Some(("/a".into(), "b}c".into())));

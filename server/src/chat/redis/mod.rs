@@ -19,7 +19,10 @@
 //! - `roster`: who is in which room on this node, so that another node can tell the rooms
 //!   when this one dies (reaped on the heartbeat);
 //! - `state`: the [`Store`](crate::chat::store::Store) side beside the logs (topics,
-//!   identities, direct messages).
+//!   identities, direct messages), and `available` (a ping every 0.5 s);
+//! - `moderation`: operators, bans and mutes, deleting a message, unregistering and
+//!   password resets;
+//! - `search`: search as a bounded scan of the rooms' logs, newest first.
 //!
 //! A message is acknowledged once Redis answered its script: with AOF and
 //! `appendfsync always` (checked at start, see [`RedisStore::durability`]) it is then on
@@ -30,16 +33,19 @@
 mod conn;
 mod entry;
 mod keys;
+mod moderation;
 mod nicks;
 mod roster;
 mod script;
+mod search;
 mod sequencer;
 mod state;
 mod subscriber;
 mod writer;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use chat_protocol::events::ChatMessage;
 use redis::PushInfo;
@@ -49,6 +55,7 @@ use tokio::task::JoinHandle;
 
 pub(crate) use conn::Conn;
 pub use roster::Gone;
+pub use search::SCAN_MAX as SEARCH_SCAN_MAX;
 pub use sequencer::{Deliver, HasMembers};
 pub(crate) use subscriber::Subscriptions;
 
@@ -78,6 +85,10 @@ pub struct RedisStore {
     gone: Arc<OnceLock<Gone>>,
     has_members: Arc<OnceLock<HasMembers>>,
     durability: Result<(), String>,
+    /// The newest messages per room a search reads (`search`).
+    scan: u64,
+    /// Whether Redis answered the last ping (`Store::available`, `/readyz`).
+    reachable: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -101,7 +112,9 @@ impl RedisStore {
         let has_members: Arc<OnceLock<HasMembers>> = Arc::default();
         let (roster, roster_rx) = unbounded_channel();
         let subscriptions = Subscriptions::new(subscriptions, url.clone());
+        let reachable = Arc::new(AtomicBool::new(true));
         let tasks = vec![
+            prober(commands.clone(), reachable.clone()),
             subscriptions.keep_alive(),
             RedisStore::heartbeat(commands.clone(), node.clone(), gone.clone()),
             roster::writer(commands.clone(), node.clone(), roster_rx),
@@ -152,6 +165,8 @@ impl RedisStore {
             gone,
             has_members,
             durability,
+            scan: search::scan_for(max_messages),
+            reachable,
             tasks,
         })
     }
@@ -222,6 +237,31 @@ impl RedisStore {
     fn unavailable(&self, e: &redis::RedisError) -> StoreError {
         conn::unavailable(&self.url, e)
     }
+
+    /// Whether Redis answered this node's last ping (every 0.5 s).
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed)
+    }
+}
+
+/// How often [`prober`] pings Redis.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// Pings Redis every [`PROBE_EVERY`] and notes whether it answered (a ping fails at once
+/// when Redis refuses connections, or after the 3 s response timeout when it stalls).
+fn prober(mut conn: Conn, reachable: Arc<AtomicBool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PROBE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let answered = redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .is_ok();
+            reachable.store(answered, Ordering::Relaxed);
+        }
+    })
 }
 
 /// Sends the sequencer a sweep every [`sequencer::SWEEP_EVERY`].

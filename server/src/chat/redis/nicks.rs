@@ -176,6 +176,23 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Takes back what [`RedisStore::file_registered`] filed for `nick` (an identity
+    /// forgotten): the skeletons it holds, not another nick's.
+    pub(super) async fn unfile_registered(
+        &self,
+        nick: &str,
+    ) -> Result<(), crate::chat::store::StoreError> {
+        let key = chat_protocol::names::nick_key(nick);
+        let mut conn = self.conn();
+        for k in registered_keys_of(nick) {
+            let holder: Option<String> = conn.get(&k).await.map_err(|e| self.unavailable(&e))?;
+            if holder.as_deref() == Some(key.as_str()) {
+                let _: () = conn.del(&k).await.map_err(|e| self.unavailable(&e))?;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn release_nick(&self, nick: &str) -> StoreFuture<'_, ()> {
         let keys = keys_of(nick);
         Box::pin(async move {

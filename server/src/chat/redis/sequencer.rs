@@ -14,7 +14,8 @@
 //! here yet when this node's next one comes back) is read from the log first. A gap entry
 //! that this node appended itself while some of its appends are still in flight is not
 //! taken from the log: its own outcome (publish, then ack) is on its way and is waited for.
-//! Whatever the log no longer has (retention) is skipped. A message at or below the cursor
+//! Whatever the log no longer has (retention, a deleted message) is skipped: a hole in the
+//! log below a message it holds is final, since a message's append is one script. A message at or below the cursor
 //! was delivered already and is dropped. The log, not pub/sub, is the truth: pub/sub only
 //! makes it fast.
 
@@ -94,6 +95,11 @@ enum Early {
         done: AppendDone,
     },
     Other(ChatMessage),
+    /// This seq up to `to` are not in the log, though a later message is: deleted (or
+    /// trimmed by retention). Passed over.
+    Gone {
+        to: u64,
+    },
 }
 
 #[derive(Default)]
@@ -370,13 +376,14 @@ impl Sequencer {
                 }
                 break;
             }
-            r.last += 1;
             match entry.remove() {
+                Early::Gone { to } => r.last = to,
                 Early::Own {
                     message,
                     publish,
                     done,
                 } => {
+                    r.last += 1;
                     publish(&message);
                     done.call(Ok(Appended {
                         message,
@@ -384,6 +391,7 @@ impl Sequencer {
                     }));
                 }
                 Early::Other(m) => {
+                    r.last += 1;
                     if let Some(deliver) = self.deliver.get() {
                         deliver(&key.0, &m);
                     }
@@ -420,8 +428,11 @@ impl Sequencer {
                 continue;
             };
             let seq = logged.message.seq;
-            if seq != expected {
-                break;
+            if seq > expected {
+                // Not in the log although `seq` is: deleted, or trimmed. An append is one
+                // script, so none of them is still to come.
+                mark_gone(&mut r.waiting, expected, seq - 1);
+                expected = seq;
             }
             if r.waiting.contains_key(&seq) {
                 expected += 1;
@@ -495,6 +506,22 @@ impl Sequencer {
         messages.reverse();
         attach(catchup(messages, after, last));
         Ok(())
+    }
+}
+
+/// Marks `from..=to` as gone in `waiting`, around what waits there already (a message
+/// that arrived and was deleted since is still delivered).
+fn mark_gone(waiting: &mut BTreeMap<u64, Early>, from: u64, to: u64) {
+    let present: Vec<u64> = waiting.range(from..=to).map(|(k, _)| *k).collect();
+    let mut start = from;
+    for k in present {
+        if k > start {
+            waiting.insert(start, Early::Gone { to: k - 1 });
+        }
+        start = k + 1;
+    }
+    if start <= to {
+        waiting.insert(start, Early::Gone { to });
     }
 }
 

@@ -1,7 +1,7 @@
 //! The state beside the room logs, each a plain Redis command: topics (a string per room,
 //! on the room's shard), identities (one hash: nick key -> JSON with the Argon2 hash, claimed
 //! with HSETNX so two nodes cannot both claim a nick) and waiting direct messages (a list
-//! per recipient).
+//! per recipient). Moderation and search are `moderation`'s and `search`'s.
 
 use chat_protocol::events::DirectMessage;
 use redis::AsyncCommands;
@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::RedisStore;
 use super::keys;
-use crate::chat::store::{Identity, Store, StoreError, StoreFuture};
+use chat_protocol::events::ChatMessage;
+
+use crate::chat::store::{
+    Identity, Restriction, RestrictionKind, SearchPage, SearchQuery, Store, StoreError, StoreFuture,
+};
 
 #[derive(Serialize, Deserialize)]
 struct StoredIdentity {
@@ -159,6 +163,76 @@ impl Store for RedisStore {
                 .await
                 .map_err(|e| self.unavailable(&e))
         })
+    }
+
+    fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+        let (namespace, room) = (namespace.to_owned(), room.to_owned());
+        Box::pin(async move { self.operators_of(&namespace, &room).await })
+    }
+
+    fn set_operator(
+        &self,
+        namespace: &str,
+        room: &str,
+        nick_key: &str,
+        operator: bool,
+    ) -> StoreFuture<'_, ()> {
+        let (namespace, room, key) = (namespace.to_owned(), room.to_owned(), nick_key.to_owned());
+        Box::pin(async move { self.make_operator(&namespace, &room, &key, operator).await })
+    }
+
+    fn restrictions(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<Restriction>> {
+        let (namespace, room) = (namespace.to_owned(), room.to_owned());
+        Box::pin(async move { self.restrictions_of(&namespace, &room).await })
+    }
+
+    fn add_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        restriction: Restriction,
+    ) -> StoreFuture<'_, ()> {
+        let (namespace, room) = (namespace.to_owned(), room.to_owned());
+        Box::pin(async move { self.restrict(&namespace, &room, restriction).await })
+    }
+
+    fn remove_restriction(
+        &self,
+        namespace: &str,
+        room: &str,
+        kind: RestrictionKind,
+        target: &str,
+    ) -> StoreFuture<'_, bool> {
+        let (namespace, room, target) = (namespace.to_owned(), room.to_owned(), target.to_owned());
+        Box::pin(async move { self.unrestrict(&namespace, &room, kind, &target).await })
+    }
+
+    fn delete_message(
+        &self,
+        namespace: &str,
+        room: &str,
+        seq: u64,
+    ) -> StoreFuture<'_, Option<ChatMessage>> {
+        let (namespace, room) = (namespace.to_owned(), room.to_owned());
+        Box::pin(async move { self.delete_logged(&namespace, &room, seq).await })
+    }
+
+    fn delete_identity(&self, nick_key: &str) -> StoreFuture<'_, bool> {
+        let key = nick_key.to_owned();
+        Box::pin(async move { self.forget_identity(&key).await })
+    }
+
+    fn set_password(&self, nick_key: &str, password_hash: String) -> StoreFuture<'_, bool> {
+        let key = nick_key.to_owned();
+        Box::pin(async move { self.replace_password(&key, password_hash).await })
+    }
+
+    fn available(&self) -> bool {
+        self.reachable()
+    }
+
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchPage> {
+        Box::pin(self.search_logs(query))
     }
 
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()> {

@@ -109,11 +109,12 @@ impl Writer {
             for c in calls {
                 pipe.cmd("EVALSHA")
                     .arg(script::APPEND.get_hash())
-                    .arg(4)
+                    .arg(5)
                     .arg(&c.keys.seq)
                     .arg(&c.keys.log)
                     .arg(&c.keys.cids)
                     .arg(&c.keys.channel)
+                    .arg(&c.keys.order)
                     .arg(&c.args);
             }
             pipe
@@ -153,7 +154,8 @@ impl Writer {
                 .key(&c.keys.seq)
                 .key(&c.keys.log)
                 .key(&c.keys.cids)
-                .key(&c.keys.channel);
+                .key(&c.keys.channel)
+                .key(&c.keys.order);
             for a in &c.args {
                 invocation.arg(a);
             }
