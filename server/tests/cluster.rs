@@ -585,3 +585,54 @@ async fn a_nick_registered_on_one_node_keeps_its_look_alikes_out_on_another() {
         "{code:?}"
     );
 }
+
+/// A mute set by an operator on node A holds for its target on node B within the rules
+/// refresh (`chat::RULES_REFRESH`, 2 s): B's cached rules of the room are read again from
+/// Redis. (In-process nodes: two servers on one redis-server.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mute_set_on_one_node_holds_on_another() {
+    use chat_protocol::socket_io::PacketKind;
+    use chat_server::config::{DEFAULT_REDIS_MAX_MESSAGES, RedisConfig, RedisUrl, StoreConfig};
+    if !installed() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let node = || {
+        let mut config = common::chat::config();
+        config.store = StoreConfig::Redis(RedisConfig {
+            url: RedisUrl::parse(&redis.url()).unwrap(),
+            max_messages: DEFAULT_REDIS_MAX_MESSAGES,
+        });
+        chat_server::start(config)
+    };
+    let (a, b) = (node().await.unwrap(), node().await.unwrap());
+    let mut ada = Client::connect(a.local_addr()).await;
+    let p = ada
+        .connect_namespace("/", Some(json!({"nick": "ada", "password": "pw-ada"})))
+        .await;
+    assert_eq!(p.kind, PacketKind::Connect, "{p:?}");
+    join(&mut ada, "/", "r").await;
+    let mut bob = Client::connect(b.local_addr()).await;
+    bob.join_namespace("/", Some(json!({"nick": "bob"}))).await;
+    join(&mut bob, "/", "r").await;
+    say(&mut bob, "/", "r", "before").await;
+    let muted = ada
+        .request("/", "mute", json!({"room": "r", "nick": "bob"}))
+        .await;
+    assert_eq!(muted["ok"], true, "{muted}");
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let refused = loop {
+        let reply = bob
+            .request("/", "message", json!({"room": "r", "text": "still here?"}))
+            .await;
+        if reply["ok"] != true || Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        common::chat::code(&refused),
+        ErrorCode::Muted,
+        "muted on B within the refresh: {refused}"
+    );
+}

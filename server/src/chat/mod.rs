@@ -126,6 +126,10 @@ pub fn build_app(config: &ServerConfig) -> Result<(Engine, Arc<ChatApp>), StoreE
     Ok(build_app_with_store(config, store))
 }
 
+/// In cluster mode, how often a node forgets its cached room rules (operators, bans,
+/// mutes), so that what another node changed holds here within this time.
+pub const RULES_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Builds an engine serving the chat as one node of a cluster on Redis (`--store redis`):
 /// connects to Redis (an error naming the URL, without its password, when it cannot), says
 /// in the log what an acknowledgement means there, and wires the store's delivery of other
@@ -174,6 +178,20 @@ pub async fn build_cluster(
             });
         }
     }));
+    // Another node's bans, mutes and operators are in Redis, not in this node's rules
+    // cache: it is read again every RULES_REFRESH.
+    let rules_of = Arc::downgrade(&app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RULES_REFRESH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(app) = rules_of.upgrade() else {
+                return;
+            };
+            app.forget_all_rules();
+        }
+    });
     let weak = engine.clone();
     store.set_delivery(Arc::new(move |namespace: &str, message: &ChatMessage| {
         if let Some(ns) = weak.get_namespace(namespace) {
