@@ -11,10 +11,11 @@
 //! | buffer (owner) | kept while busy | given back |
 //! |---|---|---|
 //! | outgoing queue and batch (`outbox`) | up to [`SMALL_BATCH`] packets; a batch buffer over [`KEEP_BATCH`] is dropped at once | after [`QUIET`] |
-//! | gather buffer for a vectored write (`connection`) | [`KEEP_GATHER`] slices | when batches come less often than [`QUIET`]: nothing held between them |
+//! | gather buffer for a batch's frames (`gather_pool`) | none: one spare per worker thread (up to [`KEEP_GATHER`] bytes), lent for a batch | when the socket has taken the batch |
 //! | control bytes: pongs, close replies (`connection`) | [`KEEP_CONTROL`] bytes | never over it between batches |
 //! | control bytes waiting for the writer (`wire`) | at most [`CONTROL_MAX`]: past it the peer is not reading and is closed | — |
-//! | WebSocket read buffer (`wire`) | [`READ_BUFFER`] bytes | fixed |
+//! | WebSocket read buffer, tungstenite's (`wire`) | [`READ_BUFFER`] bytes (grown to the largest frame read) | fixed |
+//! | bytes read past what tungstenite took (`wire::ReadSide`) | none: read [`READ_CHUNK`] at a time onto the stack | as soon as tungstenite takes them |
 //! | WebSocket write buffer (`wire`) | none: the writer frames packets itself | — |
 //!
 //! A writer takes at most [`MAX_BATCH`] frames before it flushes, so one busy connection's
@@ -38,14 +39,20 @@ pub const SMALL_BATCH: usize = 16;
 /// A batch buffer larger than this many packets is not kept for the next batch, busy or not.
 pub const KEEP_BATCH: usize = 1024;
 
-/// Gather buffer capacity (in slices) a connection written to often keeps between batches.
-pub const KEEP_GATHER: usize = 4096;
+/// Largest gather buffer (in bytes) a worker thread keeps as its spare, lent to one
+/// connection's writer per batch (`gather_pool`): a full batch of small frames fits.
+pub const KEEP_GATHER: usize = 256 * 1024;
 
 /// Control bytes buffer capacity kept between batches.
 pub const KEEP_CONTROL: usize = 4096;
 
-/// Each connection's WebSocket read buffer, in bytes.
-pub const READ_BUFFER: usize = 4 * 1024;
+/// Each connection's WebSocket read buffer (tungstenite's), in bytes: a chat message's
+/// frame fits; a larger frame grows it (tungstenite reserves a frame's length).
+pub const READ_BUFFER: usize = 256;
+
+/// Most bytes taken from the socket by one read (into a scratch buffer on the stack; see
+/// `wire::ReadSide`).
+pub const READ_CHUNK: usize = 4 * 1024;
 
 /// Most control bytes waiting for the writer. A peer that keeps pinging and never reads
 /// would otherwise grow the buffer without bound; past this the connection is closed.

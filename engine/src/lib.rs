@@ -21,8 +21,10 @@
 //! - [`connection`]: one connection: the Engine.IO session (open packet, heartbeat, connect
 //!   timeout), Socket.IO packet dispatch in arrival order, and the writer that drains the
 //!   bounded outgoing queue.
-//! - [`wire`]: the socket split between tungstenite (reading) and the writer, which writes
-//!   WebSocket frames itself with vectored writes.
+//! - [`wire`]: the socket split between tungstenite (reading, through a small buffer) and
+//!   the writer, which writes WebSocket frames itself with vectored writes.
+//! - `gather_pool`: the buffer a writer gathers a batch into, lent per batch from a spare
+//!   per worker thread.
 //! - [`namespace`]: static and pattern-matched namespaces, their handlers and connect middleware.
 //! - [`socket`]: the per-namespace socket handle (emit, acks, join/leave, broadcast from it).
 //! - [`adapter`]: the fan-out seam: rooms and broadcast delivery; [`adapter::LocalAdapter`]
@@ -52,6 +54,7 @@ pub mod broadcast;
 pub mod buffers;
 pub mod connection;
 pub mod cors;
+mod gather_pool;
 mod http_io;
 pub mod http_routes;
 pub mod listener;

@@ -370,3 +370,46 @@ async fn searches_beyond_the_four_running_get_busy() {
     assert_eq!(reply["ok"], json!(true), "{reply}");
     server.shutdown().await;
 }
+
+/// A message an admin deleted leaves search on SQLite, whether the writer had indexed it
+/// (the full-text index) or not yet (the unindexed messages searched in memory), and stays
+/// gone after a restart.
+#[tokio::test]
+async fn on_sqlite_a_deleted_message_leaves_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = || {
+        let mut c = config();
+        c.store = StoreConfig::Sqlite(dir.path().join("chat.db"));
+        c.admins = vec!["root".into()];
+        c
+    };
+    let root_auth = json!({"nick": "root", "password": "pw-root-long"});
+    let (server, addr) = serve(sqlite()).await;
+    let mut root = Client::connect(addr).await;
+    root.connect_namespace("/", Some(root_auth.clone())).await;
+    join(&mut root, "/", "r").await;
+    say(&mut root, "/", "r", "osprey one").await;
+    say(&mut root, "/", "r", "osprey two").await;
+    // Indexed by now (the writer indexes right after its commits; this waits well past it).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let gone = say(&mut root, "/", "r", "osprey three").await;
+    let reply = root
+        .request("/", "delete", json!({"room": "r", "seq": 1}))
+        .await;
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    let reply = root
+        .request("/", "delete", json!({"room": "r", "seq": gone.seq}))
+        .await;
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    let found: SearchReply = ok(&search(&mut root, json!({"text": "osprey"})).await);
+    assert_eq!(texts(&found), ["r:osprey two"]);
+    root.close().await;
+    server.shutdown().await;
+
+    let (_server, addr) = serve(sqlite()).await;
+    let mut root = Client::connect(addr).await;
+    root.connect_namespace("/", Some(root_auth)).await;
+    join(&mut root, "/", "r").await;
+    let found: SearchReply = ok(&search(&mut root, json!({"text": "osprey"})).await);
+    assert_eq!(texts(&found), ["r:osprey two"]);
+}

@@ -677,7 +677,8 @@ pub(crate) fn moderation_line(m: &events::Moderation, own_nick: &str, now_ms: i6
         ModerationAction::Unknown => format!("{actor} moderated {target} in #{room}"),
     };
     if let Some(until) = m.until {
-        let secs = (until - now_ms).max(0) as u64;
+        // `until` and `now_ms` are milliseconds; rounded up to the second.
+        let secs = ((until - now_ms).max(0) as u64).div_ceil(1000);
         text.push_str(&format!(" for {}", idle_words(secs.max(1))));
     }
     if let Some(reason) = &m.reason {
@@ -693,5 +694,42 @@ fn idle_words(secs: u64) -> String {
         s if s < 3600 => format!("{} min", s / 60),
         s if s < 86_400 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
         s => format!("{} days", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: ModerationAction, until: Option<i64>) -> events::Moderation {
+        events::Moderation {
+            room: "ops".into(),
+            actor: "alice".into(),
+            action,
+            target: "bob".into(),
+            reason: Some("spam".into()),
+            until,
+        }
+    }
+
+    /// A ban's end is milliseconds since the epoch: ten minutes from now reads "10 min".
+    #[test]
+    fn a_timed_ban_or_mute_says_how_long() {
+        let now = 1_800_000_000_000;
+        let ban = event(ModerationAction::Ban, Some(now + 10 * 60 * 1000));
+        assert_eq!(
+            moderation_line(&ban, "carol", now),
+            "alice banned bob from #ops for 10 min (spam)"
+        );
+        let mute = event(ModerationAction::Mute, Some(now + 2 * 3600 * 1000));
+        assert_eq!(
+            moderation_line(&mute, "carol", now),
+            "alice muted bob in #ops for 2 h 0 min (spam)"
+        );
+        let forever = event(ModerationAction::Ban, None);
+        assert_eq!(
+            moderation_line(&forever, "carol", now),
+            "alice banned bob from #ops (spam)"
+        );
     }
 }

@@ -94,8 +94,9 @@ pub(crate) struct Connection {
     extensions: Extensions,
     /// The sockets of this connection, by namespace name.
     sockets: HashMap<String, Socket>,
-    /// A binary packet waiting for its attachments.
-    pending: Option<BinaryAssembler>,
+    /// A binary packet waiting for its attachments (boxed: rare, and inline every
+    /// connection would carry its size).
+    pending: Option<Box<BinaryAssembler>>,
     /// Bytes of attachments received for `pending` (bounded by `max_payload`).
     pending_bytes: usize,
     /// When `pending` must be complete (`attachment_timeout`).
@@ -346,7 +347,7 @@ impl Connection {
                 }
                 self.attachment_deadline = Some(Instant::now() + config.attachment_timeout);
                 self.pending_bytes = 0;
-                self.pending = Some(BinaryAssembler::new(packet));
+                self.pending = Some(Box::new(BinaryAssembler::new(packet)));
                 Ok(())
             }
             PacketKind::Event

@@ -9,7 +9,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::debug;
 
-use crate::buffers::{KEEP_CONTROL, KEEP_GATHER, MAX_BATCH, QUIET};
+use crate::buffers::{KEEP_CONTROL, MAX_BATCH};
+use crate::gather_pool;
 use crate::outbox::{CloseReason, EncodedPacket, Next, OutboxReceiver};
 use crate::wire::{self, Control};
 
@@ -35,10 +36,9 @@ where
 {
     let mut batch = std::collections::VecDeque::new();
     let mut control_bytes = Vec::new();
-    // Where a batch's frames are gathered: kept from batch to batch while batches come often
-    // (cut back after a burst), given back when they do not.
+    // Where a batch's frames are gathered: borrowed from the thread's spare for one batch
+    // and given back once the socket has taken it (see `gather_pool`).
     let mut gather = Vec::new();
-    let mut last_batch: Option<std::time::Instant> = None;
     loop {
         // The close is seen through the queue's own flag (one lock with the batch), not the
         // close token, whose check takes a lock of its own on every wake-up.
@@ -65,6 +65,9 @@ where
         // closed: it must be the last frame, so it waits for the close path below.
         let peer_closed = wire::contains_close(&control_bytes);
         let control_now: &[u8] = if peer_closed { &[] } else { &control_bytes };
+        if gather.capacity() == 0 {
+            gather = gather_pool::borrow();
+        }
         let (result, closing) = {
             let mut write = std::pin::pin!(write_batch(&mut w, &mut gather, control_now, &batch));
             let finished = tokio::select! {
@@ -101,15 +104,8 @@ where
         }
         // A burst (of pongs, of packets) does not keep its buffer for the connection's life.
         control_bytes.shrink_to(KEEP_CONTROL);
-        let now = std::time::Instant::now();
-        if last_batch.is_some_and(|t| now.duration_since(t) < QUIET) {
-            gather.shrink_to(KEEP_GATHER);
-        } else {
-            // A connection that writes seldom (an idle one after its CONNECT answer) holds
-            // no buffer between batches.
-            gather = Vec::new();
-        }
-        last_batch = Some(now);
+        // Written (or failed): no connection holds a gather buffer between batches.
+        gather_pool::give_back(std::mem::take(&mut gather));
         if let Err(e) = result {
             debug!(error = %e, "write failed");
             rx.close(CloseReason {
@@ -125,6 +121,23 @@ where
             tokio::time::sleep(ALONE_GAP).await;
         }
     }
+    // Boxed: the close's state is as large as the batch's and lives only at the end; inline,
+    // every connection's writer would carry it.
+    Box::pin(close(w, rx, control, batch, control_bytes)).await;
+}
+
+/// The writer's end: what is still queued (not for a slow consumer), the close frame, the
+/// shutdown, each within [`CLOSE_GRACE`].
+async fn close<W>(
+    mut w: W,
+    mut rx: OutboxReceiver,
+    control: Arc<Control>,
+    mut batch: std::collections::VecDeque<EncodedPacket>,
+    mut control_bytes: Vec<u8>,
+) where
+    W: AsyncWrite + Unpin,
+{
+    let mut gather = Vec::new();
     let reason = rx.reason().unwrap_or(CloseReason::NORMAL);
     if reason.code != 1006 {
         let _ = timeout(CLOSE_GRACE, async {
