@@ -8,6 +8,11 @@ server *ARGS:
 client *ARGS:
     cargo run --release -p chat-client --bin chat -- {{ARGS}}
 
+# A local cluster to try: a redis-server and three chat-server nodes on it (127.0.0.1:7878,
+# :7879, :7880), until Ctrl-C. Needs redis-server.
+cluster:
+    bash scripts/cluster.sh
+
 # Every test: unit, integration, and the interop tests with the official Socket.IO clients.
 test:
     bash scripts/test.sh

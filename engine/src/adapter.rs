@@ -26,6 +26,10 @@ pub struct BroadcastOptions {
     pub except: Vec<Room>,
     /// May be dropped for a client whose queue is full.
     pub volatile: bool,
+    /// Only this process's sockets (an adapter spanning several processes does not forward
+    /// it; Socket.IO's `local` flag). For what reaches the other processes another way,
+    /// such as a shared store's messages.
+    pub local: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,6 +388,7 @@ mod tests {
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
             except: except.iter().map(|r| r.to_string()).collect(),
             volatile: false,
+            local: false,
         }
     }
 

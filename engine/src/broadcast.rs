@@ -76,6 +76,12 @@ impl BroadcastOperator {
         self
     }
 
+    /// Only this process's sockets (see [`BroadcastOptions::local`]).
+    pub fn local(mut self) -> Self {
+        self.opts.local = true;
+        self
+    }
+
     pub fn options(&self) -> &BroadcastOptions {
         &self.opts
     }

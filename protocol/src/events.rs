@@ -210,6 +210,10 @@ pub enum ErrorCode {
     /// A `dm` to an offline registered nick that has as many messages waiting as the server
     /// keeps (500).
     MailboxFull,
+    /// The server's storage cannot be reached now (in cluster mode, its Redis is down or
+    /// restarting): the request did not happen. Retry it after a short delay; a `message`
+    /// re-sent with the same `cid` is stored once (see `docs/PROTOCOL.md`, "Errors").
+    Unavailable,
     /// The request needs a room operator (or a server admin), and the sender is not one;
     /// also an operator acting on a server admin.
     NotOperator,

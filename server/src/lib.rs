@@ -7,6 +7,8 @@
 //! - [`chat`]: the chat application: nicks, rooms, messages, DMs, topics, presence, built on
 //!   engine handlers; its storage sits behind the [`chat::store::Store`] trait (whose
 //!   [`chat::store::RoomLog`], a sequenced log per room, orders every room's messages).
+//! - [`cluster`]: cluster mode's fan-out across nodes (the engine's adapter on Redis
+//!   pub/sub); the shared room logs are the Redis store's (`chat::redis`).
 //! - [`config`]: the server configuration (flags, environment, TOML file, defaults).
 //! - [`cli`]: the binary's whole command line: the server's flags and the subcommands
 //!   (`completions`, `manpage`, `admin`) beside them.
@@ -22,6 +24,7 @@
 pub mod admin;
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod metrics;
 pub mod web;
@@ -89,7 +92,11 @@ impl RunningServer {
 /// `config.admin_listen` when set (bound first, so `/readyz` says "starting" until the chat
 /// listens).
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
-    let (engine, app) = chat::build_app(&config).map_err(std::io::Error::other)?;
+    let (engine, app) = match &config.store {
+        config::StoreConfig::Redis(redis) => chat::build_cluster(&config, redis).await,
+        _ => chat::build_app(&config),
+    }
+    .map_err(std::io::Error::other)?;
     if config.web {
         engine.set_http_routes(web::routes());
     }

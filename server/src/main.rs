@@ -86,11 +86,17 @@ async fn run(matches: clap::ArgMatches) -> anyhow::Result<()> {
     };
     let settings = Settings::new(&matches, file);
     let secret_on_command_line = settings.secret_on_command_line();
+    let redis_password_on_command_line = settings.redis_password_on_command_line();
     let config = ServerConfig::resolve(settings)?;
     init_logging(config.log_format);
     if secret_on_command_line {
         warn!(
             "--token-secret shows the secret to anyone who can list processes: use CHAT_TOKEN_SECRET or --token-secret-file"
+        );
+    }
+    if redis_password_on_command_line {
+        warn!(
+            "a password in --redis-url (or --redis) is shown to anyone who can list processes: use CHAT_REDIS_URL or redis_url in the config file"
         );
     }
     let mut signals = Signals::new()?;

@@ -670,3 +670,41 @@ fn the_admin_address_is_never_the_listen_address_and_the_token_is_long() {
         "{help}"
     );
 }
+
+/// In cluster mode `/readyz` follows Redis: 503 "store unavailable" while it is down (so a
+/// balancer sends users to nodes that can serve them), 200 again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_the_clusters_redis_is_down() {
+    use chat_server::config::{DEFAULT_REDIS_MAX_MESSAGES, RedisConfig, RedisUrl, StoreConfig};
+    if !common::redis::installed() {
+        return;
+    }
+    let mut redis = common::redis::RedisServer::start();
+    let url = RedisUrl::parse(&redis.url()).unwrap();
+    let server = serve(None, |c| {
+        c.store = StoreConfig::Redis(RedisConfig {
+            url,
+            max_messages: DEFAULT_REDIS_MAX_MESSAGES,
+        })
+    })
+    .await;
+    let admin = server.admin_addr().expect("admin listener");
+    let status_within = |want: u16| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        loop {
+            let r = get(admin, "/readyz").await;
+            if r.status == want || tokio::time::Instant::now() > deadline {
+                return (r.status, r.body);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(status_within(200).await, (200, "ready\n".to_owned()));
+    redis.kill();
+    assert_eq!(
+        status_within(503).await,
+        (503, "store unavailable\n".to_owned())
+    );
+    redis.restart();
+    assert_eq!(status_within(200).await, (200, "ready\n".to_owned()));
+}

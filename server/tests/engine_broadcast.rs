@@ -163,7 +163,8 @@ async fn every_broadcast_goes_through_the_adapter_as_bytes_rooms_and_except() {
         BroadcastOptions {
             rooms: vec!["r1".into(), "r2".into()],
             except: vec!["r3".into()],
-            volatile: false
+            volatile: false,
+            local: false
         }
     );
     assert_eq!(
@@ -171,7 +172,8 @@ async fn every_broadcast_goes_through_the_adapter_as_bytes_rooms_and_except() {
         BroadcastOptions {
             rooms: vec![],
             except: vec![],
-            volatile: true
+            volatile: true,
+            local: false
         }
     );
     assert_eq!(
@@ -179,7 +181,8 @@ async fn every_broadcast_goes_through_the_adapter_as_bytes_rooms_and_except() {
         BroadcastOptions {
             rooms: vec!["r1".into()],
             except: vec![a_sid.clone()],
-            volatile: false
+            volatile: false,
+            local: false
         }
     );
     assert_eq!(
@@ -187,7 +190,8 @@ async fn every_broadcast_goes_through_the_adapter_as_bytes_rooms_and_except() {
         BroadcastOptions {
             rooms: vec![],
             except: vec![a_sid],
-            volatile: false
+            volatile: false,
+            local: false
         }
     );
     // The encoded text is the wire frame, encoded once.

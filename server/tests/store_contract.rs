@@ -5,17 +5,17 @@
 //! SQLite store indexing after every few messages (so its reads cross the indexed and the
 //! unindexed messages).
 //!
-//! A new backend (the Redis store next) passes the contract by adding one line at the end of
-//! this file:
+//! A new backend passes the contract by adding one line here, as the Redis store does:
 //!
 //! ```text
-//! contract!(redis, redis_factory(), durable: reopen_redis);
+//! contract!(redis, redis_factory(), durable: reopen_redis, requires: common::redis::installed);
 //! ```
 //!
 //! where `redis_factory()` returns a closure that makes a fresh, empty store (`Fn() -> S`,
 //! `S: Store`) each time it is called, and `durable: reopen` (for a store that keeps its data
 //! across a restart) is a function that closes a store and opens the same data again
-//! (`fn(S) -> S`). Each test gets its own factory, and every clause runs within a 60 s
+//! (`fn(S) -> S`), and `requires: ready` (optional) a `fn() -> bool` that says whether the
+//! backend can run here (the test returns early, having printed why, when not). Each test gets its own factory, and every clause runs within a 60 s
 //! timeout on a two-thread runtime, so the concurrency clauses really run at once.
 //!
 //! The clauses: `seq_starts_at_one_and_rises_by_one_per_room`,
@@ -44,20 +44,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chat_protocol::events::{ChatMessage, DirectMessage};
+mod common;
+
+use chat_server::chat::redis::RedisStore;
 use chat_server::chat::sqlite::{IndexLimits, Retention, SqliteStore};
 use chat_server::chat::store::{
     AppendDone, Appended, Catchup, Identity, MemoryStore, NewMessage, Phrase, Restriction,
     RestrictionKind, SearchPage, SearchQuery, Store, StoreError,
 };
+use chat_server::config::RedisUrl;
+use common::redis::RedisServer;
 use tokio::sync::oneshot;
 
 /// Runs every clause against a backend: `contract!(name, factory)` or
 /// `contract!(name, factory, durable: reopen)`; see the file's doc.
 macro_rules! contract {
-    ($backend:ident, $fresh:expr $(, durable: $reopen:expr)?) => {
+    ($backend:ident, $fresh:expr $(, durable: $reopen:expr)? $(, requires: $ready:expr)?) => {
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
+            /// Whether the backend can run here (a Redis store needs `redis-server`).
+            fn ready() -> bool {
+                true $(&& $ready())?
+            }
             contract!(@clauses $fresh;
                 seq_starts_at_one_and_rises_by_one_per_room,
                 publish_then_done_for_each_append,
@@ -81,6 +90,9 @@ macro_rules! contract {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn a_reopened_store_keeps_everything() {
+                    if !ready() {
+                        return;
+                    }
                     super::within(super::a_reopened_store_keeps_everything($fresh, $reopen)).await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,6 +106,9 @@ macro_rules! contract {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $clause() {
+                if !ready() {
+                    return;
+                }
                 super::within(super::$clause($fresh)).await
             }
         )*
@@ -117,7 +132,41 @@ contract!(
     durable: reopen_sqlite
 );
 
+// The Redis store (cluster mode), each store on a `redis-server` of its own that the
+// factory starts (skipped, saying so, where redis-server is not installed).
+contract!(
+    redis,
+    redis_factory(),
+    durable: reopen_redis,
+    requires: common::redis::installed
+);
+
 // ---- the backends ----
+
+/// Fresh Redis stores, each connected to a new `redis-server` that the factory keeps running
+/// (until the test ends).
+fn redis_factory() -> impl Fn() -> RedisStore {
+    let servers: Mutex<Vec<RedisServer>> = Mutex::default();
+    move || {
+        let server = RedisServer::start();
+        let url = RedisUrl::parse(&server.url()).unwrap();
+        servers.lock().unwrap().push(server);
+        connect_redis(&url)
+    }
+}
+
+fn connect_redis(url: &RedisUrl) -> RedisStore {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(RedisStore::connect(url, 0))
+    })
+    .unwrap()
+}
+
+fn reopen_redis(store: RedisStore) -> RedisStore {
+    let url = store.url().clone();
+    drop(store);
+    connect_redis(&url)
+}
 
 /// Fresh SQLite stores, each a new file in a temporary directory the factory keeps.
 fn sqlite_factory(limits: IndexLimits) -> impl Fn() -> SqliteStore {

@@ -63,6 +63,7 @@ export const CODE = Object.freeze({
   WRONG_PASSWORD: "wrong_password",
   RATE_LIMITED: "rate_limited",
   INTERNAL: "internal",
+  UNAVAILABLE: "unavailable",
 });
 
 /** The retries of a CONNECT refused with `nick_taken` while resuming, 2 s apart. */
@@ -310,7 +311,7 @@ export class ChatClient {
     const code = data && data.data && data.data.code;
     const message = (data && data.message) || "refused";
     let delay = null;
-    if (code === CODE.BUSY) {
+    if (code === CODE.BUSY || code === CODE.UNAVAILABLE) {
       delay = backoff(ns.busyRefusals, 500, 10000);
       ns.busyRefusals += 1;
     } else if (
@@ -423,9 +424,14 @@ export class ChatClient {
         try {
           message = unwrap(reply).message;
         } catch (error) {
-          // A refusal is final (not in the room, bad text), except a rate limit or a store
-          // failure: those are sent again (same cid) after a breath.
-          if (error.code === CODE.RATE_LIMITED || error.code === CODE.INTERNAL) {
+          // A refusal is final (not in the room, bad text), except a rate limit, a store
+          // failure or a store unavailable for a moment (cluster mode, Redis restarting):
+          // those are sent again (same cid) after a breath, on the same connection.
+          if (
+            error.code === CODE.RATE_LIMITED ||
+            error.code === CODE.INTERNAL ||
+            error.code === CODE.UNAVAILABLE
+          ) {
             setTimeout(() => {
               this.sentIn.delete(entry);
               if (ns.socket.connected && ns.outbox.includes(entry)) this.transmit(ns, entry);

@@ -12,7 +12,9 @@
 //!   reconnects with capped, jittered exponential backoff, re-CONNECTs its namespaces with
 //!   `since: {room: seq}` in the auth and rejoins the rooms;
 //! - sends every chat message with a client id (`cid`) and, when the connection drops before
-//!   the ack, sends it again after the reconnect with the same `cid` (stored once);
+//!   the ack, sends it again after the reconnect with the same `cid` (stored once); one
+//!   answered `unavailable` (a cluster whose Redis is down for a moment) is sent again with
+//!   its `cid` after a growing delay (0.5 s to 5 s, 20 times at most) on the same connection;
 //! - measures the round-trip lag with the `ping` event every few seconds;
 //! - acknowledges server events that carry an ack id (a direct message that waited for us),
 //!   and passes each direct message id on once.

@@ -108,10 +108,11 @@ impl Namespace {
     /// The server refused our CONNECT with this `data.code`.
     pub(super) fn refused(&mut self, code: Option<ErrorCode>, now: Instant) -> Refusal {
         // After a reconnect our previous connection may still hold the nick; `busy` (the
-        // server is short of password checks) is retried with a growing, jittered delay.
+        // server is short of password checks) and `unavailable` (its storage, in cluster
+        // mode Redis, is down for a moment) are retried with a growing, jittered delay.
         let retry_at = if code == Some(ErrorCode::NickTaken) && self.was_connected {
             Some(now + NICK_RETRY)
-        } else if code == Some(ErrorCode::Busy) {
+        } else if code == Some(ErrorCode::Busy) || code == Some(ErrorCode::Unavailable) {
             let delay = busy_retry(self.busy_refusals);
             self.busy_refusals = self.busy_refusals.saturating_add(1);
             Some(now + delay)
@@ -454,6 +455,22 @@ mod tests {
         assert_eq!(ns.busy_refusals, 3);
         ns.accepted();
         assert_eq!(ns.busy_refusals, 0);
+    }
+
+    #[test]
+    fn a_connect_refused_unavailable_is_retried_like_busy() {
+        let now = Instant::now();
+        let mut all = Namespaces::default();
+        all.want("/".into(), None);
+        let ns = all.get_mut("/").unwrap();
+        assert!(matches!(
+            ns.refused(Some(ErrorCode::Unavailable), now),
+            Refusal::Retry
+        ));
+        let NsState::Refused { retry_at: Some(at) } = ns.state else {
+            panic!("unavailable is retried");
+        };
+        assert!(at > now && at <= now + Duration::from_millis(500));
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! commands) and connects again. Each Socket.IO packet kind has its own handler here; the
 //! namespace states, the requests in flight and the wire live in their own modules.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chat_protocol::events;
+use chat_protocol::events::{self, ErrorCode};
 use chat_protocol::{engine_io, socket_io};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -28,6 +29,21 @@ const LAG_EVERY: Duration = Duration::from_secs(5);
 /// Housekeeping period: ack timeouts, lag pings, namespace retries.
 const TICK: Duration = Duration::from_millis(250);
 
+/// A chat message answered `unavailable` (the cluster's storage is down for a moment) is
+/// sent again with its `cid` after a growing delay, this many times at most, without waiting
+/// for a reconnect: the connection is fine.
+const UNAVAILABLE_RETRIES: u32 = 20;
+const UNAVAILABLE_BASE: Duration = Duration::from_millis(500);
+const UNAVAILABLE_CAP: Duration = Duration::from_secs(5);
+
+/// A chat message waiting to be sent again after an `unavailable` answer.
+struct Retry {
+    due: Instant,
+    nsp: String,
+    request: Request,
+    cid: String,
+}
+
 /// How a session ended.
 enum End {
     Quit,
@@ -45,6 +61,9 @@ pub(super) struct Actor {
     ever_connected: bool,
     /// Ids of the direct messages shown (bounded).
     seen_dms: SeenIds,
+    /// Chat messages to send again (answered `unavailable`), and how often each was, by cid.
+    retries: Vec<Retry>,
+    unavailable: HashMap<String, u32>,
 }
 
 impl Actor {
@@ -62,6 +81,8 @@ impl Actor {
             ev_tx,
             ever_connected: false,
             seen_dms: SeenIds::default(),
+            retries: Vec::new(),
+            unavailable: HashMap::new(),
         }
     }
 
@@ -177,6 +198,16 @@ impl Actor {
                 false,
             );
         }
+        // Messages waiting for their retry go with the reconnect's re-sends.
+        for r in self.retries.drain(..) {
+            resend.push((
+                r.nsp,
+                Queued {
+                    request: r.request,
+                    cid: Some(r.cid),
+                },
+            ));
+        }
         self.namespaces.connection_lost(resend);
     }
 
@@ -199,6 +230,12 @@ impl Actor {
     /// the server is to be told (a DISCONNECT).
     fn forget(&mut self, nsp: &str) -> bool {
         let (live, waiting) = self.namespaces.remove(nsp);
+        let (gone, kept): (Vec<Retry>, Vec<Retry>) =
+            self.retries.drain(..).partition(|r| r.nsp == nsp);
+        self.retries = kept;
+        let waiting = waiting
+            .into_iter()
+            .chain(gone.into_iter().map(|r| r.request));
         for request in waiting {
             self.fail(nsp.to_owned(), request, format!("you closed {nsp}"), false);
         }
@@ -323,9 +360,17 @@ impl Actor {
         Ok(())
     }
 
-    /// Every tick: ack timeouts, namespace retries, the lag ping.
+    /// Every tick: ack timeouts, namespace retries, messages answered `unavailable`, the
+    /// lag ping.
     async fn housekeeping(&mut self, ws: &mut Ws, last_lag: &mut Instant) -> Result<(), String> {
         let now = Instant::now();
+        let (due, later): (Vec<Retry>, Vec<Retry>) =
+            self.retries.drain(..).partition(|r| r.due <= now);
+        self.retries = later;
+        for r in due {
+            self.send_request(ws, &r.nsp, r.request, false, Some(r.cid))
+                .await?;
+        }
         for p in self.in_flight.take_expired(now) {
             self.fail(
                 p.nsp,
@@ -518,6 +563,27 @@ impl Actor {
             return;
         };
         let result = p.result(packet.data.as_ref());
+        if let Some(cid) = &p.cid {
+            if result
+                .as_ref()
+                .is_err_and(|f| f.code() == Some(ErrorCode::Unavailable))
+            {
+                let attempt = self.unavailable.get(cid).copied().unwrap_or(0);
+                if attempt < UNAVAILABLE_RETRIES {
+                    self.unavailable.insert(cid.clone(), attempt + 1);
+                    let delay = backoff(attempt, UNAVAILABLE_BASE, UNAVAILABLE_CAP, jitter());
+                    tracing::info!(?delay, "message answered unavailable: sending it again");
+                    self.retries.push(Retry {
+                        due: Instant::now() + delay,
+                        nsp: p.nsp,
+                        request: p.request,
+                        cid: cid.clone(),
+                    });
+                    return;
+                }
+            }
+            self.unavailable.remove(cid);
+        }
         self.track(&p.nsp, &result);
         if let Ok(Reply::Pong { rtt }) = result {
             self.emit(NetEvent::Lag(rtt));

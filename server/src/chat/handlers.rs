@@ -22,7 +22,7 @@ use tracing::warn;
 use super::moderation::operators_in;
 pub(crate) use super::reply::Failure;
 use super::reply::{Outcome, Push, answer, answer_message, refuse};
-use super::store::{AppendDone, Catchup, NewMessage, now_ms};
+use super::store::{AppendDone, Catchup, NewMessage, StoreError, now_ms};
 use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
 use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
 
@@ -71,7 +71,18 @@ fn checked_text(limits: &crate::config::ChatLimits, text: String) -> Result<Stri
     Ok(text)
 }
 
-pub(crate) fn internal(e: impl std::fmt::Display) -> Failure {
+pub(crate) fn internal(e: impl std::fmt::Display + 'static) -> Failure {
+    // A store that cannot be reached now (the cluster's Redis restarting) is a retryable
+    // refusal, not a server failure.
+    if let Some(StoreError::Unavailable(why)) =
+        (&e as &dyn std::any::Any).downcast_ref::<StoreError>()
+    {
+        warn!(error = %why, "request refused: storage unavailable");
+        return Failure(
+            ErrorCode::Unavailable,
+            "storage unavailable: retry in a moment".into(),
+        );
+    }
     warn!(error = %e, "request failed");
     Failure(ErrorCode::Internal, "internal error".into())
 }
@@ -184,9 +195,15 @@ impl ChatApp {
             Ok(t) => t,
             Err(e) => return refuse(ack, internal(e)),
         };
-        // The room's creator (a registered joiner of a room with no member and no operator)
-        // becomes its operator.
+        // Other nodes' members (cluster mode), read before the ordering section.
+        let remote = match self.store.remote_members(&ns, &room).await {
+            Ok(r) => r,
+            Err(e) => return refuse(ack, internal(e)),
+        };
+        // The room's creator (a registered joiner of a room with no member on any node and
+        // no operator) becomes its operator.
         if members(socket, &room).is_empty()
+            && remote.is_empty()
             && let Err(f) = self.creator_takes_op(&ns, &room, session).await
         {
             return refuse(ack, f);
@@ -201,11 +218,12 @@ impl ChatApp {
         // The callback answers on success; if the store fails first, the slot is still full.
         let slot = Arc::new(Mutex::new(ack));
         let (s, nick, r, slot_in) = (socket.clone(), session.nick(), room.clone(), slot.clone());
+        let store = self.store.clone();
         let attach = Box::new(move |c: Catchup| {
-            enter_room(&s, nick, &r);
+            enter_room(&*store, &s, nick, &r);
             let reply = JoinReply {
                 room: r.clone(),
-                members: members(&s, &r),
+                members: with_remote(members(&s, &r), remote),
                 away: away_members(&s, &r),
                 operators: operators_in(&s, &r, &operators),
                 topic,
@@ -239,6 +257,8 @@ impl ChatApp {
         };
         socket.to(engine_room(&room)).push(&presence);
         socket.leave(&engine_room(&room));
+        self.store
+            .note_member(socket.namespace().name(), &room, &session.nick(), false);
         Ok(LeaveReply { room })
     }
 
@@ -403,6 +423,19 @@ impl ChatApp {
                 .await
                 .map_err(|e| Failure(ErrorCode::NickClaimed, e.message))?;
         }
+        // Every node sharing the store (cluster mode) must agree first.
+        if old_key != new_key
+            && !self
+                .store
+                .claim_online_nick(&nick, false)
+                .await
+                .map_err(internal)?
+        {
+            return Err(Failure(
+                ErrorCode::NickTaken,
+                format!("nick '{nick}' (or one that looks like it) is in use"),
+            ));
+        }
         {
             let mut users = lock(&self.users);
             if users
@@ -426,6 +459,9 @@ impl ChatApp {
                 if v.is_empty() {
                     users.remove(&old_key);
                     online.remove(&old);
+                    if old_key != new_key {
+                        self.release_everywhere(&old);
+                    }
                 }
             }
             users
@@ -445,6 +481,9 @@ impl ChatApp {
         if old != nick {
             for socket in session.sockets() {
                 for room in chat_rooms(&socket) {
+                    let ns = socket.namespace();
+                    self.store.note_member(ns.name(), &room, &old, false);
+                    self.store.note_member(ns.name(), &room, &nick, true);
                     let presence = Presence {
                         room: room.clone(),
                         nick: nick.clone(),
@@ -479,7 +518,13 @@ impl ChatApp {
     async fn who(&self, socket: &Socket, arg: Value) -> Outcome<WhoReply> {
         let WhoRequest { room } = parse(arg)?;
         valid_room(&room)?;
-        let members = members(socket, &room);
+        // Other nodes' members too (cluster mode; none for a store of one process).
+        let remote = self
+            .store
+            .remote_members(socket.namespace().name(), &room)
+            .await
+            .map_err(internal)?;
+        let members = with_remote(members(socket, &room), remote);
         let away = away_members(socket, &room);
         let operators = if members.is_empty() {
             Vec::new()
@@ -671,6 +716,14 @@ pub(crate) fn nicks_in(
 /// Sorted nicks of a room's members in the socket's namespace.
 fn members(socket: &Socket, room: &str) -> Vec<String> {
     nicks_in(socket, room, |_| true)
+}
+
+/// Local members with other nodes' added, sorted as [`members`], each nick once.
+fn with_remote(mut local: Vec<String>, remote: Vec<String>) -> Vec<String> {
+    local.extend(remote);
+    local.sort_by_key(|n| n.to_lowercase());
+    local.dedup_by_key(|n| n.to_lowercase());
+    local
 }
 
 /// The members of a room who are away, sorted as [`members`].

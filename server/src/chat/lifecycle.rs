@@ -163,9 +163,10 @@ impl ChatApp {
     ) -> Result<Catchup, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (s, nick, r) = (socket.clone(), session.nick(), room.to_owned());
+        let store = self.store.clone();
         let replay = after.is_some();
         let attach = Box::new(move |c: Catchup| {
-            enter_room(&s, nick, &r);
+            enter_room(&*store, &s, nick, &r);
             if replay {
                 if c.skipped > 0 {
                     let text = format!(
@@ -233,6 +234,8 @@ impl ChatApp {
             chat_rooms(&socket)
         };
         for room in rooms {
+            self.store
+                .note_member(socket.namespace().name(), &room, &nick, false);
             let presence = Presence {
                 room: room.clone(),
                 nick: nick.clone(),
@@ -261,8 +264,19 @@ impl ChatApp {
             if v.is_empty() {
                 users.remove(&key);
                 lock(&self.online_nicks).remove(nick);
+                self.release_everywhere(nick);
             }
         }
+    }
+
+    /// Gives up a nick no session here holds any more on every node (cluster mode).
+    pub(super) fn release_everywhere(&self, nick: &str) {
+        let (store, nick) = (self.store.clone(), nick.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = store.release_online_nick(&nick).await {
+                tracing::warn!(error = %e, nick, "cannot release a nick in the cluster");
+            }
+        });
     }
 
     /// Tells the namespace when a chat room appears or vanishes.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::look_alike::LookAlikes;
-use super::store::{self, Identity};
+use super::store::{self, Identity, StoreError};
 use super::{ChatApp, Session, auth, token};
 use crate::engine::{ConnectError, ConnectRequest, lock};
 
@@ -70,7 +70,17 @@ fn password_refusal(why: auth::Refusal) -> ConnectError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ConnectError {
+fn internal(e: impl std::fmt::Display + 'static) -> ConnectError {
+    // A store that cannot be reached now (cluster mode, Redis restarting): retryable.
+    if let Some(StoreError::Unavailable(why)) =
+        (&e as &dyn std::any::Any).downcast_ref::<StoreError>()
+    {
+        warn!(error = %why, "connect refused: storage unavailable");
+        return refusal(
+            ErrorCode::Unavailable,
+            "storage unavailable: retry in a moment",
+        );
+    }
     warn!(error = %e, "connect failed");
     refusal(ErrorCode::Internal, "internal error")
 }
@@ -160,7 +170,7 @@ impl ChatApp {
             // Every namespace was left: the nick was released, claim it again (an
             // authenticated session's identity exists by now).
             let login = session.is_authenticated();
-            return self.register(session, req, login);
+            return self.register_everywhere(session, req, login).await;
         }
         let nick = auth.nick.ok_or_else(|| {
             refusal(
@@ -179,7 +189,39 @@ impl ChatApp {
             self.limits.max_rooms_per_socket,
             self.limits.joins_per_sec,
         );
-        self.register(session, req, claim == Claim::Login)
+        self.register_everywhere(session, req, claim == Claim::Login)
+            .await
+    }
+
+    /// [`Self::register`], then the claim on every node sharing the store (cluster mode; a
+    /// store of one process always agrees): a guest nick held on another node, or one that
+    /// passes for a nick online there, is refused, and the local registration undone.
+    async fn register_everywhere(
+        &self,
+        session: Arc<Session>,
+        req: &ConnectRequest,
+        login: bool,
+    ) -> Result<(), ConnectError> {
+        let nick = session.nick();
+        self.register(session.clone(), req, login)?;
+        let claimed = self
+            .store
+            .claim_online_nick(&nick, session.is_authenticated())
+            .await;
+        match claimed {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.release(&nick, &session);
+                Err(refusal(
+                    ErrorCode::NickTaken,
+                    format!("nick '{nick}' (or one that looks like it) is in use"),
+                ))
+            }
+            Err(e) => {
+                self.release(&nick, &session);
+                Err(internal(e))
+            }
+        }
     }
 
     /// Checks or claims the nick's identity.

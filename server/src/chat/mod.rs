@@ -15,7 +15,8 @@
 //!   event's name from its type);
 //! - [`store`]: the `Store` trait (the `RoomLog`, a sequenced log per room, and the state
 //!   beside it) and the in-memory store; [`sqlite`]: the durable store
-//!   (its log's newest messages wait in memory for indexing in `unindexed`);
+//!   (its log's newest messages wait in memory for indexing in `unindexed`); [`redis`]: the
+//!   store every node of a cluster shares (`--store redis`, [`build_cluster`]);
 //! - `search`: the `search` request (its budget, its concurrency); `phrase`: a search text
 //!   as words, for FTS5 and for the scans;
 //! - [`token`]: HS256 tokens for namespaces that require one;
@@ -33,6 +34,7 @@ mod look_alike;
 mod middleware;
 pub mod moderation;
 mod phrase;
+pub mod redis;
 mod reply;
 mod search;
 mod session;
@@ -50,7 +52,7 @@ use chat_protocol::names;
 use regex::Regex;
 use serde_json::json;
 
-use crate::config::{ServerConfig, StoreConfig};
+use crate::config::{RedisConfig, ServerConfig, StoreConfig};
 use crate::engine::{ConnectRequest, Engine, Handlers, RateLimitReplies, Socket, lock};
 use look_alike::LookAlikes;
 use middleware::check_key;
@@ -107,6 +109,11 @@ pub fn build(config: &ServerConfig) -> Result<Engine, StoreError> {
 pub fn build_app(config: &ServerConfig) -> Result<(Engine, Arc<ChatApp>), StoreError> {
     let store: Arc<dyn Store> = match &config.store {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.room_capacity)),
+        StoreConfig::Redis(_) => {
+            return Err(StoreError::Backend(
+                "the redis store connects asynchronously: use build_cluster".into(),
+            ));
+        }
         StoreConfig::Sqlite(path) => Arc::new(
             sqlite::SqliteStore::open(path, config.retention.clone()).map_err(|e| match e {
                 StoreError::Backend(why) => {
@@ -119,6 +126,82 @@ pub fn build_app(config: &ServerConfig) -> Result<(Engine, Arc<ChatApp>), StoreE
     Ok(build_app_with_store(config, store))
 }
 
+/// In cluster mode, how often a node forgets its cached room rules (operators, bans,
+/// mutes), so that what another node changed holds here within this time.
+pub const RULES_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Builds an engine serving the chat as one node of a cluster on Redis (`--store redis`):
+/// connects to Redis (an error naming the URL, without its password, when it cannot), says
+/// in the log what an acknowledgement means there, and wires the store's delivery of other
+/// nodes' messages to this node's sockets. Also hands out the chat's state (see
+/// [`build_app`]).
+pub async fn build_cluster(
+    config: &ServerConfig,
+    redis: &RedisConfig,
+) -> Result<(Engine, Arc<ChatApp>), StoreError> {
+    let store = Arc::new(redis::RedisStore::connect(&redis.url, redis.max_messages).await?);
+    match store.durability() {
+        Ok(()) => tracing::info!(
+            redis = %redis.url,
+            node = store.node(),
+            "cluster mode: redis has appendfsync always, an acknowledged message is on its disk"
+        ),
+        Err(why) => tracing::warn!(redis = %redis.url, node = store.node(), "{why}"),
+    }
+    let fanout = crate::cluster::adapter::Fanout::start(&store);
+    let (engine, app) = build_on(
+        Engine::with_adapter(config.engine.clone(), fanout.factory()),
+        config,
+        store.clone(),
+    );
+    let here = engine.clone();
+    store.set_has_members(Arc::new(move |namespace: &str, room: &str| {
+        here.get_namespace(namespace).is_some_and(|ns| {
+            !ns.adapter()
+                .sockets(&crate::engine::BroadcastOptions {
+                    rooms: vec![engine_room(room)],
+                    ..Default::default()
+                })
+                .is_empty()
+        })
+    }));
+    let gone = engine.clone();
+    store.set_gone(Arc::new(move |namespace: &str, room: &str, nick: &str| {
+        if let Some(ns) = gone.get_namespace(namespace) {
+            // To every node's members of the room (the adapter publishes it).
+            ns.to(engine_room(room)).push(&Presence {
+                room: room.to_owned(),
+                nick: nick.to_owned(),
+                action: PresenceAction::Quit,
+                previous: None,
+                reason: Some("its server is gone".to_owned()),
+            });
+        }
+    }));
+    // Another node's bans, mutes and operators are in Redis, not in this node's rules
+    // cache: it is read again every RULES_REFRESH.
+    let rules_of = Arc::downgrade(&app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RULES_REFRESH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(app) = rules_of.upgrade() else {
+                return;
+            };
+            app.forget_all_rules();
+        }
+    });
+    let weak = engine.clone();
+    store.set_delivery(Arc::new(move |namespace: &str, message: &ChatMessage| {
+        if let Some(ns) = weak.get_namespace(namespace) {
+            // The other nodes got it from the store too: this node's sockets only.
+            ns.to(engine_room(&message.room)).local().push(message);
+        }
+    }));
+    Ok((engine, app))
+}
+
 pub fn build_with_store(config: &ServerConfig, store: Arc<dyn Store>) -> Engine {
     build_app_with_store(config, store).0
 }
@@ -128,7 +211,15 @@ pub fn build_app_with_store(
     config: &ServerConfig,
     store: Arc<dyn Store>,
 ) -> (Engine, Arc<ChatApp>) {
-    let engine = Engine::new(config.engine.clone());
+    build_on(Engine::new(config.engine.clone()), config, store)
+}
+
+/// The chat's namespaces and handlers on `engine` (made with the adapter it needs).
+fn build_on(
+    engine: Engine,
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> (Engine, Arc<ChatApp>) {
     const SLOW_DOWN: &str = "rate limit exceeded: slow down";
     engine.set_rate_limit_replies(RateLimitReplies {
         connect_data: Some(json!(ConnectErrorData {
@@ -232,18 +323,20 @@ impl ChatApp {
     pub(crate) fn publisher(socket: &Socket) -> store::Publish {
         let sender = socket.clone();
         Box::new(move |stored: &ChatMessage| {
-            // A ChatMessage always serialises.
-            sender.to(engine_room(&stored.room)).push(stored);
+            // A ChatMessage always serialises. Local: a store shared by several processes
+            // brings its messages to the others itself (in `seq` order).
+            sender.to(engine_room(&stored.room)).local().push(stored);
         })
     }
 }
 
 /// Joins `socket` to a chat room, announcing it to the room's members, unless it is in
 /// already. Called inside the store's ordering section (see `store`).
-pub(crate) fn enter_room(socket: &Socket, nick: String, room: &str) {
+pub(crate) fn enter_room(store: &dyn Store, socket: &Socket, nick: String, room: &str) {
     if socket.rooms().contains(&engine_room(room)) {
         return;
     }
+    store.note_member(socket.namespace().name(), room, &nick, true);
     let presence = Presence {
         room: room.to_owned(),
         nick,

@@ -242,6 +242,13 @@ impl ChatApp {
         Ok(out)
     }
 
+    /// Forgets every room's cached rules: in cluster mode, every
+    /// [`RULES_REFRESH`](super::RULES_REFRESH), so that another node's moderation (written
+    /// to the shared store) holds here within that time.
+    pub(crate) fn forget_all_rules(&self) {
+        self.rules.clear();
+    }
+
     /// Forgets a room's cached rules (it has no member left).
     pub(crate) fn forget_rules(&self, ns: &str, room: &str) {
         self.rules.remove(ns, room);
@@ -962,6 +969,11 @@ impl RulesCache {
         if let Some(rules) = self.write().get_mut(ns).and_then(|r| r.get_mut(room)) {
             f(rules);
         }
+    }
+
+    /// Forgets every room's rules (they are read from the store again when next needed).
+    fn clear(&self) {
+        self.write().clear();
     }
 
     fn change_all(&self, mut f: impl FnMut(&mut RoomRules)) {

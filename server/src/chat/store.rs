@@ -1,7 +1,8 @@
 //! Everything the chat keeps, behind the [`Store`] trait: each room's [`RoomLog`] (its
 //! sequenced messages, the part with an ordering contract), room topics, identities (claimed
 //! nicks), and direct messages waiting for an offline recipient. [`MemoryStore`] keeps it in
-//! memory (tests, `--store memory`); [`super::sqlite::SqliteStore`] is the durable default.
+//! memory (tests, `--store memory`); [`super::sqlite::SqliteStore`] is the durable default;
+//! [`super::redis::RedisStore`] is shared by every node of a cluster (`--store redis`).
 //! A new backend implements both traits and runs `server/tests/store_contract.rs`, the
 //! contract's one test suite.
 //!
@@ -33,6 +34,11 @@ pub enum StoreError {
     Backend(String),
     #[error("the store is shut down")]
     Closed,
+    /// The store cannot be reached now (the cluster's Redis is down or restarting); the
+    /// operation did not happen and may be retried (an append with its `cid`, so a retry
+    /// of one that did happen is answered with the first).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// Another store (another `chat-server`) holds the database's lock file.
     #[error("database {db} is in use by another chat-server ({holder}lock file {lock})")]
     InUse {
@@ -118,7 +124,9 @@ pub struct Catchup {
     pub last_seq: u64,
 }
 
-/// Called once with the stored message, in `seq` order per room.
+/// Called once with the stored message, in `seq` order per room. It delivers to this
+/// process's sockets: a store shared by several processes (Redis) brings each message to the
+/// others' sockets itself, in the same order.
 pub type Publish = Box<dyn FnOnce(&ChatMessage) + Send>;
 
 /// Called once with the outcome of an append, after its commit (in the SQLite store, on the
@@ -337,6 +345,28 @@ pub trait Store: RoomLog {
     fn queued_dm_count(&self, to_key: &str) -> StoreFuture<'_, usize>;
     /// Removes one waiting message once its recipient acknowledged it.
     fn remove_dm(&self, to_key: &str, id: &str) -> StoreFuture<'_, ()>;
+    /// A store shared by several processes (cluster mode): claims a connected nick, and its
+    /// look-alike skeletons, for this process; false when another process holds it (or a
+    /// look-alike of it), unless `login` (a registered identity proved with its password,
+    /// which may be connected on several). A store of one process has nothing to share: the
+    /// chat's own map decides, and this is always true.
+    fn claim_online_nick(&self, _nick: &str, _login: bool) -> StoreFuture<'_, bool> {
+        Box::pin(std::future::ready(Ok(true)))
+    }
+    /// Gives up a nick no session of this process holds any more.
+    fn release_online_nick(&self, _nick: &str) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    /// A store shared by several processes: notes that `nick` is now in (`inside`) or out
+    /// of a room on this process, so that if this process dies another can tell the room's
+    /// members it is gone. Only queues (called from ordering sections); a store of one
+    /// process ignores it.
+    fn note_member(&self, _namespace: &str, _room: &str, _nick: &str, _inside: bool) {}
+    /// A store shared by several processes: the nicks in a room on the other (live)
+    /// processes, as noted by their `note_member`; none for a store of one process.
+    fn remote_members(&self, _namespace: &str, _room: &str) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
     /// The nick keys of the room's operators.
     fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>>;
     /// Makes a nick key an operator of the room (`true`) or not (`false`).

@@ -43,6 +43,100 @@ pub enum StoreConfig {
     Memory,
     /// The durable default: one SQLite file.
     Sqlite(PathBuf),
+    /// Cluster mode: every node that shares this Redis is one chat (`chat::redis`).
+    Redis(RedisConfig),
+}
+
+/// The Redis store's settings (`--store redis`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Where Redis is; its password never reaches a log line (see [`RedisUrl`]).
+    pub url: RedisUrl,
+    /// Messages kept per room (Redis memory is not a disk: a cap by default); 0 keeps all.
+    pub max_messages: u64,
+}
+
+/// The default of [`RedisConfig::max_messages`].
+pub const DEFAULT_REDIS_MAX_MESSAGES: u64 = 10_000;
+
+/// A `redis://` or `rediss://` URL. Its `Display` and `Debug` hide the password
+/// (`redis://:***@host:6379`), so printing one can never log it; [`RedisUrl::secret`] is the
+/// whole URL, for connecting only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(pub(crate) String);
+
+impl RedisUrl {
+    /// Checks the scheme and keeps the URL.
+    pub fn parse(url: &str) -> Result<RedisUrl, String> {
+        let url = url.trim();
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(format!(
+                "{} is not a redis:// or rediss:// URL",
+                RedisUrl(url.to_owned())
+            ));
+        }
+        Ok(RedisUrl(url.to_owned()))
+    }
+
+    /// The URL with its password, to connect with. Never print it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return "***".into();
+        };
+        // The authority ends at the first '/', '?' or '#'; its user info at the last '@'.
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let shown_tail = hide_query_password(tail);
+        match authority.rsplit_once('@') {
+            Some((user_info, host)) => {
+                let user = user_info.split_once(':').map_or("", |(u, _)| u);
+                let hidden = if user_info.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    // `redis://password@host` is read as a password by some clients.
+                    "***".to_owned()
+                };
+                format!("{scheme}://{hidden}@{host}{shown_tail}")
+            }
+            None => format!("{scheme}://{authority}{shown_tail}"),
+        }
+    }
+}
+
+/// `?password=x` (a form some clients read) shown as `?password=***`.
+fn hide_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _))
+                if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") =>
+            {
+                format!("{k}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+impl std::fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisUrl({})", self.redacted())
+    }
 }
 
 /// The default database file: `<data dir>/chat-server/chat.db` (e.g.
@@ -437,5 +531,80 @@ mod tests {
         }
         assert!(help.contains("[default: 25000]"), "{help}");
         assert!(help.contains("[default: 127.0.0.1:7878]"), "{help}");
+    }
+
+    #[test]
+    fn redis_store_settings() {
+        let url = |c: &ServerConfig| match &c.store {
+            StoreConfig::Redis(r) => (r.url.secret().to_owned(), r.max_messages),
+            other => panic!("not redis: {other:?}"),
+        };
+        let c = resolve(
+            &["--store", "redis", "--redis-url", "redis://127.0.0.1:1"],
+            "",
+        )
+        .expect("valid");
+        assert_eq!(
+            url(&c),
+            ("redis://127.0.0.1:1".into(), DEFAULT_REDIS_MAX_MESSAGES)
+        );
+        let c = resolve(
+            &["--redis", "rediss://h:2", "--redis-max-messages", "5"],
+            "",
+        )
+        .expect("valid");
+        assert_eq!(url(&c), ("rediss://h:2".into(), 5));
+        let c = resolve(
+            &[],
+            "store = \"redis\"\nredis_url = \"redis://f:3\"\nredis_max_messages = 0",
+        )
+        .expect("valid");
+        assert_eq!(url(&c), ("redis://f:3".into(), 0));
+        // A redis store with an explicit SQLite file, without a URL, with another scheme,
+        // or --redis beside another --store: errors at start.
+        for bad in [
+            &["--redis", "redis://h:1", "--data", "/tmp/x.db"][..],
+            &[
+                "--store",
+                "redis",
+                "--sqlite-path",
+                "/tmp/x.db",
+                "--redis-url",
+                "redis://h",
+            ],
+            &["--store", "redis"],
+            &["--redis", "http://h:1"],
+            &["--redis", "redis://h:1", "--store", "memory"],
+        ] {
+            assert!(resolve(bad, "").is_err(), "{bad:?}");
+        }
+        // The URL's password is in no error.
+        let e = resolve(&["--redis", "http://u:hunter2@h:1"], "").expect_err("bad scheme");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        // Without redis nothing changes: SQLite is the default.
+        let c = resolve(&["--redis-url", "redis://h:1"], "").expect("valid");
+        assert!(matches!(c.store, StoreConfig::Sqlite(_)));
+    }
+
+    #[test]
+    fn a_redis_url_never_shows_its_password() {
+        let shown = |u: &str| RedisUrl::parse(u).expect("valid").to_string();
+        assert_eq!(
+            shown("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(shown("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(
+            shown("rediss://user:p%40w@h:1/2"),
+            "rediss://user:***@h:1/2"
+        );
+        assert_eq!(shown("redis://pw@h"), "redis://***@h");
+        assert_eq!(
+            shown("redis://a:b:c@d@h/?password=x&db=1"),
+            "redis://a:***@h/?password=***&db=1"
+        );
+        let url = RedisUrl::parse("redis://u:hunter2@h").expect("valid");
+        assert!(!format!("{url:?} {url}").contains("hunter2"));
+        assert_eq!(url.secret(), "redis://u:hunter2@h");
     }
 }

@@ -23,7 +23,10 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Command};
 
-use super::{ConfigError, LogFormat, NamespaceConfig, ServerConfig, StoreConfig, TlsConfig};
+use super::{
+    ConfigError, LogFormat, NamespaceConfig, RedisConfig, RedisUrl, ServerConfig, StoreConfig,
+    TlsConfig,
+};
 use crate::engine::{CorsOrigins, TrustedProxies};
 
 /// One setting: its key and the one place it lands.
@@ -45,6 +48,7 @@ enum Field {
     MaybeAddr(fn(&mut Draft) -> &mut Option<SocketAddr>),
     Usize(fn(&mut Draft) -> &mut usize),
     U32(fn(&mut Draft) -> &mut u32),
+    U64(fn(&mut Draft) -> &mut u64),
     Millis(fn(&mut Draft) -> &mut Duration),
     Bool(fn(&mut Draft) -> &mut bool),
     Path(fn(&mut Draft) -> &mut PathBuf),
@@ -69,7 +73,15 @@ enum Field {
 struct Draft {
     config: ServerConfig,
     store: String,
+    /// Whether `store` was given (not the default), to tell `--redis` from a conflict.
+    store_given: bool,
     sqlite_path: PathBuf,
+    /// Whether `sqlite.path` (`--data`) was given: an error beside the Redis store.
+    sqlite_path_given: bool,
+    redis_url: Option<String>,
+    /// `--redis URL`: the Redis store at that URL.
+    redis_shorthand: Option<String>,
+    redis_max_messages: u64,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     token_secret: Option<String>,
@@ -89,7 +101,12 @@ impl Draft {
         Draft {
             config,
             store: "sqlite".into(),
+            store_given: false,
             sqlite_path: super::default_data_path(),
+            sqlite_path_given: false,
+            redis_url: None,
+            redis_shorthand: None,
+            redis_max_messages: super::DEFAULT_REDIS_MAX_MESSAGES,
             tls_cert: None,
             tls_key: None,
             token_secret: None,
@@ -275,8 +292,23 @@ pub static SETTINGS: &[Setting] = &[
     ),
     setting(
         "store",
-        "Where messages are kept: sqlite (durable) or memory (lost on exit).",
-        Field::Choice(|d| &mut d.store, &["sqlite", "memory"]),
+        "Where messages are kept: sqlite (durable, one node), memory (lost on exit) or redis (several nodes as one chat; needs redis_url).",
+        Field::Choice(|d| &mut d.store, &["sqlite", "memory", "redis"]),
+    ),
+    setting(
+        "redis_url",
+        "The Redis of the cluster (redis:// or rediss://; a password in it is never logged).",
+        Field::MaybeString(|d| &mut d.redis_url),
+    ),
+    setting(
+        "redis",
+        "Shorthand for --store redis --redis-url URL.",
+        Field::MaybeString(|d| &mut d.redis_shorthand),
+    ),
+    setting(
+        "redis_max_messages",
+        "Redis retention: keep the newest N messages per room (0: all; Redis memory is not a disk).",
+        Field::U64(|d| &mut d.redis_max_messages),
     ),
     alias(
         setting(
@@ -380,6 +412,7 @@ impl Setting {
             Field::MaybeAddr(f) => *f(draft) = Some(num(value)?),
             Field::Usize(f) => *f(draft) = num(value)?,
             Field::U32(f) => *f(draft) = num(value)?,
+            Field::U64(f) => *f(draft) = num(value)?,
             Field::Millis(f) => *f(draft) = Duration::from_millis(num(value)?),
             Field::Bool(f) => *f(draft) = num(value)?,
             Field::Path(f) => *f(draft) = PathBuf::from(value),
@@ -417,6 +450,7 @@ impl Setting {
             Field::Addr(f) => f(draft).to_string(),
             Field::Usize(f) => f(draft).to_string(),
             Field::U32(f) => f(draft).to_string(),
+            Field::U64(f) => f(draft).to_string(),
             Field::Millis(f) => f(draft).as_millis().to_string(),
             Field::Bool(f) => f(draft).to_string(),
             Field::Path(f) => f(draft).display().to_string(),
@@ -459,7 +493,7 @@ impl Field {
     fn value_name(&self) -> &'static str {
         match self {
             Field::Addr(_) | Field::MaybeAddr(_) => "ADDR",
-            Field::Usize(_) | Field::U32(_) | Field::MaybeU64(_) => "N",
+            Field::Usize(_) | Field::U32(_) | Field::U64(_) | Field::MaybeU64(_) => "N",
             Field::Millis(_) => "MS",
             Field::Bool(_) => "BOOL",
             Field::Path(_) | Field::MaybePath(_) => "PATH",
@@ -575,6 +609,16 @@ impl Settings {
         }
     }
 
+    /// Whether a Redis URL with a password was given as a flag (`--redis-url`, `--redis`),
+    /// which `ps` shows; `main` warns.
+    pub fn redis_password_on_command_line(&self) -> bool {
+        ["redis_url", "redis"].iter().any(|k| {
+            self.values.get(k).is_some_and(|(v, src)| {
+                *src == Source::Flag && RedisUrl(v.clone()).redacted().contains("***")
+            })
+        })
+    }
+
     /// Whether a secret was given as a flag (shown by `ps`; `main` warns).
     pub fn secret_on_command_line(&self) -> bool {
         SETTINGS.iter().any(|s| {
@@ -684,11 +728,75 @@ impl ServerConfig {
                     Source::Env => env_name(s.key),
                     Source::File => format!("config key {}", s.key),
                 };
-                s.apply(&mut draft, value)
-                    .map_err(|why| ConfigError::Invalid(format!("{from} = {value:?}: {why}")))?;
+                s.apply(&mut draft, value).map_err(|why| {
+                    // The URL settings may hold a password: shown redacted.
+                    let shown = match s.key {
+                        "redis_url" | "redis" => RedisUrl(value.clone()).redacted(),
+                        _ => value.clone(),
+                    };
+                    ConfigError::Invalid(format!("{from} = {shown:?}: {why}"))
+                })?;
+                match s.key {
+                    "store" => draft.store_given = true,
+                    "sqlite.path" => draft.sqlite_path_given = true,
+                    _ => {}
+                }
             }
         }
         finish(draft, settings.namespaces)
+    }
+}
+
+/// The store settings, before their checks.
+struct StoreDraft {
+    store: String,
+    store_given: bool,
+    sqlite_path: PathBuf,
+    sqlite_path_given: bool,
+    redis_url: Option<String>,
+    redis_shorthand: Option<String>,
+    redis_max_messages: u64,
+}
+
+/// The store: `--redis URL` is `--store redis --redis-url URL`; the Redis store and an
+/// explicit SQLite file (`--data`) are an error together, and so are `--redis` and another
+/// `--store`.
+fn store_config(d: StoreDraft) -> Result<StoreConfig, ConfigError> {
+    let invalid = |why: &str| Err(ConfigError::Invalid(why.to_owned()));
+    let mut store = d.store;
+    let mut url = d.redis_url;
+    if let Some(short) = d.redis_shorthand {
+        if d.store_given && store != "redis" {
+            return invalid(&format!(
+                "redis (--redis) is the redis store, but store is {store}: give one of them"
+            ));
+        }
+        if url.as_ref().is_some_and(|u| *u != short) {
+            return invalid(
+                "redis (--redis) and redis_url (--redis-url) name different URLs: give one of them",
+            );
+        }
+        store = "redis".into();
+        url = Some(short);
+    }
+    match store.as_str() {
+        "memory" => Ok(StoreConfig::Memory),
+        "redis" => {
+            if d.sqlite_path_given {
+                return invalid(
+                    "the redis store and an SQLite file (sqlite.path, --data) cannot be used together: a cluster keeps everything in Redis (drop --data, or drop --store redis / --redis)",
+                );
+            }
+            let Some(url) = url else {
+                return invalid("the redis store needs redis_url (--redis-url, CHAT_REDIS_URL)");
+            };
+            let url = RedisUrl::parse(&url).map_err(ConfigError::Invalid)?;
+            Ok(StoreConfig::Redis(RedisConfig {
+                url,
+                max_messages: d.redis_max_messages,
+            }))
+        }
+        _ => Ok(StoreConfig::Sqlite(d.sqlite_path)),
     }
 }
 
@@ -710,7 +818,12 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
     let Draft {
         mut config,
         store,
+        store_given,
         sqlite_path,
+        sqlite_path_given,
+        redis_url,
+        redis_shorthand,
+        redis_max_messages,
         tls_cert,
         tls_key,
         token_secret,
@@ -729,10 +842,15 @@ fn finish(draft: Draft, namespaces: Vec<NamespaceConfig>) -> Result<ServerConfig
             ));
         }
     };
-    config.store = match store.as_str() {
-        "memory" => StoreConfig::Memory,
-        _ => StoreConfig::Sqlite(sqlite_path),
-    };
+    config.store = store_config(StoreDraft {
+        store,
+        store_given,
+        sqlite_path,
+        sqlite_path_given,
+        redis_url,
+        redis_shorthand,
+        redis_max_messages,
+    })?;
     let from_file = secret_file(token_secret_file)?;
     config.token_secret = token_secret.or(from_file).filter(|s| !s.is_empty());
     let from_file = secret_file(admin_token_file)?;

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod engine_app;
 pub mod frames;
 pub mod polling;
+pub mod redis;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

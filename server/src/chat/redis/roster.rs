@@ -1,0 +1,151 @@
+//! Who is in which room on this node, kept in Redis so that when this node dies another
+//! tells the rooms' members on every node that its users are gone. Each node keeps a set
+//! `chat:{nicks}:presence:<node>` of `<ns>\n<room>\n<nick>` (written in order by one task) and
+//! is listed in `chat:{nicks}:nodes`; on every heartbeat each node looks for listed nodes
+//! whose heartbeat key expired, and the first to take a node's reaping lock hands each entry
+//! to the gone hook (a `quit` presence to the room, published to every node), then forgets
+//! the dead node.
+
+use std::sync::{Arc, OnceLock};
+
+use redis::AsyncCommands;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::Conn;
+
+/// Tells a room's members on every node that `nick` is gone: (namespace, room, nick).
+pub type Gone = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+
+/// A change of this node's room membership: (namespace, room, nick, inside).
+pub(super) type Change = (String, String, String, bool);
+
+pub(super) const NODES: &str = "chat:{nicks}:nodes";
+
+fn presence_key(node: &str) -> String {
+    format!("chat:{{nicks}}:presence:{node}")
+}
+
+/// A member of a room's `members` set: `<node>\n<nick>`.
+fn room_member(node: &str, nick: &str) -> String {
+    format!("{node}\n{nick}")
+}
+
+/// The nicks in a room on live nodes other than `me`.
+pub(super) async fn remote_members(
+    conn: &mut Conn,
+    me: &str,
+    namespace: &str,
+    room: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let all: Vec<String> = conn
+        .smembers(super::keys::room(namespace, room).members)
+        .await?;
+    let mut alive: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for m in all {
+        let Some((node, nick)) = m.split_once('\n') else {
+            continue;
+        };
+        if node == me {
+            continue;
+        }
+        if !alive.contains_key(node) {
+            let up: bool = conn.exists(super::nicks::node_key(node)).await?;
+            alive.insert(node.to_owned(), up);
+        }
+        if alive.get(node).copied().unwrap_or(false) {
+            out.push(nick.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn entry(namespace: &str, room: &str, nick: &str) -> String {
+    format!("{namespace}\n{room}\n{nick}")
+}
+
+/// Writes this node's membership changes, in the order made.
+pub(super) fn writer(
+    conn: Conn,
+    node: String,
+    mut changes: UnboundedReceiver<Change>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut conn = conn;
+        let key = presence_key(&node);
+        while let Some((ns, room, nick, inside)) = changes.recv().await {
+            let member = entry(&ns, &room, &nick);
+            let in_room = room_member(&node, &nick);
+            let room_key = super::keys::room(&ns, &room).members;
+            let r: redis::RedisResult<()> = if inside {
+                match conn.sadd(&key, member).await {
+                    Ok(()) => conn.sadd(&room_key, in_room).await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                match conn.srem(&key, member).await {
+                    Ok(()) => conn.srem(&room_key, in_room).await,
+                    Err(e) => Err(e),
+                }
+            };
+            if let Err(e) = r {
+                warn!(error = %e, "cannot note a room member in the cluster");
+            }
+        }
+    })
+}
+
+/// Looks for dead nodes and reaps each once (whichever live node takes its lock first).
+pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) {
+    let nodes: Vec<String> = match conn.smembers(NODES).await {
+        Ok(n) => n,
+        Err(_) => return,
+    };
+    for node in nodes.iter().filter(|n| n.as_str() != me) {
+        let alive: bool = conn
+            .exists(super::nicks::node_key(node))
+            .await
+            .unwrap_or(true);
+        if alive {
+            continue;
+        }
+        let lock: Option<String> = redis::cmd("SET")
+            .arg(format!("chat:{{nicks}}:reap:{node}"))
+            .arg(me)
+            .arg("NX")
+            .arg("PX")
+            .arg(30_000)
+            .query_async(conn)
+            .await
+            .unwrap_or(None);
+        if lock.is_none() {
+            continue;
+        }
+        let members: Vec<String> = conn.smembers(presence_key(node)).await.unwrap_or_default();
+        info!(
+            node,
+            users = members.len(),
+            "a node is gone: its users leave their rooms"
+        );
+        let gone = gone.get();
+        {
+            for m in &members {
+                let mut parts = m.splitn(3, '\n');
+                if let (Some(ns), Some(room), Some(nick)) =
+                    (parts.next(), parts.next(), parts.next())
+                {
+                    if let Some(gone) = gone {
+                        gone(ns, room, nick);
+                    }
+                    let _: redis::RedisResult<()> = conn
+                        .srem(super::keys::room(ns, room).members, room_member(node, nick))
+                        .await;
+                }
+            }
+        }
+        let _: redis::RedisResult<()> = conn.del(presence_key(node)).await;
+        let _: redis::RedisResult<()> = conn.srem(NODES, node).await;
+    }
+}
