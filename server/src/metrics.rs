@@ -15,12 +15,15 @@
 //!
 //! The chat and store counters are process-wide (one `chat-server` per process; tests that
 //! start several servers in one process read them as differences). The engine's are the
-//! engine's. Cluster mode adds its Redis state where the engine collector leaves a place for it.
+//! engine's. `chat_store_up` says whether the store takes writes (in cluster mode, whether
+//! Redis is reachable), read when scraped as `/readyz` reads it.
 
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chat_protocol::events::ErrorCode;
+
+use crate::chat::ChatApp;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
@@ -119,9 +122,10 @@ pub struct Metrics {
 
 impl Metrics {
     /// The metrics of a server running `engine`.
-    pub fn new(engine: Engine) -> Metrics {
+    pub fn new(engine: Engine, app: Arc<ChatApp>) -> Metrics {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(EngineCollector { engine }));
+        registry.register_collector(Box::new(StoreCollector { app }));
         let chat = chat();
         registry.register(
             "chat_messages_received",
@@ -164,6 +168,29 @@ impl Metrics {
         // Writing to a String does not fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Whether the store takes writes (the SQLite writer alive; in cluster mode, Redis
+/// reachable), read when scraped: the same answer `/readyz` gives.
+struct StoreCollector {
+    app: Arc<ChatApp>,
+}
+
+impl fmt::Debug for StoreCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreCollector")
+    }
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        gauge(
+            &mut encoder,
+            "chat_store_up",
+            "1 while the store takes writes (SQLite's writer alive; in cluster mode, Redis reachable), else 0",
+            i64::from(self.app.store_available()),
+        )
     }
 }
 
@@ -286,7 +313,7 @@ impl Collector for EngineCollector {
             "reason",
             stats.disconnects(),
         )?;
-        // Cluster mode: the Redis connection's state (up, reconnects, publish errors) goes here.
+        // Cluster mode's Redis reachability is `chat_store_up` (StoreCollector).
         Ok(())
     }
 }

@@ -164,6 +164,7 @@ async fn metrics_count_connections_rooms_messages_acks_refusals_and_rate_limits(
     assert_eq!(metric(&m, "chat_sockets"), 2.0);
     assert_eq!(metric(&m, "chat_namespaces"), 1.0);
     assert_eq!(metric(&m, "chat_rooms"), 1.0);
+    assert_eq!(metric(&m, "chat_store_up"), 1.0);
     // Deliveries: alice's join seen by bob... at least the message to bob.
     assert!(metric(&m, "chat_messages_delivered_total") >= 1.0, "{m}");
     assert_eq!(
@@ -700,11 +701,15 @@ async fn readyz_is_503_while_the_clusters_redis_is_down() {
         }
     };
     assert_eq!(status_within(200).await, (200, "ready\n".to_owned()));
+    let store_up = || async move { metric(&get(admin, "/metrics").await.body, "chat_store_up") };
+    assert_eq!(store_up().await, 1.0);
     redis.kill();
     assert_eq!(
         status_within(503).await,
         (503, "store unavailable\n".to_owned())
     );
+    assert_eq!(store_up().await, 0.0);
     redis.restart();
     assert_eq!(status_within(200).await, (200, "ready\n".to_owned()));
+    assert_eq!(store_up().await, 1.0);
 }

@@ -115,7 +115,7 @@ impl AdminState {
         max_text_len: usize,
     ) -> AdminState {
         AdminState {
-            metrics: Metrics::new(engine.clone()),
+            metrics: Metrics::new(engine.clone(), app.clone()),
             engine,
             app,
             health,
