@@ -13,13 +13,13 @@
 # scrapes, and at the end, per build, instructions per delivered message both ways (the whole
 # total of a long run divided by its deliveries; and long minus short of the same round over
 # their difference in deliveries, which takes start-up, connecting and joining out).
-# Knobs: ROUNDS (3), RATE (20), SECS (10), OUT (dir for callgrind files). Loopback only; every
+# Knobs: ROUNDS (3), RATE (50), SECS (20), OUT (dir for callgrind files). Loopback only; every
 # wait and loop is bounded.
 set -u
 : "${BASE:?BASE=dir of the base build}" "${NEW:?NEW=dir of the new build}"
 ROUNDS=${ROUNDS:-3}
-RATE=${RATE:-20}
-SECS=${SECS:-10}
+RATE=${RATE:-50}
+SECS=${SECS:-20}
 OUT=${OUT:-$(mktemp -d /tmp/ab-instructions.XXXXXX)}
 mkdir -p "$OUT"
 declare -A BIN=([base]=$BASE [new]=$NEW)
