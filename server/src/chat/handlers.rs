@@ -202,7 +202,7 @@ impl ChatApp {
         };
         // The room's creator (a registered joiner of a room with no member on any node and
         // no operator) becomes its operator.
-        if members(socket, &room).is_empty()
+        if !has_members(socket, &room)
             && remote.is_empty()
             && let Err(f) = self.creator_takes_op(&ns, &room, session).await
         {
@@ -711,6 +711,21 @@ pub(crate) fn nicks_in(
     nicks.sort_by_key(|n| n.to_lowercase());
     nicks.dedup();
     nicks
+}
+
+/// Whether the room has a member here: one pass over its sockets, no nick read or sorted
+/// (a join asks this, so a join storm into a big room stays linear per join).
+fn has_members(socket: &Socket, room: &str) -> bool {
+    let ns = socket.namespace();
+    let opts = BroadcastOptions {
+        rooms: vec![engine_room(room)],
+        ..Default::default()
+    };
+    ns.adapter()
+        .sockets(&opts)
+        .iter()
+        .filter_map(|sid| ns.socket(sid.as_str()))
+        .any(|s| s.extensions().get::<Session>().is_some())
 }
 
 /// Sorted nicks of a room's members in the socket's namespace.
