@@ -19,7 +19,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::warn;
 
-use super::moderation::operators_in;
 pub(crate) use super::reply::Failure;
 use super::reply::{Outcome, Push, answer, answer_message, refuse};
 use super::store::{AppendDone, Catchup, NewMessage, StoreError, now_ms};
@@ -726,6 +725,20 @@ fn has_members(socket: &Socket, room: &str) -> bool {
         .iter()
         .filter_map(|sid| ns.socket(sid.as_str()))
         .any(|s| s.extensions().get::<Session>().is_some())
+}
+
+/// The room members who are its operators, sorted as members are.
+fn operators_in(
+    socket: &Socket,
+    room: &str,
+    operators: &std::collections::HashSet<String>,
+) -> Vec<String> {
+    if operators.is_empty() {
+        return Vec::new();
+    }
+    nicks_in(socket, room, |s| {
+        s.is_authenticated() && operators.contains(&names::nick_key(&s.nick()))
+    })
 }
 
 /// Sorted nicks of a room's members in the socket's namespace.

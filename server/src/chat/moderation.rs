@@ -176,20 +176,6 @@ fn room_sockets(ns: &Namespace, room: &str) -> Vec<Socket> {
         .collect()
 }
 
-/// The room members who are its operators, sorted as members are.
-pub(crate) fn operators_in(
-    socket: &Socket,
-    room: &str,
-    operators: &HashSet<String>,
-) -> Vec<String> {
-    if operators.is_empty() {
-        return Vec::new();
-    }
-    super::handlers::nicks_in(socket, room, |s| {
-        s.is_authenticated() && operators.contains(&names::nick_key(&s.nick()))
-    })
-}
-
 impl ChatApp {
     /// The actor a session is: an admin when it proved a nick the config lists.
     pub(crate) fn actor(&self, session: &Session) -> Actor {

@@ -65,6 +65,11 @@ pub(super) fn dms(to_key: &str) -> String {
     format!("chat:{{dm {to_key}}}")
 }
 
+/// A node's heartbeat key (it lives while the node beats: see `nicks::NODE_TTL`).
+pub(super) fn node_key(node: &str) -> String {
+    format!("chat:{{nicks}}:node:{node}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

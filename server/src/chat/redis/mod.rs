@@ -12,6 +12,7 @@
 //! - `sequencer`: this node's ordering section: delivers every room's messages here in
 //!   `seq` order (this node's, with their acks, and other nodes'), reads gaps from the log,
 //!   serves attaches;
+//! - `events`: what the sequencer is asked to do (by the writer, the subscriber, attaches);
 //! - `subscriber`: the room channels this node follows and what arrives on them;
 //! - `entry`: a stored message's JSON;
 //! - `nicks`: nicks held across the cluster (guests once, look-alikes refused everywhere)
@@ -32,6 +33,7 @@
 
 mod conn;
 mod entry;
+mod events;
 mod keys;
 mod moderation;
 mod nicks;
@@ -64,7 +66,8 @@ use crate::chat::store::{
 };
 use crate::config::RedisUrl;
 use crate::engine::lock;
-use sequencer::{Event, Sequencer, Wiring};
+use events::Event;
+use sequencer::{Sequencer, Wiring};
 use writer::{Job, Writer};
 
 /// The chat's data in Redis, shared by every node of the cluster.

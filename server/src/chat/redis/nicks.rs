@@ -15,16 +15,13 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::RedisStore;
+use super::keys::node_key;
 use crate::chat::store::StoreFuture;
 
 /// How often a node says it is alive.
 pub(super) const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long a node counts as alive after its last heartbeat.
 pub(super) const NODE_TTL: Duration = Duration::from_secs(6);
-
-pub(super) fn node_key(node: &str) -> String {
-    format!("chat:{{nicks}}:node:{node}")
-}
 
 fn nick_key(key: &str) -> String {
     format!("chat:{{nicks}}:nick:{key}")

@@ -52,7 +52,7 @@ pub(super) async fn remote_members(
             continue;
         }
         if !alive.contains_key(node) {
-            let up: bool = conn.exists(super::nicks::node_key(node)).await?;
+            let up: bool = conn.exists(super::keys::node_key(node)).await?;
             alive.insert(node.to_owned(), up);
         }
         if alive.get(node).copied().unwrap_or(false) {
@@ -105,7 +105,7 @@ pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) 
     };
     for node in nodes.iter().filter(|n| n.as_str() != me) {
         let alive: bool = conn
-            .exists(super::nicks::node_key(node))
+            .exists(super::keys::node_key(node))
             .await
             .unwrap_or(true);
         if alive {

@@ -26,11 +26,11 @@ use std::sync::{Arc, OnceLock};
 use chat_protocol::events::ChatMessage;
 use redis::AsyncCommands;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::conn::{Conn, unavailable};
 use super::entry;
+use super::events::Event;
 use super::keys;
 use super::subscriber::Subscriptions;
 use crate::chat::store::{AppendDone, Appended, Attach, Publish, StoreError, catchup};
@@ -41,46 +41,6 @@ pub type Deliver = Arc<dyn Fn(&str, &ChatMessage) + Send + Sync>;
 
 /// Whether (namespace, room) has sockets on this node.
 pub type HasMembers = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
-
-/// What the sequencer is asked to do, in the order asked.
-pub(super) enum Event {
-    /// One of this node's appends came back from Redis.
-    Own {
-        namespace: String,
-        room: String,
-        outcome: Result<(bool, ChatMessage), StoreError>,
-        publish: Publish,
-        done: AppendDone,
-    },
-    /// Another node's message, as published.
-    Published {
-        namespace: String,
-        room: String,
-        message: ChatMessage,
-    },
-    /// The subscription of a room was (re)confirmed: anything missed while it was down is
-    /// read from the log. Also sent again, a little later, when that read failed (Redis
-    /// just back, this node's command connection not yet): `attempt` counts.
-    Subscribed {
-        namespace: String,
-        room: String,
-        attempt: u32,
-    },
-    Attach {
-        namespace: String,
-        room: String,
-        after: Option<u64>,
-        limit: usize,
-        attach: Attach,
-        reply: oneshot::Sender<Result<(), StoreError>>,
-    },
-    /// Stops following the rooms nobody here is in (their cursor and subscription go; a
-    /// later attach starts again). Sent every [`SWEEP_EVERY`], so what a node follows is
-    /// bounded by the rooms its sockets are in, not by every room they ever joined.
-    Sweep {
-        done: Option<oneshot::Sender<usize>>,
-    },
-}
 
 /// How often the rooms nobody here is in are forgotten.
 pub(super) const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);

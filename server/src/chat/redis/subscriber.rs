@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 
 use super::conn::{Conn, unavailable};
 use super::entry;
+use super::events::Event;
 use super::keys;
-use super::sequencer::Event;
 use crate::chat::store::StoreError;
 use crate::config::RedisUrl;
 use crate::engine::lock;

@@ -11,7 +11,7 @@ use redis::{RedisResult, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::conn::{Conn, unavailable};
-use super::sequencer::Event;
+use super::events::Event;
 use super::{entry, keys, script};
 use crate::chat::store::{AppendDone, NewMessage, Publish, StoreError, new_id};
 use crate::config::RedisUrl;
