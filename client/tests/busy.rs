@@ -6,8 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use chat_client::net::{self, NetCommand, NetConfig, NetEvent};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -16,22 +18,11 @@ async fn busy_is_retried_with_a_growing_delay_and_no_refusal_is_reported() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        ws.send(Message::text(
-            r#"0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
-        ))
-        .await
-        .unwrap();
+        let mut ws = common::scripted_peer(listener).await;
         // When each CONNECT arrived.
         let mut connects = Vec::new();
         while connects.len() < 3 {
-            let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
-                .await
-                .expect("a CONNECT in time")
-                .expect("open")
-                .expect("frame");
-            let Message::Text(text) = msg else { continue };
+            let text = common::next_text(&mut ws).await;
             if !text.as_str().starts_with("40") {
                 continue;
             }

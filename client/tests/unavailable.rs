@@ -8,8 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use chat_client::net::{self, NetCommand, NetConfig, NetEvent, Request};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,23 +21,12 @@ async fn a_message_answered_unavailable_is_sent_again_with_its_cid() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        ws.send(Message::text(
-            r#"0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
-        ))
-        .await
-        .unwrap();
+        let mut ws = common::scripted_peer(listener).await;
         // (when, cid) of each `message` received.
         let mut sends: Vec<(Instant, String)> = Vec::new();
         let mut connects = 0;
         while sends.len() < 3 {
-            let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("open")
-                .expect("frame");
-            let Message::Text(text) = msg else { continue };
+            let text = common::next_text(&mut ws).await;
             let text = text.as_str();
             if text.starts_with("40") {
                 connects += 1;

@@ -267,3 +267,34 @@ pub fn closed_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
 }
+
+/// A scripted Engine.IO peer for tests that play the server by hand: accepts one WebSocket
+/// on `listener` and sends the open packet.
+pub async fn scripted_peer(listener: TcpListener) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    use futures_util::SinkExt;
+    let (tcp, _) = listener.accept().await.expect("the client connects");
+    let mut ws = tokio_tungstenite::accept_async(tcp)
+        .await
+        .expect("a WebSocket");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
+    ))
+    .await
+    .expect("the open packet sent");
+    ws
+}
+
+/// The client's next text frame (other frames skipped), within 20 s.
+pub async fn next_text(ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>) -> String {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            return text.as_str().to_owned();
+        }
+    }
+}
