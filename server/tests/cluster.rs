@@ -914,6 +914,25 @@ async fn the_admin_api_lists_and_kicks_the_users_of_every_node() {
     );
     assert_out_of_room(&mut bob, "r").await;
 
+    // A ban through the API: B takes him out again once he is back in r.
+    join(&mut bob, "/", "r").await;
+    let (status, banned) = admin_api(
+        admin,
+        "POST",
+        "/api/ban",
+        Some(json!({"target": "bob", "room": "r"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{banned}");
+    let kick = loop {
+        let e = bob.wait_event("moderation").await;
+        if e["action"] == "kick" {
+            break e;
+        }
+    };
+    assert_eq!(kick["target"], "bob", "{kick}");
+    assert_out_of_room(&mut bob, "r").await;
+
     // Off the server: B disconnects him (a Socket.IO DISCONNECT).
     let (status, off) = admin_api(admin, "POST", "/api/kick", Some(json!({"nick": "bob"}))).await;
     assert_eq!(status, 200, "{off}");
