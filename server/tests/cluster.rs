@@ -540,6 +540,19 @@ async fn a_dead_nodes_users_leave_their_rooms_for_everyone_else_within_10_s() {
     };
     drop(ann);
     assert_eq!(quits.len(), 1, "{quits:?}");
+    // A's users and room counts went with it.
+    let whois = bob.request("/", "whois", json!({ "nick": "ann" })).await;
+    assert_eq!(
+        common::chat::code(&whois),
+        ErrorCode::UserOffline,
+        "{whois}"
+    );
+    let rooms = bob.request("/", "rooms", json!({})).await;
+    assert_eq!(
+        rooms["rooms"],
+        json!([{"room": "r", "members": 1}, {"room": "s", "members": 1}]),
+        "{rooms}"
+    );
     let quit = &quits[0];
     assert_eq!(
         (quit["room"].as_str(), quit["action"].as_str()),
@@ -779,6 +792,31 @@ async fn whois_who_and_rooms_see_the_users_of_another_node() {
         rooms["rooms"],
         json!([{"room": "only-sam", "members": 1}, {"room": "r", "members": 2}]),
         "{rooms}"
+    );
+    // What B writes about its users does not grow with chat traffic: 40 messages in a row
+    // cost at most one write per heartbeat (2 s; of what changed: its user's last activity),
+    // not one each.
+    let hsets = || {
+        redis
+            .cli(&["info", "commandstats"])
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("cmdstat_hset:calls=")
+                    .or_else(|| l.strip_prefix("cmdstat_hmset:calls="))
+            })
+            .filter_map(|l| l.split(',').next().and_then(|n| n.parse::<u64>().ok()))
+            .sum::<u64>()
+    };
+    let (before, started) = (hsets(), Instant::now());
+    for i in 0..40 {
+        say(&mut sam, "/", "r", &format!("m{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let beats = started.elapsed().as_secs() / 2 + 1;
+    let written = hsets() - before;
+    assert!(
+        written <= beats,
+        "{written} hash writes in {beats} heartbeats for 40 messages"
     );
     // Back: no longer away for A either, within a heartbeat.
     sam.request("/", "away", json!({})).await;
