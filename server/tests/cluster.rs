@@ -927,6 +927,25 @@ async fn the_admin_api_lists_and_kicks_the_users_of_every_node() {
         json!([{"name": "/", "rooms": ["r"]}]),
         "{users}"
     );
+    // `chat-server admin users` prints the same list, each user with its node.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["admin", "--url", &format!("http://{admin}"), "users"])
+            .env("CHAT_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes: Vec<&str> = printed["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["node"].as_str())
+        .collect();
+    assert_eq!(nodes, [node_a, node_b], "{printed}");
     let (_, rooms) = admin_api(admin, "GET", "/api/rooms", None).await;
     assert_eq!(
         rooms["rooms"],
