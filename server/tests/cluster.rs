@@ -852,6 +852,9 @@ async fn an_operator_on_one_node_kicks_a_user_on_another() {
         r["members"].as_array().is_some_and(|m| m.len() == 4)
     })
     .await;
+    // B lists A's operator as one.
+    let who = cat.request("/", "who", json!({"room": "r"})).await;
+    assert_eq!(who["operators"], json!(["ada"]), "{who}");
     let kicked = ada
         .request(
             "/",

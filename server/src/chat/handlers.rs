@@ -219,6 +219,7 @@ impl ChatApp {
             Ok(ops) => ops,
             Err(f) => return refuse(ack, f),
         };
+        let operators_elsewhere = operators_among(remote.clone(), &operators);
         // The callback answers on success; if the store fails first, the slot is still full.
         let slot = Arc::new(Mutex::new(ack));
         let (s, nick, r, slot_in) = (socket.clone(), session.nick(), room.clone(), slot.clone());
@@ -229,7 +230,7 @@ impl ChatApp {
                 room: r.clone(),
                 members: with_remote(members(&s, &r), remote),
                 away: with_remote(away_members(&s, &r), away_elsewhere),
-                operators: operators_in(&s, &r, &operators),
+                operators: with_remote(operators_in(&s, &r, &operators), operators_elsewhere),
                 topic,
                 history: c.messages,
             };
@@ -528,6 +529,7 @@ impl ChatApp {
             .remote_members(socket.namespace().name(), &room)
             .await
             .map_err(internal)?;
+        let remote_nicks = remote.clone();
         let members = with_remote(members(socket, &room), remote);
         let away_elsewhere = self
             .store
@@ -542,7 +544,10 @@ impl ChatApp {
             let ops = self
                 .with_rules(ns, &room, false, |r| r.operators.clone())
                 .await?;
-            operators_in(socket, &room, &ops)
+            with_remote(
+                operators_in(socket, &room, &ops),
+                operators_among(remote_nicks, &ops),
+            )
         };
         Ok(WhoReply {
             room,
@@ -764,6 +769,19 @@ fn operators_in(
     nicks_in(socket, room, |s| {
         s.is_authenticated() && operators.contains(&names::nick_key(&s.nick()))
     })
+}
+
+/// The nicks among `nicks` (other nodes' members) that are operators. An operator's nick
+/// is registered, and a registered nick is only ever connected with its password, so the
+/// nick alone tells.
+fn operators_among(
+    nicks: Vec<String>,
+    operators: &std::collections::HashSet<String>,
+) -> Vec<String> {
+    nicks
+        .into_iter()
+        .filter(|n| operators.contains(&names::nick_key(n)))
+        .collect()
 }
 
 /// Sorted nicks of a room's members in the socket's namespace.
