@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use super::presence::transport_name;
 use super::reply::Push;
+use super::store::RemoteUser;
 use super::{ChatApp, engine_room};
 use crate::engine::{Engine, Socket, lock};
 
@@ -79,39 +80,7 @@ impl ChatApp {
             u.node.clone_from(&node);
         }
         match self.store.remote_users().await {
-            Ok(remote) => users.extend(remote.into_iter().map(|r| {
-                let mut namespaces: Vec<NamespaceEntry> = Vec::new();
-                for (ns, room) in r.rooms {
-                    match namespaces.iter_mut().find(|n| n.name == ns) {
-                        Some(n) => n.rooms.push(room),
-                        None => namespaces.push(NamespaceEntry {
-                            name: ns,
-                            rooms: vec![room],
-                        }),
-                    }
-                }
-                UserInfo {
-                    nick: r.presence.nick,
-                    node: Some(r.node),
-                    authenticated: r.presence.authenticated,
-                    away: r.presence.away,
-                    connections: r
-                        .presence
-                        .connections
-                        .into_iter()
-                        .map(|l| ConnectionEntry {
-                            remote: l.remote,
-                            transport: if l.transport == "polling" {
-                                "polling"
-                            } else {
-                                "websocket"
-                            },
-                            // The nick's rooms there (the roster keeps them per nick).
-                            namespaces: std::mem::take(&mut namespaces),
-                        })
-                        .collect(),
-                }
-            })),
+            Ok(remote) => users.extend(remote.into_iter().map(remote_info)),
             Err(e) => tracing::warn!(error = %e, "cannot list the other nodes' users"),
         }
         users.sort_by(|a, b| (&a.nick, &a.node).cmp(&(&b.nick, &b.node)));
@@ -253,6 +222,42 @@ impl ChatApp {
             sockets: sockets.len(),
             elsewhere,
         })
+    }
+}
+
+/// A user on another node as the admin API lists it. The roster keeps rooms per nick, not
+/// per connection: the first connection carries them all.
+fn remote_info(r: RemoteUser) -> UserInfo {
+    let mut namespaces: Vec<NamespaceEntry> = Vec::new();
+    for (ns, room) in r.rooms {
+        match namespaces.iter_mut().find(|n| n.name == ns) {
+            Some(n) => n.rooms.push(room),
+            None => namespaces.push(NamespaceEntry {
+                name: ns,
+                rooms: vec![room],
+            }),
+        }
+    }
+    let connections = r
+        .presence
+        .connections
+        .into_iter()
+        .map(|l| ConnectionEntry {
+            remote: l.remote,
+            transport: if l.transport == "polling" {
+                "polling"
+            } else {
+                "websocket"
+            },
+            namespaces: std::mem::take(&mut namespaces),
+        })
+        .collect();
+    UserInfo {
+        nick: r.presence.nick,
+        node: Some(r.node),
+        authenticated: r.presence.authenticated,
+        away: r.presence.away,
+        connections,
     }
 }
 
