@@ -81,6 +81,31 @@ impl ChatApp {
         }
     }
 
+    /// An operator's kick of `nick_key` out of `room`, for the other nodes' sockets.
+    pub(crate) fn tell_kick(&self, namespace: &str, room: &str, nick_key: String) {
+        self.tell_peers(
+            namespace,
+            &Control::Kick {
+                namespace: namespace.to_owned(),
+                room: room.to_owned(),
+                nick_key,
+            },
+        );
+    }
+
+    /// A new ban's removals (`target` as the store keeps it), for the other nodes' sockets.
+    pub(crate) fn tell_ban(&self, namespace: &str, room: &str, target: String, kick: Moderation) {
+        self.tell_peers(
+            namespace,
+            &Control::Ban {
+                namespace: namespace.to_owned(),
+                room: room.to_owned(),
+                target,
+                kick,
+            },
+        );
+    }
+
     /// Applies another node's command to this node's sockets.
     pub fn apply_control(self: &Arc<Self>, engine: &Engine, json: &str) {
         let control: Control = match serde_json::from_str(json) {

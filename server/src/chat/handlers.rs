@@ -24,7 +24,7 @@ pub(crate) use super::reply::Failure;
 use super::reply::{Outcome, Push, answer, answer_message, refuse};
 use super::store::{AppendDone, Catchup, NewMessage, StoreError, now_ms};
 use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
-use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
+use crate::engine::{AckSender, BroadcastOptions, Event, Namespace, Socket, lock};
 
 /// Most direct messages that may wait for one offline recipient.
 pub(crate) const QUEUED_DMS_MAX: usize = 500;
@@ -713,6 +713,21 @@ impl ChatApp {
         };
         socket.to(engine_room(&room)).volatile().push(&typing);
         Ok(TypingReply {})
+    }
+}
+
+impl ChatApp {
+    /// The chat rooms of a namespace with their members on every node (other nodes' as
+    /// their last heartbeat told), sorted by room.
+    pub async fn room_counts(&self, ns: &Namespace) -> Result<Vec<(String, usize)>, StoreError> {
+        let local = ns
+            .adapter()
+            .rooms()
+            .into_iter()
+            .filter_map(|(room, n)| room.strip_prefix('#').map(|r| (r.to_owned(), n)))
+            .collect();
+        let remote = self.store.remote_room_counts(ns.name()).await?;
+        Ok(presence::add_counts(local, remote))
     }
 }
 

@@ -28,7 +28,6 @@ use chat_protocol::events::{
 use chat_protocol::names;
 use serde_json::Value;
 
-use super::control::Control;
 use super::handlers::{Failure, internal, parse, valid_room};
 use super::reply::{Outcome, Push};
 use super::store::{Restriction, RestrictionKind, now_ms};
@@ -531,14 +530,7 @@ impl ChatApp {
             ));
         };
         // Its devices on other nodes leave too (after the announcement, on one channel).
-        self.tell_peers(
-            ns.name(),
-            &Control::Kick {
-                namespace: ns.name().to_owned(),
-                room: room.to_owned(),
-                nick_key: key,
-            },
-        );
+        self.tell_kick(ns.name(), room, key);
         Ok(Moderation { target, ..event })
     }
 
@@ -617,15 +609,7 @@ impl ChatApp {
                     told.push(nick);
                 }
             }
-            self.tell_peers(
-                ns.name(),
-                &Control::Ban {
-                    namespace: ns.name().to_owned(),
-                    room: room.to_owned(),
-                    target,
-                    kick,
-                },
-            );
+            self.tell_ban(ns.name(), room, target, kick);
         }
         Ok(event)
     }

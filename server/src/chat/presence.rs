@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::store::StoreError;
 use super::{ChatApp, Session, chat_rooms};
-use crate::engine::{Engine, Namespace, Transport, lock};
+use crate::engine::{Engine, Transport, lock};
 
 /// One user on one node, as the other nodes read it: that node's sessions of the nick
 /// summed up as `whois` sums up sessions (the least idle; away only if all are).
@@ -119,21 +118,6 @@ impl ChatApp {
             }
         }
         Snapshot { users, rooms }
-    }
-}
-
-impl ChatApp {
-    /// The chat rooms of a namespace with their members on every node (other nodes' as
-    /// their last heartbeat told), sorted by room.
-    pub async fn room_counts(&self, ns: &Namespace) -> Result<Vec<(String, usize)>, StoreError> {
-        let local = ns
-            .adapter()
-            .rooms()
-            .into_iter()
-            .filter_map(|(room, n)| room.strip_prefix('#').map(|r| (r.to_owned(), n)))
-            .collect();
-        let remote = self.store.remote_room_counts(ns.name()).await?;
-        Ok(add_counts(local, remote))
     }
 }
 

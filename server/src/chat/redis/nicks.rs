@@ -130,7 +130,8 @@ impl RedisStore {
                 let _: redis::RedisResult<()> = conn.sadd(super::roster::NODES, &node).await;
                 super::roster::reap(&mut conn, &node, &gone).await;
                 if let Some(take) = snapshot.get() {
-                    super::presence::publish(&mut conn, &node, take(), &mut published).await;
+                    super::presence::publish(&mut conn, &node, take(), &mut published, NODE_TTL)
+                        .await;
                 }
             }
         })

@@ -17,21 +17,14 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 
 use super::Conn;
-use super::keys::{node_key, room};
-use super::nicks::NODE_TTL;
+use std::time::Duration;
+
+use super::keys::{node_key, room, rooms_key, users_key};
 use super::roster::{NODES, presence_key};
 use crate::chat::presence::{RemoteUser, Snapshot, UserPresence};
 
 /// Fields written per command, at most.
 const CHUNK: usize = 500;
-
-pub(super) fn users_key(node: &str) -> String {
-    format!("chat:{{nicks}}:users:{node}")
-}
-
-pub(super) fn rooms_key(node: &str) -> String {
-    format!("chat:{{nicks}}:rooms:{node}")
-}
 
 fn room_field(namespace: &str, room: &str) -> String {
     format!("{namespace}\n{room}")
@@ -48,8 +41,14 @@ pub(super) struct Published {
     rooms: Written,
 }
 
-/// Writes what changed in this node's snapshot since the last beat.
-pub(super) async fn publish(conn: &mut Conn, node: &str, snapshot: Snapshot, last: &mut Published) {
+/// Writes what changed in this node's snapshot since the last beat; the hashes live `ttl`.
+pub(super) async fn publish(
+    conn: &mut Conn,
+    node: &str,
+    snapshot: Snapshot,
+    last: &mut Published,
+    ttl: Duration,
+) {
     let users: HashMap<String, String> = snapshot
         .users
         .into_iter()
@@ -60,13 +59,19 @@ pub(super) async fn publish(conn: &mut Conn, node: &str, snapshot: Snapshot, las
         .into_iter()
         .map(|(ns, room, n)| (room_field(&ns, &room), n.to_string()))
         .collect();
-    sync(conn, &users_key(node), users, &mut last.users).await;
-    sync(conn, &rooms_key(node), rooms, &mut last.rooms).await;
+    sync(conn, &users_key(node), users, &mut last.users, ttl).await;
+    sync(conn, &rooms_key(node), rooms, &mut last.rooms, ttl).await;
 }
 
 /// Makes the hash at `key` hold `now`, writing the difference from `last`.
-async fn sync(conn: &mut Conn, key: &str, now: HashMap<String, String>, last: &mut Written) {
-    let r = write(conn, key, &now, last.0.as_ref()).await;
+async fn sync(
+    conn: &mut Conn,
+    key: &str,
+    now: HashMap<String, String>,
+    last: &mut Written,
+    ttl: Duration,
+) {
+    let r = write(conn, key, &now, last.0.as_ref(), ttl).await;
     last.0 = match r {
         Ok(true) => Some(now),
         // Gone while this node thought it held something: written whole next beat.
@@ -84,6 +89,7 @@ async fn write(
     key: &str,
     now: &HashMap<String, String>,
     last: Option<&HashMap<String, String>>,
+    ttl: Duration,
 ) -> redis::RedisResult<bool> {
     let empty = HashMap::new();
     let before = match last {
@@ -107,7 +113,7 @@ async fn write(
     if now.is_empty() {
         return Ok(true);
     }
-    let kept: bool = conn.pexpire(key, NODE_TTL.as_millis() as i64).await?;
+    let kept: bool = conn.pexpire(key, ttl.as_millis() as i64).await?;
     Ok(kept)
 }
 

@@ -147,8 +147,8 @@ pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) 
         }
         let _: redis::RedisResult<()> = conn.del(presence_key(node)).await;
         // Their presence and room counts expire with the heartbeat; gone now in any case.
-        let _: redis::RedisResult<()> = conn.del(super::presence::users_key(node)).await;
-        let _: redis::RedisResult<()> = conn.del(super::presence::rooms_key(node)).await;
+        let _: redis::RedisResult<()> = conn.del(super::keys::users_key(node)).await;
+        let _: redis::RedisResult<()> = conn.del(super::keys::rooms_key(node)).await;
         let _: redis::RedisResult<()> = conn.srem(NODES, node).await;
     }
 }
