@@ -447,7 +447,10 @@ async fn the_api_lists_kicks_and_sends_notices() {
         Some(json!({"nick": "BOB", "room": "general", "reason": "spam"})),
     )
     .await;
-    assert_eq!(kicked.json(), json!({"ok": true, "sockets": 1}));
+    assert_eq!(
+        kicked.json(),
+        json!({"ok": true, "sockets": 1, "elsewhere": false})
+    );
     for c in [&mut alice, &mut bob] {
         let p = c.wait_event(events::server::PRESENCE).await;
         assert_eq!(p["nick"], "bob");
@@ -496,7 +499,10 @@ async fn the_api_lists_kicks_and_sends_notices() {
         Some(json!({"nick": "bob"})),
     )
     .await;
-    assert_eq!(off.json(), json!({"ok": true, "sockets": 1}));
+    assert_eq!(
+        off.json(),
+        json!({"ok": true, "sockets": 1, "elsewhere": false})
+    );
     let mut disconnected = false;
     for _ in 0..20 {
         let p = bob.recv_packet().await;

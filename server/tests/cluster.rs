@@ -9,7 +9,10 @@
 //!   answered `unavailable` (retryable) and stored once when re-sent with its `cid`, live
 //!   delivery across nodes resumes (the nodes subscribe again);
 //! - Redis unreachable at start, and `--data` beside `--redis`: one clear line, exit 1;
-//! - the same chat on a three-master Redis Cluster (sharded pub/sub, hash-tagged keys).
+//! - the same chat on a three-master Redis Cluster (sharded pub/sub, hash-tagged keys);
+//! - `whois`, `who` (away) and `rooms` (counts) of users on another node; an operator's kick
+//!   of a member on another node; the admin API's users (with their node), room counts and
+//!   kicks across nodes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -537,6 +540,19 @@ async fn a_dead_nodes_users_leave_their_rooms_for_everyone_else_within_10_s() {
     };
     drop(ann);
     assert_eq!(quits.len(), 1, "{quits:?}");
+    // A's users and room counts went with it.
+    let whois = bob.request("/", "whois", json!({ "nick": "ann" })).await;
+    assert_eq!(
+        common::chat::code(&whois),
+        ErrorCode::UserOffline,
+        "{whois}"
+    );
+    let rooms = bob.request("/", "rooms", json!({})).await;
+    assert_eq!(
+        rooms["rooms"],
+        json!([{"room": "r", "members": 1}, {"room": "s", "members": 1}]),
+        "{rooms}"
+    );
     let quit = &quits[0];
     assert_eq!(
         (quit["room"].as_str(), quit["action"].as_str()),
@@ -634,5 +650,365 @@ async fn a_mute_set_on_one_node_holds_on_another() {
         common::chat::code(&refused),
         ErrorCode::Muted,
         "muted on B within the refresh: {refused}"
+    );
+}
+
+/// Two in-process nodes on one redis-server (the second with an admin listener and token).
+async fn two_nodes(
+    redis: &RedisServer,
+) -> (chat_server::RunningServer, chat_server::RunningServer) {
+    use chat_server::config::{DEFAULT_REDIS_MAX_MESSAGES, RedisConfig, RedisUrl, StoreConfig};
+    let node = |admin: bool| {
+        let mut config = common::chat::config();
+        config.store = StoreConfig::Redis(RedisConfig {
+            url: RedisUrl::parse(&redis.url()).unwrap(),
+            max_messages: DEFAULT_REDIS_MAX_MESSAGES,
+        });
+        if admin {
+            config.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+            config.admin_token = Some(ADMIN_TOKEN.to_owned());
+        }
+        chat_server::start(config)
+    };
+    (node(true).await.unwrap(), node(false).await.unwrap())
+}
+
+const ADMIN_TOKEN: &str = "a-test-admin-token-0123456789";
+
+/// One admin API request (`Authorization: Bearer`), its status and JSON body.
+async fn admin_api(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the admin listener answers")
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// `c` is out of `room` within 2 s (its node applies the command after the announcement
+/// `c` saw): a message there is refused `not_in_room`.
+async fn assert_out_of_room(c: &mut Client, room: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let reply = c
+            .request("/", "message", json!({"room": room, "text": "still here?"}))
+            .await;
+        if reply["ok"] != true {
+            assert_eq!(common::chat::code(&reply), ErrorCode::NotInRoom, "{reply}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "still in {room} after 2 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asks `c` `event` until `done` holds for the reply (other nodes' presence is written on
+/// their heartbeat, every 2 s): at most 8 s.
+async fn ask_until(
+    c: &mut Client,
+    event: &str,
+    arg: Value,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let reply = c.request("/", event, arg.clone()).await;
+        if done(&reply) || Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `whois`, `who` and `rooms` asked on node A see a user connected only on node B: online,
+/// registered, away with its reason, idle, in the shared room; listed as away in the room;
+/// counted in the room's members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whois_who_and_rooms_see_the_users_of_another_node() {
+    use chat_protocol::socket_io::PacketKind;
+    if !installed() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let mut ann = connect(a.local_addr(), "/", "ann", None).await;
+    let mut sam = Client::connect(b.local_addr()).await;
+    let p = sam
+        .connect_namespace("/", Some(json!({"nick": "sam", "password": "pw-of-sam"})))
+        .await;
+    assert_eq!(p.kind, PacketKind::Connect, "{p:?}");
+    join(&mut ann, "/", "r").await;
+    join(&mut sam, "/", "r").await;
+    join(&mut sam, "/", "only-sam").await;
+    let away = sam.request("/", "away", json!({"reason": "lunch"})).await;
+    assert_eq!(away["ok"], true, "{away}");
+
+    let whois = ask_until(&mut ann, "whois", json!({"nick": "SAM"}), |r| {
+        r["away"] == "lunch"
+    })
+    .await;
+    assert_eq!(whois["online"], true, "{whois}");
+    assert_eq!(whois["registered"], true, "{whois}");
+    assert_eq!(whois["nick"], "sam", "{whois}");
+    assert_eq!(whois["away"], "lunch", "{whois}");
+    assert_eq!(
+        whois["rooms"],
+        json!(["r"]),
+        "only the rooms both are in: {whois}"
+    );
+    assert!(
+        whois["idle_secs"].as_u64().is_some_and(|s| s < 60),
+        "{whois}"
+    );
+
+    let who = ask_until(&mut ann, "who", json!({"room": "r"}), |r| {
+        r["away"] == json!(["sam"])
+    })
+    .await;
+    assert_eq!(who["members"], json!(["ann", "sam"]), "{who}");
+    assert_eq!(who["away"], json!(["sam"]), "{who}");
+
+    let rooms = ask_until(&mut ann, "rooms", json!({}), |r| {
+        r["rooms"].as_array().is_some_and(|l| l.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        rooms["rooms"],
+        json!([{"room": "only-sam", "members": 1}, {"room": "r", "members": 2}]),
+        "{rooms}"
+    );
+    // What B writes about its users does not grow with chat traffic: 40 messages in a row
+    // cost at most one write per heartbeat (2 s; of what changed: its user's last activity),
+    // not one each.
+    let hsets = || {
+        redis
+            .cli(&["info", "commandstats"])
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("cmdstat_hset:calls=")
+                    .or_else(|| l.strip_prefix("cmdstat_hmset:calls="))
+            })
+            .filter_map(|l| l.split(',').next().and_then(|n| n.parse::<u64>().ok()))
+            .sum::<u64>()
+    };
+    let (before, started) = (hsets(), Instant::now());
+    for i in 0..40 {
+        say(&mut sam, "/", "r", &format!("m{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let beats = started.elapsed().as_secs() / 2 + 1;
+    let written = hsets() - before;
+    assert!(
+        written <= beats,
+        "{written} hash writes in {beats} heartbeats for 40 messages"
+    );
+    // Back: no longer away for A either, within a heartbeat.
+    sam.request("/", "away", json!({})).await;
+    let nobody_away = |r: &Value| r["ok"] == true && r["away"].as_array().is_none_or(Vec::is_empty);
+    let who = ask_until(&mut ann, "who", json!({"room": "r"}), nobody_away).await;
+    assert!(nobody_away(&who), "{who}");
+}
+
+/// An operator on node A kicks a user connected on node B: B's client gets the kick and is
+/// out of the room there; the room's members see the kick once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_on_one_node_kicks_a_user_on_another() {
+    use chat_protocol::socket_io::PacketKind;
+    if !installed() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let mut ada = Client::connect(a.local_addr()).await;
+    let p = ada
+        .connect_namespace("/", Some(json!({"nick": "ada", "password": "pw-of-ada"})))
+        .await;
+    assert_eq!(p.kind, PacketKind::Connect, "{p:?}");
+    join(&mut ada, "/", "r").await; // the creator: its operator
+    let mut bob = connect(b.local_addr(), "/", "bob", None).await;
+    let mut cat = connect(b.local_addr(), "/", "cat", None).await;
+    let mut dan = connect(a.local_addr(), "/", "dan", None).await;
+    join(&mut bob, "/", "r").await;
+    join(&mut cat, "/", "r").await;
+    join(&mut dan, "/", "r").await;
+    // A knows bob is in r (the roster) before the kick.
+    ask_until(&mut ada, "who", json!({"room": "r"}), |r| {
+        r["members"].as_array().is_some_and(|m| m.len() == 4)
+    })
+    .await;
+    // B lists A's operator as one.
+    let who = cat.request("/", "who", json!({"room": "r"})).await;
+    assert_eq!(who["operators"], json!(["ada"]), "{who}");
+    let kicked = ada
+        .request(
+            "/",
+            "kick",
+            json!({"room": "r", "nick": "bob", "reason": "spam"}),
+        )
+        .await;
+    assert_eq!(kicked["ok"], true, "{kicked}");
+    assert_eq!(kicked["target"], "bob", "{kicked}");
+    let seen = bob.wait_event("moderation").await;
+    assert_eq!(
+        (seen["action"].as_str(), seen["target"].as_str()),
+        (Some("kick"), Some("bob"))
+    );
+    // Out of r on B: a message there is refused.
+    assert_out_of_room(&mut bob, "r").await;
+    // Each other member saw the kick once (B's cat, A's dan).
+    for c in [&mut cat, &mut dan] {
+        let kicks: Vec<Value> = common::chat::pending(c)
+            .await
+            .into_iter()
+            .filter(|(n, e)| n == "moderation" && e["action"] == "kick")
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(kicks.len(), 1, "{kicks:?}");
+    }
+    // And the room's members, from either node, no longer list him.
+    let who = ask_until(&mut ada, "who", json!({"room": "r"}), |r| {
+        r["members"] == json!(["ada", "cat", "dan"])
+    })
+    .await;
+    assert_eq!(who["members"], json!(["ada", "cat", "dan"]), "{who}");
+}
+
+/// The admin API of node A lists node B's users with their node, counts B's members in
+/// its rooms, and kicks a user on B out of a room and off the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_lists_and_kicks_the_users_of_every_node() {
+    use chat_protocol::socket_io::PacketKind;
+    if !installed() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let admin = a.admin_addr().expect("admin listener");
+    let mut ann = connect(a.local_addr(), "/", "ann", None).await;
+    let mut bob = connect(b.local_addr(), "/", "bob", None).await;
+    join(&mut ann, "/", "r").await;
+    join(&mut bob, "/", "r").await;
+
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let users = loop {
+        let (status, users) = admin_api(admin, "GET", "/api/users", None).await;
+        assert_eq!(status, 200, "{users}");
+        if users["users"].as_array().is_some_and(|u| u.len() == 2) || Instant::now() > deadline {
+            break users;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let list = users["users"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{users}");
+    assert_eq!(
+        (list[0]["nick"].as_str(), list[1]["nick"].as_str()),
+        (Some("ann"), Some("bob"))
+    );
+    let (node_a, node_b) = (
+        list[0]["node"].as_str().unwrap(),
+        list[1]["node"].as_str().unwrap(),
+    );
+    assert_ne!(node_a, node_b, "{users}");
+    assert_eq!(
+        list[1]["connections"][0]["namespaces"],
+        json!([{"name": "/", "rooms": ["r"]}]),
+        "{users}"
+    );
+    // `chat-server admin users` prints the same list, each user with its node.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["admin", "--url", &format!("http://{admin}"), "users"])
+            .env("CHAT_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes: Vec<&str> = printed["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["node"].as_str())
+        .collect();
+    assert_eq!(nodes, [node_a, node_b], "{printed}");
+    let (_, rooms) = admin_api(admin, "GET", "/api/rooms", None).await;
+    assert_eq!(
+        rooms["rooms"],
+        json!([{"namespace": "/", "room": "r", "members": 2}]),
+        "{rooms}"
+    );
+
+    // Out of r: B's client is told, and is out.
+    let (status, kicked) = admin_api(
+        admin,
+        "POST",
+        "/api/kick",
+        Some(json!({"nick": "bob", "room": "r", "reason": "spam"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{kicked}");
+    assert_eq!(kicked, json!({"ok": true, "sockets": 0, "elsewhere": true}));
+    let left = bob.wait_event("presence").await;
+    assert_eq!(
+        (left["action"].as_str(), left["nick"].as_str()),
+        (Some("leave"), Some("bob")),
+        "{left}"
+    );
+    assert_out_of_room(&mut bob, "r").await;
+
+    // A ban through the API: B takes him out again once he is back in r.
+    join(&mut bob, "/", "r").await;
+    let (status, banned) = admin_api(
+        admin,
+        "POST",
+        "/api/ban",
+        Some(json!({"target": "bob", "room": "r"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{banned}");
+    let kick = loop {
+        let e = bob.wait_event("moderation").await;
+        if e["action"] == "kick" {
+            break e;
+        }
+    };
+    assert_eq!(kick["target"], "bob", "{kick}");
+    assert_out_of_room(&mut bob, "r").await;
+
+    // Off the server: B disconnects him (a Socket.IO DISCONNECT).
+    let (status, off) = admin_api(admin, "POST", "/api/kick", Some(json!({"nick": "bob"}))).await;
+    assert_eq!(status, 200, "{off}");
+    assert_eq!(off, json!({"ok": true, "sockets": 0, "elsewhere": true}));
+    let mut disconnected = false;
+    for _ in 0..20 {
+        if bob.recv_packet().await.kind == PacketKind::Disconnect {
+            disconnected = true;
+            break;
+        }
+    }
+    assert!(disconnected, "bob got a DISCONNECT");
+    // Nobody called so, anywhere: 404.
+    let (status, none) = admin_api(admin, "POST", "/api/kick", Some(json!({"nick": "zed"}))).await;
+    assert_eq!(
+        (status, none["error"].as_str()),
+        (404, Some("no_such_user"))
     );
 }

@@ -5,15 +5,16 @@
 //! |---|---|---|
 //! | `GET /api/namespaces` | | `{"namespaces":[{"name","sockets","rooms"}]}` |
 //! | `GET /api/rooms[?namespace=/ns]` | | `{"rooms":[{"namespace","room","members"}]}` |
-//! | `GET /api/users` | | `{"users":[{"nick","authenticated","away"?,"connections":[...]}]}` |
-//! | `POST /api/kick` | `{"nick", "room"?, "namespace"?, "reason"?}` | `{"ok":true,"sockets":N}`; 404 `no_such_user` / `not_in_room` |
+//! | `GET /api/users` | | `{"users":[{"nick","node"?,"authenticated","away"?,"connections":[...]}]}` |
+//! | `POST /api/kick` | `{"nick", "room"?, "namespace"?, "reason"?}` | `{"ok":true,"sockets":N,"elsewhere":bool}`; 404 `no_such_user` / `not_in_room` |
 //! | `POST /api/ban` | `{"target", "room", "namespace"?, "duration_secs"?, "reason"?}` | `{"ok":true,"moderation":{...}}` (the event the room saw); 404 `no_such_namespace`; 400 with the chat's error code |
 //! | `POST /api/notice` | `{"text", "room"?, "namespace"?}` | `{"ok":true,"delivered":N}` |
 //!
 //! With a `room`, a kick takes the user out of that room (announced to the room); without,
 //! it disconnects the user. A notice goes to the room (of `namespace`, default `/`), to one
-//! namespace, or, with neither, to every socket of every namespace. The node of each user
-//! comes with cluster mode.
+//! namespace, or, with neither, to every socket of every namespace. In cluster mode the
+//! users and room counts are every node's (each user with its `node`; other nodes' as
+//! their last heartbeat told), and kicks and bans reach every node.
 
 use chat_protocol::http::query_param;
 use serde::Deserialize;
@@ -70,8 +71,8 @@ pub(super) async fn route(request: &Request<'_>, state: &AdminState) -> Answer {
     let path = request.path.trim_end_matches('/');
     match (request.method, path) {
         ("GET", "/api/namespaces") => namespaces(state),
-        ("GET", "/api/rooms") => rooms(state, query_param(request.query, "namespace")),
-        ("GET", "/api/users") => Answer::json(200, &json!({"users": state.app.list_users()})),
+        ("GET", "/api/rooms") => rooms(state, query_param(request.query, "namespace")).await,
+        ("GET", "/api/users") => Answer::json(200, &json!({"users": state.app.list_users().await})),
         ("POST", "/api/kick") => match body::<Kick>(request.body) {
             Ok(kick) => self::kick(state, kick).await,
             Err(answer) => answer,
@@ -121,7 +122,7 @@ fn namespaces(state: &AdminState) -> Answer {
     Answer::json(200, &json!({ "namespaces": list }))
 }
 
-fn rooms(state: &AdminState, namespace: Option<&str>) -> Answer {
+async fn rooms(state: &AdminState, namespace: Option<&str>) -> Answer {
     let namespaces = match namespace {
         Some(name) => match state.engine.get_namespace(name) {
             Some(ns) => vec![ns],
@@ -131,10 +132,12 @@ fn rooms(state: &AdminState, namespace: Option<&str>) -> Answer {
     };
     let mut list = Vec::new();
     for ns in &namespaces {
-        for (room, members) in ns.adapter().rooms() {
-            if let Some(room) = room.strip_prefix('#') {
-                list.push(json!({"namespace": ns.name(), "room": room, "members": members}));
-            }
+        let counts = match state.app.room_counts(ns).await {
+            Ok(c) => c,
+            Err(e) => return Answer::error(503, "unavailable", &e.to_string()),
+        };
+        for (room, members) in counts {
+            list.push(json!({"namespace": ns.name(), "room": room, "members": members}));
         }
     }
     list.sort_by(|a, b| {
@@ -155,15 +158,21 @@ async fn kick(state: &AdminState, kick: Kick) -> Answer {
         .collect();
     let namespace = kick.namespace.as_deref();
     let done = match kick.room.as_deref() {
-        Some(room) => state
-            .app
-            .kick_from_room(&kick.nick, namespace, room, &reason),
+        Some(room) => {
+            state
+                .app
+                .kick_from_room(&state.engine, &kick.nick, namespace, room, &reason)
+                .await
+        }
         None => state.app.kick_off(&kick.nick, namespace).await,
     };
     match done {
-        Ok(sockets) => {
+        Ok(kicked) => {
             tracing::info!(nick = %kick.nick, room = ?kick.room, %reason, "admin kick");
-            Answer::json(200, &json!({"ok": true, "sockets": sockets}))
+            Answer::json(
+                200,
+                &json!({"ok": true, "sockets": kicked.sockets, "elsewhere": kicked.elsewhere}),
+            )
         }
         Err(KickError::NoSuchUser) => {
             Answer::error(404, "no_such_user", "nobody with that nick is connected")

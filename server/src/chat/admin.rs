@@ -6,20 +6,31 @@
 //! user's client included) as a `presence` `leave` whose `reason` says an admin did it. A
 //! kick off the server disconnects each of the user's sockets (a Socket.IO DISCONNECT, so
 //! the official clients do not reconnect by themselves). Bans come with moderation.
+//!
+//! In cluster mode the list holds every node's users, each with its `node`, and a kick
+//! reaches the user on every node (`control`): the answer's `sockets` counts this node's,
+//! and `elsewhere` says other nodes had the user too.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chat_protocol::events::{Notice, Presence, PresenceAction};
+use chat_protocol::names;
 use serde::Serialize;
 
+use super::presence::transport_name;
 use super::reply::Push;
+use super::store::RemoteUser;
 use super::{ChatApp, engine_room};
-use crate::engine::{Engine, Socket, Transport, lock};
+use crate::engine::{Engine, Socket, lock};
 
 /// One connected user, as the admin API lists it.
 #[derive(Debug, Serialize)]
 pub struct UserInfo {
     pub nick: String,
+    /// The node it is connected to (cluster mode: the id the Redis roster uses).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Proved a registered nick with its password.
     pub authenticated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,16 +63,32 @@ pub enum KickError {
     NotInRoom,
 }
 
-fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::WebSocket => "websocket",
-        Transport::Polling => "polling",
-    }
+/// What a kick did: this node's sockets, and whether other nodes had the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kicked {
+    pub sockets: usize,
+    pub elsewhere: bool,
 }
 
 impl ChatApp {
-    /// Everyone connected, by nick.
-    pub fn list_users(&self) -> Vec<UserInfo> {
+    /// Everyone connected, on every node (cluster mode: from the other nodes' last
+    /// heartbeat), by nick then node.
+    pub async fn list_users(&self) -> Vec<UserInfo> {
+        let mut users = self.local_users();
+        let node = self.store.node_id().map(str::to_owned);
+        for u in &mut users {
+            u.node.clone_from(&node);
+        }
+        match self.store.remote_users().await {
+            Ok(remote) => users.extend(remote.into_iter().map(remote_info)),
+            Err(e) => tracing::warn!(error = %e, "cannot list the other nodes' users"),
+        }
+        users.sort_by(|a, b| (&a.nick, &a.node).cmp(&(&b.nick, &b.node)));
+        users
+    }
+
+    /// This node's users, by nick.
+    fn local_users(&self) -> Vec<UserInfo> {
         let sessions: Vec<_> = lock(&self.users).values().flatten().cloned().collect();
         let mut users: Vec<UserInfo> = Vec::new();
         for session in sessions {
@@ -88,6 +115,7 @@ impl ChatApp {
                 Some(user) => user.connections.push(connection),
                 None => users.push(UserInfo {
                     nick,
+                    node: None,
                     authenticated: session.is_authenticated(),
                     away: session.away(),
                     connections: vec![connection],
@@ -103,38 +131,38 @@ impl ChatApp {
         self.store.available()
     }
 
-    /// The connected sockets of `nick`, in `namespace` when one is named.
-    fn sockets_of(&self, nick: &str, namespace: Option<&str>) -> Result<Vec<Socket>, KickError> {
-        let sessions = self.sessions(nick);
-        if sessions.is_empty() {
-            return Err(KickError::NoSuchUser);
-        }
-        Ok(sessions
+    /// The connected sockets of `nick` on this node, in `namespace` when one is named.
+    fn sockets_of(&self, nick: &str, namespace: Option<&str>) -> Vec<Socket> {
+        self.sessions(nick)
             .iter()
             .flat_map(|s| s.sockets())
             .filter(|s| s.is_connected())
             .filter(|s| namespace.is_none_or(|ns| s.namespace().name() == ns))
-            .collect())
+            .collect()
     }
 
-    /// Takes `nick` out of `room` (in `namespace`, or in every namespace where it is in a
-    /// room of that name), announced to the room; returns how many sockets left it.
-    pub fn kick_from_room(
+    /// Takes `nick` out of `room` (in `namespace`, or in every namespace of `engine` where
+    /// it is in a room of that name), announced to the room, on every node.
+    pub async fn kick_from_room(
         &self,
+        engine: &Engine,
         nick: &str,
         namespace: Option<&str>,
         room: &str,
         reason: &str,
-    ) -> Result<usize, KickError> {
+    ) -> Result<Kicked, KickError> {
         let engine_name = engine_room(room);
+        let local = self.sockets_of(nick, namespace);
         let mut kicked = 0;
-        for socket in self.sockets_of(nick, namespace)? {
+        let mut told = HashSet::new();
+        for socket in &local {
             if !socket.rooms().contains(&engine_name) {
                 continue;
             }
+            let shown = nick_of(socket).unwrap_or_else(|| nick.to_owned());
             let presence = Presence {
                 room: room.to_owned(),
-                nick: nick_of(&socket).unwrap_or_else(|| nick.to_owned()),
+                nick: shown.clone(),
                 action: PresenceAction::Leave,
                 previous: None,
                 reason: Some(format!("kicked by an admin: {reason}")),
@@ -142,22 +170,94 @@ impl ChatApp {
             // To the whole room, the kicked socket included, so its client knows it is out.
             socket.namespace().to(engine_name.clone()).push(&presence);
             socket.leave(&engine_name);
+            self.store
+                .note_member(socket.namespace().name(), room, &shown, false);
+            told.insert(socket.namespace().name().to_owned());
             kicked += 1;
         }
-        if kicked == 0 {
-            return Err(KickError::NotInRoom);
+        let namespaces = match namespace {
+            Some(name) => engine.get_namespace(name).into_iter().collect(),
+            None => engine.namespaces(),
+        };
+        let elsewhere = self
+            .room_kick_elsewhere(&namespaces, nick, room, reason, &told)
+            .await;
+        if kicked == 0 && !elsewhere {
+            let online = !self.sessions(nick).is_empty() || self.online_elsewhere(nick).await;
+            return Err(if online {
+                KickError::NotInRoom
+            } else {
+                KickError::NoSuchUser
+            });
         }
-        Ok(kicked)
+        Ok(Kicked {
+            sockets: kicked,
+            elsewhere,
+        })
     }
 
-    /// Disconnects every socket of `nick` (in `namespace` only, when one is named); returns
-    /// how many.
-    pub async fn kick_off(&self, nick: &str, namespace: Option<&str>) -> Result<usize, KickError> {
-        let sockets = self.sockets_of(nick, namespace)?;
+    /// Whether `nick` is connected on another node (cluster mode).
+    async fn online_elsewhere(&self, nick: &str) -> bool {
+        self.has_peers()
+            && self
+                .store
+                .remote_user(&names::nick_key(nick), "/", &[])
+                .await
+                .is_ok_and(|r| !r.is_empty())
+    }
+
+    /// Disconnects every socket of `nick` (in `namespace` only, when one is named), on
+    /// every node.
+    pub async fn kick_off(&self, nick: &str, namespace: Option<&str>) -> Result<Kicked, KickError> {
+        let sockets = self.sockets_of(nick, namespace);
+        let here = !self.sessions(nick).is_empty();
+        let elsewhere = self.disconnect_elsewhere(nick, namespace).await;
+        if !here && !elsewhere {
+            return Err(KickError::NoSuchUser);
+        }
         for socket in &sockets {
             socket.disconnect().await;
         }
-        Ok(sockets.len())
+        Ok(Kicked {
+            sockets: sockets.len(),
+            elsewhere,
+        })
+    }
+}
+
+/// A user on another node as the admin API lists it. The roster keeps rooms per nick, not
+/// per connection: the first connection carries them all.
+fn remote_info(r: RemoteUser) -> UserInfo {
+    let mut namespaces: Vec<NamespaceEntry> = Vec::new();
+    for (ns, room) in r.rooms {
+        match namespaces.iter_mut().find(|n| n.name == ns) {
+            Some(n) => n.rooms.push(room),
+            None => namespaces.push(NamespaceEntry {
+                name: ns,
+                rooms: vec![room],
+            }),
+        }
+    }
+    let connections = r
+        .presence
+        .connections
+        .into_iter()
+        .map(|l| ConnectionEntry {
+            remote: l.remote,
+            transport: if l.transport == "polling" {
+                "polling"
+            } else {
+                "websocket"
+            },
+            namespaces: std::mem::take(&mut namespaces),
+        })
+        .collect();
+    UserInfo {
+        nick: r.presence.nick,
+        node: Some(r.node),
+        authenticated: r.presence.authenticated,
+        away: r.presence.away,
+        connections,
     }
 }
 

@@ -19,11 +19,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::warn;
 
+use super::presence::{self, UserPresence};
 pub(crate) use super::reply::Failure;
 use super::reply::{Outcome, Push, answer, answer_message, refuse};
 use super::store::{AppendDone, Catchup, NewMessage, StoreError, now_ms};
 use super::{ChatApp, Session, chat_rooms, engine_room, enter_room};
-use crate::engine::{AckSender, BroadcastOptions, Event, Socket, lock};
+use crate::engine::{AckSender, BroadcastOptions, Event, Namespace, Socket, lock};
 
 /// Most direct messages that may wait for one offline recipient.
 pub(crate) const QUEUED_DMS_MAX: usize = 500;
@@ -199,6 +200,10 @@ impl ChatApp {
             Ok(r) => r,
             Err(e) => return refuse(ack, internal(e)),
         };
+        let away_elsewhere = match self.store.remote_away(&ns, &room).await {
+            Ok(r) => r,
+            Err(e) => return refuse(ack, internal(e)),
+        };
         // The room's creator (a registered joiner of a room with no member on any node and
         // no operator) becomes its operator.
         if !has_members(socket, &room)
@@ -214,6 +219,7 @@ impl ChatApp {
             Ok(ops) => ops,
             Err(f) => return refuse(ack, f),
         };
+        let operators_elsewhere = operators_among(remote.clone(), &operators);
         // The callback answers on success; if the store fails first, the slot is still full.
         let slot = Arc::new(Mutex::new(ack));
         let (s, nick, r, slot_in) = (socket.clone(), session.nick(), room.clone(), slot.clone());
@@ -223,8 +229,8 @@ impl ChatApp {
             let reply = JoinReply {
                 room: r.clone(),
                 members: with_remote(members(&s, &r), remote),
-                away: away_members(&s, &r),
-                operators: operators_in(&s, &r, &operators),
+                away: with_remote(away_members(&s, &r), away_elsewhere),
+                operators: with_remote(operators_in(&s, &r, &operators), operators_elsewhere),
                 topic,
                 history: c.messages,
             };
@@ -497,16 +503,16 @@ impl ChatApp {
         Ok(NickReply { nick })
     }
 
+    /// The namespace's rooms with their members on every node (in cluster mode, other
+    /// nodes' counts as their last heartbeat told).
     async fn rooms(&self, socket: &Socket) -> Outcome<RoomsReply> {
         let ns = socket.namespace();
+        let counts = self.room_counts(ns).await.map_err(internal)?;
         let mut rooms = Vec::new();
-        for (room, members) in ns.adapter().rooms() {
-            let Some(room) = room.strip_prefix('#') else {
-                continue;
-            };
-            let topic = self.store.topic(ns.name(), room).await.map_err(internal)?;
+        for (room, members) in counts {
+            let topic = self.store.topic(ns.name(), &room).await.map_err(internal)?;
             rooms.push(RoomInfo {
-                room: room.to_owned(),
+                room,
                 members,
                 topic,
             });
@@ -523,8 +529,14 @@ impl ChatApp {
             .remote_members(socket.namespace().name(), &room)
             .await
             .map_err(internal)?;
+        let remote_nicks = remote.clone();
         let members = with_remote(members(socket, &room), remote);
-        let away = away_members(socket, &room);
+        let away_elsewhere = self
+            .store
+            .remote_away(socket.namespace().name(), &room)
+            .await
+            .map_err(internal)?;
+        let away = with_remote(away_members(socket, &room), away_elsewhere);
         let operators = if members.is_empty() {
             Vec::new()
         } else {
@@ -532,7 +544,10 @@ impl ChatApp {
             let ops = self
                 .with_rules(ns, &room, false, |r| r.operators.clone())
                 .await?;
-            operators_in(socket, &room, &ops)
+            with_remote(
+                operators_in(socket, &room, &ops),
+                operators_among(remote_nicks, &ops),
+            )
         };
         Ok(WhoReply {
             room,
@@ -543,14 +558,31 @@ impl ChatApp {
     }
 
     /// Who a nick is: online (and then the rooms of this namespace shared with the asker,
-    /// idle time and away reason) and registered or not.
+    /// idle time and away reason) and registered or not. In cluster mode its sessions on
+    /// other nodes count too, as their last heartbeat told (`presence`).
     async fn whois(&self, socket: &Socket, arg: Value) -> Outcome<WhoisReply> {
         let WhoisRequest { nick } = parse(arg)?;
         names::validate_nick(&nick).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         let key = names::nick_key(&nick);
         let identity = self.store.identity(&key).await.map_err(internal)?;
         let sessions: Vec<Arc<Session>> = lock(&self.users).get(&key).cloned().unwrap_or_default();
-        let Some(first) = sessions.first() else {
+        let mine: std::collections::HashSet<String> = chat_rooms(socket).into_iter().collect();
+        let namespace = socket.namespace().name().to_owned();
+        let asked: Vec<String> = mine.iter().cloned().collect();
+        let remote = self
+            .store
+            .remote_user(&key, &namespace, &asked)
+            .await
+            .map_err(internal)?;
+        let here = presence::summary(&sessions);
+        let now = now_ms();
+        // Every node's summary of the nick: this node's first.
+        let all: Vec<(&UserPresence, u64)> = here
+            .iter()
+            .map(|p| (p, sessions.iter().map(|s| s.idle_secs()).min().unwrap_or(0)))
+            .chain(remote.iter().map(|r| (&r.presence, r.idle_secs(now))))
+            .collect();
+        let Some((first, _)) = all.first() else {
             return match identity {
                 Some(identity) => Ok(WhoisReply {
                     nick: identity.nick,
@@ -566,26 +598,24 @@ impl ChatApp {
                 )),
             };
         };
-        // Several devices of one identity: the least idle, and away only if all are.
-        let idle = sessions.iter().map(|s| s.idle_secs()).min();
-        let away = if sessions.iter().all(|s| s.away().is_some()) {
-            first.away()
+        // Several devices of one identity (on any nodes): the least idle, and away only if
+        // all are.
+        let idle = all.iter().map(|(_, idle)| *idle).min();
+        let away = if all.iter().all(|(p, _)| p.away.is_some()) {
+            first.away.clone()
         } else {
             None
         };
-        let mine: std::collections::HashSet<String> = chat_rooms(socket).into_iter().collect();
-        let namespace = socket.namespace().name().to_owned();
-        let mut rooms: Vec<String> = sessions
-            .iter()
-            .flat_map(|s| s.sockets())
-            .filter(|s| s.namespace().name() == namespace)
-            .flat_map(|s| chat_rooms(&s))
-            .filter(|r| mine.contains(r))
-            .collect();
+        let mut rooms = presence::shared_rooms(&sessions, &namespace, &mine);
+        rooms.extend(
+            remote
+                .iter()
+                .flat_map(|r| r.rooms.iter().map(|(_, room)| room.clone())),
+        );
         rooms.sort();
         rooms.dedup();
         Ok(WhoisReply {
-            nick: first.nick(),
+            nick: first.nick.clone(),
             online: true,
             registered: identity.is_some(),
             rooms,
@@ -686,6 +716,21 @@ impl ChatApp {
     }
 }
 
+impl ChatApp {
+    /// The chat rooms of a namespace with their members on every node (other nodes' as
+    /// their last heartbeat told), sorted by room.
+    pub async fn room_counts(&self, ns: &Namespace) -> Result<Vec<(String, usize)>, StoreError> {
+        let local = ns
+            .adapter()
+            .rooms()
+            .into_iter()
+            .filter_map(|(room, n)| room.strip_prefix('#').map(|r| (r.to_owned(), n)))
+            .collect();
+        let remote = self.store.remote_room_counts(ns.name()).await?;
+        Ok(presence::add_counts(local, remote))
+    }
+}
+
 /// The sorted nicks of a room's members in the socket's namespace whose session passes
 /// `keep`.
 pub(crate) fn nicks_in(
@@ -739,6 +784,19 @@ fn operators_in(
     nicks_in(socket, room, |s| {
         s.is_authenticated() && operators.contains(&names::nick_key(&s.nick()))
     })
+}
+
+/// The nicks among `nicks` (other nodes' members) that are operators. An operator's nick
+/// is registered, and a registered nick is only ever connected with its password, so the
+/// nick alone tells.
+fn operators_among(
+    nicks: Vec<String>,
+    operators: &std::collections::HashSet<String>,
+) -> Vec<String> {
+    nicks
+        .into_iter()
+        .filter(|n| operators.contains(&names::nick_key(n)))
+        .collect()
 }
 
 /// Sorted nicks of a room's members in the socket's namespace.

@@ -20,7 +20,12 @@
 //! - `search`: the `search` request (its budget, its concurrency); `phrase`: a search text
 //!   as words, for FTS5 and for the scans;
 //! - [`token`]: HS256 tokens for namespaces that require one;
-//! - [`admin`]: what the admin API does to the chat (list users, kick, notices).
+//! - [`admin`]: what the admin API does to the chat (list users, kick, notices);
+//! - [`presence`]: in cluster mode, what a node tells the others about its users and rooms
+//!   (the store writes it on its heartbeat) and reads back about theirs (`whois`, `who`,
+//!   `rooms`, the admin API);
+//! - [`control`]: in cluster mode, the commands a node sends the others to act on their
+//!   sockets (kicks, a ban's removals, disconnects).
 //!
 //! Chat rooms live in the engine as rooms named `#<room>`, so they can never collide with the
 //! own-id room of a socket.
@@ -28,12 +33,14 @@
 pub mod admin;
 mod auth;
 mod budget;
+pub mod control;
 pub mod handlers;
 mod lifecycle;
 mod look_alike;
 mod middleware;
 pub mod moderation;
 mod phrase;
+pub mod presence;
 pub mod redis;
 mod reply;
 mod search;
@@ -96,6 +103,8 @@ pub struct ChatApp {
     searches: tokio::sync::Semaphore,
     /// The `limits` event every socket gets after its CONNECT.
     announced: events::Limits,
+    /// In cluster mode, where commands to the other nodes go (`control`).
+    peers: std::sync::OnceLock<control::Peers>,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
@@ -164,6 +173,23 @@ pub async fn build_cluster(
                 })
                 .is_empty()
         })
+    }));
+    let (of, app_of) = (engine.clone(), Arc::downgrade(&app));
+    store.set_snapshot(Arc::new(move || {
+        app_of
+            .upgrade()
+            .map(|app| app.snapshot(&of))
+            .unwrap_or_default()
+    }));
+    let to_peers = fanout.clone();
+    app.set_peers(Arc::new(move |namespace: &str, json: String| {
+        to_peers.send_control(namespace, json);
+    }));
+    let (on, app_on) = (engine.clone(), Arc::downgrade(&app));
+    fanout.set_control(Arc::new(move |json: &str| {
+        if let Some(app) = app_on.upgrade() {
+            app.apply_control(&on, json);
+        }
     }));
     let gone = engine.clone();
     store.set_gone(Arc::new(move |namespace: &str, room: &str, nick: &str| {
@@ -257,6 +283,7 @@ fn build_on(
             events_burst: config.engine.rate_burst,
             max_search_len: search::SEARCH_TEXT_MAX,
         },
+        peers: std::sync::OnceLock::new(),
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));

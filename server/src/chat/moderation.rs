@@ -74,8 +74,21 @@ pub(crate) struct RoomRules {
 }
 
 impl RoomRules {
+    /// Rules of these restrictions alone, no operator (a ban checked against members).
+    pub(crate) fn of(restrictions: Vec<Restriction>) -> RoomRules {
+        RoomRules {
+            operators: HashSet::new(),
+            restrictions,
+        }
+    }
+
     /// The ban or mute in force on this nick (or its look-alikes) or address.
-    fn find(&self, kind: RestrictionKind, nick: &str, ip: Option<IpAddr>) -> Option<&Restriction> {
+    pub(crate) fn find(
+        &self,
+        kind: RestrictionKind,
+        nick: &str,
+        ip: Option<IpAddr>,
+    ) -> Option<&Restriction> {
         // The usual room has none: no skeleton computed.
         if !self.restrictions.iter().any(|r| r.kind == kind) {
             return None;
@@ -330,7 +343,7 @@ impl ChatApp {
             until: None,
         };
         let sid = socket.sid().clone();
-        ChatApp::remove_from_room(ns, room, &kick, |_, s| *s.sid() == sid);
+        self.remove_from_room(ns, room, Some(&kick), |_, s| *s.sid() == sid, |_| true);
     }
 
     /// The refusal of a banned user: why and until when.
@@ -419,13 +432,16 @@ impl ChatApp {
         ns.to(engine_room(&event.room)).push(event);
     }
 
-    /// Removes the room's sockets `is_target` picks: a `kick` (one per nick) to the room
-    /// first, so the targets see why, then they leave. Returns the nicks removed.
-    fn remove_from_room(
+    /// Removes this node's sockets of the room that `is_target` picks: with an `event`, a
+    /// `kick` (one per nick, for the nicks `announce` passes) to the room first, so the
+    /// targets see why, then they leave. Returns the nicks removed.
+    pub(crate) fn remove_from_room(
+        &self,
         ns: &Namespace,
         room: &str,
-        event: &Moderation,
+        event: Option<&Moderation>,
         is_target: impl Fn(&Session, &Socket) -> bool,
+        announce: impl Fn(&str) -> bool,
     ) -> Vec<String> {
         let targets: Vec<(Socket, String)> = room_sockets(ns, room)
             .into_iter()
@@ -437,16 +453,19 @@ impl ChatApp {
         let mut removed: Vec<String> = Vec::new();
         for (_, nick) in &targets {
             if !removed.contains(nick) {
-                let kick = Moderation {
-                    target: nick.clone(),
-                    ..event.clone()
-                };
-                ChatApp::announce(ns, &kick);
+                if let Some(event) = event.filter(|_| announce(nick)) {
+                    let kick = Moderation {
+                        target: nick.clone(),
+                        ..event.clone()
+                    };
+                    ChatApp::announce(ns, &kick);
+                }
                 removed.push(nick.clone());
             }
         }
-        for (socket, _) in targets {
+        for (socket, nick) in targets {
             socket.leave(&engine_room(room));
+            self.store.note_member(ns.name(), room, &nick, false);
         }
         removed
     }
@@ -474,16 +493,45 @@ impl ChatApp {
             reason: why,
             until: None,
         };
-        let removed = ChatApp::remove_from_room(ns, room, &event, |session, _| {
-            names::nick_key(&session.nick()) == key
-        });
-        match removed.into_iter().next() {
-            Some(target) => Ok(Moderation { target, ..event }),
-            None => Err(Failure(
+        let removed = self.remove_from_room(
+            ns,
+            room,
+            Some(&event),
+            |session, _| names::nick_key(&session.nick()) == key,
+            |_| true,
+        );
+        let target = match removed.into_iter().next() {
+            Some(target) => Some(target),
+            // Not here: a member on another node (cluster mode) is told here, once.
+            None if self.has_peers() => {
+                let remote = self
+                    .store
+                    .remote_members(ns.name(), room)
+                    .await
+                    .map_err(internal)?;
+                let shown = remote.into_iter().find(|n| names::nick_key(n) == key);
+                if let Some(shown) = &shown {
+                    ChatApp::announce(
+                        ns,
+                        &Moderation {
+                            target: shown.clone(),
+                            ..event.clone()
+                        },
+                    );
+                }
+                shown
+            }
+            None => None,
+        };
+        let Some(target) = target else {
+            return Err(Failure(
                 ErrorCode::NotFound,
                 format!("{nick} is not in {room}"),
-            )),
-        }
+            ));
+        };
+        // Its devices on other nodes leave too (after the announcement, on one channel).
+        self.tell_kick(ns.name(), room, key);
+        Ok(Moderation { target, ..event })
     }
 
     /// `ban`: keeps a nick (and its look-alikes) or, for admins, an address out of the room
@@ -520,21 +568,49 @@ impl ChatApp {
             until: restriction.until,
         };
         ChatApp::announce(ns, &event);
-        let rules = RoomRules {
-            operators: HashSet::new(),
-            restrictions: vec![restriction],
-        };
+        let target = restriction.target.clone();
+        let rules = RoomRules::of(vec![restriction]);
         let kick = Moderation {
             action: ModerationAction::Kick,
             until: None,
             ..event.clone()
         };
-        ChatApp::remove_from_room(ns, room, &kick, |session, socket| {
-            let ip = socket.conn().remote.ip();
-            rules
-                .find(RestrictionKind::Ban, &session.nick(), Some(ip))
-                .is_some()
-        });
+        let removed = self.remove_from_room(
+            ns,
+            room,
+            Some(&kick),
+            |session, socket| {
+                let ip = socket.conn().remote.ip();
+                rules
+                    .find(RestrictionKind::Ban, &session.nick(), Some(ip))
+                    .is_some()
+            },
+            |_| true,
+        );
+        if self.has_peers() {
+            // Members on other nodes the ban matches by nick are told here, once; those it
+            // matches by address only, by their node.
+            let remote = self
+                .store
+                .remote_members(ns.name(), room)
+                .await
+                .unwrap_or_default();
+            let mut told = removed;
+            for nick in remote {
+                if !told.contains(&nick) && rules.find(RestrictionKind::Ban, &nick, None).is_some()
+                {
+                    ChatApp::announce(
+                        ns,
+                        &Moderation {
+                            target: nick.clone(),
+                            ..kick.clone()
+                        },
+                    );
+                    told.push(nick);
+                }
+            }
+            self.tell_ban(ns.name(), room, target, kick);
+        }
         Ok(event)
     }
 

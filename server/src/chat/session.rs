@@ -25,6 +25,8 @@ pub struct Session {
     /// idle time): milliseconds since `started` (an atomic: it is written on every message).
     last_active_ms: AtomicU64,
     started: Instant,
+    /// `started` as milliseconds since the Unix epoch, for [`Session::active_at_ms`].
+    started_at_ms: i64,
     /// The waiting direct messages were sent on this connection (once per connection: a
     /// namespace left and CONNECTed again does not read them again).
     dms_sent: AtomicBool,
@@ -57,6 +59,7 @@ impl Session {
             away: Mutex::new(None),
             last_active_ms: AtomicU64::new(0),
             started: Instant::now(),
+            started_at_ms: super::store::now_ms(),
             sockets: Mutex::new(Vec::new()),
             in_flight: tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT),
             joins: Budget::new(join_burst, f64::from(joins_per_sec)),
@@ -108,6 +111,13 @@ impl Session {
     pub(crate) fn idle_secs(&self) -> u64 {
         let now = self.started.elapsed().as_millis() as u64;
         now.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// When the user was last active, milliseconds since the Unix epoch, to the second (so
+    /// it changes only when they act: what a node tells the others, `presence`).
+    pub(crate) fn active_at_ms(&self) -> i64 {
+        let at = self.started_at_ms + self.last_active_ms.load(Ordering::Relaxed) as i64;
+        at - at.rem_euclid(1000)
     }
 
     pub(crate) fn away(&self) -> Option<String> {

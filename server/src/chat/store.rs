@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_protocol::events::{ChatMessage, DirectMessage};
 
+pub use super::presence::RemoteUser;
+
 pub use super::phrase::Phrase;
 use crate::engine::lock;
 
@@ -366,6 +368,38 @@ pub trait Store: RoomLog {
     /// processes, as noted by their `note_member`; none for a store of one process.
     fn remote_members(&self, _namespace: &str, _room: &str) -> StoreFuture<'_, Vec<String>> {
         Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+    /// A store shared by several processes: the nicks in a room on the other (live)
+    /// processes who are away there (every session of the nick on that process away), as
+    /// their last heartbeat said; none for a store of one process.
+    fn remote_away(&self, _namespace: &str, _room: &str) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+    /// A store shared by several processes: the user with this nick key on each other live
+    /// process where it is connected, with those of `rooms` (of `namespace`) it is in there;
+    /// none for a store of one process.
+    fn remote_user(
+        &self,
+        _nick_key: &str,
+        _namespace: &str,
+        _rooms: &[String],
+    ) -> StoreFuture<'_, Vec<RemoteUser>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+    /// A store shared by several processes: every user on the other live processes, each
+    /// with all its rooms there (the admin API's list); none for a store of one process.
+    fn remote_users(&self) -> StoreFuture<'_, Vec<RemoteUser>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+    /// A store shared by several processes: (room, members) of a namespace's chat rooms on
+    /// the other live processes, summed over them; none for a store of one process.
+    fn remote_room_counts(&self, _namespace: &str) -> StoreFuture<'_, Vec<(String, usize)>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+    /// A store shared by several processes: this process's id among them (the admin API's
+    /// `node`); `None` for a store of one process.
+    fn node_id(&self) -> Option<&str> {
+        None
     }
     /// The nick keys of the room's operators.
     fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>>;

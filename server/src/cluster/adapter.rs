@@ -8,6 +8,11 @@
 //! A broadcast marked `local` (the chat's room messages, which reach the other nodes
 //! through the Redis store's log, in `seq` order) is not published.
 //!
+//! The same channel carries the chat's commands to the other nodes (`chat::control`: kicks,
+//! a ban's removals, disconnects), as a publication with a command instead of a frame: in
+//! order after the broadcasts queued before it, so a room's members on another node get
+//! the kick's announcement before its target leaves there.
+//!
 //! Like Socket.IO's Redis adapter this path is at most once: a broadcast published while a
 //! node's subscription is down does not reach that node's sockets. Presence and typing
 //! events go this way; chat messages, which must not be lost, go through the log.
@@ -56,7 +61,13 @@ struct Wire {
     /// Binary attachments, base64.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     a: Vec<String>,
+    /// A command to the other nodes (`chat::control`, JSON) instead of a frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<String>,
 }
+
+/// Applies a command another node sent (`chat::control`).
+pub type OnControl = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What every namespace's adapter shares: the node's id, the publishing queue and the
 /// adapters by namespace (for what other nodes publish).
@@ -65,6 +76,7 @@ pub struct Fanout {
     queue: mpsc::Sender<(String, Vec<u8>)>,
     subscriptions: Subscriptions,
     adapters: Mutex<HashMap<String, Weak<RedisAdapter>>>,
+    on_control: std::sync::OnceLock<OnControl>,
 }
 
 impl Fanout {
@@ -78,6 +90,7 @@ impl Fanout {
             queue,
             subscriptions: store.subscriptions().clone(),
             adapters: Mutex::default(),
+            on_control: std::sync::OnceLock::new(),
         });
         tokio::spawn(publish(conn, rx));
         if let Some(pushes) = store.take_other_pushes() {
@@ -106,6 +119,33 @@ impl Fanout {
                 }
             });
             adapter as Arc<dyn Adapter>
+        }
+    }
+
+    /// Where the other nodes' commands go. Set once; until then they are dropped.
+    pub fn set_control(&self, on_control: OnControl) {
+        let _ = self.on_control.set(on_control);
+    }
+
+    /// Publishes a command to the other nodes on `namespace`'s channel, queued after the
+    /// broadcasts before it.
+    pub fn send_control(&self, namespace: &str, json: String) {
+        let wire = Wire {
+            n: self.node.clone(),
+            r: Vec::new(),
+            e: Vec::new(),
+            v: false,
+            t: String::new(),
+            a: Vec::new(),
+            c: Some(json),
+        };
+        match serde_json::to_vec(&wire) {
+            Ok(bytes) => {
+                if self.queue.try_send((channel(namespace), bytes)).is_err() {
+                    warn!("cluster fan-out queue full: a command reaches this node only");
+                }
+            }
+            Err(e) => warn!(error = %e, "a cluster command does not encode"),
         }
     }
 
@@ -161,6 +201,7 @@ impl Adapter for RedisAdapter {
                     .iter()
                     .map(|a| BASE64.encode(a))
                     .collect(),
+                c: None,
             };
             match serde_json::to_vec(&wire) {
                 Ok(bytes) => {
@@ -237,6 +278,12 @@ async fn receive(fanout: Weak<Fanout>, mut pushes: mpsc::UnboundedReceiver<PushI
             continue;
         };
         if wire.n == fanout.node {
+            continue;
+        }
+        if let Some(command) = &wire.c {
+            if let Some(apply) = fanout.on_control.get() {
+                apply(command);
+            }
             continue;
         }
         let Some(adapter) = fanout.adapter(namespace) else {

@@ -70,6 +70,18 @@ pub(super) fn node_key(node: &str) -> String {
     format!("chat:{{nicks}}:node:{node}")
 }
 
+/// A node's users for the other nodes (`presence`): nick key -> JSON; it expires with the
+/// node's heartbeat.
+pub(super) fn users_key(node: &str) -> String {
+    format!("chat:{{nicks}}:users:{node}")
+}
+
+/// A node's chat rooms' member counts (`presence`): `<ns>\n<room>` -> count; it expires
+/// with the node's heartbeat.
+pub(super) fn rooms_key(node: &str) -> String {
+    format!("chat:{{nicks}}:rooms:{node}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,9 @@
 //!   and each node's heartbeat (a dead node's nicks are free again within 6 s);
 //! - `roster`: who is in which room on this node, so that another node can tell the rooms
 //!   when this one dies (reaped on the heartbeat);
+//! - `presence`: this node's users (away, idle, registered, connections) and room counts,
+//!   written on the heartbeat for the other nodes' `whois`, `who`, `rooms` and admin API,
+//!   and read back from theirs;
 //! - `state`: the [`Store`](crate::chat::store::Store) side beside the logs (topics,
 //!   identities, direct messages), and `available` (a ping every 0.5 s);
 //! - `moderation`: operators, bans and mutes, deleting a message, unregistering and
@@ -37,6 +40,7 @@ mod events;
 mod keys;
 mod moderation;
 mod nicks;
+mod presence;
 mod roster;
 mod script;
 mod search;
@@ -61,6 +65,7 @@ pub use search::SCAN_MAX as SEARCH_SCAN_MAX;
 pub use sequencer::{Deliver, HasMembers};
 pub(crate) use subscriber::Subscriptions;
 
+use crate::chat::presence::SnapshotFn;
 use crate::chat::store::{
     AppendDone, Attach, NewMessage, Publish, RoomLog, StoreError, StoreFuture,
 };
@@ -86,6 +91,8 @@ pub struct RedisStore {
     /// This node's room membership changes, to the roster's writer.
     roster: UnboundedSender<roster::Change>,
     gone: Arc<OnceLock<Gone>>,
+    /// This node's users and rooms, for the others (`presence`); set once by the chat.
+    snapshot: Arc<OnceLock<SnapshotFn>>,
     has_members: Arc<OnceLock<HasMembers>>,
     durability: Result<(), String>,
     /// The newest messages per room a search reads (`search`).
@@ -112,6 +119,7 @@ impl RedisStore {
         let deliver: Arc<OnceLock<Deliver>> = Arc::default();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let gone: Arc<OnceLock<Gone>> = Arc::default();
+        let snapshot: Arc<OnceLock<SnapshotFn>> = Arc::default();
         let has_members: Arc<OnceLock<HasMembers>> = Arc::default();
         let (roster, roster_rx) = unbounded_channel();
         let subscriptions = Subscriptions::new(subscriptions, url.clone());
@@ -119,7 +127,12 @@ impl RedisStore {
         let tasks = vec![
             prober(commands.clone(), reachable.clone()),
             subscriptions.keep_alive(),
-            RedisStore::heartbeat(commands.clone(), node.clone(), gone.clone()),
+            RedisStore::heartbeat(
+                commands.clone(),
+                node.clone(),
+                gone.clone(),
+                snapshot.clone(),
+            ),
             roster::writer(commands.clone(), node.clone(), roster_rx),
             sweeper(sequencer.clone()),
             tokio::spawn(
@@ -166,6 +179,7 @@ impl RedisStore {
             in_flight,
             roster,
             gone,
+            snapshot,
             has_members,
             durability,
             scan: search::scan_for(max_messages),
@@ -202,6 +216,12 @@ impl RedisStore {
     /// What tells a room's members on every node that a dead node's user is gone. Set once.
     pub fn set_gone(&self, gone: Gone) {
         let _ = self.gone.set(gone);
+    }
+
+    /// What this node tells the others about its users and rooms, taken on each heartbeat
+    /// (`presence`). Set once; until then it tells them nothing.
+    pub fn set_snapshot(&self, snapshot: SnapshotFn) {
+        let _ = self.snapshot.set(snapshot);
     }
 
     pub(super) fn note(&self, change: roster::Change) {

@@ -103,14 +103,17 @@ fn registered_keys_of(nick: &str) -> [String; 2] {
 }
 
 impl RedisStore {
-    /// Starts this node's heartbeat (aborted with the store), which also reaps dead nodes.
+    /// Starts this node's heartbeat (aborted with the store), which also reaps dead nodes and
+    /// tells the others what changed in this node's users and rooms (`presence`).
     pub(super) fn heartbeat(
         conn: super::Conn,
         node: String,
         gone: Arc<OnceLock<super::roster::Gone>>,
+        snapshot: Arc<OnceLock<crate::chat::presence::SnapshotFn>>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut conn = conn;
+            let mut published = super::presence::Published::default();
             let mut tick = tokio::time::interval(HEARTBEAT);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -126,6 +129,10 @@ impl RedisStore {
                 // reaped), and again on every beat (a reaper that took it for dead unlisted it).
                 let _: redis::RedisResult<()> = conn.sadd(super::roster::NODES, &node).await;
                 super::roster::reap(&mut conn, &node, &gone).await;
+                if let Some(take) = snapshot.get() {
+                    super::presence::publish(&mut conn, &node, take(), &mut published, NODE_TTL)
+                        .await;
+                }
             }
         })
     }

@@ -23,7 +23,7 @@ pub(super) type Change = (String, String, String, bool);
 
 pub(super) const NODES: &str = "chat:{nicks}:nodes";
 
-fn presence_key(node: &str) -> String {
+pub(super) fn presence_key(node: &str) -> String {
     format!("chat:{{nicks}}:presence:{node}")
 }
 
@@ -146,6 +146,9 @@ pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) 
             }
         }
         let _: redis::RedisResult<()> = conn.del(presence_key(node)).await;
+        // Their presence and room counts expire with the heartbeat; gone now in any case.
+        let _: redis::RedisResult<()> = conn.del(super::keys::users_key(node)).await;
+        let _: redis::RedisResult<()> = conn.del(super::keys::rooms_key(node)).await;
         let _: redis::RedisResult<()> = conn.srem(NODES, node).await;
     }
 }

@@ -12,7 +12,8 @@ use super::keys;
 use chat_protocol::events::ChatMessage;
 
 use crate::chat::store::{
-    Identity, Restriction, RestrictionKind, SearchPage, SearchQuery, Store, StoreError, StoreFuture,
+    Identity, RemoteUser, Restriction, RestrictionKind, SearchPage, SearchQuery, Store, StoreError,
+    StoreFuture,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -163,6 +164,50 @@ impl Store for RedisStore {
                 .await
                 .map_err(|e| self.unavailable(&e))
         })
+    }
+
+    fn remote_away(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
+        let (namespace, room) = (namespace.to_owned(), room.to_owned());
+        Box::pin(async move {
+            super::presence::away(&mut self.conn(), self.node(), &namespace, &room)
+                .await
+                .map_err(|e| self.unavailable(&e))
+        })
+    }
+
+    fn remote_user(
+        &self,
+        nick_key: &str,
+        namespace: &str,
+        rooms: &[String],
+    ) -> StoreFuture<'_, Vec<RemoteUser>> {
+        let (key, namespace, rooms) = (nick_key.to_owned(), namespace.to_owned(), rooms.to_vec());
+        Box::pin(async move {
+            super::presence::user(&mut self.conn(), self.node(), &key, &namespace, &rooms)
+                .await
+                .map_err(|e| self.unavailable(&e))
+        })
+    }
+
+    fn remote_users(&self) -> StoreFuture<'_, Vec<RemoteUser>> {
+        Box::pin(async move {
+            super::presence::users(&mut self.conn(), self.node())
+                .await
+                .map_err(|e| self.unavailable(&e))
+        })
+    }
+
+    fn remote_room_counts(&self, namespace: &str) -> StoreFuture<'_, Vec<(String, usize)>> {
+        let namespace = namespace.to_owned();
+        Box::pin(async move {
+            super::presence::room_counts(&mut self.conn(), self.node(), &namespace)
+                .await
+                .map_err(|e| self.unavailable(&e))
+        })
+    }
+
+    fn node_id(&self) -> Option<&str> {
+        Some(self.node())
     }
 
     fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
