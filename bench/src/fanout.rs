@@ -326,6 +326,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
     let mut redis = match cfg.redis {
         Some(addr) => {
             let mut probe = RedisProbe::connect(addr).await?;
+            probe.settle(cfg.nodes.len(), cfg.settle).await?;
             let idle0 = probe.snapshot().await?;
             tokio::time::sleep(REDIS_IDLE).await;
             let idle1 = probe.snapshot().await?;

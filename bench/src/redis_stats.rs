@@ -78,6 +78,27 @@ impl RedisProbe {
         })
     }
 
+    /// Waits until Redis runs at most 20 + 10 × `nodes` commands a second, measured over
+    /// half a second, or `limit` passed. After the joins the nodes keep writing rooms'
+    /// members to Redis for a while (one at a time, each waiting for its fsync), with their
+    /// own CPU idle; an idle window taken then would hold that tail. An idle node runs about
+    /// 6.5 a second (a ping every 0.5 s, its heartbeat and roster every 2 s).
+    pub async fn settle(&mut self, nodes: usize, limit: Duration) -> anyhow::Result<()> {
+        let quiet = (20 + 10 * nodes) as f64;
+        let deadline = Instant::now() + limit;
+        let mut last = self.snapshot().await?;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.snapshot().await?;
+            let calls: u64 = calls_between(&last, &now).values().sum();
+            if calls as f64 / now.at.duration_since(last.at).as_secs_f64() <= quiet {
+                return Ok(());
+            }
+            last = now;
+        }
+        Ok(())
+    }
+
     /// Redis's counters now.
     pub async fn snapshot(&mut self) -> anyhow::Result<Snapshot> {
         let text = info(&mut self.conn, "commandstats").await?;
