@@ -23,12 +23,12 @@
 //!
 //! Several servers (the nodes of a cluster): member `m` of room `r` connects to node
 //! `(r + m) % nodes.len()`, so every room's members are spread evenly over the nodes (and its
-//! first member, a publisher, starts on a different node for each room), and the same clients
-//! run against one node or three. A receiver
-//! knows its node and its publisher's, so latency is also kept apart for deliveries on the
-//! publisher's node and on another node: the difference is what crossing nodes adds. With
-//! `redis`, the cluster's Redis is read before and after ([`crate::redis_stats`]): commands
-//! and Redis CPU per message. The servers' CPU and memory are the sum over `server_pids`.
+//! first member, a publisher, is on a different node for each room), and the same clients run
+//! against one node or three. A receiver knows its node and its publisher's, so latency is
+//! also kept apart for deliveries on the publisher's node and on another node: the difference
+//! is what crossing nodes adds. With `redis`, the cluster's Redis is read before and after
+//! ([`crate::redis_stats`]): commands, CPU and AOF bytes per message. The servers' CPU and
+//! memory are the sums over `server_pids`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
