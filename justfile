@@ -28,6 +28,12 @@ demo:
 bench:
     bash bench/run.sh
 
+# The cluster benchmark: one node on Redis, three nodes on one Redis (fsync always, then off),
+# one node on SQLite, the same clients; Redis commands and CPU per message (about 6 minutes
+# once built; needs redis-server). The results go into BENCHMARKS.md by hand.
+bench-cluster:
+    bash bench/cluster.sh
+
 # The web page's browser tests (Chromium from apt, Playwright in tests/web/.venv).
 web-test *ARGS:
     bash tests/web/run.sh {{ARGS}}

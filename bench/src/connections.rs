@@ -60,7 +60,7 @@ pub struct ConnectionsResult {
 /// Runs the workers, waits until they hold their connections, reads the server's memory.
 pub async fn run(cfg: ConnectionsConfig) -> anyhow::Result<ConnectionsResult> {
     let pid = cfg.server_pid;
-    crate::fanout::settle(pid, Duration::from_secs(5)).await;
+    crate::fanout::settle(pid.as_slice(), Duration::from_secs(5)).await;
     let rss_before = pid.and_then(procfs::rss_kib).unwrap_or(0);
     let server_cpu0 = procfs::cpu_or_zero(pid);
     let exe = std::env::current_exe()?;
@@ -116,7 +116,7 @@ pub async fn run(cfg: ConnectionsConfig) -> anyhow::Result<ConnectionsResult> {
     }
     let setup_s = started.elapsed().as_secs_f64();
     // Let the server finish what the connects started before reading its memory.
-    crate::fanout::settle(pid, Duration::from_secs(5)).await;
+    crate::fanout::settle(pid.as_slice(), Duration::from_secs(5)).await;
     let rss_after = pid.and_then(procfs::rss_kib).unwrap_or(0);
     let server_cpu_s = procfs::cpu_or_zero(pid) - server_cpu0;
     let mut generator_cpu_s = procfs::self_cpu_seconds();

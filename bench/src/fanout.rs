@@ -20,7 +20,17 @@
 //! first connection, once every member has joined and the server is idle, and every 100 ms
 //! while publishing and draining (the peak), so memory per connection is known at rest and
 //! while the room is busy.
+//!
+//! Several servers (the nodes of a cluster): member `m` of room `r` connects to node
+//! `(r + m) % nodes.len()`, so every room's members are spread evenly over the nodes (and its
+//! first member, a publisher, is on a different node for each room), and the same clients run
+//! against one node or three. A receiver knows its node and its publisher's, so latency is
+//! also kept apart for deliveries on the publisher's node and on another node: the difference
+//! is what crossing nodes adds. With `redis`, the cluster's Redis is read before and after
+//! ([`crate::redis_stats`]): commands, CPU and AOF bytes per message. The servers' CPU and
+//! memory are the sums over `server_pids`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,14 +45,21 @@ use tokio::time::MissedTickBehavior;
 
 use crate::conn::{self, Mode, Target, Transport};
 use crate::procfs;
+use crate::redis_stats::{self, RedisProbe, RedisWork};
 use crate::ws::Msg;
 
 /// The knobs of one fan-out run.
 #[derive(Debug, Clone)]
 pub struct FanoutConfig {
+    /// How to connect; its `addr` is replaced per connection by one of `nodes`.
     pub target: Target,
+    /// The servers, at least one: member `m` of room `r` goes to `nodes[(r + m) % len]`.
+    pub nodes: Vec<SocketAddr>,
     pub server: String,
-    pub server_pid: Option<u32>,
+    /// The servers' processes (every node's), for CPU and RSS summed over them; may be empty.
+    pub server_pids: Vec<u32>,
+    /// The cluster's Redis, read for commands and CPU per message (`None`: not read).
+    pub redis: Option<SocketAddr>,
     pub rooms: usize,
     pub members: usize,
     /// Publishers in all; spread evenly over the rooms (at least one per room).
@@ -70,6 +87,8 @@ pub struct FanoutResult {
     pub server: String,
     pub mode: Mode,
     pub transport: Transport,
+    /// How many servers the members were spread over.
+    pub nodes: usize,
     pub rooms: usize,
     pub members: usize,
     pub publishers: usize,
@@ -96,6 +115,16 @@ pub struct FanoutResult {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// Deliveries to a receiver on its publisher's node and on another node, and the latency
+    /// of each (0 when there were none); with one node every delivery is on the same node.
+    pub delivered_same_node: u64,
+    pub delivered_other_node: u64,
+    pub p50_same_node_us: u64,
+    pub p99_same_node_us: u64,
+    pub p50_other_node_us: u64,
+    pub p99_other_node_us: u64,
+    /// What the messages cost the cluster's Redis, with `--redis`.
+    pub redis: Option<RedisWork>,
     pub setup_s: f64,
     pub drain_s: f64,
     pub server_cpu_s: f64,
@@ -140,7 +169,18 @@ struct Shared {
     epoch: Instant,
     sent: AtomicU64,
     delivered: AtomicU64,
-    hist: Mutex<Histogram<u64>>,
+    /// Latencies of deliveries on the publisher's node ([`SAME_NODE`]) and on another one.
+    hist: [Mutex<Histogram<u64>>; 2],
+}
+
+/// Index of the same-node histogram in [`Shared::hist`]; the other node's is `1`.
+const SAME_NODE: usize = 0;
+
+/// The node room `room`'s member `member` connects to: round-robin over the `nodes` within
+/// the room, each room starting one node further (a room of every `nodes`-th connection would
+/// otherwise sit on one node when the count of rooms is a multiple of the count of nodes).
+fn node_of(room: usize, member: usize, nodes: usize) -> usize {
+    (room + member) % nodes.max(1)
 }
 
 /// What one connection saw, returned by its task.
@@ -220,6 +260,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         "--window counts acks: Socket.IO mode only (the bare peer does not ack)"
     );
     anyhow::ensure!(cfg.window != Some(0), "--window must be >= 1");
+    anyhow::ensure!(!cfg.nodes.is_empty(), "need at least one server address");
     let per_room = cfg.publishers.div_ceil(cfg.rooms).clamp(1, cfg.members);
     let publishers = per_room * cfg.rooms;
     let period = Duration::from_secs_f64(publishers as f64 / cfg.rate);
@@ -231,10 +272,13 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         epoch: Instant::now(),
         sent: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
-        hist: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+        hist: [
+            Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+            Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
+        ],
     });
     let cfg = Arc::new(cfg);
-    let rss_start = cfg.server_pid.and_then(procfs::rss_kib).unwrap_or(0);
+    let rss_start = procfs::rss_sum_kib(&cfg.server_pids);
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let (ready_tx, mut ready_rx) = mpsc::channel::<anyhow::Result<()>>(1024);
     let permits = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
@@ -244,7 +288,13 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
     for i in 0..total {
         let (room, member) = (i % cfg.rooms, i / cfg.rooms);
         let publisher = (member < per_room).then_some(room * per_room + member);
+        let node = node_of(room, member, cfg.nodes.len());
         let task = Task {
+            target: Target {
+                addr: cfg.nodes[node],
+                ..cfg.target.clone()
+            },
+            node,
             cfg: cfg.clone(),
             shared: shared.clone(),
             room,
@@ -269,23 +319,37 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
             .ok_or_else(|| anyhow!("setup ended after {n} of {total} members"))?;
         ready.with_context(|| format!("member {n} of {total}"))?;
     }
-    settle(cfg.server_pid, cfg.settle).await;
+    settle(&cfg.server_pids, cfg.settle).await;
     let setup_s = setup_started.elapsed().as_secs_f64();
-    let rss_joined = cfg.server_pid.and_then(procfs::rss_kib).unwrap_or(0);
+    let rss_joined = procfs::rss_sum_kib(&cfg.server_pids);
+    // Redis's idle rates (the nodes' pings and heartbeats), to take off the window's counts.
+    let mut redis = match cfg.redis {
+        Some(addr) => {
+            let mut probe = RedisProbe::connect(addr).await?;
+            probe.settle(cfg.nodes.len(), cfg.settle).await?;
+            let idle0 = probe.snapshot().await?;
+            tokio::time::sleep(REDIS_IDLE).await;
+            let idle1 = probe.snapshot().await?;
+            Some((probe, idle0, idle1))
+        }
+        None => None,
+    };
+    let redis_window0 = match &mut redis {
+        Some((probe, ..)) => Some(probe.snapshot().await?),
+        None => None,
+    };
     let mut rss_peak = rss_joined;
     let mut rss_sampled = Instant::now();
 
-    let server_cpu0 = procfs::cpu_or_zero(cfg.server_pid);
-    let server_sys0 = system_or_zero(cfg.server_pid);
+    let server_cpu0 = procfs::cpu_sum(&cfg.server_pids);
+    let server_sys0 = system_sum(&cfg.server_pids);
     let gen_cpu0 = procfs::self_cpu_seconds();
     let requests0 = crate::polling::requests();
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + cfg.duration;
     let _ = phase_tx.send(Phase::Publish(start));
     let sample_rss = |peak: &mut u64| {
-        if let Some(rss) = cfg.server_pid.and_then(procfs::rss_kib) {
-            *peak = (*peak).max(rss);
-        }
+        *peak = (*peak).max(procfs::rss_sum_kib(&cfg.server_pids));
     };
     while Instant::now() < end + period {
         tokio::time::sleep_until((Instant::now() + RSS_EVERY).min(end + period).into()).await;
@@ -308,8 +372,12 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         }
     }
     let drain_s = drain_started.elapsed().as_secs_f64();
-    let server_cpu_s = procfs::cpu_or_zero(cfg.server_pid) - server_cpu0;
-    let server_sys_s = system_or_zero(cfg.server_pid) - server_sys0;
+    let server_cpu_s = procfs::cpu_sum(&cfg.server_pids) - server_cpu0;
+    let server_sys_s = system_sum(&cfg.server_pids) - server_sys0;
+    let redis_window1 = match &mut redis {
+        Some((probe, ..)) => Some(probe.snapshot().await?),
+        None => None,
+    };
     let generator_cpu_s = procfs::self_cpu_seconds() - gen_cpu0;
     let requests = crate::polling::requests();
     let _ = phase_tx.send(Phase::Stop);
@@ -335,10 +403,21 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
     let connection_errors = tasks.len() as u64;
     tasks.abort_all();
     let expected = stats.sent * receivers_per_msg;
-    let hist = shared
-        .hist
-        .lock()
-        .map_err(|_| anyhow!("histogram lock poisoned"))?;
+    let lock = |h: &Mutex<Histogram<u64>>| {
+        h.lock()
+            .map(|h| h.clone())
+            .map_err(|_| anyhow!("histogram lock poisoned"))
+    };
+    let same = lock(&shared.hist[SAME_NODE])?;
+    let other = lock(&shared.hist[1 - SAME_NODE])?;
+    let mut hist = same.clone();
+    hist.add(&other)?;
+    let redis = match (&redis, &redis_window0, &redis_window1) {
+        (Some((_, idle0, idle1)), Some(w0), Some(w1)) => {
+            Some(redis_stats::work((idle0, idle1), (w0, w1), stats.sent))
+        }
+        _ => None,
+    };
     let complete = stats.delivered == expected
         && stats.duplicates == 0
         && stats.unexpected == 0
@@ -350,6 +429,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         server: cfg.server.clone(),
         mode: cfg.target.mode,
         transport: cfg.target.transport,
+        nodes: cfg.nodes.len(),
         rooms: cfg.rooms,
         members: cfg.members,
         publishers,
@@ -379,6 +459,13 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
         p99_us: hist.value_at_quantile(0.99),
         p999_us: hist.value_at_quantile(0.999),
         max_us: hist.max(),
+        delivered_same_node: same.len(),
+        delivered_other_node: other.len(),
+        p50_same_node_us: same.value_at_quantile(0.5),
+        p99_same_node_us: same.value_at_quantile(0.99),
+        p50_other_node_us: other.value_at_quantile(0.5),
+        p99_other_node_us: other.value_at_quantile(0.99),
+        redis,
         setup_s,
         drain_s,
         server_cpu_s,
@@ -410,10 +497,15 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutResult> {
 /// How often the server's RSS is sampled while publishing and draining.
 const RSS_EVERY: Duration = Duration::from_millis(100);
 
-/// The system CPU seconds of `pid`, 0 when unknown.
-fn system_or_zero(pid: Option<u32>) -> f64 {
-    pid.and_then(procfs::cpu_user_system)
-        .map_or(0.0, |(_, system)| system)
+/// How long Redis is watched with the nodes idle, for the rates taken off the window's counts.
+const REDIS_IDLE: Duration = Duration::from_secs(2);
+
+/// The system CPU seconds of the processes in `pids` together (0 for one that is unknown).
+fn system_sum(pids: &[u32]) -> f64 {
+    pids.iter()
+        .filter_map(|&p| procfs::cpu_user_system(p))
+        .map(|(_, system)| system)
+        .sum()
 }
 
 /// `(after - before) / n`, 0 when a reading is missing.
@@ -424,17 +516,18 @@ fn per_connection(before: u64, after: u64, n: usize) -> f64 {
     after.saturating_sub(before) as f64 / n as f64
 }
 
-/// Waits until the server used less than 5% of a core over 200 ms, or `limit` passed.
-pub async fn settle(pid: Option<u32>, limit: Duration) {
-    let Some(pid) = pid else {
+/// Waits until the servers together used less than 5% of a core over 200 ms, or `limit`
+/// passed (200 ms when no server is known).
+pub async fn settle(pids: &[u32], limit: Duration) {
+    if pids.is_empty() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         return;
-    };
+    }
     let deadline = Instant::now() + limit;
-    let mut last = procfs::cpu_or_zero(Some(pid));
+    let mut last = procfs::cpu_sum(pids);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = procfs::cpu_or_zero(Some(pid));
+        let now = procfs::cpu_sum(pids);
         if now - last < 0.01 {
             return;
         }
@@ -445,6 +538,10 @@ pub async fn settle(pid: Option<u32>, limit: Duration) {
 /// One member: connects, joins, reports ready, then receives (and publishes, when it is a
 /// publisher) until told to stop.
 struct Task {
+    /// Where this member connects: its node's address.
+    target: Target,
+    /// Its node's index in `cfg.nodes`.
+    node: usize,
     cfg: Arc<FanoutConfig>,
     shared: Arc<Shared>,
     room: usize,
@@ -471,7 +568,7 @@ impl Task {
         let ws = {
             let _permit = permits.acquire().await;
             let joined = async {
-                let mut ws = conn::connect(&self.cfg.target, self.src, &self.nick).await?;
+                let mut ws = conn::connect(&self.target, self.src, &self.nick).await?;
                 conn::join(&mut ws, mode, &self.room_name).await?;
                 anyhow::Ok(ws)
             }
@@ -635,7 +732,7 @@ impl Task {
                     stats.reordered += u64::from(reordered);
                     self.shared.delivered.fetch_add(1, Ordering::Relaxed);
                     let now_us = self.shared.epoch.elapsed().as_micros() as u64;
-                    latencies.push(now_us.saturating_sub(due_us).max(1));
+                    latencies.push((now_us.saturating_sub(due_us).max(1), self.is_other_node(from)));
                     if latencies.len() >= LATENCY_BATCH {
                         self.flush_latencies(&mut latencies);
                     }
@@ -647,10 +744,21 @@ impl Task {
         stats
     }
 
-    fn flush_latencies(&self, latencies: &mut Vec<u64>) {
-        if let Ok(mut hist) = self.shared.hist.lock() {
-            for l in latencies.drain(..) {
-                hist.saturating_record(l);
+    /// Whether publisher `from` (of this member's room) is on another node than this member.
+    fn is_other_node(&self, from: usize) -> bool {
+        let (room, member) = (from / self.per_room, from % self.per_room);
+        node_of(room, member, self.cfg.nodes.len()) != self.node
+    }
+
+    fn flush_latencies(&self, latencies: &mut Vec<(u64, bool)>) {
+        let [same, other] = &self.shared.hist;
+        if let (Ok(mut same), Ok(mut other)) = (same.lock(), other.lock()) {
+            for (l, is_other) in latencies.drain(..) {
+                if is_other {
+                    other.saturating_record(l);
+                } else {
+                    same.saturating_record(l);
+                }
             }
         }
     }
@@ -697,5 +805,20 @@ mod tests {
         assert_eq!(seen.mark(1), (false, true));
         assert_eq!(seen.mark(2), (true, false));
         assert_eq!(seen.mark(200), (false, false));
+    }
+
+    #[test]
+    fn members_of_every_room_spread_over_the_nodes() {
+        // 2 rooms of 4 on 2 nodes: each room has two members on each node (a plain round-robin
+        // over connections numbered room by room put each room on one node).
+        let members = |room, nodes| (0..4).map(|m| node_of(room, m, nodes)).collect::<Vec<_>>();
+        assert_eq!(members(0, 2), [0, 1, 0, 1]);
+        assert_eq!(members(1, 2), [1, 0, 1, 0]);
+        // 3 nodes: the rooms' first members (the publishers) on different nodes.
+        assert_eq!(members(0, 3), [0, 1, 2, 0]);
+        assert_eq!(members(1, 3), [1, 2, 0, 1]);
+        assert_eq!(members(2, 3), [2, 0, 1, 2]);
+        // One node: everyone on it.
+        assert!((0..4).all(|r| members(r, 1) == [0, 0, 0, 0]));
     }
 }

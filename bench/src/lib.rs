@@ -11,10 +11,14 @@
 //! - [`conn`]: one connection: source address, WebSocket (or polling) and Socket.IO
 //!   handshakes, join; [`conn::Client`] is either transport behind the same calls.
 //! - [`fanout`]: R rooms of M members, P publishers at a fixed rate; loss, duplicates,
-//!   reordering per (publisher, seq) and per receiver; latency histogram.
+//!   reordering per (publisher, seq) and per receiver; latency histogram. Members spread over
+//!   one server or the nodes of a cluster, latency kept apart for the publisher's node and
+//!   the others.
 //! - [`connections`]: N idle connections over several worker processes; RSS per connection.
 //! - [`churn`]: connect+disconnect cycles per second.
 //! - [`procfs`]: `/proc` readings (RSS, CPU seconds, the machine).
+//! - [`redis_stats`]: a cluster's Redis read around a fan-out run: commands (by command) and
+//!   Redis CPU per message, net of the idle rate.
 //! - [`report`]: results file -> the generated part of `BENCHMARKS.md` and the SVG chart.
 //! - [`ws`]: the client side of WebSocket the generator speaks (lighter than tungstenite's).
 //! - [`polling`]: the client side of Engine.IO long-polling (`--transport polling`): a held
@@ -32,6 +36,7 @@ pub mod connections;
 pub mod fanout;
 pub mod polling;
 pub mod procfs;
+pub mod redis_stats;
 pub mod report;
 pub mod ws;
 

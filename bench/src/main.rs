@@ -22,9 +22,10 @@ struct Cli {
 /// Where the server is and how to reach it.
 #[derive(Debug, Args)]
 struct TargetArgs {
-    /// The server's address (loopback).
-    #[arg(long, default_value = "127.0.0.1:7878")]
-    addr: SocketAddr,
+    /// The server's address (loopback). `fanout` takes several (repeated, or a comma list:
+    /// the nodes of a cluster) and spreads its connections over them round-robin.
+    #[arg(long, default_value = "127.0.0.1:7878", value_delimiter = ',')]
+    addr: Vec<SocketAddr>,
     /// Socket.IO (`sio`) or bare WebSocket frames (`raw`, the bare peer).
     #[arg(long, value_enum, default_value = "sio")]
     mode: Mode,
@@ -41,9 +42,10 @@ struct TargetArgs {
     /// The server's name in the results.
     #[arg(long, default_value = "chat-server")]
     server: String,
-    /// The server's process id, for its RSS and CPU from /proc.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process id, for its RSS and CPU from /proc; `fanout` takes one per node
+    /// (repeated, or a comma list) and sums them.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Append the JSON result line to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -52,12 +54,21 @@ struct TargetArgs {
 impl TargetArgs {
     fn target(&self) -> Target {
         Target {
-            addr: self.addr,
+            addr: self.addr[0],
             mode: self.mode,
             transport: self.transport,
             src_addrs: self.src_addrs,
             src_base: self.src_base,
         }
+    }
+
+    /// The one server of a scenario that does not spread over nodes, and its process.
+    fn single(&self, scenario: &str) -> anyhow::Result<(Target, Option<u32>)> {
+        anyhow::ensure!(
+            self.addr.len() == 1 && self.server_pid.len() <= 1,
+            "{scenario} takes one --addr and at most one --server-pid"
+        );
+        Ok((self.target(), self.server_pid.first().copied()))
     }
 }
 
@@ -106,6 +117,10 @@ enum Command {
         /// With `--strict`: reordering alone does not fail the run (it is still reported).
         #[arg(long)]
         allow_reorder: bool,
+        /// The cluster's Redis (`127.0.0.1:PORT`): its commands and CPU per message are read
+        /// from `INFO commandstats` and /proc around the publishing, after 2 s of idle rates.
+        #[arg(long)]
+        redis: Option<SocketAddr>,
     },
     /// N idle connections held by worker processes; the server's RSS per connection.
     Connections {
@@ -208,11 +223,14 @@ async fn main() -> anyhow::Result<()> {
             keep_up_secs,
             strict,
             allow_reorder,
+            redis,
         } => {
             let result = fanout::run(fanout::FanoutConfig {
                 target: target.target(),
+                nodes: target.addr.clone(),
                 server: target.server.clone(),
-                server_pid: target.server_pid,
+                server_pids: target.server_pid.clone(),
+                redis,
                 rooms,
                 members,
                 publishers,
@@ -259,6 +277,27 @@ async fn main() -> anyhow::Result<()> {
                 result.rss_per_connection_joined_kib,
                 result.rss_per_connection_peak_kib
             );
+            if result.nodes > 1 {
+                eprintln!(
+                    "{} nodes: {} deliveries on the publisher's node p50 {:.2} ms p99 {:.2} ms, {} on another node p50 {:.2} ms p99 {:.2} ms",
+                    result.nodes,
+                    result.delivered_same_node,
+                    result.p50_same_node_us as f64 / 1000.0,
+                    result.p99_same_node_us as f64 / 1000.0,
+                    result.delivered_other_node,
+                    result.p50_other_node_us as f64 / 1000.0,
+                    result.p99_other_node_us as f64 / 1000.0,
+                );
+            }
+            if let Some(redis) = &result.redis {
+                eprintln!(
+                    "redis: {:.2} commands per message {:?}, {:.1} µs CPU per message ({:.1} idle commands/s)",
+                    redis.commands_per_message,
+                    redis.calls_per_message,
+                    redis.cpu_us_per_message,
+                    redis.idle_commands_per_s,
+                );
+            }
             if strict && !(result.complete && result.kept_up && (result.in_order || allow_reorder))
             {
                 eprintln!("not clean: see lost, dup, reordered and drain above");
@@ -273,10 +312,11 @@ async fn main() -> anyhow::Result<()> {
             setup_secs,
             strict,
         } => {
+            let (one, server_pid) = target.single("connections")?;
             let result = connections::run(connections::ConnectionsConfig {
-                target: target.target(),
+                target: one,
                 server: target.server.clone(),
-                server_pid: target.server_pid,
+                server_pid,
                 count,
                 procs,
                 connect_concurrency: concurrency,
@@ -305,10 +345,11 @@ async fn main() -> anyhow::Result<()> {
             duration_secs,
             max_cycles,
         } => {
+            let (one, server_pid) = target.single("churn")?;
             let result = churn::run(churn::ChurnConfig {
-                target: target.target(),
+                target: one,
                 server: target.server.clone(),
-                server_pid: target.server_pid,
+                server_pid,
                 concurrency,
                 duration: Duration::from_secs_f64(duration_secs),
                 max_cycles,

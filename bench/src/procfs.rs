@@ -42,6 +42,22 @@ pub fn cpu_or_zero(pid: Option<u32>) -> f64 {
     pid.and_then(cpu_seconds).unwrap_or(0.0)
 }
 
+/// CPU seconds of every process in `pids` together (the nodes of a cluster), 0 for one that
+/// is unknown or gone.
+pub fn cpu_sum(pids: &[u32]) -> f64 {
+    pids.iter().map(|&p| cpu_or_zero(Some(p))).sum()
+}
+
+/// Resident memory of every process in `pids` together, KiB; 0 when one of them is unknown
+/// (a partial sum would read as a drop in memory).
+pub fn rss_sum_kib(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|&p| rss_kib(p))
+        .sum::<Option<u64>>()
+        .filter(|_| !pids.is_empty())
+        .unwrap_or(0)
+}
+
 /// The machine in one line: cores, CPU model, kernel.
 pub fn machine() -> String {
     let cores = std::thread::available_parallelism()
@@ -72,5 +88,21 @@ mod tests {
         assert!(rss_kib(pid).unwrap() > 0);
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
         assert!(machine().contains("cores"));
+    }
+
+    #[test]
+    fn sums_over_processes() {
+        let pid = std::process::id();
+        let one = rss_kib(pid).unwrap();
+        let two = rss_sum_kib(&[pid, pid]);
+        // Two readings of a live process: about twice one (it may grow a little in between).
+        assert!(
+            two >= 2 * one - one / 10 && two <= 2 * one + one / 10,
+            "{one} {two}"
+        );
+        assert_eq!(rss_sum_kib(&[]), 0);
+        assert_eq!(rss_sum_kib(&[pid, u32::MAX]), 0);
+        assert!(cpu_sum(&[pid, pid]) >= cpu_sum(&[pid]));
+        assert_eq!(cpu_sum(&[u32::MAX]), 0.0);
     }
 }
