@@ -32,8 +32,6 @@
 //! - [`broadcast`]: the operator (`to`, `except`, `volatile`) that encodes once and hands the
 //!   bytes to the adapter.
 //! - [`outbox`]: encoded packets and each connection's bounded queue with the slow-consumer rule.
-//! - [`wakes`]: a batch's wake-ups of connection writers deferred to its end (one per
-//!   connection, for a thread that answers many connections at once).
 //! - [`stats`]: the engine's counters (connections, deliveries, refusals, closes by reason),
 //!   relaxed atomics the application reads for its metrics.
 //! - [`buffers`]: the buffer policy: what each connection's buffers keep between batches and
@@ -67,7 +65,6 @@ pub(crate) mod polling;
 pub mod socket;
 pub mod stats;
 pub mod trusted_proxy;
-pub mod wakes;
 pub mod wire;
 
 use std::collections::HashMap;

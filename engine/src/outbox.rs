@@ -234,9 +234,9 @@ impl Outbox {
         queue.packets.push_back(packet);
         drop(queue);
         // The writer takes what is queued before it waits again, so it needs waking only when
-        // the queue goes from empty to not (at the end of the batch inside `wakes::wake_after`).
+        // the queue goes from empty to not.
         if was_empty {
-            crate::wakes::wake(&self.shared.waker);
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -261,7 +261,7 @@ impl Outbox {
         queue.packets.push_back(packet);
         drop(queue);
         if was_empty {
-            crate::wakes::wake(&self.shared.waker);
+            self.shared.waker.wake();
         }
         Ok(())
     }

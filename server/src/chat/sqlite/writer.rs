@@ -531,16 +531,12 @@ impl Writer {
                 let staged = std::mem::take(&mut self.rooms.staged);
                 lock(&self.rooms.unindexed).add(staged, committed);
                 let mut appends = 0;
-                // The batch's acks and broadcasts are queued in order; each connection's
-                // writer is woken once, after the last (so it writes all of its acks at once).
-                crate::engine::wakes::wake_after(|| {
-                    for effect in effects {
-                        if matches!(effect, Effect::Appended { .. }) {
-                            appends += 1;
-                        }
-                        self.finish(effect);
+                for effect in effects {
+                    if matches!(effect, Effect::Appended { .. }) {
+                        appends += 1;
                     }
-                });
+                    self.finish(effect);
+                }
                 if appends > 0 {
                     let metrics = crate::metrics::store();
                     metrics
