@@ -125,12 +125,6 @@ pub trait Adapter: Send + Sync + 'static {
     fn rooms(&self) -> Vec<(Room, usize)>;
     /// Delivers an encoded packet; returns how many sockets took it here.
     fn broadcast(&self, packet: EncodedPacket, opts: &BroadcastOptions) -> usize;
-    /// Whether a broadcast with these options would reach any socket (`true` when unsure, as
-    /// an adapter that also publishes to other nodes is): lets a sender skip encoding a
-    /// packet for nobody. Stops at the first target.
-    fn reaches_any(&self, _opts: &BroadcastOptions) -> bool {
-        true
-    }
 }
 
 /// A room's members with their outboxes (only sockets connected here are members).
@@ -345,21 +339,6 @@ impl Adapter for LocalAdapter {
         v
     }
 
-    fn reaches_any(&self, opts: &BroadcastOptions) -> bool {
-        let rooms = read(&self.rooms);
-        let excluded = Excluded::new(&rooms, &opts.except);
-        match opts.rooms.as_slice() {
-            [] => read(&self.ctx.sockets.map)
-                .keys()
-                .any(|sid| !excluded.contains(sid)),
-            targets => targets
-                .iter()
-                .filter_map(|room| rooms.members.get(room))
-                .flat_map(|members| members.keys())
-                .any(|sid| !excluded.contains(sid)),
-        }
-    }
-
     fn broadcast(&self, packet: EncodedPacket, opts: &BroadcastOptions) -> usize {
         // Deliver under the rooms lock: a `leave` that returns has either seen this broadcast
         // delivered or keeps the socket out of it; none arrives after a leave is acked.
@@ -437,33 +416,6 @@ mod tests {
             assert_eq!(got(rx).await, usize::from(i >= 15), "socket s{i}");
         }
         assert_eq!(adapter.sockets(&opts(&["a", "b"], &["quiet"])).len(), 15);
-    }
-
-    #[tokio::test]
-    async fn reaches_any_says_whether_a_broadcast_has_a_target() {
-        let (adapter, receivers) = adapter(3);
-        let (s0, s1) = (&receivers[0].0, &receivers[1].0);
-        adapter.join(s0, &["alone".to_owned(), "pair".to_owned()]);
-        adapter.join(s1, &["pair".to_owned()]);
-        // (rooms, except, reached): each checked against what `sockets` finds.
-        let cases: [(&[&str], &[&str], bool); 7] = [
-            (&["alone"], &[s0.as_str()], false),
-            (&["alone"], &[], true),
-            (&["pair"], &[s0.as_str()], true),
-            (&["pair"], &["pair"], false),
-            (&["nobody", "alone"], &["alone"], false),
-            (&[], &[], true),
-            (&["nobody"], &[], false),
-        ];
-        for (rooms, except, reached) in cases {
-            let o = opts(rooms, except);
-            assert_eq!(
-                adapter.reaches_any(&o),
-                reached,
-                "{rooms:?} except {except:?}"
-            );
-            assert_eq!(adapter.sockets(&o).is_empty(), !reached);
-        }
     }
 
     #[tokio::test]

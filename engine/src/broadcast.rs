@@ -86,12 +86,6 @@ impl BroadcastOperator {
         &self.opts
     }
 
-    /// Whether an emit now would reach any socket (`true` when the adapter cannot tell):
-    /// a caller with a costly packet asks first, and encodes nothing for nobody.
-    pub fn reaches_any(&self) -> bool {
-        self.ns.adapter().reaches_any(&self.opts)
-    }
-
     /// Emits `event` with `args`; returns how many local sockets took it.
     pub fn emit(&self, event: &str, args: Vec<Value>) -> usize {
         self.emit_binary(event, args, Vec::new())

@@ -325,11 +325,7 @@ impl ChatApp {
         Box::new(move |stored: &ChatMessage| {
             // A ChatMessage always serialises. Local: a store shared by several processes
             // brings its messages to the others itself (in `seq` order).
-            // A room with nobody else in it here (a bot's, a new one) gets nothing encoded.
-            let to = sender.to(engine_room(&stored.room)).local();
-            if to.reaches_any() {
-                to.push(stored);
-            }
+            sender.to(engine_room(&stored.room)).local().push(stored);
         })
     }
 }
