@@ -793,6 +793,19 @@ async fn whois_who_and_rooms_see_the_users_of_another_node() {
         json!([{"room": "only-sam", "members": 1}, {"room": "r", "members": 2}]),
         "{rooms}"
     );
+    // The welcome notice counts the namespace's users on every node (B's, as its last
+    // heartbeat said, so within a few seconds): ann and sam, and the newcomer on A.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let mut tom = connect(a.local_addr(), "/", "tom", None).await;
+        let text = tom.wait_event("notice").await["text"].clone();
+        tom.close().await;
+        if text == "Welcome to /, tom. 3 users online." {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {text} after 8 s");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     // What B writes about its users does not grow with chat traffic: 40 messages in a row
     // cost at most one write per heartbeat (2 s; of what changed: its user's last activity),
     // not one each.

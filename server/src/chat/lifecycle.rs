@@ -82,7 +82,7 @@ impl ChatApp {
                 .or_default();
             *n += 1;
             *n
-        };
+        } + self.store.remote_namespace_users(socket.namespace().name());
         let text = format!(
             "Welcome to {}, {}. {online} user{} online.",
             socket.namespace().name(),

@@ -44,6 +44,8 @@ pub struct Link {
 pub struct Snapshot {
     pub users: Vec<(String, UserPresence)>,
     pub rooms: Vec<(String, String, usize)>,
+    /// Users connected per namespace (the welcome notice's count), as (namespace, users).
+    pub namespaces: Vec<(String, usize)>,
 }
 
 /// Takes a node's [`Snapshot`] (the store calls it on each heartbeat).
@@ -117,7 +119,16 @@ impl ChatApp {
                 }
             }
         }
-        Snapshot { users, rooms }
+        let namespaces = lock(&self.namespace_users)
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(ns, n)| (ns.clone(), *n))
+            .collect();
+        Snapshot {
+            users,
+            rooms,
+            namespaces,
+        }
     }
 }
 

@@ -396,6 +396,12 @@ pub trait Store: RoomLog {
     fn remote_room_counts(&self, _namespace: &str) -> StoreFuture<'_, Vec<(String, usize)>> {
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
+    /// A store shared by several processes: the users connected to `namespace` on the other
+    /// live processes, as their last heartbeat said (at most one heartbeat old, read without
+    /// waiting); 0 for a store of one process.
+    fn remote_namespace_users(&self, _namespace: &str) -> usize {
+        0
+    }
     /// A store shared by several processes: this process's id among them (the admin API's
     /// `node`); `None` for a store of one process.
     fn node_id(&self) -> Option<&str> {

@@ -82,6 +82,11 @@ pub(super) fn rooms_key(node: &str) -> String {
     format!("chat:{{nicks}}:rooms:{node}")
 }
 
+/// A node's users per namespace (`presence`): namespace -> users connected to it there.
+pub(super) fn namespaces_key(node: &str) -> String {
+    format!("chat:{{nicks}}:namespaces:{node}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,6 +93,8 @@ pub struct RedisStore {
     gone: Arc<OnceLock<Gone>>,
     /// This node's users and rooms, for the others (`presence`); set once by the chat.
     snapshot: Arc<OnceLock<SnapshotFn>>,
+    /// The other nodes' users per namespace, read on each heartbeat (`presence`).
+    remote_namespaces: presence::RemoteNamespaces,
     has_members: Arc<OnceLock<HasMembers>>,
     durability: Result<(), String>,
     /// The newest messages per room a search reads (`search`).
@@ -120,6 +122,7 @@ impl RedisStore {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let gone: Arc<OnceLock<Gone>> = Arc::default();
         let snapshot: Arc<OnceLock<SnapshotFn>> = Arc::default();
+        let remote_namespaces = presence::RemoteNamespaces::default();
         let has_members: Arc<OnceLock<HasMembers>> = Arc::default();
         let (roster, roster_rx) = unbounded_channel();
         let subscriptions = Subscriptions::new(subscriptions, url.clone());
@@ -132,6 +135,7 @@ impl RedisStore {
                 node.clone(),
                 gone.clone(),
                 snapshot.clone(),
+                remote_namespaces.clone(),
             ),
             roster::writer(commands.clone(), node.clone(), roster_rx),
             sweeper(sequencer.clone()),
@@ -180,6 +184,7 @@ impl RedisStore {
             roster,
             gone,
             snapshot,
+            remote_namespaces,
             has_members,
             durability,
             scan: search::scan_for(max_messages),

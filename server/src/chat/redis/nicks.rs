@@ -110,6 +110,7 @@ impl RedisStore {
         node: String,
         gone: Arc<OnceLock<super::roster::Gone>>,
         snapshot: Arc<OnceLock<crate::chat::presence::SnapshotFn>>,
+        remote_namespaces: super::presence::RemoteNamespaces,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut conn = conn;
@@ -133,6 +134,7 @@ impl RedisStore {
                     super::presence::publish(&mut conn, &node, take(), &mut published, NODE_TTL)
                         .await;
                 }
+                super::presence::refresh_namespaces(&mut conn, &node, &remote_namespaces).await;
             }
         })
     }

@@ -3,7 +3,12 @@
 //! heartbeat's time to live (so a dead node's vanish with it):
 //!
 //! - `chat:{nicks}:users:<node>`: nick key -> [`UserPresence`] JSON;
-//! - `chat:{nicks}:rooms:<node>`: `<ns>\n<room>` -> member count.
+//! - `chat:{nicks}:rooms:<node>`: `<ns>\n<room>` -> member count;
+//! - `chat:{nicks}:namespaces:<node>`: namespace -> users connected to it there.
+//!
+//! After writing, a beat reads the other live nodes' namespace hashes (one small `HGETALL`
+//! each) into [`RemoteNamespaces`], so the welcome notice's "N users online" counts every
+//! node without a Redis read per connection.
 //!
 //! A beat writes only the fields that changed since the last (one `HSET` and one `HDEL` per
 //! hash, in chunks), then renews the time to live; a hash found gone (Redis restarted, or a
@@ -19,7 +24,7 @@ use redis::AsyncCommands;
 use super::Conn;
 use std::time::Duration;
 
-use super::keys::{node_key, room, rooms_key, users_key};
+use super::keys::{namespaces_key, node_key, room, rooms_key, users_key};
 use super::roster::{NODES, presence_key};
 use crate::chat::presence::{RemoteUser, Snapshot, UserPresence};
 
@@ -34,12 +39,16 @@ fn room_field(namespace: &str, room: &str) -> String {
 #[derive(Default)]
 pub(super) struct Written(Option<HashMap<String, String>>);
 
-/// What this node last wrote: its users and its rooms.
+/// What this node last wrote: its users, its rooms and its namespaces' user counts.
 #[derive(Default)]
 pub(super) struct Published {
     users: Written,
     rooms: Written,
+    namespaces: Written,
 }
+
+/// The other live nodes' users per namespace, summed, as of the last heartbeat.
+pub(super) type RemoteNamespaces = std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>;
 
 /// Writes what changed in this node's snapshot since the last beat; the hashes live `ttl`.
 pub(super) async fn publish(
@@ -59,8 +68,40 @@ pub(super) async fn publish(
         .into_iter()
         .map(|(ns, room, n)| (room_field(&ns, &room), n.to_string()))
         .collect();
+    let namespaces: HashMap<String, String> = snapshot
+        .namespaces
+        .into_iter()
+        .map(|(ns, n)| (ns, n.to_string()))
+        .collect();
     sync(conn, &users_key(node), users, &mut last.users, ttl).await;
     sync(conn, &rooms_key(node), rooms, &mut last.rooms, ttl).await;
+    sync(
+        conn,
+        &namespaces_key(node),
+        namespaces,
+        &mut last.namespaces,
+        ttl,
+    )
+    .await;
+}
+
+/// Reads the other live nodes' users per namespace into `into` (left as it was when Redis
+/// does not answer).
+pub(super) async fn refresh_namespaces(conn: &mut Conn, me: &str, into: &RemoteNamespaces) {
+    let read = async {
+        let mut sums: HashMap<String, usize> = HashMap::new();
+        for node in live_nodes(conn, me).await? {
+            let all: HashMap<String, usize> = conn.hgetall(namespaces_key(&node)).await?;
+            for (ns, n) in all {
+                *sums.entry(ns).or_default() += n;
+            }
+        }
+        redis::RedisResult::Ok(sums)
+    };
+    match read.await {
+        Ok(sums) => *crate::engine::lock(into) = sums,
+        Err(e) => tracing::warn!(error = %e, "cannot read the other nodes' user counts"),
+    }
 }
 
 /// Makes the hash at `key` hold `now`, writing the difference from `last`.

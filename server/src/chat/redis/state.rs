@@ -210,6 +210,13 @@ impl Store for RedisStore {
         Some(self.node())
     }
 
+    fn remote_namespace_users(&self, namespace: &str) -> usize {
+        crate::engine::lock(&self.remote_namespaces)
+            .get(namespace)
+            .copied()
+            .unwrap_or(0)
+    }
+
     fn operators(&self, namespace: &str, room: &str) -> StoreFuture<'_, Vec<String>> {
         let (namespace, room) = (namespace.to_owned(), room.to_owned());
         Box::pin(async move { self.operators_of(&namespace, &room).await })
