@@ -149,6 +149,7 @@ pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) 
         // Their presence and room counts expire with the heartbeat; gone now in any case.
         let _: redis::RedisResult<()> = conn.del(super::keys::users_key(node)).await;
         let _: redis::RedisResult<()> = conn.del(super::keys::rooms_key(node)).await;
+        let _: redis::RedisResult<()> = conn.del(super::keys::namespaces_key(node)).await;
         let _: redis::RedisResult<()> = conn.srem(NODES, node).await;
     }
 }
