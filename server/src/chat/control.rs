@@ -149,19 +149,10 @@ impl ChatApp {
                     reason: kick.reason.clone(),
                     until: None,
                 }]);
-                self.remove_from_room(
-                    &ns,
-                    &room,
-                    Some(&kick),
-                    |session, socket| {
-                        let ip = socket.conn().remote.ip();
-                        rules
-                            .find(RestrictionKind::Ban, &session.nick(), Some(ip))
-                            .is_some()
-                    },
-                    // Matched by address only: the node that banned could not know.
-                    |nick| rules.find(RestrictionKind::Ban, nick, None).is_none(),
-                );
+                // Announced: those matched by address only (the node that banned could not know).
+                self.remove_banned(&ns, &room, &kick, &rules, |nick| {
+                    rules.find(RestrictionKind::Ban, nick, None).is_none()
+                });
             }
             Control::Disconnect {
                 namespace,

@@ -432,6 +432,30 @@ impl ChatApp {
         ns.to(engine_room(&event.room)).push(event);
     }
 
+    /// Takes out of `room` the members (on this node) a ban in `rules` matches, by nick or
+    /// by address, telling the room with `kick` of those `announce` accepts.
+    pub(crate) fn remove_banned(
+        &self,
+        ns: &Namespace,
+        room: &str,
+        kick: &Moderation,
+        rules: &RoomRules,
+        announce: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        self.remove_from_room(
+            ns,
+            room,
+            Some(kick),
+            |session, socket| {
+                let ip = socket.conn().remote.ip();
+                rules
+                    .find(RestrictionKind::Ban, &session.nick(), Some(ip))
+                    .is_some()
+            },
+            announce,
+        )
+    }
+
     /// Removes this node's sockets of the room that `is_target` picks: with an `event`, a
     /// `kick` (one per nick, for the nicks `announce` passes) to the room first, so the
     /// targets see why, then they leave. Returns the nicks removed.
@@ -575,18 +599,7 @@ impl ChatApp {
             until: None,
             ..event.clone()
         };
-        let removed = self.remove_from_room(
-            ns,
-            room,
-            Some(&kick),
-            |session, socket| {
-                let ip = socket.conn().remote.ip();
-                rules
-                    .find(RestrictionKind::Ban, &session.nick(), Some(ip))
-                    .is_some()
-            },
-            |_| true,
-        );
+        let removed = self.remove_banned(ns, room, &kick, &rules, |_| true);
         if self.has_peers() {
             // Members on other nodes the ban matches by nick are told here, once; those it
             // matches by address only, by their node.
