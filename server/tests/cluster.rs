@@ -915,6 +915,8 @@ async fn the_admin_api_lists_and_kicks_the_users_of_every_node() {
     let admin = a.admin_addr().expect("admin listener");
     let mut ann = connect(a.local_addr(), "/", "ann", None).await;
     let mut bob = connect(b.local_addr(), "/", "bob", None).await;
+    // In the namespace, in no room.
+    let _cat = connect(b.local_addr(), "/", "cat", None).await;
     join(&mut ann, "/", "r").await;
     join(&mut bob, "/", "r").await;
 
@@ -922,16 +924,25 @@ async fn the_admin_api_lists_and_kicks_the_users_of_every_node() {
     let users = loop {
         let (status, users) = admin_api(admin, "GET", "/api/users", None).await;
         assert_eq!(status, 200, "{users}");
-        if users["users"].as_array().is_some_and(|u| u.len() == 2) || Instant::now() > deadline {
+        if users["users"].as_array().is_some_and(|u| u.len() == 3) || Instant::now() > deadline {
             break users;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let list = users["users"].as_array().unwrap();
-    assert_eq!(list.len(), 2, "{users}");
+    assert_eq!(list.len(), 3, "{users}");
     assert_eq!(
-        (list[0]["nick"].as_str(), list[1]["nick"].as_str()),
-        (Some("ann"), Some("bob"))
+        (
+            list[0]["nick"].as_str(),
+            list[1]["nick"].as_str(),
+            list[2]["nick"].as_str()
+        ),
+        (Some("ann"), Some("bob"), Some("cat"))
+    );
+    assert_eq!(
+        list[2]["connections"][0]["namespaces"],
+        json!([{"name": "/", "rooms": []}]),
+        "a user on another node in no room is still listed in its namespace: {users}"
     );
     let (node_a, node_b) = (
         list[0]["node"].as_str().unwrap(),
@@ -961,7 +972,7 @@ async fn the_admin_api_lists_and_kicks_the_users_of_every_node() {
         .iter()
         .filter_map(|u| u["node"].as_str())
         .collect();
-    assert_eq!(nodes, [node_a, node_b], "{printed}");
+    assert_eq!(nodes, [node_a, node_b, node_b], "{printed}");
     let (_, rooms) = admin_api(admin, "GET", "/api/rooms", None).await;
     assert_eq!(
         rooms["rooms"],

@@ -228,17 +228,9 @@ impl ChatApp {
 /// A user on another node as the admin API lists it. The roster keeps rooms per nick, not
 /// per connection: the first connection carries them all.
 fn remote_info(r: RemoteUser) -> UserInfo {
-    let mut namespaces: Vec<NamespaceEntry> = Vec::new();
-    for (ns, room) in r.rooms {
-        match namespaces.iter_mut().find(|n| n.name == ns) {
-            Some(n) => n.rooms.push(room),
-            None => namespaces.push(NamespaceEntry {
-                name: ns,
-                rooms: vec![room],
-            }),
-        }
-    }
-    let connections = r
+    // Each connection with the namespaces it is connected to; the roster keeps rooms per
+    // nick, so a namespace's rooms go to the first connection in it (or the first of all).
+    let mut connections: Vec<ConnectionEntry> = r
         .presence
         .connections
         .into_iter()
@@ -249,9 +241,33 @@ fn remote_info(r: RemoteUser) -> UserInfo {
             } else {
                 "websocket"
             },
-            namespaces: std::mem::take(&mut namespaces),
+            namespaces: l
+                .namespaces
+                .into_iter()
+                .map(|name| NamespaceEntry {
+                    name,
+                    rooms: Vec::new(),
+                })
+                .collect(),
         })
         .collect();
+    for (ns, room) in r.rooms {
+        let entry = connections
+            .iter_mut()
+            .flat_map(|c| c.namespaces.iter_mut())
+            .find(|n| n.name == ns);
+        match entry {
+            Some(n) => n.rooms.push(room),
+            None => {
+                if let Some(c) = connections.first_mut() {
+                    c.namespaces.push(NamespaceEntry {
+                        name: ns,
+                        rooms: vec![room],
+                    });
+                }
+            }
+        }
+    }
     UserInfo {
         nick: r.presence.nick,
         node: Some(r.node),

@@ -36,6 +36,9 @@ pub struct UserPresence {
 pub struct Link {
     pub remote: String,
     pub transport: String,
+    /// The namespaces it is connected to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
 }
 
 /// What a node tells the others: its users by nick key, and its chat rooms' member counts
@@ -90,10 +93,17 @@ pub(crate) fn summary(sessions: &[Arc<Session>]) -> Option<UserPresence> {
         active_ms: sessions.iter().map(|s| s.active_at_ms()).max().unwrap_or(0),
         connections: sessions
             .iter()
-            .filter_map(|s| s.sockets().first().cloned())
-            .map(|s| Link {
-                remote: s.conn().remote.to_string(),
-                transport: transport_name(s.conn().transport()).to_owned(),
+            .filter_map(|session| {
+                let sockets = session.sockets();
+                let s = sockets.first()?;
+                Some(Link {
+                    remote: s.conn().remote.to_string(),
+                    transport: transport_name(s.conn().transport()).to_owned(),
+                    namespaces: sockets
+                        .iter()
+                        .map(|s| s.namespace().name().to_owned())
+                        .collect(),
+                })
             })
             .collect(),
     })
