@@ -411,7 +411,7 @@ async fn the_api_lists_kicks_and_sends_notices() {
         .json();
     assert_eq!(
         ns,
-        json!({"namespaces": [{"name": "/", "sockets": 2, "rooms": 1}]})
+        json!({"namespaces": [{"name": "/", "sockets": 2, "users": 2, "rooms": 1}]})
     );
 
     // A notice to the room reaches both.

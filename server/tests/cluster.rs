@@ -979,6 +979,19 @@ async fn the_admin_api_lists_and_kicks_the_users_of_every_node() {
         json!([{"namespace": "/", "room": "r", "members": 2}]),
         "{rooms}"
     );
+    // Namespaces: this node's sockets, every node's users and rooms (B's within a beat).
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let namespaces = loop {
+        let (_, ns) = admin_api(admin, "GET", "/api/namespaces", None).await;
+        if ns["namespaces"][0]["users"] == 3 || Instant::now() > deadline {
+            break ns;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        namespaces,
+        json!({"namespaces": [{"name": "/", "sockets": 1, "users": 3, "rooms": 1}]})
+    );
 
     // Out of r: B's client is told, and is out.
     let (status, kicked) = admin_api(

@@ -3,7 +3,7 @@
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
-//! | `GET /api/namespaces` | | `{"namespaces":[{"name","sockets","rooms"}]}` |
+//! | `GET /api/namespaces` | | `{"namespaces":[{"name","sockets","users","rooms"}]}` (`sockets`: this node's; `users` and `rooms`: every node's) |
 //! | `GET /api/rooms[?namespace=/ns]` | | `{"rooms":[{"namespace","room","members"}]}` |
 //! | `GET /api/users` | | `{"users":[{"nick","node"?,"authenticated","away"?,"connections":[...]}]}` |
 //! | `POST /api/kick` | `{"nick", "room"?, "namespace"?, "reason"?}` | `{"ok":true,"sockets":N,"elsewhere":bool}`; 404 `no_such_user` / `not_in_room` |
@@ -70,7 +70,7 @@ const MAX_REASON: usize = 200;
 pub(super) async fn route(request: &Request<'_>, state: &AdminState) -> Answer {
     let path = request.path.trim_end_matches('/');
     match (request.method, path) {
-        ("GET", "/api/namespaces") => namespaces(state),
+        ("GET", "/api/namespaces") => namespaces(state).await,
         ("GET", "/api/rooms") => rooms(state, query_param(request.query, "namespace")).await,
         ("GET", "/api/users") => Answer::json(200, &json!({"users": state.app.list_users().await})),
         ("POST", "/api/kick") => match body::<Kick>(request.body) {
@@ -103,21 +103,20 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Answer> {
         .map_err(|e| Answer::error(400, "bad_request", &format!("bad JSON body: {e}")))
 }
 
-fn namespaces(state: &AdminState) -> Answer {
-    let mut list: Vec<_> = state
-        .engine
-        .namespaces()
-        .iter()
-        .map(|ns| {
-            let rooms = ns
-                .adapter()
-                .rooms()
-                .iter()
-                .filter(|(r, _)| r.starts_with('#'))
-                .count();
-            json!({"name": ns.name(), "sockets": ns.sockets().len(), "rooms": rooms})
-        })
-        .collect();
+async fn namespaces(state: &AdminState) -> Answer {
+    let mut list = Vec::new();
+    for ns in state.engine.namespaces() {
+        let rooms = match state.app.room_counts(&ns).await {
+            Ok(c) => c.len(),
+            Err(e) => return Answer::error(503, "unavailable", &e.to_string()),
+        };
+        list.push(json!({
+            "name": ns.name(),
+            "sockets": ns.sockets().len(),
+            "users": state.app.namespace_users(ns.name()),
+            "rooms": rooms,
+        }));
+    }
     list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     Answer::json(200, &json!({ "namespaces": list }))
 }

@@ -729,6 +729,13 @@ impl ChatApp {
         let remote = self.store.remote_room_counts(ns.name()).await?;
         Ok(presence::add_counts(local, remote))
     }
+
+    /// The users connected to the namespace named `ns`, on every node (cluster mode: the
+    /// other nodes' as of their last heartbeat).
+    pub fn namespace_users(&self, ns: &str) -> usize {
+        lock(&self.namespace_users).get(ns).copied().unwrap_or(0)
+            + self.store.remote_namespace_users(ns)
+    }
 }
 
 /// The sorted nicks of a room's members in the socket's namespace whose session passes

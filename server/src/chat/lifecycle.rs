@@ -75,14 +75,10 @@ impl ChatApp {
             sockets.push(socket.clone());
             sockets.len() == 1
         };
-        let online = {
-            let mut counts = lock(&self.namespace_users);
-            let n = counts
-                .entry(socket.namespace().name().to_owned())
-                .or_default();
-            *n += 1;
-            *n
-        } + self.store.remote_namespace_users(socket.namespace().name());
+        *lock(&self.namespace_users)
+            .entry(socket.namespace().name().to_owned())
+            .or_default() += 1;
+        let online = self.namespace_users(socket.namespace().name());
         let text = format!(
             "Welcome to {}, {}. {online} user{} online.",
             socket.namespace().name(),
