@@ -266,7 +266,7 @@ pub fn contains_close(mut bytes: &[u8]) -> bool {
 }
 
 /// Writes `control` and then every frame (opcode, payload), and flushes: [`gather_frames`]
-/// then [`write_gathered`].
+/// then [`GatheredWrite`], as the connection's writer does.
 pub async fn write_frames<'a, W, F>(
     w: &mut W,
     gather: &mut Vec<u8>,
@@ -274,12 +274,13 @@ pub async fn write_frames<'a, W, F>(
     frames: F,
 ) -> io::Result<()>
 where
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + Send,
     F: IntoIterator<Item = (u8, &'a [u8])>,
 {
     let mut large = Vec::new();
     gather_frames(gather, control, frames, &mut large);
-    write_gathered(w, gather, &large).await
+    let mut write = GatheredWrite::new(w, gather, large);
+    std::future::poll_fn(|cx| write.poll(cx)).await
 }
 
 /// Puts `control` and every frame (opcode, payload) into `gather` (the caller's, reused from
