@@ -111,16 +111,14 @@ pub async fn serve_with(
         let engine2 = engine.clone();
         let tls = tls.clone();
         let per_ip = per_ip.clone();
-        // The connection's future is boxed, so the task holds only a pointer and the box only
-        // the state of its kind of connection (a plain one does not carry a TLS stream's size).
-        // The request handling's future is given back before the upgraded connection is
-        // served (each `let` drops its box), so a connection's long life holds only the
-        // WebSocket's state, not the HTTP handling's as well.
+        // The connection's futures are boxed, so the task holds only a pointer and each box
+        // only the state of its kind of connection (a plain one does not carry a TLS stream's
+        // size). The request handling's box is given back before the upgraded connection is
+        // served, so a connection's long life holds only the WebSocket's state; the `Upgraded`
+        // value becomes its boxed future before the await (kept in a local across it, the
+        // larger, TLS one would sit in every connection's task).
         engine.tracker().spawn(async move {
             let counted = (per_ip, slot, within);
-            // Only the boxed future of what the connection became is kept across its life
-            // (the `Upgraded` values are gone by then: kept in a local, the larger, TLS one
-            // would sit in every connection's task).
             let upgraded = match tls {
                 None => Box::pin(handle(engine2.clone(), stream, remote, counted))
                     .await
