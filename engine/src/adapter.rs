@@ -3,7 +3,10 @@
 //! that spans several processes (Redis pub/sub, later) can forward it as it is.
 //!
 //! [`LocalAdapter`] keeps rooms in memory as a two-way index (room -> sockets, socket ->
-//! rooms), so leaving every room on disconnect is one call and empty rooms vanish. It reports
+//! rooms), so leaving every room on disconnect is one call and empty rooms vanish. Every
+//! socket is in the room named by its id (Socket.IO's rule); that room is implicit, read from
+//! the namespace's socket map, not stored in the index: a socket that joined nothing else has
+//! no entry there (two tables, ~500 bytes a connection, fewer). It reports
 //! room lifecycle changes ([`RoomEvent`]) to the namespace's listeners. A room's members are
 //! kept with their outboxes, so a broadcast queues straight from the room (one hash lookup
 //! per member for the except set at most; foldhash, seeded per process, for these maps).
@@ -149,15 +152,15 @@ enum Excluded {
 impl Excluded {
     const FEW: usize = 8;
 
-    fn new(rooms: &Rooms, except: &[Room]) -> Excluded {
-        let mut sets = except
+    fn new(rooms: &Rooms, all: &HashMap<Sid, Outbox, RandomState>, except: &[Room]) -> Excluded {
+        let sids: Vec<usize> = except
             .iter()
-            .filter_map(|r| rooms.members.get(r))
-            .peekable();
-        if sets.peek().is_none() {
+            .flat_map(|r| room_members(rooms, all, r))
+            .map(|(sid, _)| sid.addr())
+            .collect();
+        if sids.is_empty() {
             return Excluded::None;
         }
-        let sids: Vec<usize> = sets.flat_map(|m| m.keys()).map(Sid::addr).collect();
         if sids.len() <= Self::FEW {
             Excluded::Few(sids)
         } else {
@@ -174,6 +177,17 @@ impl Excluded {
     }
 }
 
+/// The members of `room`: those that joined it, and the socket whose id it is (each socket
+/// is in its own room without an entry in the index).
+fn room_members<'a>(
+    rooms: &'a Rooms,
+    all: &'a HashMap<Sid, Outbox, RandomState>,
+    room: &Room,
+) -> impl Iterator<Item = (&'a Sid, &'a Outbox)> + use<'a> {
+    let joined = rooms.members.get(room).into_iter().flatten();
+    joined.chain(all.get_key_value(room.as_str()))
+}
+
 impl Rooms {
     /// Applies `f` to each target socket connected here once (union of rooms, minus the
     /// except set); `all` is every socket of the namespace, used when no room is given.
@@ -183,13 +197,13 @@ impl Rooms {
         all: &HashMap<Sid, Outbox, RandomState>,
         mut f: impl FnMut(&Sid, &Outbox),
     ) {
-        let excluded = Excluded::new(self, &opts.except);
+        let excluded = Excluded::new(self, all, &opts.except);
         let mut emit = |sid: &Sid, outbox: &Outbox| {
             if !excluded.contains(sid) {
                 f(sid, outbox)
             }
         };
-        let members = |room: &Room| self.members.get(room).into_iter().flatten();
+        let members = |room: &Room| room_members(self, all, room);
         match opts.rooms.as_slice() {
             [] => all.iter().for_each(|(sid, outbox)| emit(sid, outbox)),
             [one] => members(one).for_each(|(sid, outbox)| emit(sid, outbox)),
@@ -253,7 +267,8 @@ impl Adapter for LocalAdapter {
             let Some(outbox) = self.ctx.sockets.outbox(sid.as_str()) else {
                 return;
             };
-            for room in new_rooms {
+            // A socket's own room is implicit (see the module doc).
+            for room in new_rooms.iter().filter(|r| r.as_str() != sid.as_str()) {
                 let members = rooms.members.entry(room.clone()).or_default();
                 let created = members.is_empty();
                 if members.insert(sid.clone(), outbox.clone()).is_none() {
@@ -317,6 +332,9 @@ impl Adapter for LocalAdapter {
             .flatten()
             .cloned()
             .collect();
+        if self.ctx.sockets.outbox(sid.as_str()).is_some() {
+            v.push(sid.as_str().to_owned());
+        }
         v.sort();
         v
     }
@@ -330,11 +348,25 @@ impl Adapter for LocalAdapter {
     }
 
     fn rooms(&self) -> Vec<(Room, usize)> {
-        let mut v: Vec<_> = read(&self.rooms)
+        let rooms = read(&self.rooms);
+        let all = read(&self.ctx.sockets.map);
+        // The joined rooms (one named like a socket's id also holds that socket), then each
+        // socket's own room that nobody joined.
+        let mut v: Vec<_> = rooms
             .members
             .iter()
-            .map(|(r, m)| (r.clone(), m.len()))
+            .map(|(r, m)| {
+                (
+                    r.clone(),
+                    m.len() + usize::from(all.contains_key(r.as_str())),
+                )
+            })
             .collect();
+        v.extend(
+            all.keys()
+                .filter(|sid| !rooms.members.contains_key(sid.as_str()))
+                .map(|sid| (sid.as_str().to_owned(), 1)),
+        );
         v.sort();
         v
     }
@@ -419,6 +451,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_socket_is_in_its_own_room_without_an_entry_in_the_index() {
+        let (adapter, mut receivers) = adapter(3);
+        // Nothing stored for the own-id rooms `adapter()` joined.
+        {
+            let rooms = read(&adapter.rooms);
+            assert!(rooms.members.is_empty() && rooms.of_socket.is_empty());
+        }
+        let packet = EncodedPacket::raw("42".into());
+        // To one socket by its id; to all but one by except its id; a room named like a
+        // socket's id that another socket joined holds both.
+        assert_eq!(adapter.broadcast(packet.clone(), &opts(&["s1"], &[])), 1);
+        assert_eq!(got(&mut receivers[1].1).await, 1);
+        assert_eq!(got(&mut receivers[0].1).await, 0);
+        assert_eq!(adapter.broadcast(packet.clone(), &opts(&[], &["s0"])), 2);
+        assert_eq!(got(&mut receivers[0].1).await, 0);
+        assert_eq!(got(&mut receivers[2].1).await, 1);
+        adapter.join(&receivers[2].0, &["s1".to_owned()]);
+        assert_eq!(adapter.broadcast(packet, &opts(&["s1"], &["s0"])), 2);
+        assert_eq!(adapter.rooms_of(&receivers[2].0), ["s1", "s2"]);
+        assert_eq!(adapter.rooms_of(&receivers[0].0), ["s0"]);
+        assert_eq!(
+            adapter.rooms(),
+            [("s0".into(), 1), ("s1".into(), 2), ("s2".into(), 1)]
+        );
+        // Leaving one's own room changes nothing: a socket is always in it.
+        adapter.leave(&receivers[0].0, "s0");
+        assert_eq!(adapter.rooms_of(&receivers[0].0), ["s0"]);
+    }
+
+    #[tokio::test]
     async fn namespace_wide_broadcast_leaves_out_the_sender() {
         let (adapter, mut receivers) = adapter(5);
         let n = adapter.broadcast(EncodedPacket::raw("42".into()), &opts(&[], &["s2"]));
@@ -452,6 +514,9 @@ mod tests {
             adapter.join(sid, &["r".to_owned()]);
         }
         adapter.leave(&receivers[1].0, "r");
+        // Gone from the namespace as `Namespace::remove_socket` does it: out of the local map
+        // (and so out of its own room), then out of every room.
+        adapter.ctx.sockets.remove(receivers[2].0.as_str());
         adapter.leave_all(&receivers[2].0);
         assert_eq!(
             adapter.broadcast(EncodedPacket::raw("42".into()), &opts(&["r"], &[])),

@@ -111,15 +111,30 @@ pub async fn serve_with(
         let engine2 = engine.clone();
         let tls = tls.clone();
         let per_ip = per_ip.clone();
-        // The connection's future is boxed, so the task holds only a pointer and the box only
-        // the state of its kind of connection (a plain one does not carry a TLS stream's size).
+        // The connection's futures are boxed, so the task holds only a pointer and each box
+        // only the state of its kind of connection (a plain one does not carry a TLS stream's
+        // size). The request handling's box is given back before the upgraded connection is
+        // served, so a connection's long life holds only the WebSocket's state; the `Upgraded`
+        // value becomes its boxed future before the await (kept in a local across it, the
+        // larger, TLS one would sit in every connection's task).
         engine.tracker().spawn(async move {
             let counted = (per_ip, slot, within);
-            match tls {
-                None => Box::pin(handle(engine2, stream, remote, counted)).await,
-                Some(acceptor) => {
-                    Box::pin(handle_tls(engine2, acceptor, stream, remote, counted)).await
-                }
+            let upgraded = match tls {
+                None => Box::pin(handle(engine2.clone(), stream, remote, counted))
+                    .await
+                    .map(|upgraded| upgraded.serve(engine2)),
+                Some(acceptor) => Box::pin(handle_tls(
+                    engine2.clone(),
+                    acceptor,
+                    stream,
+                    remote,
+                    counted,
+                ))
+                .await
+                .map(|upgraded| upgraded.serve(engine2)),
+            };
+            if let Some(connection) = upgraded {
+                connection.await;
             }
             drop(permit);
         });
@@ -133,12 +148,78 @@ async fn handle_tls(
     stream: tokio::net::TcpStream,
     remote: SocketAddr,
     counted: Counted,
-) {
+) -> Option<Upgraded<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
     let limit = engine.config().handshake_timeout;
     match timeout(limit, acceptor.accept(stream)).await {
         Ok(Ok(tls_stream)) => handle(engine, tls_stream, remote, counted).await,
-        Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
-        Err(_) => debug!(%remote, "TLS handshake timeout"),
+        Ok(Err(e)) => {
+            debug!(%remote, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(%remote, "TLS handshake timeout");
+            None
+        }
+    }
+}
+
+/// A TCP connection whose HTTP part is over and which is now a WebSocket for the rest of its
+/// life, with the places it holds in the per-IP tables. [`handle`] returns it rather than
+/// serving it itself: the request handling's future is ~900 bytes larger than the
+/// WebSocket's and would otherwise stay in every connection's task for the connection's life.
+enum Upgraded<S> {
+    /// A new session over WebSocket ([`connection::serve`]).
+    WebSocket {
+        stream: S,
+        leftover: Vec<u8>,
+        info: Arc<ConnectionInfo>,
+        session_slot: IpSlot,
+        conn_slot: IpSlot,
+        open: OpenWebSocket,
+    },
+    /// A polling session moving to this WebSocket ([`polling::upgrade`]).
+    Session {
+        stream: S,
+        leftover: Vec<u8>,
+        sid: String,
+        upgrade: Upgrade,
+        conn_slot: IpSlot,
+    },
+}
+
+impl<S> Upgraded<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// Serves the WebSocket until it closes; the per-IP places are given back after. Not an
+    /// `async fn`: the returned future holds only its own variant's state (an async match
+    /// over `self` would also keep `self` whole, and both variants' futures' room).
+    fn serve(self, engine: Engine) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        match self {
+            Upgraded::WebSocket {
+                stream,
+                leftover,
+                info,
+                session_slot,
+                conn_slot,
+                open,
+            } => Box::pin(async move {
+                connection::serve(engine, stream, leftover, info).await;
+                drop(session_slot);
+                drop(open);
+                drop(conn_slot);
+            }),
+            Upgraded::Session {
+                stream,
+                leftover,
+                sid,
+                upgrade,
+                conn_slot,
+            } => Box::pin(async move {
+                polling::upgrade(engine, stream, leftover, &sid, upgrade).await;
+                drop(conn_slot);
+            }),
+        }
     }
 }
 
@@ -218,24 +299,30 @@ where
 /// `sid`, the upgrade of a polling session; a polling request is answered and the next one
 /// read (HTTP/1.1 keep-alive, one request at a time). The connection counts for its address
 /// while open (beyond the bound: 429 for its first request); a session counts apart, from the
-/// upgrade request or the polling handshake.
-async fn handle<S>(engine: Engine, mut stream: S, remote: SocketAddr, counted: Counted)
+/// upgrade request or the polling handshake. A WebSocket is not served here but returned
+/// ([`Upgraded`]), for the caller to serve once this future is gone.
+async fn handle<S>(
+    engine: Engine,
+    mut stream: S,
+    remote: SocketAddr,
+    counted: Counted,
+) -> Option<Upgraded<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (per_ip, _conn_slot, conn_within) = counted;
+    let (per_ip, conn_slot, conn_within) = counted;
     let limit = engine.config().handshake_timeout;
     let max_body = engine.config().max_payload;
     let shutdown = engine.shutdown_token();
     let mut buf = Vec::with_capacity(1024);
     loop {
         let read = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return None,
             read = timeout(limit, http_io::read_head(&mut stream, &mut buf)) => read,
         };
         if !matches!(read, Ok(Ok(()))) {
             debug!(%remote, "no request head in time, or the client went away");
-            return;
+            return None;
         }
         // Behind a trusted proxy, the client it names (per request: a proxy may send
         // several clients' requests on one connection).
@@ -252,7 +339,7 @@ where
             debug!(%remote, "too many connections from this address");
             engine.stats().refused(Refusal::PerIp);
             http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
-            return;
+            return None;
         }
         let request = match parse_engine_request(&buf, max_body) {
             Ok(request) => request,
@@ -260,7 +347,7 @@ where
                 if Box::pin(serve_route(&engine, &mut stream, &mut buf)).await {
                     continue;
                 }
-                return;
+                return None;
             }
             Err(refusal) => {
                 let head = RequestHead::parse(&buf).ok();
@@ -279,7 +366,7 @@ where
                 debug!(%remote, status = refusal.status, "request refused");
                 engine.stats().refused(Refusal::of_status(refusal.status));
                 http_io::refuse_with(&mut stream, &refusal, &cors, limit).await;
-                return;
+                return None;
             }
         };
         if let EngineRequest::WebSocket(upgrade) | EngineRequest::UpgradeSession { upgrade, .. } =
@@ -289,7 +376,7 @@ where
             debug!(%remote, "WebSocket upgrade from an origin not allowed");
             engine.stats().refused(Refusal::Origin);
             http_io::refuse(&mut stream, &HandshakeError::FORBIDDEN, limit).await;
-            return;
+            return None;
         }
         match request {
             EngineRequest::Preflight(preflight) => {
@@ -298,12 +385,12 @@ where
                     debug!(%remote, "CORS preflight from an origin not allowed");
                     engine.stats().refused(Refusal::Origin);
                     http_io::refuse(&mut stream, &HandshakeError::FORBIDDEN, limit).await;
-                    return;
+                    return None;
                 };
                 let sent = http_io::answer(&mut stream, response.as_bytes(), limit).await;
                 if !sent || !preflight.keep_alive {
                     let _ = timeout(limit, stream.shutdown()).await;
-                    return;
+                    return None;
                 }
                 buf.drain(..preflight.head_len.min(buf.len()));
             }
@@ -314,33 +401,40 @@ where
                     debug!(%remote, "too many sessions from this address");
                     engine.stats().refused(Refusal::PerIp);
                     http_io::refuse(&mut stream, &HandshakeError::TOO_MANY, limit).await;
-                    return;
+                    return None;
                 }
                 match timeout(limit, stream.write_all(upgrade.response().as_bytes())).await {
                     Ok(Ok(())) => {}
-                    _ => return,
+                    _ => return None,
                 }
                 let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
-                let _open = OpenWebSocket::new(&engine);
-                // Given back now: the connection's task lives as long as the connection.
-                drop(std::mem::take(&mut buf));
+                let open = OpenWebSocket::new(&engine);
                 let info = Arc::new(ConnectionInfo::new(
                     Sid::random(),
                     remote,
                     upgrade.query,
                     Transport::WebSocket,
                 ));
-                connection::serve(engine, stream, leftover, info).await;
-                drop(session_slot);
-                return;
+                return Some(Upgraded::WebSocket {
+                    stream,
+                    leftover,
+                    info,
+                    session_slot,
+                    conn_slot,
+                    open,
+                });
             }
             EngineRequest::UpgradeSession { sid, upgrade } => {
                 // The session counts for its address already; this connection becomes its
                 // transport.
                 let leftover = buf.split_off(upgrade.head_len.min(buf.len()));
-                drop(std::mem::take(&mut buf));
-                Box::pin(polling::upgrade(engine, stream, leftover, &sid, upgrade)).await;
-                return;
+                return Some(Upgraded::Session {
+                    stream,
+                    leftover,
+                    sid,
+                    upgrade,
+                    conn_slot,
+                });
             }
             EngineRequest::Polling(req) => {
                 let keep_alive = Box::pin(polling::serve(
@@ -354,7 +448,7 @@ where
                 .await;
                 if !keep_alive {
                     let _ = timeout(limit, stream.shutdown()).await;
-                    return;
+                    return None;
                 }
             }
         }

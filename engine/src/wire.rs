@@ -18,6 +18,7 @@
 //!
 //! Server frames are never masked, fragmented or compressed, so a header is two to ten bytes.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -265,7 +266,7 @@ pub fn contains_close(mut bytes: &[u8]) -> bool {
 }
 
 /// Writes `control` and then every frame (opcode, payload), and flushes: [`gather_frames`]
-/// then [`write_gathered`].
+/// then [`GatheredWrite`], as the connection's writer does.
 pub async fn write_frames<'a, W, F>(
     w: &mut W,
     gather: &mut Vec<u8>,
@@ -273,12 +274,13 @@ pub async fn write_frames<'a, W, F>(
     frames: F,
 ) -> io::Result<()>
 where
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + Send,
     F: IntoIterator<Item = (u8, &'a [u8])>,
 {
     let mut large = Vec::new();
     gather_frames(gather, control, frames, &mut large);
-    write_gathered(w, gather, &large).await
+    let mut write = GatheredWrite::new(w, gather, large);
+    std::future::poll_fn(|cx| write.poll(cx)).await
 }
 
 /// Puts `control` and every frame (opcode, payload) into `gather` (the caller's, reused from
@@ -338,6 +340,61 @@ where
     }
     write_all_vectored(w, &mut slices).await?;
     w.flush().await
+}
+
+/// A batch's gathered bytes being written ([`gather_frames`] put them together), kept as a
+/// value the writer polls rather than as a future: its state is a cursor, so a connection's
+/// writer is small while a write waits for the socket (the future of [`write_gathered`] is
+/// ~220 bytes, kept in every connection's task). A batch with large payloads is written
+/// by that future, boxed: rare, and the only case that needs a slice list.
+pub enum GatheredWrite<'a, W> {
+    /// Nothing large: one buffer, written from `pos` on, then flushed.
+    Plain {
+        w: &'a mut W,
+        bytes: &'a [u8],
+        pos: usize,
+    },
+    /// Large payloads between the gathered runs: vectored writes.
+    Vectored(Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'a>>),
+}
+
+impl<'a, W> GatheredWrite<'a, W>
+where
+    W: AsyncWrite + Unpin + Send,
+{
+    /// The write of `gather` and the `large` payloads between its runs (as
+    /// [`gather_frames`] left them), not started yet.
+    pub fn new(w: &'a mut W, gather: &'a [u8], large: Vec<(usize, &'a [u8])>) -> Self {
+        if large.is_empty() {
+            GatheredWrite::Plain {
+                w,
+                bytes: gather,
+                pos: 0,
+            }
+        } else {
+            GatheredWrite::Vectored(Box::pin(
+                async move { write_gathered(w, gather, &large).await },
+            ))
+        }
+    }
+
+    /// Writes what the socket takes; ready once everything is written and flushed (or the
+    /// write failed). Not to be polled again after that.
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            GatheredWrite::Plain { w, bytes, pos } => {
+                while *pos < bytes.len() {
+                    let n = ready!(Pin::new(&mut **w).poll_write(cx, &bytes[*pos..]))?;
+                    if n == 0 {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    *pos += n;
+                }
+                Pin::new(&mut **w).poll_flush(cx)
+            }
+            GatheredWrite::Vectored(write) => write.as_mut().poll(cx),
+        }
+    }
 }
 
 /// Writes every byte of `slices` (which it consumes), continuing after short writes.

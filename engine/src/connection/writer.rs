@@ -1,7 +1,7 @@
 //! The writer task: drains the connection's outbox (and the control bytes tungstenite
 //! wrote) into the socket as vectored writes, and closes it within a grace.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -32,7 +32,7 @@ const ALONE_GAP: std::time::Duration = std::time::Duration::from_millis(2);
 /// [`CLOSE_GRACE`], and shuts the socket down.
 pub(crate) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc<Control>)
 where
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + Send,
 {
     let mut batch = std::collections::VecDeque::new();
     let mut control_bytes = Vec::new();
@@ -68,21 +68,30 @@ where
         if gather.capacity() == 0 {
             gather = gather_pool::borrow();
         }
+        let mut large = Vec::new();
+        wire::gather_frames(
+            &mut gather,
+            control_now,
+            batch.iter().flat_map(packet_frames),
+            &mut large,
+        );
         let (result, closing) = {
-            let mut write = std::pin::pin!(write_batch(&mut w, &mut gather, control_now, &batch));
-            let finished = tokio::select! {
-                biased;
-                result = &mut write => Some(result),
+            // A cursor over the gathered bytes, not a nested future: this is what every
+            // connection's writer holds while its socket is full.
+            let mut write = wire::GatheredWrite::new(&mut w, &gather, large);
+            let finished = poll_fn(|cx| {
+                if let Poll::Ready(result) = write.poll(cx) {
+                    return Poll::Ready(Some(result));
+                }
                 // Closed while the socket does not take the batch, or pongs piling up past
                 // the bound meanwhile (a peer that pings and does not read).
-                () = poll_fn(|cx| {
-                    if rx.poll_closed(cx).is_ready() || control.poll_overflowed(cx).is_ready() {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                }) => None,
-            };
+                if rx.poll_closed(cx).is_ready() || control.poll_overflowed(cx).is_ready() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
             match finished {
                 Some(result) => (result, peer_closed),
                 // Closed mid-batch: the batch is finished first (a frame cut short would
@@ -91,10 +100,19 @@ where
                     if control.overflowed() {
                         rx.close(CloseReason::SLOW_CONSUMER);
                     }
-                    match timeout(CLOSE_GRACE, write).await {
-                        Ok(result) => (result, true),
-                        Err(_) => (Err(std::io::ErrorKind::TimedOut.into()), true),
-                    }
+                    // Boxed: rare, and inline every connection's writer would carry it.
+                    let mut grace = Box::pin(tokio::time::sleep(CLOSE_GRACE));
+                    let result = poll_fn(|cx| {
+                        if let Poll::Ready(result) = write.poll(cx) {
+                            return Poll::Ready(result);
+                        }
+                        grace
+                            .as_mut()
+                            .poll(cx)
+                            .map(|()| Err(std::io::ErrorKind::TimedOut.into()))
+                    })
+                    .await;
+                    (result, true)
                 }
             }
         };
@@ -118,7 +136,8 @@ where
             break;
         }
         if rx.ended_alone() {
-            tokio::time::sleep(ALONE_GAP).await;
+            // Boxed: once per CONNECT; inline, the timer would sit in every writer.
+            Box::pin(tokio::time::sleep(ALONE_GAP)).await;
         }
     }
     // Boxed: the close's state is as large as the batch's and lives only at the end; inline,
@@ -342,5 +361,54 @@ mod tests {
             .collect();
         assert_eq!(texts[0], ["0{}", "40{}"], "{texts:?}");
         assert_eq!(texts[1], ["42[\"hello\"]", "42[\"again\"]"], "{texts:?}");
+    }
+
+    #[test]
+    fn the_writer_holds_its_state_not_a_write_future() {
+        // Every connection's writer task holds this future for the connection's life: with
+        // the batch's write as nested futures (and timers inline) it was 632 bytes.
+        let (_client, server) = tokio::io::duplex(64);
+        let (_read, write) = tokio::io::split(server);
+        let (_tx, rx) = outbox(4);
+        let writer = write_loop(write, rx, Arc::new(Control::default()));
+        let size = std::mem::size_of_val(&writer);
+        assert!(size <= 320, "the writer's future is {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_a_large_payload_arrives_whole_through_short_writes() {
+        // The vectored path (payloads over COPY_UP_TO) and the plain one, through a 7-byte pipe.
+        let (tx, rx) = outbox(16);
+        let big = format!("42[\"{}\"]", "x".repeat(70_000));
+        tx.send(EncodedPacket::raw("40{}".into()), false).unwrap();
+        tx.send(EncodedPacket::raw(big.clone()), false).unwrap();
+        let (mut client, server) = tokio::io::duplex(7);
+        let writer = tokio::spawn(write_loop(server, rx, Arc::new(Control::default())));
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut all)
+                .await
+                .unwrap();
+            all
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tx.send(EncodedPacket::raw("42[\"after\"]".into()), false)
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tx.close(CloseReason::NORMAL);
+        let all = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .expect("the writer shuts the stream down")
+            .unwrap();
+        writer.await.unwrap();
+        // 40{} (2+4 bytes), the big frame (10-byte header), the small one, the close.
+        assert_eq!(&all[..6], [0x81, 4, b'4', b'0', b'{', b'}']);
+        assert_eq!(all[6], 0x81);
+        assert_eq!(all[7], 127);
+        let payload = &all[16..16 + big.len()];
+        assert_eq!(payload, big.as_bytes());
+        let rest = &all[16 + big.len()..];
+        assert_eq!(frames(rest)[0], (1, b"42[\"after\"]".to_vec()));
+        assert_eq!(frames(rest)[1].0, 8);
     }
 }
