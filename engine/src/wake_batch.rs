@@ -12,7 +12,7 @@
 //!
 //! Bounds: a wake-up is held at most until the poll ends (tokio's cooperative budget ends a
 //! reader's poll after 128 socket reads), and not past [`HOLD_PUSHES`] packets queued while
-//! holding, nor past a queue reaching [`HOLD_DEPTH`] packets (or half its capacity): then
+//! holding, nor past a queue reaching [`HOLD_DEPTH`](crate::buffers::HOLD_DEPTH) packets (or half its capacity): then
 //! every held wake-up goes out at once. A queue of few members never fills while its writer
 //! waits for the end of the poll. A held waker costs 16 bytes of a vector each worker thread
 //! keeps (up to [`KEEP_HELD`] entries between polls), nothing per connection.
@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::task::Waker;
 
-use crate::buffers::{HOLD_DEPTH, HOLD_PUSHES, KEEP_HELD};
+use crate::buffers::{HOLD_PUSHES, KEEP_HELD};
 
 thread_local! {
     static HELD: RefCell<Held> = const {
@@ -52,7 +52,7 @@ pub(crate) async fn holding<F: Future>(fut: F) -> F::Output {
 }
 
 /// A packet was queued; `waker` is its writer's when the queue went from empty to not (and
-/// the writer was waiting), and `deep` says the queue is at [`HOLD_DEPTH`] or half full.
+/// the writer was waiting), and `deep` says the queue is at [`HOLD_DEPTH`](crate::buffers::HOLD_DEPTH) or half full.
 /// Wakes now outside [`holding`], else holds the waker (see the module doc for the bounds).
 pub(crate) fn queued(waker: Option<Waker>, deep: bool) {
     enum Then {
@@ -128,6 +128,7 @@ impl Drop for Hold {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffers::HOLD_DEPTH;
     use crate::outbox::{EncodedPacket, outbox};
     use std::collections::VecDeque;
     use std::sync::Arc;
