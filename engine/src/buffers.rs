@@ -17,7 +17,6 @@
 //! | WebSocket read buffer, tungstenite's (`wire`) | [`READ_BUFFER`] bytes (grown to the largest frame read) | fixed |
 //! | bytes read past what tungstenite took (`wire::ReadSide`) | none: read [`READ_CHUNK`] at a time onto the stack | as soon as tungstenite takes them |
 //! | WebSocket write buffer (`wire`) | none: the writer frames packets itself | — |
-//! | writer wake-ups held while a reader handles a burst (`wake_batch`) | one vector per worker thread, up to [`KEEP_HELD`] wakers | past it, after the burst |
 //!
 //! A writer takes at most [`MAX_BATCH`] frames before it flushes, so one busy connection's
 //! vectored write stays bounded; payloads up to [`COPY_UP_TO`] bytes are copied into the
@@ -62,14 +61,3 @@ pub const CONTROL_MAX: usize = 64 * 1024;
 /// Payloads up to this many bytes are copied into a batch's gather buffer; larger ones are
 /// written from their own bytes.
 pub const COPY_UP_TO: usize = 1024;
-
-/// Most packets queued while a reader holds its writers' wake-ups (`wake_batch`) before they
-/// go out anyway: 16 messages in flight to a room of 1,000, about a millisecond of queueing.
-pub const HOLD_PUSHES: usize = 16 * 1024;
-
-/// A queue this deep (or half full, if its capacity is smaller) releases the held wake-ups at
-/// once, so a writer never waits for a reader's poll to end with much to write.
-pub const HOLD_DEPTH: usize = 64;
-
-/// Held wakers a worker thread keeps room for between bursts (16 bytes each).
-pub const KEEP_HELD: usize = 4096;

@@ -25,8 +25,6 @@
 //!   the writer, which writes WebSocket frames itself with vectored writes.
 //! - `gather_pool`: the buffer a writer gathers a batch into, lent per batch from a spare
 //!   per worker thread.
-//! - `wake_batch`: the writer wake-ups a reader's broadcasts cause, held until its poll ends,
-//!   so a burst of messages read together goes to each member in one write.
 //! - [`namespace`]: static and pattern-matched namespaces, their handlers and connect middleware.
 //! - [`socket`]: the per-namespace socket handle (emit, acks, join/leave, broadcast from it).
 //! - [`adapter`]: the fan-out seam: rooms and broadcast delivery; [`adapter::LocalAdapter`]
@@ -67,7 +65,6 @@ pub(crate) mod polling;
 pub mod socket;
 pub mod stats;
 pub mod trusted_proxy;
-mod wake_batch;
 pub mod wire;
 
 use std::collections::HashMap;

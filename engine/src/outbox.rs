@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::buffers::{HOLD_DEPTH, KEEP_BATCH, QUIET, SMALL_BATCH};
-use super::{lock, wake_batch};
+use super::buffers::{KEEP_BATCH, QUIET, SMALL_BATCH};
+use super::lock;
 
 /// A packet ready for the wire: the text frame and its binary attachments (sent right after
 /// it, in order, as one unit). Cloning shares the bytes.
@@ -232,17 +232,12 @@ impl Outbox {
         }
         let was_empty = queue.packets.is_empty();
         queue.packets.push_back(packet);
-        let deep = queue.packets.len() >= (self.shared.capacity / 2).clamp(1, HOLD_DEPTH);
         drop(queue);
         // The writer takes what is queued before it waits again, so it needs waking only when
-        // the queue goes from empty to not; inside a reader's burst the wake-up is held until
-        // the burst is queued (`wake_batch`).
-        let waker = if was_empty {
-            self.shared.waker.take()
-        } else {
-            None
-        };
-        wake_batch::queued(waker, deep);
+        // the queue goes from empty to not.
+        if was_empty {
+            self.shared.waker.wake();
+        }
         Ok(())
     }
 

@@ -36,7 +36,6 @@ use super::Engine;
 use super::namespace::{ConnectError, ConnectRequest, ConnectionInfo, Event, Extensions};
 use super::outbox::{CloseReason, EncodedPacket, Outbox, outbox};
 use super::socket::{AckResponse, AckSender, Socket};
-use super::wake_batch;
 use super::wire::{self, websocket_config};
 
 mod rate_limit;
@@ -76,8 +75,7 @@ pub(crate) async fn serve<S>(
     let writer = tokio::spawn(write_loop(write, rx, control));
 
     let mut conn = Connection::new(engine, info, outbox);
-    // The writers this reader's broadcasts wake are woken once it has handled what it read.
-    let reason = wake_batch::holding(conn.read_loop(&mut ws)).await;
+    let reason = conn.read_loop(&mut ws).await;
     // tungstenite answers a peer's close when it next writes: this puts the answer in the
     // control bytes, which the writer sends before it closes.
     let _ = ws.flush().await;

@@ -75,8 +75,7 @@ pub(super) fn open(
 /// end (out of the registry, sockets closed, the WebSocket writer awaited).
 async fn run(engine: Engine, session: Arc<PollingSession>, mut inbound: Inbound, slot: IpSlot) {
     let mut conn = Connection::new(engine.clone(), session.info.clone(), session.outbox.clone());
-    // As over a WebSocket: the writer wake-ups of a POST's messages go out once it is handled.
-    let reason = Box::pin(crate::wake_batch::holding(conn.read_loop(&mut inbound))).await;
+    let reason = Box::pin(conn.read_loop(&mut inbound)).await;
     let writer = inbound.close().await;
     engine.polling().remove(&session.info.id);
     conn.finish(reason).await;
