@@ -289,9 +289,10 @@ impl OutboxReceiver {
         std::future::poll_fn(|cx| self.poll_next_batch(cx, batch, max)).await
     }
 
-    /// [`OutboxReceiver::next_batch`] as a poll, for a writer that also waits on other things:
-    /// ready with [`Next::Packets`] once some are in `batch`, or with [`Next::Closed`] once
-    /// the connection is closed (then nothing is taken; see [`OutboxReceiver::take_queued`]).
+    /// Waits for a batch, as a poll, for a writer that also waits on other things: ready
+    /// with [`Next::Packets`] once some (up to `max`) are in `batch`, or with
+    /// [`Next::Closed`] once the connection is closed (then nothing is taken; see
+    /// [`OutboxReceiver::take_queued`]).
     pub fn poll_next_batch(
         &mut self,
         cx: &mut std::task::Context<'_>,
