@@ -6,11 +6,12 @@
 //! batch cost 7%), and keeping a burst's buffers for a connection's life costs memory (2,000
 //! members after one burst would each hold its buffer). So each buffer grows freely for a
 //! burst, keeps a small capacity while batches come often, and is given back once the
-//! connection has been quiet for [`QUIET`]:
+//! burst is written and drained (the outgoing queue and batch) or once the connection has
+//! been quiet for [`QUIET`]:
 //!
 //! | buffer (owner) | kept while busy | given back |
 //! |---|---|---|
-//! | outgoing queue and batch (`outbox`) | up to [`SMALL_BATCH`] packets; a batch buffer over [`KEEP_BATCH`] is dropped at once | after [`QUIET`] |
+//! | outgoing queue and batch (`outbox`) | up to [`SMALL_BATCH`] packets; a batch buffer over [`KEEP_BATCH`] is dropped at once | once a larger batch is written and nothing more is queued, else after [`QUIET`] |
 //! | gather buffer for a batch's frames (`gather_pool`) | none: one spare per worker thread (up to [`KEEP_GATHER`] bytes), lent for a batch | when the socket has taken the batch |
 //! | control bytes: pongs, close replies (`connection`) | [`KEEP_CONTROL`] bytes | never over it between batches |
 //! | control bytes waiting for the writer (`wire`) | at most [`CONTROL_MAX`]: past it the peer is not reading and is closed | — |
@@ -27,13 +28,14 @@
 use std::time::Duration;
 
 /// A connection that has had no batch for this long is idle: the buffers a burst grew are
-/// given back.
+/// given back (if the writer did not already when it drained the queue).
 pub const QUIET: Duration = Duration::from_secs(1);
 
 /// Most frames a writer takes before one flush.
 pub const MAX_BATCH: usize = 256;
 
-/// Outgoing queue and batch capacity (in packets) a busy connection keeps between batches.
+/// Outgoing queue and batch capacity (in packets) a busy connection keeps between batches;
+/// a batch over it gives its buffers back once written, if nothing more is queued.
 pub const SMALL_BATCH: usize = 16;
 
 /// A batch buffer larger than this many packets is not kept for the next batch, busy or not.

@@ -7,9 +7,9 @@
 //!
 //! The queue is a `VecDeque` under a mutex that the writer empties a batch at a time by
 //! swapping in its (empty) previous batch: one lock per batch on its side, one per packet on
-//! the senders'. Buffers grown in a burst are given back once the connection has been quiet
-//! for a second, so an idle connection holds two small buffers at most (a tokio channel
-//! allocated ~2 KiB per connection up front).
+//! the senders'. Buffers grown in a burst are given back as soon as the writer has drained
+//! the queue (else once the connection has been quiet for a second), so an idle connection
+//! holds two small buffers at most (a tokio channel allocated ~2 KiB per connection up front).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -434,6 +434,27 @@ impl OutboxReceiver {
         lock(&self.shared.queue).packets.is_empty()
     }
 
+    /// The writer has written `batch` (now cleared): if it was a burst's (its buffer holds
+    /// over [`SMALL_BATCH`] packets), gives its buffer back, and the queue's too if nothing
+    /// is queued meanwhile, without waiting for the next packet and a [`QUIET`] second (an
+    /// idle member would keep a join storm's buffers until its next packet). One lock, only
+    /// after such a batch; a batch of [`SMALL_BATCH`] or fewer costs nothing here.
+    pub(crate) fn trim_drained(&mut self, batch: &mut VecDeque<EncodedPacket>) {
+        debug_assert!(batch.is_empty());
+        if batch.capacity() <= SMALL_BATCH {
+            return;
+        }
+        *batch = VecDeque::new();
+        let mut queue = lock(&self.shared.queue);
+        if queue.packets.is_empty() {
+            if queue.packets.capacity() > SMALL_BATCH {
+                queue.packets = VecDeque::new();
+            }
+            // Both buffers are small again: nothing left for the quiet trim.
+            self.burst_at = None;
+        }
+    }
+
     /// About to wait: if the last burst is [`QUIET`] ago, gives back the buffers it grew.
     fn trim_if_quiet(&mut self, batch: &mut VecDeque<EncodedPacket>) {
         if self.burst_at.is_none_or(|t| t.elapsed() < QUIET) {
@@ -487,6 +508,12 @@ impl Drop for OutboxReceiver {
 }
 
 impl Outbox {
+    /// The queue buffer's capacity, in packets (what a connection holds between batches).
+    #[cfg(test)]
+    pub(crate) fn queue_capacity(&self) -> usize {
+        lock(&self.shared.queue).packets.capacity()
+    }
+
     /// The token that [`Outbox::close`] cancels.
     pub(crate) fn closer_token(&self) -> CancellationToken {
         self.shared.closer.clone()
@@ -630,6 +657,50 @@ mod tests {
         );
         let (b, q) = grown(&rx, &batch);
         assert!(b <= SMALL_BATCH && q <= SMALL_BATCH, "{b} {q}");
+    }
+
+    #[tokio::test]
+    async fn a_bursts_buffers_are_given_back_once_written_and_drained() {
+        let (tx, mut rx) = outbox(1024);
+        let mut batch = VecDeque::new();
+        // Two bursts in a row: each take swaps the queue's grown buffer for the batch's.
+        for burst in 0..2 {
+            for n in 0..200 {
+                tx.send(packet(burst * 200 + n), false).unwrap();
+            }
+            rx.next_batch(&mut batch, 256).await;
+            assert_eq!(batch.len(), 200);
+            batch.clear();
+            rx.trim_drained(&mut batch);
+        }
+        // Given back at once, with no quiet second and no further packet.
+        assert_eq!(batch.capacity(), 0);
+        assert!(
+            tx.queue_capacity() <= SMALL_BATCH,
+            "{}",
+            tx.queue_capacity()
+        );
+        // A queue that is not drained keeps its buffer (the next batch is in it).
+        for n in 0..200 {
+            tx.send(packet(n), false).unwrap();
+        }
+        rx.next_batch(&mut batch, 256).await;
+        batch.clear();
+        for n in 0..40 {
+            tx.send(packet(n), false).unwrap();
+        }
+        rx.trim_drained(&mut batch);
+        assert!(tx.queue_capacity() >= 40);
+        // A small batch's buffers are kept as they are (no allocation per batch).
+        rx.next_batch(&mut batch, 256).await;
+        batch.clear();
+        tx.send(packet(0), false).unwrap();
+        rx.next_batch(&mut batch, 256).await;
+        batch.clear();
+        let kept = batch.capacity();
+        assert!(kept > 0 && kept <= SMALL_BATCH, "{kept}");
+        rx.trim_drained(&mut batch);
+        assert_eq!(batch.capacity(), kept);
     }
 
     #[test]

@@ -117,6 +117,8 @@ where
             }
         };
         batch.clear();
+        // A burst's buffers go back once it is written and nothing more is queued.
+        rx.trim_drained(&mut batch);
         if !peer_closed {
             control_bytes.clear();
         }
@@ -373,6 +375,43 @@ mod tests {
         let writer = write_loop(write, rx, Arc::new(Control::default()));
         let size = std::mem::size_of_val(&writer);
         assert!(size <= 320, "the writer's future is {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn the_writer_gives_a_bursts_buffers_back_once_it_has_written_them() {
+        // A join storm's presence bursts: once written, an idle member holds no grown queue
+        // (before, it kept two buffers of the burst's size until its next packet).
+        let (tx, rx) = outbox(1024);
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let writer = tokio::spawn(write_loop(server, rx, Arc::new(Control::default())));
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut all)
+                .await
+                .unwrap();
+            all
+        });
+        for burst in 0..2 {
+            for n in 0..200 {
+                tx.send(EncodedPacket::raw(format!("4{burst}{n}")), false)
+                    .unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let held = tx.queue_capacity();
+        tx.close(CloseReason::NORMAL);
+        let all = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .expect("the writer shuts the stream down")
+            .unwrap();
+        writer.await.unwrap();
+        let frames = frames(&all);
+        assert_eq!(frames.len(), 401, "every packet, then the close");
+        assert_eq!(frames[399].1, b"41199");
+        assert!(
+            held <= crate::buffers::SMALL_BATCH,
+            "the queue holds {held}"
+        );
     }
 
     #[tokio::test]
