@@ -49,6 +49,8 @@ pub struct RunningServer {
     health: Arc<Health>,
     /// The admin listener, when `admin_listen` is set.
     admin: Option<AdminServer>,
+    /// The chat's store, to see it closed (its file unlocked) before `shutdown` returns.
+    store: Option<std::sync::Weak<dyn chat::store::Store>>,
 }
 
 impl RunningServer {
@@ -85,6 +87,16 @@ impl RunningServer {
         if let Some(admin) = self.admin {
             admin.stop().await;
         }
+        drop(self.engine);
+        // The store closes (the SQLite writer stops, the lock file is let go) when its last
+        // holder, a connection's task still ending, lets it go: waited for, at most 5 s, so
+        // a new server on the same file can start at once.
+        if let Some(store) = self.store {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            while store.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
     }
 }
 
@@ -104,6 +116,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         Some(t) => Some(engine::listener::tls_acceptor(&t.cert, &t.key)?),
         None => None,
     };
+    let store = app.store_handle();
     let health = Arc::new(Health::default());
     let admin = match config.admin_listen {
         Some(addr) => {
@@ -133,6 +146,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     server.health = health;
     server.health.set_ready();
     server.admin = admin;
+    server.store = Some(store);
     Ok(server)
 }
 
@@ -177,5 +191,6 @@ pub async fn serve_engine_with(
         accept,
         health,
         admin: None,
+        store: None,
     })
 }

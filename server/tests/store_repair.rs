@@ -25,6 +25,11 @@ const EAGER: IndexLimits = IndexLimits {
     age: Duration::from_millis(10),
 };
 
+/// The test that spawns chat-server processes runs alone: a child forked while a store of
+/// this process holds its lock file shares that lock until it execs, so a store closed and
+/// opened again meanwhile would find its file "in use" (seen on a loaded machine).
+static SPAWNING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn open(path: &Path) -> SqliteStore {
     match SqliteStore::open_with(path, Retention::default(), EAGER) {
         Ok(store) => store,
@@ -106,6 +111,7 @@ fn second_writer(conn: &rusqlite::Connection, room: &str, seq: u64, text: &str, 
 
 #[tokio::test]
 async fn a_second_store_on_a_file_in_use_is_refused_naming_the_file() {
+    let _alone = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     let first = open(&path);
@@ -157,6 +163,7 @@ async fn start(db: &Path) -> RunningServer {
 
 #[tokio::test]
 async fn a_second_server_on_the_same_data_is_refused_until_the_first_stops() {
+    let _alone = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let first = start(&db).await;
@@ -176,6 +183,7 @@ async fn a_second_server_on_the_same_data_is_refused_until_the_first_stops() {
 
 #[test]
 fn a_second_chat_server_process_exits_naming_the_file() {
+    let _alone = SPAWNING.blocking_write();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let spawn = || {
@@ -234,6 +242,7 @@ fn a_second_chat_server_process_exits_naming_the_file() {
 
 #[tokio::test]
 async fn indexes_damaged_at_their_tail_are_rebuilt_at_open() {
+    let _alone = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     {
@@ -285,6 +294,7 @@ async fn indexes_damaged_at_their_tail_are_rebuilt_at_open() {
 
 #[tokio::test]
 async fn a_second_writers_duplicate_seqs_are_renumbered_in_log_order_keeping_every_message() {
+    let _alone = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     {
@@ -340,6 +350,7 @@ async fn a_second_writers_duplicate_seqs_are_renumbered_in_log_order_keeping_eve
 
 #[tokio::test]
 async fn a_clean_a_crashed_and_an_emptied_store_open_without_a_rebuild() {
+    let _alone = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     {
@@ -421,6 +432,7 @@ fn seq_texts(messages: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_file_of_the_landed_version_opens_with_what_a_second_server_left() {
+    let _alone = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     // A file of this schema with no lock file beside it (the fixture test below starts from
@@ -484,6 +496,7 @@ async fn a_file_of_the_landed_version_opens_with_what_a_second_server_left() {
 /// second writer's renumbered after the first's.
 #[tokio::test]
 async fn the_landed_versions_file_with_a_second_writers_rows_is_upgraded_and_repaired() {
+    let _alone = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     std::fs::copy(

@@ -301,6 +301,13 @@ fn build_on(
 }
 
 impl ChatApp {
+    /// The store, without keeping it open (for a shutdown to see it closed).
+    pub fn store_handle(&self) -> std::sync::Weak<dyn Store> {
+        Arc::downgrade(&self.store)
+    }
+}
+
+impl ChatApp {
     fn handlers(self: &Arc<Self>, key: Option<String>, token: bool) -> Handlers {
         let (a, b, c, d, e, f) = (
             self.clone(),
