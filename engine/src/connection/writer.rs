@@ -377,12 +377,16 @@ mod tests {
         assert!(size <= 320, "the writer's future is {size} bytes");
     }
 
-    #[tokio::test]
-    async fn the_writer_gives_a_bursts_buffers_back_once_it_has_written_them() {
-        // A join storm's presence bursts: once written, an idle member holds no grown queue
-        // (before, it kept two buffers of the burst's size until its next packet).
-        let (tx, rx) = outbox(1024);
-        let (mut client, server) = tokio::io::duplex(1 << 20);
+    /// Runs the writer into a pipe of `size` bytes; the reader task returns every byte that
+    /// came through until the writer shut the pipe down.
+    fn write_through_pipe(
+        rx: OutboxReceiver,
+        size: usize,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        tokio::task::JoinHandle<Vec<u8>>,
+    ) {
+        let (mut client, server) = tokio::io::duplex(size);
         let writer = tokio::spawn(write_loop(server, rx, Arc::new(Control::default())));
         let reader = tokio::spawn(async move {
             let mut all = Vec::new();
@@ -391,6 +395,15 @@ mod tests {
                 .unwrap();
             all
         });
+        (writer, reader)
+    }
+
+    #[tokio::test]
+    async fn the_writer_gives_a_bursts_buffers_back_once_it_has_written_them() {
+        // A join storm's presence bursts: once written, an idle member holds no grown queue
+        // (before, it kept two buffers of the burst's size until its next packet).
+        let (tx, rx) = outbox(1024);
+        let (writer, reader) = write_through_pipe(rx, 1 << 20);
         for burst in 0..2 {
             for n in 0..200 {
                 tx.send(EncodedPacket::raw(format!("4{burst}{n}")), false)
@@ -421,15 +434,7 @@ mod tests {
         let big = format!("42[\"{}\"]", "x".repeat(70_000));
         tx.send(EncodedPacket::raw("40{}".into()), false).unwrap();
         tx.send(EncodedPacket::raw(big.clone()), false).unwrap();
-        let (mut client, server) = tokio::io::duplex(7);
-        let writer = tokio::spawn(write_loop(server, rx, Arc::new(Control::default())));
-        let reader = tokio::spawn(async move {
-            let mut all = Vec::new();
-            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut all)
-                .await
-                .unwrap();
-            all
-        });
+        let (writer, reader) = write_through_pipe(rx, 7);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         tx.send(EncodedPacket::raw("42[\"after\"]".into()), false)
             .unwrap();
