@@ -66,6 +66,31 @@ pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), St
     Ok((count, last))
 }
 
+/// [`index_log`] for the writer: the pass commits without waiting for the disk
+/// (`synchronous = NORMAL` for this transaction only), then `synchronous = FULL` is back for
+/// the appends. Safe because the indexes hold nothing that is not in the log already, where
+/// it was committed with `FULL` before it was acknowledged: a power loss can take the pass
+/// back, and [`recover`] indexes the tail again at the next open; and the WAL is one file
+/// written in order, so the next append's `fsync` makes the pass durable too, and a pass can
+/// never be on disk without the log rows before it. What it saves is the pass's `fsync`, which
+/// held the appends back for a commit's time (the pass runs on the writer's thread).
+///
+/// When `FULL` cannot be restored, the error is returned and the connection is not used for
+/// appends until it is ([`full_sync`]).
+pub(super) fn index_log_unsynced(conn: &Connection, upto: i64) -> Result<(usize, i64), StoreError> {
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(backend)?;
+    let indexed = index_log(conn, upto);
+    full_sync(conn)?;
+    indexed
+}
+
+/// Sets `synchronous = FULL` (the appends' setting) on the writer's connection.
+pub(super) fn full_sync(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)
+}
+
 /// At open: indexes what a crash left unindexed, after a cheap check that the indexes agree
 /// with the log; if they do not, or the tail does not index, rebuilds them ([`repair`]).
 /// Returns what [`index_log`] does, and whether the indexes were rebuilt.

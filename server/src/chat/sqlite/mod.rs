@@ -207,6 +207,7 @@ impl SqliteStore {
             limits,
             indexed_upto: recovered.1,
             next_index: None,
+            recent_batch: 0.0,
             stats: stats.clone(),
         };
         let writer = std::thread::Builder::new()

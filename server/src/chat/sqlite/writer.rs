@@ -14,7 +14,7 @@ use super::super::store::{
     AppendDone, Appended, Attach, Identity, NewMessage, Publish, StoreError, catchup, new_id,
     now_ms,
 };
-use super::index::{LogRow, index_log};
+use super::index::{LogRow, full_sync, index_log_unsynced};
 use super::read::{MESSAGE_COLUMNS, read_messages, row_message};
 use super::unindexed::{CidIndex, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
 use super::{IndexLimits, MAX_BATCH, Retention, WriterStats, backend, write_transaction};
@@ -27,6 +27,14 @@ pub(super) const UNINDEXED_CHUNKS_MAX: usize = 16;
 
 /// After a failed indexing, the next attempt waits this long.
 const INDEX_RETRY: Duration = Duration::from_secs(1);
+
+/// An indexing pass holds the appends back for about as long as this many batches of the
+/// recent size take to write ([`Writer::pass_rows`]).
+const PASS_BATCHES: f64 = 12.0;
+
+/// An indexing pass takes at least this many messages (unless [`IndexLimits::rows`] is
+/// lower): each pass has a fixed cost (its transaction, the full-text index's new segment).
+const PASS_ROWS_MIN: usize = 2048;
 
 pub(super) enum Command {
     Append {
@@ -143,6 +151,8 @@ pub(super) struct Writer {
     pub(super) indexed_upto: i64,
     /// After a failed indexing: not before then.
     pub(super) next_index: Option<Instant>,
+    /// Appends per committed batch, a moving average (1/8 per batch).
+    pub(super) recent_batch: f64,
     pub(super) stats: Arc<Mutex<WriterStats>>,
 }
 
@@ -503,6 +513,17 @@ impl Writer {
         debug!("store writer stopped");
     }
 
+    /// How many messages an indexing pass waits for and takes: [`IndexLimits::rows`] when
+    /// the batches are big, fewer when they are small. A pass runs on the writer's thread, so
+    /// every append waits for it. When the senders wait for their acks (small batches, the
+    /// writer idle between them) a short pass keeps that wait short and costs no throughput;
+    /// when the writer is the bottleneck (big batches), a long pass spreads its fixed cost
+    /// over more messages. About [`PASS_BATCHES`] batches' worth, within
+    /// [`PASS_ROWS_MIN`]..=[`IndexLimits::rows`].
+    fn pass_rows(&self) -> usize {
+        pass_rows(self.recent_batch, self.limits.rows)
+    }
+
     fn apply(&mut self, batch: Vec<Command>) {
         let size = batch.len() as u64;
         // A deletion finds its message indexed (rare: an admin's action).
@@ -517,6 +538,11 @@ impl Writer {
         let started = Instant::now();
         let mut written = started;
         let result = (|| -> Result<(), StoreError> {
+            if self.next_index.is_some() {
+                // The last indexing pass failed, perhaps to set `synchronous = FULL` back:
+                // no append commits without it.
+                full_sync(&self.conn)?;
+            }
             let tx = write_transaction(&self.conn)?;
             while let Some(command) = pending.pop_front() {
                 effects.push(self.rooms.write(&tx, command)?);
@@ -537,6 +563,7 @@ impl Writer {
                     }
                     self.finish(effect);
                 }
+                self.recent_batch += (appends as f64 - self.recent_batch) / 8.0;
                 if appends > 0 {
                     let metrics = crate::metrics::store();
                     metrics
@@ -626,7 +653,7 @@ impl Writer {
             if self.next_index.is_some_and(|at| started < at) {
                 return;
             }
-            let rows = self.limits.rows.max(1);
+            let rows = self.pass_rows();
             let (len, oldest, upto) = {
                 let unindexed = lock(&self.rooms.unindexed);
                 (
@@ -639,7 +666,7 @@ impl Writer {
             let Some(upto) = upto.filter(|_| all || aged || len >= rows) else {
                 return;
             };
-            match index_log(&self.conn, upto) {
+            match index_log_unsynced(&self.conn, upto) {
                 Ok((count, last)) => {
                     lock(&self.rooms.unindexed).remove_upto(upto);
                     self.indexed_upto = last;
@@ -717,5 +744,52 @@ impl Effect {
                 reply,
             },
         }
+    }
+}
+
+/// [`Writer::pass_rows`] for batches of `recent_batch` appends on average and a limit of
+/// `limit` rows.
+fn pass_rows(recent_batch: f64, limit: usize) -> usize {
+    let rows = (recent_batch * PASS_BATCHES) as usize;
+    rows.max(PASS_ROWS_MIN).min(limit).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_indexing_pass_is_short_when_batches_are_small_and_long_when_they_are_big() {
+        let limit = IndexLimits::default().rows;
+        // Senders waiting for each ack: small batches, short passes.
+        assert_eq!(pass_rows(0.0, limit), PASS_ROWS_MIN);
+        assert_eq!(pass_rows(80.0, limit), PASS_ROWS_MIN);
+        // In between: about PASS_BATCHES batches' worth.
+        assert_eq!(pass_rows(400.0, limit), 4800);
+        // A saturated writer: the limit.
+        assert_eq!(pass_rows(700.0, limit), limit);
+        // A limit below the minimum (tests, benchmarks) is kept.
+        assert_eq!(pass_rows(700.0, 4), 4);
+        assert_eq!(pass_rows(0.0, 0), 1);
+    }
+
+    #[test]
+    fn an_indexing_pass_leaves_the_appends_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let conn = super::super::schema::open(&path).unwrap();
+        super::super::schema::migrate(&conn, &path).unwrap();
+        conn.execute(
+            "INSERT INTO log (ns, room, seq, id, sender, text, ts, action) VALUES ('/', 'r', 1, 'a', 'ann', 'hi', 0, 0)",
+            [],
+        )
+        .unwrap();
+        let synchronous = |c: &Connection| -> i64 {
+            c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(synchronous(&conn), 2, "FULL before");
+        let (count, last) = index_log_unsynced(&conn, i64::MAX).unwrap();
+        assert_eq!((count, last), (1, 1));
+        assert_eq!(synchronous(&conn), 2, "FULL again after the pass");
     }
 }
