@@ -831,6 +831,28 @@ async fn whois_who_and_rooms_see_the_users_of_another_node() {
         written <= beats,
         "{written} hash writes in {beats} heartbeats for 40 messages"
     );
+    // `rooms` reads the other nodes' room counts at most once per heartbeat, however often
+    // it is asked: 40 requests in a row cost A one read of B's hash (the heartbeats read
+    // only the namespaces' hashes, one per node per beat).
+    let hgetalls = || {
+        redis
+            .cli(&["info", "commandstats"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_hgetall:calls="))
+            .filter_map(|l| l.split(',').next().and_then(|n| n.parse::<u64>().ok()))
+            .sum::<u64>()
+    };
+    let (before, started) = (hgetalls(), Instant::now());
+    for _ in 0..40 {
+        let r = ann.request("/", "rooms", json!({})).await;
+        assert_eq!(r["rooms"].as_array().map(Vec::len), Some(2), "{r}");
+    }
+    let beats = started.elapsed().as_secs() / 2 + 1;
+    let read = hgetalls() - before;
+    assert!(
+        read <= 3 * beats,
+        "{read} HGETALLs in {beats} heartbeats for 40 rooms requests"
+    );
     // Back: no longer away for A either, within a heartbeat.
     sam.request("/", "away", json!({})).await;
     let nobody_away = |r: &Value| r["ok"] == true && r["away"].as_array().is_none_or(Vec::is_empty);

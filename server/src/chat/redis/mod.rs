@@ -95,6 +95,8 @@ pub struct RedisStore {
     snapshot: Arc<OnceLock<SnapshotFn>>,
     /// The other nodes' users per namespace, read on each heartbeat (`presence`).
     remote_namespaces: presence::RemoteNamespaces,
+    /// The other nodes' room counts, read for `rooms` requests at most every 2 s (`presence`).
+    remote_rooms: presence::RemoteRoomCounts,
     has_members: Arc<OnceLock<HasMembers>>,
     durability: Result<(), String>,
     /// The newest messages per room a search reads (`search`).
@@ -185,6 +187,7 @@ impl RedisStore {
             gone,
             snapshot,
             remote_namespaces,
+            remote_rooms: presence::RemoteRoomCounts::default(),
             has_members,
             durability,
             scan: search::scan_for(max_messages),

@@ -1,5 +1,5 @@
 //! This node's users and room counts for the other nodes, and theirs for this one
-//! (`chat::presence`). Each node keeps two hashes, written on its heartbeat with the
+//! (`chat::presence`). Each node keeps three hashes, written on its heartbeat with the
 //! heartbeat's time to live (so a dead node's vanish with it):
 //!
 //! - `chat:{nicks}:users:<node>`: nick key -> [`UserPresence`] JSON;
@@ -8,7 +8,8 @@
 //!
 //! After writing, a beat reads the other live nodes' namespace hashes (one small `HGETALL`
 //! each) into [`RemoteNamespaces`], so the welcome notice's "N users online" counts every
-//! node without a Redis read per connection.
+//! node without a Redis read per connection. A `rooms` request reads the other nodes' room
+//! hashes, at most once per 2 s however many ask ([`RemoteRoomCounts`]).
 //!
 //! A beat writes only the fields that changed since the last (one `HSET` and one `HDEL` per
 //! hash, in chunks), then renews the time to live; a hash found gone (Redis restarted, or a
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 
 use super::Conn;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::keys::{namespaces_key, node_key, room, rooms_key, users_key};
 use super::roster::{NODES, presence_key};
@@ -279,21 +280,53 @@ pub(super) async fn away(
     Ok(out)
 }
 
-/// (room, members) of a namespace's rooms on the other live nodes, summed.
-pub(super) async fn room_counts(
-    conn: &mut Conn,
-    me: &str,
-    namespace: &str,
-) -> redis::RedisResult<Vec<(String, usize)>> {
-    let prefix = format!("{namespace}\n");
-    let mut sums: HashMap<String, usize> = HashMap::new();
+/// How long the other nodes' room counts, once read, answer `rooms` requests: their hashes
+/// change only on their heartbeat (2 s), so a fresher read would tell nothing more.
+const ROOM_COUNTS_FRESH: Duration = Duration::from_secs(2);
+
+/// The other live nodes' room member counts (namespace -> room -> members), read from Redis
+/// at most once per [`ROOM_COUNTS_FRESH`] however many `rooms` requests come (requests
+/// meanwhile wait for the one read), so a client sending `rooms` at its event rate costs
+/// Redis nothing more.
+#[derive(Default)]
+pub(super) struct RemoteRoomCounts(tokio::sync::Mutex<Option<(Instant, RoomCountsByNamespace)>>);
+
+type RoomCountsByNamespace = HashMap<String, HashMap<String, usize>>;
+
+impl RemoteRoomCounts {
+    /// The rooms of `namespace` with their members on the other live nodes.
+    pub(super) async fn of(
+        &self,
+        conn: &mut Conn,
+        me: &str,
+        namespace: &str,
+    ) -> redis::RedisResult<Vec<(String, usize)>> {
+        let mut cached = self.0.lock().await;
+        if !matches!(&*cached, Some((at, _)) if at.elapsed() < ROOM_COUNTS_FRESH) {
+            *cached = Some((Instant::now(), all_room_counts(conn, me).await?));
+        }
+        Ok(cached
+            .as_ref()
+            .and_then(|(_, by_ns)| by_ns.get(namespace))
+            .map(|rooms| rooms.iter().map(|(r, n)| (r.clone(), *n)).collect())
+            .unwrap_or_default())
+    }
+}
+
+/// Every room of the other live nodes with its members there, by namespace.
+async fn all_room_counts(conn: &mut Conn, me: &str) -> redis::RedisResult<RoomCountsByNamespace> {
+    let mut sums = RoomCountsByNamespace::new();
     for node in live_nodes(conn, me).await? {
         let all: HashMap<String, usize> = conn.hgetall(rooms_key(&node)).await?;
         for (field, n) in all {
-            if let Some(room) = field.strip_prefix(&prefix) {
-                *sums.entry(room.to_owned()).or_default() += n;
+            if let Some((namespace, room)) = field.split_once('\n') {
+                *sums
+                    .entry(namespace.to_owned())
+                    .or_default()
+                    .entry(room.to_owned())
+                    .or_default() += n;
             }
         }
     }
-    Ok(sums.into_iter().collect())
+    Ok(sums)
 }

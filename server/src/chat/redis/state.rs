@@ -200,7 +200,8 @@ impl Store for RedisStore {
     fn remote_room_counts(&self, namespace: &str) -> StoreFuture<'_, Vec<(String, usize)>> {
         let namespace = namespace.to_owned();
         Box::pin(async move {
-            super::presence::room_counts(&mut self.conn(), self.node(), &namespace)
+            self.remote_rooms
+                .of(&mut self.conn(), self.node(), &namespace)
                 .await
                 .map_err(|e| self.unavailable(&e))
         })
