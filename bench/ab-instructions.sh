@@ -23,7 +23,10 @@ SECS=${SECS:-20}
 OUT=${OUT:-$(mktemp -d /tmp/ab-instructions.XXXXXX)}
 mkdir -p "$OUT"
 declare -A BIN=([base]=$BASE [new]=$NEW)
-port=7981
+# Free loopback ports, so two of these (or anything else) can run at once.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 results="$OUT/runs.txt"
 : >"$results"
 
@@ -31,8 +34,9 @@ results="$OUT/runs.txt"
 run() {
   local b=$1 kind=$2 round=$3 secs extra=() pid scraper= line cg t0 t1 total scrapes=0
   if [ "$kind" = long ]; then secs=$SECS; else secs=0.5; fi
-  port=$((port + 2))
-  if [ "$b" = new ] && [ "${ADMIN:-0}" = 1 ]; then extra=(--admin-listen 127.0.0.1:$((port + 1))); fi
+  port=$(free_port)
+  aport=$(free_port)
+  if [ "$b" = new ] && [ "${ADMIN:-0}" = 1 ]; then extra=(--admin-listen 127.0.0.1:$aport); fi
   cg="$OUT/callgrind.$round.$b.$kind"
   valgrind --tool=callgrind --callgrind-out-file="$cg" --collect-atstart=yes --dump-instr=no \
     --cache-sim=no --branch-sim=no \
@@ -47,7 +51,7 @@ run() {
   done
   if [ ${#extra[@]} -gt 0 ]; then
     (for _ in $(seq 1 300); do
-      curl -s -m 2 -o /dev/null -w '%{http_code}\n' 127.0.0.1:$((port + 1))/metrics >>"$cg.scrapes"
+      curl -s -m 2 -o /dev/null -w '%{http_code}\n' 127.0.0.1:$aport/metrics >>"$cg.scrapes"
       sleep 1
     done) &
     scraper=$!

@@ -14,20 +14,24 @@ ROUNDS=${ROUNDS:-10}
 DURABLE_ROUNDS=${DURABLE_ROUNDS:-6}
 RATE=${RATE:-400}
 declare -A BIN=([base]=$BASE [new]=$NEW)
-port=7961
+# Free loopback ports, so two of these (or anything else) can run at once.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 for round in $(seq 1 "$ROUNDS"); do
   if (( round % 2 )); then order="base new"; else order="new base"; fi
   for b in $order; do
-    port=$((port + 2))
+    port=$(free_port)
+    aport=$(free_port)
     extra=()
-    if [ "$b" = new ] && [ "${ADMIN:-0}" = 1 ]; then extra=(--admin-listen 127.0.0.1:$((port + 1))); fi
+    if [ "$b" = new ] && [ "${ADMIN:-0}" = 1 ]; then extra=(--admin-listen 127.0.0.1:$aport); fi
     "${BIN[$b]}/chat-server" --listen 127.0.0.1:$port --store memory --rate-per-sec 0 \
       --max-connections-per-ip 100000 --max-connections 100000 "${extra[@]}" >/dev/null 2>&1 &
     pid=$!
     sleep 1
     scraper=
     if [ ${#extra[@]} -gt 0 ]; then
-      (for _ in $(seq 1 40); do curl -s -o /dev/null 127.0.0.1:$((port + 1))/metrics; sleep 1; done) &
+      (for _ in $(seq 1 40); do curl -s -o /dev/null 127.0.0.1:$aport/metrics; sleep 1; done) &
       scraper=$!
     fi
     line=$(timeout 120 "${BIN[$b]}/chat-bench" fanout --addr 127.0.0.1:$port --server-pid $pid \
