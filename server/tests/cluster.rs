@@ -569,6 +569,91 @@ async fn a_dead_nodes_users_leave_their_rooms_for_everyone_else_within_10_s() {
     );
 }
 
+/// A node taken for dead while alive (its heartbeat key gone past its time to live, as when
+/// it stalls, and another node reaped it) tells the cluster its users again on its next
+/// heartbeat: the rooms see them back, `who` lists them, and when the node really dies they
+/// leave again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaped_while_alive_tells_the_cluster_its_users_again() {
+    if !installed() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let (mut a, b) = (Node::start(&redis.url()), Node::start(&redis.url()));
+    let mut ann = connect(a.addr, "/", "ann", None).await;
+    let mut bob = connect(b.addr, "/", "bob", None).await;
+    join(&mut ann, "/", "r").await;
+    join(&mut bob, "/", "r").await;
+    // A's node id: the node whose presence set holds ann.
+    let nodes = redis.cli(&["smembers", "chat:{nicks}:nodes"]);
+    let a_id = nodes
+        .lines()
+        .map(str::trim)
+        .find(|id| {
+            redis
+                .cli(&["smembers", &format!("chat:{{nicks}}:presence:{id}")])
+                .contains("ann")
+        })
+        .unwrap_or_else(|| panic!("no node holds ann: {nodes}"))
+        .to_owned();
+    // A's heartbeat key vanishes (as if A stalled past its time to live) until B reaps A.
+    let started = Instant::now();
+    let ann_presence = |seen: Vec<(String, Value)>| -> Vec<Value> {
+        seen.into_iter()
+            .filter(|(n, a)| n == "presence" && a["nick"] == "ann")
+            .map(|(_, a)| a)
+            .collect()
+    };
+    let quit = loop {
+        redis.cli(&["del", &format!("chat:{{nicks}}:node:{a_id}")]);
+        let seen = ann_presence(common::chat::pending(&mut bob).await);
+        if let Some(q) = seen.into_iter().find(|p| p["action"] == "quit") {
+            break q;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "B did not reap A in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(quit["room"], "r", "{quit}");
+    // A is alive: on its next heartbeat it finds itself reaped and says so.
+    let reaped = Instant::now();
+    let back = loop {
+        let seen = ann_presence(common::chat::pending(&mut bob).await);
+        if let Some(j) = seen.into_iter().find(|p| p["action"] == "join") {
+            break j;
+        }
+        assert!(
+            reaped.elapsed() < Duration::from_secs(10),
+            "ann not back 10 s after A was reaped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (back["room"].as_str(), back["reason"].as_str()),
+        (Some("r"), Some("its server is back")),
+        "{back}"
+    );
+    let who = bob.request("/", "who", json!({"room": "r"})).await;
+    assert_eq!(who["members"], json!(["ann", "bob"]), "{who}");
+    // Ann chats on as before, and the roster is whole again: when A really dies, she leaves.
+    say(&mut ann, "/", "r", "still here").await;
+    a.kill();
+    let died = Instant::now();
+    loop {
+        let seen = ann_presence(common::chat::pending(&mut bob).await);
+        if seen.iter().any(|p| p["action"] == "quit") {
+            break;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(10),
+            "no quit for ann 10 s after A died"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nick_registered_on_one_node_keeps_its_look_alikes_out_on_another() {
     if !installed() {

@@ -192,18 +192,25 @@ pub async fn build_cluster(
         }
     }));
     let gone = engine.clone();
-    store.set_gone(Arc::new(move |namespace: &str, room: &str, nick: &str| {
-        if let Some(ns) = gone.get_namespace(namespace) {
-            // To every node's members of the room (the adapter publishes it).
-            ns.to(engine_room(room)).push(&Presence {
-                room: room.to_owned(),
-                nick: nick.to_owned(),
-                action: PresenceAction::Quit,
-                previous: None,
-                reason: Some("its server is gone".to_owned()),
-            });
-        }
-    }));
+    store.set_gone(Arc::new(
+        move |namespace: &str, room: &str, nick: &str, back: bool| {
+            if let Some(ns) = gone.get_namespace(namespace) {
+                // To every node's members of the room (the adapter publishes it).
+                let (action, reason) = if back {
+                    (PresenceAction::Join, "its server is back")
+                } else {
+                    (PresenceAction::Quit, "its server is gone")
+                };
+                ns.to(engine_room(room)).push(&Presence {
+                    room: room.to_owned(),
+                    nick: nick.to_owned(),
+                    action,
+                    previous: None,
+                    reason: Some(reason.to_owned()),
+                });
+            }
+        },
+    ));
     // Another node's bans, mutes and operators are in Redis, not in this node's rules
     // cache: it is read again every RULES_REFRESH.
     let rules_of = Arc::downgrade(&app);

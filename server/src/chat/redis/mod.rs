@@ -138,8 +138,9 @@ impl RedisStore {
                 gone.clone(),
                 snapshot.clone(),
                 remote_namespaces.clone(),
+                roster.clone(),
             ),
-            roster::writer(commands.clone(), node.clone(), roster_rx),
+            roster::writer(commands.clone(), node.clone(), roster_rx, gone.clone()),
             sweeper(sequencer.clone()),
             tokio::spawn(
                 Writer {
@@ -221,7 +222,8 @@ impl RedisStore {
         answer.await.unwrap_or(0)
     }
 
-    /// What tells a room's members on every node that a dead node's user is gone. Set once.
+    /// What tells a room's members on every node that a dead node's user is gone, or that a
+    /// user of this node is back after it was taken for dead. Set once.
     pub fn set_gone(&self, gone: Gone) {
         let _ = self.gone.set(gone);
     }
@@ -232,7 +234,7 @@ impl RedisStore {
         let _ = self.snapshot.set(snapshot);
     }
 
-    pub(super) fn note(&self, change: roster::Change) {
+    fn note(&self, change: roster::Change) {
         let _ = self.roster.send(change);
     }
 

@@ -111,10 +111,14 @@ impl RedisStore {
         gone: Arc<OnceLock<super::roster::Gone>>,
         snapshot: Arc<OnceLock<crate::chat::presence::SnapshotFn>>,
         remote_namespaces: super::presence::RemoteNamespaces,
+        roster: tokio::sync::mpsc::UnboundedSender<super::roster::Change>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut conn = conn;
             let mut published = super::presence::Published::default();
+            // Whether this node has been listed: from then on, not finding itself listed
+            // means another node reaped it (a reaper unlists a node last).
+            let mut listed = false;
             let mut tick = tokio::time::interval(HEARTBEAT);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -127,8 +131,25 @@ impl RedisStore {
                     continue;
                 }
                 // Listed after the heartbeat key exists (a node listed without one would be
-                // reaped), and again on every beat (a reaper that took it for dead unlisted it).
-                let _: redis::RedisResult<()> = conn.sadd(super::roster::NODES, &node).await;
+                // reaped), and again on every beat (a reaper that took it for dead unlisted it:
+                // then what the reaper removed is written again, and the rooms told).
+                if listed {
+                    let still: redis::RedisResult<bool> =
+                        conn.sismember(super::roster::NODES, &node).await;
+                    if matches!(still, Ok(false)) {
+                        warn!(
+                            "this node was taken for dead (its heartbeat stalled): telling the cluster its users again"
+                        );
+                        published = super::presence::Published::default();
+                        let _ = roster.send(super::roster::Change::Rewrite);
+                        // The reaper is done (it unlists last): its lock goes, so that this
+                        // node's real death is reaped too.
+                        let _: redis::RedisResult<()> =
+                            conn.del(super::roster::reap_lock(&node)).await;
+                    }
+                }
+                let added: redis::RedisResult<()> = conn.sadd(super::roster::NODES, &node).await;
+                listed |= added.is_ok();
                 super::roster::reap(&mut conn, &node, &gone).await;
                 if let Some(take) = snapshot.get() {
                     super::presence::publish(&mut conn, &node, take(), &mut published, NODE_TTL)

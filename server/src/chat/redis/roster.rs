@@ -5,6 +5,11 @@
 //! whose heartbeat key expired, and the first to take a node's reaping lock hands each entry
 //! to the gone hook (a `quit` presence to the room, published to every node), then forgets
 //! the dead node.
+//!
+//! A node taken for dead while it was alive (its heartbeat stalled past the key's time to
+//! live, and another node reaped it) finds itself no longer listed on its next heartbeat:
+//! it writes every membership again and tells each room its users are back (the back hook:
+//! a `join` presence), so the cluster's view of it heals within a heartbeat.
 
 use std::sync::{Arc, OnceLock};
 
@@ -15,11 +20,17 @@ use tracing::{info, warn};
 
 use super::Conn;
 
-/// Tells a room's members on every node that `nick` is gone: (namespace, room, nick).
-pub type Gone = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+/// Tells a room's members on every node that `nick` is gone (`false`) or back (`true`):
+/// (namespace, room, nick, back).
+pub type Gone = Arc<dyn Fn(&str, &str, &str, bool) + Send + Sync>;
 
-/// A change of this node's room membership: (namespace, room, nick, inside).
-pub(super) type Change = (String, String, String, bool);
+/// What the roster's writer is told, in order.
+pub(super) enum Change {
+    /// This node's room membership changed: (namespace, room, nick, inside).
+    Member(String, String, String, bool),
+    /// This node was reaped while alive: write every membership again, and tell the rooms.
+    Rewrite,
+}
 
 pub(super) const NODES: &str = "chat:{nicks}:nodes";
 
@@ -66,35 +77,76 @@ fn entry(namespace: &str, room: &str, nick: &str) -> String {
     format!("{namespace}\n{room}\n{nick}")
 }
 
-/// Writes this node's membership changes, in the order made.
+/// Writes this node's membership changes, in the order made, and all of them again when the
+/// node finds it was reaped ([`Change::Rewrite`]; the back hook then tells each room).
 pub(super) fn writer(
     conn: Conn,
     node: String,
     mut changes: UnboundedReceiver<Change>,
+    back: Arc<OnceLock<Gone>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut conn = conn;
         let key = presence_key(&node);
-        while let Some((ns, room, nick, inside)) = changes.recv().await {
-            let member = entry(&ns, &room, &nick);
-            let in_room = room_member(&node, &nick);
-            let room_key = super::keys::room(&ns, &room).members;
-            let r: redis::RedisResult<()> = if inside {
-                match conn.sadd(&key, member).await {
-                    Ok(()) => conn.sadd(&room_key, in_room).await,
-                    Err(e) => Err(e),
-                }
-            } else {
-                match conn.srem(&key, member).await {
-                    Ok(()) => conn.srem(&room_key, in_room).await,
-                    Err(e) => Err(e),
+        // What this node has written: its memberships now.
+        let mut held: std::collections::HashSet<(String, String, String)> = Default::default();
+        while let Some(change) = changes.recv().await {
+            let (ns, room, nick, inside) = match change {
+                Change::Member(ns, room, nick, inside) => (ns, room, nick, inside),
+                Change::Rewrite => {
+                    info!(
+                        memberships = held.len(),
+                        "this node was taken for dead: telling the cluster its users again"
+                    );
+                    for (ns, room, nick) in &held {
+                        if let Err(e) = note(&mut conn, &node, &key, ns, room, nick, true).await {
+                            warn!(error = %e, "cannot note a room member in the cluster");
+                        }
+                        if let Some(back) = back.get() {
+                            back(ns, room, nick, true);
+                        }
+                    }
+                    continue;
                 }
             };
-            if let Err(e) = r {
+            if let Err(e) = note(&mut conn, &node, &key, &ns, &room, &nick, inside).await {
                 warn!(error = %e, "cannot note a room member in the cluster");
+            }
+            let entry = (ns, room, nick);
+            if inside {
+                held.insert(entry);
+            } else {
+                held.remove(&entry);
             }
         }
     })
+}
+
+/// Writes one membership (or its end) to this node's presence set and the room's members.
+async fn note(
+    conn: &mut Conn,
+    node: &str,
+    key: &str,
+    ns: &str,
+    room: &str,
+    nick: &str,
+    inside: bool,
+) -> redis::RedisResult<()> {
+    let member = entry(ns, room, nick);
+    let in_room = room_member(node, nick);
+    let room_key = super::keys::room(ns, room).members;
+    if inside {
+        let () = conn.sadd(key, member).await?;
+        conn.sadd(&room_key, in_room).await
+    } else {
+        let () = conn.srem(key, member).await?;
+        conn.srem(&room_key, in_room).await
+    }
+}
+
+/// The lock a reaper takes on `node` (for 30 s: one reaper per death).
+pub(super) fn reap_lock(node: &str) -> String {
+    format!("chat:{{nicks}}:reap:{node}")
 }
 
 /// Looks for dead nodes and reaps each once (whichever live node takes its lock first).
@@ -112,7 +164,7 @@ pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) 
             continue;
         }
         let lock: Option<String> = redis::cmd("SET")
-            .arg(format!("chat:{{nicks}}:reap:{node}"))
+            .arg(reap_lock(node))
             .arg(me)
             .arg("NX")
             .arg("PX")
@@ -137,7 +189,7 @@ pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) 
                     (parts.next(), parts.next(), parts.next())
                 {
                     if let Some(gone) = gone {
-                        gone(ns, room, nick);
+                        gone(ns, room, nick, false);
                     }
                     let _: redis::RedisResult<()> = conn
                         .srem(super::keys::room(ns, room).members, room_member(node, nick))

@@ -149,7 +149,7 @@ impl Store for RedisStore {
     }
 
     fn note_member(&self, namespace: &str, room: &str, nick: &str, inside: bool) {
-        self.note((
+        self.note(super::roster::Change::Member(
             namespace.to_owned(),
             room.to_owned(),
             nick.to_owned(),
