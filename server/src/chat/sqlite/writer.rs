@@ -146,13 +146,24 @@ pub(super) struct Writer {
     pub(super) stats: Arc<Mutex<WriterStats>>,
 }
 
+/// What the writer knows of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Room {
+    /// The room's last seq.
+    pub(super) last: u64,
+    /// Its `rooms.id`, the key of its `room_index` and `cids` entries; `None` until its first
+    /// indexing gives it one (or a topic or a deletion does): until then none of its client
+    /// ids is in `cids`.
+    pub(super) id: Option<i64>,
+}
+
 /// What the writer remembers between batches.
 #[derive(Default)]
 pub(super) struct RoomCache {
-    /// Last seq per room (namespace, room), loaded on first use; only rooms with messages
-    /// (an attach to an empty room, which anyone can name, leaves nothing behind), so it
-    /// holds no more rooms than the store does.
-    pub(super) seqs: Map<RoomKey, u64>,
+    /// Each room (namespace, room) with messages, loaded on first use; only rooms with
+    /// messages (an attach to an empty room, which anyone can name, leaves nothing behind),
+    /// so it holds no more rooms than the store does.
+    pub(super) seqs: Map<RoomKey, Room>,
     /// Rooms appended to since the last retention pass.
     pub(super) touched: Set<RoomKey>,
     /// Committed messages not yet indexed (shared with the readers).
@@ -168,44 +179,70 @@ pub(super) struct RoomCache {
 
 impl RoomCache {
     fn last_seq(&mut self, tx: &Connection, ns: &str, room: &str) -> Result<u64, StoreError> {
+        self.room(tx, ns, room).map(|r| r.last)
+    }
+
+    /// The room's last seq and id: from memory, or read (and kept, if it has messages).
+    fn room(&mut self, tx: &Connection, ns: &str, room: &str) -> Result<Room, StoreError> {
         let key = RoomRef(ns, room);
-        if let Some(seq) = self.seqs.get(&key) {
-            return Ok(*seq);
+        if let Some(found) = self.seqs.get(&key) {
+            return Ok(*found);
         }
-        let moved: i64 = tx
-            .query_row(
-                "SELECT last_seq FROM rooms WHERE ns = ?1 AND room = ?2",
-                params![ns, room],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?
-            .unwrap_or(0);
-        let seq = lock(&self.unindexed)
-            .last_seq(ns, room)
-            .unwrap_or(0)
-            .max(moved as u64);
-        if seq > 0 {
-            self.seqs.insert(key.to_key(), seq);
+        let (id, moved) = room_row(tx, ns, room)?;
+        let found = Room {
+            last: lock(&self.unindexed)
+                .last_seq(ns, room)
+                .unwrap_or(0)
+                .max(moved),
+            id,
+        };
+        if found.last > 0 {
+            self.seqs.insert(key.to_key(), found);
         }
-        Ok(seq)
+        Ok(found)
+    }
+
+    /// The room's id: from memory, else read (a room gets one at its first indexing, after
+    /// the writer first saw it: so an id not known yet is read again, not taken as none).
+    fn room_id(
+        &mut self,
+        tx: &Connection,
+        ns: &str,
+        room: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        if let Some(Room { id: Some(id), .. }) = self.seqs.get(&RoomRef(ns, room)) {
+            return Ok(Some(*id));
+        }
+        let (id, _) = room_row(tx, ns, room)?;
+        if id.is_some()
+            && let Some(cached) = self.seqs.get_mut(&RoomRef(ns, room))
+        {
+            cached.id = id;
+        }
+        Ok(id)
     }
 
     /// The message this sender already stored with this client id in this room: in this
-    /// batch, not yet indexed, or indexed.
-    fn by_cid(&self, tx: &Connection, key: &CidRef<'_>) -> Result<Option<ChatMessage>, StoreError> {
+    /// batch, not yet indexed, or indexed (looked up only if the room has an id: a room
+    /// never indexed has nothing in `cids`).
+    fn by_cid(
+        &mut self,
+        tx: &Connection,
+        key: &CidRef<'_>,
+    ) -> Result<Option<ChatMessage>, StoreError> {
         if let Some(i) = self.staged_cids.find(key, |i| self.staged[i].is(key)) {
             return Ok(Some(self.staged[i].message.clone()));
         }
         if let Some(found) = lock(&self.unindexed).by_cid(key) {
             return Ok(Some(found));
         }
+        let Some(room_id) = self.room_id(tx, key.0, key.1)? else {
+            return Ok(None);
+        };
         let n: Option<i64> = tx
-            .prepare_cached(
-                "SELECT n FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
-            )
+            .prepare_cached("SELECT n FROM cids WHERE room_id = ?1 AND sender = ?2 AND cid = ?3")
             .and_then(|mut stmt| {
-                stmt.query_row(params![key.0, key.1, key.2, key.3], |r| r.get(0))
+                stmt.query_row(params![room_id, key.2, key.3], |r| r.get(0))
                     .optional()
             })
             .map_err(backend)?;
@@ -287,8 +324,14 @@ impl RoomCache {
         .map_err(backend)?;
         let room = RoomRef(&m.namespace, &message.room);
         match self.seqs.get_mut(&room) {
-            Some(last) => *last = seq,
-            None => drop(self.seqs.insert(room.to_key(), seq)),
+            Some(known) => known.last = seq,
+            None => drop(self.seqs.insert(
+                room.to_key(),
+                Room {
+                    last: seq,
+                    id: None,
+                },
+            )),
         }
         if !self.touched.contains(&room) {
             self.touched.insert(room.to_key());
@@ -421,7 +464,7 @@ impl RoomCache {
         }
         let indexed = tx
             .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS}, l.n, l.cid FROM room_index r JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 AND r.seq = ?3"
+                "SELECT {MESSAGE_COLUMNS}, l.n, l.cid FROM room_index r JOIN log l ON l.n = r.n WHERE r.room_id = (SELECT id FROM rooms WHERE ns = ?1 AND room = ?2) AND r.seq = ?3"
             ))
             .and_then(|mut stmt| {
                 stmt.query_row(params![ns, room, seq as i64], |r| {
@@ -718,4 +761,16 @@ impl Effect {
             },
         }
     }
+}
+
+/// A room's `rooms` row: its id and its last indexed seq (none and 0 without one).
+fn room_row(tx: &Connection, ns: &str, room: &str) -> Result<(Option<i64>, u64), StoreError> {
+    let row: Option<(i64, i64)> = tx
+        .prepare_cached("SELECT id, last_seq FROM rooms WHERE ns = ?1 AND room = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![ns, room], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(backend)?;
+    Ok(row.map_or((None, 0), |(id, last)| (Some(id), last as u64)))
 }
