@@ -146,6 +146,31 @@ pub(super) struct Writer {
     pub(super) stats: Arc<Mutex<WriterStats>>,
 }
 
+/// The two statements every append runs, prepared once per batch: taking a statement out
+/// of rusqlite's cache and putting it back, twice per message, cost about a tenth of what
+/// the appends' own statements do (BENCHMARKS.md, "Integer room ids").
+pub(super) struct AppendStatements<'c> {
+    /// Adds a message to the log.
+    insert: rusqlite::CachedStatement<'c>,
+    /// The rowid of a client id's message in `cids`.
+    by_cid: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> AppendStatements<'c> {
+    fn new(tx: &'c Connection) -> Result<AppendStatements<'c>, StoreError> {
+        Ok(AppendStatements {
+            insert: tx
+                .prepare_cached(
+                    "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(backend)?,
+            by_cid: tx
+                .prepare_cached("SELECT n FROM cids WHERE room_id = ?1 AND sender = ?2 AND cid = ?3")
+                .map_err(backend)?,
+        })
+    }
+}
+
 /// What the writer knows of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Room {
@@ -228,6 +253,7 @@ impl RoomCache {
     fn by_cid(
         &mut self,
         tx: &Connection,
+        statements: &mut AppendStatements<'_>,
         key: &CidRef<'_>,
     ) -> Result<Option<ChatMessage>, StoreError> {
         if let Some(i) = self.staged_cids.find(key, |i| self.staged[i].is(key)) {
@@ -239,12 +265,10 @@ impl RoomCache {
         let Some(room_id) = self.room_id(tx, key.0, key.1)? else {
             return Ok(None);
         };
-        let n: Option<i64> = tx
-            .prepare_cached("SELECT n FROM cids WHERE room_id = ?1 AND sender = ?2 AND cid = ?3")
-            .and_then(|mut stmt| {
-                stmt.query_row(params![room_id, key.2, key.3], |r| r.get(0))
-                    .optional()
-            })
+        let n: Option<i64> = statements
+            .by_cid
+            .query_row(params![room_id, key.2, key.3], |r| r.get(0))
+            .optional()
             .map_err(backend)?;
         let Some(n) = n else { return Ok(None) };
         tx.prepare_cached(&format!(
@@ -267,6 +291,7 @@ impl RoomCache {
     fn write_append(
         &mut self,
         tx: &Connection,
+        statements: &mut AppendStatements<'_>,
         m: NewMessage,
         publish: Publish,
         reply: AppendDone,
@@ -285,7 +310,7 @@ impl RoomCache {
             .as_deref()
             .map(|cid| CidRef(&m.namespace, &m.room, &m.from, cid));
         if let Some(key) = &cid_key
-            && let Some(first) = self.by_cid(tx, key)?
+            && let Some(first) = self.by_cid(tx, statements, key)?
         {
             return Ok(Effect::Appended {
                 appended: Appended {
@@ -305,11 +330,9 @@ impl RoomCache {
             ts: now_ms(),
             action: m.action,
         };
-        tx.prepare_cached(
-            "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
+        statements
+            .insert
+            .execute(params![
                 m.namespace,
                 message.room,
                 seq as i64,
@@ -320,8 +343,7 @@ impl RoomCache {
                 message.action as i64,
                 m.cid
             ])
-        })
-        .map_err(backend)?;
+            .map_err(backend)?;
         let room = RoomRef(&m.namespace, &message.room);
         match self.seqs.get_mut(&room) {
             Some(known) => known.last = seq,
@@ -357,13 +379,18 @@ impl RoomCache {
     }
 
     /// The write phase of one command (inside the batch's transaction).
-    fn write(&mut self, tx: &Connection, command: Command) -> Result<Effect, StoreError> {
+    fn write(
+        &mut self,
+        tx: &Connection,
+        statements: &mut AppendStatements<'_>,
+        command: Command,
+    ) -> Result<Effect, StoreError> {
         Ok(match command {
             Command::Append {
                 message,
                 publish,
                 reply,
-            } => self.write_append(tx, message, publish, reply)?,
+            } => self.write_append(tx, statements, message, publish, reply)?,
             Command::Attach {
                 ns,
                 room,
@@ -561,8 +588,11 @@ impl Writer {
         let mut written = started;
         let result = (|| -> Result<(), StoreError> {
             let tx = write_transaction(&self.conn)?;
-            while let Some(command) = pending.pop_front() {
-                effects.push(self.rooms.write(&tx, command)?);
+            {
+                let mut statements = AppendStatements::new(&tx)?;
+                while let Some(command) = pending.pop_front() {
+                    effects.push(self.rooms.write(&tx, &mut statements, command)?);
+                }
             }
             written = Instant::now();
             tx.commit().map_err(backend)
