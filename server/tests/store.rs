@@ -4,6 +4,8 @@
 //! a file written by the landed version (a committed fixture) upgraded in place.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -220,9 +222,9 @@ async fn appends_are_refused_while_indexing_fails_and_resume_after() {
     // A row in the way of the room's first message makes every indexing fail.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.execute(
-        "INSERT INTO room_index (ns, room, seq, n) VALUES ('/', 'r', 1, 0)",
-        [],
+    conn.execute_batch(
+        "INSERT INTO rooms (ns, room) VALUES ('/', 'r');
+         INSERT INTO room_index (room_id, seq, n) SELECT id, 1, 0 FROM rooms WHERE ns = '/' AND room = 'r';",
     )
     .unwrap();
     // 16 chunks may wait; then appends get an error, and nothing stored is lost.
@@ -396,6 +398,153 @@ async fn a_file_of_a_newer_schema_is_refused_and_left_untouched() {
         "the file was changed"
     );
     assert_eq!(user_version(&path), newer);
+}
+
+/// A file of schema version 3 (indexes keyed by the rooms' texts), its log partly indexed
+/// (a crash left a tail), is upgraded to room ids at open without a rebuild: every message
+/// read back by room and seq, in each namespace, a re-sent client id (indexed before the
+/// upgrade, or in the tail) answered with its first message, seqs continuing, topics kept.
+#[tokio::test]
+async fn a_version_3_file_is_upgraded_to_room_ids_keeping_every_message_and_client_id() {
+    use chat_server::chat::sqlite::SCHEMA_VERSION;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let say =
+        |ns: &'static str, room: &'static str, text: String, cid: Option<String>| NewMessage {
+            namespace: ns.into(),
+            room: room.into(),
+            from: "ann".into(),
+            text,
+            action: false,
+            cid,
+        };
+    let eager = IndexLimits {
+        rows: 1,
+        age: Duration::from_millis(10),
+    };
+    {
+        let store = open(&path, eager);
+        for i in 1..=6 {
+            let (text, cid) = (format!("a{i}"), Some(format!("c{i}")));
+            store
+                .append(say("/", "a", text, cid), Box::new(|_| {}))
+                .await
+                .unwrap();
+        }
+        for i in 1..=3 {
+            let text = format!("t{i}");
+            // The same room name and client ids in another namespace: another room.
+            store
+                .append(
+                    say("/team", "a", text, Some(format!("c{i}"))),
+                    Box::new(|_| {}),
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .set_topic("/", "quiet", Some("no messages".into()))
+            .await
+            .unwrap();
+        store
+            .set_topic("/", "a", Some("the topic".into()))
+            .await
+            .unwrap();
+    }
+    {
+        // A crash: committed, never indexed.
+        let store = open(&path, NEVER);
+        for i in 7..=8 {
+            let (text, cid) = (format!("a{i}"), Some(format!("c{i}")));
+            store
+                .append(say("/", "a", text, cid), Box::new(|_| {}))
+                .await
+                .unwrap();
+        }
+        append(&store, "b", "b1", Some("c1")).await;
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    common::schema_v3::downgrade_to_version_3(&conn);
+    let unindexed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM log WHERE n > (SELECT value FROM meta WHERE key = 'indexed_upto')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unindexed, 3, "the file has an unindexed tail");
+    drop(conn);
+
+    for reopen in 0..2 {
+        let store = open(&path, NEVER);
+        assert_eq!(
+            store.stats().rebuilds,
+            0,
+            "open {reopen}: an upgrade, not a repair"
+        );
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        assert!(common::schema_v3::has_room_ids(&conn));
+        assert_eq!(
+            conn.pragma_query_value(None, "user_version", |r| r.get::<_, u32>(0))
+                .unwrap(),
+            SCHEMA_VERSION
+        );
+        drop(conn);
+        let all: Vec<String> = (1..=8).map(|i| format!("{i}:a{i}")).collect();
+        assert_eq!(texts(&store, "a", None, 100).await, all);
+        assert_eq!(texts(&store, "a", Some(7), 3).await, all[3..6]);
+        assert_eq!(texts(&store, "b", None, 100).await, ["1:b1"]);
+        let team: Vec<String> = store
+            .history("/team", "a", None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| format!("{}:{}", m.seq, m.text))
+            .collect();
+        assert_eq!(team, ["1:t1", "2:t2", "3:t3"]);
+        assert_eq!(
+            store.topic("/", "a").await.unwrap().as_deref(),
+            Some("the topic")
+        );
+        assert_eq!(
+            store.topic("/", "quiet").await.unwrap().as_deref(),
+            Some("no messages")
+        );
+        // Re-sends: indexed before the upgrade, in the tail, and in the other namespace.
+        for (room, cid, seq, text) in [
+            ("a", "c2", 2, "a2"),
+            ("a", "c8", 8, "a8"),
+            ("b", "c1", 1, "b1"),
+        ] {
+            let again = append(&store, room, "again", Some(cid)).await;
+            assert!(again.duplicate, "{room} {cid}");
+            assert_eq!(
+                (again.message.seq, again.message.text.as_str()),
+                (seq, text)
+            );
+        }
+        let again = store
+            .append(
+                say("/team", "a", "again".into(), Some("c3".into())),
+                Box::new(|_| {}),
+            )
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        assert_eq!((again.message.seq, again.message.text.as_str()), (3, "t3"));
+    }
+    let store = open(&path, NEVER);
+    assert_eq!(append(&store, "a", "a9", Some("c9")).await.message.seq, 9);
+    assert_eq!(append(&store, "quiet", "q1", None).await.message.seq, 1);
+    let new = store
+        .append(
+            say("/team", "a", "t4".into(), Some("c4".into())),
+            Box::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((new.duplicate, new.message.seq), (false, 4));
 }
 
 /// Attaching to rooms that have no messages (a `join` or a `since` names any room it likes)

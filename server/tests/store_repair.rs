@@ -263,7 +263,7 @@ async fn indexes_damaged_at_their_tail_are_rebuilt_at_open() {
         assert_eq!(indexed, 8, "the closed store's log is indexed");
         // The room's newest entries gone, and the other room's count behind its messages.
         conn.execute(
-            "DELETE FROM room_index WHERE ns = '/' AND room = 'a' AND seq >= 4",
+            "DELETE FROM room_index WHERE room_id = (SELECT id FROM rooms WHERE ns = '/' AND room = 'a') AND seq >= 4",
             [],
         )
         .unwrap();
@@ -391,7 +391,7 @@ async fn a_clean_a_crashed_and_an_emptied_store_open_without_a_rebuild() {
         // Retention removing every message of a room keeps its count.
         raw(&path)
             .execute_batch(
-                "DELETE FROM log WHERE room = 's'; DELETE FROM room_index WHERE room = 's';",
+                "DELETE FROM log WHERE room = 's'; DELETE FROM room_index WHERE room_id = (SELECT id FROM rooms WHERE room = 's');",
             )
             .unwrap();
     }

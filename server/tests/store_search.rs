@@ -5,6 +5,8 @@
 //! the upgrade.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -176,8 +178,10 @@ async fn a_version_1_file_gets_its_full_text_index_at_the_upgrade() {
         }
     }
     {
-        // Version 1: no full-text index; and a crash left the last two messages unindexed.
+        // Version 1: no full-text index (and its indexes keyed by texts, as up to version
+        // 3); and a crash left the last two messages unindexed.
         let conn = raw(&path);
+        common::schema_v3::downgrade_to_version_3(&conn);
         conn.execute_batch(
             "DROP TABLE log_fts;
              DELETE FROM room_index WHERE seq >= 4;

@@ -7,6 +7,7 @@ pub mod engine_app;
 pub mod frames;
 pub mod polling;
 pub mod redis;
+pub mod schema_v3;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -27,41 +27,48 @@ pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), St
         .optional()
         .map_err(backend)?
         .unwrap_or_default();
-    let run = |sql: &str| {
-        tx.prepare_cached(sql)
-            .and_then(|mut s| s.execute([from, upto]))
-            .map_err(backend)
-    };
-    // In key order, so each room's index pages are visited once.
-    let count = run(
-        "INSERT INTO room_index (ns, room, seq, n) SELECT ns, room, seq, n FROM log WHERE n > ?1 AND n <= ?2 ORDER BY ns, room, seq",
-    )?;
-    let mut last = from;
-    if count > 0 {
+    let last: Option<i64> = tx
+        .query_row(
+            "SELECT max(n) FROM log WHERE n > ?1 AND n <= ?2",
+            [from, upto],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    let mut count = 0;
+    if let Some(last) = last {
+        let run = |sql: &str| {
+            tx.prepare_cached(sql)
+                .and_then(|mut s| s.execute([from, last]))
+                .map_err(backend)
+        };
+        // The rooms first: a room's first indexing gives it its id, which the indexes' keys
+        // are made of. Each message then finds its room's id by the (ns, room) key of
+        // `rooms` (the log is the outer loop: `CROSS JOIN`).
         run(
-            "INSERT INTO cids (ns, room, sender, cid, n) SELECT ns, room, sender, cid, n FROM log WHERE n > ?1 AND n <= ?2 AND cid IS NOT NULL ORDER BY ns, room, sender, cid",
+            "INSERT INTO rooms (ns, room, last_seq) SELECT ns, room, max(seq) FROM log WHERE n > ?1 AND n <= ?2 GROUP BY ns, room ON CONFLICT (ns, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+        )?;
+        // In log order: sorting the chunk by key first (so each room's pages are visited in
+        // turn) cost more than it saved once the keys are integers (BENCHMARKS.md, "Integer
+        // room ids"); the pages are in the cache either way, and each is written once at
+        // the commit whatever the order.
+        count = run(
+            "INSERT INTO room_index (room_id, seq, n) SELECT r.id, l.seq, l.n FROM log l CROSS JOIN rooms r ON r.ns = l.ns AND r.room = l.room WHERE l.n > ?1 AND l.n <= ?2",
+        )?;
+        run(
+            "INSERT INTO cids (room_id, sender, cid, n) SELECT r.id, l.sender, l.cid, l.n FROM log l CROSS JOIN rooms r ON r.ns = l.ns AND r.room = l.room WHERE l.n > ?1 AND l.n <= ?2 AND l.cid IS NOT NULL",
         )?;
         // The full-text index, here and not in the appends' commits: one FTS5 segment per
         // chunk, off the acknowledgement path.
         run(&format!(
             "INSERT INTO log_fts (rowid, text, scope) SELECT n, text, {SCOPE_SQL} FROM log WHERE n > ?1 AND n <= ?2 ORDER BY n"
         ))?;
-        run(
-            "INSERT INTO rooms (ns, room, last_seq) SELECT ns, room, max(seq) FROM log WHERE n > ?1 AND n <= ?2 GROUP BY ns, room ON CONFLICT (ns, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
-        )?;
-        last = tx
-            .query_row(
-                "SELECT max(n) FROM log WHERE n > ?1 AND n <= ?2",
-                [from, upto],
-                |r| r.get(0),
-            )
-            .map_err(backend)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('indexed_upto', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [last],
         )
         .map_err(backend)?;
     }
+    let last = last.unwrap_or(from);
     tx.commit().map_err(backend)?;
     Ok((count, last))
 }
@@ -154,7 +161,7 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
     if let Some(row) = newest {
         let indexed: Option<i64> = conn
             .query_row(
-                "SELECT n FROM room_index WHERE ns = ?1 AND room = ?2 AND seq = ?3",
+                "SELECT n FROM room_index WHERE room_id = (SELECT id FROM rooms WHERE ns = ?1 AND room = ?2) AND seq = ?3",
                 params![row.ns, row.room, row.seq],
                 |r| r.get(0),
             )
@@ -182,7 +189,7 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
         if let Some(cid) = &row.cid {
             let first: Option<i64> = conn
                 .query_row(
-                    "SELECT n FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
+                    "SELECT n FROM cids WHERE room_id = (SELECT id FROM rooms WHERE ns = ?1 AND room = ?2) AND sender = ?3 AND cid = ?4",
                     params![row.ns, row.room, row.sender, cid],
                     |r| r.get(0),
                 )
@@ -197,23 +204,24 @@ fn disagreement(conn: &Connection) -> Result<Option<String>, StoreError> {
         }
     }
     let mut rooms = conn
-        .prepare("SELECT ns, room, last_seq FROM rooms")
+        .prepare("SELECT id, ns, room, last_seq FROM rooms")
         .map_err(backend)?;
     let mut rooms = rooms.query([]).map_err(backend)?;
     let mut top = conn
         .prepare(
-            "SELECT r.seq, r.n, l.ns, l.room, l.seq FROM room_index r LEFT JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 ORDER BY r.seq DESC LIMIT 1",
+            "SELECT r.seq, r.n, l.ns, l.room, l.seq FROM room_index r LEFT JOIN log l ON l.n = r.n WHERE r.room_id = ?1 ORDER BY r.seq DESC LIMIT 1",
         )
         .map_err(backend)?;
     while let Some(room) = rooms.next().map_err(backend)? {
-        let (ns, name, last_seq): (String, String, i64) = (
+        let (id, ns, name, last_seq): (i64, String, String, i64) = (
             room.get(0).map_err(backend)?,
             room.get(1).map_err(backend)?,
             room.get(2).map_err(backend)?,
+            room.get(3).map_err(backend)?,
         );
         type Top = (i64, i64, Option<String>, Option<String>, Option<i64>);
         let found: Option<Top> = top
-            .query_row(params![ns, name], |r| {
+            .query_row([id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()
@@ -300,11 +308,13 @@ fn repair(conn: &Connection) -> Result<(usize, i64), StoreError> {
          DELETE FROM cids;
          INSERT INTO log_fts (log_fts) VALUES ('delete-all');
          INSERT INTO log_fts (rowid, text, scope) SELECT n, text, {SCOPE_SQL} FROM log ORDER BY n;
-         INSERT INTO room_index (ns, room, seq, n) SELECT ns, room, seq, n FROM log ORDER BY ns, room, seq;
-         INSERT INTO cids (ns, room, sender, cid, n) SELECT ns, room, sender, cid, min(n) FROM log WHERE cid IS NOT NULL GROUP BY ns, room, sender, cid;
          INSERT INTO rooms (ns, room, last_seq)
-             SELECT ns, room, max(seq) FROM (SELECT ns, room, seq FROM room_index UNION ALL SELECT ns, room, seq FROM deleted_messages) GROUP BY ns, room
+             SELECT ns, room, max(seq) FROM (SELECT ns, room, seq FROM log UNION ALL SELECT ns, room, seq FROM deleted_messages) GROUP BY ns, room
              ON CONFLICT (ns, room) DO UPDATE SET last_seq = excluded.last_seq;
+         INSERT INTO room_index (room_id, seq, n)
+             SELECT r.id, l.seq, l.n FROM log l CROSS JOIN rooms r ON r.ns = l.ns AND r.room = l.room ORDER BY r.id, l.seq;
+         INSERT INTO cids (room_id, sender, cid, n)
+             SELECT r.id, l.sender, l.cid, min(l.n) FROM log l CROSS JOIN rooms r ON r.ns = l.ns AND r.room = l.room WHERE l.cid IS NOT NULL GROUP BY r.id, l.sender, l.cid;
          INSERT INTO meta (key, value) SELECT 'indexed_upto', coalesce(max(n), 0) FROM log WHERE true
              ON CONFLICT (key) DO UPDATE SET value = excluded.value;",
     ))
@@ -351,11 +361,11 @@ impl LogRow {
             .execute([self.n])?;
         tx.prepare_cached("DELETE FROM log_fts WHERE rowid = ?1")?
             .execute([self.n])?;
-        tx.prepare_cached("DELETE FROM room_index WHERE ns = ?1 AND room = ?2 AND seq = ?3")?
+        tx.prepare_cached("DELETE FROM room_index WHERE room_id = (SELECT id FROM rooms WHERE ns = ?1 AND room = ?2) AND seq = ?3")?
             .execute(params![self.ns, self.room, self.seq])?;
         if let Some(cid) = &self.cid {
             tx.prepare_cached(
-                "DELETE FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
+                "DELETE FROM cids WHERE room_id = (SELECT id FROM rooms WHERE ns = ?1 AND room = ?2) AND sender = ?3 AND cid = ?4",
             )?
             .execute(params![self.ns, self.room, self.sender, cid])?;
         }

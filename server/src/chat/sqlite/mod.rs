@@ -12,10 +12,12 @@
 //! Messages are appended to the `log` table (in arrival order, no secondary index: a commit
 //! writes a few pages however many rooms its batch touches) and acknowledged after that
 //! commit. Between batches the writer indexes the log by room and seq (`room_index`) and by
-//! client id (`cids`) in chunks of up to [`IndexLimits::rows`] messages, or once the oldest
-//! unindexed one is [`IndexLimits::age`] old, one transaction per chunk (`meta.indexed_upto`
-//! says how far); at open it indexes whatever a crash left (after a cheap check that the
-//! indexes agree with the log, rebuilding them from the log when they do not: `recover`).
+//! client id (`cids`), both keyed by the room's integer id (`rooms.id`, given at the room's
+//! first indexing; the writer keeps it in memory with the room's last seq), in chunks of up
+//! to [`IndexLimits::rows`] messages, or once the oldest unindexed one is
+//! [`IndexLimits::age`] old, one transaction per chunk (`meta.indexed_upto` says how far); at
+//! open it indexes whatever a crash left (after a cheap check that the indexes agree with the
+//! log, rebuilding them from the log when they do not: `recover`).
 //! Until then reads find the unindexed messages in memory (`super::unindexed`).
 //! A store holds an advisory lock on `<db>.lock` for its life: a second one on the same file
 //! is refused ([`StoreError::InUse`]).

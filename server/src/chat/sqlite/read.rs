@@ -34,7 +34,7 @@ fn read_range(
     limit: usize,
 ) -> rusqlite::Result<Vec<ChatMessage>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM room_index r JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 AND r.seq > ?3 AND r.seq <= ?4 ORDER BY r.seq DESC LIMIT ?5"
+        "SELECT {MESSAGE_COLUMNS} FROM room_index r JOIN log l ON l.n = r.n WHERE r.room_id = (SELECT id FROM rooms WHERE ns = ?1 AND room = ?2) AND r.seq > ?3 AND r.seq <= ?4 ORDER BY r.seq DESC LIMIT ?5"
     ))?;
     let mut out = stmt
         .query_map(

@@ -28,11 +28,11 @@ impl Writer {
         if let Some(max) = self.retention.max_messages {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT r.n, r.ns, r.room, r.seq, l.sender, l.cid FROM room_index r JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 AND r.seq <= ?3 ORDER BY r.seq LIMIT ?4",
+                    "SELECT r.n, l.ns, l.room, r.seq, l.sender, l.cid FROM room_index r JOIN log l ON l.n = r.n WHERE r.room_id = (SELECT id FROM rooms WHERE ns = ?1 AND room = ?2) AND r.seq <= ?3 ORDER BY r.seq LIMIT ?4",
                 )
                 .map_err(backend)?;
             for key in touched {
-                let last = self.rooms.seqs.get(&key).copied().unwrap_or(0);
+                let last = self.rooms.seqs.get(&key).map_or(0, |room| room.last);
                 if last <= max {
                     continue;
                 }

@@ -10,6 +10,8 @@ use tracing::info;
 use super::super::store::StoreError;
 use super::{backend, write_transaction};
 
+/// The tables of schema version 1 (what [`to_version_1`] creates): later steps change some of
+/// them (version 4 keys `room_index` and `cids` by a room id), so this text stays as it was.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rooms (
     ns TEXT NOT NULL, room TEXT NOT NULL,
@@ -72,7 +74,7 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
 /// The schema this build writes, kept in the file's `PRAGMA user_version`. 0 is a file
 /// written before the schema carried a version (every release up to the one that added it),
 /// or a new, empty file.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One step of [`UPGRADES`]: brings a file from the version at its index to the next one,
 /// inside the upgrade's transaction.
@@ -81,7 +83,8 @@ type Upgrade = fn(&Connection) -> Result<(), StoreError>;
 /// `UPGRADES[v]` upgrades version `v` to `v + 1`. A new schema is a step here (and
 /// [`SCHEMA_VERSION`] one higher), never an edit of [`SCHEMA`] alone: a file of any earlier
 /// version must open.
-const UPGRADES: [Upgrade; SCHEMA_VERSION as usize] = [to_version_1, to_version_2, to_version_3];
+const UPGRADES: [Upgrade; SCHEMA_VERSION as usize] =
+    [to_version_1, to_version_2, to_version_3, to_version_4];
 
 /// Brings the database to [`SCHEMA_VERSION`] in one transaction (a crash half-way leaves the
 /// file as it was), or refuses a file a newer build wrote ([`StoreError::NewerSchema`]),
@@ -189,6 +192,60 @@ fn to_version_3(conn: &Connection) -> Result<(), StoreError> {
         .map_err(backend)?;
     if n > 0 {
         info!(messages = n, "store upgraded: full-text index built");
+    }
+    Ok(())
+}
+
+/// Version 3 to 4: rooms get an integer id (`rooms.id`, the rowid; `(ns, room)` stays unique,
+/// so the statements that name a room by its texts are unchanged), and the two indexes the
+/// writer fills for every message are keyed by it: `room_index` (room_id, seq -> rowid) and
+/// `cids` (room_id, sender, cid -> rowid). Their keys were the namespace's and the room's
+/// texts, compared again at every B-tree step of every insert and lookup (BENCHMARKS.md,
+/// "Integer room ids"). Every entry is kept: a room in an index without a `rooms` row (none
+/// should be) gets one. The log keeps its texts: it is what a repair rebuilds from.
+fn to_version_4(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE rooms_v4 (
+            id INTEGER PRIMARY KEY, ns TEXT NOT NULL, room TEXT NOT NULL,
+            last_seq INTEGER NOT NULL DEFAULT 0, topic TEXT,
+            UNIQUE (ns, room));
+        INSERT INTO rooms_v4 (ns, room, last_seq, topic)
+            SELECT ns, room, last_seq, topic FROM rooms ORDER BY ns, room;
+        INSERT INTO rooms_v4 (ns, room, last_seq)
+            SELECT ns, room, max(seq) FROM room_index GROUP BY ns, room
+            ON CONFLICT (ns, room) DO NOTHING;
+        INSERT INTO rooms_v4 (ns, room)
+            SELECT DISTINCT ns, room FROM cids WHERE true
+            ON CONFLICT (ns, room) DO NOTHING;
+        CREATE TABLE room_index_v4 (
+            room_id INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (room_id, seq)) WITHOUT ROWID;
+        INSERT INTO room_index_v4 (room_id, seq, n)
+            SELECT r.id, i.seq, i.n FROM room_index i CROSS JOIN rooms_v4 r
+            ON r.ns = i.ns AND r.room = i.room ORDER BY r.id, i.seq;
+        CREATE TABLE cids_v4 (
+            room_id INTEGER NOT NULL, sender TEXT NOT NULL, cid TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (room_id, sender, cid)) WITHOUT ROWID;
+        INSERT INTO cids_v4 (room_id, sender, cid, n)
+            SELECT r.id, c.sender, c.cid, c.n FROM cids c CROSS JOIN rooms_v4 r
+            ON r.ns = c.ns AND r.room = c.room ORDER BY r.id, c.sender, c.cid;
+        DROP TABLE room_index;
+        DROP TABLE cids;
+        DROP TABLE rooms;
+        ALTER TABLE rooms_v4 RENAME TO rooms;
+        ALTER TABLE room_index_v4 RENAME TO room_index;
+        ALTER TABLE cids_v4 RENAME TO cids;",
+    )
+    .map_err(backend)?;
+    let rooms: i64 = conn
+        .query_row("SELECT count(*) FROM rooms", [], |r| r.get(0))
+        .map_err(backend)?;
+    if rooms > 0 {
+        info!(
+            rooms,
+            "store upgraded: rooms numbered, indexes keyed by room id"
+        );
     }
     Ok(())
 }

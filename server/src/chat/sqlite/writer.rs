@@ -156,13 +156,49 @@ pub(super) struct Writer {
     pub(super) stats: Arc<Mutex<WriterStats>>,
 }
 
+/// The two statements every append runs, prepared once per batch: taking a statement out
+/// of rusqlite's cache and putting it back, twice per message, cost about a tenth of what
+/// the appends' own statements do (BENCHMARKS.md, "Integer room ids").
+pub(super) struct AppendStatements<'c> {
+    /// Adds a message to the log.
+    insert: rusqlite::CachedStatement<'c>,
+    /// The rowid of a client id's message in `cids`.
+    by_cid: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> AppendStatements<'c> {
+    fn new(tx: &'c Connection) -> Result<AppendStatements<'c>, StoreError> {
+        Ok(AppendStatements {
+            insert: tx
+                .prepare_cached(
+                    "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(backend)?,
+            by_cid: tx
+                .prepare_cached("SELECT n FROM cids WHERE room_id = ?1 AND sender = ?2 AND cid = ?3")
+                .map_err(backend)?,
+        })
+    }
+}
+
+/// What the writer knows of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Room {
+    /// The room's last seq.
+    pub(super) last: u64,
+    /// Its `rooms.id`, the key of its `room_index` and `cids` entries; `None` until its first
+    /// indexing gives it one (or a topic or a deletion does): until then none of its client
+    /// ids is in `cids`.
+    pub(super) id: Option<i64>,
+}
+
 /// What the writer remembers between batches.
 #[derive(Default)]
 pub(super) struct RoomCache {
-    /// Last seq per room (namespace, room), loaded on first use; only rooms with messages
-    /// (an attach to an empty room, which anyone can name, leaves nothing behind), so it
-    /// holds no more rooms than the store does.
-    pub(super) seqs: Map<RoomKey, u64>,
+    /// Each room (namespace, room) with messages, loaded on first use; only rooms with
+    /// messages (an attach to an empty room, which anyone can name, leaves nothing behind),
+    /// so it holds no more rooms than the store does.
+    pub(super) seqs: Map<RoomKey, Room>,
     /// Rooms appended to since the last retention pass.
     pub(super) touched: Set<RoomKey>,
     /// Committed messages not yet indexed (shared with the readers).
@@ -178,46 +214,71 @@ pub(super) struct RoomCache {
 
 impl RoomCache {
     fn last_seq(&mut self, tx: &Connection, ns: &str, room: &str) -> Result<u64, StoreError> {
+        self.room(tx, ns, room).map(|r| r.last)
+    }
+
+    /// The room's last seq and id: from memory, or read (and kept, if it has messages).
+    fn room(&mut self, tx: &Connection, ns: &str, room: &str) -> Result<Room, StoreError> {
         let key = RoomRef(ns, room);
-        if let Some(seq) = self.seqs.get(&key) {
-            return Ok(*seq);
+        if let Some(found) = self.seqs.get(&key) {
+            return Ok(*found);
         }
-        let moved: i64 = tx
-            .query_row(
-                "SELECT last_seq FROM rooms WHERE ns = ?1 AND room = ?2",
-                params![ns, room],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?
-            .unwrap_or(0);
-        let seq = lock(&self.unindexed)
-            .last_seq(ns, room)
-            .unwrap_or(0)
-            .max(moved as u64);
-        if seq > 0 {
-            self.seqs.insert(key.to_key(), seq);
+        let (id, moved) = room_row(tx, ns, room)?;
+        let found = Room {
+            last: lock(&self.unindexed)
+                .last_seq(ns, room)
+                .unwrap_or(0)
+                .max(moved),
+            id,
+        };
+        if found.last > 0 {
+            self.seqs.insert(key.to_key(), found);
         }
-        Ok(seq)
+        Ok(found)
+    }
+
+    /// The room's id: from memory, else read (a room gets one at its first indexing, after
+    /// the writer first saw it: so an id not known yet is read again, not taken as none).
+    fn room_id(
+        &mut self,
+        tx: &Connection,
+        ns: &str,
+        room: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        if let Some(Room { id: Some(id), .. }) = self.seqs.get(&RoomRef(ns, room)) {
+            return Ok(Some(*id));
+        }
+        let (id, _) = room_row(tx, ns, room)?;
+        if id.is_some()
+            && let Some(cached) = self.seqs.get_mut(&RoomRef(ns, room))
+        {
+            cached.id = id;
+        }
+        Ok(id)
     }
 
     /// The message this sender already stored with this client id in this room: in this
-    /// batch, not yet indexed, or indexed.
-    fn by_cid(&self, tx: &Connection, key: &CidRef<'_>) -> Result<Option<ChatMessage>, StoreError> {
+    /// batch, not yet indexed, or indexed (looked up only if the room has an id: a room
+    /// never indexed has nothing in `cids`).
+    fn by_cid(
+        &mut self,
+        tx: &Connection,
+        statements: &mut AppendStatements<'_>,
+        key: &CidRef<'_>,
+    ) -> Result<Option<ChatMessage>, StoreError> {
         if let Some(i) = self.staged_cids.find(key, |i| self.staged[i].is(key)) {
             return Ok(Some(self.staged[i].message.clone()));
         }
         if let Some(found) = lock(&self.unindexed).by_cid(key) {
             return Ok(Some(found));
         }
-        let n: Option<i64> = tx
-            .prepare_cached(
-                "SELECT n FROM cids WHERE ns = ?1 AND room = ?2 AND sender = ?3 AND cid = ?4",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![key.0, key.1, key.2, key.3], |r| r.get(0))
-                    .optional()
-            })
+        let Some(room_id) = self.room_id(tx, key.0, key.1)? else {
+            return Ok(None);
+        };
+        let n: Option<i64> = statements
+            .by_cid
+            .query_row(params![room_id, key.2, key.3], |r| r.get(0))
+            .optional()
             .map_err(backend)?;
         let Some(n) = n else { return Ok(None) };
         tx.prepare_cached(&format!(
@@ -240,6 +301,7 @@ impl RoomCache {
     fn write_append(
         &mut self,
         tx: &Connection,
+        statements: &mut AppendStatements<'_>,
         m: NewMessage,
         publish: Publish,
         reply: AppendDone,
@@ -258,7 +320,7 @@ impl RoomCache {
             .as_deref()
             .map(|cid| CidRef(&m.namespace, &m.room, &m.from, cid));
         if let Some(key) = &cid_key
-            && let Some(first) = self.by_cid(tx, key)?
+            && let Some(first) = self.by_cid(tx, statements, key)?
         {
             return Ok(Effect::Appended {
                 appended: Appended {
@@ -278,11 +340,9 @@ impl RoomCache {
             ts: now_ms(),
             action: m.action,
         };
-        tx.prepare_cached(
-            "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
+        statements
+            .insert
+            .execute(params![
                 m.namespace,
                 message.room,
                 seq as i64,
@@ -293,12 +353,17 @@ impl RoomCache {
                 message.action as i64,
                 m.cid
             ])
-        })
-        .map_err(backend)?;
+            .map_err(backend)?;
         let room = RoomRef(&m.namespace, &message.room);
         match self.seqs.get_mut(&room) {
-            Some(last) => *last = seq,
-            None => drop(self.seqs.insert(room.to_key(), seq)),
+            Some(known) => known.last = seq,
+            None => drop(self.seqs.insert(
+                room.to_key(),
+                Room {
+                    last: seq,
+                    id: None,
+                },
+            )),
         }
         if !self.touched.contains(&room) {
             self.touched.insert(room.to_key());
@@ -324,13 +389,18 @@ impl RoomCache {
     }
 
     /// The write phase of one command (inside the batch's transaction).
-    fn write(&mut self, tx: &Connection, command: Command) -> Result<Effect, StoreError> {
+    fn write(
+        &mut self,
+        tx: &Connection,
+        statements: &mut AppendStatements<'_>,
+        command: Command,
+    ) -> Result<Effect, StoreError> {
         Ok(match command {
             Command::Append {
                 message,
                 publish,
                 reply,
-            } => self.write_append(tx, message, publish, reply)?,
+            } => self.write_append(tx, statements, message, publish, reply)?,
             Command::Attach {
                 ns,
                 room,
@@ -431,7 +501,7 @@ impl RoomCache {
         }
         let indexed = tx
             .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS}, l.n, l.cid FROM room_index r JOIN log l ON l.n = r.n WHERE r.ns = ?1 AND r.room = ?2 AND r.seq = ?3"
+                "SELECT {MESSAGE_COLUMNS}, l.n, l.cid FROM room_index r JOIN log l ON l.n = r.n WHERE r.room_id = (SELECT id FROM rooms WHERE ns = ?1 AND room = ?2) AND r.seq = ?3"
             ))
             .and_then(|mut stmt| {
                 stmt.query_row(params![ns, room, seq as i64], |r| {
@@ -544,8 +614,11 @@ impl Writer {
                 full_sync(&self.conn)?;
             }
             let tx = write_transaction(&self.conn)?;
-            while let Some(command) = pending.pop_front() {
-                effects.push(self.rooms.write(&tx, command)?);
+            {
+                let mut statements = AppendStatements::new(&tx)?;
+                while let Some(command) = pending.pop_front() {
+                    effects.push(self.rooms.write(&tx, &mut statements, command)?);
+                }
             }
             written = Instant::now();
             tx.commit().map_err(backend)
@@ -745,6 +818,18 @@ impl Effect {
             },
         }
     }
+}
+
+/// A room's `rooms` row: its id and its last indexed seq (none and 0 without one).
+fn room_row(tx: &Connection, ns: &str, room: &str) -> Result<(Option<i64>, u64), StoreError> {
+    let row: Option<(i64, i64)> = tx
+        .prepare_cached("SELECT id, last_seq FROM rooms WHERE ns = ?1 AND room = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![ns, room], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(backend)?;
+    Ok(row.map_or((None, 0), |(id, last)| (Some(id), last as u64)))
 }
 
 /// [`Writer::pass_rows`] for batches of `recent_batch` appends on average and a limit of
