@@ -224,9 +224,9 @@ fn event_text(args: Vec<Value>, pretty: bool, cut: Option<prop::sample::Index>) 
     let mut data = vec![json!("e")];
     data.extend(args);
     let json = if pretty {
-        serde_json::to_string_pretty(&data).unwrap()
+        serde_json::to_string_pretty(&data).expect("JSON")
     } else {
-        serde_json::to_string(&data).unwrap()
+        serde_json::to_string(&data).expect("JSON")
     };
     let mut text = format!("2{json}");
     if let Some(cut) = cut {
