@@ -25,7 +25,9 @@
 //!   the writer, which writes WebSocket frames itself with vectored writes.
 //! - `gather_pool`: the buffer a writer gathers a batch into, lent per batch from a spare
 //!   per worker thread.
-//! - [`namespace`]: static and pattern-matched namespaces, their handlers and connect middleware.
+//! - [`namespace`]: static and pattern-matched namespaces, their handlers and connect
+//!   middleware, and the [`Event`] a handler gets (its arguments read straight into the
+//!   handler's type).
 //! - [`socket`]: the per-namespace socket handle (emit, acks, join/leave, broadcast from it).
 //! - [`adapter`]: the fan-out seam: rooms and broadcast delivery; [`adapter::LocalAdapter`]
 //!   is the in-memory implementation.

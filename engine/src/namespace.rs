@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use bytes::Bytes;
+use chat_protocol::socket_io::JsonArgs;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::adapter::{Adapter, AdapterContext, LocalSockets, RoomEvent};
@@ -142,15 +144,62 @@ impl ConnectError {
     }
 }
 
-/// One received event.
+/// One received event. Its arguments (those after its name) are read with [`Event::arg`],
+/// straight into the type wanted, or all as [`Value`]s with [`Event::args`].
 #[derive(Debug)]
 pub struct Event {
     pub name: String,
-    /// The arguments after the event name (binary ones are placeholders).
-    pub args: Vec<Value>,
+    args: EventArgs,
     pub attachments: Vec<Bytes>,
     /// Present when the client asked for an acknowledgement.
     pub ack: Option<AckSender>,
+}
+
+/// An event's arguments as they arrived.
+#[derive(Debug)]
+pub(crate) enum EventArgs {
+    /// An EVENT's: each argument's JSON text, checked at decode.
+    Json(JsonArgs),
+    /// A BINARY_EVENT's: decoded, with a placeholder where each attachment goes.
+    Values(Vec<Value>),
+}
+
+impl Event {
+    pub(crate) fn new(
+        name: String,
+        args: EventArgs,
+        attachments: Vec<Bytes>,
+        ack: Option<AckSender>,
+    ) -> Event {
+        Event {
+            name,
+            args,
+            attachments,
+            ack,
+        }
+    }
+
+    /// Argument `i` (`null` when there is none) as a `T`: the value, or the error (message
+    /// included), that `serde_json::from_value` gives for that argument's [`Value`]. An
+    /// EVENT's argument is deserialized straight from its JSON text, with no `Value` built
+    /// (unless it does not fit `T`).
+    pub fn arg<T: DeserializeOwned>(&self, i: usize) -> Result<T, serde_json::Error> {
+        match &self.args {
+            EventArgs::Json(args) => args.parse(i),
+            EventArgs::Values(args) => {
+                serde_json::from_value(args.get(i).cloned().unwrap_or(Value::Null))
+            }
+        }
+    }
+
+    /// Every argument as a [`Value`] (a binary event's attachments as their placeholders):
+    /// built on each call, for code that wants the JSON tree.
+    pub fn args(&self) -> Vec<Value> {
+        match &self.args {
+            EventArgs::Json(args) => args.to_values(),
+            EventArgs::Values(args) => args.clone(),
+        }
+    }
 }
 
 type Middleware = Arc<dyn Fn(ConnectRequest) -> BoxFuture<Result<(), ConnectError>> + Send + Sync>;

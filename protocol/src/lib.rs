@@ -4,7 +4,9 @@
 //! Modules:
 //! - [`engine_io`]: Engine.IO v4 packets (the connection layer: open, ping/pong, close, message).
 //! - [`socket_io`]: Socket.IO v5 packets (the seven packet types inside Engine.IO messages),
-//!   and [`socket_io::BinaryAssembler`] that joins a binary packet with its attachments.
+//!   [`socket_io::BinaryAssembler`] that joins a binary packet with its attachments, and
+//!   [`socket_io::Incoming`], the server's decoder, which keeps an EVENT's arguments as JSON
+//!   text for each handler to deserialize straight into its request type.
 //! - [`events`]: the chat's typed events (requests, replies and server events) with their names.
 //! - [`names`]: the rules for namespace, room and nick names.
 //! - [`search`]: what a `search` text matches (its words in a row), for the server's scans

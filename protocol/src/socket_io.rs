@@ -4,6 +4,14 @@
 //! Binary data never sits inside a `serde_json::Value`: a binary packet keeps its
 //! `{"_placeholder":true,"num":N}` markers in `data` and carries the attachments beside it
 //! (see [`BinaryAssembler`] for the receiving side).
+//!
+//! A server reads packets with [`Incoming::decode`]: the same checks and errors as
+//! [`Packet::decode`], but an EVENT's arguments stay JSON text ([`JsonArgs`]), each
+//! deserialized later straight into the type its handler wants (file `socket_io/incoming.rs`).
+
+mod incoming;
+
+pub use incoming::{Incoming, JsonArgs, RawEvent};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -191,62 +199,23 @@ impl Packet {
 
     /// Decodes and validates the Socket.IO text form.
     pub fn decode(text: &str) -> Result<Packet, DecodeError> {
-        let mut rest = text;
-        let first = rest.chars().next().ok_or(DecodeError::Empty)?;
-        let kind = PacketKind::from_digit(first).ok_or(DecodeError::UnknownType(first))?;
-        rest = &rest[first.len_utf8()..];
+        let (head, json) = decode_head(text)?;
+        Packet::with_json(head, json)
+    }
 
-        let mut attachments = 0;
-        if kind.is_binary() {
-            let dash = rest.find('-').ok_or(DecodeError::BadAttachments)?;
-            let digits = &rest[..dash];
-            if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit())
-            {
-                return Err(DecodeError::BadAttachments);
-            }
-            attachments = digits.parse().map_err(|_| DecodeError::BadAttachments)?;
-            rest = &rest[dash + 1..];
-        }
-
-        let mut nsp = "/".to_owned();
-        if rest.starts_with('/') {
-            let end = rest.find(',').unwrap_or(rest.len());
-            nsp = rest[..end].to_owned();
-            rest = if end < rest.len() {
-                &rest[end + 1..]
-            } else {
-                ""
-            };
-        }
-
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let mut id = None;
-        if digits > 0 {
-            if digits > MAX_ACK_DIGITS {
-                return Err(DecodeError::BadAckId);
-            }
-            id = Some(rest[..digits].parse().map_err(|_| DecodeError::BadAckId)?);
-            rest = &rest[digits..];
-        }
-
-        let data = if rest.is_empty() {
+    /// The packet of a decoded head and the JSON text after it, validated.
+    fn with_json(head: Head, json: &str) -> Result<Packet, DecodeError> {
+        let data = if json.is_empty() {
             None
         } else {
-            Some(serde_json::from_str::<Value>(rest).map_err(|e| {
-                if has_lone_surrogate(rest) {
-                    DecodeError::LoneSurrogate(e.to_string())
-                } else {
-                    DecodeError::BadJson(e.to_string())
-                }
-            })?)
+            Some(serde_json::from_str::<Value>(json).map_err(|e| json_error(json, e))?)
         };
-
         let packet = Packet {
-            kind,
-            nsp,
-            id,
+            kind: head.kind,
+            nsp: head.nsp,
+            id: head.id,
             data,
-            attachments,
+            attachments: head.attachments,
         };
         packet.validate()?;
         Ok(packet)
@@ -272,6 +241,70 @@ impl Packet {
             _ => return Err(bad()),
         }
         Ok(())
+    }
+}
+
+/// Everything of a packet's text form before its JSON data.
+struct Head {
+    kind: PacketKind,
+    attachments: usize,
+    nsp: String,
+    id: Option<u64>,
+}
+
+/// Splits the text form into its head and the JSON text after it (maybe empty).
+fn decode_head(text: &str) -> Result<(Head, &str), DecodeError> {
+    let mut rest = text;
+    let first = rest.chars().next().ok_or(DecodeError::Empty)?;
+    let kind = PacketKind::from_digit(first).ok_or(DecodeError::UnknownType(first))?;
+    rest = &rest[first.len_utf8()..];
+
+    let mut attachments = 0;
+    if kind.is_binary() {
+        let dash = rest.find('-').ok_or(DecodeError::BadAttachments)?;
+        let digits = &rest[..dash];
+        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DecodeError::BadAttachments);
+        }
+        attachments = digits.parse().map_err(|_| DecodeError::BadAttachments)?;
+        rest = &rest[dash + 1..];
+    }
+
+    let mut nsp = "/".to_owned();
+    if rest.starts_with('/') {
+        let end = rest.find(',').unwrap_or(rest.len());
+        nsp = rest[..end].to_owned();
+        rest = if end < rest.len() {
+            &rest[end + 1..]
+        } else {
+            ""
+        };
+    }
+
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let mut id = None;
+    if digits > 0 {
+        if digits > MAX_ACK_DIGITS {
+            return Err(DecodeError::BadAckId);
+        }
+        id = Some(rest[..digits].parse().map_err(|_| DecodeError::BadAckId)?);
+        rest = &rest[digits..];
+    }
+    let head = Head {
+        kind,
+        attachments,
+        nsp,
+        id,
+    };
+    Ok((head, rest))
+}
+
+/// The error for JSON text that did not parse.
+fn json_error(json: &str, e: serde_json::Error) -> DecodeError {
+    if has_lone_surrogate(json) {
+        DecodeError::LoneSurrogate(e.to_string())
+    } else {
+        DecodeError::BadJson(e.to_string())
     }
 }
 

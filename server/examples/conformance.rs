@@ -37,11 +37,12 @@ pub fn engine() -> Engine {
     let root = Handlers::new()
         .on_connect(emit_auth)
         .on("message", |socket, event| async move {
-            let _ = socket.emit_binary("message-back", event.args, event.attachments);
+            let _ = socket.emit_binary("message-back", event.args(), event.attachments);
         })
         .on("message-with-ack", |_socket, event| async move {
+            let args = event.args();
             if let Some(ack) = event.ack {
-                let _ = ack.send_binary(event.args, event.attachments);
+                let _ = ack.send_binary(args, event.attachments);
             }
         });
     engine.namespace("/", root);

@@ -24,8 +24,8 @@ struct Args {
     port: u16,
 }
 
-fn arg(event: &Event) -> &Value {
-    event.args.first().unwrap_or(&Value::Null)
+fn arg(event: &Event) -> Value {
+    event.arg(0).unwrap_or(Value::Null)
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -65,7 +65,7 @@ fn room_handlers() -> Handlers {
         })
         .on("to-rooms", |socket: Socket, event| async move {
             let a = arg(&event);
-            let (name, data) = event_and_data(a);
+            let (name, data) = event_and_data(&a);
             let op = strings(&a["rooms"])
                 .into_iter()
                 .fold(socket.namespace().broadcast(), |op, r| op.to(r));
@@ -74,7 +74,7 @@ fn room_handlers() -> Handlers {
         })
         .on("except", |socket: Socket, event| async move {
             let a = arg(&event);
-            let (name, data) = event_and_data(a);
+            let (name, data) = event_and_data(&a);
             let mut op = socket.namespace().broadcast();
             op = strings(&a["rooms"]).into_iter().fold(op, |op, r| op.to(r));
             op = strings(&a["except"])
@@ -85,24 +85,25 @@ fn room_handlers() -> Handlers {
         })
         .on("broadcast-room", |socket: Socket, event| async move {
             let a = arg(&event);
-            let (name, data) = event_and_data(a);
+            let (name, data) = event_and_data(&a);
             if let Some(room) = a["room"].as_str() {
                 socket.to(room).emit(&name, vec![data]);
             }
             done(event);
         })
         .on("broadcast", |socket: Socket, event| async move {
-            let (name, data) = event_and_data(arg(&event));
+            let (name, data) = event_and_data(&arg(&event));
             socket.broadcast().emit(&name, vec![data]);
             done(event);
         })
         .on("echo-ack", |_socket, event| async move {
+            let args = event.args();
             if let Some(ack) = event.ack {
-                let _ = ack.send_binary(event.args, event.attachments);
+                let _ = ack.send_binary(args, event.attachments);
             }
         })
         .on("server-ack", |socket: Socket, event| async move {
-            let (name, data) = event_and_data(arg(&event));
+            let (name, data) = event_and_data(&arg(&event));
             let reply = socket.emit_with_ack(&name, vec![data], Duration::from_secs(2));
             // Waiting for the client's ack must not hold up this connection's reader.
             tokio::spawn(async move {

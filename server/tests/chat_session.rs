@@ -9,8 +9,8 @@
 
 mod common;
 
-use chat_protocol::events::ErrorCode;
-use chat_protocol::socket_io::Packet;
+use chat_protocol::events::{ErrorCode, HistoryRequest, JoinRequest, MessageReply, MessageRequest};
+use chat_protocol::socket_io::{Packet, PacketKind};
 use common::chat::{code, failure, join, ok, start, user};
 use common::{RECV_TIMEOUT, Seen};
 use serde_json::{Value, json};
@@ -51,6 +51,89 @@ async fn bad_requests_are_answered_and_keep_the_connection() {
     let ping: Value = ok(&alice.request("/", "ping", json!({})).await);
     assert!(ping["ts"].as_i64().is_some_and(|ts| ts > 0), "{ping}");
     assert_eq!(join(&mut alice, "/", "r").await.members, vec!["alice"]);
+}
+
+/// The error ack of a request sent as raw text (`arg`: its first argument's JSON), with ack
+/// id `id`.
+async fn raw_request(c: &mut common::Client, id: u64, event: &str, arg: &str) -> Value {
+    c.send(&format!("42{id}[\"{event}\",{arg}]")).await;
+    for _ in 0..1_000 {
+        let p = c.recv_packet().await;
+        if p.kind == PacketKind::Ack && p.id == Some(id) {
+            return p.data.and_then(|d| d.get(0).cloned()).expect("a reply");
+        }
+    }
+    panic!("no ack {id}");
+}
+
+/// Requests are read straight from the packet's text, never through a `Value`; what a client
+/// sees stays what `serde_json::from_value` made of the argument: the same message in the
+/// error ack (no position in it), and a key given twice counts once, the last.
+#[tokio::test]
+async fn a_malformed_request_gets_the_message_from_value_gives() {
+    let (_server, addr) = start().await;
+    let mut alice = user(addr, "alice").await;
+    join(&mut alice, "/", "r").await;
+    fn expected<T: serde::de::DeserializeOwned>(arg: &str) -> String {
+        let value: Value = serde_json::from_str(arg).unwrap();
+        let e = serde_json::from_value::<T>(value).err().expect("refused");
+        format!("invalid request: {e}")
+    }
+    let cases: [(&str, &str, String); 6] = [
+        (
+            "message",
+            r#"{"room":"r"}"#,
+            expected::<MessageRequest>(r#"{"room":"r"}"#),
+        ),
+        (
+            "message",
+            r#"{"room":"r","text":5}"#,
+            expected::<MessageRequest>(r#"{"room":"r","text":5}"#),
+        ),
+        // More items than the request has fields.
+        (
+            "message",
+            r#"["r","hi",false,"c1","x"]"#,
+            expected::<MessageRequest>(r#"["r","hi",false,"c1","x"]"#),
+        ),
+        ("join", r#""r""#, expected::<JoinRequest>(r#""r""#)),
+        (
+            "history",
+            r#"{"room":"r","before":-1}"#,
+            expected::<HistoryRequest>(r#"{"room":"r","before":-1}"#),
+        ),
+        (
+            "history",
+            r#"{"room":"r","limit":1.5}"#,
+            expected::<HistoryRequest>(r#"{"room":"r","limit":1.5}"#),
+        ),
+    ];
+    for (i, (event, arg, message)) in cases.into_iter().enumerate() {
+        let reply = raw_request(&mut alice, 100 + i as u64, event, arg).await;
+        let err = failure(&reply);
+        assert_eq!(
+            (err.code, err.message),
+            (ErrorCode::BadRequest, message),
+            "{event} {arg}"
+        );
+    }
+    assert_eq!(
+        failure(&raw_request(&mut alice, 200, "message", r#"{"room":"r"}"#).await).message,
+        "invalid request: missing field `text`"
+    );
+    // The last of a repeated key wins, as in a `Value`: the message goes to room `r`.
+    let reply = raw_request(
+        &mut alice,
+        201,
+        "message",
+        r#"{"room":"nowhere","text":"hi","room":"r"}"#,
+    )
+    .await;
+    let sent: MessageReply<'static> = ok(&reply);
+    assert_eq!(
+        (sent.message.room.as_str(), sent.message.text.as_str()),
+        ("r", "hi")
+    );
 }
 
 #[tokio::test]

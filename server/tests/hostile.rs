@@ -66,6 +66,11 @@ async fn malformed_packets_of_every_kind_get_their_documented_answer() {
         "[".repeat(10_000),
         "]".repeat(10_000)
     );
+    let deep_unread = format!(
+        "42[\"message\",{{\"room\":\"lobby\",\"text\":\"x\",\"n\":{}{}}}]",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
     // (case, frame, close code) for frames that end the connection.
     let fatal: Vec<(&str, String, u16)> = vec![
         ("engine.io upgrade", "5".into(), 1002),
@@ -85,6 +90,18 @@ async fn malformed_packets_of_every_kind_get_their_documented_answer() {
         ("event data a number", "421".into(), 1002),
         ("trailing garbage", "42[\"ping\",{}]x".into(), 1002),
         ("json nested 10000 deep", deep, 1002),
+        // Refused at decode even in a field no request reads (no `Value` is built for an
+        // event, and its requests skip unknown fields unchecked).
+        (
+            "a number out of range in an unknown field",
+            r#"42["message",{"room":"lobby","text":"x","n":1e400}]"#.into(),
+            1002,
+        ),
+        (
+            "json nested 200 deep in an unknown field",
+            deep_unread,
+            1002,
+        ),
         ("connect data a string", "40\"x\"".into(), 1002),
         (
             "disconnect of an unjoined namespace",
@@ -997,6 +1014,19 @@ async fn a_lone_surrogate_closes_like_invalid_utf8() {
         .unwrap();
     ws.send(Message::text(
         r#"42["message",{"room":"lobby","text":"\ud800"}]"#,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1007));
+    // In a field no request reads, too.
+    let (mut ws, _) = tokio_tungstenite::connect_async(common::url(addr))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"40{"nick":"surrogate2"}"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(
+        r#"42["message",{"room":"lobby","text":"x","zz":"\udc00"}]"#,
     ))
     .await
     .unwrap();

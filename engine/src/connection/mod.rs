@@ -22,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chat_protocol::DecodeError;
 use chat_protocol::engine_io::{self, OpenPayload};
-use chat_protocol::socket_io::{BinaryAssembler, Packet, PacketKind};
+use chat_protocol::socket_io::{BinaryAssembler, Incoming, Packet, PacketKind};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,7 +33,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, warn};
 
 use super::Engine;
-use super::namespace::{ConnectError, ConnectRequest, ConnectionInfo, Event, Extensions};
+use super::namespace::{
+    ConnectError, ConnectRequest, ConnectionInfo, Event, EventArgs, Extensions,
+};
 use super::outbox::{CloseReason, EncodedPacket, Outbox, outbox};
 use super::socket::{AckResponse, AckSender, Socket};
 use super::wire::{self, websocket_config};
@@ -285,14 +287,21 @@ impl Connection {
                     .map_err(|_| CloseReason::PARSE_ERROR)?
                 {
                     engine_io::Packet::Message(data) => {
-                        let packet = Packet::decode(&data).map_err(|e| {
+                        let packet = Incoming::decode(&data).map_err(|e| {
                             debug!(remote = %self.info.remote, error = %e, "bad Socket.IO packet");
                             match e {
                                 DecodeError::LoneSurrogate(_) => CloseReason::INVALID_UTF8,
                                 _ => CloseReason::PARSE_ERROR,
                             }
                         })?;
-                        self.on_packet(packet).await
+                        match packet {
+                            // An EVENT's arguments stay JSON text until its handler reads them.
+                            Incoming::Event(e) => {
+                                let args = EventArgs::Json(e.args);
+                                self.on_event(&e.nsp, e.id, e.name, args, Vec::new()).await
+                            }
+                            Incoming::Packet(packet) => self.on_packet(packet).await,
+                        }
                     }
                     engine_io::Packet::Pong(_) => {
                         if pong_deadline.take().is_some() {
@@ -358,22 +367,26 @@ impl Connection {
         }
     }
 
-    /// An EVENT or ACK with all its attachments.
-    async fn on_complete(&mut self, packet: Packet, attachments: Vec<Bytes>) -> Result<(), Close> {
-        let socket = match self.sockets.get(&packet.nsp) {
-            Some(s) if s.is_connected() => s.clone(),
-            // Disconnected by the server a moment ago: packets already in flight are dropped.
+    /// The connected socket of namespace `nsp`; `None` when the server disconnected it a
+    /// moment ago (packets already in flight for it are dropped).
+    fn connected(&mut self, nsp: &str) -> Result<Option<Socket>, Close> {
+        match self.sockets.get(nsp) {
+            Some(s) if s.is_connected() => Ok(Some(s.clone())),
             Some(_) => {
-                self.sockets.remove(&packet.nsp);
-                return Ok(());
+                self.sockets.remove(nsp);
+                Ok(None)
             }
-            None => return Err(CloseReason::PROTOCOL),
-        };
+            None => Err(CloseReason::PROTOCOL),
+        }
+    }
+
+    /// A BINARY_EVENT, or an ACK, with all its attachments.
+    async fn on_complete(&mut self, packet: Packet, attachments: Vec<Bytes>) -> Result<(), Close> {
         let Some(Value::Array(mut args)) = packet.data else {
             return Err(CloseReason::PROTOCOL);
         };
         if matches!(packet.kind, PacketKind::Ack | PacketKind::BinaryAck) {
-            if let Some(id) = packet.id {
+            if let (Some(socket), Some(id)) = (self.connected(&packet.nsp)?, packet.id) {
                 socket.resolve_ack(id, AckResponse { args, attachments });
             }
             return Ok(());
@@ -382,21 +395,31 @@ impl Connection {
             Value::String(name) => name,
             _ => return Err(CloseReason::PROTOCOL),
         };
-        if let Admit::Refused = self.admit(&packet.nsp, packet.id, false)? {
+        let args = EventArgs::Values(args);
+        self.on_event(&packet.nsp, packet.id, name, args, attachments)
+            .await
+    }
+
+    /// An event: admitted by the rate limit, handed to its handler.
+    async fn on_event(
+        &mut self,
+        nsp: &str,
+        id: Option<u64>,
+        name: String,
+        args: EventArgs,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), Close> {
+        let Some(socket) = self.connected(nsp)? else {
+            return Ok(());
+        };
+        if let Admit::Refused = self.admit(nsp, id, false)? {
             return Ok(());
         }
         let Some(handler) = socket.namespace().handlers().event_handler(&name).cloned() else {
             return Ok(());
         };
-        let ack = packet
-            .id
-            .map(|id| AckSender::new(self.outbox.clone(), &packet.nsp, id));
-        let event = Event {
-            name,
-            args,
-            attachments,
-            ack,
-        };
+        let ack = id.map(|id| AckSender::new(self.outbox.clone(), nsp, id));
+        let event = Event::new(name, args, attachments, ack);
         if AssertUnwindSafe(handler(socket, event))
             .catch_unwind()
             .await

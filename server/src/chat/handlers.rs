@@ -16,7 +16,6 @@ use chat_protocol::events::{
 };
 use chat_protocol::names;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tracing::warn;
 
 use super::presence::{self, UserPresence};
@@ -32,8 +31,11 @@ pub(crate) const QUEUED_DMS_MAX: usize = 500;
 /// Longest client message id.
 const CID_MAX: usize = 64;
 
-pub(crate) fn parse<T: DeserializeOwned>(arg: Value) -> Result<T, Failure> {
-    serde_json::from_value(arg)
+/// The request in an event's first argument (`null` when there is none), deserialized
+/// straight from its JSON text.
+pub(crate) fn parse<T: DeserializeOwned>(request: &Event) -> Result<T, Failure> {
+    request
+        .arg(0)
         .map_err(|e| Failure(ErrorCode::BadRequest, format!("invalid request: {e}")))
 }
 
@@ -105,39 +107,40 @@ impl ChatApp {
     }
 
     /// Routes one event and sends its ack.
-    pub(crate) async fn dispatch(self: Arc<Self>, socket: Socket, event: Event) {
-        let Event {
-            name, args, ack, ..
-        } = event;
+    pub(crate) async fn dispatch(self: Arc<Self>, socket: Socket, mut event: Event) {
+        let ack = event.ack.take();
         let Some(session) = socket.extensions().get::<Session>() else {
             return;
         };
-        let arg = args.into_iter().next().unwrap_or(Value::Null);
-        if matches!(name.as_str(), client::MESSAGE | client::DM | client::JOIN) {
+        // Each handler parses its request from the event's first argument (`parse`).
+        let (name, request) = (event.name.as_str(), &event);
+        if matches!(name, client::MESSAGE | client::DM | client::JOIN) {
             session.active();
             if name != client::JOIN {
                 crate::metrics::chat().messages_received.inc();
             }
         }
         if name == client::MESSAGE {
-            return self.message(&socket, &session, arg, ack).await;
+            return self.message(&socket, &session, request, ack).await;
         }
         // Any other event is handled once the connection's messages are answered, as if each
         // had been waited for (a `history` sees them, a `leave` is announced after them).
         session.settled().await;
-        match name.as_str() {
-            client::JOIN => self.join(&socket, &session, arg, ack).await,
-            client::LEAVE => answer::<LeaveRequest>(ack, self.leave(&socket, &session, arg)),
-            client::DM => answer::<DmRequest>(ack, self.dm(&socket, &session, arg).await),
-            client::NICK => answer::<NickRequest>(ack, self.nick(&session, arg).await),
+        match name {
+            client::JOIN => self.join(&socket, &session, request, ack).await,
+            client::LEAVE => answer::<LeaveRequest>(ack, self.leave(&socket, &session, request)),
+            client::DM => answer::<DmRequest>(ack, self.dm(&socket, &session, request).await),
+            client::NICK => answer::<NickRequest>(ack, self.nick(&session, request).await),
             client::ROOMS => answer::<RoomsRequest>(ack, self.rooms(&socket).await),
-            client::WHO => answer::<WhoRequest>(ack, self.who(&socket, arg).await),
-            client::TOPIC => answer::<TopicRequest>(ack, self.topic(&socket, &session, arg).await),
-            client::HISTORY => answer::<HistoryRequest>(ack, self.history(&socket, arg).await),
-            client::TYPING => answer::<TypingRequest>(ack, self.typing(&socket, &session, arg)),
+            client::WHO => answer::<WhoRequest>(ack, self.who(&socket, request).await),
+            client::TOPIC => {
+                answer::<TopicRequest>(ack, self.topic(&socket, &session, request).await)
+            }
+            client::HISTORY => answer::<HistoryRequest>(ack, self.history(&socket, request).await),
+            client::TYPING => answer::<TypingRequest>(ack, self.typing(&socket, &session, request)),
             client::PING => answer::<PingRequest>(ack, Ok(PingReply { ts: now_ms() })),
-            client::WHOIS => answer::<WhoisRequest>(ack, self.whois(&socket, arg).await),
-            client::AWAY => answer::<AwayRequest>(ack, self.away(&session, arg)),
+            client::WHOIS => answer::<WhoisRequest>(ack, self.whois(&socket, request).await),
+            client::AWAY => answer::<AwayRequest>(ack, self.away(&session, request)),
             client::KICK
             | client::BAN
             | client::UNBAN
@@ -145,20 +148,21 @@ impl ChatApp {
             | client::UNMUTE
             | client::OP
             | client::DEOP => {
-                answer::<KickRequest>(ack, self.moderate(&socket, &session, &name, arg).await)
+                answer::<KickRequest>(ack, self.moderate(&socket, &session, request).await)
             }
             client::DELETE => {
-                answer::<DeleteRequest>(ack, self.delete(&socket, &session, arg).await)
+                answer::<DeleteRequest>(ack, self.delete(&socket, &session, request).await)
             }
             client::UNREGISTER => {
-                answer::<UnregisterRequest>(ack, self.unregister_request(&session, arg).await)
+                answer::<UnregisterRequest>(ack, self.unregister_request(&session, request).await)
             }
             client::RESET_PASSWORD => answer::<ResetPasswordRequest>(
                 ack,
-                self.reset_password_request(&socket, &session, arg).await,
+                self.reset_password_request(&socket, &session, request)
+                    .await,
             ),
             client::SEARCH => {
-                answer::<SearchRequest>(ack, self.search(&socket, &session, arg).await)
+                answer::<SearchRequest>(ack, self.search(&socket, &session, request).await)
             }
             other => refuse(
                 ack,
@@ -169,12 +173,19 @@ impl ChatApp {
 
     /// Joins inside the store's ordering section and answers from there, so the ack (with
     /// the recent history) reaches the client before any message published after it.
-    async fn join(&self, socket: &Socket, session: &Session, arg: Value, ack: Option<AckSender>) {
-        let room =
-            match parse::<JoinRequest>(arg).and_then(|r| valid_room(&r.room).map(|()| r.room)) {
-                Ok(room) => room,
-                Err(f) => return refuse(ack, f),
-            };
+    async fn join(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        request: &Event,
+        ack: Option<AckSender>,
+    ) {
+        let room = match parse::<JoinRequest>(request)
+            .and_then(|r| valid_room(&r.room).map(|()| r.room))
+        {
+            Ok(room) => room,
+            Err(f) => return refuse(ack, f),
+        };
         if let Err(f) = self.join_limits(socket, &room) {
             return refuse(ack, f);
         }
@@ -250,8 +261,8 @@ impl ChatApp {
         self.banned_after_entering(socket, session, &room).await;
     }
 
-    fn leave(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<LeaveReply> {
-        let LeaveRequest { room } = parse(arg)?;
+    fn leave(&self, socket: &Socket, session: &Session, request: &Event) -> Outcome<LeaveReply> {
+        let LeaveRequest { room } = parse(request)?;
         member(socket, &room)?;
         let presence = Presence {
             room: room.clone(),
@@ -275,10 +286,10 @@ impl ChatApp {
         &self,
         socket: &Socket,
         session: &Arc<Session>,
-        arg: Value,
+        request: &Event,
         ack: Option<AckSender>,
     ) {
-        let new = match self.new_message(socket, session, arg) {
+        let new = match self.new_message(socket, session, request) {
             Ok(new) => new,
             Err(failure) => return refuse(ack, failure),
         };
@@ -307,14 +318,14 @@ impl ChatApp {
         &self,
         socket: &Socket,
         session: &Session,
-        arg: Value,
+        request: &Event,
     ) -> Result<NewMessage, Failure> {
         let MessageRequest {
             room,
             text,
             action,
             cid,
-        } = parse(arg)?;
+        } = parse(request)?;
         member(socket, &room)?;
         let text = checked_text(&self.limits, text)?;
         if cid
@@ -338,8 +349,8 @@ impl ChatApp {
 
     /// To every connected session of the recipient (an identity may be on several devices);
     /// to a registered nick that is offline, stored until it connects.
-    async fn dm(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<DmReply> {
-        let DmRequest { to, text, action } = parse(arg)?;
+    async fn dm(&self, socket: &Socket, session: &Session, request: &Event) -> Outcome<DmReply> {
+        let DmRequest { to, text, action } = parse(request)?;
         names::validate_nick(&to).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         let text = checked_text(&self.limits, text)?;
         let sessions = self.sessions(&to);
@@ -404,8 +415,8 @@ impl ChatApp {
         ))
     }
 
-    async fn nick(&self, session: &Arc<Session>, arg: Value) -> Outcome<NickReply> {
-        let NickRequest { nick } = parse(arg)?;
+    async fn nick(&self, session: &Arc<Session>, request: &Event) -> Outcome<NickReply> {
+        let NickRequest { nick } = parse(request)?;
         names::validate_nick(&nick).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         (self.limits.check_nick(&nick)).map_err(|e| Failure(ErrorCode::InvalidName, e))?;
         let old = session.nick();
@@ -520,8 +531,8 @@ impl ChatApp {
         Ok(RoomsReply { rooms })
     }
 
-    async fn who(&self, socket: &Socket, arg: Value) -> Outcome<WhoReply> {
-        let WhoRequest { room } = parse(arg)?;
+    async fn who(&self, socket: &Socket, request: &Event) -> Outcome<WhoReply> {
+        let WhoRequest { room } = parse(request)?;
         valid_room(&room)?;
         // Other nodes' members too (cluster mode; none for a store of one process).
         let remote = self
@@ -560,8 +571,8 @@ impl ChatApp {
     /// Who a nick is: online (and then the rooms of this namespace shared with the asker,
     /// idle time and away reason) and registered or not. In cluster mode its sessions on
     /// other nodes count too, as their last heartbeat told (`presence`).
-    async fn whois(&self, socket: &Socket, arg: Value) -> Outcome<WhoisReply> {
-        let WhoisRequest { nick } = parse(arg)?;
+    async fn whois(&self, socket: &Socket, request: &Event) -> Outcome<WhoisReply> {
+        let WhoisRequest { nick } = parse(request)?;
         names::validate_nick(&nick).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))?;
         let key = names::nick_key(&nick);
         let identity = self.store.identity(&key).await.map_err(internal)?;
@@ -626,8 +637,8 @@ impl ChatApp {
 
     /// Marks the connection away (with a reason) or back (without), and tells the rooms it
     /// is in, in every namespace, when that changes.
-    fn away(&self, session: &Session, arg: Value) -> Outcome<AwayReply> {
-        let AwayRequest { reason } = parse(arg)?;
+    fn away(&self, session: &Session, request: &Event) -> Outcome<AwayReply> {
+        let AwayRequest { reason } = parse(request)?;
         let reason = match reason
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty())
@@ -662,8 +673,13 @@ impl ChatApp {
         Ok(AwayReply { away: reason })
     }
 
-    async fn topic(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<TopicReply> {
-        let TopicRequest { room, topic } = parse(arg)?;
+    async fn topic(
+        &self,
+        socket: &Socket,
+        session: &Session,
+        request: &Event,
+    ) -> Outcome<TopicReply> {
+        let TopicRequest { room, topic } = parse(request)?;
         let ns = socket.namespace().name().to_owned();
         let Some(topic) = topic else {
             valid_room(&room)?;
@@ -688,12 +704,12 @@ impl ChatApp {
         Ok(TopicReply { room, topic })
     }
 
-    async fn history(&self, socket: &Socket, arg: Value) -> Outcome<HistoryReply> {
+    async fn history(&self, socket: &Socket, request: &Event) -> Outcome<HistoryReply> {
         let HistoryRequest {
             room,
             before,
             limit,
-        } = parse(arg)?;
+        } = parse(request)?;
         member(socket, &room)?;
         let limit = limit.unwrap_or(50).clamp(1, 200) as usize;
         let messages = self
@@ -704,8 +720,8 @@ impl ChatApp {
         Ok(HistoryReply { room, messages })
     }
 
-    fn typing(&self, socket: &Socket, session: &Session, arg: Value) -> Outcome<TypingReply> {
-        let TypingRequest { room } = parse(arg)?;
+    fn typing(&self, socket: &Socket, session: &Session, request: &Event) -> Outcome<TypingReply> {
+        let TypingRequest { room } = parse(request)?;
         member(socket, &room)?;
         let typing = Typing {
             room: room.clone(),

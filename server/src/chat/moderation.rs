@@ -26,13 +26,12 @@ use chat_protocol::events::{
     UnbanRequest, UnmuteRequest, UnregisterReply, UnregisterRequest,
 };
 use chat_protocol::names;
-use serde_json::Value;
 
 use super::handlers::{Failure, internal, parse, valid_room};
 use super::reply::{Outcome, Push};
 use super::store::{Restriction, RestrictionKind, now_ms};
 use super::{ChatApp, Session, engine_room};
-use crate::engine::{BroadcastOptions, Namespace, Socket, lock};
+use crate::engine::{BroadcastOptions, Event, Namespace, Socket, lock};
 
 /// The longest ban or mute: ten years (a longer one is the same as none).
 const DURATION_MAX_SECS: u64 = 10 * 365 * 24 * 3600;
@@ -677,15 +676,14 @@ impl ChatApp {
         &self,
         socket: &Socket,
         session: &Session,
-        event: &str,
-        arg: Value,
+        request: &Event,
     ) -> Outcome<Moderation> {
         use chat_protocol::events::client;
         let actor = self.actor(session);
         let ns = socket.namespace();
-        match event {
+        match request.name.as_str() {
             client::KICK => {
-                let KickRequest { room, nick, reason } = parse(arg)?;
+                let KickRequest { room, nick, reason } = parse(request)?;
                 self.kick(ns, &actor, &room, &nick, reason).await
             }
             client::BAN => {
@@ -694,12 +692,12 @@ impl ChatApp {
                     target,
                     duration_secs,
                     reason,
-                } = parse(arg)?;
+                } = parse(request)?;
                 self.ban(ns, &actor, &room, &target, duration_secs, reason)
                     .await
             }
             client::UNBAN => {
-                let UnbanRequest { room, target } = parse(arg)?;
+                let UnbanRequest { room, target } = parse(request)?;
                 let (key, shown) = ban_target(&actor, &target)?;
                 self.moderator(ns.name(), &room, &actor, "unban").await?;
                 self.lifted(ns, &actor, &room, RestrictionKind::Ban, &key, shown)
@@ -711,7 +709,7 @@ impl ChatApp {
                     nick,
                     duration_secs,
                     reason: why,
-                } = parse(arg)?;
+                } = parse(request)?;
                 valid_nick(&nick)?;
                 let why = reason(why)?;
                 self.moderator(ns.name(), &room, &actor, "mute").await?;
@@ -737,7 +735,7 @@ impl ChatApp {
                 Ok(event)
             }
             client::UNMUTE => {
-                let UnmuteRequest { room, nick } = parse(arg)?;
+                let UnmuteRequest { room, nick } = parse(request)?;
                 valid_nick(&nick)?;
                 self.moderator(ns.name(), &room, &actor, "unmute").await?;
                 let key = names::nick_key(&nick);
@@ -745,7 +743,7 @@ impl ChatApp {
                     .await
             }
             client::OP => {
-                let OpRequest { room, nick } = parse(arg)?;
+                let OpRequest { room, nick } = parse(request)?;
                 valid_nick(&nick)?;
                 self.moderator(ns.name(), &room, &actor, "op").await?;
                 let key = names::nick_key(&nick);
@@ -770,7 +768,7 @@ impl ChatApp {
                 Ok(event)
             }
             client::DEOP => {
-                let DeopRequest { room, nick } = parse(arg)?;
+                let DeopRequest { room, nick } = parse(request)?;
                 valid_nick(&nick)?;
                 self.moderator(ns.name(), &room, &actor, "deop").await?;
                 self.not_on_an_admin(&actor, &nick, &room, "deop")?;
@@ -877,9 +875,9 @@ impl ChatApp {
         &self,
         socket: &Socket,
         session: &Session,
-        arg: Value,
+        request: &Event,
     ) -> Outcome<MessageDeleted> {
-        let DeleteRequest { room, seq } = parse(arg)?;
+        let DeleteRequest { room, seq } = parse(request)?;
         let actor = self.actor(session);
         self.delete_message(socket.namespace(), &actor, &room, seq)
             .await
@@ -978,9 +976,9 @@ impl ChatApp {
     pub(crate) async fn unregister_request(
         &self,
         session: &Session,
-        arg: Value,
+        request: &Event,
     ) -> Outcome<UnregisterReply> {
-        let UnregisterRequest { nick } = parse(arg)?;
+        let UnregisterRequest { nick } = parse(request)?;
         self.unregister(&self.actor(session), &nick).await
     }
 
@@ -988,9 +986,9 @@ impl ChatApp {
         &self,
         socket: &Socket,
         session: &Session,
-        arg: Value,
+        request: &Event,
     ) -> Outcome<ResetPasswordReply> {
-        let ResetPasswordRequest { nick, password } = parse(arg)?;
+        let ResetPasswordRequest { nick, password } = parse(request)?;
         let ip = socket.conn().remote.ip();
         self.reset_password(&self.actor(session), ip, &nick, password)
             .await

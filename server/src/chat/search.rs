@@ -9,14 +9,13 @@
 //! work (see `Store::search`).
 
 use chat_protocol::events::{ErrorCode, SearchReply, SearchRequest};
-use serde_json::Value;
 
 use super::handlers::{Failure, internal, member, parse};
 use super::phrase::Phrase;
 use super::reply::Outcome;
 use super::store::{SearchQuery, StoreError};
 use super::{ChatApp, Session, chat_rooms};
-use crate::engine::Socket;
+use crate::engine::{Event, Socket};
 
 /// Longest search text, in characters.
 pub const SEARCH_TEXT_MAX: usize = 200;
@@ -34,14 +33,14 @@ impl ChatApp {
         &self,
         socket: &Socket,
         session: &Session,
-        arg: Value,
+        request: &Event,
     ) -> Outcome<SearchReply> {
         let SearchRequest {
             room,
             text,
             before,
             limit,
-        } = parse(arg)?;
+        } = parse(request)?;
         let text = text.trim();
         let chars = text.chars().count();
         if chars == 0 || chars > SEARCH_TEXT_MAX {

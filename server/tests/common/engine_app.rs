@@ -106,7 +106,7 @@ impl RoomEvents {
 }
 
 fn arg(event: &Event) -> Value {
-    event.args.first().cloned().unwrap_or(Value::Null)
+    event.arg(0).unwrap_or(Value::Null)
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -168,8 +168,9 @@ fn handlers(tag: &'static str, room_events: RoomEvents) -> Handlers {
             done(event);
         })
         .on("echo-ack", |_socket, event| async move {
+            let args = event.args();
             if let Some(ack) = event.ack {
-                ack.send_binary(event.args, event.attachments).unwrap();
+                ack.send_binary(args, event.attachments).unwrap();
             }
         })
         .on("transport", |socket: Socket, event| async move {
@@ -179,7 +180,7 @@ fn handlers(tag: &'static str, room_events: RoomEvents) -> Handlers {
             }
         })
         .on("echo", |socket: Socket, event| async move {
-            let _ = socket.emit_binary("echo-back", event.args, event.attachments);
+            let _ = socket.emit_binary("echo-back", event.args(), event.attachments);
         })
         .on("server-ack", |socket: Socket, event| async move {
             let a = arg(&event);
