@@ -1,6 +1,9 @@
 //! The writer task: drains the connection's outbox (and the control bytes tungstenite
-//! wrote) into the socket as vectored writes, and closes it within a grace.
+//! wrote) into the socket as vectored writes, and closes it within a grace. Between batches
+//! it holds no buffer of its own: the batch's packets and its gathered frames are in buffers
+//! lent for the batch (`batch_pool`).
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::task::Poll;
@@ -9,8 +12,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::debug;
 
+use crate::batch_pool;
 use crate::buffers::{KEEP_CONTROL, MAX_BATCH};
-use crate::gather_pool;
 use crate::outbox::{CloseReason, EncodedPacket, Next, OutboxReceiver};
 use crate::wire::{self, Control};
 
@@ -34,15 +37,20 @@ pub(crate) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc
 where
     W: AsyncWrite + Unpin + Send,
 {
-    let mut batch = std::collections::VecDeque::new();
-    let mut control_bytes = Vec::new();
-    // Where a batch's frames are gathered: borrowed from the thread's spare for one batch
-    // and given back once the socket has taken it (see `gather_pool`).
+    // The packets taken for a batch, and where their frames are gathered: both borrowed
+    // from the thread's spares (see `batch_pool`), the gather buffer for one batch, the
+    // batch buffer from a take to the next wait (so a busy writer borrows it once for a run
+    // of batches), so a waiting writer holds neither.
+    let mut batch = VecDeque::new();
     let mut gather = Vec::new();
+    let mut control_bytes = Vec::new();
     loop {
         // The close is seen through the queue's own flag (one lock with the batch), not the
         // close token, whose check takes a lock of its own on every wake-up.
         let next = poll_fn(|cx| {
+            if batch.capacity() == 0 {
+                batch = batch_pool::borrow_packets();
+            }
             let packets = rx.poll_next_batch(cx, &mut batch, MAX_BATCH);
             if packets == Poll::Ready(Next::Closed) {
                 return Poll::Ready(Next::Closed);
@@ -51,6 +59,8 @@ where
             if control.is_ready() || packets.is_ready() {
                 Poll::Ready(Next::Packets)
             } else {
+                // Waiting: the batch buffer goes back to the thread's spare meanwhile.
+                batch_pool::give_back_packets(std::mem::take(&mut batch));
                 Poll::Pending
             }
         })
@@ -66,7 +76,7 @@ where
         let peer_closed = wire::contains_close(&control_bytes);
         let control_now: &[u8] = if peer_closed { &[] } else { &control_bytes };
         if gather.capacity() == 0 {
-            gather = gather_pool::borrow();
+            gather = batch_pool::borrow_gather();
         }
         let mut large = Vec::new();
         wire::gather_frames(
@@ -116,16 +126,17 @@ where
                 }
             }
         };
+        // A burst's queue buffer goes back once it is written and nothing more is queued.
+        rx.trim_drained(batch.len());
+        // Written (or failed): the batch buffer is kept for the next take (it goes back at
+        // the next wait), the gather buffer goes back now.
         batch.clear();
-        // A burst's buffers go back once it is written and nothing more is queued.
-        rx.trim_drained(&mut batch);
+        batch_pool::give_back_gather(std::mem::take(&mut gather));
         if !peer_closed {
             control_bytes.clear();
         }
         // A burst (of pongs, of packets) does not keep its buffer for the connection's life.
         control_bytes.shrink_to(KEEP_CONTROL);
-        // Written (or failed): no connection holds a gather buffer between batches.
-        gather_pool::give_back(std::mem::take(&mut gather));
         if let Err(e) = result {
             debug!(error = %e, "write failed");
             rx.close(CloseReason {
@@ -144,7 +155,8 @@ where
     }
     // Boxed: the close's state is as large as the batch's and lives only at the end; inline,
     // every connection's writer would carry it.
-    Box::pin(close(w, rx, control, batch, control_bytes)).await;
+    batch_pool::give_back_packets(batch);
+    Box::pin(close(w, rx, control, control_bytes)).await;
 }
 
 /// The writer's end: what is still queued (not for a slow consumer), the close frame, the
@@ -153,11 +165,11 @@ async fn close<W>(
     mut w: W,
     mut rx: OutboxReceiver,
     control: Arc<Control>,
-    mut batch: std::collections::VecDeque<EncodedPacket>,
     mut control_bytes: Vec<u8>,
 ) where
     W: AsyncWrite + Unpin,
 {
+    let mut batch = VecDeque::new();
     let mut gather = Vec::new();
     let reason = rx.reason().unwrap_or(CloseReason::NORMAL);
     if reason.code != 1006 {
@@ -199,7 +211,7 @@ async fn write_batch<W>(
     w: &mut W,
     gather: &mut Vec<u8>,
     control: &[u8],
-    batch: &std::collections::VecDeque<EncodedPacket>,
+    batch: &VecDeque<EncodedPacket>,
 ) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
@@ -425,6 +437,36 @@ mod tests {
             held <= crate::buffers::SMALL_BATCH,
             "the queue holds {held}"
         );
+    }
+
+    #[tokio::test]
+    async fn between_batches_the_writer_holds_no_batch_buffer() {
+        // The test's runtime has one thread, so the writer borrows this thread's spare. Once
+        // a batch is written, its buffer is the spare again, not kept by the waiting writer
+        // (before, the writer kept a batch buffer and the queue another, swapped at each
+        // take: an idle member of a room held both).
+        let (tx, rx) = outbox(16);
+        let (writer, reader) = write_through_pipe(rx, 1 << 16);
+        for n in 0..3 {
+            tx.send(EncodedPacket::raw(format!("4{n}")), false).unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            batch_pool::spare_packets_capacity() >= 3,
+            "the writer holds its batch buffer"
+        );
+        // The queue keeps its own buffer, so the next packets cost no allocation.
+        assert!(tx.queue_capacity() >= 3);
+        tx.send(EncodedPacket::raw("43".into()), false).unwrap();
+        tx.close(CloseReason::NORMAL);
+        let all = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .expect("the writer shuts the stream down")
+            .unwrap();
+        writer.await.unwrap();
+        let texts: Vec<Vec<u8>> = frames(&all).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(texts[..4], [b"40", b"41", b"42", b"43"]);
+        assert_eq!(texts.len(), 5, "the packets, then the close");
     }
 
     #[tokio::test]
