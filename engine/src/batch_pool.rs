@@ -1,13 +1,15 @@
-//! Buffers lent for one batch: one spare of each kind per worker thread, none per connection.
+//! Buffers lent for one batch: one spare pair per worker thread, none per connection.
 //!
-//! A connection's writer takes a batch of packets out of its queue ([`borrow_packets`]) and
-//! gathers their frames into one buffer it writes ([`borrow_gather`], `wire::gather_frames`).
-//! Kept by every connection between batches, these buffers cost each member of a busy room
-//! a few hundred bytes to a few KiB for its life (the gather buffer up to 4 KiB, the batch a
-//! burst's packets); allocated anew for every batch, they would cost fan-out throughput. So
-//! each thread keeps one spare of each: a writer borrows them for a batch and gives them back
-//! once the socket has taken it. A connection holds them only while a write of its is
-//! unfinished (its peer's socket is full); a thread whose spare is lent meanwhile allocates.
+//! A connection's writer takes a batch of packets out of its queue and gathers their frames
+//! into one buffer it writes (`wire::gather_frames`). Kept by every connection between
+//! batches, these buffers cost each member of a busy room a few hundred bytes to a few KiB
+//! for its life (the gather buffer up to 4 KiB, the batch a burst's packets); allocated anew
+//! for every batch, they would cost fan-out throughput. So each thread keeps one spare
+//! [`Lent`] pair: a writer borrows it when it takes a batch and gives it back when it waits
+//! again. A connection holds the pair only while a write of its is unfinished (its peer's
+//! socket is full); a thread whose spare is lent meanwhile allocates. One thread-local
+//! access each way for both buffers: per wake-up, lending costs the writer what lending the
+//! gather buffer alone did.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -15,65 +17,90 @@ use std::collections::VecDeque;
 use super::buffers::{KEEP_BATCH, KEEP_GATHER};
 use super::outbox::EncodedPacket;
 
+/// A writer's buffers for a batch: the packets taken from the queue, and the bytes their
+/// frames are gathered into.
+#[derive(Default)]
+pub struct Lent {
+    pub packets: VecDeque<EncodedPacket>,
+    pub gather: Vec<u8>,
+}
+
+impl Lent {
+    /// Whether this holds no buffer at all (not borrowed, or the spare was lent elsewhere).
+    pub fn is_unallocated(&self) -> bool {
+        self.packets.capacity() == 0 && self.gather.capacity() == 0
+    }
+}
+
 thread_local! {
-    static GATHER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    static PACKETS: Cell<VecDeque<EncodedPacket>> = const { Cell::new(VecDeque::new()) };
+    static SPARE: Cell<Lent> = const {
+        Cell::new(Lent {
+            packets: VecDeque::new(),
+            gather: Vec::new(),
+        })
+    };
 }
 
-/// The thread's spare gather buffer (empty), or a new one without capacity if it is lent.
-pub fn borrow_gather() -> Vec<u8> {
-    GATHER.with(Cell::take)
+/// Puts the thread's spare buffers (empty) in `lent`, which must hold none (see
+/// [`Lent::is_unallocated`]); if the spare is lent elsewhere, `lent` stays without buffers.
+pub fn borrow_into(lent: &mut Lent) {
+    let spare = SPARE.with(Cell::take);
+    discard(std::mem::replace(lent, spare));
 }
 
-/// Gives `buf` back as the thread's spare gather buffer, unless it grew past
-/// [`KEEP_GATHER`] bytes or the spare there is at least as large (then `buf` is dropped).
-pub fn give_back_gather(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > KEEP_GATHER {
+/// Gives the buffers in `lent` back as the thread's spare (emptied: its packets are
+/// dropped) and leaves `lent` without buffers. If the thread has a spare meanwhile (ours
+/// was lent elsewhere), of each buffer the larger is kept, unless it grew past
+/// [`KEEP_BATCH`] packets or [`KEEP_GATHER`] bytes; the other is dropped.
+pub fn give_back(lent: &mut Lent) {
+    if lent.is_unallocated() {
         return;
     }
-    buf.clear();
-    GATHER.with(|spare| {
-        let old = spare.take();
-        spare.set(if old.capacity() >= buf.capacity() {
-            old
-        } else {
-            buf
-        });
+    let mut mine = std::mem::take(lent);
+    if !mine.packets.is_empty() {
+        mine.packets.clear();
+    }
+    mine.gather.clear();
+    if mine.packets.capacity() > KEEP_BATCH {
+        mine.packets = VecDeque::new();
+    }
+    if mine.gather.capacity() > KEEP_GATHER {
+        mine.gather = Vec::new();
+    }
+    let old = SPARE.with(|spare| spare.replace(mine));
+    if old.is_unallocated() {
+        // The common case: the spare was ours.
+        discard(old);
+        return;
+    }
+    SPARE.with(|spare| {
+        let mut kept = spare.take();
+        let Lent { packets, gather } = old;
+        if packets.capacity() > kept.packets.capacity() {
+            kept.packets = packets;
+        }
+        if gather.capacity() > kept.gather.capacity() {
+            kept.gather = gather;
+        }
+        discard(spare.replace(kept));
     });
 }
 
-/// The thread's spare batch buffer (empty), or a new one without capacity if it is lent.
-pub fn borrow_packets() -> VecDeque<EncodedPacket> {
-    PACKETS.with(Cell::take)
+/// Drops a [`Lent`] that holds no buffer (nothing to free) without running the drop glue of
+/// its two empty buffers, which cost the writer's path per wake-up more than the lending.
+fn discard(lent: Lent) {
+    debug_assert!(lent.is_unallocated());
+    std::mem::forget(lent);
 }
 
-/// Gives `batch` back as the thread's spare batch buffer (emptied first: its packets are
-/// dropped), unless it grew past [`KEEP_BATCH`] packets or the spare there is at least as
-/// large (then `batch` is dropped).
-pub fn give_back_packets(mut batch: VecDeque<EncodedPacket>) {
-    if batch.capacity() == 0 || batch.capacity() > KEEP_BATCH {
-        return;
-    }
-    batch.clear();
-    PACKETS.with(|spare| {
-        let old = spare.take();
-        spare.set(if old.capacity() >= batch.capacity() {
-            old
-        } else {
-            batch
-        });
-    });
-}
-
-/// The capacity (in packets) of the thread's spare batch buffer, which stays in place.
+/// The capacities (packets, bytes) of the thread's spare buffers, which stay in place.
 #[cfg(test)]
-pub(crate) fn spare_packets_capacity() -> usize {
-    PACKETS.with(|spare| {
-        let buf = spare.take();
-        let capacity = buf.capacity();
-        spare.set(buf);
-        capacity
-    })
+pub(crate) fn spare_capacities() -> (usize, usize) {
+    let mut spare = Lent::default();
+    borrow_into(&mut spare);
+    let capacities = (spare.packets.capacity(), spare.gather.capacity());
+    give_back(&mut spare);
+    capacities
 }
 
 #[cfg(test)]
@@ -81,39 +108,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_buffer_given_back_is_lent_again_and_a_huge_one_is_dropped() {
-        let mut buf = borrow_gather();
-        buf.extend_from_slice(&[1; 1000]);
-        let cap = buf.capacity();
-        give_back_gather(buf);
-        let again = borrow_gather();
-        assert!(again.is_empty());
-        assert_eq!(again.capacity(), cap);
-        // Lent: the thread has no spare until it comes back.
-        assert_eq!(borrow_gather().capacity(), 0);
-        give_back_gather(again);
-        give_back_gather(Vec::with_capacity(KEEP_GATHER + 1));
-        assert_eq!(borrow_gather().capacity(), cap);
-        assert_eq!(borrow_gather().capacity(), 0);
-    }
-
-    #[test]
-    fn a_batch_given_back_is_emptied_and_lent_again_and_a_huge_one_is_dropped() {
-        let mut batch = borrow_packets();
+    fn buffers_given_back_are_emptied_and_lent_again_and_huge_ones_are_dropped() {
+        let mut lent = Lent::default();
+        borrow_into(&mut lent);
+        lent.gather.extend_from_slice(&[1; 1000]);
         for n in 0..10 {
-            batch.push_back(EncodedPacket::raw(format!("4{n}")));
+            lent.packets.push_back(EncodedPacket::raw(format!("4{n}")));
         }
-        let cap = batch.capacity();
-        give_back_packets(batch);
-        assert_eq!(spare_packets_capacity(), cap);
-        let again = borrow_packets();
-        assert!(again.is_empty());
-        assert_eq!(again.capacity(), cap);
-        assert_eq!(borrow_packets().capacity(), 0);
-        // A smaller one does not replace a larger spare; a huge one is not kept.
-        give_back_packets(again);
-        give_back_packets(VecDeque::with_capacity(1));
-        give_back_packets(VecDeque::with_capacity(KEEP_BATCH + 1));
-        assert_eq!(borrow_packets().capacity(), cap);
+        let caps = (lent.packets.capacity(), lent.gather.capacity());
+        give_back(&mut lent);
+        assert!(lent.is_unallocated());
+        assert_eq!(spare_capacities(), caps);
+        let mut again = Lent::default();
+        borrow_into(&mut again);
+        assert!(again.packets.is_empty() && again.gather.is_empty());
+        assert_eq!((again.packets.capacity(), again.gather.capacity()), caps);
+        // Lent: the thread has no spare until it comes back.
+        let mut none = Lent::default();
+        borrow_into(&mut none);
+        assert!(none.is_unallocated());
+        give_back(&mut again);
+        // Smaller ones do not replace the spare's; huge ones are not kept.
+        give_back(&mut Lent {
+            packets: VecDeque::with_capacity(1),
+            gather: Vec::with_capacity(KEEP_GATHER + 1),
+        });
+        give_back(&mut Lent {
+            packets: VecDeque::with_capacity(KEEP_BATCH + 1),
+            gather: Vec::with_capacity(1),
+        });
+        assert_eq!(spare_capacities(), caps);
     }
 }

@@ -37,21 +37,19 @@ pub(crate) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc
 where
     W: AsyncWrite + Unpin + Send,
 {
-    // The packets taken for a batch, and where their frames are gathered: both borrowed
-    // from the thread's spares (see `batch_pool`), the gather buffer for one batch, the
-    // batch buffer from a take to the next wait (so a busy writer borrows it once for a run
-    // of batches), so a waiting writer holds neither.
-    let mut batch = VecDeque::new();
-    let mut gather = Vec::new();
+    // The packets taken for a batch, and where their frames are gathered: borrowed from the
+    // thread's spare pair (see `batch_pool`) at a take and given back at the next wait (a
+    // busy writer borrows them once for a run of batches), so a waiting writer holds neither.
+    let mut lent = batch_pool::Lent::default();
     let mut control_bytes = Vec::new();
     loop {
         // The close is seen through the queue's own flag (one lock with the batch), not the
         // close token, whose check takes a lock of its own on every wake-up.
         let next = poll_fn(|cx| {
-            if batch.capacity() == 0 {
-                batch = batch_pool::borrow_packets();
+            if lent.is_unallocated() {
+                batch_pool::borrow_into(&mut lent);
             }
-            let packets = rx.poll_next_batch(cx, &mut batch, MAX_BATCH);
+            let packets = rx.poll_next_batch(cx, &mut lent.packets, MAX_BATCH);
             if packets == Poll::Ready(Next::Closed) {
                 return Poll::Ready(Next::Closed);
             }
@@ -59,8 +57,8 @@ where
             if control.is_ready() || packets.is_ready() {
                 Poll::Ready(Next::Packets)
             } else {
-                // Waiting: the batch buffer goes back to the thread's spare meanwhile.
-                batch_pool::give_back_packets(std::mem::take(&mut batch));
+                // Waiting: the buffers go back to the thread's spare meanwhile.
+                batch_pool::give_back(&mut lent);
                 Poll::Pending
             }
         })
@@ -75,20 +73,17 @@ where
         // closed: it must be the last frame, so it waits for the close path below.
         let peer_closed = wire::contains_close(&control_bytes);
         let control_now: &[u8] = if peer_closed { &[] } else { &control_bytes };
-        if gather.capacity() == 0 {
-            gather = batch_pool::borrow_gather();
-        }
         let mut large = Vec::new();
         wire::gather_frames(
-            &mut gather,
+            &mut lent.gather,
             control_now,
-            batch.iter().flat_map(packet_frames),
+            lent.packets.iter().flat_map(packet_frames),
             &mut large,
         );
         let (result, closing) = {
             // A cursor over the gathered bytes, not a nested future: this is what every
             // connection's writer holds while its socket is full.
-            let mut write = wire::GatheredWrite::new(&mut w, &gather, large);
+            let mut write = wire::GatheredWrite::new(&mut w, &lent.gather, large);
             let finished = poll_fn(|cx| {
                 if let Poll::Ready(result) = write.poll(cx) {
                     return Poll::Ready(Some(result));
@@ -127,11 +122,10 @@ where
             }
         };
         // A burst's queue buffer goes back once it is written and nothing more is queued.
-        rx.trim_drained(batch.len());
-        // Written (or failed): the batch buffer is kept for the next take (it goes back at
-        // the next wait), the gather buffer goes back now.
-        batch.clear();
-        batch_pool::give_back_gather(std::mem::take(&mut gather));
+        rx.trim_drained(lent.packets.len());
+        // Written (or failed): the buffers are kept for the next take; they go back at the
+        // next wait.
+        lent.packets.clear();
         if !peer_closed {
             control_bytes.clear();
         }
@@ -155,7 +149,7 @@ where
     }
     // Boxed: the close's state is as large as the batch's and lives only at the end; inline,
     // every connection's writer would carry it.
-    batch_pool::give_back_packets(batch);
+    batch_pool::give_back(&mut lent);
     Box::pin(close(w, rx, control, control_bytes)).await;
 }
 
@@ -451,10 +445,9 @@ mod tests {
             tx.send(EncodedPacket::raw(format!("4{n}")), false).unwrap();
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(
-            batch_pool::spare_packets_capacity() >= 3,
-            "the writer holds its batch buffer"
-        );
+        let (packets, gather) = batch_pool::spare_capacities();
+        assert!(packets >= 3, "the writer holds its batch buffer");
+        assert!(gather > 0, "the writer holds its gather buffer");
         // The queue keeps its own buffer, so the next packets cost no allocation.
         assert!(tx.queue_capacity() >= 3);
         tx.send(EncodedPacket::raw("43".into()), false).unwrap();
