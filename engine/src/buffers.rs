@@ -13,8 +13,8 @@
 //! | buffer (owner) | kept while busy | given back |
 //! |---|---|---|
 //! | outgoing queue (`outbox`) | up to [`SMALL_BATCH`] packets | once a larger batch is written and nothing more is queued, else after [`QUIET`] |
-//! | batch of packets being written (`batch_pool`) | none: one spare per worker thread (up to [`KEEP_BATCH`] packets), lent for a batch | when the socket has taken the batch |
-//! | gather buffer for a batch's frames (`batch_pool`) | none: one spare per worker thread (up to [`KEEP_GATHER`] bytes), lent for a batch | when the socket has taken the batch |
+//! | batch of packets being written (`batch_pool`) | none: one spare per worker thread (up to [`KEEP_BATCH`] packets), lent from a take to the writer's next wait | at the writer's next wait |
+//! | gather buffer for a batch's frames (`batch_pool`) | none: lent with the batch buffer, as a pair (up to [`KEEP_GATHER`] bytes) | at the writer's next wait |
 //! | control bytes: pongs, close replies (`connection`) | [`KEEP_CONTROL`] bytes | never over it between batches |
 //! | control bytes waiting for the writer (`wire`) | at most [`CONTROL_MAX`]: past it the peer is not reading and is closed | — |
 //! | WebSocket read buffer, tungstenite's (`wire`) | [`READ_BUFFER`] bytes (grown to the largest frame read) | fixed |
