@@ -6,13 +6,15 @@
 //! batch cost 7%), and keeping a burst's buffers for a connection's life costs memory (2,000
 //! members after one burst would each hold its buffer). So each buffer grows freely for a
 //! burst, keeps a small capacity while batches come often, and is given back once the
-//! burst is written and drained (the outgoing queue and batch) or once the connection has
+//! burst is written and drained (the outgoing queue), or lent per batch (the batch and
+//! gather buffers), or once the connection has
 //! been quiet for [`QUIET`]:
 //!
 //! | buffer (owner) | kept while busy | given back |
 //! |---|---|---|
-//! | outgoing queue and batch (`outbox`) | up to [`SMALL_BATCH`] packets; a batch buffer over [`KEEP_BATCH`] is dropped at once | once a larger batch is written and nothing more is queued, else after [`QUIET`] |
-//! | gather buffer for a batch's frames (`gather_pool`) | none: one spare per worker thread (up to [`KEEP_GATHER`] bytes), lent for a batch | when the socket has taken the batch |
+//! | outgoing queue (`outbox`) | up to [`SMALL_BATCH`] packets | once a larger batch is written and nothing more is queued, else after [`QUIET`] |
+//! | batch of packets being written (`batch_pool`) | none: one spare per worker thread (up to [`KEEP_BATCH`] packets), lent from a take to the writer's next wait | at the writer's next wait |
+//! | gather buffer for a batch's frames (`batch_pool`) | none: lent with the batch buffer, as a pair (up to [`KEEP_GATHER`] bytes) | at the writer's next wait |
 //! | control bytes: pongs, close replies (`connection`) | [`KEEP_CONTROL`] bytes | never over it between batches |
 //! | control bytes waiting for the writer (`wire`) | at most [`CONTROL_MAX`]: past it the peer is not reading and is closed | — |
 //! | WebSocket read buffer, tungstenite's (`wire`) | [`READ_BUFFER`] bytes (grown to the largest frame read) | fixed |
@@ -34,15 +36,16 @@ pub const QUIET: Duration = Duration::from_secs(1);
 /// Most frames a writer takes before one flush.
 pub const MAX_BATCH: usize = 256;
 
-/// Outgoing queue and batch capacity (in packets) a busy connection keeps between batches;
-/// a batch over it gives its buffers back once written, if nothing more is queued.
+/// Outgoing queue capacity (in packets) a busy connection keeps between batches; a batch
+/// over it gives the queue's buffer back once written, if nothing more is queued.
 pub const SMALL_BATCH: usize = 16;
 
-/// A batch buffer larger than this many packets is not kept for the next batch, busy or not.
+/// Largest batch buffer (in packets) a worker thread keeps as its spare, lent to one
+/// connection's writer per batch (`batch_pool`): a full batch ([`MAX_BATCH`]) fits.
 pub const KEEP_BATCH: usize = 1024;
 
 /// Largest gather buffer (in bytes) a worker thread keeps as its spare, lent to one
-/// connection's writer per batch (`gather_pool`): a full batch of small frames fits.
+/// connection's writer per batch (`batch_pool`): a full batch of small frames fits.
 pub const KEEP_GATHER: usize = 256 * 1024;
 
 /// Control bytes buffer capacity kept between batches.

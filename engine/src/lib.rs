@@ -23,8 +23,8 @@
 //!   bounded outgoing queue.
 //! - [`wire`]: the socket split between tungstenite (reading, through a small buffer) and
 //!   the writer, which writes WebSocket frames itself with vectored writes.
-//! - `gather_pool`: the buffer a writer gathers a batch into, lent per batch from a spare
-//!   per worker thread.
+//! - `batch_pool`: the buffers a writer takes a batch into and gathers its frames into,
+//!   lent per batch from a spare per worker thread.
 //! - [`namespace`]: static and pattern-matched namespaces, their handlers and connect
 //!   middleware, and the [`Event`] a handler gets (its arguments read straight into the
 //!   handler's type).
@@ -52,11 +52,11 @@
 //! the client does not take.
 
 pub mod adapter;
+mod batch_pool;
 pub mod broadcast;
 pub mod buffers;
 pub mod connection;
 pub mod cors;
-mod gather_pool;
 mod http_io;
 pub mod http_routes;
 pub mod listener;

@@ -6,10 +6,13 @@
 //! non-volatile one does not fit (slow consumer), so one slow client never stalls anyone else.
 //!
 //! The queue is a `VecDeque` under a mutex that the writer empties a batch at a time by
-//! swapping in its (empty) previous batch: one lock per batch on its side, one per packet on
-//! the senders'. Buffers grown in a burst are given back as soon as the writer has drained
-//! the queue (else once the connection has been quiet for a second), so an idle connection
-//! holds two small buffers at most (a tokio channel allocated ~2 KiB per connection up front).
+//! moving its packets into a batch buffer it borrows for the batch (`batch_pool`): one lock
+//! per batch on its side, one per packet on the senders'. The queue keeps its own buffer, so
+//! senders do not allocate; one grown in a burst is given back as soon as the writer has
+//! drained the queue (else once the connection has been quiet for a second), so an idle
+//! connection holds one small buffer at most (a tokio channel allocated ~2 KiB per
+//! connection up front; swapping the queue's buffer with the writer's batch, as before,
+//! kept two).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -22,7 +25,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
-use super::buffers::{KEEP_BATCH, QUIET, SMALL_BATCH};
+use super::buffers::{QUIET, SMALL_BATCH};
 use super::lock;
 
 /// A packet ready for the wire: the text frame and its binary attachments (sent right after
@@ -167,7 +170,8 @@ pub(crate) enum Next {
 /// The receiving side, owned by the connection's writer.
 pub(crate) struct OutboxReceiver {
     shared: Arc<Shared>,
-    /// The last batch larger than [`SMALL_BATCH`], if its buffers have not been given back.
+    /// The last batch larger than [`SMALL_BATCH`], if the queue's buffer it grew has not been
+    /// given back.
     burst_at: Option<Instant>,
     /// The last take ended with a packet queued by [`Outbox::send_alone`].
     ended_alone: bool,
@@ -178,6 +182,8 @@ struct Shared {
     queue: Mutex<Queue>,
     /// The writer waiting for packets.
     waker: AtomicWaker,
+    /// Cancelled by [`Outbox::close`]; for a session's queue a child of the engine's shutdown
+    /// token, so the session's reader waits on this one token for both ([`session_outbox`]).
     closer: CancellationToken,
     capacity: usize,
 }
@@ -196,11 +202,30 @@ struct Queue {
     cuts: VecDeque<u64>,
 }
 
+/// A queue of `capacity` packets, closed only by [`Outbox::close`] (or its receiver's drop):
+/// for tests; a session's queue is a [`session_outbox`].
+#[cfg(test)]
 pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
+    queue_with(capacity, CancellationToken::new())
+}
+
+/// A session's queue (a WebSocket connection's, a polling session's): like [`outbox`], and
+/// its close token ([`Outbox::closer_token`]) is cancelled by the engine's `shutdown` too.
+/// So the session's reader waits on one token for "closed from elsewhere" and "server
+/// shutting down" (each wait is ~70 bytes held in every connection's task for its life) and
+/// tells them apart by [`Outbox::is_closed`], which only a close sets.
+pub(crate) fn session_outbox(
+    capacity: usize,
+    shutdown: &CancellationToken,
+) -> (Outbox, OutboxReceiver) {
+    queue_with(capacity, shutdown.child_token())
+}
+
+fn queue_with(capacity: usize, closer: CancellationToken) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         waker: AtomicWaker::new(),
-        closer: CancellationToken::new(),
+        closer,
         capacity: capacity.max(1),
     });
     (
@@ -271,8 +296,11 @@ impl Outbox {
         self.shared.close(reason);
     }
 
+    /// Whether the connection is closed (by [`Outbox::close`], or its writer is gone): its
+    /// queue refuses packets. The engine's shutdown alone does not close it; the session's
+    /// reader does, once it has seen the shutdown.
     pub fn is_closed(&self) -> bool {
-        self.shared.closer.is_cancelled()
+        lock(&self.shared.queue).closed
     }
 
     /// Why it was closed (the first reason given), once it is.
@@ -283,7 +311,7 @@ impl Outbox {
 
 impl OutboxReceiver {
     /// Waits until packets are queued and moves up to `max` of them into `batch` (which must
-    /// be empty; its buffer is reused).
+    /// be empty; its buffer is used, and grown if need be).
     #[cfg(test)]
     pub async fn next_batch(&mut self, batch: &mut VecDeque<EncodedPacket>, max: usize) -> Next {
         std::future::poll_fn(|cx| self.poll_next_batch(cx, batch, max)).await
@@ -300,13 +328,10 @@ impl OutboxReceiver {
         max: usize,
     ) -> Poll<Next> {
         debug_assert!(batch.is_empty());
-        if batch.capacity() > KEEP_BATCH {
-            *batch = VecDeque::new();
-        }
         if let Some(next) = self.take(batch, max, true) {
             return Poll::Ready(next);
         }
-        self.trim_if_quiet(batch);
+        self.trim_if_quiet();
         self.shared.waker.register(cx.waker());
         // Checked again after registering, so a packet queued in between is not missed.
         match self.take(batch, max, true) {
@@ -334,8 +359,9 @@ impl OutboxReceiver {
         self.take(batch, max, false).is_some()
     }
 
-    /// Takes up to `max` packets; `None` when there are none (and, with `closed_first`, the
-    /// connection is open).
+    /// Moves up to `max` packets into `batch` (the queue keeps its buffer: the batch's is
+    /// the writer's, lent for the batch); `None` when there are none (and, with
+    /// `closed_first`, the connection is open).
     fn take(
         &mut self,
         batch: &mut VecDeque<EncodedPacket>,
@@ -356,10 +382,13 @@ impl OutboxReceiver {
             .map(|&cut| (cut - queue.taken) as usize + 1);
         let max = to_cut.map_or(max, |n| max.min(n));
         self.ended_alone = to_cut.is_some_and(|n| n <= max);
-        if queue.packets.len() <= max {
-            std::mem::swap(&mut queue.packets, batch);
-        } else {
-            batch.extend(queue.packets.drain(..max));
+        // Moved one by one (a batch is one or two packets almost always: cheaper than
+        // `append`'s slice copies).
+        let n = queue.packets.len().min(max);
+        for _ in 0..n {
+            if let Some(packet) = queue.packets.pop_front() {
+                batch.push_back(packet);
+            }
         }
         queue.taken += batch.len() as u64;
         if !queue.cuts.is_empty() {
@@ -434,36 +463,31 @@ impl OutboxReceiver {
         lock(&self.shared.queue).packets.is_empty()
     }
 
-    /// The writer has written `batch` (now cleared): if it was a burst's (its buffer holds
-    /// over [`SMALL_BATCH`] packets), gives its buffer back, and the queue's too if nothing
-    /// is queued meanwhile, without waiting for the next packet and a [`QUIET`] second (an
-    /// idle member would keep a join storm's buffers until its next packet). One lock, only
-    /// after such a batch; a batch of [`SMALL_BATCH`] or fewer costs nothing here.
-    pub(crate) fn trim_drained(&mut self, batch: &mut VecDeque<EncodedPacket>) {
-        debug_assert!(batch.is_empty());
-        if batch.capacity() <= SMALL_BATCH {
+    /// The writer has written a batch of `written` packets: if it was a burst's (over
+    /// [`SMALL_BATCH`] packets), gives the queue's grown buffer back if nothing is queued
+    /// meanwhile, without waiting for the next packet and a [`QUIET`] second (an idle member
+    /// would keep a join storm's buffer until its next packet). One lock, only after such a
+    /// batch; a batch of [`SMALL_BATCH`] or fewer costs nothing here.
+    pub(crate) fn trim_drained(&mut self, written: usize) {
+        if written <= SMALL_BATCH {
             return;
         }
-        *batch = VecDeque::new();
         let mut queue = lock(&self.shared.queue);
         if queue.packets.is_empty() {
             if queue.packets.capacity() > SMALL_BATCH {
                 queue.packets = VecDeque::new();
             }
-            // Both buffers are small again: nothing left for the quiet trim.
+            // The buffer is small again: nothing left for the quiet trim.
             self.burst_at = None;
         }
     }
 
-    /// About to wait: if the last burst is [`QUIET`] ago, gives back the buffers it grew.
-    fn trim_if_quiet(&mut self, batch: &mut VecDeque<EncodedPacket>) {
+    /// About to wait: if the last burst is [`QUIET`] ago, gives back the buffer it grew.
+    fn trim_if_quiet(&mut self) {
         if self.burst_at.is_none_or(|t| t.elapsed() < QUIET) {
             return;
         }
         self.burst_at = None;
-        if batch.capacity() > SMALL_BATCH {
-            *batch = VecDeque::new();
-        }
         let mut queue = lock(&self.shared.queue);
         if queue.packets.is_empty() && queue.packets.capacity() > SMALL_BATCH {
             queue.packets = VecDeque::new();
@@ -514,7 +538,8 @@ impl Outbox {
         lock(&self.shared.queue).packets.capacity()
     }
 
-    /// The token that [`Outbox::close`] cancels.
+    /// The token that [`Outbox::close`] cancels (and, for a [`session_outbox`], the
+    /// engine's shutdown).
     pub(crate) fn closer_token(&self) -> CancellationToken {
         self.shared.closer.clone()
     }
@@ -619,7 +644,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn buffers_grown_in_a_burst_are_given_back_once_quiet() {
+    async fn a_take_moves_the_packets_and_leaves_the_queue_its_buffer() {
+        // The batch's buffer is the writer's (lent per batch): the queue keeps its own, so a
+        // connection holds one queue buffer between batches, not a second one for batches.
+        let (tx, mut rx) = outbox(100);
+        for n in 0..3 {
+            tx.send(packet(n), false).unwrap();
+        }
+        let held = tx.queue_capacity();
+        assert!(held >= 3);
+        let mut batch = VecDeque::new();
+        rx.next_batch(&mut batch, 256).await;
+        assert_eq!(texts(&batch), ["40", "41", "42"]);
+        assert_eq!(tx.queue_capacity(), held);
+        // More than `max`: the rest stays, in order.
+        for n in 3..8 {
+            tx.send(packet(n), false).unwrap();
+        }
+        batch.clear();
+        rx.next_batch(&mut batch, 2).await;
+        assert_eq!(texts(&batch), ["43", "44"]);
+        batch.clear();
+        rx.next_batch(&mut batch, 256).await;
+        assert_eq!(texts(&batch), ["45", "46", "47"]);
+    }
+
+    #[tokio::test]
+    async fn a_queue_grown_in_a_burst_is_given_back_once_quiet() {
         let (tx, mut rx) = outbox(1024);
         for n in 0..600 {
             tx.send(packet(n), false).unwrap();
@@ -634,15 +685,11 @@ mod tests {
         }
         let want: Vec<String> = (0..600).map(|n| format!("4{n}")).collect();
         assert_eq!(got, want);
-        let grown = |rx: &OutboxReceiver, batch: &VecDeque<EncodedPacket>| {
-            (batch.capacity(), lock(&rx.shared.queue).packets.capacity())
-        };
-        // Right after the burst the buffers are kept (a busy connection reuses them)...
+        // Right after the burst the buffer is kept (a busy connection reuses it)...
         tx.send(packet(600), false).unwrap();
         rx.next_batch(&mut batch, 256).await;
         batch.clear();
-        let (b, q) = grown(&rx, &batch);
-        assert!(b.max(q) > SMALL_BATCH, "{b} {q}");
+        assert!(tx.queue_capacity() > SMALL_BATCH, "{}", tx.queue_capacity());
         // ...and given back when the writer waits after a quiet second.
         tokio::time::sleep(QUIET + std::time::Duration::from_millis(50)).await;
         tx.send(packet(601), false).unwrap();
@@ -655,52 +702,46 @@ mod tests {
                 .await
                 .is_err()
         );
-        let (b, q) = grown(&rx, &batch);
-        assert!(b <= SMALL_BATCH && q <= SMALL_BATCH, "{b} {q}");
-    }
-
-    #[tokio::test]
-    async fn a_bursts_buffers_are_given_back_once_written_and_drained() {
-        let (tx, mut rx) = outbox(1024);
-        let mut batch = VecDeque::new();
-        // Two bursts in a row: each take swaps the queue's grown buffer for the batch's.
-        for burst in 0..2 {
-            for n in 0..200 {
-                tx.send(packet(burst * 200 + n), false).unwrap();
-            }
-            rx.next_batch(&mut batch, 256).await;
-            assert_eq!(batch.len(), 200);
-            batch.clear();
-            rx.trim_drained(&mut batch);
-        }
-        // Given back at once, with no quiet second and no further packet.
-        assert_eq!(batch.capacity(), 0);
         assert!(
             tx.queue_capacity() <= SMALL_BATCH,
             "{}",
             tx.queue_capacity()
         );
-        // A queue that is not drained keeps its buffer (the next batch is in it).
+    }
+
+    #[tokio::test]
+    async fn a_bursts_queue_is_given_back_once_written_and_drained() {
+        let (tx, mut rx) = outbox(1024);
+        let mut batch = VecDeque::new();
         for n in 0..200 {
             tx.send(packet(n), false).unwrap();
         }
         rx.next_batch(&mut batch, 256).await;
+        assert_eq!(batch.len(), 200);
+        assert!(tx.queue_capacity() >= 200);
+        rx.trim_drained(batch.len());
+        // Given back at once, with no quiet second and no further packet.
+        assert_eq!(tx.queue_capacity(), 0);
+        // A queue that is not drained keeps its buffer (the next batch is in it).
         batch.clear();
+        for n in 0..200 {
+            tx.send(packet(n), false).unwrap();
+        }
+        rx.next_batch(&mut batch, 256).await;
         for n in 0..40 {
             tx.send(packet(n), false).unwrap();
         }
-        rx.trim_drained(&mut batch);
-        assert!(tx.queue_capacity() >= 40);
-        // A small batch's buffers are kept as they are (no allocation per batch).
-        rx.next_batch(&mut batch, 256).await;
+        rx.trim_drained(batch.len());
+        assert!(tx.queue_capacity() >= 200);
+        // A small batch's queue buffer is kept as it is (no allocation per batch).
+        let (tx, mut rx) = outbox(1024);
         batch.clear();
         tx.send(packet(0), false).unwrap();
         rx.next_batch(&mut batch, 256).await;
-        batch.clear();
-        let kept = batch.capacity();
+        let kept = tx.queue_capacity();
         assert!(kept > 0 && kept <= SMALL_BATCH, "{kept}");
-        rx.trim_drained(&mut batch);
-        assert_eq!(batch.capacity(), kept);
+        rx.trim_drained(batch.len());
+        assert_eq!(tx.queue_capacity(), kept);
     }
 
     #[test]

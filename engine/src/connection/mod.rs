@@ -12,10 +12,10 @@
 //! and a deadline and a byte budget for binary attachments.
 //!
 //! Files: this one (the session and the reader: frames, packets, CONNECT, attachments),
-//! `rate_limit.rs` (the token bucket and what an event over it gets), `writer.rs` (the task
-//! that drains the outbox into the socket).
+//! `rate_limit.rs` (the token bucket and what an event over it gets), `sockets.rs` (the
+//! connection's sockets by namespace), `writer.rs` (the task that drains the outbox into
+//! the socket).
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -36,14 +36,16 @@ use super::Engine;
 use super::namespace::{
     ConnectError, ConnectRequest, ConnectionInfo, Event, EventArgs, Extensions,
 };
-use super::outbox::{CloseReason, EncodedPacket, Outbox, outbox};
+use super::outbox::{CloseReason, EncodedPacket, Outbox, session_outbox};
 use super::socket::{AckResponse, AckSender, Socket};
 use super::wire::{self, websocket_config};
 
 mod rate_limit;
+mod sockets;
 mod writer;
 
 use rate_limit::{Admit, TokenBucket};
+use sockets::SocketsByNamespace;
 pub(crate) use writer::write_loop;
 
 /// Serves one upgraded connection until it closes (`leftover`: bytes read past the upgrade
@@ -56,27 +58,31 @@ pub(crate) async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Not `engine.config().clone()`: a copy held across an `.await` would sit in every idle
-    // connection's task.
-    let config = engine.config();
-    let (read, write, control) = wire::split(stream);
-    let ws_config = websocket_config(config.max_payload, config.max_frame_size);
-    let mut ws =
-        WebSocketStream::from_partially_read(read, leftover, Role::Server, Some(ws_config)).await;
-    let (outbox, rx) = outbox(config.outbox_capacity);
-
-    let open = engine_io::Packet::Open(OpenPayload {
-        sid: info.id.to_string(),
-        upgrades: Vec::new(),
-        ping_interval: config.ping_interval.as_millis() as u64,
-        ping_timeout: config.ping_timeout.as_millis() as u64,
-        max_payload: config.max_payload as u64,
-    });
-    // The queue is empty, so the open packet is the first frame.
-    let _ = outbox.send(EncodedPacket::raw(open.encode()), false);
-    let writer = tokio::spawn(write_loop(write, rx, control));
-
-    let mut conn = Connection::new(engine, info, outbox);
+    // The start in a block: a local of this function lives in the connection's future (held
+    // for the connection's life) until its scope ends, even when no longer used; what only
+    // the start needs (the config, the open packet) goes out of scope with the block. Not
+    // `engine.config().clone()` either, for the same reason.
+    let (mut ws, mut conn, writer) = {
+        let config = engine.config();
+        let (read, write, control) = wire::split(stream);
+        let ws_config = websocket_config(config.max_payload, config.max_frame_size);
+        let ws =
+            WebSocketStream::from_partially_read(read, leftover, Role::Server, Some(ws_config))
+                .await;
+        let (outbox, rx) = session_outbox(config.outbox_capacity, &engine.shutdown_token());
+        let open = engine_io::Packet::Open(OpenPayload {
+            sid: info.id.to_string(),
+            upgrades: Vec::new(),
+            ping_interval: config.ping_interval.as_millis() as u64,
+            ping_timeout: config.ping_timeout.as_millis() as u64,
+            max_payload: config.max_payload as u64,
+        })
+        .encode();
+        // The queue is empty, so the open packet is the first frame.
+        let _ = outbox.send(EncodedPacket::raw(open), false);
+        let writer = tokio::spawn(write_loop(write, rx, control));
+        (ws, Connection::new(engine, info, outbox), writer)
+    };
     let reason = conn.read_loop(&mut ws).await;
     // tungstenite answers a peer's close when it next writes: this puts the answer in the
     // control bytes, which the writer sends before it closes.
@@ -95,7 +101,7 @@ pub(crate) struct Connection {
     outbox: Outbox,
     extensions: Extensions,
     /// The sockets of this connection, by namespace name.
-    sockets: HashMap<String, Socket>,
+    sockets: SocketsByNamespace,
     /// A binary packet waiting for its attachments (boxed: rare, and inline every
     /// connection would carry its size).
     pending: Option<Box<BinaryAssembler>>,
@@ -118,7 +124,8 @@ type Close = CloseReason;
 
 impl Connection {
     /// A session's reader state; `outbox` is the session's queue, drained by whichever
-    /// transport holds it.
+    /// transport holds it, and made by [`session_outbox`] with the engine's shutdown token
+    /// (the reader learns of the shutdown through it).
     pub(crate) fn new(engine: Engine, info: Arc<ConnectionInfo>, outbox: Outbox) -> Connection {
         let bucket = {
             let config = engine.config();
@@ -129,7 +136,7 @@ impl Connection {
             info,
             outbox,
             extensions: Extensions::default(),
-            sockets: HashMap::new(),
+            sockets: SocketsByNamespace::default(),
             pending: None,
             pending_bytes: 0,
             attachment_deadline: None,
@@ -165,44 +172,53 @@ impl Connection {
     where
         S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
     {
-        let (ping_interval, ping_timeout) = {
+        // Locals live in the connection's future until their scope ends: what is only
+        // needed to start, or to set the timer before each wait, is scoped to a block.
+        let (mut next_ping, mut connect_deadline) = {
             let config = self.engine.config();
-            (config.ping_interval, config.ping_timeout)
+            let opened = Instant::now();
+            (
+                opened + config.ping_interval,
+                Some(opened + config.connect_timeout),
+            )
         };
-        let shutdown = self.engine.shutdown_token();
-        let closer = self.outbox_closer();
-        let opened = Instant::now();
-        let mut next_ping = opened + ping_interval;
         let mut pong_deadline: Option<Instant> = None;
-        let mut connect_deadline = Some(opened + self.engine.config().connect_timeout);
         // Made once for the connection's life, not per frame: each new wait registered with
-        // the close token, the shutdown token and the timer wheel, and unregistered on drop.
-        let mut closed = std::pin::pin!(closer.cancelled());
-        let mut shutting_down = std::pin::pin!(shutdown.cancelled());
+        // the close token and the timer wheel, and unregistered on drop. One wait for a close
+        // from elsewhere and for the server's shutdown: the queue's close token is a child of
+        // the shutdown token (`session_outbox`); a second wait was ~80 bytes in every task.
+        let mut ended = std::pin::pin!(self.outbox.closer_token().cancelled_owned());
         let mut timer_sleep = std::pin::pin!(sleep_until(next_ping));
 
         loop {
-            let now = Instant::now();
-            if self.resume_at.is_some_and(|t| now >= t) {
-                self.resume_at = None;
-            }
-            let paused = self.resume_at.is_some();
-            // While a ping waits for its pong, the next ping is not due: its time (already
-            // past) must not be the timer, or the loop spins until the pong arrives.
-            let heartbeat = pong_deadline.unwrap_or(next_ping);
-            let timer = [connect_deadline, self.attachment_deadline, self.resume_at]
-                .into_iter()
-                .flatten()
-                .fold(heartbeat, Instant::min);
-            if timer_sleep.deadline() != timer {
-                timer_sleep.as_mut().reset(timer);
-            }
+            let paused = {
+                let now = Instant::now();
+                if self.resume_at.is_some_and(|t| now >= t) {
+                    self.resume_at = None;
+                }
+                // While a ping waits for its pong, the next ping is not due: its time (already
+                // past) must not be the timer, or the loop spins until the pong arrives.
+                let heartbeat = pong_deadline.unwrap_or(next_ping);
+                let timer = [connect_deadline, self.attachment_deadline, self.resume_at]
+                    .into_iter()
+                    .flatten()
+                    .fold(heartbeat, Instant::min);
+                if timer_sleep.deadline() != timer {
+                    timer_sleep.as_mut().reset(timer);
+                }
+                self.resume_at.is_some()
+            };
             tokio::select! {
                 biased;
-                // Closed from elsewhere: a slow-consumer verdict or `Socket` code.
-                () = &mut closed => return CloseReason::FORCED,
-                // Server shutdown: 1001 and no Socket.IO DISCONNECT, so clients reconnect.
-                () = &mut shutting_down => return CloseReason::GOING_AWAY,
+                // Closed from elsewhere (a slow-consumer verdict or `Socket` code), or else the
+                // server's shutdown: 1001 and no Socket.IO DISCONNECT, so clients reconnect.
+                () = &mut ended => {
+                    return if self.outbox.is_closed() {
+                        CloseReason::FORCED
+                    } else {
+                        CloseReason::GOING_AWAY
+                    };
+                }
                 // Inbound frames, handled to completion one at a time (not while paused by
                 // the rate limit: unread frames wait in the client's TCP window).
                 frame = stream.next(), if !paused => {
@@ -260,16 +276,11 @@ impl Connection {
                     }
                     if pong_deadline.is_none() && now >= next_ping {
                         let _ = self.outbox.send(EncodedPacket::raw(engine_io::Packet::Ping(String::new()).encode()), false);
-                        pong_deadline = Some(now + ping_timeout);
+                        pong_deadline = Some(now + self.engine.config().ping_timeout);
                     }
                 }
             }
         }
-    }
-
-    fn outbox_closer(&self) -> tokio_util::sync::CancellationToken {
-        // `Outbox::close` cancels this token; the read loop watches it.
-        self.outbox.closer_token()
     }
 
     async fn on_frame(
@@ -537,5 +548,84 @@ impl Connection {
         let _ = self
             .outbox
             .send_alone(EncodedPacket::new(packet, Vec::new()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::namespace::Transport;
+    use crate::{EngineConfig, Sid};
+
+    fn info() -> Arc<ConnectionInfo> {
+        Arc::new(ConnectionInfo::new(
+            Sid::random(),
+            "127.0.0.1:1".parse().unwrap(),
+            String::new(),
+            Transport::WebSocket,
+        ))
+    }
+
+    #[tokio::test]
+    async fn one_wait_ends_the_reader_on_a_close_and_on_the_shutdown() {
+        for shutdown in [false, true] {
+            let engine = Engine::new(EngineConfig::default());
+            let (outbox, _rx) = session_outbox(16, &engine.shutdown_token());
+            let mut conn = Connection::new(engine.clone(), info(), outbox.clone());
+            let frames = futures_util::stream::pending::<Result<Message, tungstenite::Error>>();
+            let reader = conn.read_loop(frames);
+            if shutdown {
+                engine.shutdown_token().cancel();
+            } else {
+                outbox.close(CloseReason::SLOW_CONSUMER);
+            }
+            let reason = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+                .await
+                .expect("the reader ends");
+            if shutdown {
+                assert_eq!(reason, CloseReason::GOING_AWAY);
+                // The shutdown alone does not close the queue: the reader's `finish` does.
+                assert!(!outbox.is_closed());
+            } else {
+                assert_eq!(reason, CloseReason::FORCED);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_holds_its_sockets_in_a_list_of_exactly_their_number() {
+        let engine = Engine::new(EngineConfig::default());
+        for name in ["/", "/a"] {
+            let _ = engine.namespace(name, crate::namespace::Handlers::default());
+        }
+        let (outbox, _rx) = session_outbox(64, &engine.shutdown_token());
+        let mut conn = Connection::new(engine, info(), outbox);
+        let text =
+            |t: &str| -> Result<Message, tungstenite::Error> { Ok(Message::text(t.to_owned())) };
+        // Connect "/" and "/a", leave "/a", connect it again, leave it; then the stream ends.
+        let frames = ["40", "40/a,", "41/a,", "40/a,", "41/a,"].map(text);
+        let reason = conn.read_loop(futures_util::stream::iter(frames)).await;
+        assert_eq!(reason.code, 1006, "the stream ended: {reason:?}");
+        assert!(conn.sockets.get("/").is_some_and(Socket::is_connected));
+        assert!(conn.sockets.get("/a").is_none());
+        // One socket, room for one (a hash map kept a table of four and its hasher's keys).
+        assert_eq!(conn.sockets.values().count(), 1);
+        assert!(conn.sockets.capacity() <= 2, "{}", conn.sockets.capacity());
+        conn.finish(reason).await;
+    }
+
+    #[test]
+    fn a_connections_future_holds_one_wait_and_no_start_locals() {
+        // Every WebSocket connection's task holds this future (boxed) for its life. It was
+        // 1,360 bytes: it waited on the queue's close token and the shutdown token apart,
+        // kept what only its start needs (the open packet, the config) and its sockets in
+        // a hash map (48 bytes inline; 24 as a list).
+        let engine = Engine::new(EngineConfig::default());
+        let (_client, server) = tokio::io::duplex(64);
+        let serving = serve(engine, server, Vec::new(), info());
+        let size = std::mem::size_of_val(&serving);
+        assert!(size <= 1160, "the connection's future is {size} bytes");
+        let conn = std::mem::size_of::<Connection>();
+        assert!(conn <= 176, "the reader's state is {conn} bytes");
     }
 }

@@ -1,6 +1,9 @@
 //! The writer task: drains the connection's outbox (and the control bytes tungstenite
-//! wrote) into the socket as vectored writes, and closes it within a grace.
+//! wrote) into the socket as vectored writes, and closes it within a grace. Between batches
+//! it holds no buffer of its own: the batch's packets and its gathered frames are in buffers
+//! lent for the batch (`batch_pool`).
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::task::Poll;
@@ -9,8 +12,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::debug;
 
+use crate::batch_pool;
 use crate::buffers::{KEEP_CONTROL, MAX_BATCH};
-use crate::gather_pool;
 use crate::outbox::{CloseReason, EncodedPacket, Next, OutboxReceiver};
 use crate::wire::{self, Control};
 
@@ -34,16 +37,19 @@ pub(crate) async fn write_loop<W>(mut w: W, mut rx: OutboxReceiver, control: Arc
 where
     W: AsyncWrite + Unpin + Send,
 {
-    let mut batch = std::collections::VecDeque::new();
+    // The packets taken for a batch, and where their frames are gathered: borrowed from the
+    // thread's spare pair (see `batch_pool`) at a take and given back at the next wait (a
+    // busy writer borrows them once for a run of batches), so a waiting writer holds neither.
+    let mut lent = batch_pool::Lent::default();
     let mut control_bytes = Vec::new();
-    // Where a batch's frames are gathered: borrowed from the thread's spare for one batch
-    // and given back once the socket has taken it (see `gather_pool`).
-    let mut gather = Vec::new();
     loop {
         // The close is seen through the queue's own flag (one lock with the batch), not the
         // close token, whose check takes a lock of its own on every wake-up.
         let next = poll_fn(|cx| {
-            let packets = rx.poll_next_batch(cx, &mut batch, MAX_BATCH);
+            if lent.is_unallocated() {
+                batch_pool::borrow_into(&mut lent);
+            }
+            let packets = rx.poll_next_batch(cx, &mut lent.packets, MAX_BATCH);
             if packets == Poll::Ready(Next::Closed) {
                 return Poll::Ready(Next::Closed);
             }
@@ -51,6 +57,8 @@ where
             if control.is_ready() || packets.is_ready() {
                 Poll::Ready(Next::Packets)
             } else {
+                // Waiting: the buffers go back to the thread's spare meanwhile.
+                batch_pool::give_back(&mut lent);
                 Poll::Pending
             }
         })
@@ -65,20 +73,17 @@ where
         // closed: it must be the last frame, so it waits for the close path below.
         let peer_closed = wire::contains_close(&control_bytes);
         let control_now: &[u8] = if peer_closed { &[] } else { &control_bytes };
-        if gather.capacity() == 0 {
-            gather = gather_pool::borrow();
-        }
         let mut large = Vec::new();
         wire::gather_frames(
-            &mut gather,
+            &mut lent.gather,
             control_now,
-            batch.iter().flat_map(packet_frames),
+            lent.packets.iter().flat_map(packet_frames),
             &mut large,
         );
         let (result, closing) = {
             // A cursor over the gathered bytes, not a nested future: this is what every
             // connection's writer holds while its socket is full.
-            let mut write = wire::GatheredWrite::new(&mut w, &gather, large);
+            let mut write = wire::GatheredWrite::new(&mut w, &lent.gather, large);
             let finished = poll_fn(|cx| {
                 if let Poll::Ready(result) = write.poll(cx) {
                     return Poll::Ready(Some(result));
@@ -116,16 +121,16 @@ where
                 }
             }
         };
-        batch.clear();
-        // A burst's buffers go back once it is written and nothing more is queued.
-        rx.trim_drained(&mut batch);
+        // A burst's queue buffer goes back once it is written and nothing more is queued.
+        rx.trim_drained(lent.packets.len());
+        // Written (or failed): the buffers are kept for the next take; they go back at the
+        // next wait.
+        lent.packets.clear();
         if !peer_closed {
             control_bytes.clear();
         }
         // A burst (of pongs, of packets) does not keep its buffer for the connection's life.
         control_bytes.shrink_to(KEEP_CONTROL);
-        // Written (or failed): no connection holds a gather buffer between batches.
-        gather_pool::give_back(std::mem::take(&mut gather));
         if let Err(e) = result {
             debug!(error = %e, "write failed");
             rx.close(CloseReason {
@@ -144,7 +149,8 @@ where
     }
     // Boxed: the close's state is as large as the batch's and lives only at the end; inline,
     // every connection's writer would carry it.
-    Box::pin(close(w, rx, control, batch, control_bytes)).await;
+    batch_pool::give_back(&mut lent);
+    Box::pin(close(w, rx, control, control_bytes)).await;
 }
 
 /// The writer's end: what is still queued (not for a slow consumer), the close frame, the
@@ -153,11 +159,11 @@ async fn close<W>(
     mut w: W,
     mut rx: OutboxReceiver,
     control: Arc<Control>,
-    mut batch: std::collections::VecDeque<EncodedPacket>,
     mut control_bytes: Vec<u8>,
 ) where
     W: AsyncWrite + Unpin,
 {
+    let mut batch = VecDeque::new();
     let mut gather = Vec::new();
     let reason = rx.reason().unwrap_or(CloseReason::NORMAL);
     if reason.code != 1006 {
@@ -199,7 +205,7 @@ async fn write_batch<W>(
     w: &mut W,
     gather: &mut Vec<u8>,
     control: &[u8],
-    batch: &std::collections::VecDeque<EncodedPacket>,
+    batch: &VecDeque<EncodedPacket>,
 ) -> std::io::Result<()>
 where
     W: AsyncWrite + Unpin,
@@ -425,6 +431,35 @@ mod tests {
             held <= crate::buffers::SMALL_BATCH,
             "the queue holds {held}"
         );
+    }
+
+    #[tokio::test]
+    async fn between_batches_the_writer_holds_no_batch_buffer() {
+        // The test's runtime has one thread, so the writer borrows this thread's spare. Once
+        // a batch is written, its buffer is the spare again, not kept by the waiting writer
+        // (before, the writer kept a batch buffer and the queue another, swapped at each
+        // take: an idle member of a room held both).
+        let (tx, rx) = outbox(16);
+        let (writer, reader) = write_through_pipe(rx, 1 << 16);
+        for n in 0..3 {
+            tx.send(EncodedPacket::raw(format!("4{n}")), false).unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (packets, gather) = batch_pool::spare_capacities();
+        assert!(packets >= 3, "the writer holds its batch buffer");
+        assert!(gather > 0, "the writer holds its gather buffer");
+        // The queue keeps its own buffer, so the next packets cost no allocation.
+        assert!(tx.queue_capacity() >= 3);
+        tx.send(EncodedPacket::raw("43".into()), false).unwrap();
+        tx.close(CloseReason::NORMAL);
+        let all = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .expect("the writer shuts the stream down")
+            .unwrap();
+        writer.await.unwrap();
+        let texts: Vec<Vec<u8>> = frames(&all).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(texts[..4], [b"40", b"41", b"42", b"43"]);
+        assert_eq!(texts.len(), 5, "the packets, then the close");
     }
 
     #[tokio::test]

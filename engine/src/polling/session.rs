@@ -11,7 +11,7 @@ use super::inbound::Inbound;
 use super::{Phase, PollingSession, State};
 use crate::connection::Connection;
 use crate::namespace::{ConnectionInfo, Transport};
-use crate::outbox::outbox;
+use crate::outbox::session_outbox;
 use crate::per_ip::{IpSlot, PerIp};
 use crate::{Engine, Sid};
 
@@ -38,7 +38,7 @@ pub(super) fn open(
         query,
         Transport::Polling,
     ));
-    let (outbox, rx) = outbox(config.outbox_capacity);
+    let (outbox, rx) = session_outbox(config.outbox_capacity, &engine.shutdown_token());
     let (feed, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let session = Arc::new(PollingSession {
         info: info.clone(),
