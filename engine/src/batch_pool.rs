@@ -41,9 +41,13 @@ thread_local! {
     };
 }
 
-/// Puts the thread's spare buffers (empty) in `lent`, which must hold none (see
-/// [`Lent::is_unallocated`]); if the spare is lent elsewhere, `lent` stays without buffers.
+/// Puts the thread's spare buffers (empty) in `lent`, unless it holds some already (see
+/// [`Lent::is_unallocated`]: then it keeps them); if the spare is lent elsewhere, `lent`
+/// stays without buffers.
 pub fn borrow_into(lent: &mut Lent) {
+    if !lent.is_unallocated() {
+        return;
+    }
     let spare = SPARE.with(Cell::take);
     discard(std::mem::replace(lent, spare));
 }
@@ -138,5 +142,22 @@ mod tests {
             gather: Vec::with_capacity(1),
         });
         assert_eq!(spare_capacities(), caps);
+    }
+
+    #[test]
+    fn borrowing_into_buffers_held_keeps_them_and_leaves_the_spare() {
+        let mut spare = Lent::default();
+        borrow_into(&mut spare);
+        spare.gather.reserve(64);
+        give_back(&mut spare);
+        let before = spare_capacities();
+        let mut held = Lent {
+            packets: VecDeque::with_capacity(3),
+            gather: Vec::with_capacity(5),
+        };
+        let held_caps = (held.packets.capacity(), held.gather.capacity());
+        borrow_into(&mut held);
+        assert_eq!((held.packets.capacity(), held.gather.capacity()), held_caps);
+        assert_eq!(spare_capacities(), before, "the spare stays the thread's");
     }
 }

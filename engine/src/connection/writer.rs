@@ -46,9 +46,7 @@ where
         // The close is seen through the queue's own flag (one lock with the batch), not the
         // close token, whose check takes a lock of its own on every wake-up.
         let next = poll_fn(|cx| {
-            if lent.is_unallocated() {
-                batch_pool::borrow_into(&mut lent);
-            }
+            batch_pool::borrow_into(&mut lent);
             let packets = rx.poll_next_batch(cx, &mut lent.packets, MAX_BATCH);
             if packets == Poll::Ready(Next::Closed) {
                 return Poll::Ready(Next::Closed);
