@@ -504,15 +504,21 @@ async fn a_guest_nick_is_one_users_across_nodes_until_its_node_dies() {
     );
 }
 
+/// Two nodes on a fresh Redis: ann connected to the first, bob to the second.
+async fn ann_on_a_and_bob_on_b() -> (RedisServer, Node, Node, Client, Client) {
+    let redis = RedisServer::start();
+    let (a, b) = (Node::start(&redis.url()), Node::start(&redis.url()));
+    let ann = connect(a.addr, "/", "ann", None).await;
+    let bob = connect(b.addr, "/", "bob", None).await;
+    (redis, a, b, ann, bob)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_users_leave_their_rooms_for_everyone_else_within_10_s() {
     if !installed() {
         return;
     }
-    let redis = RedisServer::start();
-    let (mut a, b) = (Node::start(&redis.url()), Node::start(&redis.url()));
-    let mut ann = connect(a.addr, "/", "ann", None).await;
-    let mut bob = connect(b.addr, "/", "bob", None).await;
+    let (_redis, mut a, _b, mut ann, mut bob) = ann_on_a_and_bob_on_b().await;
     join(&mut ann, "/", "r").await;
     join(&mut ann, "/", "s").await;
     join(&mut bob, "/", "r").await;
@@ -578,10 +584,7 @@ async fn a_node_reaped_while_alive_tells_the_cluster_its_users_again() {
     if !installed() {
         return;
     }
-    let redis = RedisServer::start();
-    let (mut a, b) = (Node::start(&redis.url()), Node::start(&redis.url()));
-    let mut ann = connect(a.addr, "/", "ann", None).await;
-    let mut bob = connect(b.addr, "/", "bob", None).await;
+    let (redis, mut a, _b, mut ann, mut bob) = ann_on_a_and_bob_on_b().await;
     join(&mut ann, "/", "r").await;
     join(&mut bob, "/", "r").await;
     // A's node id: the node whose presence set holds ann.

@@ -221,7 +221,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::outbox;
+    use crate::outbox::{Outbox, outbox};
 
     /// The frames (opcode, payload) in `bytes`, which must hold whole unmasked frames.
     fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
@@ -402,6 +402,22 @@ mod tests {
         (writer, reader)
     }
 
+    /// Closes the queue and returns every byte the writer of [`write_through_pipe`] wrote
+    /// before it shut the pipe down (within 5 s).
+    async fn close_and_read(
+        tx: &Outbox,
+        writer: tokio::task::JoinHandle<()>,
+        reader: tokio::task::JoinHandle<Vec<u8>>,
+    ) -> Vec<u8> {
+        tx.close(CloseReason::NORMAL);
+        let all = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .expect("the writer shuts the stream down")
+            .unwrap();
+        writer.await.unwrap();
+        all
+    }
+
     #[tokio::test]
     async fn the_writer_gives_a_bursts_buffers_back_once_it_has_written_them() {
         // A join storm's presence bursts: once written, an idle member holds no grown queue
@@ -416,12 +432,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let held = tx.queue_capacity();
-        tx.close(CloseReason::NORMAL);
-        let all = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
-            .await
-            .expect("the writer shuts the stream down")
-            .unwrap();
-        writer.await.unwrap();
+        let all = close_and_read(&tx, writer, reader).await;
         let frames = frames(&all);
         assert_eq!(frames.len(), 401, "every packet, then the close");
         assert_eq!(frames[399].1, b"41199");
@@ -449,12 +460,7 @@ mod tests {
         // The queue keeps its own buffer, so the next packets cost no allocation.
         assert!(tx.queue_capacity() >= 3);
         tx.send(EncodedPacket::raw("43".into()), false).unwrap();
-        tx.close(CloseReason::NORMAL);
-        let all = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
-            .await
-            .expect("the writer shuts the stream down")
-            .unwrap();
-        writer.await.unwrap();
+        let all = close_and_read(&tx, writer, reader).await;
         let texts: Vec<Vec<u8>> = frames(&all).into_iter().map(|(_, p)| p).collect();
         assert_eq!(texts[..4], [b"40", b"41", b"42", b"43"]);
         assert_eq!(texts.len(), 5, "the packets, then the close");
@@ -472,12 +478,7 @@ mod tests {
         tx.send(EncodedPacket::raw("42[\"after\"]".into()), false)
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        tx.close(CloseReason::NORMAL);
-        let all = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
-            .await
-            .expect("the writer shuts the stream down")
-            .unwrap();
-        writer.await.unwrap();
+        let all = close_and_read(&tx, writer, reader).await;
         // 40{} (2+4 bytes), the big frame (10-byte header), the small one, the close.
         assert_eq!(&all[..6], [0x81, 4, b'4', b'0', b'{', b'}']);
         assert_eq!(all[6], 0x81);
