@@ -23,10 +23,8 @@ SECS=${SECS:-20}
 OUT=${OUT:-$(mktemp -d /tmp/ab-instructions.XXXXXX)}
 mkdir -p "$OUT"
 declare -A BIN=([base]=$BASE [new]=$NEW)
-# Free loopback ports, so two of these (or anything else) can run at once.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# Free loopback ports (free_port), so two of these (or anything else) can run at once.
+. "$(dirname "$0")/lib.sh"
 results="$OUT/runs.txt"
 : >"$results"
 

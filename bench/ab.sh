@@ -14,10 +14,8 @@ ROUNDS=${ROUNDS:-10}
 DURABLE_ROUNDS=${DURABLE_ROUNDS:-6}
 RATE=${RATE:-400}
 declare -A BIN=([base]=$BASE [new]=$NEW)
-# Free loopback ports, so two of these (or anything else) can run at once.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# Free loopback ports (free_port), so two of these (or anything else) can run at once.
+. "$(dirname "$0")/lib.sh"
 for round in $(seq 1 "$ROUNDS"); do
   if (( round % 2 )); then order="base new"; else order="new base"; fi
   for b in $order; do

@@ -26,28 +26,15 @@ default_servers="base new"
 [ -n "$SIOXIDE" ] && default_servers="$default_servers socketioxide"
 SERVERS=${SERVERS:-$default_servers}
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/lib.sh"
 
 # run SERVER KIND ROUND [fanout flags...]: one fresh server, one fan-out run; prints its line.
 run() {
   local server=$1 kind=$2 round=$3 port pid
   shift 3
   port=$(free_port)
-  case $server in
-    base | new)
-      "$([ "$server" = base ] && echo "$BASE" || echo "$NEW")/chat-server" --listen 127.0.0.1:$port \
-        --store memory --outbox-capacity 65536 --max-connections 30000 \
-        --max-connections-per-ip 30000 --rate-per-sec 0 >"$OUT/$server.log" 2>&1 &
-      ;;
-    socketioxide) "$SIOXIDE" $port >"$OUT/$server.log" 2>&1 & ;;
-  esac
-  pid=$!
-  for _ in $(seq 1 100); do
-    if ss -ltn 2>/dev/null | grep -q "127.0.0.1:$port "; then break; fi
-    sleep 0.1
-  done
+  start_server "$server" $port "$OUT/$server.log"
+  pid=$server_pid
   timeout 300 "$GEN" fanout --addr 127.0.0.1:$port --server "$server" --server-pid $pid "$@" \
     >"$OUT/$kind.$round.$server.json" 2>/dev/null
   kill $pid 2>/dev/null

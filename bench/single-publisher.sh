@@ -30,28 +30,15 @@ GEN=$NEW/chat-bench
 OUT=${OUT:-$(mktemp -d /tmp/single-publisher.XXXXXX)}
 mkdir -p "$OUT"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/lib.sh"
 
 # run SERVER KIND ROUND [fanout flags...]: one fresh server, one fan-out run; prints its line.
 run() {
   local server=$1 kind=$2 round=$3 port pid stat=
   shift 3
   port=$(free_port)
-  case $server in
-    base | new)
-      "$([ "$server" = base ] && echo "$BASE" || echo "$NEW")/chat-server" --listen 127.0.0.1:$port \
-        --store memory --outbox-capacity 65536 --max-connections 30000 \
-        --max-connections-per-ip 30000 --rate-per-sec 0 >"$OUT/$server.log" 2>&1 &
-      ;;
-    socketioxide) "$SIOXIDE" $port >"$OUT/$server.log" 2>&1 & ;;
-  esac
-  pid=$!
-  for _ in $(seq 1 100); do
-    if ss -ltnp 2>/dev/null | grep -q "127.0.0.1:$port .*pid=$pid,"; then break; fi
-    sleep 0.1
-  done
+  start_server "$server" $port "$OUT/$server.log"
+  pid=$server_pid
   if ! kill -0 $pid 2>/dev/null; then
     echo "$kind $round $server {\"error\":\"server did not start\"}"
     return
