@@ -600,39 +600,14 @@ async fn a_node_reaped_while_alive_tells_the_cluster_its_users_again() {
         .unwrap_or_else(|| panic!("no node holds ann: {nodes}"))
         .to_owned();
     // A's heartbeat key vanishes (as if A stalled past its time to live) until B reaps A.
-    let started = Instant::now();
-    let ann_presence = |seen: Vec<(String, Value)>| -> Vec<Value> {
-        seen.into_iter()
-            .filter(|(n, a)| n == "presence" && a["nick"] == "ann")
-            .map(|(_, a)| a)
-            .collect()
-    };
-    let quit = loop {
-        redis.cli(&["del", &format!("chat:{{nicks}}:node:{a_id}")]);
-        let seen = ann_presence(common::chat::pending(&mut bob).await);
-        if let Some(q) = seen.into_iter().find(|p| p["action"] == "quit") {
-            break q;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "B did not reap A in 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let del_a = format!("chat:{{nicks}}:node:{a_id}");
+    let quit = presence_of(&mut bob, "ann", "quit", 20, || {
+        redis.cli(&["del", &del_a]);
+    })
+    .await;
     assert_eq!(quit["room"], "r", "{quit}");
     // A is alive: on its next heartbeat it finds itself reaped and says so.
-    let reaped = Instant::now();
-    let back = loop {
-        let seen = ann_presence(common::chat::pending(&mut bob).await);
-        if let Some(j) = seen.into_iter().find(|p| p["action"] == "join") {
-            break j;
-        }
-        assert!(
-            reaped.elapsed() < Duration::from_secs(10),
-            "ann not back 10 s after A was reaped"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let back = presence_of(&mut bob, "ann", "join", 10, || {}).await;
     assert_eq!(
         (back["room"].as_str(), back["reason"].as_str()),
         (Some("r"), Some("its server is back")),
@@ -643,17 +618,33 @@ async fn a_node_reaped_while_alive_tells_the_cluster_its_users_again() {
     // Ann chats on as before, and the roster is whole again: when A really dies, she leaves.
     say(&mut ann, "/", "r", "still here").await;
     a.kill();
-    let died = Instant::now();
+    presence_of(&mut bob, "ann", "quit", 10, || {}).await;
+}
+
+/// The first `presence` event `c` gets about `nick` with `action`, within `secs` seconds
+/// (`each` runs before every look, every 100 ms).
+async fn presence_of(
+    c: &mut Client,
+    nick: &str,
+    action: &str,
+    secs: u64,
+    mut each: impl FnMut(),
+) -> Value {
+    let started = Instant::now();
     loop {
-        let seen = ann_presence(common::chat::pending(&mut bob).await);
-        if seen.iter().any(|p| p["action"] == "quit") {
-            break;
+        each();
+        let found = common::chat::pending(c)
+            .await
+            .into_iter()
+            .find(|(n, p)| n == "presence" && p["nick"] == nick && p["action"] == action);
+        if let Some((_, p)) = found {
+            return p;
         }
         assert!(
-            died.elapsed() < Duration::from_secs(10),
-            "no quit for ann 10 s after A died"
+            started.elapsed() < Duration::from_secs(secs),
+            "no {action} for {nick} in {secs} s"
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
