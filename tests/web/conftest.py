@@ -16,6 +16,20 @@ from harness import ROOT, ChatServer, PageServer, TerminalClient, chromium_path
 SCREENSHOTS = ROOT / "target" / "web-screenshots"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so fixtures know in teardown whether the
+    test failed (and then print what explains it)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+def failed(request) -> bool:
+    report = getattr(request.node, "report_call", None)
+    return report is None or report.failed
+
+
 @pytest.fixture(scope="session")
 def browser():
     with sync_playwright() as p:
@@ -31,10 +45,13 @@ def server_args() -> list[str]:
 
 
 @pytest.fixture
-def chat_server(tmp_path: Path, server_args: list[str]):
+def chat_server(request, tmp_path: Path, server_args: list[str]):
     server = ChatServer(tmp_path, server_args)
     yield server
     server.stop()
+    if failed(request) and server.log.exists():
+        tail = server.log.read_text(errors="replace").splitlines()[-60:]
+        print("---- chat-server's log, last lines ----", *tail, sep="\n")
 
 
 @pytest.fixture
@@ -97,6 +114,10 @@ class Pages:
         self.consoles[page] = console
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+        page.on(
+            "requestfailed",
+            lambda r: console.append(f"requestfailed: {r.method} {r.url} {r.failure}"),
+        )
         if before:
             before(page)
         if origin:
@@ -106,6 +127,18 @@ class Pages:
             self.origin = saved
         page.goto(url)
         return page
+
+    def report(self) -> None:
+        """Prints each page's address, status line and console (for a failed test)."""
+        for i, (page, lines) in enumerate(self.consoles.items()):
+            try:
+                status = page.evaluate(
+                    "() => { const s = document.getElementById('status');"
+                    " return s ? `${s.dataset.state}: ${s.textContent}` : 'no status'; }"
+                )
+            except Exception as e:  # a closed page
+                status = f"(not readable: {e})"
+            print(f"---- page {i}: {page.url} ----", f"status {status}", *lines[-80:], sep="\n")
 
     def close(self):
         problems = [
@@ -120,18 +153,22 @@ class Pages:
 
 
 @pytest.fixture
-def pages(browser, page_origin):
+def pages(request, browser, page_origin):
     p = Pages(browser, page_origin)
     yield p
+    if failed(request):
+        p.report()
     p.close()
 
 
 @pytest.fixture
-def proxied_pages(browser, page_server):
+def proxied_pages(request, browser, page_server):
     """Pages loaded from the page server, whose /socket.io/ proxy a test can make refuse
     WebSockets (websocket_policy) and whose requests it can read."""
     p = Pages(browser, page_server.url)
     yield p
+    if failed(request):
+        p.report()
     p.close()
 
 
