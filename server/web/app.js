@@ -9,6 +9,7 @@
 // or token is never taken from the address.
 
 import { ChatClient, CODE, SessionStore } from "./chat.js";
+import { CONNECTION_LOST } from "./sio.js";
 
 const TYPING_EVERY_MS = 3000;
 const TYPING_SHOWN_MS = 5000;
@@ -173,7 +174,9 @@ class Page {
     this.client = null;
     this.windows = new Map();
     this.active = null;
-    this.pendingJoin = null;
+    /** Joins to make once the namespace is connected ({nsp, room, focus}): a link's room, and
+     * any join whose answer a lost connection took away. */
+    this.pendingJoins = [];
     this.lastTypingSent = new Map();
     this.typingTimer = null;
     /** Messages a room's window keeps while its reader follows the newest. */
@@ -237,7 +240,7 @@ class Page {
       // A refused login tried again (a password given): same client, same windows.
       $("login").hidden = true;
       $("app").hidden = false;
-      this.pendingJoin = room ? { nsp: ns, room } : this.pendingJoin;
+      if (room) this.pendingJoins.push({ nsp: ns, room, focus: true });
       this.client.retry(ns, password);
       for (const nsp of this.client.namespaces.keys()) {
         if (nsp !== ns) this.client.retry(nsp);
@@ -268,7 +271,7 @@ class Page {
     });
     this.client = client;
     this.bindClient(client);
-    this.pendingJoin = room ? { nsp, room } : null;
+    this.pendingJoins = room ? [{ nsp, room, focus: true }] : [];
     const resumed = client.start(nick, password);
     for (const ns of resumed) {
       this.nsWindow(ns);
@@ -355,10 +358,8 @@ class Page {
       case "connected":
         this.system(nsw, `${e.resumed ? "reconnected" : "connected"} to ${e.nsp} as ${this.client.nick}`, "conn");
         if (e.resumed) for (const w of rooms) this.system(w, "reconnected", "conn");
-        if (this.pendingJoin && this.pendingJoin.nsp === e.nsp) {
-          const { room } = this.pendingJoin;
-          this.pendingJoin = null;
-          this.join(e.nsp, room, true);
+        if (this.pendingJoins.some((j) => j.nsp === e.nsp)) {
+          this.joinPending(e.nsp);
         } else if (this.active === nsw && rooms.length === 0) {
           $("join-room").focus();
         }
@@ -855,8 +856,25 @@ class Page {
       this.select(rw, true);
       if (focus) $("composer").focus();
     } catch (e) {
+      if (e.code === CONNECTION_LOST) {
+        // Made again once connected (the server may have joined us, or not: a join is
+        // idempotent).
+        if (!this.pendingJoins.some((j) => j.nsp === nsp && j.room === room)) {
+          this.pendingJoins.push({ nsp, room, focus });
+        }
+        this.system(this.active || w, `#${room}: the connection dropped; joining once reconnected`, "conn");
+        if (this.client.isConnected(nsp)) this.joinPending(nsp);
+        return;
+      }
       this.system(this.active || w, `cannot join #${room}: ${e.message}`, "error");
     }
+  }
+
+  /** Makes the joins waiting for `nsp` to be connected. */
+  joinPending(nsp) {
+    const due = this.pendingJoins.filter((j) => j.nsp === nsp);
+    this.pendingJoins = this.pendingJoins.filter((j) => j.nsp !== nsp);
+    for (const j of due) this.join(nsp, j.room, j.focus);
   }
 
   async leave(w) {

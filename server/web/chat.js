@@ -14,7 +14,7 @@
 //
 // Showing each message once, by (namespace, room, seq), is the page's (app.js).
 
-import { Manager, backoff } from "./sio.js";
+import { CONNECTION_LOST, Manager, backoff } from "./sio.js";
 
 /** Request and event names, as in protocol/src/events.rs. */
 export const REQUEST = Object.freeze({
@@ -369,7 +369,7 @@ export class ChatClient {
 
   async request(nsp, event, arg) {
     const ns = this.namespaces.get(nsp);
-    if (!ns || !ns.socket) throw new ChatError("not_connected", `not connected to ${nsp}`);
+    if (!ns || !ns.socket) throw new ChatError(CONNECTION_LOST, `not connected to ${nsp}`);
     return unwrap(await ns.socket.request(event, arg));
   }
 

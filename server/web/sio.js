@@ -466,6 +466,16 @@ class Emitter {
   }
 }
 
+/** The code of a request's error when the connection was lost before its answer (or was
+ * down when it was made): the request may be made again once connected. */
+export const CONNECTION_LOST = "connection_lost";
+
+function connectionLost(message) {
+  const e = new Error(message);
+  e.code = CONNECTION_LOST;
+  return e;
+}
+
 /**
  * Keeps one Engine.IO session open, reconnecting with capped, jittered backoff, and the
  * namespaces' sockets on it. Events: "state" ({state: "connecting" | "open" | "down",
@@ -544,7 +554,7 @@ export class Manager extends Emitter {
     this.engine = null;
     for (const [id, a] of this.acks) {
       clearTimeout(a.timer);
-      a.reject(new Error("connection lost before the answer"));
+      a.reject(connectionLost("connection lost before the answer"));
       this.acks.delete(id);
     }
     for (const s of this.sockets.values()) s.lost(reason);
@@ -597,7 +607,7 @@ export class Manager extends Emitter {
       if (!this.sendPacket(EVENT, nsp, [event, arg], id)) {
         clearTimeout(timer);
         this.acks.delete(id);
-        reject(new Error("not connected"));
+        reject(connectionLost("not connected"));
       }
     });
   }

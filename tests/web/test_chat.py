@@ -395,6 +395,31 @@ def test_a_message_acked_before_a_lost_connection_is_not_repeated(pages, chat_se
     assert shown(ada) == ["ada: maybe twice"]
 
 
+def test_a_join_whose_answer_a_lost_connection_took_is_made_again(pages, terminal):
+    """A join asked for (a link's room, or /join) whose answer never came because the
+    connection dropped is made again once connected: the page is in the room, not left on
+    the namespace's window (a polling session closed under a first join did that)."""
+    ada = pages.open("ada")
+    wait_joined(ada)
+    bob = terminal("bob")
+    bob.send("/join other")
+    bob.wait_for("you joined #other")
+    ada.evaluate("""() => {
+        chatPage.join('/', 'other', true);
+        chatPage.client.manager.engine.end('dropped by the test');
+    }""")
+    wait_joined(ada, "/ #other")
+    lines = ada.evaluate(
+        "[...document.querySelectorAll('ol[data-window=\"/ #general\"] li')].map(li => li.textContent)"
+    )
+    assert any("joining once reconnected" in line for line in lines), lines
+    send(ada, "back in")
+    bob.wait_for("<ada> back in")
+    # Both rooms are joined once: the reconnect rejoined #general from `since`.
+    rooms = ada.evaluate("chatPage.client.rooms('/')")
+    assert sorted(rooms) == ["general", "other"], rooms
+
+
 def test_older_history_loads_when_scrolling_up(pages):
     ada = pages.open("ada")
     wait_joined(ada)

@@ -155,9 +155,13 @@ impl Connection {
         let counted = self.outbox.reason().unwrap_or_else(|| reason.clone());
         self.engine.stats().closed(&counted);
         self.outbox.close(reason.clone());
-        // The Socket.IO disconnect reason the handlers see.
+        // The Socket.IO disconnect reason the handlers see (and the server logs): for a close
+        // from elsewhere, why it was closed (a slow consumer, a polling request that broke
+        // the rules) rather than "forced".
         let why = if reason == CloseReason::NORMAL {
             "transport close"
+        } else if reason == CloseReason::FORCED && counted != CloseReason::NORMAL {
+            counted.reason
         } else {
             reason.reason
         };
@@ -612,6 +616,43 @@ mod tests {
         assert_eq!(conn.sockets.values().count(), 1);
         assert!(conn.sockets.capacity() <= 2, "{}", conn.sockets.capacity());
         conn.finish(reason).await;
+    }
+
+    /// Closed from elsewhere, a connection's sockets are told why (a polling request that
+    /// broke the rules, a slow consumer): the server's log said "forced close" for both.
+    #[tokio::test]
+    async fn a_close_from_elsewhere_tells_the_handlers_its_reason() {
+        for (closed_with, told) in [
+            (CloseReason::PROTOCOL, CloseReason::PROTOCOL.reason),
+            (CloseReason::SLOW_CONSUMER, CloseReason::SLOW_CONSUMER.reason),
+            (CloseReason::NORMAL, CloseReason::FORCED.reason),
+        ] {
+            let engine = Engine::new(EngineConfig::default());
+            let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+            let handlers = crate::namespace::Handlers::default().on_disconnect(move |_, why| {
+                let _ = seen_tx.send(why);
+                async {}
+            });
+            let _ = engine.namespace("/", handlers);
+            let (outbox, _rx) = session_outbox(64, &engine.shutdown_token());
+            let mut conn = Connection::new(engine, info(), outbox.clone());
+            let frames = futures_util::stream::iter([Ok(Message::text("40"))])
+                .chain(futures_util::stream::pending());
+            let reader = async {
+                let reason = conn.read_loop(frames).await;
+                conn.finish(reason).await;
+            };
+            let closer = async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                outbox.close(closed_with.clone());
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                tokio::join!(reader, closer)
+            })
+            .await
+            .expect("the reader ends");
+            assert_eq!(seen.recv().await, Some(told), "closed with {closed_with:?}");
+        }
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! handshake on (`max_connections_per_ip`) and in all (`max_connections` polling sessions at
 //! once, beyond: 503); a session nobody polls is closed when its ping goes unanswered
 //! (`ping_interval + ping_timeout`) or, with no namespace, at the connect timeout. One held GET
-//! and one POST per session (a second of either: 400 and the session is closed); a POST body of
+//! and one POST per session (a second of either: 400 and the session is closed; a GET that
+//! comes while the last one's answer is being written is the next poll, not a second one, and
+//! waits for it: a client may read an answer before the server is done writing it); a POST body of
 //! at most `max_payload` (413), read within the handshake timeout; a held GET lasts until
 //! there is something to send, a ping at the latest. The sid is the credential of every later
 //! request: 120 random bits, never logged; a wrong one gets 400 code 1.
@@ -105,8 +107,9 @@ pub(crate) struct PollingSession {
     /// Set while a WebSocket probes the session: a held GET answers `6` (noop) at once, so
     /// the client stops polling and sends the upgrade.
     probing: watch::Sender<bool>,
-    /// Signalled when a GET gives the outbox receiver back or a POST ends (what the upgrade
-    /// waits for).
+    /// Signalled (to every waiter) when a GET gives the outbox receiver back or a POST ends
+    /// (what the upgrade, and a GET that came while the last answer was being written, wait
+    /// for).
     returned: Notify,
 }
 
@@ -115,6 +118,9 @@ struct State {
     rx: Option<OutboxReceiver>,
     /// A POST is being read or delivered.
     post_busy: bool,
+    /// The GET holding the receiver has taken its answer and is writing it: the client may
+    /// already have read it and polled again (on another connection).
+    answering: bool,
     phase: Phase,
 }
 
@@ -124,15 +130,23 @@ struct HeldReceiver<'s> {
     rx: Option<OutboxReceiver>,
 }
 
+impl HeldReceiver<'_> {
+    /// The answer is taken and about to be written: a GET from now on is the next poll.
+    fn answering(&self) {
+        lock(&self.session.state).answering = true;
+    }
+}
+
 impl Drop for HeldReceiver<'_> {
     fn drop(&mut self) {
         if let Some(rx) = self.rx.take() {
             let mut state = lock(&self.session.state);
+            state.answering = false;
             if state.phase != Phase::Upgraded {
                 state.rx = Some(rx);
             }
             drop(state);
-            self.session.returned.notify_one();
+            self.session.returned.notify_waiters();
         }
     }
 }
@@ -143,29 +157,37 @@ struct PostClaim<'s>(&'s PollingSession);
 impl Drop for PostClaim<'_> {
     fn drop(&mut self) {
         lock(&self.0.state).post_busy = false;
-        self.0.returned.notify_one();
+        self.0.returned.notify_waiters();
     }
 }
 
 impl PollingSession {
     /// The receiver for a GET: 400 after the upgrade; 400 and the session closed when
-    /// another GET holds it.
-    fn hold(&self) -> Result<HeldReceiver<'_>, chat_protocol::http::HandshakeError> {
+    /// another GET holds it waiting for packets. One that finds the last GET's answer being
+    /// written waits until it is (bounded: that write's own time limit).
+    async fn hold(&self) -> Result<HeldReceiver<'_>, chat_protocol::http::HandshakeError> {
         use chat_protocol::http::HandshakeError;
-        let mut state = lock(&self.state);
-        if state.phase == Phase::Upgraded {
-            return Err(HandshakeError::TRANSPORT_MISMATCH);
-        }
-        match state.rx.take() {
-            Some(rx) => Ok(HeldReceiver {
-                session: self,
-                rx: Some(rx),
-            }),
-            None => {
-                drop(state);
-                self.outbox.close(CloseReason::PROTOCOL);
-                Err(HandshakeError::BAD_REQUEST)
+        loop {
+            // Registered before the state is read, so a return in between is not missed.
+            let returned = self.returned.notified();
+            {
+                let mut state = lock(&self.state);
+                if state.phase == Phase::Upgraded {
+                    return Err(HandshakeError::TRANSPORT_MISMATCH);
+                }
+                if let Some(rx) = state.rx.take() {
+                    return Ok(HeldReceiver {
+                        session: self,
+                        rx: Some(rx),
+                    });
+                }
+                if !state.answering {
+                    drop(state);
+                    self.outbox.close(CloseReason::PROTOCOL);
+                    return Err(HandshakeError::BAD_REQUEST);
+                }
             }
+            returned.await;
         }
     }
 

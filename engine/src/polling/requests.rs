@@ -105,7 +105,7 @@ async fn get<'s, S>(
 where
     S: AsyncRead + Unpin,
 {
-    let mut held = session.hold().map_err(Some)?;
+    let mut held = session.hold().await.map_err(Some)?;
     let Some(rx) = held.rx.as_mut() else {
         return Err(Some(HandshakeError::BAD_REQUEST));
     };
@@ -152,6 +152,7 @@ where
         // Woken with nothing to send (a probe given up): a noop keeps the client polling.
         payload::encode([Part::Text("6")], &mut body);
     }
+    held.answering();
     Ok((body, held))
 }
 
@@ -209,4 +210,191 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    use chat_protocol::http::{EngineRequest, parse_engine_request};
+    use tokio::io::ReadBuf;
+
+    use super::*;
+    use crate::EngineConfig;
+
+    /// A connection whose reads never come and whose writes are kept; its flush waits until
+    /// `open` (a client that has the answer's bytes before the server is done writing it).
+    #[derive(Clone, Default)]
+    struct Gated(Arc<GateState>);
+
+    #[derive(Default)]
+    struct GateState {
+        written: Mutex<Vec<u8>>,
+        open: AtomicBool,
+        waker: Mutex<Option<Waker>>,
+    }
+
+    impl Gated {
+        fn opened() -> Gated {
+            let g = Gated::default();
+            g.open();
+            g
+        }
+
+        fn open(&self) {
+            self.0.open.store(true, Ordering::SeqCst);
+            if let Some(w) = self.0.waker.lock().unwrap().take() {
+                w.wake();
+            }
+        }
+
+        fn written(&self) -> String {
+            String::from_utf8_lossy(&self.0.written.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl AsyncRead for Gated {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Gated {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.written.lock().unwrap().extend_from_slice(data);
+            Poll::Ready(Ok(data.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            *self.0.waker.lock().unwrap() = Some(cx.waker().clone());
+            if self.0.open.load(Ordering::SeqCst) {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn poll_request(head: &str) -> PollRequest {
+        match parse_engine_request(head.as_bytes(), 1_000_000) {
+            Ok(EngineRequest::Polling(req)) => req,
+            other => panic!("not a polling request: {other:?}"),
+        }
+    }
+
+    /// Serves `head` on `stream` in a task of its own.
+    fn spawn_serve(
+        engine: &Engine,
+        per_ip: &Arc<PerIp>,
+        head: String,
+        stream: Gated,
+    ) -> tokio::task::JoinHandle<bool> {
+        let (engine, per_ip) = (engine.clone(), per_ip.clone());
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let mut buf = head.as_bytes().to_vec();
+            let req = poll_request(&head);
+            let remote = "127.0.0.1:9".parse().unwrap();
+            serve(&engine, req, &mut stream, &mut buf, remote, &per_ip).await
+        })
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{what}: not in 5 s");
+    }
+
+    /// A browser may read a held GET's answer and send the next GET on another connection
+    /// before the server is done writing the first (its flush, its bookkeeping after): that
+    /// GET is the next poll, answered once the first is done, never a "second concurrent GET"
+    /// that gets 400 and closes the session (a flake of the browser tests over polling).
+    #[tokio::test]
+    async fn a_get_sent_while_the_last_answer_is_being_written_waits_for_it() {
+        let engine = Engine::new(EngineConfig {
+            ping_interval: Duration::from_millis(100),
+            ..EngineConfig::default()
+        });
+        let per_ip = Arc::new(PerIp::default());
+        let handshake = Gated::opened();
+        let get = |sid: &str| {
+            format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n")
+        };
+        let task = spawn_serve(
+            &engine,
+            &per_ip,
+            "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+            handshake.clone(),
+        );
+        assert!(task.await.unwrap());
+        let written = handshake.written();
+        let sid = written
+            .split("\"sid\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+
+        // The first GET is answered with the first ping; its flush is held.
+        let first = Gated::default();
+        let first_task = spawn_serve(&engine, &per_ip, get(sid), first.clone());
+        until("the first answer written", || {
+            first.written().ends_with("\r\n\r\n2")
+        })
+        .await;
+        // The next GET, on another connection, while the first is not done.
+        let second = Gated::opened();
+        let second_task = spawn_serve(&engine, &per_ip, get(sid), second.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(second.written(), "", "the next GET was answered at once");
+        let session = engine.polling().get(sid).expect("the session is open");
+        assert!(!session.outbox.is_closed());
+
+        // The first is done: the second holds the session and gets the next ping.
+        first.open();
+        assert!(first_task.await.unwrap());
+        let pong = format!(
+            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n3"
+        );
+        let posted = Gated::opened();
+        assert!(
+            spawn_serve(&engine, &per_ip, pong, posted.clone())
+                .await
+                .unwrap()
+        );
+        assert!(posted.written().ends_with("ok"), "{}", posted.written());
+        until("the second answered", || {
+            second.written().ends_with("\r\n\r\n2")
+        })
+        .await;
+        assert!(
+            second.written().starts_with("HTTP/1.1 200"),
+            "{}",
+            second.written()
+        );
+        assert!(second_task.await.unwrap());
+        assert!(!session.outbox.is_closed());
+    }
 }

@@ -46,6 +46,7 @@ pub(super) fn open(
         state: Mutex::new(State {
             rx: Some(rx),
             post_busy: false,
+            answering: false,
             phase: Phase::Polling,
         }),
         feed,
