@@ -624,7 +624,10 @@ mod tests {
     async fn a_close_from_elsewhere_tells_the_handlers_its_reason() {
         for (closed_with, told) in [
             (CloseReason::PROTOCOL, CloseReason::PROTOCOL.reason),
-            (CloseReason::SLOW_CONSUMER, CloseReason::SLOW_CONSUMER.reason),
+            (
+                CloseReason::SLOW_CONSUMER,
+                CloseReason::SLOW_CONSUMER.reason,
+            ),
             (CloseReason::NORMAL, CloseReason::FORCED.reason),
         ] {
             let engine = Engine::new(EngineConfig::default());
