@@ -626,6 +626,14 @@ async fn a_node_reaped_while_alive_tells_the_cluster_its_users_again() {
     );
     let who = bob.request("/", "who", json!({"room": "r"})).await;
     assert_eq!(who["members"], json!(["ann", "bob"]), "{who}");
+    // Ann, on A all along, was not told that she quit and joined again.
+    let told: Vec<Value> = common::chat::pending(&mut ann)
+        .await
+        .into_iter()
+        .filter(|(n, p)| n == "presence" && p["nick"] == "ann")
+        .map(|(_, p)| p)
+        .collect();
+    assert!(told.is_empty(), "ann was told of herself: {told:?}");
     // Ann chats on as before, and the roster is whole again: when A really dies, she leaves.
     say(&mut ann, "/", "r", "still here").await;
     a.kill();

@@ -58,12 +58,60 @@ pub enum Control {
         namespace: Option<String>,
         nick_key: String,
     },
+    /// A user of `node` quit a room because that node is gone (another node reaped it), or
+    /// is in it again because the node is back: for this node's members of the room, unless
+    /// this node is `node` (its users, there all along, are not told they left and came back).
+    NodePresence {
+        namespace: String,
+        node: String,
+        presence: Presence,
+    },
 }
 
 impl ChatApp {
-    /// Where this node sends its [`Control`]s (cluster mode). Set once.
-    pub fn set_peers(&self, peers: Peers) {
+    /// Where this node (`node`, its id in the cluster) sends its [`Control`]s (cluster
+    /// mode). Set once.
+    pub fn set_peers(&self, node: &str, peers: Peers) {
+        let _ = self.node.set(node.to_owned());
         let _ = self.peers.set(peers);
+    }
+
+    /// A user of `node` quit `room` of `namespace` (its node is gone: `back` false) or is in
+    /// it again (its node is back): told to the room's members on every node but `node`.
+    pub fn node_presence(
+        &self,
+        engine: &Engine,
+        namespace: &str,
+        room: &str,
+        nick: &str,
+        node: &str,
+        back: bool,
+    ) {
+        let (action, reason) = if back {
+            (PresenceAction::Join, "its server is back")
+        } else {
+            (PresenceAction::Quit, "its server is gone")
+        };
+        let presence = Presence {
+            room: room.to_owned(),
+            nick: nick.to_owned(),
+            action,
+            previous: None,
+            reason: Some(reason.to_owned()),
+        };
+        if self.node.get().is_none_or(|me| me != node)
+            && let Some(ns) = engine.get_namespace(namespace)
+        {
+            ns.to(engine_room(room)).local().push(&presence);
+        }
+        self.tell_peers(
+            namespace,
+            &Control::NodePresence {
+                namespace: namespace.to_owned(),
+                node: node.to_owned(),
+                presence,
+            },
+        );
     }
 
     /// Whether there are other nodes to tell (cluster mode).
@@ -153,6 +201,18 @@ impl ChatApp {
                 self.remove_banned(&ns, &room, &kick, &rules, |nick| {
                     rules.find(RestrictionKind::Ban, nick, None).is_none()
                 });
+            }
+            Control::NodePresence {
+                namespace,
+                node,
+                presence,
+            } => {
+                if self.node.get().is_some_and(|me| *me == node) {
+                    return;
+                }
+                if let Some(ns) = engine.get_namespace(&namespace) {
+                    ns.to(engine_room(&presence.room)).local().push(&presence);
+                }
             }
             Control::Disconnect {
                 namespace,

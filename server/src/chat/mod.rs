@@ -105,6 +105,8 @@ pub struct ChatApp {
     announced: events::Limits,
     /// In cluster mode, where commands to the other nodes go (`control`).
     peers: std::sync::OnceLock<control::Peers>,
+    /// In cluster mode, this node's id.
+    node: std::sync::OnceLock<String>,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
@@ -182,32 +184,23 @@ pub async fn build_cluster(
             .unwrap_or_default()
     }));
     let to_peers = fanout.clone();
-    app.set_peers(Arc::new(move |namespace: &str, json: String| {
-        to_peers.send_control(namespace, json);
-    }));
+    app.set_peers(
+        store.node(),
+        Arc::new(move |namespace: &str, json: String| {
+            to_peers.send_control(namespace, json);
+        }),
+    );
     let (on, app_on) = (engine.clone(), Arc::downgrade(&app));
     fanout.set_control(Arc::new(move |json: &str| {
         if let Some(app) = app_on.upgrade() {
             app.apply_control(&on, json);
         }
     }));
-    let gone = engine.clone();
+    let (gone, app_gone) = (engine.clone(), Arc::downgrade(&app));
     store.set_gone(Arc::new(
-        move |namespace: &str, room: &str, nick: &str, back: bool| {
-            if let Some(ns) = gone.get_namespace(namespace) {
-                // To every node's members of the room (the adapter publishes it).
-                let (action, reason) = if back {
-                    (PresenceAction::Join, "its server is back")
-                } else {
-                    (PresenceAction::Quit, "its server is gone")
-                };
-                ns.to(engine_room(room)).push(&Presence {
-                    room: room.to_owned(),
-                    nick: nick.to_owned(),
-                    action,
-                    previous: None,
-                    reason: Some(reason.to_owned()),
-                });
+        move |namespace: &str, room: &str, nick: &str, node: &str, back: bool| {
+            if let Some(app) = app_gone.upgrade() {
+                app.node_presence(&gone, namespace, room, nick, node, back);
             }
         },
     ));
@@ -291,6 +284,7 @@ fn build_on(
             max_search_len: search::SEARCH_TEXT_MAX,
         },
         peers: std::sync::OnceLock::new(),
+        node: std::sync::OnceLock::new(),
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));

@@ -20,9 +20,10 @@ use tracing::{info, warn};
 
 use super::Conn;
 
-/// Tells a room's members on every node that `nick` is gone (`false`) or back (`true`):
-/// (namespace, room, nick, back).
-pub type Gone = Arc<dyn Fn(&str, &str, &str, bool) + Send + Sync>;
+/// Tells a room's members that `nick`, a user of `node`, is gone (`false`: `node` was
+/// reaped) or back (`true`: `node` found itself reaped while alive): (namespace, room, nick,
+/// node, back). Every node but `node` tells its own members.
+pub type Gone = Arc<dyn Fn(&str, &str, &str, &str, bool) + Send + Sync>;
 
 /// What the roster's writer is told, in order.
 pub(super) enum Change {
@@ -103,7 +104,7 @@ pub(super) fn writer(
                             warn!(error = %e, "cannot note a room member in the cluster");
                         }
                         if let Some(back) = back.get() {
-                            back(ns, room, nick, true);
+                            back(ns, room, nick, &node, true);
                         }
                     }
                     continue;
@@ -189,7 +190,7 @@ pub(super) async fn reap(conn: &mut Conn, me: &str, gone: &Arc<OnceLock<Gone>>) 
                     (parts.next(), parts.next(), parts.next())
                 {
                     if let Some(gone) = gone {
-                        gone(ns, room, nick, false);
+                        gone(ns, room, nick, node, false);
                     }
                     let _: redis::RedisResult<()> = conn
                         .srem(super::keys::room(ns, room).members, room_member(node, nick))
