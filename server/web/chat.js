@@ -66,9 +66,11 @@ export const CODE = Object.freeze({
   UNAVAILABLE: "unavailable",
 });
 
-/** The retries of a CONNECT refused with `nick_taken` while resuming, 2 s apart. */
-const NICK_RETRIES = 5;
+/** A CONNECT refused with `nick_taken` while resuming is tried again 2 s apart, for as long
+ * as the server may keep our previous session after a drop it did not see (its ping interval
+ * plus ping timeout, from the handshake: 45 s by default), and a little longer. */
 const NICK_RETRY_MS = 2000;
+const NICK_HELD_MS = 45000;
 
 /** A client message id: 128 random bits in hex (crypto.randomUUID needs a secure context,
  * which a page on a LAN address over http is not). */
@@ -317,7 +319,7 @@ export class ChatClient {
     } else if (
       code === CODE.NICK_TAKEN &&
       (ns.everConnected || ns.resuming) &&
-      ns.nickRetries < NICK_RETRIES
+      ns.nickRetries < this.nickRetries()
     ) {
       delay = NICK_RETRY_MS;
       ns.nickRetries += 1;
@@ -328,6 +330,13 @@ export class ChatClient {
       return;
     }
     this.fire("ns", { nsp: ns.name, state: "refused", code, message });
+  }
+
+  /** How many `nick_taken` refusals in a row a resuming namespace waits out. */
+  nickRetries() {
+    const engine = this.manager.engine;
+    const held = (engine && engine.silenceMs) || NICK_HELD_MS;
+    return Math.ceil(held / NICK_RETRY_MS) + 2;
   }
 
   /** Tries a refused namespace again (after the user gave a password, say). */

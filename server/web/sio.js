@@ -325,7 +325,7 @@ export class Engine {
         this.onmessage(p.slice(1));
         break;
       case "1":
-        this.end("the server closed the session");
+        this.end("the server closed the session", false);
         break;
       default: // 6 noop, and anything else: nothing to do
         break;
@@ -385,11 +385,14 @@ export class Engine {
     if (!this.closed) this.transport.send(["4" + data]);
   }
 
-  end(reason) {
+  /** The session is over for us (`onclose` once). Unless the server ended it (`tellServer`
+   * false), a long-polling session is closed on the server too, so our nick is free at once
+   * for the next session (a WebSocket's close does that by itself). */
+  end(reason, tellServer = true) {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.silence);
-    if (this.transport) this.transport.abort();
+    if (this.transport) this.transport.abort(tellServer);
     this.onclose(reason);
   }
 

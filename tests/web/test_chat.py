@@ -395,11 +395,14 @@ def test_a_message_acked_before_a_lost_connection_is_not_repeated(pages, chat_se
     assert shown(ada) == ["ada: maybe twice"]
 
 
-def test_a_join_whose_answer_a_lost_connection_took_is_made_again(pages, terminal):
+@pytest.mark.parametrize("transport", [None, "polling"])
+def test_a_join_whose_answer_a_lost_connection_took_is_made_again(pages, terminal, transport):
     """A join asked for (a link's room, or /join) whose answer never came because the
     connection dropped is made again once connected: the page is in the room, not left on
-    the namespace's window (a polling session closed under a first join did that)."""
-    ada = pages.open("ada")
+    the namespace's window (a polling session closed under a first join did that). The
+    session the page gave up on is closed on the server at once, over long-polling too, so
+    the nick is free for the next one (it was held until the server's ping timeout, 45 s)."""
+    ada = pages.open("ada", transport=transport)
     wait_joined(ada)
     bob = terminal("bob")
     bob.send("/join other")
@@ -418,6 +421,27 @@ def test_a_join_whose_answer_a_lost_connection_took_is_made_again(pages, termina
     # Both rooms are joined once: the reconnect rejoined #general from `since`.
     rooms = ada.evaluate("chatPage.client.rooms('/')")
     assert sorted(rooms) == ["general", "other"], rooms
+
+
+def test_a_resuming_page_waits_out_the_servers_hold_on_its_nick(pages):
+    """After a drop the server did not see, it keeps the old session (and the nick) until its
+    ping timeout: the page's `nick_taken` retries, 2 s apart, outlast that (they gave up after
+    10 s, and the page fell back to its login form)."""
+    page = pages.open(None)
+    retries = page.evaluate(
+        """async () => {
+            const { ChatClient } = await import('/chat.js');
+            const c = new ChatClient({ base: location.origin });
+            const out = { none: c.nickRetries() };
+            c.manager.engine = { silenceMs: 25000 + 20000 };
+            out.defaults = c.nickRetries();
+            c.manager.engine = { silenceMs: 5000 + 60000 };
+            out.longer = c.nickRetries();
+            return out;
+        }"""
+    )
+    assert retries["defaults"] * 2 > 45 and retries["none"] * 2 > 45, retries
+    assert retries["longer"] * 2 > 65, retries
 
 
 def test_older_history_loads_when_scrolling_up(pages):
