@@ -434,7 +434,7 @@ async fn an_operator_kicks_and_bans_and_a_guest_cannot() {
     bob.wait_for("cannot join #lobby: you are banned from lobby for")
         .await;
     ada.line("/who");
-    ada.wait_for("#lobby has 1 members: ada").await;
+    ada.wait_for("#lobby has 1 member: ada").await;
     // After a restart (a memory store: the ban is gone), bob does not rejoin the room he
     // was removed from; ada does.
     let addr = server.local_addr();

@@ -325,9 +325,10 @@ impl App {
                 self.info(
                     i,
                     format!(
-                        "#{} has {} members: {}",
+                        "#{} has {} member{}: {}",
                         w.room,
                         w.members.len(),
+                        if w.members.len() == 1 { "" } else { "s" },
                         w.members.join(", ")
                     ),
                 );
