@@ -27,7 +27,8 @@
 //! never in an append's commit, so acknowledgements cost what they did without it.
 //!
 //! Modules: `schema` (tables, connection settings, upgrades), `lockfile` (the lock file),
-//! `writer` (the writer thread, its commands and their effects), `index` (indexing the log,
+//! `writer` (the writer thread, its commands and their effects), `checkpoint` (the WAL's
+//! checkpoints, on a thread of their own), `index` (indexing the log,
 //! checking and rebuilding the indexes at open), `retention`, `read` (messages by room and
 //! seq), `search` (full-text search), `unindexed` (the log's newest messages in memory).
 //! Moderation (operators, bans and
@@ -36,6 +37,7 @@
 //! `writer::Command` variant, its write in `RoomCache::write` and its effect in
 //! `Writer::finish`.
 
+mod checkpoint;
 mod index;
 mod lockfile;
 mod read;
@@ -187,9 +189,10 @@ impl SqliteStore {
         }
         // Before any connection: a store that is not the only one on the file touches nothing.
         let lock = lockfile::lock_database(path)?;
-        let writer = schema::open(path)?;
+        let mut writer = schema::open(path)?;
         schema::migrate(&writer, path)?;
         let (recovered, rebuilt) = index::recover(&writer)?;
+        let checkpointer = checkpoint::Checkpointer::start(path, &mut writer)?;
         let reader = schema::open(path)?;
         let searcher = schema::open(path)?;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -200,6 +203,7 @@ impl SqliteStore {
         let unindexed = Arc::new(Mutex::new(Unindexed::default()));
         let writer = Writer {
             conn: writer,
+            _checkpointer: checkpointer,
             rooms: RoomCache {
                 unindexed: unindexed.clone(),
                 max_unindexed: limits.rows.saturating_mul(UNINDEXED_CHUNKS_MAX),

@@ -144,6 +144,9 @@ impl Effect {
 
 pub(super) struct Writer {
     pub(super) conn: Connection,
+    /// After `conn` (dropped in this order): the checkpointer stops once `conn`, whose WAL
+    /// hook wakes it, is closed, and is waited for.
+    pub(super) _checkpointer: super::checkpoint::Checkpointer,
     pub(super) rooms: RoomCache,
     pub(super) retention: Retention,
     pub(super) limits: IndexLimits,
