@@ -35,9 +35,16 @@ pub(super) const START_PAGES: c_int = 10_000;
 /// WAL pages after which the writer checkpoints itself.
 pub(super) const FORCE_PAGES: c_int = 4 * START_PAGES;
 
-/// The checkpointer thread; it stops once the writer's connection (whose hook wakes it) is
-/// closed, and is waited for on drop.
+/// What the checkpointer thread is told.
+enum Wake {
+    Checkpoint,
+    Stop,
+}
+
+/// The checkpointer thread; told to stop and waited for on drop (whatever became of the
+/// writer's connection, whose hook holds the other sender).
 pub(super) struct Checkpointer {
+    wake: SyncSender<Wake>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -55,26 +62,31 @@ impl Checkpointer {
         force: c_int,
     ) -> Result<Checkpointer, StoreError> {
         let conn = schema::open(path)?;
-        let (wake, woken) = sync_channel::<()>(1);
+        let (wake, woken) = sync_channel::<Wake>(1);
         let thread = std::thread::Builder::new()
             .name("store-checkpoint".into())
             .spawn(move || {
-                for () in woken {
-                    checkpoint(&conn);
+                for wake in woken {
+                    match wake {
+                        Wake::Checkpoint => checkpoint(&conn),
+                        Wake::Stop => break,
+                    }
                 }
             })
             .map_err(backend)?;
+        let hook_wake = wake.clone();
         // Off first: the pragma sets a hook of SQLite's own, replacing any other.
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(backend)?;
         writer
             .wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
-                after_commit(wal, pages, start, force, &wake);
+                after_commit(wal, pages, start, force, &hook_wake);
                 Ok(())
             }))
             .map_err(backend)?;
         Ok(Checkpointer {
+            wake,
             thread: Some(thread),
         })
     }
@@ -82,6 +94,8 @@ impl Checkpointer {
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
+        // Waits, if a wake is pending, for the checkpoint under way to take it.
+        let _ = self.wake.send(Wake::Stop);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -90,7 +104,7 @@ impl Drop for Checkpointer {
 
 /// The writer's WAL hook: past `start` pages wakes the checkpointer (a wake already pending is
 /// enough), past `force` checkpoints here.
-fn after_commit(wal: &mut Wal, pages: c_int, start: c_int, force: c_int, wake: &SyncSender<()>) {
+fn after_commit(wal: &mut Wal, pages: c_int, start: c_int, force: c_int, wake: &SyncSender<Wake>) {
     if pages >= force {
         match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
             Ok((log, copied)) => debug!(log, copied, "the writer checkpointed the WAL itself"),
@@ -98,7 +112,7 @@ fn after_commit(wal: &mut Wal, pages: c_int, start: c_int, force: c_int, wake: &
             Err(e) => debug!(error = %e, pages, "the writer's checkpoint did not run"),
         }
     } else if pages >= start {
-        let _ = wake.try_send(());
+        let _ = wake.try_send(Wake::Checkpoint);
     }
 }
 

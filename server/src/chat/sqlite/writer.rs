@@ -144,8 +144,7 @@ impl Effect {
 
 pub(super) struct Writer {
     pub(super) conn: Connection,
-    /// After `conn` (dropped in this order): the checkpointer stops once `conn`, whose WAL
-    /// hook wakes it, is closed, and is waited for.
+    /// The thread that checkpoints `conn`'s WAL; stopped and waited for when the writer ends.
     pub(super) _checkpointer: super::checkpoint::Checkpointer,
     pub(super) rooms: RoomCache,
     pub(super) retention: Retention,
