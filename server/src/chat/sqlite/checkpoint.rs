@@ -27,13 +27,11 @@ use tracing::{debug, warn};
 use super::super::store::StoreError;
 use super::{backend, schema};
 
-/// WAL pages after which the checkpointer is woken (about 40 MiB at 4 KiB pages). A checkpoint
-/// copies each distinct page once, so a larger WAL means fewer copies of the same hot pages
-/// (1,000, SQLite's default, cost a third of the acked messages per second in `durable_bench`).
-pub(super) const START_PAGES: c_int = 10_000;
+/// WAL pages after which the checkpointer is woken ([`schema::WAL_CHECKPOINT_PAGES`]).
+const START_PAGES: c_int = schema::WAL_CHECKPOINT_PAGES;
 
 /// WAL pages after which the writer checkpoints itself.
-pub(super) const FORCE_PAGES: c_int = 4 * START_PAGES;
+const FORCE_PAGES: c_int = 4 * START_PAGES;
 
 /// What the checkpointer thread is told.
 enum Wake {
