@@ -589,3 +589,91 @@ async fn deleting_the_newest_message_needs_no_rebuild_and_reuses_no_seq() {
     assert_eq!(texts(&store, "r", None, 10).await, ["1:one", "2:two"]);
     assert_eq!(append(&store, "r", "five", None).await.message.seq, 5);
 }
+
+/// The indexes as rows, each room by its name (not its id): `room_index`, `cids`, the rooms'
+/// last seqs and topics, and the full-text index's rowids.
+fn index_rows(path: &Path) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let rows = |sql: &str| -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let columns = stmt.column_count();
+        stmt.query_map([], |r| {
+            Ok((0..columns)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect::<Vec<_>>()
+                .join(" "))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    vec![
+        rows(
+            "SELECT r.ns, r.room, i.seq, i.n FROM room_index i JOIN rooms r ON r.id = i.room_id ORDER BY 1, 2, 3",
+        ),
+        rows(
+            "SELECT r.ns, r.room, c.sender, c.cid, c.n FROM cids c JOIN rooms r ON r.id = c.room_id ORDER BY 1, 2, 3, 4",
+        ),
+        rows("SELECT ns, room, last_seq, topic FROM rooms ORDER BY 1, 2"),
+        rows("SELECT id FROM log_fts_docsize ORDER BY id"),
+        rows("SELECT value FROM meta WHERE key = 'indexed_upto'"),
+    ]
+}
+
+#[tokio::test]
+async fn the_writers_indexing_passes_write_what_a_rebuild_from_the_log_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let limits = IndexLimits {
+        rows: 3,
+        age: Duration::from_millis(50),
+    };
+    let appended = {
+        let store = open(&path, limits);
+        // A room with a topic (so an id) before its first message.
+        store.set_topic("/", "c", Some("t".into())).await.unwrap();
+        let mut appended = 0;
+        for i in 0..20u32 {
+            let (ns, room) = [("/", "a"), ("/", "b"), ("/x", "a"), ("/", "c")][i as usize % 4];
+            let from = ["ann", "bob"][i as usize % 2];
+            let cid = (i % 3 != 0).then(|| format!("c{}", i / 2));
+            let done = store
+                .append(
+                    NewMessage {
+                        namespace: ns.into(),
+                        room: room.into(),
+                        from: from.into(),
+                        text: format!("word{i} common"),
+                        action: false,
+                        cid,
+                    },
+                    Box::new(|_| {}),
+                )
+                .await
+                .unwrap();
+            appended += u64::from(!done.duplicate);
+            if i == 9 {
+                // A deletion between passes.
+                assert!(store.delete_message("/", "b", 1).await.unwrap().is_some());
+                appended -= 1;
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.stats().indexed < appended + 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        appended
+    };
+    let by_passes = index_rows(&path);
+    assert_eq!(by_passes[0].len() as u64, appended, "{by_passes:?}");
+    assert!(!by_passes[1].is_empty() && by_passes[3].len() as u64 == appended);
+    // The next open rebuilds every index from the log alone.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key = 'indexed_upto'", [])
+        .unwrap();
+    let store = open(&path, NEVER);
+    assert_eq!(store.stats().rebuilds, 1);
+    drop(store);
+    assert_eq!(index_rows(&path), by_passes);
+}

@@ -9,7 +9,7 @@ use tracing::warn;
 
 use super::super::store::StoreError;
 use super::search::SCOPE_SQL;
-use super::unindexed::{Map, RoomKey, RoomRef};
+use super::unindexed::{ChunkRoom, Map, RoomKey, RoomRef};
 use super::{backend, write_transaction};
 
 /// Indexes the log's messages with rowid `<= upto` not indexed yet (and writes their rooms'
@@ -73,7 +73,63 @@ pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), St
     Ok((count, last))
 }
 
-/// [`index_log`] for the writer: the pass commits without waiting for the disk
+/// [`index_log`] from memory, for the writer: the chunk's messages are the log's rows
+/// `from < n <= upto`, copied from the unindexed tail ([`super::unindexed::Unindexed::chunk`]),
+/// so their index entries are written with integer keys as they are, without reading the log
+/// back and looking each message's room up by its name (only the full-text index reads the
+/// log, for the texts). Returns the rooms' ids, in `rooms` order.
+pub(super) fn index_chunk(
+    conn: &Connection,
+    from: i64,
+    upto: i64,
+    rooms: &[ChunkRoom],
+) -> Result<Vec<i64>, StoreError> {
+    let tx = write_transaction(conn)?;
+    let mut ids = Vec::with_capacity(rooms.len());
+    {
+        let mut room = tx
+            .prepare_cached(
+                "INSERT INTO rooms (ns, room, last_seq) VALUES (?1, ?2, ?3) ON CONFLICT (ns, room) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq) RETURNING id",
+            )
+            .map_err(backend)?;
+        let mut by_seq = tx
+            .prepare_cached("INSERT INTO room_index (room_id, seq, n) VALUES (?1, ?2, ?3)")
+            .map_err(backend)?;
+        let mut by_cid = tx
+            .prepare_cached("INSERT INTO cids (room_id, sender, cid, n) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(backend)?;
+        for r in rooms {
+            let id: i64 = room
+                .query_row(params![r.ns, r.room, r.last_seq as i64], |row| row.get(0))
+                .map_err(backend)?;
+            for row in &r.rows {
+                by_seq
+                    .execute(params![id, row.seq as i64, row.n])
+                    .map_err(backend)?;
+                if let Some((sender, cid)) = &row.cid {
+                    by_cid
+                        .execute(params![id, sender, cid, row.n])
+                        .map_err(backend)?;
+                }
+            }
+            ids.push(id);
+        }
+    }
+    tx.prepare_cached(&format!(
+        "INSERT INTO log_fts (rowid, text, scope) SELECT n, text, {SCOPE_SQL} FROM log WHERE n > ?1 AND n <= ?2 ORDER BY n"
+    ))
+    .and_then(|mut s| s.execute([from, upto]))
+    .map_err(backend)?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('indexed_upto', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [upto],
+    )
+    .map_err(backend)?;
+    tx.commit().map_err(backend)?;
+    Ok(ids)
+}
+
+/// [`index_chunk`] for the writer: the pass commits without waiting for the disk
 /// (`synchronous = NORMAL` for this transaction only), then `synchronous = FULL` is back for
 /// the appends. Safe because the indexes hold nothing that is not in the log already, where
 /// it was committed with `FULL` before it was acknowledged: a power loss can take the pass
@@ -84,10 +140,15 @@ pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), St
 ///
 /// When `FULL` cannot be restored, the error is returned and the connection is not used for
 /// appends until it is ([`full_sync`]).
-pub(super) fn index_log_unsynced(conn: &Connection, upto: i64) -> Result<(usize, i64), StoreError> {
+pub(super) fn index_chunk_unsynced(
+    conn: &Connection,
+    from: i64,
+    upto: i64,
+    rooms: &[ChunkRoom],
+) -> Result<Vec<i64>, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(backend)?;
-    let indexed = index_log(conn, upto);
+    let indexed = index_chunk(conn, from, upto, rooms);
     full_sync(conn)?;
     indexed
 }

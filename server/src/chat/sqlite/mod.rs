@@ -13,7 +13,8 @@
 //! writes a few pages however many rooms its batch touches) and acknowledged after that
 //! commit. Between batches the writer indexes the log by room and seq (`room_index`) and by
 //! client id (`cids`), both keyed by the room's integer id (`rooms.id`, given at the room's
-//! first indexing; the writer keeps it in memory with the room's last seq), in chunks of up
+//! first indexing; the writer keeps it in memory with the room's last seq), from the copy of
+//! the unindexed messages it holds in memory rather than from the log, in chunks of up
 //! to [`IndexLimits::rows`] messages, or once the oldest unindexed one is
 //! [`IndexLimits::age`] old, one transaction per chunk (`meta.indexed_upto` says how far); at
 //! open it indexes whatever a crash left (after a cheap check that the indexes agree with the

@@ -119,6 +119,22 @@ impl Entry {
     }
 }
 
+/// One room's messages in an indexing chunk ([`Unindexed::chunk`]).
+pub(crate) struct ChunkRoom {
+    pub ns: String,
+    pub room: String,
+    /// The newest seq among `rows`.
+    pub last_seq: u64,
+    pub rows: Vec<ChunkRow>,
+}
+
+/// One message's index entries: its seq, its rowid, and its (sender, client id) if it has one.
+pub(crate) struct ChunkRow {
+    pub n: i64,
+    pub seq: u64,
+    pub cid: Option<(String, String)>,
+}
+
 #[derive(Default)]
 pub(crate) struct Unindexed {
     /// Each room's unindexed messages, in `seq` (and `n`) order.
@@ -144,6 +160,36 @@ impl Unindexed {
     pub fn chunk_end(&self, count: usize) -> Option<i64> {
         let i = count.min(self.order.len()).checked_sub(1)?;
         Some(self.order[i].0)
+    }
+
+    /// The index entries of the messages with rowid `<= upto`, by room (each room's in seq
+    /// order): what an indexing pass writes, copied so that readers are not held back while
+    /// it runs.
+    pub fn chunk(&self, upto: i64) -> Vec<ChunkRoom> {
+        let mut out = Vec::new();
+        for ((ns, room), entries) in &self.rooms {
+            let rows: Vec<ChunkRow> = entries
+                .iter()
+                .take_while(|e| e.n <= upto)
+                .map(|e| ChunkRow {
+                    n: e.n,
+                    seq: e.message.seq,
+                    cid: e
+                        .cid
+                        .as_ref()
+                        .map(|cid| (e.message.from.clone(), cid.clone())),
+                })
+                .collect();
+            if let Some(last) = rows.last() {
+                out.push(ChunkRoom {
+                    ns: ns.clone(),
+                    room: room.clone(),
+                    last_seq: last.seq,
+                    rows,
+                });
+            }
+        }
+        out
     }
 
     /// Adds the messages of a committed batch, in batch order.

@@ -14,7 +14,7 @@ use super::super::store::{
     AppendDone, Appended, Attach, Identity, NewMessage, Publish, StoreError, catchup, new_id,
     now_ms,
 };
-use super::index::{LogRow, full_sync, index_log_unsynced};
+use super::index::{LogRow, full_sync, index_chunk_unsynced};
 use super::read::{MESSAGE_COLUMNS, read_messages, row_message};
 use super::unindexed::{CidIndex, CidRef, Entry, Map, RoomKey, RoomRef, Set, Unindexed};
 use super::{IndexLimits, MAX_BATCH, Retention, WriterStats, backend, write_transaction};
@@ -741,10 +741,19 @@ impl Writer {
             let Some(upto) = upto.filter(|_| all || aged || len >= rows) else {
                 return;
             };
-            match index_log_unsynced(&self.conn, upto) {
-                Ok((count, last)) => {
+            let chunk = lock(&self.rooms.unindexed).chunk(upto);
+            let count = chunk.iter().map(|r| r.rows.len()).sum::<usize>();
+            match index_chunk_unsynced(&self.conn, self.indexed_upto, upto, &chunk) {
+                Ok(ids) => {
                     lock(&self.rooms.unindexed).remove_upto(upto);
-                    self.indexed_upto = last;
+                    for (room, id) in chunk.iter().zip(ids) {
+                        if let Some(cached) =
+                            self.rooms.seqs.get_mut(&RoomRef(&room.ns, &room.room))
+                        {
+                            cached.id = Some(id);
+                        }
+                    }
+                    self.indexed_upto = upto;
                     self.next_index = None;
                     let mut stats = lock(&self.stats);
                     stats.index_passes += 1;
@@ -875,8 +884,22 @@ mod tests {
             c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
         };
         assert_eq!(synchronous(&conn), 2, "FULL before");
-        let (count, last) = index_log_unsynced(&conn, i64::MAX).unwrap();
-        assert_eq!((count, last), (1, 1));
+        let chunk = [super::super::unindexed::ChunkRoom {
+            ns: "/".into(),
+            room: "r".into(),
+            last_seq: 1,
+            rows: vec![super::super::unindexed::ChunkRow {
+                n: 1,
+                seq: 1,
+                cid: None,
+            }],
+        }];
+        let ids = index_chunk_unsynced(&conn, 0, 1, &chunk).unwrap();
+        assert_eq!(ids.len(), 1);
+        let indexed: i64 = conn
+            .query_row("SELECT count(*) FROM room_index", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, 1);
         assert_eq!(synchronous(&conn), 2, "FULL again after the pass");
     }
 }
