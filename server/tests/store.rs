@@ -632,35 +632,42 @@ async fn the_writers_indexing_passes_write_what_a_rebuild_from_the_log_writes() 
         let store = open(&path, limits);
         // A room with a topic (so an id) before its first message.
         store.set_topic("/", "c", Some("t".into())).await.unwrap();
-        let mut appended = 0;
-        for i in 0..20u32 {
-            let (ns, room) = [("/", "a"), ("/", "b"), ("/x", "a"), ("/", "c")][i as usize % 4];
-            let from = ["ann", "bob"][i as usize % 2];
-            let cid = (i % 3 != 0).then(|| format!("c{}", i / 2));
-            let done = store
-                .append(
-                    NewMessage {
-                        namespace: ns.into(),
-                        room: room.into(),
-                        from: from.into(),
-                        text: format!("word{i} common"),
-                        action: false,
-                        cid,
-                    },
-                    Box::new(|_| {}),
-                )
-                .await
-                .unwrap();
-            appended += u64::from(!done.duplicate);
+        let message = |i: usize| {
+            let (ns, room) = [("/", "a"), ("/", "b"), ("/x", "a"), ("/", "c")][i % 4];
+            NewMessage {
+                namespace: ns.into(),
+                room: room.into(),
+                from: ["ann", "bob"][i % 2].into(),
+                text: format!("word{i} common"),
+                action: false,
+                cid: (!i.is_multiple_of(3)).then(|| format!("c{}", i / 2)),
+            }
+        };
+        let mut stored = Vec::new();
+        for i in 0..20 {
+            let done = store.append(message(i), Box::new(|_| {})).await.unwrap();
+            assert!(!done.duplicate);
+            stored.push((i, done.message));
             if i == 9 {
                 // A deletion between passes.
                 assert!(store.delete_message("/", "b", 1).await.unwrap().is_some());
-                appended -= 1;
+                stored.retain(|(_, m)| !(m.room == "b" && m.seq == 1));
             }
         }
+        let appended = stored.len() as u64;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while store.stats().indexed < appended + 1 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Every client id is found through `cids` now, in its own room: re-sends are the
+        // messages stored first.
+        for (i, first) in &stored {
+            let again = message(*i);
+            if again.cid.is_some() {
+                let again = store.append(again, Box::new(|_| {})).await.unwrap();
+                assert!(again.duplicate, "{i}");
+                assert_eq!(&again.message, first);
+            }
         }
         appended
     };

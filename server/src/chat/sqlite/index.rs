@@ -18,15 +18,7 @@ use super::{backend, write_transaction};
 pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), StoreError> {
     // Where the indexing starts is read under the write lock.
     let tx = write_transaction(conn)?;
-    let from: i64 = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'indexed_upto'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(backend)?
-        .unwrap_or_default();
+    let from = indexed_upto(&tx)?;
     let last: Option<i64> = tx
         .query_row(
             "SELECT max(n) FROM log WHERE n > ?1 AND n <= ?2",
@@ -73,19 +65,39 @@ pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), St
     Ok((count, last))
 }
 
-/// [`index_log`] from memory, for the writer: the chunk's messages are the log's rows
-/// `from < n <= upto`, copied from the unindexed tail ([`super::unindexed::Unindexed::chunk`]),
-/// so their index entries are written with integer keys as they are, without reading the log
-/// back and looking each message's room up by its name (only the full-text index reads the
-/// log, for the texts). Returns the rooms' ids, in `rooms` order.
+/// The newest rowid in the indexes (`meta.indexed_upto`).
+fn indexed_upto(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'indexed_upto'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?
+        .unwrap_or_default())
+}
+
+/// [`index_log`] from memory, for the writer: `rooms` holds the log's unindexed rows up to
+/// `upto`, copied from the unindexed tail ([`super::unindexed::Unindexed::chunk`]), so their
+/// index entries are written with integer keys as they are, without reading the log back and
+/// looking each message's room up by its name (only the full-text index reads the log, for
+/// the texts). As in [`index_log`], the pass starts after `meta.indexed_upto`, read under the
+/// write lock: rows already indexed (a pass whose commit landed though it reported an error)
+/// are skipped, not inserted twice. Returns each room's id, in `rooms` order (`None` for a
+/// room with nothing left to index).
 pub(super) fn index_chunk(
     conn: &Connection,
-    from: i64,
     upto: i64,
     rooms: &[ChunkRoom],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Option<i64>>, StoreError> {
     let tx = write_transaction(conn)?;
+    let from = indexed_upto(&tx)?;
     let mut ids = Vec::with_capacity(rooms.len());
+    if upto <= from {
+        ids.resize(rooms.len(), None);
+        return Ok(ids);
+    }
     {
         let mut room = tx
             .prepare_cached(
@@ -99,10 +111,19 @@ pub(super) fn index_chunk(
             .prepare_cached("INSERT INTO cids (room_id, sender, cid, n) VALUES (?1, ?2, ?3, ?4)")
             .map_err(backend)?;
         for r in rooms {
+            let rows: Vec<_> = r
+                .rows
+                .iter()
+                .filter(|row| row.n > from && row.n <= upto)
+                .collect();
+            let Some(last) = rows.last() else {
+                ids.push(None);
+                continue;
+            };
             let id: i64 = room
-                .query_row(params![r.ns, r.room, r.last_seq as i64], |row| row.get(0))
+                .query_row(params![r.ns, r.room, last.seq as i64], |row| row.get(0))
                 .map_err(backend)?;
-            for row in &r.rows {
+            for row in rows {
                 by_seq
                     .execute(params![id, row.seq as i64, row.n])
                     .map_err(backend)?;
@@ -112,7 +133,7 @@ pub(super) fn index_chunk(
                         .map_err(backend)?;
                 }
             }
-            ids.push(id);
+            ids.push(Some(id));
         }
     }
     tx.prepare_cached(&format!(
@@ -138,17 +159,17 @@ pub(super) fn index_chunk(
 /// never be on disk without the log rows before it. What it saves is the pass's `fsync`, which
 /// held the appends back for a commit's time (the pass runs on the writer's thread).
 ///
-/// When `FULL` cannot be restored, the error is returned and the connection is not used for
-/// appends until it is ([`full_sync`]).
+/// When `FULL` cannot be restored, the error is returned (even if the pass committed: the
+/// retry then finds it done) and the connection is not used for appends until it is
+/// ([`full_sync`]).
 pub(super) fn index_chunk_unsynced(
     conn: &Connection,
-    from: i64,
     upto: i64,
     rooms: &[ChunkRoom],
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Option<i64>>, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(backend)?;
-    let indexed = index_chunk(conn, from, upto, rooms);
+    let indexed = index_chunk(conn, upto, rooms);
     full_sync(conn)?;
     indexed
 }

@@ -123,8 +123,6 @@ impl Entry {
 pub(crate) struct ChunkRoom {
     pub ns: String,
     pub room: String,
-    /// The newest seq among `rows`.
-    pub last_seq: u64,
     pub rows: Vec<ChunkRow>,
 }
 
@@ -180,11 +178,10 @@ impl Unindexed {
                         .map(|cid| (e.message.from.clone(), cid.clone())),
                 })
                 .collect();
-            if let Some(last) = rows.last() {
+            if !rows.is_empty() {
                 out.push(ChunkRoom {
                     ns: ns.clone(),
                     room: room.clone(),
-                    last_seq: last.seq,
                     rows,
                 });
             }

@@ -743,12 +743,13 @@ impl Writer {
             };
             let chunk = lock(&self.rooms.unindexed).chunk(upto);
             let count = chunk.iter().map(|r| r.rows.len()).sum::<usize>();
-            match index_chunk_unsynced(&self.conn, self.indexed_upto, upto, &chunk) {
+            match index_chunk_unsynced(&self.conn, upto, &chunk) {
                 Ok(ids) => {
                     lock(&self.rooms.unindexed).remove_upto(upto);
                     for (room, id) in chunk.iter().zip(ids) {
-                        if let Some(cached) =
-                            self.rooms.seqs.get_mut(&RoomRef(&room.ns, &room.room))
+                        if let Some(id) = id
+                            && let Some(cached) =
+                                self.rooms.seqs.get_mut(&RoomRef(&room.ns, &room.room))
                         {
                             cached.id = Some(id);
                         }
@@ -887,19 +888,63 @@ mod tests {
         let chunk = [super::super::unindexed::ChunkRoom {
             ns: "/".into(),
             room: "r".into(),
-            last_seq: 1,
             rows: vec![super::super::unindexed::ChunkRow {
                 n: 1,
                 seq: 1,
                 cid: None,
             }],
         }];
-        let ids = index_chunk_unsynced(&conn, 0, 1, &chunk).unwrap();
+        let ids = index_chunk_unsynced(&conn, 1, &chunk).unwrap();
         assert_eq!(ids.len(), 1);
+        assert!(ids[0].is_some());
         let indexed: i64 = conn
             .query_row("SELECT count(*) FROM room_index", [], |r| r.get(0))
             .unwrap();
         assert_eq!(indexed, 1);
         assert_eq!(synchronous(&conn), 2, "FULL again after the pass");
+    }
+
+    #[test]
+    fn a_pass_that_committed_though_it_reported_an_error_is_not_written_twice() {
+        use super::super::unindexed::{ChunkRoom, ChunkRow};
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::schema::open(&dir.path().join("chat.db")).unwrap();
+        super::super::schema::migrate(&conn, &dir.path().join("chat.db")).unwrap();
+        for (n, cid) in [(1, "c1"), (2, "c2"), (3, "c3")] {
+            conn.execute(
+                "INSERT INTO log (ns, room, seq, id, sender, text, ts, action, cid) VALUES ('/', 'r', ?1, 'id', 'ann', 'hi', 0, 0, ?2)",
+                params![n, cid],
+            )
+            .unwrap();
+        }
+        let chunk = |upto: i64| {
+            [ChunkRoom {
+                ns: "/".into(),
+                room: "r".into(),
+                rows: (1..=upto)
+                    .map(|n| ChunkRow {
+                        n,
+                        seq: n as u64,
+                        cid: Some(("ann".into(), format!("c{n}"))),
+                    })
+                    .collect(),
+            }]
+        };
+        let counts = || -> (i64, i64, i64, i64) {
+            conn.query_row(
+                "SELECT (SELECT count(*) FROM room_index), (SELECT count(*) FROM cids), (SELECT count(*) FROM log_fts_docsize), (SELECT value FROM meta WHERE key = 'indexed_upto')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
+        };
+        let first = index_chunk_unsynced(&conn, 2, &chunk(2)).unwrap();
+        assert_eq!(counts(), (2, 2, 2, 2));
+        // The same chunk again (its pass committed, then failed to set FULL back): nothing to do.
+        assert_eq!(index_chunk_unsynced(&conn, 2, &chunk(2)).unwrap(), [None]);
+        assert_eq!(counts(), (2, 2, 2, 2));
+        // A chunk that overlaps the indexed part: only the rest is written.
+        assert_eq!(index_chunk_unsynced(&conn, 3, &chunk(3)).unwrap(), first);
+        assert_eq!(counts(), (3, 3, 3, 3));
     }
 }
