@@ -185,6 +185,11 @@ pub struct EngineConfig {
     pub handshake_timeout: Duration,
     /// Packets queued per connection before a non-volatile packet closes it (slow consumer).
     pub outbox_capacity: usize,
+    /// Bytes queued per connection (texts and attachments) before a non-volatile packet
+    /// closes it (slow consumer); one packet bigger than this is taken into an empty queue.
+    /// A client that does not read holds at most about twice this in the server (its queue,
+    /// and the batch its connection's writer is blocked on).
+    pub outbox_bytes: usize,
     /// Open connections at most; further ones wait in the accept queue. Also the most
     /// long-polling sessions open at once (a handshake beyond: HTTP 503).
     pub max_connections: usize,
@@ -229,6 +234,17 @@ pub struct EngineConfig {
     pub trusted_proxies: TrustedProxies,
 }
 
+impl EngineConfig {
+    /// Each connection's queue bounds ([`outbox_capacity`](Self::outbox_capacity),
+    /// [`outbox_bytes`](Self::outbox_bytes)).
+    pub(crate) fn outbox_bounds(&self) -> outbox::Bounds {
+        outbox::Bounds {
+            packets: self.outbox_capacity,
+            bytes: self.outbox_bytes,
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -238,6 +254,7 @@ impl Default for EngineConfig {
             connect_timeout: Duration::from_millis(45_000),
             handshake_timeout: Duration::from_millis(10_000),
             outbox_capacity: 1024,
+            outbox_bytes: 4 * 1024 * 1024,
             max_connections: 20_000,
             max_frame_size: 1_000_000,
             max_namespaces: 32,

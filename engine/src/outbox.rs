@@ -4,6 +4,12 @@
 //! which only bumps reference counts. Sending never waits: [`Outbox::send`] queues or refuses
 //! at once, drops a volatile packet that does not fit, and closes the connection when a
 //! non-volatile one does not fit (slow consumer), so one slow client never stalls anyone else.
+//! A queue is bounded in packets and in bytes (a packet's text and attachments; a packet
+//! bigger than the bound alone is taken into an empty queue, so any one reply can be sent):
+//! a connection that does not read holds at most about twice the byte bound (its queue, and
+//! the batch its writer is blocked on), however big the replies it asks for. Volatile
+//! packets (typing, room announcements) fit only in the first half of either bound, so a
+//! storm of them never fills the queue the rest needs.
 //!
 //! The queue is a `VecDeque` under a mutex that the writer empties a batch at a time by
 //! moving its packets into a batch buffer it borrows for the batch (`batch_pool`): one lock
@@ -186,11 +192,15 @@ struct Shared {
     /// token, so the session's reader waits on this one token for both ([`session_outbox`]).
     closer: CancellationToken,
     capacity: usize,
+    /// Bytes queued at most (see the module doc).
+    max_bytes: usize,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
     packets: VecDeque<EncodedPacket>,
+    /// The queued packets' size in bytes ([`size`]).
+    bytes: usize,
     /// Closed, or the writer is gone: nothing more is queued. (A flag here rather than
     /// asking the cancellation token, which takes a lock of its own on every send.)
     closed: bool,
@@ -202,11 +212,28 @@ struct Queue {
     cuts: VecDeque<u64>,
 }
 
-/// A queue of `capacity` packets, closed only by [`Outbox::close`] (or its receiver's drop):
-/// for tests; a session's queue is a [`session_outbox`].
+/// A packet's size in a queue's byte count: its text and its attachments.
+fn size(packet: &EncodedPacket) -> usize {
+    packet.text.len() + packet.attachments().iter().map(Bytes::len).sum::<usize>()
+}
+
+/// A queue's bounds: packets, and bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    pub packets: usize,
+    pub bytes: usize,
+}
+
+/// A queue of `capacity` packets (and 64 KiB a packet on average), closed only by
+/// [`Outbox::close`] (or its receiver's drop): for tests; a session's queue is a
+/// [`session_outbox`].
 #[cfg(test)]
 pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
-    queue_with(capacity, CancellationToken::new())
+    let bounds = Bounds {
+        packets: capacity,
+        bytes: capacity.saturating_mul(64 * 1024),
+    };
+    queue_with(bounds, CancellationToken::new())
 }
 
 /// A session's queue (a WebSocket connection's, a polling session's): like [`outbox`], and
@@ -215,18 +242,19 @@ pub(crate) fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
 /// shutting down" (each wait is ~70 bytes held in every connection's task for its life) and
 /// tells them apart by [`Outbox::is_closed`], which only a close sets.
 pub(crate) fn session_outbox(
-    capacity: usize,
+    bounds: Bounds,
     shutdown: &CancellationToken,
 ) -> (Outbox, OutboxReceiver) {
-    queue_with(capacity, shutdown.child_token())
+    queue_with(bounds, shutdown.child_token())
 }
 
-fn queue_with(capacity: usize, closer: CancellationToken) -> (Outbox, OutboxReceiver) {
+fn queue_with(bounds: Bounds, closer: CancellationToken) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         waker: AtomicWaker::new(),
         closer,
-        capacity: capacity.max(1),
+        capacity: bounds.packets.max(1),
+        max_bytes: bounds.bytes.max(1),
     });
     (
         Outbox {
@@ -243,19 +271,21 @@ fn queue_with(capacity: usize, closer: CancellationToken) -> (Outbox, OutboxRece
 impl Outbox {
     /// Queues a packet without waiting (see the module doc for the slow-consumer rule).
     pub fn send(&self, packet: EncodedPacket, volatile: bool) -> Result<(), SendError> {
+        let size = size(&packet);
         let mut queue = lock(&self.shared.queue);
         if queue.closed {
             return Err(SendError::Closed);
         }
-        if queue.packets.len() >= self.shared.capacity {
+        if volatile && self.shared.full(&queue, size, 2) {
+            return Err(SendError::Dropped);
+        }
+        if self.shared.full(&queue, size, 1) {
             drop(queue);
-            if volatile {
-                return Err(SendError::Dropped);
-            }
             self.close(CloseReason::SLOW_CONSUMER);
             return Err(SendError::Closed);
         }
         let was_empty = queue.packets.is_empty();
+        queue.bytes += size;
         queue.packets.push_back(packet);
         drop(queue);
         // The writer takes what is queued before it waits again, so it needs waking only when
@@ -271,16 +301,18 @@ impl Outbox {
     /// frame per TCP chunk sees it apart from the first event). Never dropped for a full
     /// queue; closes the connection instead, like any non-volatile packet.
     pub fn send_alone(&self, packet: EncodedPacket) -> Result<(), SendError> {
+        let size = size(&packet);
         let mut queue = lock(&self.shared.queue);
         if queue.closed {
             return Err(SendError::Closed);
         }
-        if queue.packets.len() >= self.shared.capacity {
+        if self.shared.full(&queue, size, 1) {
             drop(queue);
             self.close(CloseReason::SLOW_CONSUMER);
             return Err(SendError::Closed);
         }
         let was_empty = queue.packets.is_empty();
+        queue.bytes += size;
         let at = queue.taken + queue.packets.len() as u64;
         queue.cuts.push_back(at);
         queue.packets.push_back(packet);
@@ -387,6 +419,7 @@ impl OutboxReceiver {
         let n = queue.packets.len().min(max);
         for _ in 0..n {
             if let Some(packet) = queue.packets.pop_front() {
+                queue.bytes -= size(&packet);
                 batch.push_back(packet);
             }
         }
@@ -426,6 +459,7 @@ impl OutboxReceiver {
                 break;
             }
             budget = budget.saturating_sub(c);
+            queue.bytes -= size(first);
             if let Some(p) = queue.packets.pop_front() {
                 batch.push_back(p);
             }
@@ -505,6 +539,13 @@ impl OutboxReceiver {
 }
 
 impl Shared {
+    /// Whether a packet of `size` bytes does not fit in the first `1/share` of the queue's
+    /// bounds (a packet over the byte bound alone fits an empty queue).
+    fn full(&self, queue: &Queue, size: usize, share: usize) -> bool {
+        queue.packets.len() >= self.capacity.div_ceil(share)
+            || (!queue.packets.is_empty() && queue.bytes + size > self.max_bytes / share)
+    }
+
     /// Refuses further packets, records the first reason given, and signals the close.
     fn close(&self, reason: CloseReason) {
         {
@@ -527,7 +568,9 @@ impl Drop for OutboxReceiver {
             reason: "transport error",
         });
         // Closed first, so nothing is queued after this.
-        lock(&self.shared.queue).packets = VecDeque::new();
+        let mut queue = lock(&self.shared.queue);
+        queue.packets = VecDeque::new();
+        queue.bytes = 0;
     }
 }
 
@@ -628,6 +671,56 @@ mod tests {
         assert_eq!(rx.reason(), Some(CloseReason::SLOW_CONSUMER));
         // Closed is final, even with room in the queue.
         assert_eq!(tx.send(packet(4), true), Err(SendError::Closed));
+    }
+
+    /// A packet of `len` bytes.
+    fn sized(len: usize) -> EncodedPacket {
+        EncodedPacket::raw("x".repeat(len))
+    }
+
+    fn bounded(packets: usize, bytes: usize) -> (Outbox, OutboxReceiver) {
+        queue_with(Bounds { packets, bytes }, CancellationToken::new())
+    }
+
+    #[test]
+    fn volatile_packets_fit_only_in_the_first_half_of_the_queue() {
+        let (tx, rx) = bounded(4, 1000);
+        tx.send(packet(0), false).unwrap();
+        tx.send(packet(1), true).unwrap();
+        // Half the packets queued: a volatile one is dropped, the rest still fit.
+        assert_eq!(tx.send(packet(2), true), Err(SendError::Dropped));
+        tx.send(packet(3), false).unwrap();
+        tx.send(packet(4), false).unwrap();
+        assert!(!tx.is_closed());
+        // And by bytes: over half of them, dropped.
+        let (tx, _rx2) = bounded(100, 1000);
+        tx.send(sized(400), false).unwrap();
+        assert_eq!(tx.send(sized(200), true), Err(SendError::Dropped));
+        tx.send(sized(100), true).unwrap();
+        tx.send(sized(450), false).unwrap();
+        assert!(!tx.is_closed());
+        drop(rx);
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes_too() {
+        let (tx, mut rx) = bounded(100, 1000);
+        // One packet over the bound fits an empty queue (any one reply can be sent).
+        tx.send(sized(5000), false).unwrap();
+        let mut batch = VecDeque::new();
+        assert_eq!(rx.next_batch(&mut batch, 100).await, Next::Packets);
+        batch.clear();
+        for _ in 0..3 {
+            tx.send(sized(300), false).unwrap();
+        }
+        assert_eq!(rx.next_batch(&mut batch, 2).await, Next::Packets);
+        batch.clear();
+        // Taken bytes no longer count: 300 queued, so 700 more fit...
+        tx.send(sized(700), false).unwrap();
+        assert!(!tx.is_closed());
+        // ...and one byte more closes the connection (slow consumer), however few packets.
+        assert_eq!(tx.send(sized(1), false), Err(SendError::Closed));
+        assert_eq!(rx.reason(), Some(CloseReason::SLOW_CONSUMER));
     }
 
     #[test]

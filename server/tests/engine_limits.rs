@@ -194,6 +194,42 @@ async fn malformed_packets_close_that_connection_only() {
 }
 
 #[tokio::test]
+async fn a_slow_consumer_is_closed_by_the_bytes_it_holds_too() {
+    // Room for 1,024 packets but only 256 KiB: big packets fill the bytes first.
+    let s = start(EngineConfig {
+        outbox_bytes: 256 * 1024,
+        ..Default::default()
+    })
+    .await;
+    let mut slow = Client::connect(s.addr()).await;
+    slow.join_namespace("/", None).await;
+    slow.call("/", "join", vec![json!({"room": "victims"})])
+        .await;
+    let (mut sender, _) = client(s.addr()).await;
+    // 100 x 4 x 64 KiB (25 MiB) to a client that does not read: beyond the socket buffers
+    // and 256 KiB, far below 1,024 packets.
+    let mut sent = 0;
+    for _ in 0..100 {
+        let (reached, _) = sender
+            .call("/", "flood", vec![json!({"count": 4, "size": 65536})])
+            .await;
+        sent += 4;
+        if reached == [json!(0)] {
+            break;
+        }
+    }
+    assert!(sent < 400, "the slow consumer was never dropped");
+    let close = loop {
+        if let Seen::Close(f) = slow.next().await {
+            break f;
+        }
+    };
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "slow consumer: outgoing queue full");
+}
+
+#[tokio::test]
 async fn a_slow_consumer_is_closed_and_others_keep_their_messages() {
     let s = start(EngineConfig {
         outbox_capacity: 8,

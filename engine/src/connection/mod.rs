@@ -69,7 +69,7 @@ pub(crate) async fn serve<S>(
         let ws =
             WebSocketStream::from_partially_read(read, leftover, Role::Server, Some(ws_config))
                 .await;
-        let (outbox, rx) = session_outbox(config.outbox_capacity, &engine.shutdown_token());
+        let (outbox, rx) = session_outbox(config.outbox_bounds(), &engine.shutdown_token());
         let open = engine_io::Packet::Open(OpenPayload {
             sid: info.id.to_string(),
             upgrades: Vec::new(),
@@ -574,7 +574,10 @@ mod tests {
     async fn one_wait_ends_the_reader_on_a_close_and_on_the_shutdown() {
         for shutdown in [false, true] {
             let engine = Engine::new(EngineConfig::default());
-            let (outbox, _rx) = session_outbox(16, &engine.shutdown_token());
+            let (outbox, _rx) = session_outbox(
+                EngineConfig::default().outbox_bounds(),
+                &engine.shutdown_token(),
+            );
             let mut conn = Connection::new(engine.clone(), info(), outbox.clone());
             let frames = futures_util::stream::pending::<Result<Message, tungstenite::Error>>();
             let reader = conn.read_loop(frames);
@@ -602,7 +605,10 @@ mod tests {
         for name in ["/", "/a"] {
             let _ = engine.namespace(name, crate::namespace::Handlers::default());
         }
-        let (outbox, _rx) = session_outbox(64, &engine.shutdown_token());
+        let (outbox, _rx) = session_outbox(
+            EngineConfig::default().outbox_bounds(),
+            &engine.shutdown_token(),
+        );
         let mut conn = Connection::new(engine, info(), outbox);
         let text =
             |t: &str| -> Result<Message, tungstenite::Error> { Ok(Message::text(t.to_owned())) };
@@ -637,7 +643,10 @@ mod tests {
                 async {}
             });
             let _ = engine.namespace("/", handlers);
-            let (outbox, _rx) = session_outbox(64, &engine.shutdown_token());
+            let (outbox, _rx) = session_outbox(
+                EngineConfig::default().outbox_bounds(),
+                &engine.shutdown_token(),
+            );
             let mut conn = Connection::new(engine, info(), outbox.clone());
             let frames = futures_util::stream::iter([Ok(Message::text("40"))])
                 .chain(futures_util::stream::pending());

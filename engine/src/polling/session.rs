@@ -38,7 +38,7 @@ pub(super) fn open(
         query,
         Transport::Polling,
     ));
-    let (outbox, rx) = session_outbox(config.outbox_capacity, &engine.shutdown_token());
+    let (outbox, rx) = session_outbox(config.outbox_bounds(), &engine.shutdown_token());
     let (feed, feed_rx) = mpsc::channel(FEED_CAPACITY);
     let session = Arc::new(PollingSession {
         info: info.clone(),

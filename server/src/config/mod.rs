@@ -315,6 +315,7 @@ fn check_limits(config: &ServerConfig) -> Result<(), ConfigError> {
         || engine.ping_timeout.is_zero()
         || engine.max_payload == 0
         || engine.outbox_capacity == 0
+        || engine.outbox_bytes == 0
         || engine.max_connections == 0
         || engine.max_frame_size == 0
         || engine.max_namespaces == 0

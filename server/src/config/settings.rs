@@ -176,6 +176,11 @@ pub static SETTINGS: &[Setting] = &[
         Field::Usize(|d| &mut d.config.engine.outbox_capacity),
     ),
     setting(
+        "outbox_bytes",
+        "Bytes queued per connection before a slow client is disconnected.",
+        Field::Usize(|d| &mut d.config.engine.outbox_bytes),
+    ),
+    setting(
         "max_connections",
         "Open connections at most (and, apart, open long-polling sessions).",
         Field::Usize(|d| &mut d.config.engine.max_connections),
