@@ -167,6 +167,26 @@ async fn rooms_are_announced_when_created_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_storm_of_new_rooms_is_announced_at_most_twenty_a_second() {
+    let (_server, addr) = start().await;
+    let mut alice = user(addr, "alice").await;
+    let mut bob = user(addr, "bob").await;
+    // Bob creates 60 rooms as fast as the server answers (well within a second).
+    let started = std::time::Instant::now();
+    for i in 0..60 {
+        join(&mut bob, "/", &format!("r{i}")).await;
+    }
+    let quick = started.elapsed() < std::time::Duration::from_millis(900);
+    let seen = count(&pending(&mut alice).await, events::server::ROOM);
+    if quick {
+        assert_eq!(seen, 20, "one second's worth, the rest dropped");
+    } else {
+        // A slow machine spread the joins over more than one second.
+        assert!((20..60).contains(&seen), "{seen}");
+    }
+}
+
+#[tokio::test]
 async fn join_rejects_invalid_room_names() {
     let (_server, addr) = start().await;
     let mut alice = user(addr, "alice").await;

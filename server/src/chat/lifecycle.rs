@@ -3,7 +3,7 @@
 //! lifecycle events.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_protocol::events::{
     Auth, DirectMessage, ErrorCode, Notice, Presence, PresenceAction, RoomAction, RoomChange,
@@ -275,7 +275,11 @@ impl ChatApp {
         });
     }
 
-    /// Tells the namespace when a chat room appears or vanishes.
+    /// Tells the namespace when a chat room appears or vanishes: at most
+    /// [`ROOM_ANNOUNCEMENTS_PER_SEC`] a second per namespace, each volatile (dropped for a
+    /// member whose queue is half full), so that a guest creating and abandoning rooms by
+    /// the hundred cannot flood every member of the namespace (nor get them closed as slow
+    /// consumers). They are hints for room lists; `rooms` is the truth.
     pub(super) fn on_room_event(&self, ns: &Namespace, event: &RoomEvent) {
         let Some(room) = event.room.strip_prefix('#') else {
             return;
@@ -288,9 +292,60 @@ impl ChatApp {
             }
             RoomEventKind::Joined | RoomEventKind::Left => return,
         };
-        ns.push(&RoomChange {
+        if !lock(&self.room_announcements).take(ns.name(), Instant::now()) {
+            tracing::debug!(
+                namespace = ns.name(),
+                room,
+                "room announcement over the rate: dropped"
+            );
+            return;
+        }
+        ns.broadcast().volatile().push(&RoomChange {
             action,
             room: room.to_owned(),
         });
+    }
+}
+
+/// `room` announcements per namespace per second, at most (see `on_room_event`).
+pub(crate) const ROOM_ANNOUNCEMENTS_PER_SEC: u32 = 20;
+
+/// Namespaces at most in [`Announcements`] (dynamic namespaces come and go): past it, the
+/// counts start over.
+const ANNOUNCED_NAMESPACES_MAX: usize = 1024;
+
+/// How many `room` announcements each namespace made in the current second.
+#[derive(Default)]
+pub(crate) struct Announcements(std::collections::HashMap<String, (Instant, u32)>);
+
+impl Announcements {
+    /// Counts one announcement in `namespace` at `now`; false if it is over the rate.
+    pub(crate) fn take(&mut self, namespace: &str, now: Instant) -> bool {
+        if !self.0.contains_key(namespace) && self.0.len() >= ANNOUNCED_NAMESPACES_MAX {
+            self.0.clear();
+        }
+        let (since, count) = self.0.entry(namespace.to_owned()).or_insert((now, 0));
+        if now.saturating_duration_since(*since) >= Duration::from_secs(1) {
+            (*since, *count) = (now, 0);
+        }
+        *count += 1;
+        *count <= ROOM_ANNOUNCEMENTS_PER_SEC
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_announcements_are_counted_per_namespace_per_second() {
+        let mut a = Announcements::default();
+        let t = Instant::now();
+        for _ in 0..ROOM_ANNOUNCEMENTS_PER_SEC {
+            assert!(a.take("/", t));
+        }
+        assert!(!a.take("/", t + Duration::from_millis(900)));
+        assert!(a.take("/other", t), "each namespace has its own count");
+        assert!(a.take("/", t + Duration::from_secs(1)));
     }
 }

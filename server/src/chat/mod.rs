@@ -107,6 +107,8 @@ pub struct ChatApp {
     peers: std::sync::OnceLock<control::Peers>,
     /// In cluster mode, this node's id.
     node: std::sync::OnceLock<String>,
+    /// The `room` announcements made in each namespace this second (`lifecycle`).
+    room_announcements: Mutex<lifecycle::Announcements>,
 }
 
 /// Builds an engine serving the chat as configured, with the configured store.
@@ -285,6 +287,7 @@ fn build_on(
         },
         peers: std::sync::OnceLock::new(),
         node: std::sync::OnceLock::new(),
+        room_announcements: Mutex::default(),
     });
     for ns in &config.namespaces {
         engine.namespace(&ns.name, app.handlers(ns.key.clone(), ns.token));
