@@ -17,8 +17,9 @@ use sha1::{Digest, Sha1};
 
 /// Largest request head read.
 pub const MAX_HEAD: usize = 8 * 1024;
-/// Most headers in a request head; a request with more is refused (400).
-pub const MAX_HEADERS: usize = 32;
+/// Most headers in a request head; a request with more is refused (400). A browser's
+/// long-polling request has about 17, and proxies in front add their own.
+pub const MAX_HEADERS: usize = 64;
 /// The path Socket.IO clients use by default.
 pub const ENGINE_PATH: &str = "/socket.io/";
 
@@ -66,6 +67,9 @@ impl<'b> RequestHead<'b> {
             *slot = (h.name, h.value);
             count += 1;
         }
+        if ambiguous(&headers[..count]) {
+            return Err(HeadError::Invalid);
+        }
         Ok(RequestHead {
             method: req.method.unwrap_or(""),
             path,
@@ -105,6 +109,24 @@ impl<'b> RequestHead<'b> {
     pub fn param(&self, name: &str) -> Option<&'b str> {
         query_param(self.query, name)
     }
+}
+
+/// Whether a head could be read as two different requests (RFC 9112 3.2 and 6.3): two
+/// `Host` headers, or `Content-Length` values that differ (across headers or in one list).
+/// A proxy in front of the server and the server could then frame the bytes differently
+/// (request smuggling), so such a head is refused.
+fn ambiguous(headers: &[(&str, &[u8])]) -> bool {
+    let hosts = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .count();
+    let mut lengths = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii);
+    let first = lengths.next();
+    hosts > 1 || lengths.any(|v| Some(v) != first)
 }
 
 /// The first parameter called `name` in a query string (not percent-decoded).
@@ -479,6 +501,27 @@ pub fn accept_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_that_two_readers_could_frame_differently_is_refused() {
+        let parse = |extra: &str| {
+            let head = format!("POST /x HTTP/1.1\r\nHost: a\r\n{extra}\r\n");
+            RequestHead::parse(head.as_bytes())
+                .map(|h| h.header("content-length").map(str::to_owned))
+        };
+        assert_eq!(parse("Content-Length: 5\r\n"), Ok(Some("5".into())));
+        assert_eq!(
+            parse("Content-Length: 5\r\ncontent-length: 5\r\n"),
+            Ok(Some("5".into()))
+        );
+        assert_eq!(parse("Content-Length: 5, 5\r\n"), Ok(Some("5, 5".into())));
+        assert_eq!(
+            parse("Content-Length: 5\r\nContent-Length: 19\r\n"),
+            Err(HeadError::Invalid)
+        );
+        assert_eq!(parse("Content-Length: 5, 19\r\n"), Err(HeadError::Invalid));
+        assert_eq!(parse("Host: b\r\n"), Err(HeadError::Invalid));
+    }
 
     #[test]
     fn heads_expose_method_path_query_and_headers() {
