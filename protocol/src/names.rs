@@ -105,16 +105,22 @@ pub fn validate_nick(name: &str) -> Result<(), NameError> {
 }
 
 /// The keys under which a nick must not pass for another: its UTS #39 confusable skeleton,
-/// lowercased, taken of the nick as written and of its lowercase form (so `alice`, `ALICE`,
-/// `aIice` with a capital I and `аlice` with a Cyrillic а all share a key). Two nicks are
-/// look-alikes when their keys meet and their [`nick_key`]s differ.
-pub fn nick_skeletons(nick: &str) -> [String; 2] {
+/// lowercased, taken of the nick as written, of its lowercase form and of its uppercase form
+/// (so `alice`, `ALICE`, `aIice` with a capital I and `аlice` with a Cyrillic а all share a
+/// key, and so do `VICTIM`, the uppercase of a registered `victim`, and `VlCTIM` with a
+/// lowercase L). Two nicks are look-alikes when their keys meet and their [`nick_key`]s
+/// differ.
+pub fn nick_skeletons(nick: &str) -> [String; 3] {
     let skeleton = |s: &str| {
         unicode_security::skeleton(s)
             .collect::<String>()
             .to_lowercase()
     };
-    [skeleton(nick), skeleton(&nick_key(nick))]
+    [
+        skeleton(nick),
+        skeleton(&nick_key(nick)),
+        skeleton(&nick.to_uppercase()),
+    ]
 }
 
 /// The key under which a nick is unique: its lowercase form.
@@ -264,6 +270,15 @@ mod tests {
         }
         assert!(look_alike("bob", "b0b"), "0 for o");
         assert!(look_alike("rn", "m"), "rn and m");
+        // A lowercase l in capitals passes for an I, whichever case the other nick is in.
+        assert!(
+            look_alike("victim2", "VlCTIM2"),
+            "l for I, against the lowercase nick"
+        );
+        assert!(
+            look_alike("VICTIM2", "VlCTIM2"),
+            "l for I, against the uppercase nick"
+        );
         assert!(!look_alike("alice", "Alice"), "the same nick");
         assert!(!look_alike("alice", "alina"));
         assert!(!look_alike("Ольга", "olga"));

@@ -738,6 +738,13 @@ async fn look_alikes_of_registered_and_online_nicks_are_refused() {
             .await;
         assert_eq!(refused_code(&p), code, "{nick} with a password: {p:?}");
     }
+    // A lowercase l in capitals passes for the I of a registered nick in any case.
+    let mut mia = Client::connect(addr).await;
+    mia.join_namespace("/", Some(json!({"nick": "mia", "password": "pw-mia"})))
+        .await;
+    let mut c = Client::connect(addr).await;
+    let p = c.connect_namespace("/", Some(json!({"nick": "MlA"}))).await;
+    assert_eq!(refused_code(&p), "nick_claimed", "MlA: {p:?}");
     // An online guest's nick is guarded too, and a rename into a look-alike is refused.
     let _bob = user(addr, "rob").await;
     let mut c = Client::connect(addr).await;

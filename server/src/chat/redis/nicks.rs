@@ -36,7 +36,7 @@ fn registered_skeleton_key(skeleton: &str) -> String {
     format!("chat:{{nicks}}:registered:{skeleton}")
 }
 
-/// KEYS: the nick's key, its two skeleton keys, its two registered-skeleton keys. ARGV:
+/// KEYS: the nick's key, its three skeleton keys, its three registered-skeleton keys. ARGV:
 /// node, nick key, login (`1`/`0`). Values are `<node> <nick key>` (the registered ones: the
 /// nick key). Returns 1 when claimed (or already this node's); 0 when held elsewhere or when
 /// it passes for an online nick or, unless it is itself registered, for a registered one.
@@ -55,20 +55,20 @@ local function holder(k)
 end
 local login = ARGV[3] == '1'
 if not login then
-  for i = 4, 5 do
+  for i = 5, 7 do
     local r = redis.call('GET', KEYS[i])
     if r and r ~= ARGV[2] then return 0 end
   end
 end
 local held = {}
-for i = 1, 3 do
+for i = 1, 4 do
   held[i] = holder(KEYS[i])
   if held[i] and not login then
     if i == 1 and held[i][1] ~= ARGV[1] then return 0 end
     if i > 1 and held[i][2] ~= ARGV[2] then return 0 end
   end
 end
-for i = 1, 3 do
+for i = 1, 4 do
   if not held[i] then redis.call('SET', KEYS[i], ARGV[1] .. ' ' .. ARGV[2]) end
 end
 return 1
@@ -89,16 +89,17 @@ return 1
     )
 });
 
-fn keys_of(nick: &str) -> [String; 3] {
-    let [a, b] = chat_protocol::names::nick_skeletons(nick);
+fn keys_of(nick: &str) -> [String; 4] {
+    let [a, b, c] = chat_protocol::names::nick_skeletons(nick);
     [
         nick_key(&chat_protocol::names::nick_key(nick)),
         skeleton_key(&a),
         skeleton_key(&b),
+        skeleton_key(&c),
     ]
 }
 
-fn registered_keys_of(nick: &str) -> [String; 2] {
+fn registered_keys_of(nick: &str) -> [String; 3] {
     chat_protocol::names::nick_skeletons(nick).map(|s| registered_skeleton_key(&s))
 }
 
