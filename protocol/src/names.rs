@@ -2,6 +2,7 @@
 //! them before sending so a typo is explained locally.
 
 use thiserror::Error;
+use unicode_normalization::char::is_combining_mark;
 
 pub const NAMESPACE_MAX: usize = 64;
 pub const ROOM_MAX: usize = 64;
@@ -61,8 +62,37 @@ pub fn validate_namespace(name: &str) -> Result<(), NameError> {
     }
 }
 
-/// A room: starts with a letter or digit (any script), then letters, digits, `-`, `_`, `.`;
-/// at most 64 characters. Rooms are case-sensitive. Clients strip an IRC-style leading `#`.
+/// Combining marks in a row at most in a name: Indic clusters and decomposed accents need
+/// one or two; more is stacking (text drawn over its neighbours).
+pub const MARKS_IN_A_ROW_MAX: usize = 3;
+
+/// The first character of a name's rest that it may not hold: names continue with letters,
+/// digits, `-`, `_`, `.` and combining marks that are not enclosing (the vowel signs and
+/// viramas of Indic scripts, as in `प्रिया` or `தமிழ்`, and decomposed accents), at most
+/// [`MARKS_IN_A_ROW_MAX`] marks in a row.
+fn bad_continuation(rest: std::str::Chars<'_>) -> Option<char> {
+    let mut marks = 0;
+    for c in rest {
+        let mark = is_combining_mark(c) && !is_enclosing_mark(c);
+        marks = if mark { marks + 1 } else { 0 };
+        if marks > MARKS_IN_A_ROW_MAX
+            || !(mark || c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// The enclosing marks (general category Me): a circle or a keycap drawn around what
+/// precedes them.
+fn is_enclosing_mark(c: char) -> bool {
+    matches!(c, '\u{0488}'..='\u{0489}' | '\u{1ABE}' | '\u{20DD}'..='\u{20E0}' | '\u{20E2}'..='\u{20E4}' | '\u{A670}'..='\u{A672}')
+}
+
+/// A room: starts with a letter or digit (any script), then letters, digits, `-`, `_`, `.`
+/// and combining marks ([`bad_continuation`]); at most 64 characters. Rooms are
+/// case-sensitive. Clients strip an IRC-style leading `#`.
 pub fn validate_room(name: &str) -> Result<(), NameError> {
     const WHAT: &str = "room name";
     check_len(WHAT, name, ROOM_MAX)?;
@@ -73,13 +103,14 @@ pub fn validate_room(name: &str) -> Result<(), NameError> {
             expected: "a letter or digit",
         });
     }
-    match chars.find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+    match bad_continuation(chars) {
         Some(ch) => Err(NameError::BadChar { what: WHAT, ch }),
         None => Ok(()),
     }
 }
 
-/// A nick: starts with a letter (any script), then letters, digits, `-`, `_`, `.`; at most
+/// A nick: starts with a letter (any script), then letters, digits, `-`, `_`, `.` and
+/// combining marks ([`bad_continuation`]); at most
 /// 32 characters; at most UTS #39's "highly restrictive" level (one script, or Latin with
 /// Han and Hiragana/Katakana, Bopomofo or Hangul; only characters the General Security
 /// Profile allows in identifiers). Nicks are unique without regard to case (see
@@ -94,7 +125,7 @@ pub fn validate_nick(name: &str) -> Result<(), NameError> {
             expected: "a letter",
         });
     }
-    if let Some(ch) = chars.find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+    if let Some(ch) = bad_continuation(chars) {
         return Err(NameError::BadChar { what: WHAT, ch });
     }
     use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
@@ -270,6 +301,27 @@ mod tests {
         }
         assert!(look_alike("bob", "b0b"), "0 for o");
         assert!(look_alike("rn", "m"), "rn and m");
+        // Indic names (vowel signs, viramas) and decomposed accents; not stacked or
+        // enclosing marks.
+        for name in ["प्रिया", "தமிழ்", "ಕನ್ನಡ", "Zoe\u{308}", "Vie\u{302}\u{301}t"]
+        {
+            assert_eq!(validate_nick(name), Ok(()), "{name:?} as a nick");
+            assert_eq!(validate_room(name), Ok(()), "{name:?} as a room");
+        }
+        for name in ["a\u{301}\u{301}\u{301}\u{301}", "a\u{20DD}"] {
+            assert!(
+                matches!(validate_nick(name), Err(NameError::BadChar { .. })),
+                "{name:?}"
+            );
+            assert!(
+                matches!(validate_room(name), Err(NameError::BadChar { .. })),
+                "{name:?}"
+            );
+        }
+        assert!(
+            validate_nick("\u{301}a").is_err(),
+            "a mark does not start a name"
+        );
         // A lowercase l in capitals passes for an I, whichever case the other nick is in.
         assert!(
             look_alike("victim2", "VlCTIM2"),
