@@ -193,6 +193,28 @@ async fn malformed_packets_close_that_connection_only() {
     bystander.call("/", "echo-ack", vec![json!("done")]).await;
 }
 
+/// A client in room `victims` that will not read.
+async fn a_member_of_victims(addr: std::net::SocketAddr) -> Client {
+    let mut c = Client::connect(addr).await;
+    c.join_namespace("/", None).await;
+    c.call("/", "join", vec![json!({"room": "victims"})]).await;
+    c
+}
+
+/// Reads what `slow` was sent until its close, which must be the slow consumer's.
+async fn expect_slow_consumer_close(slow: &mut Client) {
+    let mut frames = 0;
+    let close = loop {
+        match slow.next().await {
+            Seen::Close(f) => break f,
+            _ => frames += 1,
+        }
+    };
+    let close = close.unwrap_or_else(|| panic!("close frame after {frames} frames"));
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "slow consumer: outgoing queue full");
+}
+
 #[tokio::test]
 async fn a_slow_consumer_is_closed_by_the_bytes_it_holds_too() {
     // Room for 1,024 packets but only 256 KiB: big packets fill the bytes first.
@@ -201,10 +223,7 @@ async fn a_slow_consumer_is_closed_by_the_bytes_it_holds_too() {
         ..Default::default()
     })
     .await;
-    let mut slow = Client::connect(s.addr()).await;
-    slow.join_namespace("/", None).await;
-    slow.call("/", "join", vec![json!({"room": "victims"})])
-        .await;
+    let mut slow = a_member_of_victims(s.addr()).await;
     let (mut sender, _) = client(s.addr()).await;
     // 100 x 4 x 64 KiB (25 MiB) to a client that does not read: beyond the socket buffers
     // and 256 KiB, far below 1,024 packets.
@@ -219,14 +238,7 @@ async fn a_slow_consumer_is_closed_by_the_bytes_it_holds_too() {
         }
     }
     assert!(sent < 400, "the slow consumer was never dropped");
-    let close = loop {
-        if let Seen::Close(f) = slow.next().await {
-            break f;
-        }
-    };
-    let close = close.expect("a close frame");
-    assert_eq!(u16::from(close.code), 1008);
-    assert_eq!(close.reason.as_str(), "slow consumer: outgoing queue full");
+    expect_slow_consumer_close(&mut slow).await;
 }
 
 #[tokio::test]
@@ -236,10 +248,7 @@ async fn a_slow_consumer_is_closed_and_others_keep_their_messages() {
         ..Default::default()
     })
     .await;
-    let mut slow = Client::connect(s.addr()).await;
-    slow.join_namespace("/", None).await;
-    slow.call("/", "join", vec![json!({"room": "victims"})])
-        .await;
+    let mut slow = a_member_of_victims(s.addr()).await;
     let (mut fast, _) = client(s.addr()).await;
     let (mut sender, _) = client(s.addr()).await;
     fast.call("/", "join", vec![json!({"room": "victims"})])
@@ -275,16 +284,7 @@ async fn a_slow_consumer_is_closed_and_others_keep_their_messages() {
             .call("/", "flood", vec![json!({"count": 4, "size": 16})])
             .await;
     }
-    let mut frames = 0;
-    let close = loop {
-        match slow.next().await {
-            Seen::Close(f) => break f,
-            _ => frames += 1,
-        }
-    };
-    let close = close.unwrap_or_else(|| panic!("close frame after {frames} frames"));
-    assert_eq!(u16::from(close.code), 1008);
-    assert_eq!(close.reason.as_str(), "slow consumer: outgoing queue full");
+    expect_slow_consumer_close(&mut slow).await;
     // Counted for the metrics under its own reason.
     let stats = s.server.engine().stats();
     let mut slow_consumers = 0;
