@@ -91,7 +91,8 @@ fn is_enclosing_mark(c: char) -> bool {
 }
 
 /// A room: starts with a letter or digit (any script), then letters, digits, `-`, `_`, `.`
-/// and combining marks ([`bad_continuation`]); at most 64 characters. Rooms are
+/// and combining marks that do not enclose (Indic vowel signs and viramas, decomposed
+/// accents), at most [`MARKS_IN_A_ROW_MAX`] in a row; at most 64 characters. Rooms are
 /// case-sensitive. Clients strip an IRC-style leading `#`.
 pub fn validate_room(name: &str) -> Result<(), NameError> {
     const WHAT: &str = "room name";
@@ -110,8 +111,7 @@ pub fn validate_room(name: &str) -> Result<(), NameError> {
 }
 
 /// A nick: starts with a letter (any script), then letters, digits, `-`, `_`, `.` and
-/// combining marks ([`bad_continuation`]); at most
-/// 32 characters; at most UTS #39's "highly restrictive" level (one script, or Latin with
+/// combining marks as in a room ([`validate_room`]); at most 32 characters; at most UTS #39's "highly restrictive" level (one script, or Latin with
 /// Han and Hiragana/Katakana, Bopomofo or Hangul; only characters the General Security
 /// Profile allows in identifiers). Nicks are unique without regard to case (see
 /// [`nick_key`]) and must not pass for one another (see [`nick_skeletons`]).
