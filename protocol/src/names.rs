@@ -111,9 +111,10 @@ pub fn validate_room(name: &str) -> Result<(), NameError> {
 }
 
 /// A nick: starts with a letter (any script), then letters, digits, `-`, `_`, `.` and
-/// combining marks as in a room ([`validate_room`]); at most 32 characters; at most UTS #39's "highly restrictive" level (one script, or Latin with
-/// Han and Hiragana/Katakana, Bopomofo or Hangul; only characters the General Security
-/// Profile allows in identifiers). Nicks are unique without regard to case (see
+/// combining marks as in a room ([`validate_room`]); at most 32 characters; at most UTS
+/// #39's "highly restrictive" level (one script, or Latin with Han and Hiragana/Katakana,
+/// Bopomofo or Hangul; only characters the General Security Profile allows in
+/// identifiers). Nicks are unique without regard to case (see
 /// [`nick_key`]) and must not pass for one another (see [`nick_skeletons`]).
 pub fn validate_nick(name: &str) -> Result<(), NameError> {
     const WHAT: &str = "nick";
