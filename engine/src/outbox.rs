@@ -194,6 +194,9 @@ struct Shared {
     capacity: usize,
     /// Bytes queued at most (see the module doc).
     max_bytes: usize,
+    /// The bounds a volatile packet must fit in: half of each (computed once: every send of
+    /// a fan-out checks them).
+    volatile: Bounds,
 }
 
 #[derive(Debug, Default)]
@@ -255,6 +258,10 @@ fn queue_with(bounds: Bounds, closer: CancellationToken) -> (Outbox, OutboxRecei
         closer,
         capacity: bounds.packets.max(1),
         max_bytes: bounds.bytes.max(1),
+        volatile: Bounds {
+            packets: bounds.packets.max(1).div_ceil(2),
+            bytes: bounds.bytes.max(1) / 2,
+        },
     });
     (
         Outbox {
@@ -276,10 +283,10 @@ impl Outbox {
         if queue.closed {
             return Err(SendError::Closed);
         }
-        if volatile && self.shared.full(&queue, size, 2) {
+        if volatile && full(&queue, size, self.shared.volatile) {
             return Err(SendError::Dropped);
         }
-        if self.shared.full(&queue, size, 1) {
+        if full(&queue, size, self.shared.bounds()) {
             drop(queue);
             self.close(CloseReason::SLOW_CONSUMER);
             return Err(SendError::Closed);
@@ -306,7 +313,7 @@ impl Outbox {
         if queue.closed {
             return Err(SendError::Closed);
         }
-        if self.shared.full(&queue, size, 1) {
+        if full(&queue, size, self.shared.bounds()) {
             drop(queue);
             self.close(CloseReason::SLOW_CONSUMER);
             return Err(SendError::Closed);
@@ -538,12 +545,20 @@ impl OutboxReceiver {
     }
 }
 
+/// Whether a packet of `size` bytes does not fit in `bounds` (a packet over the byte bound
+/// alone fits an empty queue).
+fn full(queue: &Queue, size: usize, bounds: Bounds) -> bool {
+    queue.packets.len() >= bounds.packets
+        || (!queue.packets.is_empty() && queue.bytes + size > bounds.bytes)
+}
+
 impl Shared {
-    /// Whether a packet of `size` bytes does not fit in the first `1/share` of the queue's
-    /// bounds (a packet over the byte bound alone fits an empty queue).
-    fn full(&self, queue: &Queue, size: usize, share: usize) -> bool {
-        queue.packets.len() >= self.capacity.div_ceil(share)
-            || (!queue.packets.is_empty() && queue.bytes + size > self.max_bytes / share)
+    /// The queue's bounds.
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            packets: self.capacity,
+            bytes: self.max_bytes,
+        }
     }
 
     /// Refuses further packets, records the first reason given, and signals the close.
