@@ -84,6 +84,13 @@ fn bad_continuation(rest: std::str::Chars<'_>) -> Option<char> {
     None
 }
 
+/// Whether `c` is a combining mark (general category M): it continues the word before it (an
+/// Indic vowel sign or virama, an accent), so a nick found right before one is inside a
+/// longer word, not a mention.
+pub fn is_mark(c: char) -> bool {
+    is_combining_mark(c)
+}
+
 /// The enclosing marks (general category Me): a circle or a keycap drawn around what
 /// precedes them.
 fn is_enclosing_mark(c: char) -> bool {
@@ -184,18 +191,28 @@ pub fn validate_text(text: &str) -> Result<(), NameError> {
 /// (see [`is_forbidden_in_text`]; newline, tab and the line and paragraph separators
 /// U+2028, U+2029 are refused too).
 pub fn validate_topic(topic: &str) -> Result<(), NameError> {
-    const WHAT: &str = "topic";
-    if topic.chars().count() > TOPIC_MAX {
+    validate_line("topic", topic)
+}
+
+/// Checks a reason (a kick's, a ban's, a mute's, an away message) as a topic is checked
+/// ([`validate_topic`]), naming it a reason in its error.
+pub fn validate_reason(reason: &str) -> Result<(), NameError> {
+    validate_line("reason", reason)
+}
+
+/// [`validate_topic`]'s rules, for a text called `what` in its errors.
+fn validate_line(what: &'static str, text: &str) -> Result<(), NameError> {
+    if text.chars().count() > TOPIC_MAX {
         return Err(NameError::TooLong {
-            what: WHAT,
+            what,
             max: TOPIC_MAX,
         });
     }
-    match topic
+    match text
         .chars()
         .find(|&c| is_forbidden_in_text(c) || matches!(c, '\n' | '\t' | '\u{2028}' | '\u{2029}'))
     {
-        Some(ch) => Err(NameError::BadChar { what: WHAT, ch }),
+        Some(ch) => Err(NameError::BadChar { what, ch }),
         None => Ok(()),
     }
 }
@@ -375,5 +392,13 @@ mod tests {
             assert!(validate_topic(bad).is_err(), "{bad:?}");
         }
         assert!(validate_topic(&"t".repeat(TOPIC_MAX + 1)).is_err());
+        // A reason follows the topic's rules, and its errors say "reason".
+        let long = validate_reason(&"r".repeat(TOPIC_MAX + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(long.starts_with("reason is longer"), "{long}");
+        let bidi = validate_reason("a\u{202e}b").unwrap_err().to_string();
+        assert!(bidi.starts_with("reason contains"), "{bidi}");
+        assert!(validate_reason("lunch").is_ok());
     }
 }

@@ -43,9 +43,10 @@ function escapeRegExp(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-/** A regular expression that finds `nick` as a word (not inside another nick). */
+/** A regular expression that finds `nick` as a word (not inside another nick, nor inside a
+ * longer word: a combining mark, such as an Indic vowel sign, continues a word). */
 function mentionPattern(nick) {
-  return new RegExp(`(?<![\\p{L}\\p{N}_.-])${escapeRegExp(nick)}(?![\\p{L}\\p{N}_-])`, "giu");
+  return new RegExp(`(?<![\\p{L}\\p{M}\\p{N}_.-])${escapeRegExp(nick)}(?![\\p{L}\\p{M}\\p{N}_-])`, "giu");
 }
 
 // ---- page parameters ----

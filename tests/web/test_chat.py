@@ -248,6 +248,30 @@ def test_mentions_are_highlighted_and_counted(pages, terminal):
     assert action.text_content() == "* bob"
 
 
+def test_a_long_nick_leaves_the_text_room_and_a_mark_continues_a_word(pages, terminal):
+    # A nick of the most characters allowed, on a phone-sized page: its text keeps room.
+    tamil = pages.open("\u0ba4\u0bae", width=360, height=740)  # தம
+    wait_joined(tamil)
+    long_nick = "b" * 32
+    bob = terminal(long_nick)
+    bob.send("/join general")
+    bob.wait_for("you joined #general")
+    inside = "\u0bb5\u0ba3\u0b95\u0bcd\u0b95\u0bae\u0bcd \u0ba4\u0bae\u0bbf\u0bb4\u0bcd"  # வணக்கம் தமிழ்
+    bob.send(inside)
+    bob.send("hello \u0ba4\u0bae, look")
+    wait_shown(tamil, [f"{long_nick}: {inside}", f"{long_nick}: hello \u0ba4\u0bae, look"])
+    items = tamil.locator(f'ol[data-window="{GENERAL}"] li.msg')
+    widths = tamil.evaluate(
+        """w => [...document.querySelectorAll(`ol[data-window="${w}"] li.msg .text`)]
+                 .map(t => t.getBoundingClientRect().width)""",
+        GENERAL,
+    )
+    assert widths and min(widths) > 120, f"text columns {widths} px wide at 360 px"
+    # தம inside தமிழ் (a vowel sign follows) is not a mention; the word on its own is.
+    classes = [items.nth(i).get_attribute("class") for i in range(items.count())]
+    assert ["mentioned" in c for c in classes[-2:]] == [False, True], classes
+
+
 def test_away_back_and_whois(pages, terminal):
     ada = pages.open("ada")
     wait_joined(ada)

@@ -635,7 +635,9 @@ pub fn mentions(text: &str, nick: &str) -> bool {
     }
     let text = text.to_lowercase();
     let nick = nick.to_lowercase();
-    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let is_word = |c: Option<char>| {
+        c.is_some_and(|c| c.is_alphanumeric() || c == '_' || chat_protocol::names::is_mark(c))
+    };
     text.match_indices(&nick).any(|(at, m)| {
         !is_word(text[..at].chars().next_back()) && !is_word(text[at + m.len()..].chars().next())
     })
@@ -1310,5 +1312,8 @@ mod tests {
         assert!(mentions("alice: hi", "alice"));
         assert!(!mentions("malice", "alice"));
         assert!(!mentions("alice_2", "alice"));
+        // A vowel sign or virama continues the word: தம is not mentioned in தமிழ்.
+        assert!(!mentions("வணக்கம் தமிழ் நண்பர்களே", "தம"));
+        assert!(mentions("வணக்கம் தமிழ் நண்பர்களே", "தமிழ்"));
     }
 }

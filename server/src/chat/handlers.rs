@@ -644,7 +644,7 @@ impl ChatApp {
             .filter(|r| !r.is_empty())
         {
             Some(r) => {
-                names::validate_topic(&r)
+                names::validate_reason(&r)
                     .map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
                 Some(r)
             }

@@ -153,7 +153,7 @@ fn reason(reason: Option<String>) -> Result<Option<String>, Failure> {
     else {
         return Ok(None);
     };
-    names::validate_topic(&r).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
+    names::validate_reason(&r).map_err(|e| Failure(ErrorCode::InvalidText, e.to_string()))?;
     Ok(Some(r))
 }
 
