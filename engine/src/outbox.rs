@@ -191,9 +191,8 @@ struct Shared {
     /// Cancelled by [`Outbox::close`]; for a session's queue a child of the engine's shutdown
     /// token, so the session's reader waits on this one token for both ([`session_outbox`]).
     closer: CancellationToken,
-    capacity: usize,
-    /// Bytes queued at most (see the module doc).
-    max_bytes: usize,
+    /// Packets and bytes queued at most (see the module doc).
+    bounds: Bounds,
     /// The bounds a volatile packet must fit in: half of each (computed once: every send of
     /// a fan-out checks them).
     volatile: Bounds,
@@ -252,15 +251,18 @@ pub(crate) fn session_outbox(
 }
 
 fn queue_with(bounds: Bounds, closer: CancellationToken) -> (Outbox, OutboxReceiver) {
+    let bounds = Bounds {
+        packets: bounds.packets.max(1),
+        bytes: bounds.bytes.max(1),
+    };
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         waker: AtomicWaker::new(),
         closer,
-        capacity: bounds.packets.max(1),
-        max_bytes: bounds.bytes.max(1),
+        bounds,
         volatile: Bounds {
-            packets: bounds.packets.max(1).div_ceil(2),
-            bytes: bounds.bytes.max(1) / 2,
+            packets: bounds.packets.div_ceil(2),
+            bytes: bounds.bytes / 2,
         },
     });
     (
@@ -286,7 +288,7 @@ impl Outbox {
         if volatile && full(&queue, size, self.shared.volatile) {
             return Err(SendError::Dropped);
         }
-        if full(&queue, size, self.shared.bounds()) {
+        if full(&queue, size, self.shared.bounds) {
             drop(queue);
             self.close(CloseReason::SLOW_CONSUMER);
             return Err(SendError::Closed);
@@ -313,7 +315,7 @@ impl Outbox {
         if queue.closed {
             return Err(SendError::Closed);
         }
-        if full(&queue, size, self.shared.bounds()) {
+        if full(&queue, size, self.shared.bounds) {
             drop(queue);
             self.close(CloseReason::SLOW_CONSUMER);
             return Err(SendError::Closed);
@@ -553,14 +555,6 @@ fn full(queue: &Queue, size: usize, bounds: Bounds) -> bool {
 }
 
 impl Shared {
-    /// The queue's bounds.
-    fn bounds(&self) -> Bounds {
-        Bounds {
-            packets: self.capacity,
-            bytes: self.max_bytes,
-        }
-    }
-
     /// Refuses further packets, records the first reason given, and signals the close.
     fn close(&self, reason: CloseReason) {
         {
