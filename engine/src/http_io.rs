@@ -21,7 +21,7 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(
     // at a time costs its length once, not its length squared.
     let mut searched = 0;
     loop {
-        if head_ended(&buf[searched..]) || buf.len() >= MAX_HEAD {
+        if head_ended(buf, searched) || buf.len() >= MAX_HEAD {
             return Ok(());
         }
         searched = buf.len().saturating_sub(3);

@@ -45,7 +45,9 @@ pub struct RequestHead<'b> {
 pub enum HeadError {
     /// The head has not ended yet (read more, up to [`MAX_HEAD`]).
     Partial,
-    /// Not an HTTP/1.x request head, or more than [`MAX_HEADERS`] headers.
+    /// Not an HTTP/1.x request head, more than [`MAX_HEADERS`] headers, a head two readers
+    /// could frame differently (two `Host` headers, differing `Content-Length`s, a line
+    /// ended by a bare LF), or an HTTP/1.1 head without `Host` (RFC 9112 3.2).
     Invalid,
 }
 
@@ -67,7 +69,14 @@ impl<'b> RequestHead<'b> {
             *slot = (h.name, h.value);
             count += 1;
         }
-        if ambiguous(&headers[..count]) {
+        let version = req.version.unwrap_or(1);
+        if ambiguous(&headers[..count])
+            || bare_lf(&buf[..head_len])
+            || (version == 1
+                && !headers[..count]
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("host")))
+        {
             return Err(HeadError::Invalid);
         }
         Ok(RequestHead {
@@ -75,7 +84,7 @@ impl<'b> RequestHead<'b> {
             path,
             query,
             head_len,
-            version: req.version.unwrap_or(1),
+            version,
             headers,
             count,
         })
@@ -129,6 +138,15 @@ fn ambiguous(headers: &[(&str, &[u8])]) -> bool {
     hosts > 1 || lengths.any(|v| Some(v) != first)
 }
 
+/// Whether a head ends a line with a bare LF (no CR before it). `httparse` reads such a
+/// line, but a proxy in front may not (RFC 9112 2.2 lets a recipient choose), so the two
+/// could frame the bytes differently: refused, as [`ambiguous`] heads are.
+fn bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
 /// The first parameter called `name` in a query string (not percent-decoded).
 pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     query
@@ -138,10 +156,20 @@ pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
         .map(|(_, v)| v)
 }
 
-/// Whether `buf` holds the end of a request head (`\r\n\r\n`), or is as long as a head may be:
-/// reading can stop.
-pub fn head_ended(buf: &[u8]) -> bool {
-    buf.len() >= MAX_HEAD || buf.windows(4).any(|w| w == b"\r\n\r\n")
+/// Whether `buf` holds the end of a request head (`\r\n\r\n`), a bare LF (a head
+/// [`RequestHead::parse`] refuses: no need to wait for more), or is as long as a head may be:
+/// reading can stop. Only what starts at `from` or later is looked at (the bytes before were
+/// looked at as an earlier read came in); a LF there is checked against the byte before it.
+pub fn head_ended(buf: &[u8], from: usize) -> bool {
+    buf.len() >= MAX_HEAD || head_complete(buf, from)
+}
+
+/// [`head_ended`] whatever the buffer's length: whether what starts at `from` holds the end of
+/// a request head or a bare LF.
+pub fn head_complete(buf: &[u8], from: usize) -> bool {
+    let from = from.min(buf.len());
+    buf[from..].windows(4).any(|w| w == b"\r\n\r\n")
+        || (from..buf.len()).any(|i| buf[i] == b'\n' && (i == 0 || buf[i - 1] != b'\r'))
 }
 
 /// A refused handshake: the Engine.IO error code, its message, and the HTTP status.
@@ -524,6 +552,50 @@ mod tests {
     }
 
     #[test]
+    fn http_1_1_needs_host_and_lines_end_with_crlf() {
+        let parse = |head: &str| RequestHead::parse(head.as_bytes()).map(|h| h.version);
+        assert_eq!(parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(1));
+        assert_eq!(parse("GET / HTTP/1.1\r\nhOST: a\r\n\r\n"), Ok(1));
+        assert_eq!(parse("GET / HTTP/1.0\r\n\r\n"), Ok(0));
+        assert_eq!(parse("GET / HTTP/1.1\r\n\r\n"), Err(HeadError::Invalid));
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nX-Host: a\r\n\r\n"),
+            Err(HeadError::Invalid)
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\nHost: a\n\n"),
+            Err(HeadError::Invalid)
+        );
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nHost: a\n\r\n"),
+            Err(HeadError::Invalid)
+        );
+        assert_eq!(parse("GET / HTTP/1.0\n\n"), Err(HeadError::Invalid));
+        // A bare LF in the body is the body's business.
+        let buf = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n\n\n";
+        assert_eq!(
+            RequestHead::parse(buf).map(|h| h.head_len),
+            Ok(buf.len() - 2)
+        );
+    }
+
+    #[test]
+    fn reading_a_head_stops_at_its_end_or_at_a_bare_lf() {
+        assert!(!head_ended(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
+        assert!(head_ended(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0));
+        assert!(head_ended(b"GET / HTTP/1.1\nHost", 0));
+        assert!(head_ended(b"\n", 0));
+        // Looked at from `from` on: a CRLF split across two reads is not a bare LF, and the
+        // end of the head is found where it was split too.
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\n";
+        assert!(!head_ended(buf, buf.len() - 1));
+        let buf = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(head_ended(buf, buf.len() - 4));
+        assert!(!head_ended(buf, buf.len()));
+        assert!(head_ended(&[b'a'; MAX_HEAD], MAX_HEAD));
+    }
+
+    #[test]
     fn heads_expose_method_path_query_and_headers() {
         let buf = b"POST /socket.io/?EIO=4&transport=polling&sid=x&flag HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
         let head = RequestHead::parse(buf).expect("complete");
@@ -546,7 +618,7 @@ mod tests {
 
     #[test]
     fn too_many_headers_are_invalid() {
-        let mut buf = String::from("GET / HTTP/1.1\r\n");
+        let mut buf = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
         for i in 0..=MAX_HEADERS {
             buf.push_str(&format!("X-{i}: y\r\n"));
         }
@@ -646,7 +718,7 @@ mod tests {
         assert_eq!(only_origin.unwrap_err(), HandshakeError::BAD_METHOD);
         let only_method = poll("OPTIONS", q, "Access-Control-Request-Method: POST\r\n");
         assert_eq!(only_method.unwrap_err(), HandshakeError::BAD_METHOD);
-        let elsewhere = "OPTIONS /other HTTP/1.1\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: POST\r\n\r\n";
+        let elsewhere = "OPTIONS /other HTTP/1.1\r\nHost: a\r\nOrigin: https://a.example\r\nAccess-Control-Request-Method: POST\r\n\r\n";
         assert_eq!(
             parse_engine_request(elsewhere.as_bytes(), 100).unwrap_err(),
             HandshakeError::NOT_FOUND

@@ -49,7 +49,7 @@ proptest! {
 
     #[test]
     fn preflights_keep_within_their_head(origin in "[ -~]{0,40}", asked in "[ -~]{0,60}", extra in "[A-Za-z-]{1,20}: [ -~]{0,30}") {
-        let head = format!("OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: {asked}\r\n{extra}\r\n\r\n");
+        let head = format!("OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: {asked}\r\n{extra}\r\n\r\n");
         if let Ok(chat_protocol::http::EngineRequest::Preflight(p)) =
             chat_protocol::http::parse_engine_request(head.as_bytes(), 1000)
         {

@@ -281,7 +281,8 @@ async fn the_api_wants_the_token_and_the_rest_does_not() {
     assert_eq!(short.status, 401);
     let basic = raw(
         admin,
-        format!("GET /api/users HTTP/1.1\r\nAuthorization: Basic {TOKEN}\r\n\r\n").as_bytes(),
+        format!("GET /api/users HTTP/1.1\r\nHost: a\r\nAuthorization: Basic {TOKEN}\r\n\r\n")
+            .as_bytes(),
     )
     .await;
     assert_eq!(basic.status, 401);
@@ -322,26 +323,32 @@ async fn what_an_attacker_can_send_is_bounded() {
     let server = serve(Some(TOKEN), |_| {}).await;
     let admin = server.admin_addr().unwrap();
     // A head over 8 KiB: 431, and nothing more is read.
-    let mut huge = b"GET /metrics HTTP/1.1\r\nX-Filler: ".to_vec();
+    let mut huge = b"GET /metrics HTTP/1.1\r\nHost: a\r\nX-Filler: ".to_vec();
     huge.extend(std::iter::repeat_n(b'a', 9000));
     huge.extend_from_slice(b"\r\n\r\n");
     assert_eq!(raw(admin, &huge).await.status, 431);
     // A body over 16 KiB: 413 before it is read.
     let big = format!(
-        "POST /api/notice HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n"
+        "POST /api/notice HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100000\r\n\r\n"
     );
     assert_eq!(raw(admin, big.as_bytes()).await.status, 413);
     // Chunked: 411.
     let chunked = format!(
-        "POST /api/notice HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        "POST /api/notice HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
     );
     assert_eq!(raw(admin, chunked.as_bytes()).await.status, 411);
     // Not HTTP at all: 400.
     assert_eq!(raw(admin, b"\x16\x03\x01garbage\r\n\r\n").await.status, 400);
+    // HTTP/1.1 without Host, and a line ended by a bare LF: 400 (a bare LF used to be read
+    // on, waiting for a CRLF CRLF, until the 5 s timeout closed the connection unanswered).
+    let no_host = format!("GET /api/users HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    assert_eq!(raw(admin, no_host.as_bytes()).await.status, 400);
+    let bare_lf = format!("GET /api/users HTTP/1.1\nHost: a\nAuthorization: Bearer {TOKEN}\n");
+    assert_eq!(raw(admin, bare_lf.as_bytes()).await.status, 400);
     // Bad JSON: 400 saying so.
     let bad = raw(
         admin,
-        format!("POST /api/kick HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 3\r\n\r\n{{x}}").as_bytes(),
+        format!("POST /api/kick HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 3\r\n\r\n{{x}}").as_bytes(),
     )
     .await;
     assert_eq!(bad.status, 400, "{bad:?}");

@@ -62,7 +62,9 @@ fn signal(child: &Child, sig: &str) {
 
 async fn readyz(admin: SocketAddr) -> u16 {
     let mut s = TcpStream::connect(admin).await.unwrap();
-    s.write_all(b"GET /readyz HTTP/1.1\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out.split_whitespace().nth(1).unwrap().parse().unwrap()

@@ -46,19 +46,62 @@ async fn open_packet_has_the_reference_shape() {
 
 /// The whole response to a plain HTTP GET of `path`.
 async fn http_get(addr: SocketAddr, path: &str) -> String {
+    http_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        common::RECV_TIMEOUT,
+    )
+    .await
+}
+
+/// The whole response to `request`, which must come (and the connection close) within `within`.
+async fn http_raw(addr: SocketAddr, request: &[u8], within: Duration) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr)
         .await
         .expect("tcp connect");
-    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .expect("send the request");
+    tcp.write_all(request).await.expect("send the request");
     let mut out = String::new();
-    tokio::time::timeout(common::RECV_TIMEOUT, tcp.read_to_string(&mut out))
+    tokio::time::timeout(within, tcp.read_to_string(&mut out))
         .await
-        .expect("the server answers and closes")
+        .expect("the server answers and closes in time")
         .expect("read the response");
     out
+}
+
+/// Heads that a proxy in front could read otherwise than the server (RFC 9112): a line ended
+/// by a bare LF, an HTTP/1.1 request without `Host`. Both get 400 at once (a bare LF used to
+/// wait for a `\r\n\r\n` until the handshake timeout); HTTP/1.0 needs no `Host`.
+#[tokio::test]
+async fn heads_a_proxy_could_read_otherwise_get_400_at_once() {
+    let s = start(EngineConfig {
+        handshake_timeout: Duration::from_secs(10),
+        ..Default::default()
+    })
+    .await;
+    let at_once = Duration::from_secs(3);
+    let path = "/socket.io/?EIO=4&transport=polling";
+    for request in [
+        format!("GET {path} HTTP/1.1\nHost: x\n\n"),
+        format!("GET {path} HTTP/1.1\r\nHost: x\n\r\n"),
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nX: y\n"),
+        format!("GET {path} HTTP/1.1\r\n\r\n"),
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
+    ] {
+        let r = http_raw(s.addr(), request.as_bytes(), at_once).await;
+        assert!(r.starts_with("HTTP/1.1 400"), "{request:?}: {r}");
+        assert!(r.ends_with(r#"{"code":3,"message":"Bad request"}"#), "{r}");
+    }
+    let r = http_raw(
+        s.addr(),
+        format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes(),
+        at_once,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.contains(r#""sid":""#), "an open packet: {r}");
+    // The server still serves WebSocket clients.
+    client(s.addr()).await;
 }
 
 #[tokio::test]

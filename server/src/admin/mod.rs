@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use chat_protocol::http::{MAX_HEAD, RequestHead};
+use chat_protocol::http::{MAX_HEAD, RequestHead, head_complete};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -313,20 +313,24 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: &AdminSt
     }
 }
 
-/// Reads until `buf` holds a whole request head: `true`, or `false` when
+/// Reads until `buf` holds a whole request head (or a bare LF): `true`, or `false` when
 /// `MAX_HEAD` bytes hold none.
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<bool> {
     let mut chunk = [0u8; 1024];
+    // As the engine's reading does: only the new bytes (and the three before them) are
+    // looked at, and a bare LF ends the reading too (the head is then refused, 400).
+    let mut searched = 0;
     loop {
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head_complete(buf, searched) {
             return Ok(true);
         }
         if buf.len() >= MAX_HEAD {
             return Ok(false);
         }
+        searched = buf.len().saturating_sub(3);
         let want = chunk.len().min(MAX_HEAD - buf.len());
         let n = stream.read(&mut chunk[..want]).await?;
         if n == 0 {
@@ -344,7 +348,11 @@ async fn answer<S: AsyncRead + Unpin>(
 ) -> (Answer, bool) {
     let Ok(head) = RequestHead::parse(buf) else {
         return (
-            Answer::error(400, "bad_request", "not an HTTP/1.1 request"),
+            Answer::error(
+                400,
+                "bad_request",
+                "not a well-formed HTTP/1.x request head (HTTP/1.1 needs one Host header; lines end with CRLF)",
+            ),
             false,
         );
     };
