@@ -97,8 +97,12 @@ async fn bad_searches_get_documented_refusals() {
     }
     let ok200: SearchReply = ok(&search(&mut ann, json!({"text": "x".repeat(200)})).await);
     assert!(ok200.messages.is_empty());
-    let reply = search(&mut ann, json!({"text": "a", "before": "nope"})).await;
-    assert_eq!(code(&reply), ErrorCode::BadRequest);
+    // A `before` the server could not have given: not a number, or not written as it
+    // writes its cursors (orders start at 1).
+    for before in ["nope", "0", "+5", "05", "-1", ""] {
+        let reply = search(&mut ann, json!({"text": "a", "before": before})).await;
+        assert_eq!(code(&reply), ErrorCode::BadRequest, "{before:?}");
+    }
     let reply = search(&mut ann, json!({"room": "bad name!", "text": "a"})).await;
     assert_eq!(code(&reply), ErrorCode::InvalidName);
     let reply = search(&mut ann, json!({"words": "a"})).await;

@@ -87,11 +87,20 @@ pub(crate) fn cursor(n: u64) -> String {
     n.to_string()
 }
 
-/// Reads back a [`cursor`].
+/// Reads back a [`cursor`]: only what [`cursor`] writes (orders start at 1), so `0`, `+5` or
+/// `007` are [`StoreError::BadCursor`] as documented.
 pub(crate) fn parse_cursor(before: Option<&str>) -> Result<Option<u64>, StoreError> {
     before
-        .map(|b| b.parse().map_err(|_| StoreError::BadCursor(b.to_owned())))
+        .map(|b| parse_order(b).ok_or_else(|| StoreError::BadCursor(b.to_owned())))
         .transpose()
+}
+
+/// A store-wide order as [`cursor`] writes it: a positive decimal number, no sign, no
+/// leading zero.
+pub(crate) fn parse_order(text: &str) -> Option<u64> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0 && !text.starts_with(['+', '0']))
 }
 
 /// A message to store; the store fills in `id`, `seq` and `ts`.

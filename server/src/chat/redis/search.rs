@@ -16,7 +16,7 @@
 use chat_protocol::events::ChatMessage;
 
 use super::{RedisStore, entry, keys};
-use crate::chat::store::{SearchPage, SearchQuery, StoreError};
+use crate::chat::store::{SearchPage, SearchQuery, StoreError, parse_order};
 
 /// Entries read from a room's log per command.
 pub(super) const CHUNK: usize = 200;
@@ -43,7 +43,8 @@ fn parse_cursor(before: Option<&str>) -> Result<Option<Place>, StoreError> {
     before
         .map(|b| {
             b.split_once(':')
-                .and_then(|(o, room)| Some((o.parse().ok()?, room.to_owned())))
+                .filter(|(_, room)| !room.is_empty())
+                .and_then(|(o, room)| Some((parse_order(o)?, room.to_owned())))
                 .ok_or_else(|| StoreError::BadCursor(b.to_owned()))
         })
         .transpose()
@@ -129,7 +130,7 @@ mod tests {
         let place = (1_765_000_000_123_456, "a:b".to_owned());
         assert_eq!(parse_cursor(Some(&cursor(&place))).unwrap(), Some(place));
         assert_eq!(parse_cursor(None).unwrap(), None);
-        for bad in ["", "12", "x:r", "-1:r"] {
+        for bad in ["", "12", "x:r", "-1:r", "0:r", "+5:r", "05:r", "5:"] {
             assert!(matches!(
                 parse_cursor(Some(bad)),
                 Err(StoreError::BadCursor(_))
