@@ -175,6 +175,8 @@ class Page {
     this.client = null;
     this.windows = new Map();
     this.active = null;
+    /** The window whose entry the list last scrolled into view. */
+    this.listedActive = null;
     /** Joins to make once the namespace is connected ({nsp, room, focus}): a link's room, and
      * any join whose answer a lost connection took away. */
     this.pendingJoins = [];
@@ -394,12 +396,15 @@ class Page {
   }
 
   onJoined({ nsp, reply, auto }) {
+    // A `/join` of a room the page is in already is answered too (joins are idempotent):
+    // its window is selected, with no second "you joined".
+    const again = this.windows.has(keyOf(nsp, "room", reply.room));
     const w = this.window(nsp, "room", reply.room);
     w.members = new Set(reply.members || []);
     w.away = new Map((reply.away || []).map((n) => [n, ""]));
     w.operators = new Set(reply.operators || []);
     w.topic = reply.topic || null;
-    if (!auto) this.system(w, `you joined #${reply.room} (${w.members.size} member${w.members.size === 1 ? "" : "s"})`);
+    if (!auto && !again) this.system(w, `you joined #${reply.room} (${w.members.size} member${w.members.size === 1 ? "" : "s"})`);
     for (const m of reply.history || []) this.addMessage(nsp, m, false);
     if (w.oldestSeq === null && (reply.history || []).length === 0) w.noOlder = true;
     if (w === this.active) {
@@ -578,6 +583,12 @@ class Page {
       const again = [...list.querySelectorAll("button")].find((b) => b.dataset.key === focused);
       if (again) again.focus();
     }
+    // A long list scrolls on its own (the forms below it stay in view): a newly selected
+    // window's entry is brought into its view (only then: new messages re-render the list,
+    // and must not pull it away from where the user scrolled it).
+    const current = list.querySelector('[aria-current="true"]');
+    if (current && this.listedActive !== this.active) current.scrollIntoView({ block: "nearest" });
+    this.listedActive = this.active;
   }
 
   renderHeader() {

@@ -272,6 +272,38 @@ def test_a_long_nick_leaves_the_text_room_and_a_mark_continues_a_word(pages, ter
     assert ["mentioned" in c for c in classes[-2:]] == [False, True], classes
 
 
+def test_a_long_room_list_scrolls_and_a_second_join_adds_no_line(pages):
+    ada = pages.open("ada", height=700)
+    wait_joined(ada)
+    rooms = [f"r{i:02}" for i in range(40)]
+    ada.evaluate("async rooms => { for (const r of rooms) await chatPage.join('/', r, false); }", rooms)
+    ada.wait_for_function("n => document.querySelectorAll('#window-list li').length >= n", arg=len(rooms) + 2)
+    # The forms below the list stay in view; the list scrolls instead.
+    box = ada.locator("#join-room").bounding_box()
+    assert box and box["y"] + box["height"] <= 700, f"the join field is at {box} in a 700 px page"
+    lengths = ada.evaluate(
+        "() => { const l = document.getElementById('window-list'); return [l.scrollHeight, l.clientHeight]; }"
+    )
+    assert lengths[0] > lengths[1], f"the list does not scroll: {lengths}"
+    # Joining again a room the page is in selects it (its entry brought into the list's view)
+    # and adds no second "you joined".
+    for room in ["r39", "general", "r39"]:
+        send(ada, f"/join #{room}")
+        wait_joined(ada, f"/ #{room}")
+    text = ada.locator('ol[data-window="/ #r39"]').inner_text()
+    assert text.count("you joined #r39") == 1, text
+    text = ada.locator(f'ol[data-window="{GENERAL}"]').inner_text()
+    assert text.count("you joined #general") == 1, text
+    inside = ada.evaluate(
+        """() => {
+          const l = document.getElementById('window-list').getBoundingClientRect();
+          const e = document.querySelector('#window-list [aria-current="true"]').getBoundingClientRect();
+          return [e.top >= l.top - 1 && e.bottom <= l.bottom + 1, l.top, l.bottom, e.top, e.bottom];
+        }"""
+    )
+    assert inside[0], f"the active room's entry is out of the list's view (list, entry: top, bottom): {inside}"
+
+
 def test_away_back_and_whois(pages, terminal):
     ada = pages.open("ada")
     wait_joined(ada)
