@@ -135,7 +135,7 @@ impl ChatApp {
                 .attach(&socket, &session, &room, Some(seq), self.catchup_limit)
                 .await
             {
-                warn!(error = %e, room, "catch-up failed");
+                warn!(error = %e, room = %room, "catch-up failed");
             }
         }
         if let Some(text) = since_refusals(&refused) {
@@ -247,7 +247,7 @@ impl ChatApp {
             drop(sockets);
             self.release(&nick, &session);
             let conn = socket.conn();
-            info!(nick, remote = %conn.remote, transport = ?conn.transport(), reason, "user disconnected");
+            info!(nick = %nick, remote = %conn.remote, transport = ?conn.transport(), reason, "user disconnected");
         }
     }
 
@@ -270,7 +270,7 @@ impl ChatApp {
         let (store, nick) = (self.store.clone(), nick.to_owned());
         tokio::spawn(async move {
             if let Err(e) = store.release_online_nick(&nick).await {
-                tracing::warn!(error = %e, nick, "cannot release a nick in the cluster");
+                tracing::warn!(error = %e, nick = %nick, "cannot release a nick in the cluster");
             }
         });
     }

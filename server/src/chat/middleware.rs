@@ -294,7 +294,7 @@ impl ChatApp {
                 if created {
                     reservation.keep();
                     registration.done();
-                    info!(nick, "nick registered");
+                    info!(nick = %nick, "nick registered");
                     return Ok(Claim::Registered);
                 }
                 drop(reservation);
@@ -415,7 +415,7 @@ impl ChatApp {
         }
         drop(users);
         req.extensions.insert(session.clone());
-        info!(nick, remote = %req.conn.remote, transport = ?req.conn.transport(), registered = session.is_authenticated(), "user connected");
+        info!(nick = %nick, remote = %req.conn.remote, transport = ?req.conn.transport(), registered = session.is_authenticated(), "user connected");
         Ok(())
     }
 }
