@@ -153,6 +153,8 @@ class Win {
     this.loadingOlder = false;
     this.noOlder = false;
     this.typers = new Map();
+    /** Whether the view was at the bottom when last scrolled: a resize keeps it there. */
+    this.stuck = true;
     this.log = el("ol", "log");
     this.log.setAttribute("role", "log");
     this.log.dataset.window = this.key;
@@ -496,7 +498,15 @@ class Page {
     w = new Win(nsp, kind, name);
     this.windows.set(key, w);
     $("logs").append(w.log);
-    w.log.addEventListener("scroll", () => this.onScroll(w));
+    w.log.addEventListener("scroll", () => {
+      w.stuck = this.atBottom(w);
+      this.onScroll(w);
+    });
+    // A narrower window wraps the lines into more height: a view that was at the bottom
+    // stays there (the browser keeps the top still).
+    new ResizeObserver(() => {
+      if (w.stuck && !w.log.hidden) this.stickToBottom(w);
+    }).observe(w.log);
     this.renderWindowList();
     return w;
   }

@@ -304,6 +304,45 @@ def test_a_long_room_list_scrolls_and_a_second_join_adds_no_line(pages):
     assert inside[0], f"the active room's entry is out of the list's view (list, entry: top, bottom): {inside}"
 
 
+AT_BOTTOM_JS = """w => { const l = document.querySelector(`ol[data-window="${w}"]`);
+  return l.scrollHeight - l.scrollTop - l.clientHeight; }"""
+
+
+def test_a_narrower_window_keeps_the_view_at_the_bottom(pages):
+    ada = pages.open("ada", width=1280, height=800)
+    wait_joined(ada)
+    lines = [f"line {i}: " + "words that wrap on a narrow screen " * 3 for i in range(30)]
+    ada.evaluate(
+        "async lines => { for (const l of lines) await chatPage.client.send('/', 'general', l); }", lines
+    )
+    wait_shown(ada, [f"ada: {line}" for line in lines[-3:]])
+    ada.wait_for_function(f"w => ({AT_BOTTOM_JS})(w) < 40", arg=GENERAL)
+    ada.set_viewport_size({"width": 360, "height": 740})
+    # The lines wrap into several times the height; the newest stays in view.
+    ada.wait_for_function(f"w => ({AT_BOTTOM_JS})(w) < 40", arg=GENERAL, timeout=3000)
+    ada.set_viewport_size({"width": 1280, "height": 800})
+    ada.wait_for_function(f"w => ({AT_BOTTOM_JS})(w) < 40", arg=GENERAL, timeout=3000)
+
+
+def test_marks_stacked_on_a_letter_do_not_draw_over_the_line_above(pages):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    send(ada, "Tiếng Việt: Ểể Ậậ Ặặ Ỗỗ, and a line of plain text")
+    wait_shown(ada, ["ada: Tiếng Việt: Ểể Ậậ Ặặ Ỗỗ, and a line of plain text"])
+    items = ada.locator(f'ol[data-window="{GENERAL}"] li.msg')
+    above = items.nth(items.count() - 1)
+    before = above.screenshot()
+    # 40 marks above each letter (accents that fonts stack on one another): allowed in a
+    # message.
+    marks = "\u0301\u0300\u0302\u0303\u0304\u0306\u0307\u0308" * 5
+    zalgo = "".join(c + marks for c in "zalgo")
+    send(ada, zalgo)
+    wait_shown(ada, [f"ada: {zalgo}"])
+    ada.wait_for_timeout(200)
+    after = above.screenshot()
+    assert before == after, "the marks of the next message drew over this one"
+
+
 def test_away_back_and_whois(pages, terminal):
     ada = pages.open("ada")
     wait_joined(ada)
