@@ -3,6 +3,14 @@
 //! marks dropped (`é` is `e`): the way SQLite FTS5's `unicode61` tokenizer (with
 //! `remove_diacritics 2`) splits text, so the server's full-text index, its scans and the
 //! terminal client's search of its own scrollback find the same messages.
+//!
+//! Chinese, Japanese and Korean are written without spaces between words, so a run of
+//! their characters would be one "word" and `東京` would not be found in `東京タワー`: each
+//! of their characters ([`spaced`]) is a word of its own, so a phrase of them is found
+//! wherever its characters stand together. The full-text index gets the same split by
+//! indexing [`index_text`] (the text with those characters spaced out) rather than the text.
+
+use std::borrow::Cow;
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -38,7 +46,8 @@ impl Phrase {
     }
 }
 
-/// The words of a text: runs of letters and digits, lowercased, without combining marks.
+/// The words of a text: runs of letters and digits, lowercased, without combining marks;
+/// each [`spaced`] character a word of its own.
 pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut word = String::new();
@@ -46,7 +55,12 @@ pub fn words(text: &str) -> Vec<String> {
         if is_combining_mark(c) {
             continue;
         }
-        if c.is_alphanumeric() {
+        if spaced(c) {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            out.push(c.to_string());
+        } else if c.is_alphanumeric() {
             word.extend(c.to_lowercase());
         } else if !word.is_empty() {
             out.push(std::mem::take(&mut word));
@@ -58,6 +72,45 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// Whether `c` is of a script written without spaces between words, so that each of its
+/// characters is a word for search: Han ideographs (with their extensions and
+/// compatibility forms), hiragana, katakana (half-width too) and Hangul (syllables, and
+/// the jamo they decompose into).
+pub fn spaced(c: char) -> bool {
+    matches!(c,
+        '\u{1100}'..='\u{11FF}' // Hangul jamo
+        | '\u{3040}'..='\u{30FF}' // hiragana, katakana
+        | '\u{31F0}'..='\u{31FF}' // katakana phonetic extensions
+        | '\u{3400}'..='\u{4DBF}' // Han extension A
+        | '\u{4E00}'..='\u{9FFF}' // Han
+        | '\u{A960}'..='\u{A97F}' // Hangul jamo extended A
+        | '\u{AC00}'..='\u{D7FF}' // Hangul syllables, jamo extended B
+        | '\u{F900}'..='\u{FAFF}' // Han compatibility
+        | '\u{FF66}'..='\u{FFDC}' // half-width katakana and Hangul
+        | '\u{20000}'..='\u{3FFFF}' // Han extensions B and later
+    ) && c.is_alphanumeric()
+}
+
+/// The text as the full-text index holds it: each [`spaced`] character between spaces, so
+/// the index's tokenizer makes it a token of its own, as [`words`] does. The text itself
+/// when it has none.
+pub fn index_text(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(spaced) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if spaced(c) {
+            out.push(' ');
+            out.push(c);
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +120,31 @@ mod tests {
         assert_eq!(words("Café, au-lait!  42x"), ["cafe", "au", "lait", "42x"]);
         assert!(words(" \"*:^ ").is_empty());
         assert!(Phrase::new("\"*\"").is_none());
+    }
+
+    #[test]
+    fn chinese_japanese_and_korean_characters_are_words_of_their_own() {
+        assert_eq!(
+            words("東京タワーに行くiPhone"),
+            ["東", "京", "タ", "ワ", "ー", "に", "行", "く", "iphone"]
+        );
+        let tokyo = Phrase::new("東京").expect("words");
+        assert!(tokyo.matches("明日は東京タワーに行く"));
+        assert!(tokyo.matches("東京"));
+        assert!(!tokyo.matches("京東"));
+        assert!(Phrase::new("タワー").expect("words").matches("東京タワー"));
+        assert!(Phrase::new("北京").expect("words").matches("我住在北京市"));
+        assert!(!Phrase::new("上海").expect("words").matches("我住在北京市"));
+        // Hangul: a syllable is found inside a word with its particle.
+        let seoul = Phrase::new("서울").expect("words");
+        assert!(seoul.matches("서울에서 만나요"));
+        assert!(!seoul.matches("서을에서"));
+        // Other scripts keep whole words.
+        assert!(!Phrase::new("cat").expect("words").matches("concatenate"));
+        assert_eq!(index_text("plain text"), "plain text");
+        assert!(matches!(index_text("plain text"), Cow::Borrowed(_)));
+        assert_eq!(index_text("東京tower"), " 東  京 tower");
+        assert_eq!(index_text("서울에서"), " 서  울  에  서 ");
     }
 
     #[test]

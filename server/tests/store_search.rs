@@ -210,3 +210,95 @@ async fn a_version_1_file_gets_its_full_text_index_at_the_upgrade() {
     );
     assert_eq!(append(&store, "a", "swift 6").await.seq, 6);
 }
+
+/// Chinese, Japanese and Korean are written without spaces: a phrase of their characters is
+/// found inside a longer run of them, in the unindexed messages (a scan) and in the
+/// full-text index alike.
+#[tokio::test]
+async fn chinese_japanese_and_korean_phrases_are_found_inside_longer_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let texts = [
+        "明日は東京タワーに行く",
+        "我住在北京市",
+        "서울에서 만나요",
+        "tokyo in latin letters",
+    ];
+    let searches: [(&str, &[&str]); 5] = [
+        ("東京", &["a:明日は東京タワーに行く"]),
+        ("タワー", &["a:明日は東京タワーに行く"]),
+        ("北京", &["a:我住在北京市"]),
+        ("서울", &["a:서울에서 만나요"]),
+        ("上海", &[]),
+    ];
+    {
+        let store = open(&path, NEVER);
+        for text in texts {
+            append(&store, "a", text).await;
+        }
+        for (phrase, hits) in searches {
+            assert_eq!(
+                found(&store, &["a"], phrase).await,
+                hits,
+                "unindexed: {phrase}"
+            );
+        }
+    }
+    let store = open(&path, NEVER);
+    assert_eq!(in_fts(&path), 4, "indexed at the open");
+    for (phrase, hits) in searches {
+        assert_eq!(
+            found(&store, &["a"], phrase).await,
+            hits,
+            "indexed: {phrase}"
+        );
+    }
+    assert_eq!(
+        found(&store, &["a"], "latin").await,
+        ["a:tokyo in latin letters"]
+    );
+}
+
+#[tokio::test]
+async fn a_version_4_file_gets_its_chinese_japanese_and_korean_texts_indexed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = open(&path, EAGER);
+        append(&store, "a", "明日は東京タワーに行く").await;
+        append(&store, "a", "the tower of tokyo").await;
+    }
+    {
+        // Version 4 indexed the texts as they are: a run of CJK characters was one token.
+        let conn = raw(&path);
+        conn.execute_batch(
+            "DELETE FROM log_fts;
+             INSERT INTO log_fts (rowid, text, scope) SELECT n, text, hex(ns || ' ' || room) FROM log;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        let hits: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM log_fts WHERE log_fts MATCH 'text : \" 東  京 \"'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(hits, 0, "a version 4 index does not find the phrase");
+    }
+    let store = open(&path, NEVER);
+    assert_eq!(
+        count(&path, "PRAGMA user_version"),
+        i64::from(SCHEMA_VERSION)
+    );
+    assert_eq!(store.stats().rebuilds, 0, "an upgrade, not a repair");
+    assert_eq!(in_fts(&path), 2, "each message indexed once");
+    assert_eq!(
+        found(&store, &["a"], "東京").await,
+        ["a:明日は東京タワーに行く"]
+    );
+    assert_eq!(
+        found(&store, &["a"], "tower").await,
+        ["a:the tower of tokyo"]
+    );
+}

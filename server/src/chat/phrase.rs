@@ -5,14 +5,35 @@
 //! `*`, `:`, `AND`, `NEAR(...)` and `^` are punctuation or plain words.
 
 pub use chat_protocol::search::Phrase;
+use chat_protocol::search::index_text;
 
 /// The tokenizer of the full-text index (`log_fts`); [`Phrase`] splits the same way.
 pub(crate) const FTS5_TOKENIZER: &str = "unicode61 remove_diacritics 2";
 
 /// The text as one FTS5 phrase: in double quotes, each `"` in it doubled. FTS5 reads a
-/// quoted string as a phrase whatever it holds, so the text's own syntax means nothing.
+/// quoted string as a phrase whatever it holds, so the text's own syntax means nothing. The
+/// text is spaced out as the index's texts are ([`index_text`]), so a phrase of Chinese,
+/// Japanese or Korean characters is found inside a longer run of them.
 pub(crate) fn fts5(phrase: &Phrase) -> String {
-    format!("\"{}\"", phrase.text().replace('"', "\"\""))
+    format!("\"{}\"", index_text(phrase.text()).replace('"', "\"\""))
+}
+
+/// [`chat_protocol::search::index_text`] as the SQL function `index_text(text)`, which the
+/// store's statements that fill the full-text index call on each message's text.
+pub(crate) fn register_index_text(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "index_text",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text = ctx
+                .get_raw(0)
+                .as_str()
+                .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+            Ok(index_text(text).into_owned())
+        },
+    )
 }
 
 #[cfg(test)]
@@ -23,5 +44,17 @@ mod tests {
     fn fts5_quotes_and_doubles_quotes() {
         let p = Phrase::new(r#"say "hi" OR *"#).expect("words");
         assert_eq!(fts5(&p), r#""say ""hi"" OR *""#);
+        let p = Phrase::new("東京").expect("words");
+        assert_eq!(fts5(&p), "\" 東  京 \"");
+    }
+
+    #[test]
+    fn index_text_is_a_sql_function() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        register_index_text(&conn).expect("register");
+        let spaced: String = conn
+            .query_row("SELECT index_text('東京 tower')", [], |r| r.get(0))
+            .expect("call");
+        assert_eq!(spaced, " 東  京  tower");
     }
 }

@@ -70,13 +70,14 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
         .map_err(backend)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(backend)?;
+    crate::chat::phrase::register_index_text(&conn).map_err(backend)?;
     Ok(conn)
 }
 
 /// The schema this build writes, kept in the file's `PRAGMA user_version`. 0 is a file
 /// written before the schema carried a version (every release up to the one that added it),
 /// or a new, empty file.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// One step of [`UPGRADES`]: brings a file from the version at its index to the next one,
 /// inside the upgrade's transaction.
@@ -85,8 +86,13 @@ type Upgrade = fn(&Connection) -> Result<(), StoreError>;
 /// `UPGRADES[v]` upgrades version `v` to `v + 1`. A new schema is a step here (and
 /// [`SCHEMA_VERSION`] one higher), never an edit of [`SCHEMA`] alone: a file of any earlier
 /// version must open.
-const UPGRADES: [Upgrade; SCHEMA_VERSION as usize] =
-    [to_version_1, to_version_2, to_version_3, to_version_4];
+const UPGRADES: [Upgrade; SCHEMA_VERSION as usize] = [
+    to_version_1,
+    to_version_2,
+    to_version_3,
+    to_version_4,
+    to_version_5,
+];
 
 /// Brings the database to [`SCHEMA_VERSION`] in one transaction (a crash half-way leaves the
 /// file as it was), or refuses a file a newer build wrote ([`StoreError::NewerSchema`]),
@@ -247,6 +253,37 @@ fn to_version_4(conn: &Connection) -> Result<(), StoreError> {
         info!(
             rooms,
             "store upgraded: rooms numbered, indexes keyed by room id"
+        );
+    }
+    Ok(())
+}
+
+/// Version 4 to 5: Chinese, Japanese and Korean characters are words of their own in the
+/// full-text index (it indexes `index_text(text)`, see `chat_protocol::search`), so a phrase
+/// of them is found inside a longer run. The indexed messages that hold any
+/// (`index_text(text) <> text`) are taken out of the index and indexed again; the others'
+/// entries are what they would be. One read of the log's texts; the unindexed tail is indexed
+/// the new way by the indexing pass.
+fn to_version_5(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(&format!(
+        "CREATE TEMP TABLE spaced_out AS SELECT n FROM log
+             WHERE n <= coalesce((SELECT value FROM meta WHERE key = 'indexed_upto'), 0)
+             AND index_text(text) <> text;
+         DELETE FROM log_fts WHERE rowid IN (SELECT n FROM spaced_out);
+         INSERT INTO log_fts (rowid, text, scope)
+             SELECT n, index_text(text), {} FROM log WHERE n IN (SELECT n FROM spaced_out) ORDER BY n;",
+        super::search::SCOPE_SQL
+    ))
+    .map_err(backend)?;
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM spaced_out", [], |r| r.get(0))
+        .map_err(backend)?;
+    conn.execute_batch("DROP TABLE spaced_out")
+        .map_err(backend)?;
+    if n > 0 {
+        info!(
+            messages = n,
+            "store upgraded: Chinese, Japanese and Korean texts indexed character by character"
         );
     }
     Ok(())
