@@ -95,7 +95,9 @@ pub fn spaced(c: char) -> bool {
 /// the index's tokenizer makes it a token of its own, as [`words`] does. The text itself
 /// when it has none.
 pub fn index_text(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(spaced) {
+    // Every spaced character is U+1100 or above: three or four bytes in UTF-8, led by 0xE1
+    // or more. Most texts have none of those bytes, and are let through on a byte scan.
+    if !text.bytes().any(|b| b >= 0xE1) || !text.chars().any(spaced) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() * 2);

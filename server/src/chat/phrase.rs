@@ -5,6 +5,8 @@
 //! `*`, `:`, `AND`, `NEAR(...)` and `^` are punctuation or plain words.
 
 pub use chat_protocol::search::Phrase;
+use std::borrow::Cow;
+
 use chat_protocol::search::index_text;
 
 /// The tokenizer of the full-text index (`log_fts`); [`Phrase`] splits the same way.
@@ -19,7 +21,9 @@ pub(crate) fn fts5(phrase: &Phrase) -> String {
 }
 
 /// [`chat_protocol::search::index_text`] as the SQL function `index_text(text)`, which the
-/// store's statements that fill the full-text index call on each message's text.
+/// store's statements that fill the full-text index call on each message's text, as
+/// `coalesce(index_text(text), text)`: it is NULL for a text that stays as it is (most do),
+/// so those cost no copy.
 pub(crate) fn register_index_text(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     conn.create_scalar_function(
@@ -31,7 +35,10 @@ pub(crate) fn register_index_text(conn: &rusqlite::Connection) -> rusqlite::Resu
                 .get_raw(0)
                 .as_str()
                 .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
-            Ok(index_text(text).into_owned())
+            Ok(match index_text(text) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(spaced) => Some(spaced),
+            })
         },
     )
 }
@@ -52,9 +59,11 @@ mod tests {
     fn index_text_is_a_sql_function() {
         let conn = rusqlite::Connection::open_in_memory().expect("open");
         register_index_text(&conn).expect("register");
-        let spaced: String = conn
-            .query_row("SELECT index_text('東京 tower')", [], |r| r.get(0))
-            .expect("call");
-        assert_eq!(spaced, " 東  京  tower");
+        let call = |text: &str| -> Option<String> {
+            conn.query_row("SELECT index_text(?1)", [text], |r| r.get(0))
+                .expect("call")
+        };
+        assert_eq!(call("東京 tower").as_deref(), Some(" 東  京  tower"));
+        assert_eq!(call("tower"), None, "unchanged: NULL");
     }
 }

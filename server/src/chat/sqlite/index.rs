@@ -52,7 +52,7 @@ pub(super) fn index_log(conn: &Connection, upto: i64) -> Result<(usize, i64), St
         // The full-text index, here and not in the appends' commits: one FTS5 segment per
         // chunk, off the acknowledgement path.
         run(&format!(
-            "INSERT INTO log_fts (rowid, text, scope) SELECT n, index_text(text), {SCOPE_SQL} FROM log WHERE n > ?1 AND n <= ?2 ORDER BY n"
+            "INSERT INTO log_fts (rowid, text, scope) SELECT n, coalesce(index_text(text), text), {SCOPE_SQL} FROM log WHERE n > ?1 AND n <= ?2 ORDER BY n"
         ))?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('indexed_upto', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -137,7 +137,7 @@ pub(super) fn index_chunk(
         }
     }
     tx.prepare_cached(&format!(
-        "INSERT INTO log_fts (rowid, text, scope) SELECT n, index_text(text), {SCOPE_SQL} FROM log WHERE n > ?1 AND n <= ?2 ORDER BY n"
+        "INSERT INTO log_fts (rowid, text, scope) SELECT n, coalesce(index_text(text), text), {SCOPE_SQL} FROM log WHERE n > ?1 AND n <= ?2 ORDER BY n"
     ))
     .and_then(|mut s| s.execute([from, upto]))
     .map_err(backend)?;
@@ -389,7 +389,7 @@ fn repair(conn: &Connection) -> Result<(usize, i64), StoreError> {
         "DELETE FROM room_index;
          DELETE FROM cids;
          INSERT INTO log_fts (log_fts) VALUES ('delete-all');
-         INSERT INTO log_fts (rowid, text, scope) SELECT n, index_text(text), {SCOPE_SQL} FROM log ORDER BY n;
+         INSERT INTO log_fts (rowid, text, scope) SELECT n, coalesce(index_text(text), text), {SCOPE_SQL} FROM log ORDER BY n;
          INSERT INTO rooms (ns, room, last_seq)
              SELECT ns, room, max(seq) FROM (SELECT ns, room, seq FROM log UNION ALL SELECT ns, room, seq FROM deleted_messages) GROUP BY ns, room
              ON CONFLICT (ns, room) DO UPDATE SET last_seq = excluded.last_seq;

@@ -261,17 +261,17 @@ fn to_version_4(conn: &Connection) -> Result<(), StoreError> {
 /// Version 4 to 5: Chinese, Japanese and Korean characters are words of their own in the
 /// full-text index (it indexes `index_text(text)`, see `chat_protocol::search`), so a phrase
 /// of them is found inside a longer run. The indexed messages that hold any
-/// (`index_text(text) <> text`) are taken out of the index and indexed again; the others'
+/// (`index_text(text)` not NULL) are taken out of the index and indexed again; the others'
 /// entries are what they would be. One read of the log's texts; the unindexed tail is indexed
 /// the new way by the indexing pass.
 fn to_version_5(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(&format!(
         "CREATE TEMP TABLE spaced_out AS SELECT n FROM log
              WHERE n <= coalesce((SELECT value FROM meta WHERE key = 'indexed_upto'), 0)
-             AND index_text(text) <> text;
+             AND index_text(text) IS NOT NULL;
          DELETE FROM log_fts WHERE rowid IN (SELECT n FROM spaced_out);
          INSERT INTO log_fts (rowid, text, scope)
-             SELECT n, index_text(text), {} FROM log WHERE n IN (SELECT n FROM spaced_out) ORDER BY n;",
+             SELECT n, coalesce(index_text(text), text), {} FROM log WHERE n IN (SELECT n FROM spaced_out) ORDER BY n;",
         super::search::SCOPE_SQL
     ))
     .map_err(backend)?;
