@@ -99,7 +99,9 @@ fn is_enclosing_mark(c: char) -> bool {
 
 /// A room: starts with a letter or digit (any script), then letters, digits, `-`, `_`, `.`
 /// and combining marks that do not enclose (Indic vowel signs and viramas, decomposed
-/// accents), at most [`MARKS_IN_A_ROW_MAX`] in a row; at most 64 characters. Rooms are
+/// accents), at most [`MARKS_IN_A_ROW_MAX`] in a row; at most 64 characters; at most UTS
+/// #39's "highly restrictive" level, as nicks ([`validate_nick`]), so a room cannot pass
+/// for another by mixing scripts (`аpple` with a Cyrillic `а` beside `apple`). Rooms are
 /// case-sensitive. Clients strip an IRC-style leading `#`.
 pub fn validate_room(name: &str) -> Result<(), NameError> {
     const WHAT: &str = "room name";
@@ -111,9 +113,21 @@ pub fn validate_room(name: &str) -> Result<(), NameError> {
             expected: "a letter or digit",
         });
     }
-    match bad_continuation(chars) {
-        Some(ch) => Err(NameError::BadChar { what: WHAT, ch }),
-        None => Ok(()),
+    if let Some(ch) = bad_continuation(chars) {
+        return Err(NameError::BadChar { what: WHAT, ch });
+    }
+    restricted(WHAT, name)
+}
+
+/// UTS #39's "highly restrictive" level: one script (digits and `-_.` go with any), or
+/// Latin with Han and Hiragana/Katakana, Bopomofo or Hangul; only characters the General
+/// Security Profile allows in identifiers.
+fn restricted(what: &'static str, name: &str) -> Result<(), NameError> {
+    use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
+    if name.check_restriction_level(RestrictionLevel::HighlyRestrictive) {
+        Ok(())
+    } else {
+        Err(NameError::MixedScript { what })
     }
 }
 
@@ -136,11 +150,7 @@ pub fn validate_nick(name: &str) -> Result<(), NameError> {
     if let Some(ch) = bad_continuation(chars) {
         return Err(NameError::BadChar { what: WHAT, ch });
     }
-    use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
-    if !name.check_restriction_level(RestrictionLevel::HighlyRestrictive) {
-        return Err(NameError::MixedScript { what: WHAT });
-    }
-    Ok(())
+    restricted(WHAT, name)
 }
 
 /// The keys under which a nick must not pass for another: its UTS #39 confusable skeleton,
@@ -287,6 +297,16 @@ mod tests {
         ));
         assert!(validate_room(&"r".repeat(64)).is_ok());
         assert!(validate_room(&"r".repeat(65)).is_err());
+        // Scripts as for nicks: a room cannot pass for another by mixing them.
+        assert!(validate_room("Москва-2").is_ok());
+        assert!(validate_room("東京tokyo").is_ok());
+        assert!(validate_room("2024").is_ok());
+        for mixed in ["аpple", "αpple", "lobbу", "Ｌobby"] {
+            assert!(
+                matches!(validate_room(mixed), Err(NameError::MixedScript { .. })),
+                "{mixed:?} should be refused"
+            );
+        }
     }
 
     #[test]

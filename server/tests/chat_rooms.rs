@@ -194,6 +194,13 @@ async fn join_rejects_invalid_room_names() {
         let reply = alice.request("/", "join", json!({ "room": room })).await;
         assert_eq!(code(&reply), ErrorCode::InvalidName, "room {room:?}");
     }
+    // A room that would pass for `apple` by mixing scripts (a Cyrillic а).
+    let reply = alice.request("/", "join", json!({ "room": "аpple" })).await;
+    assert_eq!(code(&reply), ErrorCode::InvalidName);
+    assert!(
+        reply.to_string().contains("mixes scripts"),
+        "the refusal says why: {reply}"
+    );
     assert_eq!(join(&mut alice, "/", "日本語").await.members, vec!["alice"]);
     assert_eq!(
         join(&mut alice, "/", &"r".repeat(64)).await.members,
