@@ -8,7 +8,7 @@
 // to a chat-server other than the page's own (for tests and development). A password, key
 // or token is never taken from the address.
 
-import { ChatClient, CODE, SessionStore } from "./chat.js";
+import { ChatClient, CODE, DmHistory, SessionStore } from "./chat.js";
 import { CONNECTION_LOST } from "./sio.js";
 
 const TYPING_EVERY_MS = 3000;
@@ -282,6 +282,13 @@ class Page {
       this.nsWindow(ns);
       for (const r of client.rooms(ns)) this.window(ns, "room", r);
       for (const entry of client.outbox(ns)) this.showPending(ns, entry);
+    }
+    // The conversations shown before a reload, as they were (for this nick only).
+    this.dms = new DmHistory(sessionStorage);
+    for (const [ns, peers] of Object.entries(this.dms.load(nick))) {
+      for (const { messages } of Object.values(peers)) {
+        for (const d of messages) this.addDm(ns, d, false);
+      }
     }
     if (!client.namespaces.has(nsp)) {
       client.openNamespace(nsp);
@@ -780,6 +787,7 @@ class Page {
     const w = this.window(nsp, "dm", other);
     if (w.dmIds.has(d.id)) return;
     w.dmIds.add(d.id);
+    this.dms.add(nsp, other, d);
     const { li } = this.messageLine(d, false);
     li.dataset.id = d.id;
     this.appendLine(w, li, w.log.querySelector("li.pending"));
@@ -1247,6 +1255,7 @@ class Page {
     $("leave").addEventListener("click", () => this.active && this.leave(this.active));
     $("logout").addEventListener("click", () => {
       this.client.forget();
+      this.dms.clear();
       this.reset();
       this.showLogin();
     });

@@ -128,6 +128,58 @@ export class SessionStore {
   }
 }
 
+/** Direct messages kept per conversation, at most this many each, across a reload. */
+export const DMS_KEPT = 100;
+
+/** The direct messages shown, in sessionStorage (this tab only, gone with it): the server
+ * keeps none once delivered, so a reload would lose the conversations. Kept for one nick
+ * (another nick in the tab starts afresh); by namespace, then by the other's nick
+ * (lowercase): `{name, messages}`, the newest `DMS_KEPT`. */
+export class DmHistory {
+  constructor(storage, key = "chat.dms.v1") {
+    this.storage = storage;
+    this.key = key;
+    this.data = { nick: "", nss: {} };
+  }
+
+  /** The conversations kept for `nick` (none for another nick). */
+  load(nick) {
+    try {
+      const raw = this.storage.getItem(this.key);
+      const data = raw ? JSON.parse(raw) : null;
+      if (data && typeof data.nick === "string" && data.nick.toLowerCase() === nick.toLowerCase() &&
+          data.nss && typeof data.nss === "object") {
+        this.data = data;
+        return data.nss;
+      }
+    } catch (_) {
+      // Unreadable: start afresh.
+    }
+    this.data = { nick, nss: {} };
+    return {};
+  }
+
+  /** Keeps a direct message of the conversation with `other`, once per id. */
+  add(nsp, other, message) {
+    const byPeer = (this.data.nss[nsp] ||= {});
+    const key = other.toLowerCase();
+    const conversation = (byPeer[key] ||= { name: other, messages: [] });
+    if (conversation.messages.some((m) => m.id === message.id)) return;
+    conversation.messages.push(message);
+    if (conversation.messages.length > DMS_KEPT) conversation.messages.splice(0, conversation.messages.length - DMS_KEPT);
+    try {
+      this.storage.setItem(this.key, JSON.stringify(this.data));
+    } catch (_) {
+      // Storage full or refused: the conversation is still shown, only not kept.
+    }
+  }
+
+  clear() {
+    this.data = { nick: "", nss: {} };
+    this.storage.removeItem(this.key);
+  }
+}
+
 /** One namespace asked for: its socket, rooms and outbox. */
 class Namespace {
   constructor(name, saved) {

@@ -222,6 +222,31 @@ def test_a_direct_message_between_a_page_and_the_terminal(pages, terminal):
     assert ada.evaluate("document.activeElement.id") == "composer"
 
 
+def test_direct_messages_are_kept_across_a_reload_and_not_for_another_nick(pages, terminal):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    bob = terminal("bob")
+    bob.wait_for("connected")
+    bob.send("/msg ada the plan is on")
+    wait_shown(ada, ["bob: the plan is on"], window="/ @bob")
+    ada.evaluate("() => chatPage.sendDm('/', 'bob', 'noted', false)")
+    bob.wait_for("[/ @ada] <ada> noted")
+    wait_shown(ada, ["ada: noted"], window="/ @bob")
+    ada.reload()
+    wait_joined(ada)
+    # The conversation is back, each message once, and goes on.
+    assert shown(ada, "/ @bob") == ["bob: the plan is on", "ada: noted"]
+    bob.send("/msg ada and after the reload")
+    wait_shown(ada, ["bob: and after the reload"], window="/ @bob")
+    assert shown(ada, "/ @bob") == ["bob: the plan is on", "ada: noted", "bob: and after the reload"]
+    # Logged out, then in as another nick in the same tab: nothing of ada's.
+    ada.locator("#logout").click()
+    ada.locator("#login-nick").fill("eve")
+    ada.locator("#login-nick").press("Enter")
+    wait_joined(ada)
+    assert ada.locator('ol[data-window="/ @bob"]').count() == 0
+
+
 def test_mentions_are_highlighted_and_counted(pages, terminal):
     ada = pages.open("ada")
     wait_joined(ada)
