@@ -14,6 +14,8 @@ import { CONNECTION_LOST } from "./sio.js";
 const TYPING_EVERY_MS = 3000;
 const TYPING_SHOWN_MS = 5000;
 const HISTORY_PAGE = 50;
+/** Most history pages loaded to bring a search hit into its window. */
+const JUMP_PAGES_MAX = 20;
 const NICK_KEY = "chat.nick";
 
 // ---- DOM helpers ----
@@ -1164,10 +1166,18 @@ class Page {
           report(`password of ${r.nick} reset`);
           break;
         }
+        case "search":
+        case "find": {
+          if (!arg) return report("usage: /search TEXT (in a room: that room; in a namespace's window: all its rooms)", "error");
+          const room = w && w.kind === "room" ? w.name : null;
+          if (w && w.kind === "dm") return report("direct messages are not kept by the server: use the browser's find (Ctrl+F)", "error");
+          await this.openSearch(nsp, room, arg);
+          break;
+        }
         case "help":
           report(
             "/join #room · /leave · /me action · /msg NICK text · /topic [text|-] · /nick NEW · " +
-              "/who · /whois NICK · /away [reason] · /back · /rooms · /ns /name [key] · /close · " +
+              "/who · /whois NICK · /away [reason] · /back · /rooms · /search TEXT · /ns /name [key] · /close · " +
               "/kick NICK [reason] · /ban NICK|IP [10m|2h|1d] [reason] · /unban · /mute · /unmute · /op · /deop · " +
               "admins: /delete SEQ|NICK TEXT · /unregister NICK · /resetpass NICK NEWPASSWORD · " +
               "Alt+Up/Down or Ctrl+K: switch · PageUp/PageDown: scroll · Esc: mark read",
@@ -1179,6 +1189,69 @@ class Page {
     } catch (e) {
       report(`/${cmd}: ${e.message}`, "error");
     }
+  }
+
+  // -- search (/search) --
+
+  /** Asks the server for the hits of `text` (in `room`, or every room of `nsp` when null)
+   * and shows them, newest first, in the search panel; "Older hits" asks for the next page. */
+  async openSearch(nsp, room, text, before = null) {
+    const reply = await this.client.search(nsp, room, text, before);
+    const list = $("search-list");
+    if (!before) {
+      list.replaceChildren();
+      $("search-title").textContent = `"${text}" in ${room ? `#${room}` : nsp}`;
+    }
+    for (const m of reply.messages) {
+      const when = new Date(m.ts).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+      const hit = el("button", "hit",
+        el("span", "where", `#${m.room} · ${when} · `),
+        el("strong", "", m.from), " ", m.text);
+      hit.type = "button";
+      hit.addEventListener("click", () => this.jumpTo(nsp, m));
+      list.append(el("li", "", hit));
+    }
+    if (!list.children.length) list.append(el("li", "sys", "no message holds it"));
+    const more = $("search-more");
+    more.hidden = !reply.next;
+    more.onclick = () =>
+      this.openSearch(nsp, room, text, reply.next).catch((e) =>
+        this.system(this.active || this.nsWindow(nsp), `/search: ${e.message}`, "error"));
+    $("search").hidden = false;
+    const first = list.querySelector("button.hit");
+    (before ? more : first || more).focus();
+  }
+
+  closeSearch() {
+    $("search").hidden = true;
+    $("composer").focus();
+  }
+
+  /** Shows a hit in its room's window: older pages are loaded until it is there (at most
+   * `JUMP_PAGES_MAX`: the window's messages stay one unbroken run), then it is scrolled to
+   * and outlined for a moment. */
+  async jumpTo(nsp, m) {
+    $("search").hidden = true;
+    const w = this.windows.get(keyOf(nsp, "room", m.room));
+    if (!w) return this.system(this.active, `#${m.room}: join it to read the message`, "error");
+    this.select(w);
+    w.loadingOlder = true;
+    try {
+      for (let pages = 0; !w.bySeq.has(m.seq) && !w.noOlder && pages < JUMP_PAGES_MAX; pages++) {
+        if (w.oldestSeq !== null && w.oldestSeq <= m.seq) break;
+        const reply = await this.client.history(w.nsp, w.name, w.oldestSeq || undefined, HISTORY_PAGE);
+        for (const older of reply.messages) this.addOlder(w, older);
+        if (reply.messages.length < HISTORY_PAGE) this.markBeginning(w);
+      }
+    } finally {
+      w.loadingOlder = false;
+    }
+    const li = w.bySeq.get(m.seq);
+    if (!li) return this.system(w, `message #${m.seq} is not shown here: scroll up to it`, "error");
+    w.stuck = false;
+    li.scrollIntoView({ block: "center" });
+    li.classList.add("found");
+    setTimeout(() => li.classList.remove("found"), 3000);
   }
 
   // -- the switcher (Ctrl+K) --
@@ -1269,6 +1342,7 @@ class Page {
       if (document.body.classList.contains("show-rooms") && current) current.focus();
     });
     $("toggle-members").addEventListener("click", () => toggle("show-members", "toggle-members"));
+    $("search-close").addEventListener("click", () => this.closeSearch());
     $("switcher-input").addEventListener("input", () => {
       this.switcherIndex = 0;
       this.renderSwitcher();
@@ -1308,7 +1382,10 @@ class Page {
       if ($("switcher").hidden) this.openSwitcher();
       else this.closeSwitcher();
     } else if (e.key === "Escape") {
-      if (!$("switcher").hidden) {
+      if (!$("search").hidden) {
+        e.preventDefault();
+        this.closeSearch();
+      } else if (!$("switcher").hidden) {
         e.preventDefault();
         this.closeSwitcher();
       } else if (document.body.classList.contains("show-rooms") || document.body.classList.contains("show-members")) {

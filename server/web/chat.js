@@ -41,6 +41,7 @@ export const REQUEST = Object.freeze({
   DELETE: "delete",
   UNREGISTER: "unregister",
   RESET_PASSWORD: "reset_password",
+  SEARCH: "search",
 });
 
 export const SERVER_EVENTS = Object.freeze([
@@ -548,6 +549,15 @@ export class ChatClient {
 
   whois(nsp, nick) {
     return this.request(nsp, REQUEST.WHOIS, { nick });
+  }
+
+  /** The messages whose text holds `text` as a phrase, newest first: of `room`, or of every
+   * room the socket is in (in `nsp`) when it is null; `before`: a page's `next`. */
+  search(nsp, room, text, before) {
+    const req = { text };
+    if (room) req.room = room;
+    if (before) req.before = before;
+    return this.request(nsp, REQUEST.SEARCH, req);
   }
 
   /** Away with a reason, back without one (for the whole connection, every namespace). */

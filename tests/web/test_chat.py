@@ -247,6 +247,46 @@ def test_direct_messages_are_kept_across_a_reload_and_not_for_another_nick(pages
     assert ada.locator('ol[data-window="/ @bob"]').count() == 0
 
 
+def test_search_finds_a_phrase_and_jumps_to_an_older_message(pages):
+    ada = pages.open("ada")
+    wait_joined(ada)
+    texts = ["the red kite flies", "明日は東京タワーに行く"] + [f"filler {i}" for i in range(80)]
+    ada.evaluate(
+        "async texts => { for (const t of texts) await chatPage.client.send('/', 'general', t); }", texts
+    )
+    wait_shown(ada, ["ada: filler 79"])
+    # A page that joins now is shown only the last 50: both hits are older.
+    cid = pages.open("cid")
+    wait_joined(cid)
+    wait_shown(cid, ["ada: filler 79"])
+    assert "ada: the red kite flies" not in shown(cid)
+    send(cid, "/search red KITE")
+    cid.wait_for_selector("#search:not([hidden]) button.hit")
+    hits = cid.locator("#search-list button.hit").all_inner_texts()
+    assert len(hits) == 1 and "the red kite flies" in hits[0], hits
+    assert cid.locator("#search-title").inner_text() == '"red KITE" in #general'
+    cid.locator("#search-list button.hit").first.click()
+    cid.wait_for_selector("#search", state="hidden")
+    # Older pages were loaded until it was there: outlined, in view.
+    cid.wait_for_function(
+        "() => [...document.querySelectorAll('li.msg.found .text')].some(e => e.textContent === 'the red kite flies')"
+    )
+    lines = shown(cid)
+    assert lines.index("ada: the red kite flies") < lines.index("ada: filler 0") < lines.index("ada: filler 79")
+    assert cid.evaluate(
+        """() => { const li = document.querySelector('li.msg.found');
+                   const r = li.getBoundingClientRect(), l = li.closest('ol').getBoundingClientRect();
+                   return r.top >= l.top && r.bottom <= l.bottom; }"""
+    )
+    # A phrase inside a run of Japanese; and nothing found.
+    send(cid, "/search 東京")
+    cid.wait_for_function("() => document.querySelector('#search-list').textContent.includes('東京タワー')")
+    cid.keyboard.press("Escape")
+    cid.wait_for_selector("#search", state="hidden")
+    send(cid, "/search osprey")
+    cid.wait_for_function("() => document.querySelector('#search-list').textContent.includes('no message holds it')")
+
+
 def test_mentions_are_highlighted_and_counted(pages, terminal):
     ada = pages.open("ada")
     wait_joined(ada)
