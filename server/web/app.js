@@ -539,7 +539,7 @@ class Page {
       (a, b) =>
         a.nsp.localeCompare(b.nsp) ||
         rank[a.kind] - rank[b.kind] ||
-        a.name.localeCompare(b.name),
+        a.name.localeCompare(b.name, undefined, { numeric: true }),
     );
   }
 
