@@ -31,6 +31,7 @@ use crate::sanitize;
 pub fn view(app: &App, frame: &mut Frame) {
     let area = frame.area();
     frame.render_widget(app, area);
+    split_clusters(frame.buffer_mut());
     if app.pending_paste.is_none() {
         let areas = app.areas_in(area);
         let (prompt, _) = input_parts(app, areas.input.width);
@@ -43,6 +44,56 @@ pub fn view(app: &App, frame: &mut Frame) {
             areas.input.y,
         ));
     }
+}
+
+/// Splits each cluster of several columns that holds a combining mark (a consonant and its
+/// vowel sign, `வி`; a conjunct, `प्रि`) into cells of one column each: a base character with
+/// the zero-width marks after it. Terminals that measure text a code point at a time (tmux,
+/// xterm and most others) hold such a cluster as that many cells and erase them one at a
+/// time; ratatui holds it as one wide cell and, when it changes, writes only its first
+/// column, so in tmux a vowel sign stayed on screen after its nick left the member list. The
+/// bytes written for a whole row are the same. Clusters whose pieces are not one column each
+/// (a CJK character, an emoji) are left as they are: terminals hold those as one wide cell.
+pub fn split_clusters(buf: &mut Buffer) {
+    let area = buf.area;
+    for y in area.top()..area.bottom() {
+        let mut x = area.left();
+        while x < area.right() {
+            let symbol = buf[(x, y)].symbol();
+            let width = symbol.width().max(1);
+            let pieces = (width > 1
+                && symbol.chars().count() > 1
+                && symbol.chars().any(chat_protocol::names::is_mark))
+            .then(|| cluster_pieces(symbol))
+            .filter(|p| {
+                p.len() == width
+                    && p.iter().all(|piece| piece.width() == 1)
+                    && x as usize + width <= area.right() as usize
+            });
+            if let Some(pieces) = pieces {
+                let style = buf[(x, y)].style();
+                for (i, piece) in pieces.iter().enumerate() {
+                    let cell = &mut buf[(x + i as u16, y)];
+                    cell.set_symbol(piece);
+                    cell.set_style(style);
+                }
+            }
+            x = x.saturating_add(width as u16);
+        }
+    }
+}
+
+/// A cluster cut before each character that takes a column: each piece one such character
+/// and the zero-width ones after it.
+fn cluster_pieces(cluster: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = Vec::new();
+    for c in cluster.chars() {
+        match pieces.last_mut() {
+            Some(last) if c.width().unwrap_or(0) == 0 => last.push(c),
+            _ => pieces.push(c.to_string()),
+        }
+    }
+    pieces
 }
 
 impl Widget for &App {

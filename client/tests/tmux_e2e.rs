@@ -399,3 +399,44 @@ async fn a_day_change_a_renamed_conversation_and_a_multi_line_message() {
     assert!(ok, "{out}");
     server.shutdown().await;
 }
+
+/// An Indic nick in the member list, then gone: tmux holds `ரவி` as three cells (`ர`, `வ`,
+/// the vowel sign `ி`) and erases them one at a time, so the view splits such clusters into
+/// cells of one column (`view::split_clusters`); drawn as one wide cell, its vowel sign was
+/// left on screen when the nick left the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indic_nick_leaves_nothing_behind_in_the_member_list() {
+    if !Tmux::available() {
+        println!(
+            "SKIPPED an_indic_nick_leaves_nothing_behind_in_the_member_list: tmux is not installed"
+        );
+        return;
+    }
+    let server = start_server(&[]).await;
+    let url = format!("ws://{}", server.local_addr());
+    let tmux = Tmux::new();
+    tmux.start(
+        100,
+        16,
+        &format!("{} --server {url} --nick alice", env!("CARGO_BIN_EXE_chat")),
+    );
+    tmux.wait_text("connected to / as alice").await;
+    tmux.line("/join #lobby");
+    tmux.wait_text("you joined #lobby").await;
+    let ravi = Client::start(&url, "ரவி", &[]);
+    ravi.line("/join lobby");
+    ravi.wait_for("you joined #lobby").await;
+    ravi.line("hello from ravi");
+    tmux.wait_text("hello from ravi").await;
+    tmux.wait_text(" 2 members").await;
+    let (ok, out) = ravi.finish().await;
+    assert!(ok, "{out}");
+    let screen = tmux.wait_text(" 1 member").await;
+    // Every vowel sign on screen is inside the nick (its message, its quit line).
+    assert_eq!(
+        screen.matches('\u{0BBF}').count(),
+        screen.matches("ரவி").count(),
+        "a vowel sign was left behind:\n{screen}"
+    );
+    server.shutdown().await;
+}
