@@ -617,6 +617,8 @@ class Page {
     $("window-topic").textContent =
       w.kind === "room" ? w.topic || "" : w.kind === "dm" ? "direct messages" : "server messages";
     $("leave").hidden = w.kind === "ns";
+    // Direct messages are not kept by the server: nothing to search there.
+    $("search-button").hidden = w.kind === "dm";
     $("leave").textContent = w.kind === "room" ? "Leave" : "Close";
     $("composer").placeholder =
       w.kind === "room"
@@ -1343,6 +1345,13 @@ class Page {
     });
     $("toggle-members").addEventListener("click", () => toggle("show-members", "toggle-members"));
     $("search-close").addEventListener("click", () => this.closeSearch());
+    // The search button starts a /search in the input line, where the text is typed.
+    $("search-button").addEventListener("click", () => {
+      const composer = $("composer");
+      if (!composer.value.startsWith("/search ")) composer.value = "/search ";
+      composer.focus();
+      composer.setSelectionRange(composer.value.length, composer.value.length);
+    });
     $("switcher-input").addEventListener("input", () => {
       this.switcherIndex = 0;
       this.renderSwitcher();

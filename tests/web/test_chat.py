@@ -260,7 +260,12 @@ def test_search_finds_a_phrase_and_jumps_to_an_older_message(pages):
     wait_joined(cid)
     wait_shown(cid, ["ada: filler 79"])
     assert "ada: the red kite flies" not in shown(cid)
-    send(cid, "/search red KITE")
+    # The bar's Search button starts the command in the input line.
+    cid.locator("#search-button").click()
+    assert cid.locator("#composer").input_value() == "/search "
+    assert cid.evaluate("document.activeElement.id") == "composer"
+    cid.locator("#composer").type("red KITE")
+    cid.locator("#composer").press("Enter")
     cid.wait_for_selector("#search:not([hidden]) button.hit")
     hits = cid.locator("#search-list button.hit").all_inner_texts()
     assert len(hits) == 1 and "the red kite flies" in hits[0], hits
