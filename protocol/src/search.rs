@@ -51,25 +51,46 @@ impl Phrase {
 pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut word = String::new();
-    for c in text.nfd() {
-        if is_combining_mark(c) {
-            continue;
-        }
-        if spaced(c) {
+    // A spaced character is a word as it is written composed (`각`, `が`: not their jamo or
+    // their base kana and voicing mark), as the full-text index holds it ([`index_text`]);
+    // everything else is decomposed and loses its marks.
+    for composed in text.nfc() {
+        if spaced(composed) {
             if !word.is_empty() {
                 out.push(std::mem::take(&mut word));
             }
-            out.push(c.to_string());
-        } else if c.is_alphanumeric() {
-            word.extend(c.to_lowercase());
-        } else if !word.is_empty() {
-            out.push(std::mem::take(&mut word));
+            out.push(fold_spaced(composed).to_string());
+            continue;
+        }
+        for c in std::iter::once(composed).nfd() {
+            if is_combining_mark(c) {
+                continue;
+            }
+            if c.is_alphanumeric() {
+                word.extend(c.to_lowercase());
+            } else if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
         }
     }
     if !word.is_empty() {
         out.push(word);
     }
     out
+}
+
+/// A spaced character in the one form search compares: the compatibility ideographs
+/// (U+F900 to U+FAFF) as the ideograph they stand for (their canonical decomposition); the
+/// others as they are.
+fn fold_spaced(c: char) -> char {
+    if !('\u{F900}'..='\u{FAFF}').contains(&c) {
+        return c;
+    }
+    let mut decomposed = std::iter::once(c).nfd();
+    match (decomposed.next(), decomposed.next()) {
+        (Some(one), None) => one,
+        _ => c,
+    }
 }
 
 /// Whether `c` is of a script written without spaces between words, so that each of its
@@ -101,10 +122,12 @@ pub fn index_text(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() * 2);
-    for c in text.chars() {
+    // Composed first, as [`words`] reads a text: conjoining jamo become their syllable, a
+    // kana and a separate voicing mark one kana.
+    for c in text.nfc() {
         if spaced(c) {
             out.push(' ');
-            out.push(c);
+            out.push(fold_spaced(c));
             out.push(' ');
         } else {
             out.push(c);
@@ -147,6 +170,22 @@ mod tests {
         assert!(matches!(index_text("plain text"), Cow::Borrowed(_)));
         assert_eq!(index_text("東京tower"), " 東  京 tower");
         assert_eq!(index_text("서울에서"), " 서  울  에  서 ");
+        // One form for the scans and the index: a Hangul syllable whole, a voiced kana
+        // whole (also when typed as kana and mark), a compatibility ideograph as its
+        // ideograph.
+        assert_eq!(words("각"), ["각"]);
+        assert!(!Phrase::new("가").expect("words").matches("각"));
+        assert!(!Phrase::new("か").expect("words").matches("がっこう"));
+        assert!(
+            Phrase::new("が")
+                .expect("words")
+                .matches("か\u{3099}っこう")
+        );
+        assert!(!Phrase::new("ハン").expect("words").matches("パン"));
+        assert!(Phrase::new("\u{8C48}").expect("words").matches("\u{F900}"));
+        assert_eq!(index_text("か\u{3099}"), " が ");
+        assert_eq!(index_text("\u{F900}"), " \u{8C48} ");
+        assert_eq!(index_text("\u{1100}\u{1161}"), " 가 ");
     }
 
     #[test]
