@@ -288,8 +288,8 @@ class Page {
     // The conversations shown before a reload, as they were (for this nick only).
     this.dms = new DmHistory(sessionStorage);
     for (const [ns, peers] of Object.entries(this.dms.load(nick))) {
-      for (const { messages } of Object.values(peers)) {
-        for (const d of messages) this.addDm(ns, d, false);
+      for (const { name, messages } of Object.values(peers)) {
+        for (const d of messages) this.addDm(ns, d, false, name);
       }
     }
     if (!client.namespaces.has(nsp)) {
@@ -406,10 +406,10 @@ class Page {
     return [...this.client.namespaces.keys()].some((n) => this.client.isConnected(n));
   }
 
-  onJoined({ nsp, reply, auto }) {
+  onJoined({ nsp, reply, auto, again }) {
     // A `/join` of a room the page is in already is answered too (joins are idempotent):
-    // its window is selected, with no second "you joined".
-    const again = this.windows.has(keyOf(nsp, "room", reply.room));
+    // its window is selected, with no second "you joined" (`again`; after a kick the
+    // window stays open but the page is no longer in the room: a rejoin says so).
     const w = this.window(nsp, "room", reply.room);
     w.members = new Set(reply.members || []);
     w.away = new Map((reply.away || []).map((n) => [n, ""]));
@@ -785,9 +785,11 @@ class Page {
     if (beginning) beginning.remove();
   }
 
-  addDm(nsp, d, live) {
+  /** A direct message, in the conversation with `peer` (by default the other of its two
+   * nicks: a kept one names its conversation, as our nick may have changed since). */
+  addDm(nsp, d, live, peer = null) {
     const me = this.client.nick;
-    const other = d.from.toLowerCase() === me.toLowerCase() ? d.to : d.from;
+    const other = peer || (d.from.toLowerCase() === me.toLowerCase() ? d.to : d.from);
     const w = this.window(nsp, "dm", other);
     if (w.dmIds.has(d.id)) return;
     w.dmIds.add(d.id);
@@ -1052,6 +1054,7 @@ class Page {
         case "nick": {
           if (!arg) return report("usage: /nick NEWNICK", "error");
           const r = await this.client.setNick(nsp, arg);
+          this.dms.rename(r.nick);
           $("me-nick").textContent = r.nick;
           report(`you are now ${r.nick}`);
           break;

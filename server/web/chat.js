@@ -117,10 +117,18 @@ export class SessionStore {
   }
 
   save(data) {
+    const json = JSON.stringify(data);
     try {
-      this.storage.setItem(this.key, JSON.stringify(data));
+      this.storage.setItem(this.key, json);
     } catch (_) {
-      // Storage full or refused: the page still works, a reload just does not catch up.
+      // Storage full: the session comes first (a reload catches up and re-sends from it),
+      // so the kept direct messages make room for it.
+      try {
+        this.storage.removeItem(DMS_KEY);
+        this.storage.setItem(this.key, json);
+      } catch (_) {
+        // Still refused: the page still works, a reload just does not catch up.
+      }
     }
   }
 
@@ -131,13 +139,18 @@ export class SessionStore {
 
 /** Direct messages kept per conversation, at most this many each, across a reload. */
 export const DMS_KEPT = 100;
+/** At most this many characters of JSON for all of them: sessionStorage's quota (about 5 MB
+ * per origin) is shared with the session (rooms' seqs, unacked messages), which must fit. */
+export const DMS_CHARS_MAX = 1_000_000;
+/** Where `DmHistory` keeps them. */
+export const DMS_KEY = "chat.dms.v1";
 
 /** The direct messages shown, in sessionStorage (this tab only, gone with it): the server
  * keeps none once delivered, so a reload would lose the conversations. Kept for one nick
  * (another nick in the tab starts afresh); by namespace, then by the other's nick
  * (lowercase): `{name, messages}`, the newest `DMS_KEPT`. */
 export class DmHistory {
-  constructor(storage, key = "chat.dms.v1") {
+  constructor(storage, key = DMS_KEY) {
     this.storage = storage;
     this.key = key;
     this.data = { nick: "", nss: {} };
@@ -168,8 +181,35 @@ export class DmHistory {
     if (conversation.messages.some((m) => m.id === message.id)) return;
     conversation.messages.push(message);
     if (conversation.messages.length > DMS_KEPT) conversation.messages.splice(0, conversation.messages.length - DMS_KEPT);
+    this.write(conversation);
+  }
+
+  /** The nick changed (`/nick`): the conversations stay its. */
+  rename(nick) {
+    this.data.nick = nick;
+    this.write(null);
+  }
+
+  /** Saves, within `DMS_CHARS_MAX`: the conversations least recently written to are dropped
+   * first (never `keep`), then `keep`'s oldest messages. */
+  write(keep) {
+    let json = JSON.stringify(this.data);
+    while (json.length > DMS_CHARS_MAX) {
+      let oldest = null;
+      for (const byPeer of Object.values(this.data.nss)) {
+        for (const [key, c] of Object.entries(byPeer)) {
+          if (c === keep) continue;
+          const last = c.messages.length ? c.messages[c.messages.length - 1].ts : 0;
+          if (!oldest || last < oldest.last) oldest = { byPeer, key, last };
+        }
+      }
+      if (oldest) delete oldest.byPeer[oldest.key];
+      else if (keep && keep.messages.length > 1) keep.messages.splice(0, Math.ceil(keep.messages.length / 2));
+      else break;
+      json = JSON.stringify(this.data);
+    }
     try {
-      this.storage.setItem(this.key, JSON.stringify(this.data));
+      this.storage.setItem(this.key, json);
     } catch (_) {
       // Storage full or refused: the conversation is still shown, only not kept.
     }
@@ -205,7 +245,8 @@ class Namespace {
  * - "state": the connection's ({state, reason, retryIn, transport}, from sio.js);
  * - "ns": a namespace's ({nsp, state: "connected" | "down" | "refused" | "retrying" | "closed",
  *   resumed, reason, code, message});
- * - "joined" ({nsp, reply, auto}), "left" ({nsp, room});
+ * - "joined" ({nsp, reply, auto, again}: `again` when the socket was in the room already),
+ *   "left" ({nsp, room});
  * - "sent" ({nsp, entry}) a message in the outbox, "acked" ({nsp, entry, message}),
  *   "failed" ({nsp, entry, error});
  * - the server's events by name, each with ({nsp, ...payload}): "message", "dm" (once per id),
@@ -439,12 +480,14 @@ export class ChatClient {
   async join(nsp, room, auto = false) {
     const reply = await this.request(nsp, REQUEST.JOIN, { room });
     const ns = this.namespaces.get(nsp);
+    // Already a member (a `/join` of a room the socket is in: joins are idempotent).
+    const again = Boolean(ns && reply.room in ns.since);
     if (ns) {
       if (!(reply.room in ns.since)) ns.since[reply.room] = 0;
       for (const m of reply.history || []) this.seen(ns, m.room, m.seq);
       this.save();
     }
-    this.fire("joined", { nsp, reply, auto });
+    this.fire("joined", { nsp, reply, auto, again });
     return reply;
   }
 

@@ -239,11 +239,18 @@ def test_direct_messages_are_kept_across_a_reload_and_not_for_another_nick(pages
     bob.send("/msg ada and after the reload")
     wait_shown(ada, ["bob: and after the reload"], window="/ @bob")
     assert shown(ada, "/ @bob") == ["bob: the plan is on", "ada: noted", "bob: and after the reload"]
-    # Logged out, then in as another nick in the same tab: nothing of ada's.
-    ada.locator("#logout").click()
-    ada.locator("#login-nick").fill("eve")
-    ada.locator("#login-nick").press("Enter")
+    # A new nick keeps its conversations (opened again under that nick).
+    send(ada, "/nick ada2")
+    ada.wait_for_function("() => document.getElementById('me-nick').textContent === 'ada2'")
+    url = ada.url
+    ada.goto(url.replace("nick=ada", "nick=ada2"))
     wait_joined(ada)
+    assert ada.evaluate("() => chatPage.client.nick") == "ada2"
+    wait_shown(ada, ["bob: the plan is on", "ada: noted", "bob: and after the reload"], window="/ @bob")
+    # Another nick in the same tab (a link with another nick): nothing of ada's.
+    ada.goto(url.replace("nick=ada", "nick=eve"))
+    wait_joined(ada)
+    assert ada.evaluate("() => chatPage.client.nick") == "eve"
     assert ada.locator('ol[data-window="/ @bob"]').count() == 0
 
 
@@ -290,6 +297,62 @@ def test_search_finds_a_phrase_and_jumps_to_an_older_message(pages):
     cid.wait_for_selector("#search", state="hidden")
     send(cid, "/search osprey")
     cid.wait_for_function("() => document.querySelector('#search-list').textContent.includes('no message holds it')")
+
+
+def test_kept_direct_messages_fit_a_budget_and_give_way_to_the_session(pages):
+    """chat.js's DmHistory on a storage of its own: at most DMS_CHARS_MAX characters whatever
+    arrives (the conversations least recently written to go first), and a session that no
+    longer fits in a full storage takes the kept messages' room."""
+    page = pages.open(None)
+    result = page.evaluate(
+        """async () => {
+            const m = await import('/chat.js');
+            const fake = (quota) => {
+              const data = new Map();
+              return {
+                data,
+                getItem: (k) => (data.has(k) ? data.get(k) : null),
+                setItem: (k, v) => {
+                  let used = v.length;
+                  for (const [key, value] of data) if (key !== k) used += value.length;
+                  if (used > quota) throw new DOMException('full', 'QuotaExceededError');
+                  data.set(k, v);
+                },
+                removeItem: (k) => data.delete(k),
+              };
+            };
+            const out = {};
+            const storage = fake(10_000_000);
+            const dms = new m.DmHistory(storage);
+            dms.load('ada');
+            const text = 'x'.repeat(4000);
+            for (let peer = 0; peer < 12; peer++) {
+              for (let i = 0; i < 40; i++) {
+                dms.add('/', `p${peer}`, { id: `${peer}-${i}`, from: `p${peer}`, to: 'ada', text, ts: peer * 1000 + i, action: false });
+              }
+            }
+            out.chars = storage.getItem(m.DMS_KEY).length;
+            const kept = new m.DmHistory(storage).load('ada')['/'];
+            out.peers = Object.keys(kept).sort();
+            out.newest = kept['p11'] ? kept['p11'].messages.length : 0;
+            out.other = Object.keys(new m.DmHistory(storage).load('eve')).length;
+            // A full storage: the session is saved, the kept messages gave way.
+            const small = fake(300_000);
+            const kept2 = new m.DmHistory(small);
+            kept2.load('ada');
+            kept2.add('/', 'bob', { id: '1', from: 'bob', to: 'ada', text: 'y'.repeat(250_000), ts: 1, action: false });
+            new m.SessionStore(small).save({ nick: 'ada', nss: { '/': { since: { general: 7 }, outbox: [{ cid: 'c1', room: 'general', text: 'z'.repeat(100_000) }] } } });
+            out.session = new m.SessionStore(small).load() !== null;
+            out.dmsGone = small.getItem(m.DMS_KEY) === null;
+            out.max = m.DMS_CHARS_MAX;
+            return out;
+        }"""
+    )
+    assert result["chars"] <= result["max"], result
+    assert "p11" in result["peers"] and result["newest"] == 40, result
+    assert len(result["peers"]) < 12, f"some conversations had to go: {result['peers']}"
+    assert result["other"] == 0, "another nick gets none of them"
+    assert result["session"] and result["dmsGone"], result
 
 
 def test_mentions_are_highlighted_and_counted(pages, terminal):
@@ -718,6 +781,17 @@ def test_an_operator_kicks_from_the_page_and_the_room_sees_it(pages, terminal):
     )
     assert "s3cret-pw" not in ada.locator("body").inner_text()
     assert ada.locator("#composer").input_value() == ""
+    # A page kicked keeps the room's window; joining again says so.
+    cid = pages.open("cid")
+    wait_joined(cid)
+    send(ada, "/kick cid")
+    cid.wait_for_function(
+        "() => document.querySelector('ol[data-window=\"/ #general\"]').textContent.includes('you were kicked from #general')"
+    )
+    send(cid, "/join #general")
+    cid.wait_for_function(
+        "() => document.querySelector('ol[data-window=\"/ #general\"]').textContent.split('you joined #general').length === 3"
+    )
 
 
 def test_another_namespace_from_the_link_and_the_side_panel(pages):
