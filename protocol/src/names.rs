@@ -99,10 +99,9 @@ fn is_enclosing_mark(c: char) -> bool {
 
 /// A room: starts with a letter or digit (any script), then letters, digits, `-`, `_`, `.`
 /// and combining marks that do not enclose (Indic vowel signs and viramas, decomposed
-/// accents), at most [`MARKS_IN_A_ROW_MAX`] in a row; at most 64 characters; at most UTS
-/// #39's "highly restrictive" level, as nicks ([`validate_nick`]), so a room cannot pass
-/// for another by mixing scripts (`аpple` with a Cyrillic `а` beside `apple`). Rooms are
-/// case-sensitive. Clients strip an IRC-style leading `#`.
+/// accents), at most [`MARKS_IN_A_ROW_MAX`] in a row; at most 64 characters. A room that
+/// does not exist yet must also pass [`validate_new_room`]. Rooms are case-sensitive.
+/// Clients strip an IRC-style leading `#`.
 pub fn validate_room(name: &str) -> Result<(), NameError> {
     const WHAT: &str = "room name";
     check_len(WHAT, name, ROOM_MAX)?;
@@ -113,10 +112,19 @@ pub fn validate_room(name: &str) -> Result<(), NameError> {
             expected: "a letter or digit",
         });
     }
-    if let Some(ch) = bad_continuation(chars) {
-        return Err(NameError::BadChar { what: WHAT, ch });
+    match bad_continuation(chars) {
+        Some(ch) => Err(NameError::BadChar { what: WHAT, ch }),
+        None => Ok(()),
     }
-    restricted(WHAT, name)
+}
+
+/// A room made by this name (the first join of a room nobody is in and nothing is stored
+/// for): [`validate_room`], and at most UTS #39's "highly restrictive" level, as nicks
+/// ([`validate_nick`]), so a new room cannot pass for another by mixing scripts (`аpple`
+/// with a Cyrillic `а` beside `apple`). Rooms made before this rule keep their names.
+pub fn validate_new_room(name: &str) -> Result<(), NameError> {
+    validate_room(name)?;
+    restricted("room name", name)
 }
 
 /// UTS #39's "highly restrictive" level: one script (digits and `-_.` go with any), or
@@ -301,10 +309,16 @@ mod tests {
         assert!(validate_room("Москва-2").is_ok());
         assert!(validate_room("東京tokyo").is_ok());
         assert!(validate_room("2024").is_ok());
+        assert!(validate_new_room("Москва-2").is_ok());
         for mixed in ["аpple", "αpple", "lobbу", "Ｌobby"] {
             assert!(
-                matches!(validate_room(mixed), Err(NameError::MixedScript { .. })),
-                "{mixed:?} should be refused"
+                matches!(validate_new_room(mixed), Err(NameError::MixedScript { .. })),
+                "{mixed:?} should be refused as a new room"
+            );
+            assert_eq!(
+                validate_room(mixed),
+                Ok(()),
+                "{mixed:?} as an existing room"
             );
         }
     }

@@ -542,3 +542,72 @@ async fn a_disconnect_is_announced_to_shared_rooms() {
     let who: WhoReply = ok(&bob.request("/", "who", json!({ "room": "r" })).await);
     assert_eq!(who.members, vec!["bob"]);
 }
+
+/// Rooms made before the script rule keep their names: one whose name mixes scripts and has
+/// stored messages is joined, and rejoined through a CONNECT's `since`; a new room whose
+/// name mixes scripts is refused both ways.
+#[tokio::test]
+async fn a_room_made_before_the_script_rule_keeps_its_name() {
+    use chat_server::chat::sqlite::{Retention, SqliteStore};
+    use chat_server::chat::store::{NewMessage, RoomLog};
+    use chat_server::config::StoreConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = SqliteStore::open(&path, Retention::default()).unwrap();
+        store
+            .append(
+                NewMessage {
+                    namespace: "/".into(),
+                    room: "Москва.ru".into(),
+                    from: "ann".into(),
+                    text: "привет".into(),
+                    action: false,
+                    cid: None,
+                },
+                Box::new(|_| {}),
+            )
+            .await
+            .unwrap();
+    }
+    let mut c = config();
+    c.store = StoreConfig::Sqlite(path);
+    let (_server, addr) = serve(c).await;
+    let mut bob = user(addr, "bob").await;
+    let reply = join(&mut bob, "/", "Москва.ru").await;
+    assert_eq!(reply.history.len(), 1, "its stored message");
+    let refused = bob
+        .request("/", "join", json!({ "room": "Москва.su" }))
+        .await;
+    assert_eq!(
+        code(&refused),
+        ErrorCode::InvalidName,
+        "a new one: {refused}"
+    );
+    drop(bob);
+    let mut again = common::Client::connect(addr).await;
+    again
+        .join_namespace(
+            "/",
+            Some(json!({"nick": "bob", "since": {"Москва.ru": 0, "Париж.fr": 0}})),
+        )
+        .await;
+    let events = pending(&mut again).await;
+    let notices: Vec<&str> = events
+        .iter()
+        .filter(|(n, _)| n == "notice")
+        .filter_map(|(_, v)| v["text"].as_str())
+        .collect();
+    assert!(
+        notices
+            .iter()
+            .any(|t| t.contains("not rejoined: Париж.fr") && !t.contains("Москва.ru")),
+        "{notices:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(n, v)| n == "message" && v["text"] == "привет"),
+        "the kept room's catch-up: {events:?}"
+    );
+}

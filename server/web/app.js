@@ -871,7 +871,7 @@ class Page {
     const before = later.length > 0 ? w.bySeq.get(Math.min(...later)) : null;
     w.bySeq.set(m.seq, li);
     w.log.insertBefore(li, before);
-    if (m.seq < w.oldestSeq) w.oldestSeq = m.seq;
+    if (w.oldestSeq === null || m.seq < w.oldestSeq) w.oldestSeq = m.seq;
   }
 
   markBeginning(w) {

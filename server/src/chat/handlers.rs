@@ -43,6 +43,43 @@ pub(crate) fn valid_room(room: &str) -> Result<(), Failure> {
     names::validate_room(room).map_err(|e| Failure(ErrorCode::InvalidName, e.to_string()))
 }
 
+impl ChatApp {
+    /// Whether `room` may be entered under the new rooms' name rule
+    /// (`names::validate_new_room`: no mixing of scripts): a name that breaks it is still
+    /// let in when the room exists (members here or on another node, a topic, or stored
+    /// messages), so rooms made before the rule keep their names; only a new room is refused.
+    pub(super) async fn new_room_rule(&self, socket: &Socket, room: &str) -> Result<(), Failure> {
+        let Err(why) = names::validate_new_room(room) else {
+            return Ok(());
+        };
+        let ns = socket.namespace().name();
+        let exists = has_members(socket, room)
+            || !self
+                .store
+                .remote_members(ns, room)
+                .await
+                .map_err(internal)?
+                .is_empty()
+            || self
+                .store
+                .topic(ns, room)
+                .await
+                .map_err(internal)?
+                .is_some()
+            || !self
+                .store
+                .history(ns, room, None, 1)
+                .await
+                .map_err(internal)?
+                .is_empty();
+        if exists {
+            Ok(())
+        } else {
+            Err(Failure(ErrorCode::InvalidName, why.to_string()))
+        }
+    }
+}
+
 pub(super) fn member(socket: &Socket, room: &str) -> Result<(), Failure> {
     valid_room(room)?;
     if socket
@@ -197,6 +234,9 @@ impl ChatApp {
                     "too many joins: try again in a moment".into(),
                 ),
             );
+        }
+        if let Err(f) = self.new_room_rule(socket, &room).await {
+            return refuse(ack, f);
         }
         let ns = socket.namespace().name().to_owned();
         if let Err(f) = self.may_enter(socket, session, &room).await {

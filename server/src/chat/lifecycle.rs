@@ -126,6 +126,11 @@ impl ChatApp {
                 refused.push((room, why));
                 continue;
             }
+            // A `since` does not make a room a join could not.
+            if let Err(f) = self.new_room_rule(&socket, &room).await {
+                refused.push((room, f.1));
+                continue;
+            }
             // Not even a catch-up for a room that bans this user.
             if let Err(f) = self.may_enter(&socket, &session, &room).await {
                 refused.push((room, f.1));
