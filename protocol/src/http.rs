@@ -165,11 +165,15 @@ pub fn head_ended(buf: &[u8], from: usize) -> bool {
 }
 
 /// [`head_ended`] whatever the buffer's length: whether what starts at `from` holds the end of
-/// a request head or a bare LF.
+/// a request head, a bare LF or a bare CR (a CR followed by anything but LF: `httparse`
+/// refuses it, so there is no need to wait for more either).
 pub fn head_complete(buf: &[u8], from: usize) -> bool {
     let from = from.min(buf.len());
     buf[from..].windows(4).any(|w| w == b"\r\n\r\n")
         || (from..buf.len()).any(|i| buf[i] == b'\n' && (i == 0 || buf[i - 1] != b'\r'))
+        || buf[from..]
+            .windows(2)
+            .any(|w| w[0] == b'\r' && w[1] != b'\n')
 }
 
 /// A refused handshake: the Engine.IO error code, its message, and the HTTP status.
@@ -593,6 +597,16 @@ mod tests {
         assert!(head_ended(buf, buf.len() - 4));
         assert!(!head_ended(buf, buf.len()));
         assert!(head_ended(&[b'a'; MAX_HEAD], MAX_HEAD));
+        // A bare CR: stops the reading too, and the head is refused.
+        assert!(head_ended(b"GET / HTTP/1.1\rHost", 0));
+        assert!(
+            !head_ended(b"GET / HTTP/1.1\r", 0),
+            "its LF may come in the next read"
+        );
+        assert_eq!(
+            RequestHead::parse(b"GET / HTTP/1.1\rHost: a\r\r").unwrap_err(),
+            HeadError::Invalid
+        );
     }
 
     #[test]

@@ -70,8 +70,9 @@ async fn http_raw(addr: SocketAddr, request: &[u8], within: Duration) -> String 
 }
 
 /// Heads that a proxy in front could read otherwise than the server (RFC 9112): a line ended
-/// by a bare LF, an HTTP/1.1 request without `Host`. Both get 400 at once (a bare LF used to
-/// wait for a `\r\n\r\n` until the handshake timeout); HTTP/1.0 needs no `Host`.
+/// by a bare LF or a bare CR, an HTTP/1.1 request without `Host`. All get 400 at once (a bare
+/// LF or CR used to wait for a `\r\n\r\n` until the handshake timeout); HTTP/1.0 needs no
+/// `Host`.
 #[tokio::test]
 async fn heads_a_proxy_could_read_otherwise_get_400_at_once() {
     let s = start(EngineConfig {
@@ -85,6 +86,7 @@ async fn heads_a_proxy_could_read_otherwise_get_400_at_once() {
         format!("GET {path} HTTP/1.1\nHost: x\n\n"),
         format!("GET {path} HTTP/1.1\r\nHost: x\n\r\n"),
         format!("GET {path} HTTP/1.1\r\nHost: x\r\nX: y\n"),
+        format!("GET {path} HTTP/1.1\rHost: x\r\r"),
         format!("GET {path} HTTP/1.1\r\n\r\n"),
         format!("GET {path} HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
     ] {
