@@ -19,7 +19,9 @@ use chat_protocol::events::{
 use chat_protocol::socket_io::PacketKind;
 use chat_server::ServerConfig;
 use chat_server::config::StoreConfig;
-use common::chat::{call, code, config, decode, join, ok, pending, say, serve, start, user};
+use common::chat::{
+    call, code, config, decode, join, notices, ok, pending, say, serve, start, user,
+};
 use common::{Client, RECV_TIMEOUT};
 use serde_json::{Value, json};
 
@@ -219,11 +221,7 @@ async fn a_banned_nick_is_removed_and_cannot_rejoin_nor_catch_up_with_since() {
         events.iter().all(|(n, _)| n != "message"),
         "no catch-up: {events:?}"
     );
-    let notices: Vec<&str> = events
-        .iter()
-        .filter(|(n, _)| n == "notice")
-        .filter_map(|(_, v)| v["text"].as_str())
-        .collect();
+    let notices = notices(&events);
     assert!(
         notices
             .iter()

@@ -15,7 +15,9 @@ use chat_protocol::events::{
 };
 use chat_protocol::socket_io::Packet;
 use chat_server::ServerConfig;
-use common::chat::{call, code, config, count, decode, join, ok, pending, say, serve, start, user};
+use common::chat::{
+    call, code, config, count, decode, join, notices, ok, pending, say, serve, start, user,
+};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -593,11 +595,7 @@ async fn a_room_made_before_the_script_rule_keeps_its_name() {
         )
         .await;
     let events = pending(&mut again).await;
-    let notices: Vec<&str> = events
-        .iter()
-        .filter(|(n, _)| n == "notice")
-        .filter_map(|(_, v)| v["text"].as_str())
-        .collect();
+    let notices = notices(&events);
     assert!(
         notices
             .iter()

@@ -146,3 +146,12 @@ pub async fn pending(c: &mut Client) -> Vec<(String, Value)> {
 pub fn count(events: &[(String, Value)], name: &str) -> usize {
     events.iter().filter(|(n, _)| n == name).count()
 }
+
+/// The texts of the `notice` events among `events`, in order.
+pub fn notices(events: &[(String, Value)]) -> Vec<&str> {
+    events
+        .iter()
+        .filter(|(n, _)| n == "notice")
+        .filter_map(|(_, v)| v["text"].as_str())
+        .collect()
+}
