@@ -847,12 +847,10 @@ class Page {
     if (!this.client.isConnected(w.nsp)) return;
     w.loadingOlder = true;
     try {
-      const reply = await this.client.history(w.nsp, w.name, w.oldestSeq, HISTORY_PAGE);
       const height = w.log.scrollHeight;
       const top = w.log.scrollTop;
-      for (const m of reply.messages) this.addOlder(w, m);
+      await this.olderPage(w);
       w.log.scrollTop = top + (w.log.scrollHeight - height);
-      if (reply.messages.length < HISTORY_PAGE || w.oldestSeq <= 1) this.markBeginning(w);
     } catch (e) {
       this.system(w, `could not load older messages: ${e.message}`, "error");
     } finally {
@@ -860,6 +858,14 @@ class Page {
     }
     // Still no scroll bar: load more.
     if (!w.noOlder && w.log.scrollHeight <= w.log.clientHeight) this.maybeLoadOlder(w);
+  }
+
+  /** Loads the page of history before the oldest message shown (the newest page when none
+   * is), and marks the beginning when it is the last. */
+  async olderPage(w) {
+    const reply = await this.client.history(w.nsp, w.name, w.oldestSeq || undefined, HISTORY_PAGE);
+    for (const m of reply.messages) this.addOlder(w, m);
+    if (reply.messages.length < HISTORY_PAGE || w.oldestSeq <= 1) this.markBeginning(w);
   }
 
   addOlder(w, m) {
@@ -1244,9 +1250,7 @@ class Page {
     try {
       for (let pages = 0; !w.bySeq.has(m.seq) && !w.noOlder && pages < JUMP_PAGES_MAX; pages++) {
         if (w.oldestSeq !== null && w.oldestSeq <= m.seq) break;
-        const reply = await this.client.history(w.nsp, w.name, w.oldestSeq || undefined, HISTORY_PAGE);
-        for (const older of reply.messages) this.addOlder(w, older);
-        if (reply.messages.length < HISTORY_PAGE) this.markBeginning(w);
+        await this.olderPage(w);
       }
     } finally {
       w.loadingOlder = false;
