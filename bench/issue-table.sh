@@ -10,20 +10,25 @@
 #
 # BASE and NEW are directories holding each build's release `chat-server`; NEW's `chat-bench`
 # drives every server. SIOXIDE is the socketioxide peer's binary (empty: left out; built by
-# bench/run.sh, or `cargo build --release` in bench/peers/socketioxide). Prints one line per run:
+# bench/run.sh, or `cargo build --release` in bench/peers/socketioxide). BARE is the bare
+# tokio-tungstenite peer's binary (`bench-bare`, no Socket.IO and no chat: the floor of a
+# WebSocket fan-out on this machine; empty: left out). Prints one line per run:
 # KIND ROUND SERVER deliveries/s, server and generator CPU-s, p50/p99 (us), RSS per connection
 # joined/peak (KiB), complete, lost. Knobs: ROUNDS (3), WHAT ("full p99 mem"), SERVERS (the
-# order of the first round, default "base new socketioxide", or without socketioxide).
+# order of the first round, default "base new socketioxide bare", without those not given).
 # Loopback only; every run bounded by a timeout.
 set -u
 : "${BASE:?BASE=dir of the base build}" "${NEW:?NEW=dir of the new build}"
 SIOXIDE=${SIOXIDE-}
+BARE=${BARE-}
 ROUNDS=${ROUNDS:-3}
 WHAT=${WHAT:-full p99 mem}
 GEN=$NEW/chat-bench
 OUT=${OUT:-$(mktemp -d /tmp/issue-table.XXXXXX)}
+mkdir -p "$OUT"
 default_servers="base new"
 [ -n "$SIOXIDE" ] && default_servers="$default_servers socketioxide"
+[ -n "$BARE" ] && default_servers="$default_servers bare"
 SERVERS=${SERVERS:-$default_servers}
 
 . "$(dirname "$0")/lib.sh"
@@ -32,6 +37,7 @@ SERVERS=${SERVERS:-$default_servers}
 run() {
   local server=$1 kind=$2 round=$3 port pid
   shift 3
+  [ "$server" = bare ] && set -- --mode raw "$@"
   port=$(free_port)
   start_server "$server" $port "$OUT/$server.log"
   pid=$server_pid

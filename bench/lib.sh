@@ -8,7 +8,8 @@ free_port() {
 
 # start_server SERVER PORT LOG: starts, in the background, `base`'s or `new`'s chat-server
 # (the release builds in the directories $BASE and $NEW, memory store, the benchmarks'
-# limits) or the socketioxide peer ($SIOXIDE) on 127.0.0.1:PORT, its output in LOG; sets
+# limits), the socketioxide peer ($SIOXIDE) or the bare tokio-tungstenite peer ($BARE, raw
+# frames: drive it with `--mode raw`) on 127.0.0.1:PORT, its output in LOG; sets
 # server_pid and waits (at most 10 s) until it listens.
 start_server() {
   local server=$1 port=$2 log=$3
@@ -19,6 +20,7 @@ start_server() {
         --max-connections-per-ip 30000 --rate-per-sec 0 >"$log" 2>&1 &
       ;;
     socketioxide) "$SIOXIDE" $port >"$log" 2>&1 & ;;
+    bare) "$BARE" $port >"$log" 2>&1 & ;;
   esac
   server_pid=$!
   for _ in $(seq 1 100); do
