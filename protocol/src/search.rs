@@ -1,14 +1,16 @@
 //! What a `search` text matches: its words, in order, as whole words, without regard to
 //! case or diacritics. A word is a run of letters and digits, lowercased, its combining
-//! marks dropped (`é` is `e`): the way SQLite FTS5's `unicode61` tokenizer (with
-//! `remove_diacritics 2`) splits text, so the server's full-text index, its scans and the
-//! terminal client's search of its own scrollback find the same messages.
+//! marks dropped (`é` is `e`, `ά` is `α`, Arabic and Hebrew vowel marks go, as do the vowel
+//! signs of Indic scripts). The server's full-text index, its scans, the Redis store's
+//! search and the terminal client's search of its own scrollback all split texts this way,
+//! so they find the same messages: the index is given [`index_text`] (the words, spaced),
+//! never the raw text, so its tokenizer (SQLite FTS5's `unicode61`, which would split words
+//! at Indic vowel signs and keep Greek accents) decides nothing.
 //!
-//! Chinese, Japanese and Korean are written without spaces between words, so a run of
-//! their characters would be one "word" and `東京` would not be found in `東京タワー`: each
-//! of their characters ([`spaced`]) is a word of its own, so a phrase of them is found
-//! wherever its characters stand together. The full-text index gets the same split by
-//! indexing [`index_text`] (the text with those characters spaced out) rather than the text.
+//! Chinese, Japanese, Korean, Thai, Lao, Khmer and Myanmar are written without spaces between
+//! words, so a run of their characters would be one "word" and `東京` would not be found in
+//! `東京タワー`: each of their characters ([`spaced`]) is a word of its own, so a phrase of
+//! them is found wherever its characters stand together.
 
 use std::borrow::Cow;
 
@@ -50,6 +52,12 @@ impl Phrase {
 /// each [`spaced`] character a word of its own.
 pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
+    each_word(text, |word| out.push(word.to_owned()));
+    out
+}
+
+/// Calls `found` with each word of `text`, in order (see [`words`]).
+fn each_word(text: &str, mut found: impl FnMut(&str)) {
     let mut word = String::new();
     // A spaced character is a word as it is written composed (`각`, `が`: not their jamo or
     // their base kana and voicing mark), as the full-text index holds it ([`index_text`]);
@@ -57,9 +65,11 @@ pub fn words(text: &str) -> Vec<String> {
     for composed in text.nfc() {
         if spaced(composed) {
             if !word.is_empty() {
-                out.push(std::mem::take(&mut word));
+                found(&word);
+                word.clear();
             }
-            out.push(fold_spaced(composed).to_string());
+            let mut one = [0; 4];
+            found(fold_spaced(composed).encode_utf8(&mut one));
             continue;
         }
         for c in std::iter::once(composed).nfd() {
@@ -67,16 +77,24 @@ pub fn words(text: &str) -> Vec<String> {
                 continue;
             }
             if c.is_alphanumeric() {
-                word.extend(c.to_lowercase());
+                // Lowercasing can add a mark (`İ` is `i` and a dot above): dropped too. A
+                // final sigma is a sigma, as the index's case folding has it.
+                for lower in c.to_lowercase() {
+                    match lower {
+                        'ς' => word.push('σ'),
+                        lower if !is_combining_mark(lower) => word.push(lower),
+                        _ => {}
+                    }
+                }
             } else if !word.is_empty() {
-                out.push(std::mem::take(&mut word));
+                found(&word);
+                word.clear();
             }
         }
     }
     if !word.is_empty() {
-        out.push(word);
+        found(&word);
     }
-    out
 }
 
 /// A spaced character in the one form search compares: the compatibility ideographs
@@ -95,44 +113,48 @@ fn fold_spaced(c: char) -> char {
 
 /// Whether `c` is of a script written without spaces between words, so that each of its
 /// characters is a word for search: Han ideographs (with their extensions and
-/// compatibility forms), hiragana, katakana (half-width too) and Hangul (syllables, and
-/// the jamo they decompose into).
+/// compatibility forms), hiragana, katakana (half-width too), Hangul (syllables, and the
+/// jamo they decompose into), Thai, Lao, Khmer and Myanmar. Their combining marks (Thai's
+/// vowel and tone marks, for one) are not words: they are dropped, as everywhere.
 pub fn spaced(c: char) -> bool {
     matches!(c,
-        '\u{1100}'..='\u{11FF}' // Hangul jamo
+        '\u{0E00}'..='\u{0EFF}' // Thai, Lao
+        | '\u{1000}'..='\u{109F}' // Myanmar
+        | '\u{1100}'..='\u{11FF}' // Hangul jamo
+        | '\u{1780}'..='\u{17FF}' // Khmer
+        | '\u{19E0}'..='\u{19FF}' // Khmer symbols
         | '\u{3040}'..='\u{30FF}' // hiragana, katakana
         | '\u{31F0}'..='\u{31FF}' // katakana phonetic extensions
         | '\u{3400}'..='\u{4DBF}' // Han extension A
         | '\u{4E00}'..='\u{9FFF}' // Han
         | '\u{A960}'..='\u{A97F}' // Hangul jamo extended A
+        | '\u{A9E0}'..='\u{A9FF}' // Myanmar extended B
+        | '\u{AA60}'..='\u{AA7F}' // Myanmar extended A
         | '\u{AC00}'..='\u{D7FF}' // Hangul syllables, jamo extended B
         | '\u{F900}'..='\u{FAFF}' // Han compatibility
         | '\u{FF66}'..='\u{FFDC}' // half-width katakana and Hangul
         | '\u{20000}'..='\u{3FFFF}' // Han extensions B and later
     ) && c.is_alphanumeric()
+        && !is_combining_mark(c)
 }
 
-/// The text as the full-text index holds it: each [`spaced`] character between spaces, so
-/// the index's tokenizer makes it a token of its own, as [`words`] does. The text itself
-/// when it has none.
+/// The text as the full-text index holds it: its [`words`], one space between each two, so
+/// the index's tokenizer (which splits on the spaces and finds nothing else to fold) makes
+/// exactly those tokens, whatever the script: a Greek word typed without its accents, an
+/// Arabic one without its vowel marks, a phrase inside a run of Thai or Chinese characters,
+/// are found by the index as by the scans. The text itself when it is ASCII (the tokenizer
+/// splits and folds ASCII as [`words`] does): most texts, let through without a copy.
 pub fn index_text(text: &str) -> Cow<'_, str> {
-    // Every spaced character is U+1100 or above: three or four bytes in UTF-8, led by 0xE1
-    // or more. Most texts have none of those bytes, and are let through on a byte scan.
-    if !text.bytes().any(|b| b >= 0xE1) || !text.chars().any(spaced) {
+    if text.is_ascii() {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len() * 2);
-    // Composed first, as [`words`] reads a text: conjoining jamo become their syllable, a
-    // kana and a separate voicing mark one kana.
-    for c in text.nfc() {
-        if spaced(c) {
+    let mut out = String::with_capacity(text.len());
+    each_word(text, |word| {
+        if !out.is_empty() {
             out.push(' ');
-            out.push(fold_spaced(c));
-            out.push(' ');
-        } else {
-            out.push(c);
         }
-    }
+        out.push_str(word);
+    });
     Cow::Owned(out)
 }
 
@@ -168,8 +190,8 @@ mod tests {
         assert!(!Phrase::new("cat").expect("words").matches("concatenate"));
         assert_eq!(index_text("plain text"), "plain text");
         assert!(matches!(index_text("plain text"), Cow::Borrowed(_)));
-        assert_eq!(index_text("東京tower"), " 東  京 tower");
-        assert_eq!(index_text("서울에서"), " 서  울  에  서 ");
+        assert_eq!(index_text("東京tower"), "東 京 tower");
+        assert_eq!(index_text("서울에서"), "서 울 에 서");
         // One form for the scans and the index: a Hangul syllable whole, a voiced kana
         // whole (also when typed as kana and mark), a compatibility ideograph as its
         // ideograph.
@@ -183,9 +205,48 @@ mod tests {
         );
         assert!(!Phrase::new("ハン").expect("words").matches("パン"));
         assert!(Phrase::new("\u{8C48}").expect("words").matches("\u{F900}"));
-        assert_eq!(index_text("か\u{3099}"), " が ");
-        assert_eq!(index_text("\u{F900}"), " \u{8C48} ");
-        assert_eq!(index_text("\u{1100}\u{1161}"), " 가 ");
+        assert_eq!(index_text("か\u{3099}"), "が");
+        assert_eq!(index_text("\u{F900}"), "\u{8C48}");
+        assert_eq!(index_text("\u{1100}\u{1161}"), "가");
+    }
+
+    #[test]
+    fn thai_lao_khmer_and_myanmar_characters_are_words_of_their_own() {
+        // Thai's vowel and tone marks are dropped; its letters are words.
+        assert_eq!(words("ครับ"), ["ค", "ร", "บ"]);
+        let krap = Phrase::new("ครับ").expect("words");
+        assert!(krap.matches("สวัสดีครับ"));
+        assert!(!krap.matches("สวัสดีค่ะ"));
+        assert!(Phrase::new("ไทย").expect("words").matches("ภาษาไทยง่าย"));
+        assert!(Phrase::new("ສະບາຍ").expect("words").matches("ສະບາຍດີ")); // Lao
+        assert!(Phrase::new("ខ្មែរ").expect("words").matches("ភាសាខ្មែរ")); // Khmer
+        assert!(Phrase::new("မြန်မာ").expect("words").matches("မြန်မာစာ")); // Myanmar
+        assert_eq!(index_text("สวัสดีครับ"), "ส ว ส ด ค ร บ");
+    }
+
+    #[test]
+    fn the_index_is_given_the_words_the_scans_compare() {
+        // Greek typed without its accents, a final sigma as a sigma.
+        assert_eq!(words("Ελλάδας"), ["ελλαδασ"]);
+        assert!(Phrase::new("ελλαδα").expect("words").matches("Η Ελλάδα!"));
+        assert_eq!(index_text("Η Ελλάδα!"), "η ελλαδα");
+        // Arabic and Hebrew vowel marks.
+        assert!(Phrase::new("كتب").expect("words").matches("كَتَبَ الدرس"));
+        assert!(Phrase::new("שלום").expect("words").matches("שָׁלוֹם"));
+        assert_eq!(index_text("كَتَبَ"), "كتب");
+        // Indic vowel signs do not split a word: a part of a word is not a word.
+        assert_eq!(words("தமிழ் நாடு"), ["தமழ", "நட"]);
+        assert!(!Phrase::new("தம").expect("words").matches("தமிழ்"));
+        assert_eq!(index_text("தமிழ் நாடு"), "தமழ நட");
+        // Lowercasing a dotted capital I adds a mark: dropped too.
+        assert_eq!(words("İstanbul"), ["istanbul"]);
+        // ASCII goes to the index as it is; any other text as its words.
+        assert!(matches!(
+            index_text("Plain, TEXT"),
+            Cow::Borrowed("Plain, TEXT")
+        ));
+        assert_eq!(index_text("¡Café!"), "cafe");
+        assert_eq!(index_text("¿?"), "");
     }
 
     #[test]

@@ -313,3 +313,97 @@ async fn a_version_4_file_gets_its_chinese_japanese_and_korean_texts_indexed_aga
         ["a:the tower of tokyo"]
     );
 }
+
+#[tokio::test]
+async fn every_script_is_found_alike_before_and_after_indexing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let texts = [
+        "Η Ελλάδα είναι ωραία",
+        "كَتَبَ الدرس",
+        "שָׁלוֹם לכולם",
+        "สวัสดีครับ",
+        "ภาษาไทยง่าย",
+        "ສະບາຍດີ",
+        "தமிழ் நாடு",
+        "İstanbul'da",
+    ];
+    // The index and the scans agree: Greek without accents, Arabic and Hebrew without vowel
+    // marks, a Thai or Lao phrase inside a run, half of a Tamil word is no word (the
+    // tokenizer alone splits it at its vowel signs), a dotted capital I.
+    let searches: [(&str, &[&str]); 11] = [
+        ("ελλαδα", &["a:Η Ελλάδα είναι ωραία"]),
+        ("ΩΡΑΙΑ", &["a:Η Ελλάδα είναι ωραία"]),
+        ("كتب", &["a:كَتَبَ الدرس"]),
+        ("שלום", &["a:שָׁלוֹם לכולם"]),
+        ("ครับ", &["a:สวัสดีครับ"]),
+        ("ไทย", &["a:ภาษาไทยง่าย"]),
+        ("ค่ะ", &[]),
+        ("ສະບາຍ", &["a:ສະບາຍດີ"]),
+        ("தமிழ்", &["a:தமிழ் நாடு"]),
+        ("தம", &[]),
+        ("istanbul", &["a:İstanbul'da"]),
+    ];
+    {
+        let store = open(&path, NEVER);
+        for text in texts {
+            append(&store, "a", text).await;
+        }
+        for (phrase, hits) in searches {
+            assert_eq!(
+                found(&store, &["a"], phrase).await,
+                hits,
+                "unindexed: {phrase}"
+            );
+        }
+    }
+    let store = open(&path, NEVER);
+    assert_eq!(in_fts(&path), 8, "indexed at the open");
+    for (phrase, hits) in searches {
+        assert_eq!(
+            found(&store, &["a"], phrase).await,
+            hits,
+            "indexed: {phrase}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_version_5_file_gets_its_texts_other_than_ascii_indexed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    {
+        let store = open(&path, EAGER);
+        append(&store, "a", "Η Ελλάδα").await;
+        append(&store, "a", "สวัสดีครับ").await;
+        append(&store, "a", "plain words").await;
+    }
+    {
+        // Version 5 gave the tokenizer these texts as they are.
+        let conn = raw(&path);
+        conn.execute_batch(
+            "DELETE FROM log_fts;
+             INSERT INTO log_fts (rowid, text, scope) SELECT n, text, hex(ns || ' ' || room) FROM log;
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+        let hits: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM log_fts WHERE log_fts MATCH 'text : \"ελλαδα\"'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(hits, 0, "a version 5 index keeps the accent");
+    }
+    let store = open(&path, NEVER);
+    assert_eq!(
+        count(&path, "PRAGMA user_version"),
+        i64::from(SCHEMA_VERSION)
+    );
+    assert_eq!(store.stats().rebuilds, 0, "an upgrade, not a repair");
+    assert_eq!(in_fts(&path), 3, "each message indexed once");
+    assert_eq!(found(&store, &["a"], "ελλαδα").await, ["a:Η Ελλάδα"]);
+    assert_eq!(found(&store, &["a"], "ครับ").await, ["a:สวัสดีครับ"]);
+    assert_eq!(found(&store, &["a"], "plain").await, ["a:plain words"]);
+}

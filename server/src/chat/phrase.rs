@@ -14,7 +14,7 @@ pub(crate) const FTS5_TOKENIZER: &str = "unicode61 remove_diacritics 2";
 
 /// The text as one FTS5 phrase: in double quotes, each `"` in it doubled. FTS5 reads a
 /// quoted string as a phrase whatever it holds, so the text's own syntax means nothing. The
-/// text is spaced out as the index's texts are ([`index_text`]), so a phrase of Chinese,
+/// text is given as its words, as the index's texts are ([`index_text`]), so a phrase of Chinese,
 /// Japanese or Korean characters is found inside a longer run of them.
 pub(crate) fn fts5(phrase: &Phrase) -> String {
     format!("\"{}\"", index_text(phrase.text()).replace('"', "\"\""))
@@ -22,8 +22,8 @@ pub(crate) fn fts5(phrase: &Phrase) -> String {
 
 /// [`chat_protocol::search::index_text`] as the SQL function `index_text(text)`, which the
 /// store's statements that fill the full-text index call on each message's text, as
-/// `coalesce(index_text(text), text)`: it is NULL for a text that stays as it is (most do),
-/// so those cost no copy.
+/// `coalesce(index_text(text), text)`: it is NULL for an ASCII text (most are), which the
+/// index is given as it is, without a copy.
 pub(crate) fn register_index_text(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     conn.create_scalar_function(
@@ -52,7 +52,7 @@ mod tests {
         let p = Phrase::new(r#"say "hi" OR *"#).expect("words");
         assert_eq!(fts5(&p), r#""say ""hi"" OR *""#);
         let p = Phrase::new("東京").expect("words");
-        assert_eq!(fts5(&p), "\" 東  京 \"");
+        assert_eq!(fts5(&p), "\"東 京\"");
     }
 
     #[test]
@@ -63,7 +63,7 @@ mod tests {
             conn.query_row("SELECT index_text(?1)", [text], |r| r.get(0))
                 .expect("call")
         };
-        assert_eq!(call("東京 tower").as_deref(), Some(" 東  京  tower"));
+        assert_eq!(call("東京 tower").as_deref(), Some("東 京 tower"));
         assert_eq!(call("tower"), None, "unchanged: NULL");
     }
 }

@@ -77,7 +77,7 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
 /// The schema this build writes, kept in the file's `PRAGMA user_version`. 0 is a file
 /// written before the schema carried a version (every release up to the one that added it),
 /// or a new, empty file.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// One step of [`UPGRADES`]: brings a file from the version at its index to the next one,
 /// inside the upgrade's transaction.
@@ -92,6 +92,7 @@ const UPGRADES: [Upgrade; SCHEMA_VERSION as usize] = [
     to_version_3,
     to_version_4,
     to_version_5,
+    to_version_6,
 ];
 
 /// Brings the database to [`SCHEMA_VERSION`] in one transaction (a crash half-way leaves the
@@ -258,32 +259,41 @@ fn to_version_4(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Version 4 to 5: Chinese, Japanese and Korean characters are words of their own in the
-/// full-text index (it indexes `index_text(text)`, see `chat_protocol::search`), so a phrase
-/// of them is found inside a longer run. The indexed messages that hold any
+/// Version 4 to 5: Chinese, Japanese and Korean characters became words of their own in the
+/// full-text index. Its re-indexing of those messages is done by version 6's, which covers
+/// them, so a file older than 5 is read once.
+fn to_version_5(_: &Connection) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Version 5 to 6: the full-text index is given every text that is not ASCII as its words
+/// (`index_text(text)`, see `chat_protocol::search`): one character a word in Chinese,
+/// Japanese, Korean, Thai, Lao, Khmer and Myanmar, combining marks dropped everywhere (Greek
+/// accents, Arabic and Hebrew vowel marks, Indic vowel signs that the tokenizer took for word
+/// breaks), so the index finds what the scans find. The indexed messages that are not ASCII
 /// (`index_text(text)` not NULL) are taken out of the index and indexed again; the others'
 /// entries are what they would be. One read of the log's texts; the unindexed tail is indexed
 /// the new way by the indexing pass.
-fn to_version_5(conn: &Connection) -> Result<(), StoreError> {
+fn to_version_6(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(&format!(
-        "CREATE TEMP TABLE spaced_out AS SELECT n FROM log
+        "CREATE TEMP TABLE rewritten AS SELECT n FROM log
              WHERE n <= coalesce((SELECT value FROM meta WHERE key = 'indexed_upto'), 0)
              AND index_text(text) IS NOT NULL;
-         DELETE FROM log_fts WHERE rowid IN (SELECT n FROM spaced_out);
+         DELETE FROM log_fts WHERE rowid IN (SELECT n FROM rewritten);
          INSERT INTO log_fts (rowid, text, scope)
-             SELECT n, coalesce(index_text(text), text), {} FROM log WHERE n IN (SELECT n FROM spaced_out) ORDER BY n;",
+             SELECT n, coalesce(index_text(text), text), {} FROM log WHERE n IN (SELECT n FROM rewritten) ORDER BY n;",
         super::search::SCOPE_SQL
     ))
     .map_err(backend)?;
     let n: i64 = conn
-        .query_row("SELECT count(*) FROM spaced_out", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM rewritten", [], |r| r.get(0))
         .map_err(backend)?;
-    conn.execute_batch("DROP TABLE spaced_out")
+    conn.execute_batch("DROP TABLE rewritten")
         .map_err(backend)?;
     if n > 0 {
         info!(
             messages = n,
-            "store upgraded: Chinese, Japanese and Korean texts indexed character by character"
+            "store upgraded: texts other than ASCII indexed as their words"
         );
     }
     Ok(())
