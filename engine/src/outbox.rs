@@ -280,6 +280,23 @@ fn queue_with(bounds: Bounds, closer: CancellationToken) -> (Outbox, OutboxRecei
 impl Outbox {
     /// Queues a packet without waiting (see the module doc for the slow-consumer rule).
     pub fn send(&self, packet: EncodedPacket, volatile: bool) -> Result<(), SendError> {
+        self.push(packet, volatile).map(|_| ())
+    }
+
+    /// Queues a packet as [`Outbox::send`] does (never volatile) and says where it stands:
+    /// the number of packets queued before it since the queue began, for
+    /// [`Outbox::was_taken`].
+    pub(crate) fn send_counted(&self, packet: EncodedPacket) -> Result<u64, SendError> {
+        self.push(packet, false)
+    }
+
+    /// Whether the packet [`Outbox::send_counted`] placed at `position` has left the queue
+    /// (taken by the writer, or by a held GET): before that, the client cannot have read it.
+    pub(crate) fn was_taken(&self, position: u64) -> bool {
+        lock(&self.shared.queue).taken > position
+    }
+
+    fn push(&self, packet: EncodedPacket, volatile: bool) -> Result<u64, SendError> {
         let size = size(&packet);
         let mut queue = lock(&self.shared.queue);
         if queue.closed {
@@ -294,6 +311,7 @@ impl Outbox {
             return Err(SendError::Closed);
         }
         let was_empty = queue.packets.is_empty();
+        let position = queue.taken + queue.packets.len() as u64;
         queue.bytes += size;
         queue.packets.push_back(packet);
         drop(queue);
@@ -302,7 +320,7 @@ impl Outbox {
         if was_empty {
             self.shared.waker.wake();
         }
-        Ok(())
+        Ok(position)
     }
 
     /// Queues a packet that ends its batch: the writer writes it and what precedes it in one

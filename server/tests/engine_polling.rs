@@ -2,7 +2,7 @@
 //! binary attachments as `b` + base64), the held GET's wake-ups (a broadcast, a ping), the
 //! upgrade to WebSocket with nothing lost, duplicated or reordered, and every bound a hostile
 //! client meets (413, unknown sids, concurrent requests, garbage bodies, slow heads, sessions
-//! never polled or never answering pings, the per-IP and session limits). Timer tests run on
+//! never polled, never answering pings or answering them blind, the per-IP and session limits). Timer tests run on
 //! tokio's paused clock.
 
 mod common;
@@ -162,6 +162,40 @@ async fn a_session_that_polls_but_never_answers_pings_is_closed_at_the_ping_time
         r.json(),
         json!({"code": 1, "message": "Session ID unknown"})
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn pongs_sent_blind_do_not_keep_a_session_that_never_polls() {
+    let s = start(EngineConfig {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let mut p = polling_client(s.addr()).await;
+    // No GET from here on: the pings stay queued, and a pong every 100 ms answers none.
+    let started = tokio::time::Instant::now();
+    let mut refused = None;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = p.post_raw(b"3").await;
+        if r.status != 200 {
+            refused = Some(r.json());
+            break;
+        }
+    }
+    assert_eq!(
+        refused,
+        Some(json!({"code": 1, "message": "Session ID unknown"})),
+        "the session outlived 3 s of blind pongs"
+    );
+    // Closed at the first ping's timeout (300 + 200 ms), not later.
+    assert!(
+        started.elapsed() <= Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.server.engine().polling_sessions(), 0);
 }
 
 #[tokio::test]

@@ -186,7 +186,9 @@ impl Connection {
                 Some(opened + config.connect_timeout),
             )
         };
-        let mut pong_deadline: Option<Instant> = None;
+        // While a ping waits for its pong: when the pong is due, and the ping's place in the
+        // outbox (a pong counts once the ping has left it: see `on_frame`).
+        let mut pong_deadline: Option<(Instant, u64)> = None;
         // Made once for the connection's life, not per frame: each new wait registered with
         // the close token and the timer wheel, and unregistered on drop. One wait for a close
         // from elsewhere and for the server's shutdown: the queue's close token is a child of
@@ -202,7 +204,7 @@ impl Connection {
                 }
                 // While a ping waits for its pong, the next ping is not due: its time (already
                 // past) must not be the timer, or the loop spins until the pong arrives.
-                let heartbeat = pong_deadline.unwrap_or(next_ping);
+                let heartbeat = pong_deadline.map_or(next_ping, |(due, _)| due);
                 let timer = [connect_deadline, self.attachment_deadline, self.resume_at]
                     .into_iter()
                     .flatten()
@@ -275,12 +277,14 @@ impl Connection {
                         }
                         connect_deadline = None;
                     }
-                    if pong_deadline.is_some_and(|d| now >= d) {
+                    if pong_deadline.is_some_and(|(due, _)| now >= due) {
                         return CloseReason::PING_TIMEOUT;
                     }
                     if pong_deadline.is_none() && now >= next_ping {
-                        let _ = self.outbox.send(EncodedPacket::raw(engine_io::Packet::Ping(String::new()).encode()), false);
-                        pong_deadline = Some(now + self.engine.config().ping_timeout);
+                        let ping = EncodedPacket::raw(engine_io::Packet::Ping(String::new()).encode());
+                        // Not queued: the connection is closed, and `ended` ends the loop.
+                        let at = self.outbox.send_counted(ping).unwrap_or(u64::MAX);
+                        pong_deadline = Some((now + self.engine.config().ping_timeout, at));
                     }
                 }
             }
@@ -290,7 +294,7 @@ impl Connection {
     async fn on_frame(
         &mut self,
         message: Message,
-        pong_deadline: &mut Option<Instant>,
+        pong_deadline: &mut Option<(Instant, u64)>,
         next_ping: &mut Instant,
     ) -> Result<(), Close> {
         match message {
@@ -318,8 +322,13 @@ impl Connection {
                             Incoming::Packet(packet) => self.on_packet(packet).await,
                         }
                     }
+                    // A pong answers the ping only once the ping has left the outbox: a
+                    // client that does not read (a polling session that never GETs, a
+                    // WebSocket that stopped reading) cannot keep itself alive with pongs
+                    // sent blind; it is closed at the ping timeout.
                     engine_io::Packet::Pong(_) => {
-                        if pong_deadline.take().is_some() {
+                        if pong_deadline.is_some_and(|(_, at)| self.outbox.was_taken(at)) {
+                            *pong_deadline = None;
                             *next_ping = Instant::now() + self.engine.config().ping_interval;
                         }
                         Ok(())

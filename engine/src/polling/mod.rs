@@ -17,7 +17,8 @@
 //! reader state and outbox, as a WebSocket connection's) per handshake, counted per IP from the
 //! handshake on (`max_connections_per_ip`) and in all (`max_connections` polling sessions at
 //! once, beyond: 503); a session nobody polls is closed when its ping goes unanswered
-//! (`ping_interval + ping_timeout`) or, with no namespace, at the connect timeout. One held GET
+//! (`ping_interval + ping_timeout`: a pong counts only once a GET has taken the ping, so
+//! pongs POSTed blind keep nothing alive) or, with no namespace, at the connect timeout. One held GET
 //! and one POST per session (a second of either: 400 and the session is closed; a GET that
 //! comes while the last one's answer is being written is the next poll, not a second one, and
 //! waits for it: a client may read an answer before the server is done writing it); a POST body of
