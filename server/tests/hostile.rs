@@ -1227,6 +1227,29 @@ async fn an_online_guests_nick_cannot_be_registered_from_under_it() {
     server.shutdown().await;
 }
 
+/// A join refused by the new rooms' name rule (scripts mixed) has taken its share of the join
+/// budget first: the rule's store reads (members on other nodes, a topic, a message) are
+/// bounded as joins are, however many such names a client tries.
+#[tokio::test]
+async fn joins_refused_by_the_script_rule_take_the_join_budget_first() {
+    let mut server_config = config(EngineConfig::default());
+    server_config.limits.joins_per_sec = chat_server::config::DEFAULT_JOINS_PER_SEC;
+    server_config.limits.max_rooms_per_socket = 5;
+    let (server, addr) = serve(server_config).await;
+    let mut c = Client::connect(addr).await;
+    c.join_namespace("/", Some(json!({"nick": "mixer"}))).await;
+    for i in 0..5 {
+        // A Cyrillic а in a Latin name.
+        let reply = c
+            .request("/", "join", json!({"room": format!("\u{430}pple{i}")}))
+            .await;
+        assert_eq!(reply["error"]["code"], "invalid_name", "{reply}");
+    }
+    let reply = c.request("/", "join", json!({"room": "plain"})).await;
+    assert_eq!(reply["error"]["code"], "rate_limited", "{reply}");
+    server.shutdown().await;
+}
+
 /// Room joins are budgeted per connection: a burst of the rooms-per-socket limit (so a
 /// reconnect rejoins every room at once), then 2 a second, for `join` and `since` alike. A
 /// client that CONNECTs with 100 rooms, DISCONNECTs and CONNECTs again with 100 others gets
