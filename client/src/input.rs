@@ -1,8 +1,7 @@
 //! The input line: text, a cursor kept as a *character* index (never a byte index), the
 //! history, and the horizontal scrolling that keeps the cursor visible. Columns are measured
-//! with `unicode-width`, so wide characters (CJK, most emoji) take two cells.
-
-use unicode_width::UnicodeWidthChar;
+//! as the terminal counts them ([`crate::columns`]), so wide characters (CJK, most emoji) take
+//! two cells and a spacing vowel sign (`ா`) one.
 
 /// How many submitted lines the history keeps.
 const HISTORY_MAX: usize = 200;
@@ -260,7 +259,11 @@ pub const NEWLINE_MARK: char = '↵';
 
 /// Columns a character of the input takes on screen.
 fn shown_width(c: char) -> usize {
-    if c == '\n' { 1 } else { c.width().unwrap_or(0) }
+    if c == '\n' {
+        1
+    } else {
+        crate::columns::char_columns(c)
+    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 //! and page sizes, the view (`view`) to draw; neither imports the other for it, so the
 //! rows counted when scrolling are the rows drawn.
 
+use crate::columns::{char_columns, columns};
 use jiff::tz::TimeZone;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Span;
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::sanitize;
 use crate::theme::Theme;
@@ -166,9 +166,9 @@ fn day_row(style: &RowStyle, lines: &[Line], i: usize, width: usize) -> Option<R
         return None;
     }
     let label = format!("── {} ", long_date(day));
-    let rest = width.saturating_sub(label.width());
+    let rest = width.saturating_sub(columns(&label));
     let mut text = format!("{label}{}", "─".repeat(rest));
-    if label.width() > width {
+    if columns(&label) > width {
         text = text.chars().take(width).collect();
     }
     Some(Row::styled(text, style.theme.info))
@@ -182,7 +182,7 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
     let mut cur_w = 0usize;
     let limit = |rows: &Vec<String>| if rows.is_empty() { first } else { rest }.max(1);
     for word in text.split(' ') {
-        let ww = word.width();
+        let ww = columns(word);
         let sep = usize::from(!cur.is_empty());
         if cur_w + sep + ww <= limit(&rows) {
             if sep == 1 {
@@ -202,7 +202,7 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
             continue;
         }
         for c in word.chars() {
-            let cw = c.width().unwrap_or(0);
+            let cw = char_columns(c);
             if cur_w + cw > limit(&rows) && !cur.is_empty() {
                 rows.push(std::mem::take(&mut cur));
                 cur_w = 0;
@@ -271,7 +271,7 @@ fn line_rows(style: &RowStyle, line: &Line, width: usize) -> Vec<Row> {
     };
     // Escaped, and split at its newlines: every row after the first is indented.
     let paragraphs = sanitize::rows(text);
-    let pw = ts.width() + prefix.width();
+    let pw = columns(&ts) + columns(&prefix);
     let indent = if width >= pw + 12 { pw } else { 2.min(width) };
     let first = width.saturating_sub(pw);
     let rest = width.saturating_sub(indent);
@@ -306,7 +306,7 @@ fn line_rows(style: &RowStyle, line: &Line, width: usize) -> Vec<Row> {
 
 fn marker_row(style: &RowStyle, width: usize) -> Row {
     let label = "── new ";
-    let rest = width.saturating_sub(label.width());
+    let rest = width.saturating_sub(columns(label));
     Row::styled(format!("{label}{}", "─".repeat(rest)), style.theme.marker)
 }
 

@@ -9,7 +9,7 @@
 //! Module map:
 //! - [`config`]: command-line flags and the TOML config file, merged into `Settings`.
 //! - [`command`]: the input-line parser (`/join`, `/msg`, ...) and the command/key table.
-//! - [`input`]: the line editor (character-index cursor, history, unicode-width columns).
+//! - [`input`]: the line editor (character-index cursor, history, terminal columns).
 //! - [`app`]: the model and `update` (keys, scrolling, paste); `app/window.rs` the windows,
 //!   unread/mention counts and read marker; `app/commands.rs` typed lines and Tab
 //!   completion; `app/network.rs` network events, with room history de-duplicated by
@@ -17,7 +17,8 @@
 //!   the jump to a hit.
 //! - [`layout`]: where each part of the screen goes, a window's lines and how they wrap
 //!   into rows; the model (scrolling, page size) and the view both use it.
-//! - [`view`]: the pure view; [`theme`]: dark and light colours.
+//! - [`view`]: the pure view; [`theme`]: dark and light colours; [`columns`]: the columns a
+//!   terminal gives text (every width the layout, the view and the input measure).
 //! - [`split`]: a line over the server's text limit cut into messages at word boundaries.
 //! - [`sanitize`]: text from the network made harmless for a terminal (control characters
 //!   and bidirectional overrides shown as escapes, newlines as continuation rows); both the
@@ -39,6 +40,7 @@
 //! anything on screen in `view` (text that came over the network through `sanitize`).
 
 pub mod app;
+pub mod columns;
 pub mod command;
 pub mod config;
 pub mod input;

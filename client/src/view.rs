@@ -16,14 +16,15 @@
 use std::time::Duration;
 
 use ratatui::Frame;
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, Cell};
 use ratatui::layout::{Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::Widget;
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthStr;
 
 use crate::app::{App, ConnState, NsStatus, SearchView, Window, WindowKind, hit_place};
+use crate::columns::{char_columns, columns};
 use crate::layout::{members, tail_rows, wrapped_rows};
 use crate::sanitize;
 
@@ -31,14 +32,25 @@ use crate::sanitize;
 pub fn view(app: &App, frame: &mut Frame) {
     let area = frame.area();
     frame.render_widget(app, area);
-    split_clusters(frame.buffer_mut());
+    let areas = app.areas_in(area);
+    align_to_terminal(
+        frame.buffer_mut(),
+        &[
+            areas.title,
+            areas.sidebar,
+            areas.messages,
+            areas.members,
+            areas.status,
+            areas.input,
+        ],
+    );
     if app.pending_paste.is_none() {
         let areas = app.areas_in(area);
         let (prompt, _) = input_parts(app, areas.input.width);
         let (_, col) = app
             .input
-            .visible(usize::from(areas.input.width).saturating_sub(prompt.width()));
-        let x = areas.input.x + (prompt.width() + col).min(usize::from(areas.input.width)) as u16;
+            .visible(usize::from(areas.input.width).saturating_sub(columns(&prompt)));
+        let x = areas.input.x + (columns(&prompt) + col).min(usize::from(areas.input.width)) as u16;
         frame.set_cursor_position(Position::new(
             x.min(areas.input.right().saturating_sub(1)),
             areas.input.y,
@@ -46,50 +58,108 @@ pub fn view(app: &App, frame: &mut Frame) {
     }
 }
 
-/// Splits each cluster of several columns that holds a combining mark (a consonant and its
-/// vowel sign, `வி`; a conjunct, `प्रि`) into cells of one column each: a base character with
-/// the zero-width marks after it. Terminals that measure text a code point at a time (tmux,
-/// xterm and most others) hold such a cluster as that many cells and erase them one at a
-/// time; ratatui holds it as one wide cell and, when it changes, writes only its first
-/// column, so in tmux a vowel sign stayed on screen after its nick left the member list. The
-/// bytes written for a whole row are the same. Clusters whose pieces are not one column each
-/// (a CJK character, an emoji) are left as they are: terminals hold those as one wide cell.
-pub fn split_clusters(buf: &mut Buffer) {
-    let area = buf.area;
-    for y in area.top()..area.bottom() {
-        let mut x = area.left();
-        while x < area.right() {
-            let symbol = buf[(x, y)].symbol();
-            let width = symbol.width().max(1);
-            let pieces = (width > 1
-                && symbol.chars().count() > 1
-                && symbol.chars().any(chat_protocol::names::is_mark))
-            .then(|| cluster_pieces(symbol))
-            .filter(|p| {
-                p.len() == width
-                    && p.iter().all(|piece| piece.width() == 1)
-                    && x as usize + width <= area.right() as usize
-            });
-            if let Some(pieces) = pieces {
-                let style = buf[(x, y)].style();
-                for (i, piece) in pieces.iter().enumerate() {
-                    let cell = &mut buf[(x + i as u16, y)];
-                    cell.set_symbol(piece);
-                    cell.set_style(style);
-                }
-            }
-            x = x.saturating_add(width as u16);
+/// Moves ratatui's cells to the columns the terminal will put them in, row by row inside
+/// each of `areas`. A cluster that holds a combining mark and takes more than one column,
+/// on screen or in ratatui's count, becomes cells of one terminal column each (a base
+/// character and the zero-width marks after it):
+/// - a consonant and its vowel sign (`வி`), a conjunct (`प्रि`): terminals that measure text a
+///   code point at a time (tmux, xterm and most others) hold it as that many cells and erase
+///   them one at a time, where ratatui holds one wide cell and, when it changes, writes only
+///   its first column (a vowel sign stayed on screen after its nick left the member list);
+/// - a consonant and a spacing vowel sign that unicode-width counts as no column (`நா`,
+///   `বা`, see [`crate::columns`]): the terminal gives it one more column than ratatui, so
+///   what follows moves one column right, and the row gives back a blank cell (its last
+///   blank after the cluster; the layout measured the text in terminal columns, so there is
+///   one), or, if none, its last cell.
+///
+/// Clusters whose pieces are not one column each (a CJK character, an emoji) are left as
+/// they are: terminals hold those as one wide cell, as ratatui does.
+pub fn align_to_terminal(buf: &mut Buffer, areas: &[Rect]) {
+    let whole = buf.area;
+    for area in areas.iter().map(|a| a.intersection(whole)) {
+        for y in area.top()..area.bottom() {
+            align_row(buf, area.left(), area.right(), y);
         }
     }
 }
 
-/// A cluster cut before each character that takes a column: each piece one such character
-/// and the zero-width ones after it.
+/// One row of [`align_to_terminal`], from column `left` up to `right`.
+fn align_row(buf: &mut Buffer, left: u16, right: u16, y: u16) {
+    let width = usize::from(right - left);
+    // The row's cells as the terminal will hold them, each marked when it is a blank that
+    // may be given back; built only once a cluster needs splitting.
+    let mut row: Option<Vec<(Cell, bool)>> = None;
+    // Where the first split cluster starts in `row`: blanks are given back after it.
+    let mut first_split = 0;
+    let mut x = left;
+    while x < right {
+        let cell = &buf[(x, y)];
+        let symbol = cell.symbol();
+        let wide = symbol.width().max(1);
+        let pieces = (symbol.chars().count() > 1
+            && symbol.chars().any(chat_protocol::names::is_mark)
+            && (wide > 1 || columns(symbol) > wide))
+            .then(|| cluster_pieces(symbol))
+            .filter(|p| p.len() == columns(symbol) && p.iter().all(|piece| columns(piece) == 1));
+        match (pieces, &mut row) {
+            (Some(pieces), _) => {
+                let cells = row.get_or_insert_with(|| {
+                    first_split = usize::from(x - left);
+                    (left..x).map(|x| (buf[(x, y)].clone(), false)).collect()
+                });
+                let style = cell.style();
+                for piece in pieces {
+                    let mut one = Cell::default();
+                    one.set_symbol(&piece).set_style(style);
+                    cells.push((one, false));
+                }
+            }
+            (None, Some(cells)) => {
+                for i in 0..wide as u16 {
+                    if x + i < right {
+                        let c = buf[(x + i, y)].clone();
+                        let blank = wide == 1 && c.symbol() == " ";
+                        cells.push((c, blank));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        x = x.saturating_add(wide as u16);
+    }
+    let Some(mut cells) = row else {
+        return;
+    };
+    // Give back blanks after the first split cluster, the last ones first; then cut.
+    let mut i = cells.len();
+    while cells.len() > width && i > first_split {
+        i -= 1;
+        if cells[i].1 {
+            cells.remove(i);
+        }
+    }
+    cells.truncate(width);
+    // A wide cell whose second column was cut off is a blank.
+    for (i, (cell, _)) in cells.iter_mut().enumerate() {
+        if i + cell.symbol().width().max(1) > width {
+            cell.set_symbol(" ");
+        }
+    }
+    while cells.len() < width {
+        cells.push((Cell::default(), true));
+    }
+    for (i, (cell, _)) in cells.into_iter().enumerate() {
+        buf[(left + i as u16, y)] = cell;
+    }
+}
+
+/// A cluster cut before each character that takes a terminal column: each piece one such
+/// character and the zero-width ones after it.
 fn cluster_pieces(cluster: &str) -> Vec<String> {
     let mut pieces: Vec<String> = Vec::new();
     for c in cluster.chars() {
         match pieces.last_mut() {
-            Some(last) if c.width().unwrap_or(0) == 0 => last.push(c),
+            Some(last) if char_columns(c) == 0 => last.push(c),
             _ => pieces.push(c.to_string()),
         }
     }
@@ -120,7 +190,7 @@ impl Widget for &App {
 
 /// Cuts `s` to at most `width` columns, ending in `…` when something was cut.
 fn fit_ellipsis(s: &str, width: usize) -> String {
-    if s.width() <= width {
+    if columns(s) <= width {
         return s.to_owned();
     }
     let mut out = fit(s, width.saturating_sub(1));
@@ -135,7 +205,7 @@ fn fit(s: &str, width: usize) -> String {
     let mut out = String::new();
     let mut w = 0;
     for c in s.chars() {
-        let cw = c.width().unwrap_or(0);
+        let cw = char_columns(c);
         if w + cw > width {
             break;
         }
@@ -223,7 +293,7 @@ fn render_sidebar(app: &App, area: Rect, buf: &mut Buffer) {
         if w.mentions > 0 {
             counts.push(Span::styled(format!(" @{}", w.mentions), app.theme.mention));
         }
-        let counts_w: usize = counts.iter().map(|s| s.content.width()).sum();
+        let counts_w: usize = counts.iter().map(|s| columns(&s.content)).sum();
         let name = fit_ellipsis(&sanitize::one_line(&name), width.saturating_sub(counts_w));
         let active = i == app.active;
         let style = if active {
@@ -462,14 +532,14 @@ fn input_parts(app: &App, width: u16) -> (String, String) {
         None => "> ".to_owned(),
     };
     // A long window name must not eat the input line.
-    let prompt = if prompt.width() > usize::from(width) / 3 {
+    let prompt = if columns(&prompt) > usize::from(width) / 3 {
         "> ".to_owned()
     } else {
         prompt
     };
     let (text, _) = app
         .input
-        .visible(usize::from(width).saturating_sub(prompt.width()));
+        .visible(usize::from(width).saturating_sub(columns(&prompt)));
     (prompt, text)
 }
 

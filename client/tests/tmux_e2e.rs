@@ -402,7 +402,7 @@ async fn a_day_change_a_renamed_conversation_and_a_multi_line_message() {
 
 /// An Indic nick in the member list, then gone: tmux holds `ரவி` as three cells (`ர`, `வ`,
 /// the vowel sign `ி`) and erases them one at a time, so the view splits such clusters into
-/// cells of one column (`view::split_clusters`); drawn as one wide cell, its vowel sign was
+/// cells of one column (`view::align_to_terminal`); drawn as one wide cell, its vowel sign was
 /// left on screen when the nick left the list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indic_nick_leaves_nothing_behind_in_the_member_list() {
@@ -438,5 +438,69 @@ async fn an_indic_nick_leaves_nothing_behind_in_the_member_list() {
         screen.matches("ரவி").count(),
         "a vowel sign was left behind:\n{screen}"
     );
+    server.shutdown().await;
+}
+
+/// Spacing vowel signs that unicode-width counts as no column (Tamil `ா`, Bengali `া`) take
+/// one in tmux: the view moves what follows them one column right and gives back a blank, so
+/// the nick list's border stays in its column on the message's rows, and nothing is left
+/// behind when the message area is drawn over (the search overlay here). Counted ratatui's
+/// way, the row ran one column per sign into the border and kept its last letters on screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spacing_vowel_signs_keep_their_columns_in_a_real_terminal() {
+    if !Tmux::available() {
+        println!(
+            "SKIPPED spacing_vowel_signs_keep_their_columns_in_a_real_terminal: tmux is not installed"
+        );
+        return;
+    }
+    let server = start_server(&[]).await;
+    let url = format!("ws://{}", server.local_addr());
+    let tmux = Tmux::new();
+    tmux.start(
+        100,
+        16,
+        &format!("{} --server {url} --nick alice", env!("CARGO_BIN_EXE_chat")),
+    );
+    tmux.wait_text("connected to / as alice").await;
+    tmux.line("/join #lobby");
+    tmux.wait_text("you joined #lobby").await;
+    let nadu = Client::start(&url, "nadu", &[]);
+    nadu.line("/join lobby");
+    nadu.wait_for("you joined #lobby").await;
+    // Six spacing signs, and a line long enough to wrap under its first row.
+    let text = "நாடு காலை வாழ்க বাংলা ভাষা ಕೂಡ end of the first line and then some more words to wrap it";
+    nadu.line(text);
+    let screen = tmux.wait_text("some more words").await;
+    // The terminal column of each row's second border (the nick list's), in the
+    // terminal's count.
+    let border = |screen: &str| -> Vec<usize> {
+        screen
+            .lines()
+            .skip(1)
+            .take(12)
+            .map(|row| {
+                let at: Vec<usize> = row.match_indices('\u{2502}').map(|(i, _)| i).collect();
+                at.get(1)
+                    .map_or(0, |&i| chat_client::columns::columns(&row[..i]))
+            })
+            .collect()
+    };
+    let columns = border(&screen);
+    assert!(
+        columns.iter().all(|&c| c == columns[0] && c > 0),
+        "the nick list's border moved: {columns:?}\n{screen}"
+    );
+    assert!(screen.contains("நாடு காலை"), "{screen}");
+    // Drawn over: the search overlay takes the message area.
+    tmux.keys(&["C-f"]);
+    tmux.type_text("zzz");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("zzz").await;
+    for sign in ['\u{0BBE}', '\u{09BE}', '\u{0CC2}'] {
+        assert!(!screen.contains(sign), "{sign:?} left behind:\n{screen}");
+    }
+    let (ok, out) = nadu.finish().await;
+    assert!(ok, "{out}");
     server.shutdown().await;
 }
