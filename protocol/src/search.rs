@@ -39,6 +39,11 @@ impl Phrase {
         &self.text
     }
 
+    /// Its words ([`words`]), at least one.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
     /// Whether `text` holds the phrase's words one after another.
     pub fn matches(&self, text: &str) -> bool {
         let found = words(text);
@@ -76,14 +81,11 @@ fn each_word(text: &str, mut found: impl FnMut(&str)) {
             if is_combining_mark(c) {
                 continue;
             }
-            if c.is_alphanumeric() {
-                // Lowercasing can add a mark (`İ` is `i` and a dot above): dropped too. A
-                // final sigma is a sigma, as the index's case folding has it.
+            if is_word_char(c) {
+                // Lowercasing can add a mark (`İ` is `i` and a dot above): dropped too.
                 for lower in c.to_lowercase() {
-                    match lower {
-                        'ς' => word.push('σ'),
-                        lower if !is_combining_mark(lower) => word.push(lower),
-                        _ => {}
+                    if !is_combining_mark(lower) {
+                        word.push(fold(lower));
                     }
                 }
             } else if !word.is_empty() {
@@ -94,6 +96,52 @@ fn each_word(text: &str, mut found: impl FnMut(&str)) {
     }
     if !word.is_empty() {
         found(&word);
+    }
+}
+
+/// Whether `c` belongs to a word: a letter or digit, as Rust and the full-text index's
+/// tokenizer (`unicode61`: categories L, N and Co) both count them. Rust also counts the
+/// circled, parenthesized and squared Latin letters (`Ⓐ`, `🅿`) and a few New Tai Lue and
+/// Vedic signs as letters, which the tokenizer takes for separators: separators here too.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric()
+        && !matches!(c,
+            '\u{19B0}'..='\u{19C0}' | '\u{19C8}'..='\u{19C9}' // New Tai Lue vowel and tone signs
+            | '\u{1CF2}'..='\u{1CF3}' // Vedic signs
+            | '\u{24B6}'..='\u{24E9}' // circled Latin letters
+            | '\u{1F130}'..='\u{1F149}' // squared Latin capitals
+            | '\u{1F150}'..='\u{1F169}' // negative circled Latin capitals
+            | '\u{1F170}'..='\u{1F189}' // negative squared Latin capitals
+        )
+}
+
+/// Whether `c` is a punctuation mark or symbol of Latin-1 (`«`, `×`), General Punctuation
+/// to Miscellaneous Symbols and Arrows (`’`, `—`, `€`, `→`, `★`) or the emoji blocks: a
+/// separator for [`words`] and for the tokenizer alike. (Elsewhere they may disagree: the
+/// tokenizer takes private use characters, and some code points not yet assigned, for
+/// letters.)
+fn separator_symbol(c: char) -> bool {
+    matches!(c, '\u{A0}'..='\u{BF}' | '\u{D7}' | '\u{F7}' | '\u{2000}'..='\u{2BFF}' | '\u{1F000}'..='\u{1FAFF}')
+        && !c.is_alphanumeric()
+        && !is_combining_mark(c)
+}
+
+/// A lowercase letter in the form the tokenizer's case folding gives it where that differs
+/// from lowercasing: a final sigma is a sigma, the micro sign a mu, the long s an s, the
+/// Greek symbol variants their letters.
+fn fold(c: char) -> char {
+    match c {
+        'ς' => 'σ',
+        'µ' => 'μ',
+        'ſ' => 's',
+        'ϐ' => 'β',
+        'ϑ' => 'θ',
+        'ϕ' => 'φ',
+        'ϖ' => 'π',
+        'ϰ' => 'κ',
+        'ϱ' => 'ρ',
+        'ϵ' => 'ε',
+        c => c,
     }
 }
 
@@ -139,13 +187,17 @@ pub fn spaced(c: char) -> bool {
 }
 
 /// The text as the full-text index holds it: its [`words`], one space between each two, so
-/// the index's tokenizer (which splits on the spaces and finds nothing else to fold) makes
-/// exactly those tokens, whatever the script: a Greek word typed without its accents, an
-/// Arabic one without its vowel marks, a phrase inside a run of Thai or Chinese characters,
-/// are found by the index as by the scans. The text itself when it is ASCII (the tokenizer
-/// splits and folds ASCII as [`words`] does): most texts, let through without a copy.
+/// the index's tokenizer makes exactly those tokens (its case folding leaves them as they
+/// are: [`fold`] folds as it does), whatever the script: a Greek word typed without its
+/// accents, an Arabic one without its vowel marks, a phrase inside a run of Thai or Chinese
+/// characters, are found by the index as by the scans. The text itself when it is ASCII, or
+/// when its other characters are all separators (the tokenizer splits and folds those texts
+/// as [`words`] does): most texts, let through without a copy.
 pub fn index_text(text: &str) -> Cow<'_, str> {
-    if text.is_ascii() {
+    // Also as it is: a text whose only characters beyond ASCII are punctuation and symbols
+    // of the blocks where both take them for separators (curly quotes, dashes, arrows, most
+    // emoji), which the tokenizer splits as [`words`] does.
+    if text.is_ascii() || text.chars().all(|c| c.is_ascii() || separator_symbol(c)) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -246,7 +298,28 @@ mod tests {
             Cow::Borrowed("Plain, TEXT")
         ));
         assert_eq!(index_text("¡Café!"), "cafe");
-        assert_eq!(index_text("¿?"), "");
+        assert!(
+            matches!(index_text("¿?"), Cow::Borrowed("¿?")),
+            "no word, as it is"
+        );
+    }
+
+    #[test]
+    fn letters_split_and_fold_as_the_index_tokenizer_does() {
+        // Folded as the tokenizer folds: the micro sign is a mu, the long s an s.
+        assert!(Phrase::new("5μs").expect("words").matches("took 5µs"));
+        assert!(Phrase::new("φ").expect("words").matches("ϕ angle"));
+        assert_eq!(words("ſtraſſe"), ["strasse"]);
+        // Circled and squared letters separate words, as in the tokenizer.
+        assert!(Phrase::new("Ⓐ").is_none());
+        assert!(
+            Phrase::new("parking")
+                .expect("words")
+                .matches("🅿️parking here")
+        );
+        // Curly quotes and emoji around ASCII: the text goes to the index as it is.
+        assert!(matches!(index_text("it’s “fine” 👍"), Cow::Borrowed(_)));
+        assert_eq!(index_text("took 5µs"), "took 5μs");
     }
 
     #[test]

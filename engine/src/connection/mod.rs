@@ -322,10 +322,12 @@ impl Connection {
                             Incoming::Packet(packet) => self.on_packet(packet).await,
                         }
                     }
-                    // A pong answers the ping only once the ping has left the outbox: a
-                    // client that does not read (a polling session that never GETs, a
-                    // WebSocket that stopped reading) cannot keep itself alive with pongs
-                    // sent blind; it is closed at the ping timeout.
+                    // A pong answers the ping only once the ping has left the outbox (taken
+                    // by a held GET, or by the WebSocket's writer): a polling session that
+                    // never GETs cannot keep itself alive with pongs sent blind, and is
+                    // closed at the ping timeout. (A WebSocket's writer takes the ping into
+                    // the kernel's buffers even when the client does not read: that client
+                    // is closed as a slow consumer once those fill.)
                     engine_io::Packet::Pong(_) => {
                         if pong_deadline.is_some_and(|(_, at)| self.outbox.was_taken(at)) {
                             *pong_deadline = None;
