@@ -47,6 +47,10 @@ struct Args {
     /// The database file (default: a fresh temporary file).
     #[arg(long)]
     data: Option<std::path::PathBuf>,
+    /// Every message's text (default: 100 ASCII digits). A text in another script measures
+    /// what its indexing costs (the full-text index is given its words).
+    #[arg(long)]
+    text: Option<String>,
 }
 
 #[tokio::main]
@@ -88,7 +92,10 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.senders {
         let room = format!("bench-{}", i % rooms);
         let window = args.window as usize;
-        tasks.push(senders.spawn(async move { sender(i, room, addr, window, warm, end).await }));
+        let text = args.text.clone().unwrap_or_else(|| "0123456789".repeat(10));
+        tasks.push(
+            senders.spawn(async move { sender(i, room, text, addr, window, warm, end).await }),
+        );
     }
     // CPU used during the measured window (warm-up excluded).
     let cpu = tokio::spawn(async move {
@@ -278,6 +285,7 @@ fn ack_of(ws: &mut Ws, msg: anyhow::Result<Option<Msg>>) -> anyhow::Result<Optio
 async fn sender(
     i: usize,
     room: String,
+    text: String,
     addr: std::net::SocketAddr,
     window: usize,
     warm: Instant,
@@ -292,7 +300,6 @@ async fn sender(
     ws.queue_text(&Packet::event("/", "join", vec![json!({"room": room})], Some(0)).encode_frame());
     ws.flush().await?;
     wait_ack(&mut ws, 0).await?;
-    let text = "0123456789".repeat(10);
     // Every message carries a client id, as the terminal client's do (the store looks it up
     // to keep a re-sent message once).
     let cid_prefix = format!("{:x}-", (i as u64) << 32 | u64::from(std::process::id()));

@@ -14,8 +14,8 @@
 
 use std::borrow::Cow;
 
-use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// A search text with at least one word.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,38 +64,54 @@ pub fn words(text: &str) -> Vec<String> {
 /// Calls `found` with each word of `text`, in order (see [`words`]).
 fn each_word(text: &str, mut found: impl FnMut(&str)) {
     let mut word = String::new();
-    // A spaced character is a word as it is written composed (`각`, `が`: not their jamo or
-    // their base kana and voicing mark), as the full-text index holds it ([`index_text`]);
-    // everything else is decomposed and loses its marks.
-    for composed in text.nfc() {
-        if spaced(composed) {
-            if !word.is_empty() {
-                found(&word);
-                word.clear();
-            }
-            let mut one = [0; 4];
-            found(fold_spaced(composed).encode_utf8(&mut one));
-            continue;
-        }
-        for c in std::iter::once(composed).nfd() {
-            if is_combining_mark(c) {
-                continue;
-            }
-            if is_word_char(c) {
-                // Lowercasing can add a mark (`İ` is `i` and a dot above): dropped too.
-                for lower in c.to_lowercase() {
-                    if !is_combining_mark(lower) {
-                        word.push(fold(lower));
-                    }
-                }
-            } else if !word.is_empty() {
-                found(&word);
-                word.clear();
-            }
-        }
+    // Composed first, unless it is already (most texts: the quick check answers without
+    // composing anything).
+    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        text.chars()
+            .for_each(|c| each_char(c, &mut word, &mut found));
+    } else {
+        text.nfc().for_each(|c| each_char(c, &mut word, &mut found));
     }
     if !word.is_empty() {
         found(&word);
+    }
+}
+
+/// One composed character of [`each_word`]: a spaced character is a word as it is written
+/// composed (`각`, `が`: not their jamo or their base kana and voicing mark), as the
+/// full-text index holds it ([`index_text`]); any other is decomposed and loses its marks.
+fn each_char(composed: char, word: &mut String, found: &mut impl FnMut(&str)) {
+    if spaced(composed) {
+        if !word.is_empty() {
+            found(word);
+            word.clear();
+        }
+        let mut one = [0; 4];
+        found(fold_spaced(composed).encode_utf8(&mut one));
+        return;
+    }
+    let mut one = |c: char| {
+        if is_combining_mark(c) {
+            return;
+        }
+        if is_word_char(c) {
+            let lower = c.to_lowercase();
+            if lower.len() == 1 {
+                word.extend(lower.map(fold));
+            } else {
+                // Lowercasing can add a mark (`İ` is `i` and a dot above): dropped too.
+                word.extend(lower.filter(|l| !is_combining_mark(*l)).map(fold));
+            }
+        } else if !word.is_empty() {
+            found(word);
+            word.clear();
+        }
+    };
+    // Nothing below U+00C0 decomposes.
+    if composed < '\u{C0}' {
+        one(composed);
+    } else {
+        decompose_canonical(composed, one);
     }
 }
 
