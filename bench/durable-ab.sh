@@ -8,7 +8,8 @@
 # percentiles, the CPU per acked message (all / server / store writer / senders) and the
 # indexing passes. Knobs: ROUNDS (4), SECS (5, measured after durable_bench's 1 s warm-up),
 # SENDERS (256), WINDOWS ("1 8"), EXTRA (more durable_bench flags for every run, e.g.
-# "--index-rows 2048"). Loopback only; each run bounded by a timeout.
+# "--index-rows 2048"), TEXT (every message's text, spaces and all; default durable_bench's
+# 100 ASCII digits). Loopback only; each run bounded by a timeout.
 set -u
 ROUNDS=${ROUNDS:-4}
 SECS=${SECS:-5}
@@ -26,7 +27,7 @@ for r in $(seq 1 "$ROUNDS"); do
     for b in "${order[@]}"; do
       dir="DIR_$b"
       out=$(timeout $((SECS + 60)) "${!dir}/durable_bench" --senders "$SENDERS" --window "$w" \
-        --seconds "$SECS" ${EXTRA:-} 2>&1)
+        --seconds "$SECS" ${EXTRA:-} ${TEXT:+--text "$TEXT"} 2>&1)
       acked=$(awk '/acked messages/ {print $3}' <<<"$out")
       mpc=$(awk '/messages\/commit/ {print $2}' <<<"$out")
       lat=$(sed -n 's/ack latency *//p' <<<"$out")
