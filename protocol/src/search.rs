@@ -91,6 +91,18 @@ fn each_char(composed: char, word: &mut String, found: &mut impl FnMut(&str)) {
         return;
     }
     let mut one = |c: char| {
+        // Greek and Cyrillic letters without marks, the bulk of those texts, need no lookup.
+        match c {
+            'α'..='ω' | 'а'..='я' => {
+                word.push(fold(c));
+                return;
+            }
+            'Α'..='Ρ' | 'Σ'..='Ω' | 'А'..='Я' => {
+                word.push(char::from_u32(c as u32 + 0x20).unwrap_or(c));
+                return;
+            }
+            _ => {}
+        }
         if is_combining_mark(c) {
             return;
         }
