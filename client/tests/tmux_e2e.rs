@@ -400,6 +400,22 @@ async fn a_day_change_a_renamed_conversation_and_a_multi_line_message() {
     server.shutdown().await;
 }
 
+/// A server, and `chat` as alice in #lobby in a 100 x 16 tmux pane.
+async fn alice_in_lobby() -> (chat_server::RunningServer, String, Tmux) {
+    let server = start_server(&[]).await;
+    let url = format!("ws://{}", server.local_addr());
+    let tmux = Tmux::new();
+    tmux.start(
+        100,
+        16,
+        &format!("{} --server {url} --nick alice", env!("CARGO_BIN_EXE_chat")),
+    );
+    tmux.wait_text("connected to / as alice").await;
+    tmux.line("/join #lobby");
+    tmux.wait_text("you joined #lobby").await;
+    (server, url, tmux)
+}
+
 /// An Indic nick in the member list, then gone: tmux holds `ரவி` as three cells (`ர`, `வ`,
 /// the vowel sign `ி`) and erases them one at a time, so the view splits such clusters into
 /// cells of one column (`view::align_to_terminal`); drawn as one wide cell, its vowel sign was
@@ -412,17 +428,7 @@ async fn an_indic_nick_leaves_nothing_behind_in_the_member_list() {
         );
         return;
     }
-    let server = start_server(&[]).await;
-    let url = format!("ws://{}", server.local_addr());
-    let tmux = Tmux::new();
-    tmux.start(
-        100,
-        16,
-        &format!("{} --server {url} --nick alice", env!("CARGO_BIN_EXE_chat")),
-    );
-    tmux.wait_text("connected to / as alice").await;
-    tmux.line("/join #lobby");
-    tmux.wait_text("you joined #lobby").await;
+    let (server, url, tmux) = alice_in_lobby().await;
     let ravi = Client::start(&url, "ரவி", &[]);
     ravi.line("/join lobby");
     ravi.wait_for("you joined #lobby").await;
@@ -454,17 +460,7 @@ async fn spacing_vowel_signs_keep_their_columns_in_a_real_terminal() {
         );
         return;
     }
-    let server = start_server(&[]).await;
-    let url = format!("ws://{}", server.local_addr());
-    let tmux = Tmux::new();
-    tmux.start(
-        100,
-        16,
-        &format!("{} --server {url} --nick alice", env!("CARGO_BIN_EXE_chat")),
-    );
-    tmux.wait_text("connected to / as alice").await;
-    tmux.line("/join #lobby");
-    tmux.wait_text("you joined #lobby").await;
+    let (server, url, tmux) = alice_in_lobby().await;
     let nadu = Client::start(&url, "nadu", &[]);
     nadu.line("/join lobby");
     nadu.wait_for("you joined #lobby").await;

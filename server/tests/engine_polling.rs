@@ -27,6 +27,15 @@ async fn polling_client(addr: std::net::SocketAddr) -> PollingClient {
     p
 }
 
+/// Pings every 300 ms, answered within 200 ms (on the paused clock of the timer tests).
+fn quick_pings() -> EngineConfig {
+    EngineConfig {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
 /// The session is over: a GET gets the close packet (the session ended while it waited) or
 /// 400 code 1 (it ended before), and the registry lets it go.
 async fn assert_closed(p: &mut PollingClient, s: &common::engine_app::TestServer) {
@@ -124,12 +133,7 @@ async fn a_held_get_returns_on_a_broadcast() {
 
 #[tokio::test(start_paused = true)]
 async fn a_held_get_returns_with_the_ping_and_a_pong_keeps_the_session() {
-    let s = start(EngineConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await;
+    let s = start(quick_pings()).await;
     let mut p = polling_client(s.addr()).await;
     p.auto_pong = false;
     for _ in 0..3 {
@@ -143,12 +147,7 @@ async fn a_held_get_returns_with_the_ping_and_a_pong_keeps_the_session() {
 
 #[tokio::test(start_paused = true)]
 async fn a_session_that_polls_but_never_answers_pings_is_closed_at_the_ping_timeout() {
-    let s = start(EngineConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await;
+    let s = start(quick_pings()).await;
     let mut p = polling_client(s.addr()).await;
     p.auto_pong = false;
     let started = tokio::time::Instant::now();
@@ -166,12 +165,7 @@ async fn a_session_that_polls_but_never_answers_pings_is_closed_at_the_ping_time
 
 #[tokio::test(start_paused = true)]
 async fn pongs_sent_blind_do_not_keep_a_session_that_never_polls() {
-    let s = start(EngineConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await;
+    let s = start(quick_pings()).await;
     let mut p = polling_client(s.addr()).await;
     // No GET from here on: the pings stay queued, and a pong every 100 ms answers none.
     let started = tokio::time::Instant::now();
@@ -521,10 +515,8 @@ async fn a_request_sent_one_byte_a_second_is_dropped_at_the_head_timeout() {
 #[tokio::test(start_paused = true)]
 async fn a_thousand_handshakes_never_polled_are_reaped_while_a_steady_client_chats() {
     let s = start(EngineConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(200),
         max_connections_per_ip: 2000,
-        ..Default::default()
+        ..quick_pings()
     })
     .await;
     let mut steady = polling_client(s.addr()).await;

@@ -270,6 +270,38 @@ async fn chinese_japanese_and_korean_phrases_are_found_inside_longer_runs() {
     );
 }
 
+/// Makes the file at `path` look written by schema `version`, whose full-text index held the
+/// texts as they are, and checks that such an index does not find `phrase` (an FTS5 query);
+/// then opens it (the upgrade runs) and checks it was upgraded, not repaired, with each of
+/// its `messages` indexed once.
+fn upgraded_from_raw_index(path: &Path, version: u32, phrase: &str, messages: i64) -> SqliteStore {
+    {
+        let conn = raw(path);
+        conn.execute_batch(&format!(
+            "DELETE FROM log_fts;
+             INSERT INTO log_fts (rowid, text, scope) SELECT n, text, hex(ns || ' ' || room) FROM log;
+             PRAGMA user_version = {version};"
+        ))
+        .unwrap();
+        let hits: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM log_fts WHERE log_fts MATCH ?1",
+                [format!("text : {phrase}")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(hits, 0, "a version {version} index does not find {phrase}");
+    }
+    let store = open(path, NEVER);
+    assert_eq!(
+        count(path, "PRAGMA user_version"),
+        i64::from(SCHEMA_VERSION)
+    );
+    assert_eq!(store.stats().rebuilds, 0, "an upgrade, not a repair");
+    assert_eq!(in_fts(path), messages, "each message indexed once");
+    store
+}
+
 #[tokio::test]
 async fn a_version_4_file_gets_its_chinese_japanese_and_korean_texts_indexed_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -279,31 +311,8 @@ async fn a_version_4_file_gets_its_chinese_japanese_and_korean_texts_indexed_aga
         append(&store, "a", "明日は東京タワーに行く").await;
         append(&store, "a", "the tower of tokyo").await;
     }
-    {
-        // Version 4 indexed the texts as they are: a run of CJK characters was one token.
-        let conn = raw(&path);
-        conn.execute_batch(
-            "DELETE FROM log_fts;
-             INSERT INTO log_fts (rowid, text, scope) SELECT n, text, hex(ns || ' ' || room) FROM log;
-             PRAGMA user_version = 4;",
-        )
-        .unwrap();
-        let hits: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM log_fts WHERE log_fts MATCH 'text : \" 東  京 \"'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(hits, 0, "a version 4 index does not find the phrase");
-    }
-    let store = open(&path, NEVER);
-    assert_eq!(
-        count(&path, "PRAGMA user_version"),
-        i64::from(SCHEMA_VERSION)
-    );
-    assert_eq!(store.stats().rebuilds, 0, "an upgrade, not a repair");
-    assert_eq!(in_fts(&path), 2, "each message indexed once");
+    // Version 4 indexed the texts as they are: a run of CJK characters was one token.
+    let store = upgraded_from_raw_index(&path, 4, "\" 東  京 \"", 2);
     assert_eq!(
         found(&store, &["a"], "東京").await,
         ["a:明日は東京タワーに行く"]
@@ -383,31 +392,8 @@ async fn a_version_5_file_gets_its_texts_other_than_ascii_indexed_again() {
         append(&store, "a", "สวัสดีครับ").await;
         append(&store, "a", "plain words").await;
     }
-    {
-        // Version 5 gave the tokenizer these texts as they are.
-        let conn = raw(&path);
-        conn.execute_batch(
-            "DELETE FROM log_fts;
-             INSERT INTO log_fts (rowid, text, scope) SELECT n, text, hex(ns || ' ' || room) FROM log;
-             PRAGMA user_version = 5;",
-        )
-        .unwrap();
-        let hits: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM log_fts WHERE log_fts MATCH 'text : \"ελλαδα\"'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(hits, 0, "a version 5 index keeps the accent");
-    }
-    let store = open(&path, NEVER);
-    assert_eq!(
-        count(&path, "PRAGMA user_version"),
-        i64::from(SCHEMA_VERSION)
-    );
-    assert_eq!(store.stats().rebuilds, 0, "an upgrade, not a repair");
-    assert_eq!(in_fts(&path), 3, "each message indexed once");
+    // Version 5 gave the tokenizer these texts as they are: it kept the accent.
+    let store = upgraded_from_raw_index(&path, 5, "\"ελλαδα\"", 3);
     assert_eq!(found(&store, &["a"], "ελλαδα").await, ["a:Η Ελλάδα"]);
     assert_eq!(found(&store, &["a"], "ครับ").await, ["a:สวัสดีครับ"]);
     assert_eq!(found(&store, &["a"], "plain").await, ["a:plain words"]);
