@@ -216,7 +216,7 @@ pub fn spaced(c: char) -> bool {
 
 /// The text as the full-text index holds it: its [`words`], one space between each two, so
 /// the index's tokenizer makes exactly those tokens (its case folding leaves them as they
-/// are: [`fold`] folds as it does), whatever the script: a Greek word typed without its
+/// are: the words are folded as it folds), whatever the script: a Greek word typed without its
 /// accents, an Arabic one without its vowel marks, a phrase inside a run of Thai or Chinese
 /// characters, are found by the index as by the scans. The text itself when it is ASCII, or
 /// when its other characters are all separators (the tokenizer splits and folds those texts
