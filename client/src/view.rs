@@ -45,7 +45,6 @@ pub fn view(app: &App, frame: &mut Frame) {
         ],
     );
     if app.pending_paste.is_none() {
-        let areas = app.areas_in(area);
         let (prompt, _) = input_parts(app, areas.input.width);
         let (_, col) = app
             .input
